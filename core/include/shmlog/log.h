@@ -1,0 +1,331 @@
+// shmlog's public C++ API: a log of partitions in shared memory, producers
+// that append to it and consumers (optionally in groups) that poll it.
+//
+//   auto log = shmlog::Log::open("./orders").value();
+//   auto producer = log.producer().value();
+//   producer.append(shmlog::as_bytes("hello"));
+//   auto consumer = log.consumer({.group = "billing"}).value();
+//   consumer.poll([](const shmlog::Record& r) { use(r.value); }, 64);
+//
+// Threading: a Log is shared freely; each Producer and each Consumer belongs
+// to one thread at a time. Handles keep the log's mapping alive, so they may
+// outlive the Log object they came from.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "shmlog/status.h"
+#include "shmlog/wait.h"
+
+namespace shmlog {
+
+using Bytes = std::span<const std::byte>;
+inline Bytes as_bytes(std::string_view s) noexcept {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+inline std::string_view as_string(Bytes b) noexcept {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+enum class Policy : std::uint32_t {
+  kOverwrite = 1,     // producers never wait; lapped consumers are told what they lost
+  kBackpressure = 2,  // a segment is reused only after every group committed past it
+};
+
+struct LogOptions {
+  std::uint32_t partitions = 1;
+  std::uint64_t segment_size = 4u << 20;  // a power of two, >= 64 KiB
+  std::uint32_t ring_segments = 16;       // >= 2; ring = 64 MiB per partition
+  Policy policy = Policy::kBackpressure;
+  std::uint32_t max_record_size = 1u << 20;  // key + value bytes
+  std::uint32_t max_producers = 256;
+  std::uint32_t max_groups = 64;
+  std::uint32_t max_members = 32;  // consumers per group
+  // A claim left uncommitted this long (or whose producer died) is abandoned.
+  std::chrono::milliseconds claim_timeout{1000};
+  std::uint32_t mode = 0600;  // permissions of the shared memory and files
+  bool checksums = false;     // producers store a CRC32C; consumers verify it
+};
+
+// Checks options before anything is created; the error names the option.
+Status validate(const LogOptions& options);
+
+// Outcome of a hot-path operation. No strings, no allocation.
+enum class Errc : std::uint8_t {
+  kOk = 0,
+  kEmpty,                // nothing to read (poll)
+  kTooLarge,             // key + value exceed max_record_size
+  kBadPartition,         // partition out of range
+  kBackpressureTimeout,  // the ring stayed full past the producer's timeout
+  kRevoked,              // the claim stalled past claim_timeout and was abandoned
+  kBadState,             // claim not open, handle moved-from, or similar misuse
+};
+const char* errc_name(Errc e) noexcept;
+
+struct AppendResult {
+  Errc error = Errc::kOk;
+  std::uint32_t partition = 0;
+  std::uint64_t offset = 0;  // the record's offset in its partition
+  explicit operator bool() const noexcept { return error == Errc::kOk; }
+};
+
+// A record handed to a poll handler. key and value view shared memory and
+// are valid only during the handler call.
+struct Record {
+  std::uint32_t partition = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t next_offset = 0;  // where the next record starts
+  std::uint64_t timestamp_ns = 0;  // CLOCK_REALTIME at commit, 0 if disabled
+  std::uint16_t producer_id = 0;
+  std::uint16_t producer_epoch = 0;
+  std::uint64_t sequence = 0;
+  Bytes key;
+  Bytes value;
+};
+
+class Log;
+namespace detail {
+struct LogState;
+struct ProducerState;
+struct ConsumerState;
+}  // namespace detail
+
+// An open claim: write key and value in place, then commit or abort it.
+class Claim {
+ public:
+  std::span<std::byte> key() const noexcept { return {data_, key_size_}; }
+  std::span<std::byte> value() const noexcept { return {data_ + key_size_, value_size_}; }
+  Errc error() const noexcept { return error_; }
+  std::uint32_t partition() const noexcept { return partition_; }
+  std::uint64_t offset() const noexcept { return offset_; }
+  explicit operator bool() const noexcept { return error_ == Errc::kOk && data_ != nullptr; }
+
+ private:
+  friend class Producer;
+  std::byte* data_ = nullptr;
+  std::uint32_t key_size_ = 0;
+  std::uint32_t value_size_ = 0;
+  std::uint32_t partition_ = 0;
+  std::uint64_t offset_ = 0;
+  Errc error_ = Errc::kBadState;
+};
+
+struct ProducerOptions {
+  // Partition for records without a key; keyed records hash to a partition.
+  std::uint32_t partition = 0;
+  // The only writer of every partition: claims become plain stores. Fails
+  // with kBusy while any other producer is attached, and vice versa.
+  bool exclusive = false;
+  // How long append waits for space under backpressure.
+  std::chrono::nanoseconds backpressure_timeout = std::chrono::seconds(10);
+  WaitStrategy wait = WaitStrategy::backoff();
+  bool timestamps = true;  // stamp each record with CLOCK_REALTIME
+  std::string name;        // shown by tools
+};
+
+// Appends records. One thread at a time; not copyable.
+class Producer {
+ public:
+  Producer(Producer&&) noexcept;
+  Producer& operator=(Producer&&) noexcept;
+  ~Producer();
+
+  // Copies `value` into a new record of the default partition.
+  [[nodiscard]] AppendResult append(Bytes value) noexcept;
+  // A keyed record goes to partition_for(key).
+  [[nodiscard]] AppendResult append(Bytes key, Bytes value) noexcept;
+  [[nodiscard]] AppendResult append_to(std::uint32_t partition, Bytes key, Bytes value) noexcept;
+  // Appends values in order; stops at the first error. Returns the number
+  // appended and, in `last`, the result of the last attempt.
+  std::size_t append_batch(std::span<const Bytes> values, AppendResult* last = nullptr) noexcept;
+
+  // Zero-copy: reserve space, write it, then commit() or abort(). A claim
+  // must be committed or aborted before the next claim of this producer.
+  [[nodiscard]] Claim claim(std::size_t value_size, std::size_t key_size = 0) noexcept;
+  [[nodiscard]] Claim claim_in(std::uint32_t partition, std::size_t value_size,
+                               std::size_t key_size = 0) noexcept;
+  [[nodiscard]] AppendResult commit(Claim& claim) noexcept;
+  void abort(Claim& claim) noexcept;
+
+  std::uint32_t partition_for(Bytes key) const noexcept;
+  std::uint16_t id() const noexcept;
+  // Sets the sequence number the next record carries (it then counts up).
+  void set_next_sequence(std::uint64_t sequence) noexcept;
+
+ private:
+  friend class Log;
+  explicit Producer(std::unique_ptr<detail::ProducerState> state);
+  std::unique_ptr<detail::ProducerState> state_;
+};
+
+enum class DeliveryMode : std::uint8_t {
+  kAtMostOnce,   // the offset is committed before the records are handed out
+  kAtLeastOnce,  // the offset is committed after the handler returns
+  kManual,       // the application calls commit()
+};
+
+struct StartFrom {
+  enum class Kind : std::uint8_t { kEarliest, kLatest, kOffset };
+  Kind kind = Kind::kEarliest;
+  std::uint64_t offset = 0;
+  static StartFrom earliest() { return {}; }
+  static StartFrom latest() { return {Kind::kLatest, 0}; }
+  static StartFrom at(std::uint64_t offset) { return {Kind::kOffset, offset}; }
+};
+
+struct ConsumerOptions {
+  // Empty: a private reader of `partitions` (all when empty) with no commits.
+  std::string group;
+  DeliveryMode mode = DeliveryMode::kAtLeastOnce;
+  std::uint32_t commit_every = 1;  // records per automatic commit
+  // Where a new group (or a private reader) starts; a group member that
+  // inherits a partition resumes from the group's committed offset.
+  StartFrom from = StartFrom::earliest();
+  std::vector<std::uint32_t> partitions;  // private readers only
+  WaitStrategy wait = WaitStrategy::backoff();
+};
+
+struct PollResult {
+  std::size_t records = 0;
+  std::uint64_t lost_bytes = 0;  // skipped because the ring lapped this consumer
+  std::uint64_t corrupt = 0;     // records refused by validation (bytes skipped)
+};
+
+// A callable reference (non-owning) for poll handlers: one indirect call
+// per record, no allocation.
+class RecordHandler {
+ public:
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, RecordHandler>>>
+  RecordHandler(F&& f) noexcept  // NOLINT: implicit by design
+      : object_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* o, const Record& r) { (*static_cast<std::remove_reference_t<F>*>(o))(r); }) {}
+  void operator()(const Record& r) const { call_(object_, r); }
+
+ private:
+  void* object_;
+  void (*call_)(void*, const Record&);
+};
+
+// Reads records. One thread at a time; not copyable.
+class Consumer {
+ public:
+  Consumer(Consumer&&) noexcept;
+  Consumer& operator=(Consumer&&) noexcept;
+  // Commits what was processed (at-least-once), leaves the group.
+  ~Consumer();
+
+  // Hands up to `max` committed records to `handler`, in offset order per
+  // partition, and returns at once (records == 0 when there are none).
+  PollResult poll(RecordHandler handler, std::size_t max = 64);
+  // As poll, but waits up to `timeout` (with the consumer's wait strategy)
+  // for at least one record.
+  PollResult poll_wait(RecordHandler handler, std::size_t max, std::chrono::nanoseconds timeout);
+
+  // Commits the position of every owned partition (what was handed out).
+  void commit() noexcept;
+  // Commits `offset` for `partition` (must be owned and at most the position).
+  Status commit(std::uint32_t partition, std::uint64_t offset);
+  // Moves the position of an owned partition; `offset` must be a record
+  // boundary that is still in the ring.
+  Status seek(std::uint32_t partition, std::uint64_t offset);
+  std::optional<std::uint64_t> position(std::uint32_t partition) const noexcept;
+  // Partitions this consumer reads now (changes when group members come and go).
+  std::vector<std::uint32_t> assignment() const;
+  std::uint64_t lost_bytes() const noexcept;
+  // Leaves the group (committing as the mode says) and releases partitions.
+  void close() noexcept;
+
+ private:
+  friend class Log;
+  explicit Consumer(std::unique_ptr<detail::ConsumerState> state);
+  std::unique_ptr<detail::ConsumerState> state_;
+};
+
+// What tools show about a log (a snapshot, read without locks).
+struct LogInfo {
+  std::string path;
+  std::string shm_name;
+  std::uint64_t log_id = 0;
+  std::uint32_t version_major = 0, version_minor = 0;
+  LogOptions options;
+  std::uint64_t shm_bytes = 0;
+  struct Partition {
+    std::uint32_t index = 0;
+    std::uint64_t earliest_offset = 0;  // oldest record still in the ring
+    std::uint64_t end_offset = 0;       // tail: where the next claim starts
+    std::uint32_t writers = 0;
+    bool exclusive = false;
+  };
+  std::vector<Partition> partitions;
+  struct GroupPartition {
+    std::uint32_t partition = 0;
+    std::uint64_t committed_offset = 0;
+    std::uint64_t end_offset = 0;
+    std::uint64_t lag_bytes = 0;
+    std::uint64_t lag_records = 0;  // counted by walking the ring
+    int owner = -1;                 // member index, -1 when unowned
+  };
+  struct Group {
+    std::string name;
+    std::uint32_t members = 0;
+    std::uint64_t membership_epoch = 0;
+    std::vector<GroupPartition> partitions;
+  };
+  std::vector<Group> groups;
+  struct ProducerInfo {
+    std::uint16_t id = 0;
+    std::string name;
+    std::uint32_t pid = 0;
+    bool alive = false;
+    bool exclusive = false;
+    std::uint64_t appends = 0;
+    std::uint64_t bytes = 0;
+  };
+  std::vector<ProducerInfo> producers;
+};
+
+class Log {
+ public:
+  // Creates the log directory `path` (empty or absent) and its shared memory.
+  static Result<Log> create(const std::string& path, const LogOptions& options = {});
+  // Opens an existing log; recreates its shared memory if it is gone, and
+  // reaps what dead processes left behind (claims, producer ids, members).
+  static Result<Log> open(const std::string& path);
+  // Removes the shared memory and the log's files, then the directory.
+  static Status remove(const std::string& path);
+  // A log in this process's memory only (no files): for tests and embedding.
+  static Result<Log> create_in_memory(const LogOptions& options = {});
+
+  Result<Producer> producer(const ProducerOptions& options = {}) const;
+  Result<Consumer> consumer(const ConsumerOptions& options = {}) const;
+  LogInfo info() const;
+  const LogOptions& options() const noexcept;
+  const std::string& path() const noexcept;
+  // Reaps dead producers, members and stalled claims now (open does it too).
+  void sweep() const;
+
+ private:
+  explicit Log(std::shared_ptr<detail::LogState> state) : state_(std::move(state)) {}
+  std::shared_ptr<detail::LogState> state_;
+};
+
+// Parses "123", "64K", "4M", "1G" (powers of 1024).
+Result<std::uint64_t> parse_size(std::string_view text);
+
+namespace testing {
+// Test-only: the next claim committed by this process kills the process
+// (SIGKILL) after its claim is registered and before it commits.
+void die_between_claim_and_commit(bool enable) noexcept;
+}  // namespace testing
+
+}  // namespace shmlog

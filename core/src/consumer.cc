@@ -1,0 +1,645 @@
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include "log_state.h"
+#include "record.h"
+#include "shmlog/log.h"
+
+namespace shmlog {
+namespace detail {
+
+using format::atomic;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+constexpr auto kActive = static_cast<std::uint32_t>(format::SlotState::kActive);
+constexpr auto kFree = static_cast<std::uint32_t>(format::SlotState::kFree);
+constexpr std::size_t kBatch = 256;
+constexpr auto kLivenessInterval = std::chrono::milliseconds(100);
+}  // namespace
+
+struct ConsumerState {
+  std::shared_ptr<LogState> log;
+  bool grouped = false;
+  std::uint32_t group = 0;
+  std::uint32_t member = 0;
+  DeliveryMode mode = DeliveryMode::kAtLeastOnce;
+  std::uint32_t commit_every = 1;
+  WaitStrategy wait;
+  std::uint64_t epoch_seen = UINT64_MAX;
+  Clock::time_point last_liveness_check{};
+  std::uint64_t lost_bytes = 0;
+  std::size_t next = 0;  // round-robin start among partitions
+
+  struct Part {
+    std::uint32_t partition = 0;
+    bool owned = false;
+    std::uint64_t position = 0;
+    std::uint64_t committed = 0;
+    std::uint32_t uncommitted = 0;
+    std::uint64_t segment = UINT64_MAX;  // segment whose slot was last validated
+    std::byte* segment_base = nullptr;
+    std::uint64_t stall_position = UINT64_MAX;
+    std::uint32_t stall_polls = 0;
+    Clock::time_point stall_since{};
+  };
+  std::vector<Part> parts;
+  bool force_stall_check = false;
+  PollResult* result = nullptr;  // of the poll in progress
+
+  ~ConsumerState() { close(); }
+
+  format::OffsetSlot& slot(const Part& part) const { return log->offset_slot(part.partition, group); }
+
+  enum class Read : std::uint8_t { kRecord, kNone };
+  Read read_at(Part& part, std::uint64_t& position, Record* out) noexcept;
+  void on_lapped(Part& part, std::uint64_t& position) noexcept;
+  bool still_valid(const Part& part, std::uint64_t position) const noexcept;
+  void commit_position(Part& part, std::uint64_t position) noexcept;
+  std::size_t poll_partition(Part& part, RecordHandler& handler, std::size_t max);
+  void rebalance();
+  void check_liveness();
+  bool try_acquire(Part& part);
+  void release(Part& part) noexcept;
+  bool any_ready() const noexcept;
+  void close() noexcept;
+};
+
+// A record boundary at or before `target` in partition p, found by walking
+// from the start of target's segment; stops early at an unresolved record.
+Result<std::uint64_t> find_boundary(const LogState& s, std::uint32_t p, std::uint64_t target) {
+  const std::uint64_t earliest = s.earliest(p);
+  const std::uint64_t tail = s.tail(p);
+  if (target < earliest || target > tail) {
+    return Status(Status::Code::kInvalidArgument,
+                  "offset " + std::to_string(target) + " of partition " + std::to_string(p) +
+                      " is outside the ring (" + std::to_string(earliest) + ".." + std::to_string(tail) + ")");
+  }
+  std::uint64_t pos = target & ~s.segment_mask;
+  if (pos < earliest) pos = earliest;
+  while (pos < target) {
+    const std::uint64_t v = atomic(*word_at(s, p, pos)).load(std::memory_order_acquire);
+    const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
+    if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;
+    if (pos + d.aligned_length > target) break;
+    pos += d.aligned_length;
+  }
+  return pos;
+}
+
+void ConsumerState::on_lapped(Part& part, std::uint64_t& position) noexcept {
+  const std::uint64_t earliest = log->earliest(part.partition);
+  if (earliest > position) {
+    lost_bytes += earliest - position;
+    if (result != nullptr) result->lost_bytes += earliest - position;
+    position = earliest;
+  }
+  part.segment = UINT64_MAX;
+}
+
+bool ConsumerState::still_valid(const Part& part, std::uint64_t position) const noexcept {
+  const std::uint64_t segment = position >> log->segment_shift;
+  // Pairs with the release that publishes a prepared slot.
+  const std::uint64_t w = atomic(log->descriptor(part.partition, segment).state_word).load(std::memory_order_acquire);
+  return format::segment_index(w) == segment;
+}
+
+ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, Record* out) noexcept {
+  const LogState& s = *log;
+  const std::uint32_t p = part.partition;
+  for (;;) {
+    const std::uint64_t segment = position >> s.segment_shift;
+    if (segment != part.segment) {
+      const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+      const std::uint64_t held = format::segment_index(w);
+      if (held > segment) {
+        on_lapped(part, position);
+        continue;
+      }
+      if (held < segment || format::segment_state(w) != format::SegmentState::kReady) return Read::kNone;
+      part.segment = segment;
+      part.segment_base = s.segment_base(p, segment);
+    }
+    const std::uint64_t offset = position & s.segment_mask;
+    auto* header = reinterpret_cast<format::RecordHeader*>(part.segment_base + offset);
+    // Pairs with the producer's release (seq_cst) store or CAS of the commit word.
+    const std::uint64_t v = atomic(header->commit_word).load(std::memory_order_acquire);
+    const auto d = record::decode(v, offset, s.segment_size, s.max_frame);
+    switch (d.kind) {
+      case record::Kind::kData: {
+        const std::byte* body = part.segment_base + offset + format::kRecordHeaderSize;
+        const std::uint32_t body_size = d.frame_length - static_cast<std::uint32_t>(format::kRecordHeaderSize);
+        if ((d.flags & format::kRecordFlagChecksum) != 0 &&
+            record::checksum(*header, v, body, body_size) != header->checksum) {
+          if (!still_valid(part, position)) {
+            on_lapped(part, position);
+            continue;
+          }
+          if (result != nullptr) result->corrupt += d.aligned_length;
+          position += d.aligned_length;
+          continue;
+        }
+        out->partition = p;
+        out->offset = position;
+        out->next_offset = position + d.aligned_length;
+        out->timestamp_ns = header->timestamp_ns;
+        out->producer_id = header->producer_id;
+        out->producer_epoch = header->producer_epoch;
+        out->sequence = header->sequence;
+        out->key = Bytes(body, d.key_length);
+        out->value = Bytes(body + d.key_length, body_size - d.key_length);
+        // Overwrite policy: the slot may have been reused while we read.
+        if (s.options.policy == Policy::kOverwrite && !still_valid(part, position)) {
+          on_lapped(part, position);
+          continue;
+        }
+        return Read::kRecord;
+      }
+      case record::Kind::kSkip:
+        position += d.aligned_length;
+        continue;
+      case record::Kind::kCorrupt:
+        if (!still_valid(part, position)) {
+          on_lapped(part, position);
+          continue;
+        }
+        // Nothing after a bad length can be trusted in this segment: skip to
+        // its end and count the bytes.
+        if (result != nullptr) result->corrupt += s.segment_size - offset;
+        position = (position | s.segment_mask) + 1;
+        continue;
+      case record::Kind::kEmpty:
+      case record::Kind::kInProgress:
+      case record::Kind::kUnblocking: {
+        // Usually just "nothing yet". Every 64th look (or before parking),
+        // time the stall and let unblock() abandon a dead or stuck claim.
+        if (part.stall_position != position) {
+          part.stall_position = position;
+          part.stall_polls = 0;
+          part.stall_since = Clock::time_point{};
+          return Read::kNone;
+        }
+        if ((++part.stall_polls & 63) != 0 && !force_stall_check) return Read::kNone;
+        const auto now = Clock::now();
+        if (part.stall_since == Clock::time_point{}) {
+          if (d.kind == record::Kind::kEmpty && s.tail(p) <= position) return Read::kNone;  // idle
+          part.stall_since = now;
+          return Read::kNone;
+        }
+        if (!unblock(s, p, position, now - part.stall_since)) return Read::kNone;
+        part.stall_position = UINT64_MAX;
+        continue;
+      }
+    }
+  }
+}
+
+void ConsumerState::commit_position(Part& part, std::uint64_t position) noexcept {
+  part.uncommitted = 0;
+  if (!grouped || position == part.committed) return;
+  part.committed = position;
+  auto& sl = slot(part);
+  atomic(sl.commit_time_ns).store(now_realtime_ns(), std::memory_order_relaxed);
+  // seq_cst: ordered before the waiter check (producers increment
+  // space_waiters, then re-read committed offsets).
+  atomic(sl.committed_offset).store(position, std::memory_order_seq_cst);
+  if (atomic(log->header->space_waiters).load(std::memory_order_seq_cst) != 0) log->wake_producers();
+}
+
+std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, std::size_t max) {
+  const bool overwrite = log->options.policy == Policy::kOverwrite;
+  std::size_t delivered = 0;
+  if (mode == DeliveryMode::kAtMostOnce && grouped) {
+    // Commit first, then hand out: a crash in the handler loses, never repeats.
+    std::array<Record, kBatch> batch;
+    while (delivered < max) {
+      const std::size_t want = std::min({max - delivered, std::size_t{commit_every}, kBatch});
+      std::size_t count = 0;
+      std::uint64_t position = part.position;
+      while (count < want && read_at(part, position, &batch[count]) == Read::kRecord) {
+        position = batch[count].next_offset;
+        ++count;
+      }
+      part.position = position;
+      if (count == 0) break;
+      commit_position(part, position);
+      for (std::size_t i = 0; i < count; ++i) {
+        handler(batch[i]);
+        if (overwrite && !still_valid(part, batch[i].offset)) {
+          // The slot was reused during delivery: what follows is gone.
+          on_lapped(part, part.position);
+          return delivered + i + 1;
+        }
+      }
+      delivered += count;
+    }
+    return delivered;
+  }
+  Record r;
+  while (delivered < max) {
+    std::uint64_t position = part.position;
+    if (read_at(part, position, &r) != Read::kRecord) {
+      part.position = position;  // past any padding or abandoned records
+      break;
+    }
+    handler(r);
+    ++delivered;
+    part.position = r.next_offset;
+    if (overwrite && !still_valid(part, r.offset)) {
+      on_lapped(part, part.position);
+      break;
+    }
+    if (mode == DeliveryMode::kAtLeastOnce && ++part.uncommitted >= commit_every) {
+      commit_position(part, part.position);
+    }
+  }
+  return delivered;
+}
+
+bool ConsumerState::try_acquire(Part& part) {
+  const LogState& s = *log;
+  auto owner = atomic(slot(part).owner);
+  std::uint32_t current = owner.load(std::memory_order_acquire);
+  if (current != 0 && current != member + 1) {
+    // Held by another member: it lets go when it sees the new membership,
+    // or is reaped when it is dead.
+    const std::uint32_t m = current - 1;
+    if (m >= s.options.max_members) {
+      owner.compare_exchange_strong(current, 0, std::memory_order_acq_rel);  // garbage: clear it
+    } else {
+      const auto& other = s.member(group, m);
+      if (atomic(const_cast<std::uint32_t&>(other.state)).load(std::memory_order_acquire) == kFree) {
+        owner.compare_exchange_strong(current, 0, std::memory_order_acq_rel);
+      }
+    }
+    return false;
+  }
+  if (current == 0 && !owner.compare_exchange_strong(current, member + 1, std::memory_order_acq_rel)) {
+    return false;
+  }
+  // Resume from the group's committed offset (pairs with commit_position's store).
+  std::uint64_t committed = atomic(slot(part).committed_offset).load(std::memory_order_acquire);
+  const std::uint64_t earliest = s.earliest(part.partition);
+  const std::uint64_t tail = s.tail(part.partition);
+  if (committed < earliest) {
+    lost_bytes += earliest - committed;
+    if (result != nullptr) result->lost_bytes += earliest - committed;
+    committed = earliest;
+  }
+  if (committed > tail) committed = tail;
+  // Shared memory is written by others: resume only at a record boundary.
+  auto boundary = find_boundary(s, part.partition, committed);
+  part.position = boundary.ok() ? *boundary : committed;
+  part.committed = part.position;
+  part.uncommitted = 0;
+  part.segment = UINT64_MAX;
+  part.stall_position = UINT64_MAX;
+  part.owned = true;
+  return true;
+}
+
+void ConsumerState::release(Part& part) noexcept {
+  if (!part.owned) return;
+  if (mode == DeliveryMode::kAtLeastOnce) commit_position(part, part.position);
+  std::uint32_t mine = member + 1;
+  atomic(slot(part).owner).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+  part.owned = false;
+}
+
+void ConsumerState::check_liveness() {
+  const LogState& s = *log;
+  for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
+    if (m == member) continue;
+    const auto& other = s.member(group, m);
+    if (atomic(const_cast<std::uint32_t&>(other.state)).load(std::memory_order_acquire) != kActive) continue;
+    if (shm::is_alive({other.pid, other.start_time})) continue;
+    AdminLock lock(s);
+    if (atomic(const_cast<std::uint32_t&>(other.state)).load(std::memory_order_acquire) == kActive &&
+        !shm::is_alive({other.pid, other.start_time})) {
+      release_member(s, group, m);
+    }
+  }
+}
+
+void ConsumerState::rebalance() {
+  if (!grouped) return;
+  const LogState& s = *log;
+  const auto now = Clock::now();
+  if (now - last_liveness_check >= kLivenessInterval) {
+    last_liveness_check = now;
+    check_liveness();
+  }
+  const std::uint64_t epoch = atomic(s.group(group).membership_epoch).load(std::memory_order_acquire);
+  if (epoch != epoch_seen) {
+    epoch_seen = epoch;
+    // Partition p goes to the (p mod n)-th live member, in slot order.
+    std::uint32_t rank = 0, live = 0;
+    for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
+      if (atomic(s.member(group, m).state).load(std::memory_order_acquire) != kActive) continue;
+      if (m == member) rank = live;
+      ++live;
+    }
+    live = std::max<std::uint32_t>(live, 1);
+    std::vector<Part> kept;
+    for (Part& part : parts) {
+      if (part.partition % live == rank) {
+        kept.push_back(part);
+      } else {
+        release(part);
+      }
+    }
+    for (std::uint32_t p = rank; p < s.options.partitions; p += live) {
+      if (std::none_of(kept.begin(), kept.end(), [&](const Part& x) { return x.partition == p; })) {
+        Part part;
+        part.partition = p;
+        kept.push_back(part);
+      }
+    }
+    std::sort(kept.begin(), kept.end(), [](const Part& a, const Part& b) { return a.partition < b.partition; });
+    parts = std::move(kept);
+    // Others waiting for partitions we let go of: wake them.
+    s.wake_consumers();
+  }
+  for (Part& part : parts) {
+    if (!part.owned) try_acquire(part);
+  }
+}
+
+bool ConsumerState::any_ready() const noexcept {
+  const LogState& s = *log;
+  for (const Part& part : parts) {
+    if (!part.owned) continue;
+    const std::uint64_t segment = part.position >> s.segment_shift;
+    const std::uint64_t w = atomic(s.descriptor(part.partition, segment).state_word).load(std::memory_order_acquire);
+    if (format::segment_index(w) != segment) return true;  // lapped or moved on: poll handles it
+    if (format::segment_state(w) != format::SegmentState::kReady) continue;
+    const std::uint64_t v = atomic(*word_at(s, part.partition, part.position)).load(std::memory_order_seq_cst);
+    if (format::word_length(v) > 0) return true;
+  }
+  return false;
+}
+
+void ConsumerState::close() noexcept {
+  if (!log) return;
+  if (grouped) {
+    for (Part& part : parts) release(part);
+    AdminLock lock(*log);
+    release_member(*log, group, member);
+  }
+  parts.clear();
+  log.reset();
+}
+
+}  // namespace detail
+
+// ----------------------------------------------------------------------------
+
+using detail::ConsumerState;
+
+namespace {
+
+Result<std::uint64_t> start_position(const detail::LogState& s, std::uint32_t p, const StartFrom& from) {
+  switch (from.kind) {
+    case StartFrom::Kind::kEarliest: return s.earliest(p);
+    case StartFrom::Kind::kLatest: return s.tail(p);
+    case StartFrom::Kind::kOffset: {
+      auto boundary = detail::find_boundary(s, p, from.offset);
+      if (!boundary.ok()) return boundary;
+      if (*boundary != from.offset) {
+        return Status(Status::Code::kInvalidArgument,
+                      "offset " + std::to_string(from.offset) + " of partition " + std::to_string(p) +
+                          " is not a record boundary (the record there starts at " + std::to_string(*boundary) + ")");
+      }
+      return from.offset;
+    }
+  }
+  return s.earliest(p);
+}
+
+}  // namespace
+
+Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
+  const detail::LogState& s = *state_;
+  if (options.commit_every < 1) {
+    return Status(Status::Code::kInvalidArgument, "commit_every must be at least 1");
+  }
+  auto st = std::make_unique<ConsumerState>();
+  st->log = state_;
+  st->mode = options.mode;
+  st->commit_every = options.commit_every;
+  st->wait = options.wait;
+  if (options.group.empty()) {
+    std::vector<std::uint32_t> partitions = options.partitions;
+    if (partitions.empty()) {
+      for (std::uint32_t p = 0; p < s.options.partitions; ++p) partitions.push_back(p);
+    }
+    for (std::uint32_t p : partitions) {
+      if (p >= s.options.partitions) {
+        return Status(Status::Code::kInvalidArgument, "partition " + std::to_string(p) +
+                                                          " out of range: the log has " +
+                                                          std::to_string(s.options.partitions));
+      }
+      auto start = start_position(s, p, options.from);
+      if (!start.ok()) return std::move(start).status();
+      ConsumerState::Part part;
+      part.partition = p;
+      part.owned = true;
+      part.position = part.committed = *start;
+      st->parts.push_back(part);
+    }
+    return Consumer(std::move(st));
+  }
+  if (!options.partitions.empty()) {
+    return Status(Status::Code::kInvalidArgument, "a group member cannot choose partitions: the group assigns them");
+  }
+  if (options.group.size() >= format::kNameCapacity || options.group.find('\0') != std::string::npos) {
+    return Status(Status::Code::kInvalidArgument, "group name must be 1..63 bytes without NUL");
+  }
+  const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
+  const auto free_state = static_cast<std::uint32_t>(format::SlotState::kFree);
+  {
+    detail::AdminLock lock(s);
+    std::uint32_t g = 0, free_group = s.options.max_groups;
+    for (; g < s.options.max_groups; ++g) {
+      auto& group = s.group(g);
+      const std::uint32_t state = format::atomic(group.state).load(std::memory_order_acquire);
+      if (state == active && options.group == std::string(group.name, strnlen(group.name, sizeof group.name))) break;
+      if (state == free_state && free_group == s.options.max_groups) free_group = g;
+    }
+    if (g == s.options.max_groups) {
+      if (free_group == s.options.max_groups) {
+        return Status(Status::Code::kBusy, "all " + std::to_string(s.options.max_groups) + " group slots of " +
+                                               s.path + " are in use (see --max-groups)");
+      }
+      g = free_group;
+      auto& group = s.group(g);
+      // A new group starts where `from` says, on every partition.
+      for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+        auto start = start_position(s, p, options.from);
+        if (!start.ok()) return std::move(start).status();
+        auto& slot = s.offset_slot(p, g);
+        slot.owner = 0;
+        slot.commit_time_ns = 0;
+        format::atomic(slot.committed_offset).store(*start, std::memory_order_relaxed);
+      }
+      std::memset(group.name, 0, sizeof group.name);
+      std::memcpy(group.name, options.group.data(), options.group.size());
+      group.created_ns = detail::now_realtime_ns();
+      for (std::uint32_t m = 0; m < s.options.max_members; ++m) s.member(g, m).state = free_state;
+      // Activation publishes the slots (pairs with min_committed's acquire).
+      format::atomic(group.state).store(active, std::memory_order_release);
+    }
+    std::uint32_t m = 0;
+    while (m < s.options.max_members &&
+           format::atomic(s.member(g, m).state).load(std::memory_order_acquire) != free_state) {
+      ++m;
+    }
+    if (m == s.options.max_members) {
+      return Status(Status::Code::kBusy, "group '" + options.group + "' already has " +
+                                             std::to_string(s.options.max_members) + " members (see --max-members)");
+    }
+    auto& member = s.member(g, m);
+    const shm::ProcessId self = shm::self();
+    member.pid = self.pid;
+    member.start_time = self.start_time;
+    member.joined_ns = detail::now_realtime_ns();
+    format::atomic(member.state).store(active, std::memory_order_release);
+    format::atomic(s.group(g).membership_epoch).fetch_add(1, std::memory_order_acq_rel);
+    st->grouped = true;
+    st->group = g;
+    st->member = m;
+  }
+  s.wake_consumers();  // members parked in poll_wait pick up the new membership
+  st->rebalance();
+  return Consumer(std::move(st));
+}
+
+Consumer::Consumer(std::unique_ptr<ConsumerState> state) : state_(std::move(state)) {}
+Consumer::Consumer(Consumer&&) noexcept = default;
+Consumer& Consumer::operator=(Consumer&&) noexcept = default;
+Consumer::~Consumer() = default;
+
+PollResult Consumer::poll(RecordHandler handler, std::size_t max) {
+  PollResult result;
+  ConsumerState* st = state_.get();
+  if (st == nullptr || !st->log || max == 0) return result;
+  st->result = &result;
+  st->rebalance();
+  const std::size_t n = st->parts.size();
+  for (std::size_t i = 0; i < n && result.records < max; ++i) {
+    auto& part = st->parts[(st->next + i) % n];
+    if (part.owned) result.records += st->poll_partition(part, handler, max - result.records);
+  }
+  if (n > 0) st->next = (st->next + 1) % n;
+  st->result = nullptr;
+  return result;
+}
+
+PollResult Consumer::poll_wait(RecordHandler handler, std::size_t max, std::chrono::nanoseconds timeout) {
+  ConsumerState* st = state_.get();
+  if (st == nullptr || !st->log) return {};
+  const detail::LogState& s = *st->log;
+  const auto deadline = detail::Clock::now() + timeout;
+  Waiter waiter(st->wait);
+  for (std::uint32_t round = 0;; ++round) {
+    PollResult r = poll(handler, max);
+    st->force_stall_check = false;
+    if (r.records > 0 || r.lost_bytes > 0 || r.corrupt > 0) return r;
+    if ((round & 15) == 0 && detail::Clock::now() >= deadline) return r;
+    if (!waiter.idle(0)) continue;
+    // Park until a producer commits (it wakes us when waiters > 0). The
+    // timeout bounds the time to notice stalled claims and group changes.
+    auto waiters = format::atomic(s.header->data_waiters);
+    waiters.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t seen = format::atomic(s.header->data_seq).load(std::memory_order_seq_cst);
+    if (!st->any_ready()) {
+      const auto left = deadline - detail::Clock::now();
+      shm::futex_wait(&s.header->data_seq, seen,
+                      std::min<std::chrono::nanoseconds>(left, std::chrono::milliseconds(5)));
+    }
+    waiters.fetch_sub(1, std::memory_order_seq_cst);
+    st->force_stall_check = true;
+    waiter.reset();
+    if (detail::Clock::now() >= deadline) {
+      PollResult last = poll(handler, max);
+      st->force_stall_check = false;
+      return last;
+    }
+  }
+}
+
+void Consumer::commit() noexcept {
+  ConsumerState* st = state_.get();
+  if (st == nullptr || !st->log) return;
+  for (auto& part : st->parts) {
+    if (part.owned) st->commit_position(part, part.position);
+  }
+}
+
+Status Consumer::commit(std::uint32_t partition, std::uint64_t offset) {
+  ConsumerState* st = state_.get();
+  if (st == nullptr || !st->log) return Status(Status::Code::kInvalidArgument, "consumer is closed");
+  for (auto& part : st->parts) {
+    if (part.partition != partition || !part.owned) continue;
+    if (offset > part.position) {
+      return Status(Status::Code::kInvalidArgument, "cannot commit offset " + std::to_string(offset) +
+                                                        " beyond the position " + std::to_string(part.position) +
+                                                        " of partition " + std::to_string(partition));
+    }
+    if (offset != part.position) {
+      auto boundary = detail::find_boundary(*st->log, partition, offset);
+      if (!boundary.ok()) return std::move(boundary).status();
+      if (*boundary != offset) {
+        return Status(Status::Code::kInvalidArgument, "offset " + std::to_string(offset) + " is not a record boundary");
+      }
+    }
+    st->commit_position(part, offset);
+    return {};
+  }
+  return Status(Status::Code::kInvalidArgument,
+                "partition " + std::to_string(partition) + " is not assigned to this consumer");
+}
+
+Status Consumer::seek(std::uint32_t partition, std::uint64_t offset) {
+  ConsumerState* st = state_.get();
+  if (st == nullptr || !st->log) return Status(Status::Code::kInvalidArgument, "consumer is closed");
+  for (auto& part : st->parts) {
+    if (part.partition != partition || !part.owned) continue;
+    auto start = start_position(*st->log, partition, StartFrom::at(offset));
+    if (!start.ok()) return std::move(start).status();
+    part.position = *start;
+    part.uncommitted = 0;
+    part.segment = UINT64_MAX;
+    part.stall_position = UINT64_MAX;
+    return {};
+  }
+  return Status(Status::Code::kInvalidArgument,
+                "partition " + std::to_string(partition) + " is not assigned to this consumer");
+}
+
+std::optional<std::uint64_t> Consumer::position(std::uint32_t partition) const noexcept {
+  if (!state_) return std::nullopt;
+  for (const auto& part : state_->parts) {
+    if (part.partition == partition && part.owned) return part.position;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::uint32_t> Consumer::assignment() const {
+  std::vector<std::uint32_t> owned;
+  if (!state_) return owned;
+  for (const auto& part : state_->parts) {
+    if (part.owned) owned.push_back(part.partition);
+  }
+  return owned;
+}
+
+std::uint64_t Consumer::lost_bytes() const noexcept { return state_ ? state_->lost_bytes : 0; }
+
+void Consumer::close() noexcept {
+  if (state_) state_->close();
+}
+
+}  // namespace shmlog

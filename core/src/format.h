@@ -1,0 +1,352 @@
+// The shared-memory format of a log: an ABI between processes and builds.
+// Every struct here lives in shared memory, is accessed through
+// std::atomic_ref where more than one thread touches a field, and holds
+// offsets, never pointers. Byte layouts are drawn below and documented in
+// core/README.md; the static_asserts at the end pin them.
+//
+// One shared-memory object per log:
+//
+//   +-------------------+ 0
+//   | LogHeader  (4 KiB)|
+//   +-------------------+ producers_offset
+//   | ProducerSlot x max_producers       (256 B each)
+//   +-------------------+ groups_offset
+//   | GroupSlot x max_groups  (128 B + max_members x MemberSlot)
+//   +-------------------+ offset_slots_offset
+//   | OffsetSlot [partition][group]       (64 B each)
+//   +-------------------+ partitions_offset
+//   | PartitionHeader x partitions (512 B + ring_segments x SegmentDescriptor,
+//   |                               rounded up to 4 KiB)
+//   +-------------------+ data_offset (4 KiB aligned)
+//   | ring of partition 0: ring_segments x segment_size
+//   | ring of partition 1 ...
+//   +-------------------+ total_size
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace shmlog::format {
+
+inline constexpr std::size_t kCacheLine = 64;
+// The hottest words (a partition's tail, the futex words) get two lines so
+// that the adjacent-line prefetcher does not couple them to a neighbour.
+inline constexpr std::size_t kHotLine = 128;
+inline constexpr std::size_t kPage = 4096;
+
+// "SHMLOG\0\1" little-endian; written last at create (release).
+inline constexpr std::uint64_t kLogMagic = 0x0100474F4C4D4853ULL;
+inline constexpr std::uint32_t kVersionMajor = 1;
+inline constexpr std::uint32_t kVersionMinor = 0;
+
+inline constexpr std::size_t kRecordAlignment = 32;
+inline constexpr std::size_t kRecordHeaderSize = 32;
+inline constexpr std::size_t kNameCapacity = 64;  // NUL-terminated, so 63 chars
+
+enum class Policy : std::uint32_t { kOverwrite = 1, kBackpressure = 2 };
+
+// LogHeader flags.
+inline constexpr std::uint32_t kLogFlagChecksums = 1u << 0;
+
+// Record types (in the commit word). 0 means "no record here yet".
+enum class RecordType : std::uint8_t {
+  kNone = 0,
+  kData = 1,
+  kPadding = 2,    // fills a segment's end, or an aborted claim
+  kAbandoned = 3,  // a claim whose producer died or stalled past the timeout
+  // 4.. reserved: transaction markers and control records.
+};
+
+// Record flags (in the commit word).
+inline constexpr std::uint8_t kRecordFlagChecksum = 1u << 0;  // checksum field is valid
+
+// ---------------------------------------------------------------------------
+// Record header, 32 bytes, at a 32-byte aligned position.
+//
+//   0                   1                   2                   3
+//   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//  +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//  |                 frame_length (int32, commit word)             |  0
+//  +---------------+---------------+-------------------------------+
+//  |     type      |     flags     |          key_length           |  4
+//  +---------------+---------------+-------------------------------+
+//  |                 checksum (masked CRC32C, or 0)                |  8
+//  +-------------------------------+-------------------------------+
+//  |          producer_id          |        producer_epoch         | 12
+//  +-------------------------------+-------------------------------+
+//  |                       timestamp_ns (uint64)                   | 16
+//  +---------------------------------------------------------------+
+//  |                       sequence (uint64)                       | 24
+//  +---------------------------------------------------------------+
+//  |            key (key_length bytes), then value ...             | 32
+//
+// Bytes 0..7 are one 64-bit commit word, written only atomically, so that
+// length and type are published together and a revoked claim cannot have
+// its type overwritten:
+//   frame_length == 0          nothing claimed here (yet)
+//   frame_length <  0          claimed, being written; -frame_length bytes;
+//                              key_length holds the producer id (liveness)
+//   frame_length == kPoison    an unblocker is taking over an unregistered claim
+//   frame_length >  0          committed: header + key + value bytes
+// The next record starts at position + align32(frame_length).
+// ---------------------------------------------------------------------------
+struct RecordHeader {
+  std::uint64_t commit_word;
+  std::uint32_t checksum;
+  std::uint16_t producer_id;
+  std::uint16_t producer_epoch;
+  std::uint64_t timestamp_ns;
+  std::uint64_t sequence;
+};
+
+inline constexpr std::int32_t kPoison = INT32_MIN;
+
+constexpr std::uint64_t make_commit_word(std::int32_t frame_length, RecordType type,
+                                         std::uint8_t flags, std::uint16_t key_length) noexcept {
+  return static_cast<std::uint64_t>(static_cast<std::uint32_t>(frame_length)) |
+         static_cast<std::uint64_t>(static_cast<std::uint8_t>(type)) << 32 |
+         static_cast<std::uint64_t>(flags) << 40 | static_cast<std::uint64_t>(key_length) << 48;
+}
+constexpr std::int32_t word_length(std::uint64_t w) noexcept {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(w));
+}
+constexpr RecordType word_type(std::uint64_t w) noexcept {
+  return static_cast<RecordType>(static_cast<std::uint8_t>(w >> 32));
+}
+constexpr std::uint8_t word_flags(std::uint64_t w) noexcept {
+  return static_cast<std::uint8_t>(w >> 40);
+}
+constexpr std::uint16_t word_key_length(std::uint64_t w) noexcept {
+  return static_cast<std::uint16_t>(w >> 48);
+}
+constexpr std::uint64_t align_record(std::uint64_t n) noexcept {
+  return (n + kRecordAlignment - 1) & ~static_cast<std::uint64_t>(kRecordAlignment - 1);
+}
+
+// ---------------------------------------------------------------------------
+// Segment descriptor, 64 bytes, one per ring slot. `state_word` says which
+// segment (by index = position / segment_size) the slot holds and whether it
+// is ready (zeroed, writable) or being prepared:
+//
+//   63                                      24 23 22 21             0
+//  +------------------------------------------+-----+----------------+
+//  |          segment_index (40 bits)         |state| preparer pid   |
+//  +------------------------------------------+-----+----------------+
+//
+// A slot moves from (s - ring_segments, READY) to (s, PREPARING) by CAS, is
+// zeroed by the preparer, and is published as (s, READY) with release.
+// ---------------------------------------------------------------------------
+enum class SegmentState : std::uint64_t { kReady = 0, kPreparing = 1 };
+
+struct SegmentDescriptor {
+  std::uint64_t state_word;
+  std::uint64_t preparer_start_time;  // with the pid: who prepares (liveness)
+  std::uint64_t prepared_ns;          // when the slot was last made ready
+  std::uint8_t reserved[40];
+};
+
+inline constexpr unsigned kSegmentPidBits = 22;
+inline constexpr unsigned kSegmentStateShift = 22;
+inline constexpr unsigned kSegmentIndexShift = 24;
+
+constexpr std::uint64_t make_segment_word(std::uint64_t index, SegmentState state,
+                                          std::uint32_t pid) noexcept {
+  return index << kSegmentIndexShift | static_cast<std::uint64_t>(state) << kSegmentStateShift |
+         (pid & ((1u << kSegmentPidBits) - 1));
+}
+constexpr std::uint64_t segment_index(std::uint64_t w) noexcept { return w >> kSegmentIndexShift; }
+constexpr SegmentState segment_state(std::uint64_t w) noexcept {
+  return static_cast<SegmentState>((w >> kSegmentStateShift) & 3u);
+}
+constexpr std::uint32_t segment_pid(std::uint64_t w) noexcept {
+  return static_cast<std::uint32_t>(w & ((1u << kSegmentPidBits) - 1));
+}
+
+// ---------------------------------------------------------------------------
+// Partition header: the tail on a hot line of its own, the writer mode, and
+// the segment descriptors of the partition's ring.
+//
+//   0    tail_position      (uint64; every shared producer fetch-adds it)
+//   128  writers            (uint32; kExclusiveWriter|producer_id, or count)
+//   192  reserved for durability (durable position, flusher state)
+//   512  SegmentDescriptor[ring_segments]
+// ---------------------------------------------------------------------------
+struct PartitionHeader {
+  alignas(kHotLine) std::uint64_t tail_position;
+  std::uint8_t pad0[kHotLine - 8];
+  std::uint32_t writers;
+  std::uint32_t reserved0;
+  std::uint8_t pad1[kCacheLine - 8];
+  std::uint8_t reserved_durability[512 - kHotLine - kCacheLine];
+  // SegmentDescriptor[ring_segments] follows.
+};
+inline constexpr std::uint32_t kExclusiveWriter = 1u << 31;
+
+// ---------------------------------------------------------------------------
+// Producer slot, 256 bytes: who holds a producer id, and its own counters
+// (single writer, relaxed).
+//   0   state, flags, pid, start_time, opened_ns, epoch
+//   64  name (NUL-terminated)
+//   128 counters: appends, bytes, abandoned claims revoked
+//   192 reserved for idempotence (last sequence)
+// ---------------------------------------------------------------------------
+enum class SlotState : std::uint32_t { kFree = 0, kActive = 1, kReaping = 2 };
+inline constexpr std::uint32_t kProducerExclusive = 1u << 0;
+
+struct ProducerSlot {
+  std::uint32_t state;
+  std::uint32_t flags;
+  std::uint32_t pid;
+  std::uint16_t epoch;
+  std::uint16_t reserved0;
+  std::uint64_t start_time;
+  std::uint64_t opened_ns;
+  std::uint8_t pad0[kCacheLine - 32];
+  char name[kNameCapacity];
+  std::uint64_t appends_total;
+  std::uint64_t bytes_total;
+  std::uint64_t revoked_total;
+  std::uint8_t pad1[kCacheLine - 24];
+  std::uint8_t reserved_idempotence[kCacheLine];
+};
+
+// ---------------------------------------------------------------------------
+// Consumer group slot: 128-byte header, then MemberSlot[max_members].
+//   0   state, membership_epoch (bumped on every join/leave/death), created_ns
+//   64  name (NUL-terminated)
+// ---------------------------------------------------------------------------
+struct GroupHeader {
+  std::uint32_t state;
+  std::uint32_t flags;
+  std::uint64_t membership_epoch;
+  std::uint64_t created_ns;
+  std::uint8_t pad0[kCacheLine - 24];
+  char name[kNameCapacity];
+};
+
+struct MemberSlot {
+  std::uint32_t state;
+  std::uint32_t pid;
+  std::uint64_t start_time;
+  std::uint64_t joined_ns;
+  std::uint8_t pad[kCacheLine - 24];
+};
+
+// ---------------------------------------------------------------------------
+// Offset slot, 64 bytes per (partition, group): the committed offset, written
+// only by the member that owns the partition (owner = member index + 1).
+// ---------------------------------------------------------------------------
+struct OffsetSlot {
+  std::uint64_t committed_offset;
+  std::uint32_t owner;
+  std::uint32_t reserved0;
+  std::uint64_t commit_time_ns;
+  std::uint8_t reserved[kCacheLine - 24];
+};
+
+// ---------------------------------------------------------------------------
+// Log header, the first 4 KiB. Lines 0-1 are written once at create; the
+// futex lines and the admin lock follow, each on lines of their own.
+// ---------------------------------------------------------------------------
+struct LogHeader {
+  // line 0: identity; magic is published last.
+  std::uint64_t magic;
+  std::uint32_t version_major;
+  std::uint32_t version_minor;
+  std::uint64_t total_size;
+  std::uint64_t log_id;
+  std::uint64_t created_ns;
+  std::uint32_t creator_pid;
+  std::uint32_t flags;
+  std::uint64_t creator_start_time;
+  std::uint64_t claim_timeout_ns;
+  // line 1: geometry
+  std::uint64_t segment_size;
+  std::uint32_t ring_segments;
+  std::uint32_t partitions;
+  std::uint32_t max_record_size;
+  std::uint32_t policy;
+  std::uint32_t max_producers;
+  std::uint32_t max_groups;
+  std::uint32_t max_members;
+  std::uint32_t reserved0;
+  std::uint64_t reserved1;
+  std::uint64_t reserved2;
+  std::uint64_t reserved4;
+  // line 2: where the tables are (byte offsets from the start)
+  std::uint64_t producers_offset;
+  std::uint64_t groups_offset;
+  std::uint64_t group_stride;
+  std::uint64_t offset_slots_offset;
+  std::uint64_t partitions_offset;
+  std::uint64_t partition_stride;
+  std::uint64_t data_offset;
+  std::uint64_t reserved3;
+  std::uint8_t pad0[1024 - 3 * kCacheLine];
+  // 1024: consumers sleep on data_seq; producers wake them when waiters > 0.
+  alignas(kHotLine) std::uint32_t data_seq;
+  std::uint32_t data_waiters;
+  std::uint8_t pad1[kHotLine - 8];
+  // 1152: producers blocked by backpressure sleep on space_seq.
+  std::uint32_t space_seq;
+  std::uint32_t space_waiters;
+  std::uint8_t pad2[kHotLine - 8];
+  // 1280: the admin lock (pid << 32 | low bits of start time) for the cold
+  // paths: registering producers, joining groups, reaping dead processes.
+  std::uint64_t admin_lock;
+  std::uint8_t pad3[kCacheLine - 8];
+  // 1344: the log directory, for tools that find orphaned objects.
+  char path[1024];
+  std::uint8_t reserved_tail[kPage - 1344 - 1024];
+};
+
+#define SHMLOG_ASSERT_SHARED(T)                                                  \
+  static_assert(std::is_standard_layout_v<T>, #T " must be standard layout");   \
+  static_assert(std::is_trivially_copyable_v<T>, #T " must be trivially copyable")
+
+SHMLOG_ASSERT_SHARED(RecordHeader);
+SHMLOG_ASSERT_SHARED(SegmentDescriptor);
+SHMLOG_ASSERT_SHARED(PartitionHeader);
+SHMLOG_ASSERT_SHARED(ProducerSlot);
+SHMLOG_ASSERT_SHARED(GroupHeader);
+SHMLOG_ASSERT_SHARED(MemberSlot);
+SHMLOG_ASSERT_SHARED(OffsetSlot);
+SHMLOG_ASSERT_SHARED(LogHeader);
+#undef SHMLOG_ASSERT_SHARED
+
+static_assert(sizeof(RecordHeader) == kRecordHeaderSize);
+static_assert(offsetof(RecordHeader, checksum) == 8);
+static_assert(offsetof(RecordHeader, producer_id) == 12);
+static_assert(offsetof(RecordHeader, producer_epoch) == 14);
+static_assert(offsetof(RecordHeader, timestamp_ns) == 16);
+static_assert(offsetof(RecordHeader, sequence) == 24);
+static_assert(sizeof(SegmentDescriptor) == kCacheLine);
+static_assert(sizeof(PartitionHeader) == 512);
+static_assert(alignof(PartitionHeader) == kHotLine);
+static_assert(offsetof(PartitionHeader, writers) == kHotLine);
+static_assert(sizeof(ProducerSlot) == 4 * kCacheLine);
+static_assert(offsetof(ProducerSlot, name) == kCacheLine);
+static_assert(offsetof(ProducerSlot, appends_total) == 2 * kCacheLine);
+static_assert(sizeof(GroupHeader) == 2 * kCacheLine);
+static_assert(offsetof(GroupHeader, name) == kCacheLine);
+static_assert(sizeof(MemberSlot) == kCacheLine);
+static_assert(sizeof(OffsetSlot) == kCacheLine);
+static_assert(sizeof(LogHeader) == kPage);
+static_assert(offsetof(LogHeader, segment_size) == kCacheLine);
+static_assert(offsetof(LogHeader, producers_offset) == 2 * kCacheLine);
+static_assert(offsetof(LogHeader, data_seq) == 1024);
+static_assert(offsetof(LogHeader, space_seq) == 1152);
+static_assert(offsetof(LogHeader, admin_lock) == 1280);
+static_assert(offsetof(LogHeader, path) == 1344);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+// Atomic access to a field of a shared struct.
+template <class T>
+inline std::atomic_ref<T> atomic(T& field) noexcept {
+  return std::atomic_ref<T>(field);
+}
+
+}  // namespace shmlog::format

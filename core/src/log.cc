@@ -1,0 +1,725 @@
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "log_state.h"
+#include "record.h"
+#include "shmlog/io/files.h"
+#include "shmlog/log.h"
+
+namespace shmlog {
+namespace {
+
+using detail::LogState;
+using format::atomic;
+
+constexpr const char* kMetaFile = "shmlog.meta";
+constexpr const char* kLockFile = "shmlog.lock";
+constexpr const char* kMetaHeader = "shmlog-log 1";
+constexpr std::uint64_t kMinSegment = 64 * 1024;
+constexpr std::uint64_t kMaxSegment = 1ull << 30;
+
+std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
+
+std::string shm_name_for(std::uint64_t log_id) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "/shmlog-%016llx", static_cast<unsigned long long>(log_id));
+  return buf;
+}
+
+const char* policy_name(Policy p) { return p == Policy::kOverwrite ? "overwrite" : "backpressure"; }
+
+io::KeyValues to_meta(const LogOptions& o, std::uint64_t log_id) {
+  char id[24];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(log_id));
+  char mode[16];
+  std::snprintf(mode, sizeof mode, "%04o", o.mode);
+  return {
+      {"log_id", id},
+      {"format_version", std::to_string(format::kVersionMajor) + "." + std::to_string(format::kVersionMinor)},
+      {"partitions", std::to_string(o.partitions)},
+      {"segment_size", std::to_string(o.segment_size)},
+      {"ring_segments", std::to_string(o.ring_segments)},
+      {"policy", policy_name(o.policy)},
+      {"max_record_size", std::to_string(o.max_record_size)},
+      {"max_producers", std::to_string(o.max_producers)},
+      {"max_groups", std::to_string(o.max_groups)},
+      {"max_members", std::to_string(o.max_members)},
+      {"claim_timeout_ms", std::to_string(o.claim_timeout.count())},
+      {"mode", mode},
+      {"checksums", o.checksums ? "1" : "0"},
+  };
+}
+
+Result<std::uint64_t> meta_number(const io::KeyValues& kv, const char* key, const std::string& file,
+                                  int base = 10) {
+  auto it = kv.find(key);
+  if (it == kv.end()) return Status(Status::Code::kCorrupt, file + ": missing '" + key + "'");
+  std::uint64_t v = 0;
+  const char* b = it->second.data();
+  const char* e = b + it->second.size();
+  auto [p, ec] = std::from_chars(b, e, v, base);
+  if (ec != std::errc() || p != e || b == e) {
+    return Status(Status::Code::kCorrupt, file + ": '" + key + "' is not a number: " + it->second);
+  }
+  return v;
+}
+
+struct Meta {
+  LogOptions options;
+  std::uint64_t log_id = 0;
+};
+
+Result<Meta> read_meta(const std::string& dir) {
+  const std::string file = join(dir, kMetaFile);
+  if (!io::is_directory(dir)) {
+    return Status(Status::Code::kNotFound, "no log at " + dir + ": not a directory");
+  }
+  if (!io::file_exists(file)) {
+    return Status(Status::Code::kNotFound, dir + " is not a shmlog log (" + file + " is missing)");
+  }
+  auto kv = io::read_key_value_file(file, kMetaHeader);
+  if (!kv.ok()) return std::move(kv).status();
+  Meta m;
+  auto num = [&](const char* key, auto* out, int base = 10) -> Status {
+    auto v = meta_number(*kv, key, file, base);
+    if (!v.ok()) return std::move(v).status();
+    *out = static_cast<std::remove_pointer_t<decltype(out)>>(*v);
+    if (static_cast<std::uint64_t>(*out) != *v) {
+      return Status(Status::Code::kCorrupt, file + ": '" + key + "' is out of range");
+    }
+    return {};
+  };
+  SHMLOG_RETURN_IF_ERROR(num("log_id", &m.log_id, 16));
+  auto version = kv->find("format_version");
+  if (version == kv->end()) return Status(Status::Code::kCorrupt, file + ": missing 'format_version'");
+  const std::string ours = std::to_string(format::kVersionMajor) + ".";
+  if (version->second.rfind(ours, 0) != 0) {
+    return Status(Status::Code::kVersionMismatch,
+                  file + " has format version " + version->second + ", this shmlog reads " +
+                      std::to_string(format::kVersionMajor) + "." + std::to_string(format::kVersionMinor));
+  }
+  SHMLOG_RETURN_IF_ERROR(num("partitions", &m.options.partitions));
+  SHMLOG_RETURN_IF_ERROR(num("segment_size", &m.options.segment_size));
+  SHMLOG_RETURN_IF_ERROR(num("ring_segments", &m.options.ring_segments));
+  SHMLOG_RETURN_IF_ERROR(num("max_record_size", &m.options.max_record_size));
+  SHMLOG_RETURN_IF_ERROR(num("max_producers", &m.options.max_producers));
+  SHMLOG_RETURN_IF_ERROR(num("max_groups", &m.options.max_groups));
+  SHMLOG_RETURN_IF_ERROR(num("max_members", &m.options.max_members));
+  std::uint64_t timeout_ms = 0, checksums = 0;
+  SHMLOG_RETURN_IF_ERROR(num("claim_timeout_ms", &timeout_ms));
+  m.options.claim_timeout = std::chrono::milliseconds(timeout_ms);
+  SHMLOG_RETURN_IF_ERROR(num("mode", &m.options.mode, 8));
+  SHMLOG_RETURN_IF_ERROR(num("checksums", &checksums));
+  m.options.checksums = checksums != 0;
+  auto policy = kv->find("policy");
+  if (policy == kv->end()) return Status(Status::Code::kCorrupt, file + ": missing 'policy'");
+  if (policy->second == "overwrite") {
+    m.options.policy = Policy::kOverwrite;
+  } else if (policy->second == "backpressure") {
+    m.options.policy = Policy::kBackpressure;
+  } else {
+    return Status(Status::Code::kCorrupt, file + ": unknown policy '" + policy->second + "'");
+  }
+  Status valid = validate(m.options);
+  if (!valid.ok()) return std::move(valid).with_context(file);
+  return m;
+}
+
+std::uint64_t random_log_id() {
+  std::random_device rd;
+  std::uint64_t id = 0;
+  while (id == 0) id = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  return id;
+}
+
+// Writes a fresh header and the initial segment descriptors into zeroed
+// memory, then publishes the magic.
+void format_memory(LogState& s, std::uint64_t log_id) {
+  auto& h = *s.header;
+  const auto& o = s.options;
+  const auto& g = s.geometry;
+  const shm::ProcessId self = shm::self();
+  h.version_major = format::kVersionMajor;
+  h.version_minor = format::kVersionMinor;
+  h.total_size = g.total_size;
+  h.log_id = log_id;
+  h.created_ns = detail::now_realtime_ns();
+  h.creator_pid = self.pid;
+  h.creator_start_time = self.start_time;
+  h.flags = o.checksums ? format::kLogFlagChecksums : 0;
+  h.claim_timeout_ns = static_cast<std::uint64_t>(s.claim_timeout.count());
+  h.segment_size = o.segment_size;
+  h.ring_segments = o.ring_segments;
+  h.partitions = o.partitions;
+  h.max_record_size = o.max_record_size;
+  h.policy = static_cast<std::uint32_t>(o.policy);
+  h.max_producers = o.max_producers;
+  h.max_groups = o.max_groups;
+  h.max_members = o.max_members;
+  h.producers_offset = g.producers_offset;
+  h.groups_offset = g.groups_offset;
+  h.group_stride = g.group_stride;
+  h.offset_slots_offset = g.offset_slots_offset;
+  h.partitions_offset = g.partitions_offset;
+  h.partition_stride = g.partition_stride;
+  h.data_offset = g.data_offset;
+  std::snprintf(h.path, sizeof h.path, "%s", s.path.c_str());
+  // Slot i starts out holding segment i, zeroed and ready.
+  for (std::uint32_t p = 0; p < o.partitions; ++p) {
+    for (std::uint32_t i = 0; i < o.ring_segments; ++i) {
+      s.descriptor(p, i).state_word = format::make_segment_word(i, format::SegmentState::kReady, 0);
+    }
+  }
+  // Publish: readers wait while magic is zero (pairs with check_header's acquire).
+  atomic(h.magic).store(format::kLogMagic, std::memory_order_release);
+}
+
+Status check_header(const LogState& s, std::uint64_t log_id) {
+  const auto& h = *s.header;
+  const std::string where = "shared memory " + shm::SharedMemory::path_of(s.shm_name);
+  // A creator publishes magic last; wait briefly for one that is still at it.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  std::uint64_t magic;
+  while ((magic = atomic(const_cast<std::uint64_t&>(h.magic)).load(std::memory_order_acquire)) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status(Status::Code::kCorrupt, where + " was never initialised (its creator died?)");
+    }
+    shm::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (magic != format::kLogMagic) {
+    return Status(Status::Code::kCorrupt, where + " is not a shmlog log (bad magic)");
+  }
+  if (h.version_major != format::kVersionMajor) {
+    return Status(Status::Code::kVersionMismatch,
+                  where + " has format version " + std::to_string(h.version_major) + "." +
+                      std::to_string(h.version_minor) + ", this shmlog reads " +
+                      std::to_string(format::kVersionMajor) + "." + std::to_string(format::kVersionMinor));
+  }
+  const auto& g = s.geometry;
+  const auto& o = s.options;
+  bool same = h.log_id == log_id && h.total_size == g.total_size && h.segment_size == o.segment_size &&
+              h.ring_segments == o.ring_segments && h.partitions == o.partitions &&
+              h.max_record_size == o.max_record_size && h.max_producers == o.max_producers &&
+              h.max_groups == o.max_groups && h.max_members == o.max_members &&
+              h.producers_offset == g.producers_offset && h.groups_offset == g.groups_offset &&
+              h.group_stride == g.group_stride && h.offset_slots_offset == g.offset_slots_offset &&
+              h.partitions_offset == g.partitions_offset && h.partition_stride == g.partition_stride &&
+              h.data_offset == g.data_offset && h.policy == static_cast<std::uint32_t>(o.policy);
+  if (!same) {
+    return Status(Status::Code::kCorrupt,
+                  where + " does not match " + join(s.path, kMetaFile) + " (foreign or corrupt object)");
+  }
+  return {};
+}
+
+Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& meta, bool create) {
+  auto s = std::make_shared<LogState>();
+  s->path = dir;
+  s->options = meta.options;
+  s->shm_name = shm_name_for(meta.log_id);
+  s->init_geometry();
+  if (create) {
+    auto mem = shm::SharedMemory::create(s->shm_name, s->geometry.total_size, meta.options.mode);
+    if (!mem.ok()) return std::move(mem).status();
+    s->shm = std::move(mem).value();
+    s->base = s->shm.data();
+    s->header = reinterpret_cast<format::LogHeader*>(s->base);
+    format_memory(*s, meta.log_id);
+    return s;
+  }
+  auto mem = shm::SharedMemory::open(s->shm_name, sizeof(format::LogHeader));
+  if (!mem.ok()) return std::move(mem).status();
+  s->shm = std::move(mem).value();
+  s->base = s->shm.data();
+  s->header = reinterpret_cast<format::LogHeader*>(s->base);
+  if (s->shm.size() != s->geometry.total_size) {
+    return Status(Status::Code::kCorrupt,
+                  "shared memory " + shm::SharedMemory::path_of(s->shm_name) + " is " +
+                      std::to_string(s->shm.size()) + " bytes, expected " +
+                      std::to_string(s->geometry.total_size) + " (truncated or foreign object)");
+  }
+  SHMLOG_RETURN_IF_ERROR(check_header(*s, meta.log_id));
+  return s;
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------
+
+namespace detail {
+
+Geometry compute_geometry(const LogOptions& o) noexcept {
+  auto round_up = [](std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; };
+  Geometry g;
+  g.producers_offset = sizeof(format::LogHeader);
+  g.groups_offset = round_up(g.producers_offset + std::uint64_t{o.max_producers} * sizeof(format::ProducerSlot),
+                             format::kPage);
+  g.group_stride = sizeof(format::GroupHeader) + std::uint64_t{o.max_members} * sizeof(format::MemberSlot);
+  g.offset_slots_offset = round_up(g.groups_offset + o.max_groups * g.group_stride, format::kPage);
+  g.partitions_offset = round_up(g.offset_slots_offset + std::uint64_t{o.partitions} * o.max_groups *
+                                                             sizeof(format::OffsetSlot),
+                                 format::kPage);
+  g.partition_stride = round_up(sizeof(format::PartitionHeader) +
+                                    std::uint64_t{o.ring_segments} * sizeof(format::SegmentDescriptor),
+                                format::kPage);
+  g.data_offset = g.partitions_offset + o.partitions * g.partition_stride;
+  g.ring_bytes = o.segment_size * o.ring_segments;
+  g.total_size = g.data_offset + o.partitions * g.ring_bytes;
+  return g;
+}
+
+void LogState::init_geometry() {
+  geometry = compute_geometry(options);
+  segment_size = options.segment_size;
+  segment_mask = segment_size - 1;
+  segment_shift = static_cast<unsigned>(__builtin_ctzll(segment_size));
+  ring_segments = options.ring_segments;
+  max_frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + options.max_record_size);
+  claim_timeout = options.claim_timeout;
+}
+
+std::uint64_t LogState::earliest(std::uint32_t p) const noexcept {
+  std::uint64_t oldest = UINT64_MAX;
+  for (std::uint32_t i = 0; i < ring_segments; ++i) {
+    // Pairs with the release publishing a prepared slot.
+    std::uint64_t w = atomic(descriptor(p, i).state_word).load(std::memory_order_acquire);
+    if (format::segment_state(w) == format::SegmentState::kReady) {
+      oldest = std::min(oldest, format::segment_index(w));
+    }
+  }
+  return oldest == UINT64_MAX ? tail(p) : oldest << segment_shift;
+}
+
+std::uint64_t LogState::min_committed(std::uint32_t p) const noexcept {
+  std::uint64_t least = UINT64_MAX;
+  for (std::uint32_t g = 0; g < options.max_groups; ++g) {
+    // Pairs with the release that activates a group after its slots are set.
+    if (atomic(group(g).state).load(std::memory_order_acquire) !=
+        static_cast<std::uint32_t>(format::SlotState::kActive)) {
+      continue;
+    }
+    least = std::min(least, atomic(offset_slot(p, g).committed_offset).load(std::memory_order_acquire));
+  }
+  return least;
+}
+
+void LogState::wake_consumers() const noexcept {
+  atomic(header->data_seq).fetch_add(1, std::memory_order_seq_cst);
+  shm::futex_wake_all(&header->data_seq);
+}
+
+void LogState::wake_producers() const noexcept {
+  atomic(header->space_seq).fetch_add(1, std::memory_order_seq_cst);
+  shm::futex_wake_all(&header->space_seq);
+}
+
+namespace {
+
+bool holder_alive(std::uint64_t word) noexcept {
+  const auto pid = static_cast<std::uint32_t>(word >> 32);
+  const std::uint64_t start = shm::start_time_of(pid);
+  return start != 0 && (start & 0xffffffffu) == (word & 0xffffffffu);
+}
+
+constexpr std::uint64_t kPoisonWord = static_cast<std::uint32_t>(format::kPoison);
+
+}  // namespace
+
+std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t position) noexcept {
+  return reinterpret_cast<std::uint64_t*>(log.segment_base(p, position >> log.segment_shift) +
+                                          (position & log.segment_mask));
+}
+
+AdminLock::AdminLock(const LogState& log) : word_(&log.header->admin_lock) {
+  const shm::ProcessId self = shm::self();
+  mine_ = std::uint64_t{self.pid} << 32 | (self.start_time & 0xffffffffu);
+  for (std::uint32_t attempt = 0;; ++attempt) {
+    std::uint64_t expected = 0;
+    // Pairs with the release in ~AdminLock.
+    if (atomic(*word_).compare_exchange_strong(expected, mine_, std::memory_order_acquire)) return;
+    // A dead holder cannot release it: take it over.
+    if (!holder_alive(expected) &&
+        atomic(*word_).compare_exchange_strong(expected, mine_, std::memory_order_acquire)) {
+      return;
+    }
+    if (attempt < 64) {
+      shm::yield_now();
+    } else {
+      shm::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+}
+
+AdminLock::~AdminLock() { atomic(*word_).store(0, std::memory_order_release); }
+
+bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
+             std::chrono::nanoseconds stalled_for) noexcept {
+  auto word = atomic(*word_at(log, p, position));
+  // Pairs with the producers' release CAS on the commit word.
+  std::uint64_t v = word.load(std::memory_order_acquire);
+  const std::int32_t length = format::word_length(v);
+  if (length > 0) return true;
+  const bool timed_out = stalled_for >= log.claim_timeout;
+  const std::uint64_t segment_end = (position | log.segment_mask) + 1;
+  if (length < 0 && length != format::kPoison) {
+    // A registered claim carries its producer id in the key_length field.
+    bool dead = false;
+    if (!timed_out && stalled_for >= std::chrono::milliseconds(1)) {
+      const std::uint16_t id = format::word_key_length(v);
+      if (id < log.options.max_producers) {
+        const auto& slot = log.producer_slot(id);
+        dead = !shm::is_alive({atomic(const_cast<std::uint32_t&>(slot.pid)).load(std::memory_order_relaxed),
+                               slot.start_time});
+      }
+    }
+    if (!dead && !timed_out) return false;
+    const std::uint64_t abandoned =
+        format::make_commit_word(-length, format::RecordType::kAbandoned, 0, 0);
+    word.compare_exchange_strong(v, abandoned, std::memory_order_acq_rel);
+    return format::word_length(word.load(std::memory_order_acquire)) > 0;
+  }
+  if (!timed_out) return false;
+  if (v == 0) {
+    if (log.tail(p) <= position) return false;  // nothing claimed here
+    // Fence off the unregistered claim: its owner's CAS from 0 now fails.
+    if (!word.compare_exchange_strong(v, kPoisonWord, std::memory_order_acq_rel)) {
+      return format::word_length(v) > 0;
+    }
+  }
+  // The word is poisoned (by us, or by an unblocker that died). The stuck
+  // region runs to the first registered claim, the tail, or the segment end.
+  const std::uint64_t limit = std::min(log.tail(p), segment_end);
+  std::uint64_t end = position + format::kRecordAlignment;
+  while (end < limit) {
+    auto next = atomic(*word_at(log, p, end));
+    std::uint64_t w = next.load(std::memory_order_acquire);
+    if (w == 0 && next.compare_exchange_strong(w, kPoisonWord, std::memory_order_acq_rel)) {
+      w = kPoisonWord;
+    }
+    if (w != kPoisonWord) break;  // a claim start: the region ends here
+    end += format::kRecordAlignment;
+  }
+  std::uint64_t expected = kPoisonWord;
+  word.compare_exchange_strong(
+      expected,
+      format::make_commit_word(static_cast<std::int32_t>(end - position), format::RecordType::kAbandoned, 0, 0),
+      std::memory_order_acq_rel);
+  return true;
+}
+
+void release_member(const LogState& log, std::uint32_t g, std::uint32_t m) noexcept {
+  for (std::uint32_t p = 0; p < log.options.partitions; ++p) {
+    std::uint32_t owner = m + 1;
+    atomic(log.offset_slot(p, g).owner).compare_exchange_strong(owner, 0, std::memory_order_acq_rel);
+  }
+  atomic(log.member(g, m).state).store(static_cast<std::uint32_t>(format::SlotState::kFree),
+                                       std::memory_order_release);
+  atomic(log.group(g).membership_epoch).fetch_add(1, std::memory_order_acq_rel);
+  log.wake_consumers();  // members parked on data_seq re-check their assignment
+}
+
+namespace {
+
+// A dead exclusive writer may have committed a record without moving the
+// tail, and may have written bytes past the tail: move the tail past its
+// committed records and zero what lies beyond, before anyone writes there.
+void repair_exclusive_tail(const LogState& log, std::uint32_t p) noexcept {
+  auto tail = atomic(log.partition(p).tail_position);
+  std::uint64_t pos = tail.load(std::memory_order_acquire);
+  for (;;) {
+    const std::uint64_t segment = pos >> log.segment_shift;
+    const std::uint64_t w = atomic(log.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+    if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) break;
+    const std::uint64_t v = atomic(*word_at(log, p, pos)).load(std::memory_order_acquire);
+    auto d = record::decode(v, pos & log.segment_mask, log.segment_size, log.max_frame);
+    if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;
+    pos += d.aligned_length;
+  }
+  const std::uint64_t segment = pos >> log.segment_shift;
+  const std::uint64_t w = atomic(log.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+  if (format::segment_index(w) == segment && format::segment_state(w) == format::SegmentState::kReady) {
+    const std::uint64_t offset = pos & log.segment_mask;
+    const std::uint64_t n = std::min<std::uint64_t>(format::align_record(log.max_frame), log.segment_size - offset);
+    std::memset(log.segment_base(p, segment) + offset, 0, n);
+  }
+  tail.store(pos, std::memory_order_release);
+}
+
+void reap_producer(const LogState& log, std::uint32_t id) {
+  auto& slot = log.producer_slot(id);
+  std::uint32_t active = static_cast<std::uint32_t>(format::SlotState::kActive);
+  if (!atomic(slot.state).compare_exchange_strong(active, static_cast<std::uint32_t>(format::SlotState::kReaping),
+                                                  std::memory_order_acq_rel)) {
+    return;
+  }
+  for (std::uint32_t p = 0; p < log.options.partitions; ++p) {
+    auto writers = atomic(log.partition(p).writers);
+    if (slot.flags & format::kProducerExclusive) {
+      if (writers.load(std::memory_order_acquire) == (format::kExclusiveWriter | id)) {
+        repair_exclusive_tail(log, p);
+        writers.store(0, std::memory_order_release);
+      }
+    } else {
+      writers.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+  atomic(slot.state).store(static_cast<std::uint32_t>(format::SlotState::kFree), std::memory_order_release);
+}
+
+}  // namespace
+
+void sweep(const LogState& log) {
+  AdminLock lock(log);
+  const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
+  for (std::uint32_t id = 0; id < log.options.max_producers; ++id) {
+    auto& slot = log.producer_slot(id);
+    if (atomic(slot.state).load(std::memory_order_acquire) == active &&
+        !shm::is_alive({slot.pid, slot.start_time})) {
+      reap_producer(log, id);
+    }
+  }
+  for (std::uint32_t g = 0; g < log.options.max_groups; ++g) {
+    if (atomic(log.group(g).state).load(std::memory_order_acquire) != active) continue;
+    for (std::uint32_t m = 0; m < log.options.max_members; ++m) {
+      auto& member = log.member(g, m);
+      if (atomic(member.state).load(std::memory_order_acquire) == active &&
+          !shm::is_alive({member.pid, member.start_time})) {
+        release_member(log, g, m);
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+// ----------------------------------------------------------------------------
+
+Status validate(const LogOptions& o) {
+  auto bad = [](std::string m) { return Status(Status::Code::kInvalidArgument, std::move(m)); };
+  if (o.partitions < 1 || o.partitions > 4096) return bad("partitions must be 1..4096, got " + std::to_string(o.partitions));
+  if (o.segment_size < kMinSegment || o.segment_size > kMaxSegment || (o.segment_size & (o.segment_size - 1)) != 0) {
+    return bad("segment size must be a power of two from 64K to 1G, got " + std::to_string(o.segment_size));
+  }
+  if (o.ring_segments < 2 || o.ring_segments > 65536) {
+    return bad("ring segments must be 2..65536, got " + std::to_string(o.ring_segments));
+  }
+  if (o.max_record_size < 1 ||
+      format::align_record(format::kRecordHeaderSize + std::uint64_t{o.max_record_size}) > o.segment_size) {
+    return bad("max record size " + std::to_string(o.max_record_size) + " must be at least 1 and fit a segment of " +
+               std::to_string(o.segment_size) + " bytes with its 32-byte header");
+  }
+  if (o.max_producers < 1 || o.max_producers > 65535) return bad("max producers must be 1..65535");
+  if (o.max_groups < 1 || o.max_groups > 4096) return bad("max groups must be 1..4096");
+  if (o.max_members < 1 || o.max_members > 4096) return bad("max members must be 1..4096");
+  if (o.claim_timeout.count() < 1 || o.claim_timeout > std::chrono::hours(1)) {
+    return bad("claim timeout must be 1 ms..1 h");
+  }
+  if ((o.mode & ~0777u) != 0 || (o.mode & 0600u) != 0600u) {
+    return bad("mode must be octal permission bits including owner read/write (e.g. 0600, 0660)");
+  }
+  if (o.policy != Policy::kOverwrite && o.policy != Policy::kBackpressure) return bad("unknown policy");
+  const std::uint64_t total = detail::compute_geometry(o).total_size;
+  if (total > (1ull << 40)) return bad("the log would need " + std::to_string(total) + " bytes of shared memory");
+  return {};
+}
+
+Result<Log> Log::create(const std::string& path, const LogOptions& options) {
+  const std::string context = "creating log " + path;
+  Status valid = validate(options);
+  if (!valid.ok()) return std::move(valid).with_context(context);
+  Status made = io::create_empty_directory(path, 0700 | (options.mode & 0070) | ((options.mode & 0060) ? 0010 : 0));
+  if (!made.ok()) return std::move(made).with_context(context);
+  auto lock = shm::FileLock::acquire(join(path, kLockFile), options.mode);
+  if (!lock.ok()) return std::move(lock).status().with_context(context);
+  if (io::file_exists(join(path, kMetaFile))) {
+    return Status(Status::Code::kAlreadyExists, context + ": a log already exists there");
+  }
+  auto dir = io::canonical_path(path);
+  if (!dir.ok()) return std::move(dir).status().with_context(context);
+  Meta meta{options, random_log_id()};
+  auto state = map_log(*dir, meta, /*create=*/true);
+  if (!state.ok()) return std::move(state).status().with_context(context);
+  Status written = io::write_key_value_file(join(*dir, kMetaFile), kMetaHeader, to_meta(options, meta.log_id),
+                                            options.mode & 0666);
+  if (!written.ok()) {
+    (void)shm::SharedMemory::unlink((*state)->shm_name);
+    return std::move(written).with_context(context);
+  }
+  return Log(std::move(state).value());
+}
+
+Result<Log> Log::open(const std::string& path) {
+  const std::string context = "opening log " + path;
+  auto dir = io::canonical_path(path);
+  if (!dir.ok()) return std::move(dir).status().with_context(context);
+  auto meta = read_meta(*dir);
+  if (!meta.ok()) return std::move(meta).status().with_context(context);
+  auto state = map_log(*dir, *meta, /*create=*/false);
+  if (!state.ok() && state.status().code() == Status::Code::kNotFound) {
+    // The shared memory is gone (reboot, or removed): recreate it empty,
+    // under the directory lock so that concurrent openers create it once.
+    auto lock = shm::FileLock::acquire(join(*dir, kLockFile), meta->options.mode);
+    if (!lock.ok()) return std::move(lock).status().with_context(context);
+    state = map_log(*dir, *meta, /*create=*/false);
+    if (!state.ok() && state.status().code() == Status::Code::kNotFound) {
+      state = map_log(*dir, *meta, /*create=*/true);
+    }
+  }
+  if (!state.ok()) return std::move(state).status().with_context(context);
+  detail::sweep(**state);
+  return Log(std::move(state).value());
+}
+
+Result<Log> Log::create_in_memory(const LogOptions& options) {
+  Status valid = validate(options);
+  if (!valid.ok()) return std::move(valid).with_context("creating in-memory log");
+  auto s = std::make_shared<LogState>();
+  s->path = "(memory)";
+  s->options = options;
+  s->init_geometry();
+  auto* memory = static_cast<std::byte*>(std::aligned_alloc(format::kPage, s->geometry.total_size));
+  if (memory == nullptr) {
+    return Status(Status::Code::kNoSpace, "creating in-memory log: cannot allocate " +
+                                              std::to_string(s->geometry.total_size) + " bytes");
+  }
+  std::memset(memory, 0, s->geometry.total_size);
+  s->heap.reset(memory);
+  s->base = memory;
+  s->header = reinterpret_cast<format::LogHeader*>(s->base);
+  format_memory(*s, random_log_id());
+  return Log(std::move(s));
+}
+
+Status Log::remove(const std::string& path) {
+  const std::string context = "deleting log " + path;
+  auto dir = io::canonical_path(path);
+  if (!dir.ok()) return std::move(dir).status().with_context(context);
+  auto meta = read_meta(*dir);
+  if (!meta.ok()) return std::move(meta).status().with_context(context);
+  {
+    auto lock = shm::FileLock::acquire(join(*dir, kLockFile), meta->options.mode);
+    if (!lock.ok()) return std::move(lock).status().with_context(context);
+    SHMLOG_RETURN_IF_ERROR(shm::SharedMemory::unlink(shm_name_for(meta->log_id)));
+    SHMLOG_RETURN_IF_ERROR(io::remove_file(join(*dir, kMetaFile)));
+    SHMLOG_RETURN_IF_ERROR(io::remove_file(join(*dir, kLockFile)));
+  }
+  Status removed = io::remove_directory(*dir);
+  if (!removed.ok()) return std::move(removed).with_context(context + " (other files remain in it)");
+  return {};
+}
+
+const LogOptions& Log::options() const noexcept { return state_->options; }
+const std::string& Log::path() const noexcept { return state_->path; }
+void Log::sweep() const { detail::sweep(*state_); }
+
+LogInfo Log::info() const {
+  const LogState& s = *state_;
+  LogInfo info;
+  info.path = s.path;
+  info.shm_name = s.shm_name;
+  info.log_id = s.header->log_id;
+  info.version_major = s.header->version_major;
+  info.version_minor = s.header->version_minor;
+  info.options = s.options;
+  info.shm_bytes = s.geometry.total_size;
+  const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    LogInfo::Partition part;
+    part.index = p;
+    part.earliest_offset = s.earliest(p);
+    part.end_offset = s.tail(p);
+    const std::uint32_t writers = atomic(s.partition(p).writers).load(std::memory_order_acquire);
+    part.exclusive = (writers & format::kExclusiveWriter) != 0;
+    part.writers = part.exclusive ? 1 : writers;
+    info.partitions.push_back(part);
+  }
+  for (std::uint32_t g = 0; g < s.options.max_groups; ++g) {
+    const auto& group = s.group(g);
+    if (atomic(const_cast<std::uint32_t&>(group.state)).load(std::memory_order_acquire) != active) continue;
+    LogInfo::Group gi;
+    gi.name.assign(group.name, strnlen(group.name, sizeof group.name));
+    gi.membership_epoch = atomic(const_cast<std::uint64_t&>(group.membership_epoch)).load(std::memory_order_acquire);
+    for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
+      if (atomic(s.member(g, m).state).load(std::memory_order_acquire) == active) ++gi.members;
+    }
+    for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+      auto& slot = s.offset_slot(p, g);
+      LogInfo::GroupPartition gp;
+      gp.partition = p;
+      gp.committed_offset = atomic(slot.committed_offset).load(std::memory_order_acquire);
+      gp.end_offset = s.tail(p);
+      gp.lag_bytes = gp.end_offset > gp.committed_offset ? gp.end_offset - gp.committed_offset : 0;
+      const std::uint32_t owner = atomic(slot.owner).load(std::memory_order_acquire);
+      gp.owner = owner == 0 ? -1 : static_cast<int>(owner - 1);
+      // Count records by walking from the committed offset (bounded by the ring).
+      std::uint64_t pos = std::max(gp.committed_offset, s.earliest(p));
+      while (pos < gp.end_offset) {
+        const std::uint64_t v = atomic(*detail::word_at(s, p, pos)).load(std::memory_order_acquire);
+        auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
+        if (d.kind == record::Kind::kData) ++gp.lag_records;
+        if (d.aligned_length == 0 || d.kind == record::Kind::kEmpty || d.kind == record::Kind::kCorrupt) {
+          ++gp.lag_records;  // an in-progress claim still counts once
+          break;
+        }
+        pos += d.aligned_length;
+      }
+      gi.partitions.push_back(gp);
+    }
+    info.groups.push_back(std::move(gi));
+  }
+  for (std::uint32_t id = 0; id < s.options.max_producers; ++id) {
+    const auto& slot = s.producer_slot(id);
+    if (atomic(const_cast<std::uint32_t&>(slot.state)).load(std::memory_order_acquire) != active) continue;
+    LogInfo::ProducerInfo pi;
+    pi.id = static_cast<std::uint16_t>(id);
+    pi.name.assign(slot.name, strnlen(slot.name, sizeof slot.name));
+    pi.pid = slot.pid;
+    pi.alive = shm::is_alive({slot.pid, slot.start_time});
+    pi.exclusive = (slot.flags & format::kProducerExclusive) != 0;
+    pi.appends = atomic(const_cast<std::uint64_t&>(slot.appends_total)).load(std::memory_order_relaxed);
+    pi.bytes = atomic(const_cast<std::uint64_t&>(slot.bytes_total)).load(std::memory_order_relaxed);
+    info.producers.push_back(std::move(pi));
+  }
+  return info;
+}
+
+Result<std::uint64_t> parse_size(std::string_view text) {
+  auto bad = [&] {
+    return Status(Status::Code::kInvalidArgument,
+                  "'" + std::string(text) + "' is not a size (use a byte count or a K, M or G suffix)");
+  };
+  if (text.empty()) return bad();
+  std::uint64_t multiplier = 1;
+  switch (text.back()) {
+    case 'k': case 'K': multiplier = 1ull << 10; break;
+    case 'm': case 'M': multiplier = 1ull << 20; break;
+    case 'g': case 'G': multiplier = 1ull << 30; break;
+    default: break;
+  }
+  if (multiplier != 1) text.remove_suffix(1);
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || text.empty()) return bad();
+  if (v > UINT64_MAX / multiplier) return bad();
+  return v * multiplier;
+}
+
+const char* errc_name(Errc e) noexcept {
+  switch (e) {
+    case Errc::kOk: return "ok";
+    case Errc::kEmpty: return "empty";
+    case Errc::kTooLarge: return "record too large";
+    case Errc::kBadPartition: return "partition out of range";
+    case Errc::kBackpressureTimeout: return "ring full: backpressure timeout";
+    case Errc::kRevoked: return "claim revoked after the claim timeout";
+    case Errc::kBadState: return "bad state";
+  }
+  return "unknown";
+}
+
+}  // namespace shmlog

@@ -1,0 +1,135 @@
+// The state behind a Log handle: the mapping, the geometry derived from the
+// log's options (never from the shared header, which is only checked
+// against it) and typed accessors into shared memory.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "format.h"
+#include "shmlog/log.h"
+#include "shmlog/shm/process.h"
+#include "shmlog/shm/shared_memory.h"
+
+namespace shmlog::detail {
+
+// Byte offsets of every table, computed from the options alone.
+struct Geometry {
+  std::uint64_t producers_offset = 0;
+  std::uint64_t groups_offset = 0;
+  std::uint64_t group_stride = 0;
+  std::uint64_t offset_slots_offset = 0;
+  std::uint64_t partitions_offset = 0;
+  std::uint64_t partition_stride = 0;
+  std::uint64_t data_offset = 0;
+  std::uint64_t ring_bytes = 0;
+  std::uint64_t total_size = 0;
+};
+Geometry compute_geometry(const LogOptions& options) noexcept;
+
+inline std::uint64_t now_realtime_ns() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+struct LogState {
+  std::string path;
+  std::string shm_name;
+  LogOptions options;
+  Geometry geometry;
+  shm::SharedMemory shm;               // the shared mapping, or
+  struct FreeDeleter {
+    void operator()(std::byte* p) const noexcept { std::free(p); }
+  };
+  std::unique_ptr<std::byte, FreeDeleter> heap;  // process-private memory (in-memory logs)
+  std::byte* base = nullptr;
+  format::LogHeader* header = nullptr;
+  std::uint64_t segment_size = 0;
+  std::uint64_t segment_mask = 0;
+  unsigned segment_shift = 0;
+  std::uint32_t ring_segments = 0;
+  std::uint32_t max_frame = 0;  // header + max_record_size
+  std::chrono::nanoseconds claim_timeout{};
+
+  void init_geometry();
+
+  format::PartitionHeader& partition(std::uint32_t p) const noexcept {
+    return *reinterpret_cast<format::PartitionHeader*>(base + geometry.partitions_offset +
+                                                       p * geometry.partition_stride);
+  }
+  format::SegmentDescriptor& descriptor(std::uint32_t p, std::uint64_t segment) const noexcept {
+    auto* first = reinterpret_cast<format::SegmentDescriptor*>(
+        base + geometry.partitions_offset + p * geometry.partition_stride +
+        sizeof(format::PartitionHeader));
+    return first[segment % ring_segments];
+  }
+  // Start of the ring slot holding `segment`.
+  std::byte* segment_base(std::uint32_t p, std::uint64_t segment) const noexcept {
+    return base + geometry.data_offset + p * geometry.ring_bytes +
+           (segment % ring_segments) * segment_size;
+  }
+  format::ProducerSlot& producer_slot(std::uint32_t i) const noexcept {
+    return reinterpret_cast<format::ProducerSlot*>(base + geometry.producers_offset)[i];
+  }
+  format::GroupHeader& group(std::uint32_t g) const noexcept {
+    return *reinterpret_cast<format::GroupHeader*>(base + geometry.groups_offset +
+                                                   g * geometry.group_stride);
+  }
+  format::MemberSlot& member(std::uint32_t g, std::uint32_t m) const noexcept {
+    return reinterpret_cast<format::MemberSlot*>(base + geometry.groups_offset +
+                                                 g * geometry.group_stride +
+                                                 sizeof(format::GroupHeader))[m];
+  }
+  format::OffsetSlot& offset_slot(std::uint32_t p, std::uint32_t g) const noexcept {
+    return reinterpret_cast<format::OffsetSlot*>(
+        base + geometry.offset_slots_offset)[static_cast<std::size_t>(p) * options.max_groups + g];
+  }
+
+  std::uint64_t tail(std::uint32_t p) const noexcept {
+    // Pairs with the release stores/fetch-adds of producers.
+    return format::atomic(partition(p).tail_position).load(std::memory_order_acquire);
+  }
+  // Oldest position still in partition p's ring (start of its oldest segment).
+  std::uint64_t earliest(std::uint32_t p) const noexcept;
+  // The smallest committed offset of all active groups for p, or UINT64_MAX.
+  std::uint64_t min_committed(std::uint32_t p) const noexcept;
+
+  void wake_consumers() const noexcept;
+  void wake_producers() const noexcept;
+};
+
+// The admin lock in the log header: serialises registration of producers and
+// group members and reaping. Held briefly; taken over from a dead holder.
+class AdminLock {
+ public:
+  explicit AdminLock(const LogState& log);
+  AdminLock(const AdminLock&) = delete;
+  AdminLock& operator=(const AdminLock&) = delete;
+  ~AdminLock();
+
+ private:
+  std::uint64_t* word_;
+  std::uint64_t mine_;
+};
+
+// Resolves the record at `position` of partition p when it is stuck: an
+// in-progress claim whose owner died or which outlived the claim timeout
+// becomes an abandoned record; an unregistered claim (commit word 0 below
+// the tail) is poisoned and abandoned. `stalled_for` is how long the caller
+// has seen it stuck. Returns true if the position now holds a committed word.
+bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
+             std::chrono::nanoseconds stalled_for) noexcept;
+std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t position) noexcept;
+
+// Reaps producer ids, group members and segment preparations of dead
+// processes. Cold path; takes the admin lock.
+void sweep(const LogState& log);
+void release_member(const LogState& log, std::uint32_t g, std::uint32_t m) noexcept;
+
+}  // namespace shmlog::detail

@@ -1,0 +1,552 @@
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "log_state.h"
+#include "record.h"
+#include "shmlog/log.h"
+
+namespace shmlog {
+namespace detail {
+
+using format::atomic;
+
+namespace {
+bool g_die_between_claim_and_commit = false;
+}  // namespace
+
+struct ProducerState {
+  std::shared_ptr<LogState> log;
+  std::uint16_t id = 0;
+  std::uint16_t epoch = 0;
+  bool exclusive = false;
+  bool timestamps = true;
+  bool checksums = false;
+  std::uint32_t default_partition = 0;
+  std::chrono::nanoseconds backpressure_timeout{};
+  WaitStrategy wait;
+  std::uint64_t next_sequence = 0;
+
+  // Per partition: the ready segment this producer last wrote into, and for
+  // an exclusive producer its own copy of the tail.
+  struct Cursor {
+    std::uint64_t ready_begin = 1;  // empty range until the first check
+    std::uint64_t ready_end = 0;
+    std::uint64_t tail = 0;
+  };
+  std::vector<Cursor> cursors;
+
+  // The open claim, if any.
+  bool claim_open = false;
+  std::uint32_t claim_partition = 0;
+  std::uint64_t claim_position = 0;
+  std::uint32_t claim_frame = 0;
+  std::uint16_t claim_key = 0;
+
+  ~ProducerState() { close(); }
+
+  format::ProducerSlot& slot() const { return log->producer_slot(id); }
+  std::uint64_t* word(std::uint32_t p, std::uint64_t position) const {
+    return word_at(*log, p, position);
+  }
+
+  Errc ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept;
+  Errc prepare(std::uint32_t p, std::uint64_t segment, bool may_wait) noexcept;
+  bool seal(std::uint32_t p, std::uint64_t segment, bool may_wait) noexcept;
+  bool wait_for_space(std::uint32_t p, std::uint64_t needed,
+                      std::chrono::steady_clock::time_point deadline) noexcept;
+  void try_prepare_ahead(std::uint32_t p, std::uint64_t segment) noexcept {
+    (void)prepare(p, segment, /*may_wait=*/false);
+  }
+  void pad(std::uint32_t p, std::uint64_t position, std::uint64_t length) noexcept;
+  Errc claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept;
+  AppendResult commit(std::uint64_t timestamp_ns) noexcept;
+  void abort() noexcept;
+  void close() noexcept;
+};
+
+Errc ProducerState::ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept {
+  Cursor& c = cursors[p];
+  if (begin >= c.ready_begin && end <= c.ready_end) return Errc::kOk;
+  const std::uint64_t segment = begin >> log->segment_shift;
+  Errc e = prepare(p, segment, /*may_wait=*/true);
+  if (e != Errc::kOk) return e;
+  c.ready_begin = segment << log->segment_shift;
+  c.ready_end = c.ready_begin + log->segment_size;
+  return Errc::kOk;
+}
+
+// Makes the ring slot of `segment` hold it, zeroed: waits for the policy to
+// allow reuse of the slot's previous segment, checks that every claim in
+// that segment is resolved, zeroes it and publishes it.
+Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wait) noexcept {
+  const LogState& s = *log;
+  auto state = atomic(s.descriptor(p, segment).state_word);
+  const auto deadline = std::chrono::steady_clock::now() + backpressure_timeout;
+  Waiter waiter(wait);
+  for (;;) {
+    // Pairs with the release that publishes a prepared slot.
+    std::uint64_t w = state.load(std::memory_order_acquire);
+    const std::uint64_t held = format::segment_index(w);
+    const bool ready = format::segment_state(w) == format::SegmentState::kReady;
+    if (held == segment && ready) return Errc::kOk;
+    if (held > segment) return Errc::kRevoked;  // the ring lapped this claim
+    bool take = false;
+    if (held == segment) {
+      // Another producer zeroes it; take over only if that process died.
+      const std::uint32_t pid = format::segment_pid(w);
+      const std::uint64_t start = s.descriptor(p, segment).preparer_start_time;
+      take = pid != 0 && start != 0 && !shm::is_alive({pid, start});
+    } else if (held + s.ring_segments == segment && ready) {
+      const std::uint64_t old_end = (held + 1) << s.segment_shift;
+      const std::uint64_t committed =
+          s.options.policy == Policy::kBackpressure ? s.min_committed(p) : UINT64_MAX;
+      if (committed != UINT64_MAX && committed < old_end) {
+        if (!may_wait) return Errc::kBackpressureTimeout;
+        if (!wait_for_space(p, old_end, deadline)) return Errc::kBackpressureTimeout;
+        continue;
+      }
+      // With no group holding it, the old segment may still have claims in
+      // flight: wait for each to commit or be abandoned before zeroing.
+      take = committed != UINT64_MAX || seal(p, held, may_wait);
+      if (!take && !may_wait) return Errc::kBackpressureTimeout;
+    }
+    if (take) {
+      const shm::ProcessId self = shm::self();
+      const std::uint64_t mine = format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid);
+      if (state.compare_exchange_strong(w, mine, std::memory_order_acq_rel)) {
+        auto& d = s.descriptor(p, segment);
+        d.preparer_start_time = self.start_time;
+        std::memset(s.segment_base(p, segment), 0, s.segment_size);
+        d.prepared_ns = now_realtime_ns();
+        state.store(format::make_segment_word(segment, format::SegmentState::kReady, 0),
+                    std::memory_order_release);
+        return Errc::kOk;
+      }
+      continue;
+    }
+    if (!may_wait) return Errc::kBackpressureTimeout;
+    if (std::chrono::steady_clock::now() > deadline) return Errc::kBackpressureTimeout;
+    if (waiter.idle(0)) shm::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+bool ProducerState::seal(std::uint32_t p, std::uint64_t segment, bool may_wait) noexcept {
+  const LogState& s = *log;
+  std::uint64_t position = segment << s.segment_shift;
+  const std::uint64_t end = position + s.segment_size;
+  auto stall_since = std::chrono::steady_clock::time_point{};
+  std::uint64_t stall_position = UINT64_MAX;
+  while (position < end) {
+    const std::uint64_t v = atomic(*word(p, position)).load(std::memory_order_acquire);
+    const auto d = record::decode(v, position & s.segment_mask, s.segment_size, s.max_frame);
+    if (d.kind == record::Kind::kData || d.kind == record::Kind::kSkip) {
+      position += d.aligned_length;
+      continue;
+    }
+    if (d.kind == record::Kind::kCorrupt) return true;  // nothing valid to protect beyond
+    if (d.kind == record::Kind::kEmpty && s.tail(p) <= position) return true;
+    if (!may_wait) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (stall_position != position) {
+      stall_position = position;
+      stall_since = now;
+    }
+    if (!unblock(s, p, position, now - stall_since)) shm::sleep_for(std::chrono::microseconds(100));
+  }
+  return true;
+}
+
+bool ProducerState::wait_for_space(std::uint32_t p, std::uint64_t needed,
+                                   std::chrono::steady_clock::time_point deadline) noexcept {
+  const LogState& s = *log;
+  Waiter waiter(wait);
+  for (;;) {
+    if (s.min_committed(p) >= needed) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    if (!waiter.idle(0)) continue;
+    // Park until a consumer commits (it wakes us when waiters > 0).
+    auto waiters = atomic(s.header->space_waiters);
+    auto seq = atomic(s.header->space_seq);
+    waiters.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t seen = seq.load(std::memory_order_seq_cst);
+    if (s.min_committed(p) < needed) {
+      const auto left = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(10));
+      shm::futex_wait(&s.header->space_seq, seen, left);
+    }
+    waiters.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void ProducerState::pad(std::uint32_t p, std::uint64_t position, std::uint64_t length) noexcept {
+  const std::uint64_t padding =
+      format::make_commit_word(static_cast<std::int32_t>(length), format::RecordType::kPadding, 0, 0);
+  auto w = atomic(*word(p, position));
+  if (exclusive) {
+    w.store(padding, std::memory_order_release);  // pairs with consumers' acquire
+  } else {
+    std::uint64_t expected = 0;  // fails only if an unblocker poisoned it: fine
+    w.compare_exchange_strong(expected, padding, std::memory_order_release, std::memory_order_relaxed);
+  }
+}
+
+Errc ProducerState::claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept {
+  const LogState& s = *log;
+  const std::uint64_t aligned = format::align_record(frame);
+  auto tail = atomic(s.partition(p).tail_position);
+  if (exclusive) {
+    Cursor& c = cursors[p];
+    std::uint64_t pos = c.tail;
+    const std::uint64_t segment_end = (pos | s.segment_mask) + 1;
+    if (pos + aligned > segment_end) {
+      Errc e = ensure_ready(p, pos, segment_end);
+      if (e != Errc::kOk) return e;
+      pad(p, pos, segment_end - pos);
+      pos = c.tail = segment_end;
+      tail.store(pos, std::memory_order_release);
+      try_prepare_ahead(p, (pos >> s.segment_shift) + 1);
+    }
+    Errc e = ensure_ready(p, pos, pos + aligned);
+    if (e != Errc::kOk) return e;
+    *position = pos;
+    return Errc::kOk;
+  }
+  for (;;) {
+    // The claim: positions [pos, pos + aligned) now belong to this producer.
+    const std::uint64_t pos = tail.fetch_add(aligned, std::memory_order_relaxed);
+    const std::uint64_t segment_end = (pos | s.segment_mask) + 1;
+    if (pos + aligned > segment_end) {
+      // Crossing a segment end: both pieces become padding; claim again.
+      Errc e = ensure_ready(p, pos, segment_end);
+      if (e != Errc::kOk) return e;
+      pad(p, pos, segment_end - pos);
+      e = ensure_ready(p, segment_end, pos + aligned);
+      if (e != Errc::kOk) return e;
+      pad(p, segment_end, pos + aligned - segment_end);
+      try_prepare_ahead(p, (segment_end >> s.segment_shift) + 1);
+      continue;
+    }
+    Errc e = ensure_ready(p, pos, pos + aligned);
+    if (e != Errc::kOk) return e;  // the unclaimed hole is abandoned by readers later
+    // Register the claim: the negated length (and our id, for liveness).
+    std::uint64_t expected = 0;
+    const std::uint64_t claimed =
+        format::make_commit_word(-static_cast<std::int32_t>(frame), format::RecordType::kNone, 0, id);
+    if (atomic(*word(p, pos)).compare_exchange_strong(expected, claimed, std::memory_order_release,
+                                                      std::memory_order_relaxed)) {
+      *position = pos;
+      return Errc::kOk;
+    }
+    // Poisoned by an unblocker while we were descheduled: claim again.
+  }
+}
+
+AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
+  const LogState& s = *log;
+  const std::uint32_t p = claim_partition;
+  const std::uint64_t pos = claim_position;
+  claim_open = false;
+  auto* header = reinterpret_cast<format::RecordHeader*>(word(p, pos));
+  header->producer_id = id;
+  header->producer_epoch = epoch;
+  header->timestamp_ns = timestamp_ns;
+  header->sequence = next_sequence++;
+  std::uint8_t flags = 0;
+  std::uint64_t final_word = format::make_commit_word(static_cast<std::int32_t>(claim_frame),
+                                                      format::RecordType::kData, 0, claim_key);
+  if (checksums) {
+    flags = format::kRecordFlagChecksum;
+    final_word = format::make_commit_word(static_cast<std::int32_t>(claim_frame), format::RecordType::kData,
+                                          flags, claim_key);
+    header->checksum = record::checksum(*header, final_word, reinterpret_cast<std::byte*>(header + 1),
+                                        claim_frame - format::kRecordHeaderSize);
+  }
+  if (g_die_between_claim_and_commit) shm::kill_self();
+  auto w = atomic(header->commit_word);
+  // seq_cst: orders the commit before the waiter check below (a consumer
+  // increments data_waiters, then re-reads this word).
+  if (exclusive) {
+    w.store(final_word, std::memory_order_seq_cst);
+    cursors[p].tail = pos + format::align_record(claim_frame);
+    atomic(s.partition(p).tail_position).store(cursors[p].tail, std::memory_order_release);
+  } else {
+    std::uint64_t expected =
+        format::make_commit_word(-static_cast<std::int32_t>(claim_frame), format::RecordType::kNone, 0, id);
+    if (!w.compare_exchange_strong(expected, final_word, std::memory_order_seq_cst)) {
+      auto& counter = slot().revoked_total;
+      atomic(counter).store(counter + 1, std::memory_order_relaxed);
+      return {Errc::kRevoked, p, pos};
+    }
+  }
+  if (atomic(s.header->data_waiters).load(std::memory_order_seq_cst) != 0) s.wake_consumers();
+  // Single-writer counters: a relaxed store, no read-modify-write.
+  auto& sl = slot();
+  atomic(sl.appends_total).store(sl.appends_total + 1, std::memory_order_relaxed);
+  atomic(sl.bytes_total).store(sl.bytes_total + claim_frame - format::kRecordHeaderSize,
+                               std::memory_order_relaxed);
+  return {Errc::kOk, p, pos};
+}
+
+void ProducerState::abort() noexcept {
+  if (!claim_open) return;
+  claim_open = false;
+  const std::uint64_t aligned = format::align_record(claim_frame);
+  auto* base = reinterpret_cast<std::byte*>(word(claim_partition, claim_position));
+  if (exclusive) {
+    // Nothing was published; clear what the caller may have written so no
+    // stale bytes lie where the next record's header goes.
+    std::memset(base, 0, aligned);
+    return;
+  }
+  std::uint64_t expected = format::make_commit_word(-static_cast<std::int32_t>(claim_frame),
+                                                    format::RecordType::kNone, 0, id);
+  atomic(*reinterpret_cast<std::uint64_t*>(base))
+      .compare_exchange_strong(expected,
+                               format::make_commit_word(static_cast<std::int32_t>(claim_frame),
+                                                        format::RecordType::kPadding, 0, 0),
+                               std::memory_order_seq_cst);
+  if (atomic(log->header->data_waiters).load(std::memory_order_seq_cst) != 0) log->wake_consumers();
+}
+
+void ProducerState::close() noexcept {
+  if (!log) return;
+  abort();
+  const LogState& s = *log;
+  AdminLock lock(s);
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    auto writers = atomic(s.partition(p).writers);
+    if (exclusive) {
+      writers.store(0, std::memory_order_release);
+    } else {
+      writers.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+  atomic(slot().state).store(static_cast<std::uint32_t>(format::SlotState::kFree), std::memory_order_release);
+  log.reset();
+}
+
+}  // namespace detail
+
+// ----------------------------------------------------------------------------
+
+using detail::ProducerState;
+
+Result<Producer> Log::producer(const ProducerOptions& options) const {
+  const detail::LogState& s = *state_;
+  if (options.partition >= s.options.partitions) {
+    return Status(Status::Code::kInvalidArgument, "partition " + std::to_string(options.partition) +
+                                                      " out of range: the log has " +
+                                                      std::to_string(s.options.partitions));
+  }
+  if (options.name.size() >= format::kNameCapacity) {
+    return Status(Status::Code::kInvalidArgument, "producer name longer than 63 bytes");
+  }
+  const auto free_state = static_cast<std::uint32_t>(format::SlotState::kFree);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (attempt == 1) detail::sweep(s);  // reap ids of dead processes, then retry
+    detail::AdminLock lock(s);
+    std::uint32_t id = 0;
+    while (id < s.options.max_producers &&
+           format::atomic(s.producer_slot(id).state).load(std::memory_order_acquire) != free_state) {
+      ++id;
+    }
+    if (id == s.options.max_producers) continue;
+    // Join every partition as exclusive or shared writer; undo on conflict.
+    std::uint32_t p = 0;
+    std::uint32_t conflict = 0;
+    for (; p < s.options.partitions; ++p) {
+      auto writers = format::atomic(s.partition(p).writers);
+      std::uint32_t current = writers.load(std::memory_order_acquire);
+      if (options.exclusive) {
+        if (current != 0 || !writers.compare_exchange_strong(current, format::kExclusiveWriter | id,
+                                                             std::memory_order_acq_rel)) {
+          conflict = current;
+          break;
+        }
+      } else {
+        bool joined = false;
+        while (!(current & format::kExclusiveWriter)) {
+          if (writers.compare_exchange_weak(current, current + 1, std::memory_order_acq_rel)) {
+            joined = true;
+            break;
+          }
+        }
+        if (!joined) {
+          conflict = current;
+          break;
+        }
+      }
+    }
+    if (p < s.options.partitions) {
+      for (std::uint32_t q = 0; q < p; ++q) {
+        auto writers = format::atomic(s.partition(q).writers);
+        if (options.exclusive) {
+          writers.store(0, std::memory_order_release);
+        } else {
+          writers.fetch_sub(1, std::memory_order_acq_rel);
+        }
+      }
+      std::string who = (conflict & format::kExclusiveWriter)
+                            ? "exclusive producer " + std::to_string(conflict & 0xffff)
+                            : std::to_string(conflict) + " other producer(s)";
+      return Status(Status::Code::kBusy, "partition " + std::to_string(p) + " of " + s.path + " has " + who +
+                                             (options.exclusive ? "; an exclusive producer must be alone"
+                                                                : "; it cannot take a shared producer"));
+    }
+    auto st = std::make_unique<ProducerState>();
+    auto& slot = s.producer_slot(id);
+    const shm::ProcessId self = shm::self();
+    slot.flags = options.exclusive ? format::kProducerExclusive : 0;
+    slot.pid = self.pid;
+    slot.start_time = self.start_time;
+    slot.opened_ns = detail::now_realtime_ns();
+    slot.epoch = static_cast<std::uint16_t>(slot.epoch + 1);
+    slot.appends_total = 0;
+    slot.bytes_total = 0;
+    slot.revoked_total = 0;
+    std::memset(slot.name, 0, sizeof slot.name);
+    std::memcpy(slot.name, options.name.data(), options.name.size());
+    format::atomic(slot.state).store(static_cast<std::uint32_t>(format::SlotState::kActive),
+                                     std::memory_order_release);
+    st->log = state_;
+    st->id = static_cast<std::uint16_t>(id);
+    st->epoch = slot.epoch;
+    st->exclusive = options.exclusive;
+    st->timestamps = options.timestamps;
+    st->checksums = s.options.checksums;
+    st->default_partition = options.partition;
+    st->backpressure_timeout = options.backpressure_timeout;
+    st->wait = options.wait;
+    st->cursors.resize(s.options.partitions);
+    for (std::uint32_t q = 0; q < s.options.partitions; ++q) st->cursors[q].tail = s.tail(q);
+    return Producer(std::move(st));
+  }
+  return Status(Status::Code::kBusy, "all " + std::to_string(s.options.max_producers) +
+                                         " producer ids of " + s.path + " are in use (see --max-producers)");
+}
+
+Producer::Producer(std::unique_ptr<ProducerState> state) : state_(std::move(state)) {}
+Producer::Producer(Producer&&) noexcept = default;
+Producer& Producer::operator=(Producer&&) noexcept = default;
+Producer::~Producer() = default;
+
+std::uint16_t Producer::id() const noexcept { return state_->id; }
+void Producer::set_next_sequence(std::uint64_t sequence) noexcept { state_->next_sequence = sequence; }
+
+std::uint32_t Producer::partition_for(Bytes key) const noexcept {
+  // FNV-1a, then a final mix so that similar keys spread.
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::byte b : key) h = (h ^ static_cast<std::uint8_t>(b)) * 1099511628211ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return static_cast<std::uint32_t>(h % state_->log->options.partitions);
+}
+
+Claim Producer::claim_in(std::uint32_t partition, std::size_t value_size, std::size_t key_size) noexcept {
+  Claim c;
+  ProducerState* st = state_.get();
+  if (st == nullptr || !st->log || st->claim_open) return c;  // kBadState
+  const detail::LogState& s = *st->log;
+  if (partition >= s.options.partitions) {
+    c.error_ = Errc::kBadPartition;
+    return c;
+  }
+  if (key_size > 0xffff || value_size > s.options.max_record_size ||
+      key_size + value_size > s.options.max_record_size) {
+    c.error_ = Errc::kTooLarge;
+    return c;
+  }
+  const auto frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + key_size + value_size);
+  std::uint64_t position = 0;
+  c.error_ = st->claim(partition, frame, &position);
+  if (c.error_ != Errc::kOk) return c;
+  st->claim_open = true;
+  st->claim_partition = partition;
+  st->claim_position = position;
+  st->claim_frame = frame;
+  st->claim_key = static_cast<std::uint16_t>(key_size);
+  c.data_ = reinterpret_cast<std::byte*>(st->word(partition, position)) + format::kRecordHeaderSize;
+  c.key_size_ = static_cast<std::uint32_t>(key_size);
+  c.value_size_ = static_cast<std::uint32_t>(value_size);
+  c.partition_ = partition;
+  c.offset_ = position;
+  return c;
+}
+
+Claim Producer::claim(std::size_t value_size, std::size_t key_size) noexcept {
+  return claim_in(state_ ? state_->default_partition : 0, value_size, key_size);
+}
+
+AppendResult Producer::commit(Claim& claim) noexcept {
+  ProducerState* st = state_.get();
+  if (st == nullptr || !st->claim_open || claim.data_ == nullptr || claim.offset_ != st->claim_position ||
+      claim.partition_ != st->claim_partition) {
+    return {Errc::kBadState, claim.partition_, claim.offset_};
+  }
+  claim.data_ = nullptr;
+  claim.error_ = Errc::kBadState;
+  return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
+}
+
+void Producer::abort(Claim& claim) noexcept {
+  ProducerState* st = state_.get();
+  if (st == nullptr || !st->claim_open || claim.data_ == nullptr || claim.offset_ != st->claim_position) return;
+  claim.data_ = nullptr;
+  claim.error_ = Errc::kBadState;
+  st->abort();
+}
+
+AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value) noexcept {
+  Claim c = claim_in(partition, value.size(), key.size());
+  if (!c) return {c.error(), partition, 0};
+  if (!key.empty()) std::memcpy(c.data_, key.data(), key.size());
+  if (!value.empty()) std::memcpy(c.data_ + key.size(), value.data(), value.size());
+  return commit(c);
+}
+
+AppendResult Producer::append(Bytes value) noexcept {
+  return append_to(state_ ? state_->default_partition : 0, {}, value);
+}
+
+AppendResult Producer::append(Bytes key, Bytes value) noexcept {
+  if (!state_) return {Errc::kBadState, 0, 0};
+  return append_to(key.empty() ? state_->default_partition : partition_for(key), key, value);
+}
+
+std::size_t Producer::append_batch(std::span<const Bytes> values, AppendResult* last) noexcept {
+  AppendResult r;
+  std::size_t n = 0;
+  ProducerState* st = state_.get();
+  if (st == nullptr) {
+    r.error = Errc::kBadState;
+  } else {
+    // One timestamp for the whole batch: the clock read is the costliest part
+    // of a small append.
+    const bool stamp = st->timestamps;
+    st->timestamps = false;
+    const std::uint64_t now = stamp ? detail::now_realtime_ns() : 0;
+    for (Bytes v : values) {
+      Claim c = claim_in(st->default_partition, v.size(), 0);
+      if (!c) {
+        r = {c.error(), st->default_partition, 0};
+        break;
+      }
+      if (!v.empty()) std::memcpy(c.data_, v.data(), v.size());
+      c.data_ = nullptr;
+      r = st->commit(now);
+      if (!r) break;
+      ++n;
+    }
+    st->timestamps = stamp;
+  }
+  if (last != nullptr) *last = r;
+  return n;
+}
+
+namespace testing {
+void die_between_claim_and_commit(bool enable) noexcept { detail::g_die_between_claim_and_commit = enable; }
+}  // namespace testing
+
+}  // namespace shmlog

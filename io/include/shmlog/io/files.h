@@ -1,0 +1,39 @@
+// Files of a log directory: the durable, atomically replaced metadata file
+// and directory housekeeping. Knows nothing of what the keys mean.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "shmlog/status.h"
+
+namespace shmlog::io {
+
+// An ordered set of `key=value` lines. Keys are [a-z0-9_.-]+; values end at
+// the newline.
+using KeyValues = std::map<std::string, std::string>;
+
+// Writes `header` as the first line, then the pairs, to `path` atomically: a
+// temporary file is written and fdatasync'ed, renamed over `path`, and the
+// directory is fsync'ed, so a crash leaves the old or the new file, whole.
+Status write_key_value_file(const std::string& path, const std::string& header,
+                         const KeyValues& values, std::uint32_t mode);
+// Reads a file written by write_key_value_file. The first line must equal
+// `header`; any malformed line is kCorrupt naming the file and line number.
+Result<KeyValues> read_key_value_file(const std::string& path, const std::string& header);
+
+bool is_directory(const std::string& path);
+bool file_exists(const std::string& path);
+// Creates `path` (one level) with `mode`; an existing empty directory is
+// accepted, a non-empty one is kAlreadyExists.
+Status create_empty_directory(const std::string& path, std::uint32_t mode);
+// Names of the entries in a directory (without "." and "..").
+Result<std::vector<std::string>> list_directory(const std::string& path);
+Status remove_file(const std::string& path);
+Status remove_directory(const std::string& path);
+// Absolute, symlink-free path of an existing file or directory.
+Result<std::string> canonical_path(const std::string& path);
+
+}  // namespace shmlog::io

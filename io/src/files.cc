@@ -1,0 +1,189 @@
+#include "shmlog/io/files.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+namespace shmlog::io {
+namespace {
+
+Status write_all(int fd, const std::string& data, const std::string& path) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::from_errno("writing " + path, errno);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return Status();
+}
+
+std::string dir_name(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+Status sync_directory(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("opening directory " + dir, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::from_errno("syncing directory " + dir, err);
+  return Status();
+}
+
+bool valid_key(const std::string& key) {
+  if (key.empty()) return false;
+  for (char c : key) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status write_key_value_file(const std::string& path, const std::string& header,
+                         const KeyValues& values, std::uint32_t mode) {
+  std::string text = header + "\n";
+  for (const auto& [key, value] : values) {
+    if (!valid_key(key) || value.find('\n') != std::string::npos) {
+      return Status(Status::Code::kInvalidArgument, "bad metadata entry '" + key + "' for " + path);
+    }
+    text += key + "=" + value + "\n";
+  }
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return Status::from_errno("creating " + tmp, errno);
+  Status s = write_all(fd, text, tmp);
+  if (s.ok() && ::fdatasync(fd) != 0) s = Status::from_errno("syncing " + tmp, errno);
+  ::close(fd);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    s = Status::from_errno("renaming " + tmp + " to " + path, errno);
+  }
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return sync_directory(dir_name(path));
+}
+
+Result<KeyValues> read_key_value_file(const std::string& path, const std::string& header) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("opening " + path, errno);
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return Status::from_errno("reading " + path, err);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > (1u << 20)) {
+      ::close(fd);
+      return Status(Status::Code::kCorrupt, path + " is larger than 1 MiB: not a shmlog metadata file");
+    }
+  }
+  ::close(fd);
+  KeyValues values;
+  std::size_t pos = 0;
+  int line_no = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) {
+      return Status(Status::Code::kCorrupt, path + ": line " + std::to_string(line_no + 1) +
+                                                " has no newline (torn write?)");
+    }
+    std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (line_no == 1) {
+      if (line != header) {
+        return Status(Status::Code::kCorrupt, path + ": first line is '" + line.substr(0, 40) +
+                                                  "', expected '" + header + "'");
+      }
+      continue;
+    }
+    auto eq = line.find('=');
+    std::string key = eq == std::string::npos ? line : line.substr(0, eq);
+    if (eq == std::string::npos || !valid_key(key)) {
+      return Status(Status::Code::kCorrupt, path + ": line " + std::to_string(line_no) + " is not key=value");
+    }
+    values[key] = line.substr(eq + 1);
+  }
+  if (line_no == 0) return Status(Status::Code::kCorrupt, path + " is empty");
+  return values;
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+Status create_empty_directory(const std::string& path, std::uint32_t mode) {
+  if (::mkdir(path.c_str(), mode) == 0) return Status();
+  if (errno != EEXIST) return Status::from_errno("creating directory " + path, errno);
+  if (!is_directory(path)) {
+    return Status(Status::Code::kAlreadyExists, path + " exists and is not a directory");
+  }
+  auto entries = list_directory(path);
+  if (!entries.ok()) return std::move(entries).status();
+  if (!entries->empty()) {
+    return Status(Status::Code::kAlreadyExists, "directory " + path + " exists and is not empty");
+  }
+  return Status();
+}
+
+Result<std::vector<std::string>> list_directory(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return Status::from_errno("listing " + path, errno);
+  std::vector<std::string> names;
+  while (struct dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  ::closedir(dir);
+  return names;
+}
+
+Status remove_file(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return Status::from_errno("removing " + path, errno);
+  }
+  return Status();
+}
+
+Status remove_directory(const std::string& path) {
+  if (::rmdir(path.c_str()) != 0 && errno != ENOENT) {
+    return Status::from_errno("removing directory " + path, errno);
+  }
+  return Status();
+}
+
+Result<std::string> canonical_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (::realpath(path.c_str(), buf) == nullptr) return Status::from_errno("resolving " + path, errno);
+  return std::string(buf);
+}
+
+}  // namespace shmlog::io

@@ -1,0 +1,78 @@
+// Process identity, liveness and the waiting primitives the engine needs from
+// the OS: futex wait/wake on a word in shared memory, pause and yield.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "shmlog/status.h"
+
+namespace shmlog::shm {
+
+// A process, named so that pid reuse cannot fool a liveness check: the
+// start time (clock ticks since boot, /proc/PID/stat field 22) differs.
+struct ProcessId {
+  std::uint32_t pid = 0;
+  std::uint64_t start_time = 0;
+  friend bool operator==(const ProcessId&, const ProcessId&) = default;
+};
+
+// The calling process (cached; refreshed after fork).
+ProcessId self() noexcept;
+// True while the process exists and is not a zombie. pid 0 is never alive.
+bool is_alive(ProcessId process) noexcept;
+// The start time of a running process, 0 when there is none (or a zombie).
+std::uint64_t start_time_of(std::uint32_t pid) noexcept;
+
+// FUTEX_WAIT on a word in shared memory (not FUTEX_PRIVATE: other processes
+// wake it). Returns when woken, when *word != expected, on a signal, or after
+// `timeout`. Spurious returns are allowed: callers re-check their condition.
+void futex_wait(std::uint32_t* word, std::uint32_t expected,
+               std::chrono::nanoseconds timeout) noexcept;
+// Wakes every waiter on `word`; returns how many were woken.
+int futex_wake_all(std::uint32_t* word) noexcept;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+void yield_now() noexcept;
+void sleep_for(std::chrono::nanoseconds duration) noexcept;
+// SIGKILL to the calling process: crash tests' "die right here".
+[[noreturn]] void kill_self() noexcept;
+
+// Runs `body` in a forked child process, which exits with its return value.
+// Returns the child's pid. Tools and tests use it to run real processes.
+Result<std::uint32_t> fork_process(int (*body)(void*), void* arg);
+// Waits for a child; returns its exit code, or 128 + signal if killed.
+int wait_process(std::uint32_t pid) noexcept;
+// Waits at most `timeout`; returns -1 if it is still running.
+int wait_process_for(std::uint32_t pid, std::chrono::milliseconds timeout) noexcept;
+void kill_process(std::uint32_t pid) noexcept;  // SIGKILL
+// Calls `handler` (async-signal-safe code only) on SIGINT and SIGTERM, and
+// ignores SIGPIPE, so that a write to a closed pipe returns EPIPE.
+void on_interrupt(void (*handler)(int)) noexcept;
+
+// An advisory lock on a file (flock), released by the kernel when the holder
+// dies: serialises the cold paths that create, recreate or delete a log.
+class FileLock {
+ public:
+  FileLock() = default;
+  FileLock(FileLock&& other) noexcept;
+  FileLock& operator=(FileLock&& other) noexcept;
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  ~FileLock();
+  // Creates `path` if needed (mode 0600 ... or `mode`) and locks it exclusively.
+  static Result<FileLock> acquire(const std::string& path, std::uint32_t mode);
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+}  // namespace shmlog::shm

@@ -1,0 +1,194 @@
+#include "shmlog/shm/process.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+namespace shmlog::shm {
+namespace {
+
+// Reads field 22 (starttime) of /proc/PID/stat; 0 when the process is gone.
+// Field 2 (comm) may contain spaces and parentheses, so parse after the last ')'.
+}  // namespace
+
+std::uint64_t start_time_of(std::uint32_t pid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t n;
+  do {
+    n = ::read(fd, buf, sizeof buf - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return 0;
+  // After ')' come fields 3..: state is field 3, starttime field 22.
+  p += 1;
+  int field = 2;
+  char state = '?';
+  while (*p != '\0' && field < 22) {
+    while (*p == ' ') ++p;
+    ++field;
+    if (field == 3) state = *p;
+    if (field == 22) break;
+    while (*p != ' ' && *p != '\0') ++p;
+  }
+  if (field != 22 || state == 'Z' || state == 'X') return 0;
+  return std::strtoull(p, nullptr, 10);
+}
+
+namespace {
+
+struct SelfCache {
+  pid_t pid = 0;
+  ProcessId id;
+};
+thread_local SelfCache self_cache;
+
+}  // namespace
+
+ProcessId self() noexcept {
+  pid_t pid = ::getpid();
+  if (self_cache.pid != pid) {
+    self_cache.pid = pid;
+    self_cache.id = ProcessId{static_cast<std::uint32_t>(pid),
+                              start_time_of(static_cast<std::uint32_t>(pid))};
+  }
+  return self_cache.id;
+}
+
+bool is_alive(ProcessId process) noexcept {
+  if (process.pid == 0) return false;
+  if (::kill(static_cast<pid_t>(process.pid), 0) != 0 && errno == ESRCH) return false;
+  return start_time_of(process.pid) == process.start_time;
+}
+
+void futex_wait(std::uint32_t* word, std::uint32_t expected,
+               std::chrono::nanoseconds timeout) noexcept {
+  if (timeout.count() <= 0) return;
+  struct timespec ts;
+  ts.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
+  // EINTR, EAGAIN (value changed) and ETIMEDOUT all mean: re-check.
+  ::syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+
+int futex_wake_all(std::uint32_t* word) noexcept {
+  long woken = ::syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+  return woken < 0 ? 0 : static_cast<int>(woken);
+}
+
+void yield_now() noexcept { ::sched_yield(); }
+
+void sleep_for(std::chrono::nanoseconds duration) noexcept {
+  struct timespec ts;
+  ts.tv_sec = static_cast<time_t>(duration.count() / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(duration.count() % 1'000'000'000);
+  while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+Result<std::uint32_t> fork_process(int (*body)(void*), void* arg) {
+  std::fflush(nullptr);  // no buffered output duplicated into the child
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::from_errno("fork", errno);
+  if (pid == 0) {
+    int code = body(arg);
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  return static_cast<std::uint32_t>(pid);
+}
+
+namespace {
+int decode_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+}  // namespace
+
+int wait_process(std::uint32_t pid) noexcept {
+  int status = 0;
+  while (::waitpid(static_cast<pid_t>(pid), &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return decode_status(status);
+}
+
+int wait_process_for(std::uint32_t pid, std::chrono::milliseconds timeout) noexcept {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(static_cast<pid_t>(pid), &status, WNOHANG);
+    if (r == static_cast<pid_t>(pid)) return decode_status(status);
+    if (r < 0 && errno != EINTR) return -1;
+    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void kill_process(std::uint32_t pid) noexcept { ::kill(static_cast<pid_t>(pid), SIGKILL); }
+
+void on_interrupt(void (*handler)(int)) noexcept {
+  struct sigaction sa {};
+  sa.sa_handler = handler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: blocking calls return EINTR and re-check
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ignore, nullptr);
+}
+
+void kill_self() noexcept {
+  ::kill(::getpid(), SIGKILL);
+  for (;;) ::pause();
+}
+
+FileLock::FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+Result<FileLock> FileLock::acquire(const std::string& path, std::uint32_t mode) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);
+  if (fd < 0) return Status::from_errno("opening lock file " + path, errno);
+  int rc;
+  do {
+    rc = ::flock(fd, LOCK_EX);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::from_errno("locking " + path, err);
+  }
+  return FileLock(fd);
+}
+
+}  // namespace shmlog::shm

@@ -1,0 +1,453 @@
+// The shmlog command: create, inspect and delete logs, produce and consume
+// from a shell, and a live multi-process demo. Every error is one line on
+// stderr naming what is wrong, and a non-zero exit code.
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "demo.h"
+#include "json.h"
+#include "shmlog/log.h"
+#include "shmlog/shm/process.h"
+
+namespace {
+
+using shmlog::Status;
+
+volatile std::sig_atomic_t g_interrupted = 0;
+void on_signal(int) { g_interrupted = 1; }
+
+[[noreturn]] void fail(const std::string& what) {
+  std::fprintf(stderr, "shmlog: %s\n", what.c_str());
+  std::exit(1);
+}
+
+template <class T>
+T check(shmlog::Result<T> r) {
+  if (!r.ok()) fail(r.status().message());
+  return std::move(r).value();
+}
+void check(const Status& s) {
+  if (!s.ok()) fail(s.message());
+}
+
+// A SIZE option: a byte count or K/M/G suffix.
+struct SizeOpt {
+  std::string text;
+  std::uint64_t parse(const char* name) const {
+    auto v = shmlog::parse_size(text);
+    if (!v.ok()) fail(std::string("--") + name + ": " + v.status().message());
+    return *v;
+  }
+};
+
+shmlog::WaitStrategy parse_wait(const std::string& text) {
+  shmlog::WaitStrategy w;
+  if (!shmlog::parse_wait_strategy(text.c_str(), &w)) {
+    fail("--wait: unknown strategy '" + text + "' (spin, yield, backoff or block)");
+  }
+  return w;
+}
+
+char parse_separator(const std::string& text, const char* flag) {
+  if (text == "\\t") return '\t';
+  if (text.size() != 1) fail(std::string(flag) + " must be a single character, got '" + text + "'");
+  return text[0];
+}
+
+// ---------------------------------------------------------------- create
+struct CreateArgs {
+  std::string log;
+  std::uint32_t partitions = 1;
+  SizeOpt segment_size{"4M"};
+  std::uint32_t ring_segments = 16;
+  std::string policy = "backpressure";
+  SizeOpt max_record_size{"1M"};
+  std::uint32_t max_producers = 256, max_groups = 64, max_members = 32;
+  std::uint32_t claim_timeout_ms = 1000;
+  std::string mode = "0600";
+  bool checksums = false;
+};
+
+int run_create(const CreateArgs& a) {
+  shmlog::LogOptions o;
+  o.partitions = a.partitions;
+  o.segment_size = a.segment_size.parse("segment-size");
+  o.ring_segments = a.ring_segments;
+  if (a.policy == "overwrite") {
+    o.policy = shmlog::Policy::kOverwrite;
+  } else if (a.policy == "backpressure") {
+    o.policy = shmlog::Policy::kBackpressure;
+  } else {
+    fail("--policy: unknown policy '" + a.policy + "' (overwrite or backpressure)");
+  }
+  std::uint64_t max_record = a.max_record_size.parse("max-record-size");
+  if (max_record > UINT32_MAX) fail("--max-record-size: " + a.max_record_size.text + " is too large");
+  o.max_record_size = static_cast<std::uint32_t>(max_record);
+  o.max_producers = a.max_producers;
+  o.max_groups = a.max_groups;
+  o.max_members = a.max_members;
+  o.claim_timeout = std::chrono::milliseconds(a.claim_timeout_ms);
+  char* end = nullptr;
+  unsigned long mode = std::strtoul(a.mode.c_str(), &end, 8);
+  if (end == a.mode.c_str() || *end != '\0') fail("--mode: '" + a.mode + "' is not an octal mode");
+  o.mode = static_cast<std::uint32_t>(mode);
+  o.checksums = a.checksums;
+  auto log = check(shmlog::Log::create(a.log, o));
+  auto info = log.info();
+  std::printf("created %s: %u partition(s), ring %u x %" PRIu64 " bytes, %s, shared memory %s\n",
+              info.path.c_str(), o.partitions, o.ring_segments, o.segment_size, a.policy.c_str(),
+              info.shm_name.c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------- produce
+struct ProduceArgs {
+  std::string log;
+  int partition = -1;
+  std::string key_separator;
+  std::uint32_t batch = 1;
+  std::uint32_t timeout_ms = 10000;
+  bool exclusive = false;
+  std::string wait = "backoff";
+};
+
+int run_produce(const ProduceArgs& a) {
+  auto log = check(shmlog::Log::open(a.log));
+  if (a.partition >= 0 && static_cast<std::uint32_t>(a.partition) >= log.options().partitions) {
+    fail("--partition " + std::to_string(a.partition) + " out of range: " + a.log + " has " +
+         std::to_string(log.options().partitions) + " partition(s)");
+  }
+  if (a.batch < 1) fail("--batch must be at least 1");
+  shmlog::ProducerOptions po;
+  po.partition = a.partition >= 0 ? static_cast<std::uint32_t>(a.partition) : 0;
+  po.exclusive = a.exclusive;
+  po.backpressure_timeout = std::chrono::milliseconds(a.timeout_ms);
+  po.wait = parse_wait(a.wait);
+  po.name = "shmlog produce";
+  auto producer = check(log.producer(po));
+  const bool keyed = !a.key_separator.empty();
+  const char separator = keyed ? parse_separator(a.key_separator, "--key-separator") : '\0';
+  std::ios::sync_with_stdio(false);
+  std::vector<std::string> lines;
+  std::vector<shmlog::Bytes> values;
+  std::uint64_t line_no = 0;
+  auto report = [&](const shmlog::AppendResult& r, std::uint64_t line_number, std::size_t size) {
+    std::string why = shmlog::errc_name(r.error);
+    if (r.error == shmlog::Errc::kTooLarge) {
+      why += " (" + std::to_string(size) + " bytes, max " + std::to_string(log.options().max_record_size) + ")";
+    } else if (r.error == shmlog::Errc::kBackpressureTimeout) {
+      why += " (no consumer group made room within " + std::to_string(a.timeout_ms) + " ms)";
+    }
+    fail("cannot append line " + std::to_string(line_number) + " to " + a.log + ": " + why);
+  };
+  auto flush_batch = [&] {
+    const std::uint64_t first = line_no - lines.size() + 1;
+    if (!keyed) {
+      values.clear();
+      for (const auto& l : lines) values.push_back(shmlog::as_bytes(l));
+      shmlog::AppendResult last;
+      std::size_t n = producer.append_batch(values, &last);
+      if (n < lines.size()) report(last, first + n, lines[n].size());
+    } else {
+      for (std::size_t i = 0; i < lines.size(); ++i) {
+        std::string_view line = lines[i];
+        auto cut = line.find(separator);
+        std::string_view key = cut == std::string_view::npos ? std::string_view() : line.substr(0, cut);
+        std::string_view value = cut == std::string_view::npos ? line : line.substr(cut + 1);
+        auto r = a.partition >= 0 ? producer.append_to(po.partition, shmlog::as_bytes(key), shmlog::as_bytes(value))
+                                  : producer.append(shmlog::as_bytes(key), shmlog::as_bytes(value));
+        if (!r) report(r, first + i, line.size());
+      }
+    }
+    lines.clear();
+  };
+  std::string line;
+  while (!g_interrupted && std::getline(std::cin, line)) {
+    ++line_no;
+    lines.push_back(line);
+    if (lines.size() >= a.batch) flush_batch();
+  }
+  flush_batch();
+  if (g_interrupted) return 130;
+  return 0;
+}
+
+// ---------------------------------------------------------------- consume
+struct ConsumeArgs {
+  std::string log;
+  std::string group;
+  std::string mode = "at-least-once";
+  std::string from = "earliest";
+  std::uint64_t max = 0;
+  std::int64_t idle_timeout_ms = -1;
+  std::uint32_t commit_every = 256;
+  bool print_offsets = false;
+  bool print_key = false;
+  std::string key_separator = "\t";
+  std::string wait = "backoff";
+};
+
+int run_consume(const ConsumeArgs& a) {
+  auto log = check(shmlog::Log::open(a.log));
+  shmlog::ConsumerOptions co;
+  co.group = a.group;
+  co.wait = parse_wait(a.wait);
+  const bool at_most_once = a.mode == "at-most-once";
+  if (a.mode == "at-least-once") {
+    co.mode = shmlog::DeliveryMode::kManual;  // we commit after flushing stdout
+  } else if (at_most_once) {
+    co.mode = shmlog::DeliveryMode::kAtMostOnce;
+  } else {
+    fail("--mode: unknown mode '" + a.mode + "' (at-most-once or at-least-once)");
+  }
+  if (a.commit_every < 1) fail("--commit-every must be at least 1");
+  co.commit_every = a.commit_every;
+  if (a.from == "earliest") {
+    co.from = shmlog::StartFrom::earliest();
+  } else if (a.from == "latest") {
+    co.from = shmlog::StartFrom::latest();
+  } else {
+    char* end = nullptr;
+    unsigned long long off = std::strtoull(a.from.c_str(), &end, 10);
+    if (a.from.empty() || *end != '\0' || a.from[0] == '-') {
+      fail("--from: '" + a.from + "' is not earliest, latest or an offset");
+    }
+    co.from = shmlog::StartFrom::at(off);
+  }
+  const char separator = parse_separator(a.key_separator, "--key-separator");
+  auto consumer = check(log.consumer(co));
+  std::uint64_t seen = 0;
+  bool write_failed = false;
+  auto handler = [&](const shmlog::Record& r) {
+    if (a.print_offsets) std::fprintf(stdout, "%u:%" PRIu64 "\t", r.partition, r.offset);
+    if (a.print_key) {
+      std::fwrite(r.key.data(), 1, r.key.size(), stdout);
+      std::fputc(separator, stdout);
+    }
+    std::fwrite(r.value.data(), 1, r.value.size(), stdout);
+    if (std::fputc('\n', stdout) == EOF) write_failed = true;
+    ++seen;
+  };
+  const auto idle = a.idle_timeout_ms >= 0 ? std::chrono::milliseconds(a.idle_timeout_ms)
+                                           : std::chrono::milliseconds(200);
+  std::uint64_t lost = 0;
+  while (!g_interrupted && !write_failed && (a.max == 0 || seen < a.max)) {
+    std::size_t want = 256;
+    if (a.max != 0) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, a.max - seen));
+    auto r = consumer.poll_wait(handler, want, idle);
+    lost += r.lost_bytes;
+    if (r.lost_bytes > 0) {
+      std::fprintf(stderr, "shmlog: consumer was lapped: %" PRIu64 " bytes of records lost\n", r.lost_bytes);
+    }
+    // at-least-once: what was handed out is on its way before it is committed.
+    if (std::fflush(stdout) != 0) write_failed = true;
+    if (!write_failed && !at_most_once) consumer.commit();
+    if (r.records == 0 && a.idle_timeout_ms >= 0) break;
+  }
+  consumer.close();
+  if (write_failed) fail("writing to stdout failed: " + std::string(std::strerror(errno)));
+  return g_interrupted ? 130 : 0;
+}
+
+// ---------------------------------------------------------------- info, groups
+int run_info(const std::string& path, bool json) {
+  auto log = check(shmlog::Log::open(path));
+  auto info = log.info();
+  const auto& o = info.options;
+  const char* policy = o.policy == shmlog::Policy::kOverwrite ? "overwrite" : "backpressure";
+  if (json) {
+    shmlog::tools::Json j;
+    j.begin_object();
+    j.key("path").value(info.path).key("shm_name").value(info.shm_name);
+    j.key("format_version").value(std::to_string(info.version_major) + "." + std::to_string(info.version_minor));
+    j.key("partitions").value(o.partitions).key("segment_size").value(o.segment_size);
+    j.key("ring_segments").value(o.ring_segments).key("policy").value(policy);
+    j.key("max_record_size").value(o.max_record_size).key("claim_timeout_ms").value(o.claim_timeout.count());
+    j.key("checksums").value(o.checksums).key("shm_bytes").value(info.shm_bytes);
+    j.key("partition_offsets").begin_array();
+    for (const auto& p : info.partitions) {
+      j.begin_object().key("partition").value(p.index).key("earliest_offset").value(p.earliest_offset);
+      j.key("end_offset").value(p.end_offset).key("writers").value(p.writers).key("exclusive").value(p.exclusive);
+      j.end_object();
+    }
+    j.end_array().key("producers").begin_array();
+    for (const auto& p : info.producers) {
+      j.begin_object().key("id").value(p.id).key("name").value(p.name).key("pid").value(p.pid);
+      j.key("alive").value(p.alive).key("exclusive").value(p.exclusive).key("appends").value(p.appends);
+      j.key("bytes").value(p.bytes).end_object();
+    }
+    j.end_array().key("groups").begin_array();
+    for (const auto& g : info.groups) j.value(g.name);
+    j.end_array().end_object();
+    std::printf("%s\n", j.str().c_str());
+    return 0;
+  }
+  std::printf("log            %s\n", info.path.c_str());
+  std::printf("shared memory  /dev/shm%s (%" PRIu64 " bytes)\n", info.shm_name.c_str(), info.shm_bytes);
+  std::printf("format         %u.%u\n", info.version_major, info.version_minor);
+  std::printf("partitions     %u\n", o.partitions);
+  std::printf("ring           %u segments x %" PRIu64 " bytes\n", o.ring_segments, o.segment_size);
+  std::printf("policy         %s\n", policy);
+  std::printf("max record     %u bytes\n", o.max_record_size);
+  std::printf("claim timeout  %lld ms\n", static_cast<long long>(o.claim_timeout.count()));
+  std::printf("checksums      %s\n", o.checksums ? "on" : "off");
+  std::printf("\n%-10s %16s %16s %8s\n", "PARTITION", "EARLIEST", "END", "WRITERS");
+  for (const auto& p : info.partitions) {
+    std::printf("%-10u %16" PRIu64 " %16" PRIu64 " %8s\n", p.index, p.earliest_offset, p.end_offset,
+                p.exclusive ? "excl" : std::to_string(p.writers).c_str());
+  }
+  if (!info.producers.empty()) {
+    std::printf("\n%-4s %-20s %8s %6s %12s %14s\n", "ID", "NAME", "PID", "ALIVE", "APPENDS", "BYTES");
+    for (const auto& p : info.producers) {
+      std::printf("%-4u %-20s %8u %6s %12" PRIu64 " %14" PRIu64 "\n", p.id, p.name.c_str(), p.pid,
+                  p.alive ? "yes" : "no", p.appends, p.bytes);
+    }
+  }
+  std::printf("\ngroups         %zu (see shmlog groups)\n", info.groups.size());
+  return 0;
+}
+
+int run_groups(const std::string& path, bool json) {
+  auto log = check(shmlog::Log::open(path));
+  auto info = log.info();
+  if (json) {
+    shmlog::tools::Json j;
+    j.begin_array();
+    for (const auto& g : info.groups) {
+      j.begin_object().key("group").value(g.name).key("members").value(g.members);
+      j.key("partitions").begin_array();
+      for (const auto& p : g.partitions) {
+        j.begin_object().key("partition").value(p.partition).key("committed_offset").value(p.committed_offset);
+        j.key("end_offset").value(p.end_offset).key("lag_bytes").value(p.lag_bytes);
+        j.key("lag_records").value(p.lag_records).key("owner").value(p.owner).end_object();
+      }
+      j.end_array().end_object();
+    }
+    j.end_array();
+    std::printf("%s\n", j.str().c_str());
+    return 0;
+  }
+  std::printf("%-20s %8s %9s %16s %16s %12s %12s %6s\n", "GROUP", "MEMBERS", "PARTITION", "COMMITTED", "END",
+              "LAG(REC)", "LAG(BYTES)", "OWNER");
+  for (const auto& g : info.groups) {
+    for (const auto& p : g.partitions) {
+      std::printf("%-20s %8u %9u %16" PRIu64 " %16" PRIu64 " %12" PRIu64 " %12" PRIu64 " %6s\n", g.name.c_str(),
+                  g.members, p.partition, p.committed_offset, p.end_offset, p.lag_records, p.lag_bytes,
+                  p.owner < 0 ? "-" : std::to_string(p.owner).c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shmlog: a shared-memory log for low-latency IPC on one host"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "shmlog 0.1.0");
+
+  CreateArgs ca;
+  auto* create = app.add_subcommand("create", "Create a log (a directory and its shared memory)");
+  create->add_option("LOG", ca.log, "Log directory (absent or empty)")->required();
+  create->add_option("--partitions", ca.partitions, "Number of partitions")->capture_default_str();
+  create->add_option("--segment-size", ca.segment_size.text, "Segment size: power of two, 64K..1G")->capture_default_str();
+  create->add_option("--ring-segments", ca.ring_segments, "Segments in each partition's ring")->capture_default_str();
+  create->add_option("--policy", ca.policy, "overwrite or backpressure")->capture_default_str();
+  create->add_option("--max-record-size", ca.max_record_size.text, "Largest key+value")->capture_default_str();
+  create->add_option("--max-producers", ca.max_producers, "Producers attached at once")->capture_default_str();
+  create->add_option("--max-groups", ca.max_groups, "Consumer groups")->capture_default_str();
+  create->add_option("--max-members", ca.max_members, "Consumers per group")->capture_default_str();
+  create->add_option("--claim-timeout-ms", ca.claim_timeout_ms, "Abandon a claim uncommitted this long")->capture_default_str();
+  create->add_option("--mode", ca.mode, "Permissions (octal), e.g. 0660 to share with the group")->capture_default_str();
+  create->add_flag("--checksums", ca.checksums, "Producers store CRC32C; consumers verify it");
+
+  ProduceArgs pa;
+  auto* produce = app.add_subcommand("produce", "Append one record per stdin line");
+  produce->add_option("LOG", pa.log, "Log directory")->required();
+  produce->add_option("--partition", pa.partition, "Partition (default: 0, or by key hash)");
+  produce->add_option("--key-separator", pa.key_separator, "Split each line into key, value at this character");
+  produce->add_option("--batch", pa.batch, "Lines read per batch of appends")->capture_default_str();
+  produce->add_option("--timeout-ms", pa.timeout_ms, "Wait this long for ring space")->capture_default_str();
+  produce->add_flag("--exclusive", pa.exclusive, "Be the only writer (faster claims)");
+  produce->add_option("--wait", pa.wait, "spin, yield, backoff or block")->capture_default_str();
+
+  ConsumeArgs ka;
+  auto* consume = app.add_subcommand("consume", "Print one record per stdout line");
+  consume->add_option("LOG", ka.log, "Log directory")->required();
+  consume->add_option("--group", ka.group, "Consumer group (committed offsets, shared partitions)");
+  consume->add_option("--mode", ka.mode, "at-most-once or at-least-once")->capture_default_str();
+  consume->add_option("--from", ka.from, "earliest, latest or OFFSET (first start of a group)")->capture_default_str();
+  consume->add_option("--max", ka.max, "Exit after this many records");
+  consume->add_option("--idle-timeout-ms", ka.idle_timeout_ms, "Exit when no record arrived for this long");
+  consume->add_option("--commit-every", ka.commit_every, "Records per commit (at most)")->capture_default_str();
+  consume->add_flag("--print-offsets", ka.print_offsets, "Prefix each line with PARTITION:OFFSET and a tab");
+  consume->add_flag("--print-key", ka.print_key, "Print the key, the separator, then the value");
+  consume->add_option("--key-separator", ka.key_separator, "Separator for --print-key (default tab)");
+  consume->add_option("--wait", ka.wait, "spin, yield, backoff or block")->capture_default_str();
+
+  std::string info_log;
+  bool info_json = false;
+  auto* info = app.add_subcommand("info", "Show a log's configuration, partitions and producers");
+  info->add_option("LOG", info_log, "Log directory")->required();
+  info->add_flag("--json", info_json, "Print JSON");
+
+  std::string groups_log;
+  bool groups_json = false;
+  auto* groups = app.add_subcommand("groups", "Show committed offsets and lag per group and partition");
+  groups->add_option("LOG", groups_log, "Log directory")->required();
+  groups->add_flag("--json", groups_json, "Print JSON");
+
+  std::string delete_log;
+  auto* del = app.add_subcommand("delete", "Delete a log: its shared memory, files and directory");
+  del->add_option("LOG", delete_log, "Log directory")->required();
+
+  shmlog::tools::DemoArgs da;
+  auto* demo = app.add_subcommand("demo", "Live demo: producer and consumer processes, throughput and latency");
+  demo->add_option("--producers", da.producers, "Producer processes")->capture_default_str();
+  demo->add_option("--consumers", da.consumers, "Consumer processes (one group)")->capture_default_str();
+  demo->add_option("--partitions", da.partitions, "Partitions")->capture_default_str();
+  demo->add_option("--size", da.size, "Record value size in bytes")->capture_default_str();
+  demo->add_option("--seconds", da.seconds, "Duration of each phase")->capture_default_str();
+  demo->add_option("--rate", da.rate, "Records/s (all producers) for the latency phase")->capture_default_str();
+  demo->add_option("--dir", da.dir, "Where to create the demo log")->capture_default_str();
+  demo->add_option("--wait", da.wait, "Consumer wait: spin, yield, backoff or block")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string sub;
+    for (auto* s : app.get_subcommands()) sub = " " + s->get_name();
+    std::fprintf(stderr, "shmlog%s: %s (see shmlog%s --help)\n", sub.c_str(), e.what(), sub.c_str());
+    return 2;
+  }
+  shmlog::shm::on_interrupt(on_signal);
+  if (*create) return run_create(ca);
+  if (*produce) return run_produce(pa);
+  if (*consume) return run_consume(ka);
+  if (*info) return run_info(info_log, info_json);
+  if (*groups) return run_groups(groups_log, groups_json);
+  if (*del) {
+    check(shmlog::Log::remove(delete_log));
+    return 0;
+  }
+  if (*demo) {
+    da.wait_strategy = parse_wait(da.wait);
+    return shmlog::tools::run_demo(da, &g_interrupted);
+  }
+  return 1;
+}
