@@ -82,8 +82,13 @@ int producer_main(void* arg) {
     if (per_producer > 0) {
       // Paced: send record n at start + n / rate; sleep when far ahead.
       const auto due = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(n / per_producer));
+      // Yield while early: on a small machine the consumers need this CPU.
       for (auto now = Clock::now(); now < due; now = Clock::now()) {
-        if (due - now > std::chrono::microseconds(200)) shm::sleep_for(std::chrono::microseconds(100));
+        if (due - now > std::chrono::microseconds(200)) {
+          shm::sleep_for(std::chrono::microseconds(100));
+        } else {
+          shm::yield_now();
+        }
       }
       if (Clock::now() >= end) break;
     }

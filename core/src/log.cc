@@ -532,23 +532,30 @@ Result<Log> Log::create(const std::string& path, const LogOptions& options) {
   const std::string context = "creating log " + path;
   Status valid = validate(options);
   if (!valid.ok()) return std::move(valid).with_context(context);
+  const bool existed = io::is_directory(path);
   Status made = io::create_empty_directory(path, 0700 | (options.mode & 0070) | ((options.mode & 0060) ? 0010 : 0));
   if (!made.ok()) return std::move(made).with_context(context);
+  // On failure, leave the directory as it was found.
+  auto undo = [&](Status s) {
+    (void)io::remove_file(join(path, kLockFile));
+    if (!existed) (void)io::remove_directory(path);
+    return std::move(s).with_context(context);
+  };
   auto lock = shm::FileLock::acquire(join(path, kLockFile), options.mode);
-  if (!lock.ok()) return std::move(lock).status().with_context(context);
+  if (!lock.ok()) return undo(std::move(lock).status());
   if (io::file_exists(join(path, kMetaFile))) {
     return Status(Status::Code::kAlreadyExists, context + ": a log already exists there");
   }
   auto dir = io::canonical_path(path);
-  if (!dir.ok()) return std::move(dir).status().with_context(context);
+  if (!dir.ok()) return undo(std::move(dir).status());
   Meta meta{options, random_log_id()};
   auto state = map_log(*dir, meta, /*create=*/true);
-  if (!state.ok()) return std::move(state).status().with_context(context);
+  if (!state.ok()) return undo(std::move(state).status());
   Status written = io::write_key_value_file(join(*dir, kMetaFile), kMetaHeader, to_meta(options, meta.log_id),
                                             options.mode & 0666);
   if (!written.ok()) {
     (void)shm::SharedMemory::unlink((*state)->shm_name);
-    return std::move(written).with_context(context);
+    return undo(std::move(written));
   }
   return Log(std::move(state).value());
 }

@@ -1,5 +1,7 @@
 #include "shmlog/status.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace shmlog {
@@ -48,6 +50,11 @@ std::string Status::to_string() const {
 Status Status::with_context(std::string_view context) && {
   if (state_) state_->message = std::string(context) + ": " + state_->message;
   return std::move(*this);
+}
+
+void fail_on_value_of_error(const Status& status) noexcept {
+  std::fprintf(stderr, "shmlog: value() of a failed Result: %s\n", status.to_string().c_str());
+  std::abort();
 }
 
 const char* code_name(Status::Code code) noexcept {

@@ -98,6 +98,7 @@ namespace detail {
 struct LogState;
 struct ProducerState;
 struct ConsumerState;
+struct LogAccess;  // tests only: reaches the shared-memory state
 }  // namespace detail
 
 // An open claim: write key and value in place, then commit or abort it.
@@ -130,7 +131,7 @@ struct ProducerOptions {
   std::chrono::nanoseconds backpressure_timeout = std::chrono::seconds(10);
   WaitStrategy wait = WaitStrategy::backoff();
   bool timestamps = true;  // stamp each record with CLOCK_REALTIME
-  std::string name;        // shown by tools
+  std::string name{};      // shown by tools
 };
 
 // Appends records. One thread at a time; not copyable.
@@ -185,13 +186,13 @@ struct StartFrom {
 
 struct ConsumerOptions {
   // Empty: a private reader of `partitions` (all when empty) with no commits.
-  std::string group;
+  std::string group{};
   DeliveryMode mode = DeliveryMode::kAtLeastOnce;
   std::uint32_t commit_every = 1;  // records per automatic commit
   // Where a new group (or a private reader) starts; a group member that
   // inherits a partition resumes from the group's committed offset.
   StartFrom from = StartFrom::earliest();
-  std::vector<std::uint32_t> partitions;  // private readers only
+  std::vector<std::uint32_t> partitions{};  // private readers only
   WaitStrategy wait = WaitStrategy::backoff();
 };
 
@@ -315,6 +316,7 @@ class Log {
   void sweep() const;
 
  private:
+  friend struct detail::LogAccess;
   explicit Log(std::shared_ptr<detail::LogState> state) : state_(std::move(state)) {}
   std::shared_ptr<detail::LogState> state_;
 };

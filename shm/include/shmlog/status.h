@@ -59,6 +59,7 @@ class [[nodiscard]] Status {
 };
 
 const char* code_name(Status::Code code) noexcept;
+[[noreturn]] void fail_on_value_of_error(const Status& status) noexcept;
 
 // A value or an error Status. Accessing value() of an error is a
 // precondition violation (checked in debug builds).
@@ -70,14 +71,19 @@ class [[nodiscard]] Result {
   bool ok() const noexcept { return status_.ok(); }
   const Status& status() const& noexcept { return status_; }
   Status status() && noexcept { return std::move(status_); }
-  T& value() & { return *value_; }
-  const T& value() const& { return *value_; }
-  T&& value() && { return std::move(*value_); }
-  T* operator->() { return &*value_; }
-  const T* operator->() const { return &*value_; }
-  T& operator*() & { return *value_; }
+  // value() of an error is a bug in the caller: it aborts naming the error.
+  T& value() & { return checked(); }
+  const T& value() const& { return const_cast<Result*>(this)->checked(); }
+  T&& value() && { return std::move(checked()); }
+  T* operator->() { return &checked(); }
+  const T* operator->() const { return &const_cast<Result*>(this)->checked(); }
+  T& operator*() & { return checked(); }
 
  private:
+  T& checked() {
+    if (!value_) fail_on_value_of_error(status_);
+    return *value_;
+  }
   std::optional<T> value_;
   Status status_;
 };

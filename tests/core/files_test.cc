@@ -1,0 +1,200 @@
+// Logs backed by real shared memory and a real directory: create, open,
+// delete, and every way opening can meet bad input.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "log_access.h"
+#include "shmlog/shm/shared_memory.h"
+#include "test_util.h"
+
+namespace shmlog {
+namespace {
+
+LogOptions small() {
+  LogOptions o;
+  o.segment_size = 64 * 1024;
+  o.ring_segments = 2;
+  o.max_record_size = 1024;
+  return o;
+}
+
+std::string shm_path(const Log& log) { return "/dev/shm" + log.info().shm_name; }
+
+TEST(LogFiles, CreateOpenAppendFromAnotherHandleAndDelete) {
+  test::TempLogPath path;
+  auto created = Log::create(path.str(), small());
+  ASSERT_TRUE(created.ok()) << created.status().to_string();
+  auto producer = created->producer().value();
+  ASSERT_TRUE(producer.append(as_bytes("persisted in shm")));
+  auto opened = Log::open(path.str());
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  auto consumer = opened->consumer().value();
+  std::string got;
+  consumer.poll([&](const Record& r) { got = test::bytes_to_string(r.value); });
+  EXPECT_EQ(got, "persisted in shm");
+  const std::string shm = shm_path(*opened);
+  ASSERT_TRUE(Log::remove(path.str()).ok());
+  struct stat st {};
+  EXPECT_NE(::stat(shm.c_str(), &st), 0);
+  EXPECT_NE(::stat(path.str().c_str(), &st), 0);
+}
+
+TEST(LogFiles, SharedMemoryAndFilesHaveTheRequestedPermissions) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  struct stat st {};
+  ASSERT_EQ(::stat(shm_path(log).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  test::TempLogPath shared;
+  auto o = small();
+  o.mode = 0660;
+  auto group_log = Log::create(shared.str(), o).value();
+  ASSERT_EQ(::stat(shm_path(group_log).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
+TEST(LogFiles, CreatingOverAnExistingLogOrNonEmptyDirectoryFails) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  auto again = Log::create(path.str(), small());
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), Status::Code::kAlreadyExists);
+  EXPECT_NE(again.status().message().find(path.str()), std::string::npos);
+}
+
+TEST(LogFiles, OpeningANonLogDirectoryNamesTheMissingFile) {
+  test::TempLogPath path;
+  ASSERT_EQ(::mkdir(path.str().c_str(), 0700), 0);
+  auto r = Log::open(path.str());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kNotFound);
+  EXPECT_NE(r.status().message().find("is not a shmlog log"), std::string::npos) << r.status().message();
+  ::rmdir(path.str().c_str());
+  auto missing = Log::open(path.str());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find(path.str()), std::string::npos);
+}
+
+TEST(LogFiles, CorruptMetadataFileIsAClearError) {
+  test::TempLogPath path;
+  { auto log = Log::create(path.str(), small()).value(); }
+  const std::string meta = path.str() + "/shmlog.meta";
+  {
+    std::ofstream f(meta, std::ios::trunc);
+    f << "shmlog-log 1\npartitions=banana\n";
+  }
+  auto r = Log::open(path.str());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kCorrupt);
+  EXPECT_NE(r.status().message().find("shmlog.meta"), std::string::npos) << r.status().message();
+  {
+    std::ofstream f(meta, std::ios::trunc);
+    f << "something else entirely\n";
+  }
+  r = Log::open(path.str());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("first line"), std::string::npos) << r.status().message();
+}
+
+TEST(LogFiles, NewerFormatVersionIsRefusedNamingBothVersions) {
+  test::TempLogPath path;
+  { auto log = Log::create(path.str(), small()).value(); }
+  const std::string meta = path.str() + "/shmlog.meta";
+  std::ifstream in(meta);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto pos = text.find("format_version=1.0");
+  ASSERT_NE(pos, std::string::npos);
+  text.replace(pos, 18, "format_version=7.2");
+  std::ofstream(meta, std::ios::trunc) << text;
+  auto r = Log::open(path.str());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kVersionMismatch);
+  EXPECT_NE(r.status().message().find("7.2"), std::string::npos);
+  EXPECT_NE(r.status().message().find("1.0"), std::string::npos);
+}
+
+TEST(LogFiles, TruncatedSharedMemoryObjectIsRefused) {
+  test::TempLogPath path;
+  std::string shm;
+  {
+    auto log = Log::create(path.str(), small()).value();
+    shm = shm_path(log);
+  }
+  ASSERT_EQ(::truncate(shm.c_str(), 8192), 0);
+  auto r = Log::open(path.str());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kCorrupt);
+  EXPECT_NE(r.status().message().find("truncated"), std::string::npos) << r.status().message();
+}
+
+TEST(LogFiles, ForeignSharedMemoryObjectIsRefused) {
+  test::TempLogPath path;
+  std::string shm;
+  {
+    auto log = Log::create(path.str(), small()).value();
+    shm = shm_path(log);
+  }
+  int fd = ::open(shm.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  const char junk[] = "this is not a shmlog header";
+  ASSERT_EQ(::pwrite(fd, junk, sizeof junk, 0), static_cast<ssize_t>(sizeof junk));
+  ::close(fd);
+  auto r = Log::open(path.str());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kCorrupt);
+  EXPECT_NE(r.status().message().find("bad magic"), std::string::npos) << r.status().message();
+}
+
+TEST(LogFiles, VanishedSharedMemoryIsRecreatedEmptyOnOpen) {
+  test::TempLogPath path;
+  std::string shm;
+  {
+    auto log = Log::create(path.str(), small()).value();
+    auto producer = log.producer().value();
+    ASSERT_TRUE(producer.append(as_bytes("gone with the memory")));
+    shm = shm_path(log);
+  }
+  ASSERT_EQ(::unlink(shm.c_str()), 0);
+  auto r = Log::open(path.str());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->info().partitions[0].end_offset, 0u);
+  auto producer = r->producer().value();
+  EXPECT_TRUE(producer.append(as_bytes("works again")));
+}
+
+// /dev/shm full: a private mount namespace with a tiny tmpfs over /dev/shm
+// makes it real. Creating must fail with kNoSpace, and nothing is left.
+TEST(LogFiles, FullDevShmIsAClearErrorAtCreate) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs in a private namespace";
+  const std::uint32_t pid = test::spawn([] {
+    if (::unshare(CLONE_NEWNS) != 0) return 77;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 77;
+    if (::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=1m") != 0) return 77;
+    test::TempLogPath path;
+    LogOptions o;  // 64 MiB ring: cannot fit in 1 MiB
+    auto r = Log::create(path.str(), o);
+    if (r.ok()) return 1;
+    if (r.status().code() != Status::Code::kNoSpace) return 2;
+    if (r.status().message().find("/dev/shm") == std::string::npos) return 3;
+    // Nothing half-made remains: the directory can take a smaller log.
+    o.segment_size = 64 * 1024;
+    o.ring_segments = 2;
+    o.max_record_size = 1024;
+    auto ok = Log::create(path.str(), o);
+    return ok.ok() ? 0 : 4;
+  });
+  const int code = test::join(pid);
+  if (code == 77) GTEST_SKIP() << "mount namespaces are not available here";
+  EXPECT_EQ(code, 0);
+}
+
+}  // namespace
+}  // namespace shmlog

@@ -1,0 +1,156 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "log_access.h"
+#include "test_util.h"
+
+namespace shmlog {
+namespace {
+
+using test::bytes_to_string;
+
+LogOptions options(std::uint32_t partitions = 1) {
+  LogOptions o;
+  o.partitions = partitions;
+  o.segment_size = 64 * 1024;
+  o.ring_segments = 4;
+  o.max_record_size = 4096;
+  return o;
+}
+
+void append_n(Producer& p, int from, int to, std::uint32_t partition = 0) {
+  for (int i = from; i < to; ++i) {
+    ASSERT_TRUE(p.append_to(partition, {}, as_bytes(std::to_string(i))));
+  }
+}
+
+std::vector<std::string> poll_all(Consumer& c, std::size_t max = 1000) {
+  std::vector<std::string> out;
+  while (c.poll([&](const Record& r) { out.push_back(bytes_to_string(r.value)); }, max).records > 0) {
+  }
+  return out;
+}
+
+TEST(Group, AtLeastOnceMemberResumesAfterTheLastProcessedRecord) {
+  auto log = Log::create_in_memory(options()).value();
+  auto producer = log.producer().value();
+  append_n(producer, 0, 10);
+  {
+    auto c = log.consumer({.group = "g", .mode = DeliveryMode::kAtLeastOnce}).value();
+    std::vector<std::string> got;
+    c.poll([&](const Record& r) { got.push_back(bytes_to_string(r.value)); }, 4);
+    EXPECT_EQ(got.size(), 4u);
+  }
+  auto c = log.consumer({.group = "g"}).value();
+  auto rest = poll_all(c);
+  ASSERT_EQ(rest.size(), 6u);
+  EXPECT_EQ(rest.front(), "4");
+}
+
+TEST(Group, AtMostOnceCommitsBeforeTheHandlerRuns) {
+  auto log = Log::create_in_memory(options()).value();
+  auto producer = log.producer().value();
+  append_n(producer, 0, 3);
+  auto c = log.consumer({.group = "g", .mode = DeliveryMode::kAtMostOnce}).value();
+  auto info_during = LogInfo{};
+  c.poll([&](const Record&) { info_during = log.info(); }, 1);
+  // Inside the handler of record 0, the group had already committed past it.
+  EXPECT_EQ(info_during.groups.at(0).partitions.at(0).committed_offset, 64u);  // one 64-byte record
+}
+
+TEST(Group, CommitEveryNRecordsBatchesCommits) {
+  auto log = Log::create_in_memory(options()).value();
+  auto producer = log.producer().value();
+  append_n(producer, 0, 10);
+  auto c = log.consumer({.group = "g", .mode = DeliveryMode::kAtLeastOnce, .commit_every = 4}).value();
+  c.poll([](const Record&) {}, 6);
+  EXPECT_EQ(log.info().groups[0].partitions[0].committed_offset, 4u * 64);
+  c.commit();
+  EXPECT_EQ(log.info().groups[0].partitions[0].committed_offset, 6u * 64);
+}
+
+TEST(Group, ManualModeCommitsOnlyWhenAsked) {
+  auto log = Log::create_in_memory(options()).value();
+  auto producer = log.producer().value();
+  append_n(producer, 0, 5);
+  auto c = log.consumer({.group = "g", .mode = DeliveryMode::kManual}).value();
+  poll_all(c);
+  EXPECT_EQ(log.info().groups[0].partitions[0].committed_offset, 0u);
+  ASSERT_TRUE(c.commit(0, 64).ok());
+  EXPECT_EQ(log.info().groups[0].partitions[0].committed_offset, 64u);
+  EXPECT_FALSE(c.commit(0, 48).ok());        // not a boundary
+  EXPECT_FALSE(c.commit(0, 1 << 20).ok());   // beyond the position
+  EXPECT_FALSE(c.commit(7, 0).ok());         // not assigned
+}
+
+TEST(Group, NewGroupStartsWhereFromSays) {
+  auto log = Log::create_in_memory(options()).value();
+  auto producer = log.producer().value();
+  append_n(producer, 0, 3);
+  auto latest = log.consumer({.group = "late", .from = StartFrom::latest()}).value();
+  auto at = log.consumer({.group = "at", .from = StartFrom::at(64)}).value();
+  append_n(producer, 3, 4);
+  EXPECT_EQ(poll_all(latest), std::vector<std::string>{"3"});
+  EXPECT_EQ(poll_all(at), (std::vector<std::string>{"1", "2", "3"}));
+}
+
+TEST(Group, MembersSplitPartitionsAndTakeOverWhenOneLeaves) {
+  auto log = Log::create_in_memory(options(4)).value();
+  auto producer = log.producer().value();
+  for (std::uint32_t p = 0; p < 4; ++p) append_n(producer, 0, 5, p);
+  auto a = log.consumer({.group = "g"}).value();
+  auto b = log.consumer({.group = "g"}).value();
+  // a sees b's arrival at its next poll and lets go of b's share.
+  std::set<std::string> seen;
+  auto handler = [&](const Record& r) { seen.insert(std::to_string(r.partition) + ":" + bytes_to_string(r.value)); };
+  for (int i = 0; i < 10; ++i) {
+    a.poll(handler, 1);
+    b.poll(handler, 1);
+  }
+  auto sa = a.assignment(), sb = b.assignment();
+  EXPECT_EQ(sa.size(), 2u);
+  EXPECT_EQ(sb.size(), 2u);
+  for (auto p : sa) EXPECT_EQ(std::count(sb.begin(), sb.end(), p), 0);
+  b.close();
+  for (int i = 0; i < 100; ++i) a.poll(handler, 100);
+  EXPECT_EQ(a.assignment().size(), 4u);
+  EXPECT_EQ(seen.size(), 20u);  // every record once, none lost in the hand-over
+}
+
+TEST(Group, GroupNameIsValidated) {
+  auto log = Log::create_in_memory(options()).value();
+  EXPECT_FALSE(log.consumer({.group = std::string(64, 'g')}).ok());
+  auto with_partitions = log.consumer({.group = "g", .partitions = {0}});
+  ASSERT_FALSE(with_partitions.ok());
+  EXPECT_NE(with_partitions.status().message().find("assigns them"), std::string::npos);
+}
+
+TEST(Group, TooManyMembersIsAClearError) {
+  auto o = options();
+  o.max_members = 2;
+  auto log = Log::create_in_memory(o).value();
+  auto a = log.consumer({.group = "g"}).value();
+  auto b = log.consumer({.group = "g"}).value();
+  auto c = log.consumer({.group = "g"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("already has 2 members"), std::string::npos);
+}
+
+TEST(Group, LagIsReportedPerPartition) {
+  auto log = Log::create_in_memory(options()).value();
+  auto producer = log.producer().value();
+  auto c = log.consumer({.group = "g"}).value();
+  append_n(producer, 0, 7);
+  c.poll([](const Record&) {}, 2);
+  auto gp = log.info().groups.at(0).partitions.at(0);
+  EXPECT_EQ(gp.lag_records, 5u);
+  EXPECT_EQ(gp.lag_bytes, 5u * 64);
+  EXPECT_EQ(gp.owner, 0);
+}
+
+}  // namespace
+}  // namespace shmlog

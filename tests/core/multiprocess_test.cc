@@ -1,0 +1,258 @@
+// Producers and consumers in separate processes, killed with SIGKILL at
+// chosen and random points. Waits are bounded; nothing here asserts speed.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "log_access.h"
+#include "shmlog/shm/process.h"
+#include "test_util.h"
+
+namespace shmlog {
+namespace {
+
+using namespace std::chrono_literals;
+
+LogOptions options(std::uint32_t partitions = 1) {
+  LogOptions o;
+  o.partitions = partitions;
+  o.segment_size = 64 * 1024;
+  o.ring_segments = 8;
+  o.max_record_size = 1024;
+  return o;
+}
+
+std::vector<std::string> read_lines(const std::string& file) {
+  std::vector<std::string> lines;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::size_t count_lines(const std::string& file) { return read_lines(file).size(); }
+
+// Appends "P:I" for I in [0, n) from a new process.
+std::uint32_t spawn_producer(const std::string& path, int id, int n, std::uint32_t partition = 0) {
+  return test::spawn([=] {
+    auto log = Log::open(path);
+    if (!log.ok()) return 10;
+    auto producer = log->producer({.partition = partition});
+    if (!producer.ok()) return 11;
+    for (int i = 0; i < n; ++i) {
+      std::string v = std::to_string(id) + ":" + std::to_string(i);
+      if (!producer->append(as_bytes(v))) return 12;
+    }
+    return 0;
+  });
+}
+
+// A group member that writes each record's value as a line to `out`
+// (one write per record, so a SIGKILL loses nothing that was written).
+std::uint32_t spawn_member(const std::string& path, const std::string& group, DeliveryMode mode,
+                           const std::string& out, std::size_t stop_after_total, const std::string& counter_file = "") {
+  return test::spawn([=] {
+    auto log = Log::open(path);
+    if (!log.ok()) return 20;
+    auto consumer = log->consumer({.group = group, .mode = mode, .commit_every = 1});
+    if (!consumer.ok()) return 21;
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd < 0) return 22;
+    std::size_t idle_rounds = 0;
+    while (idle_rounds < 40) {  // 40 x 50 ms with nothing new: done
+      auto r = consumer->poll_wait(
+          [&](const Record& rec) {
+            std::string line = test::bytes_to_string(rec.value) + "\n";
+            if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) std::abort();
+          },
+          16, 50ms);
+      idle_rounds = r.records == 0 ? idle_rounds + 1 : 0;
+      if (!counter_file.empty() && count_lines(counter_file) >= stop_after_total) break;
+    }
+    ::close(fd);
+    return 0;
+  });
+}
+
+TEST(MultiProcess, FourProducersTwoMembersEveryRecordOnceInProducerOrder) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), options(2)).value();
+  const std::string out_a = path.str() + ".a", out_b = path.str() + ".b";
+  // Members join before producers start so the group holds every record.
+  auto setup = log.consumer({.group = "g"}).value();
+  setup.close();
+  auto a = spawn_member(path.str(), "g", DeliveryMode::kAtLeastOnce, out_a, 0);
+  auto b = spawn_member(path.str(), "g", DeliveryMode::kAtLeastOnce, out_b, 0);
+  constexpr int kPer = 5000;
+  std::vector<std::uint32_t> producers;
+  for (int p = 0; p < 4; ++p) producers.push_back(spawn_producer(path.str(), p, kPer, p % 2));
+  for (auto pid : producers) EXPECT_EQ(test::join(pid), 0);
+  EXPECT_EQ(test::join(a), 0);
+  EXPECT_EQ(test::join(b), 0);
+  std::map<int, int> next;
+  std::set<std::string> all;
+  for (const auto& file : {out_a, out_b}) {
+    std::map<int, int> order;
+    for (const auto& line : read_lines(file)) {
+      EXPECT_TRUE(all.insert(line).second) << "duplicate " << line;
+      int p = std::stoi(line.substr(0, line.find(':')));
+      int i = std::stoi(line.substr(line.find(':') + 1));
+      // Within one member's file, each producer's lines are in order.
+      if (order.count(p)) {
+        EXPECT_GT(i, order[p]) << line;
+      }
+      order[p] = i;
+    }
+  }
+  EXPECT_EQ(all.size(), 4u * kPer);
+  ::unlink(out_a.c_str());
+  ::unlink(out_b.c_str());
+}
+
+TEST(MultiProcess, ProducerKilledBetweenClaimAndCommitDoesNotStallReaders) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), options()).value();
+  auto consumer = log.consumer({.group = "g"}).value();
+  auto pid = test::spawn([&] {
+    auto child_log = Log::open(path.str()).value();
+    auto producer = child_log.producer().value();
+    for (int i = 0; i < 100; ++i) {
+      if (!producer.append(as_bytes("ok"))) return 1;
+    }
+    testing::die_between_claim_and_commit(true);
+    (void)producer.append(as_bytes("never committed"));
+    return 2;
+  });
+  EXPECT_EQ(test::join(pid), 128 + SIGKILL);
+  auto producer = log.producer().value();
+  ASSERT_TRUE(producer.append(as_bytes("after the crash")));
+  std::vector<std::string> got;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (got.size() < 101 && std::chrono::steady_clock::now() < deadline) {
+    consumer.poll_wait([&](const Record& r) { got.push_back(test::bytes_to_string(r.value)); }, 64, 100ms);
+  }
+  ASSERT_EQ(got.size(), 101u);
+  EXPECT_EQ(got.back(), "after the crash");
+  EXPECT_EQ(std::count(got.begin(), got.end(), "never committed"), 0);
+}
+
+void kill_and_restart_member(DeliveryMode mode, bool expect_no_loss) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), options()).value();
+  log.consumer({.group = "g"}).value().close();  // the group exists before producing
+  constexpr int kRecords = 3000;
+  auto producer = spawn_producer(path.str(), 0, kRecords);
+  const std::string out = path.str() + ".out";
+  std::mt19937 rng(static_cast<unsigned>(::getpid()));
+  // Kill the member at a random point, three times, then let one finish.
+  for (int round = 0; round < 3; ++round) {
+    auto member = spawn_member(path.str(), "g", mode, out, 0);
+    const std::size_t target = (round + 1) * kRecords / 4 + rng() % 200;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (count_lines(out) < target && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    shm::kill_process(member);
+    EXPECT_EQ(test::join(member), 128 + SIGKILL);
+  }
+  EXPECT_EQ(test::join(producer), 0);
+  auto last = spawn_member(path.str(), "g", mode, out, 0);
+  EXPECT_EQ(test::join(last), 0);
+  auto lines = read_lines(out);
+  std::set<std::string> unique(lines.begin(), lines.end());
+  if (expect_no_loss) {
+    EXPECT_EQ(unique.size(), static_cast<std::size_t>(kRecords)) << "at-least-once lost records";
+  } else {
+    EXPECT_EQ(unique.size(), lines.size()) << "at-most-once delivered a record twice";
+  }
+  ::unlink(out.c_str());
+}
+
+TEST(MultiProcess, AtLeastOnceMemberKilledAndRestartedLosesNothing) {
+  kill_and_restart_member(DeliveryMode::kAtLeastOnce, true);
+}
+
+TEST(MultiProcess, AtMostOnceMemberKilledAndRestartedDuplicatesNothing) {
+  kill_and_restart_member(DeliveryMode::kAtMostOnce, false);
+}
+
+TEST(MultiProcess, DeadMembersPartitionsGoToTheSurvivor) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), options(2)).value();
+  auto producer = log.producer().value();
+  for (std::uint32_t p = 0; p < 2; ++p) {
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(producer.append_to(p, {}, as_bytes("r")));
+  }
+  int ready_pipe[2];
+  ASSERT_EQ(::pipe(ready_pipe), 0);
+  auto member = test::spawn([&] {
+    auto l = Log::open(path.str()).value();
+    auto c = l.consumer({.group = "g", .mode = DeliveryMode::kManual}).value();
+    c.poll([](const Record&) {}, 1);  // owns both partitions, commits nothing
+    char x = 1;
+    if (::write(ready_pipe[1], &x, 1) != 1) return 1;
+    for (;;) std::this_thread::sleep_for(1s);
+  });
+  char x;
+  ASSERT_EQ(::read(ready_pipe[0], &x, 1), 1);
+  auto survivor = log.consumer({.group = "g"}).value();
+  EXPECT_LE(survivor.assignment().size(), 1u);  // the other member still holds one or both
+  shm::kill_process(member);
+  EXPECT_EQ(test::join(member), 128 + SIGKILL);
+  int got = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (got < 20 && std::chrono::steady_clock::now() < deadline) {
+    got += static_cast<int>(survivor.poll_wait([](const Record&) {}, 64, 100ms).records);
+  }
+  EXPECT_EQ(got, 20);
+  EXPECT_EQ(survivor.assignment().size(), 2u);
+  ::close(ready_pipe[0]);
+  ::close(ready_pipe[1]);
+}
+
+TEST(MultiProcess, StaleStateOfDeadProcessesIsReapedOnOpen) {
+  test::TempLogPath path;
+  { auto log = Log::create(path.str(), options()).value(); }
+  auto pid = test::spawn([&] {
+    auto log = Log::open(path.str()).value();
+    auto producer = log.producer({.exclusive = true}).value();
+    auto member = log.consumer({.group = "g"}).value();
+    for (int i = 0; i < 50; ++i) {
+      if (!producer.append(as_bytes("before"))) return 1;
+    }
+    testing::die_between_claim_and_commit(true);
+    (void)producer.append(as_bytes(std::string(500, 'x')));  // half-written bytes past the tail
+    return 2;
+  });
+  EXPECT_EQ(test::join(pid), 128 + SIGKILL);
+  auto log = Log::open(path.str());
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  auto info = log->info();
+  EXPECT_TRUE(info.producers.empty());
+  EXPECT_EQ(info.partitions[0].writers, 0u);
+  EXPECT_EQ(info.groups.at(0).members, 0u);
+  // The exclusive writer's place is free again, and a shorter record after
+  // its half-written one reads back cleanly.
+  auto producer = log->producer({.exclusive = true});
+  ASSERT_TRUE(producer.ok()) << producer.status().to_string();
+  ASSERT_TRUE(producer->append(as_bytes("a")));
+  ASSERT_TRUE(producer->append(as_bytes("b")));
+  auto consumer = log->consumer().value();
+  std::vector<std::string> got;
+  while (consumer.poll([&](const Record& r) { got.push_back(test::bytes_to_string(r.value)); }).records > 0) {
+  }
+  ASSERT_EQ(got.size(), 52u);
+  EXPECT_EQ(got[50], "a");
+  EXPECT_EQ(got[51], "b");
+}
+
+}  // namespace
+}  // namespace shmlog

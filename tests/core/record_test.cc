@@ -1,0 +1,124 @@
+#include "record.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "crc32c.h"
+
+namespace shmlog::record {
+namespace {
+
+using format::make_commit_word;
+using format::RecordType;
+constexpr std::uint64_t kSegment = 64 * 1024;
+constexpr std::uint32_t kMaxFrame = 4096;
+
+TEST(RecordDecode, ZeroWordIsEmpty) { EXPECT_EQ(decode(0, 0, kSegment, kMaxFrame).kind, Kind::kEmpty); }
+
+TEST(RecordDecode, NegativeLengthIsInProgressWithItsLength) {
+  auto d = decode(make_commit_word(-40, RecordType::kNone, 0, 7), 64, kSegment, kMaxFrame);
+  EXPECT_EQ(d.kind, Kind::kInProgress);
+  EXPECT_EQ(d.frame_length, 40u);
+  EXPECT_EQ(d.aligned_length, 64u);
+}
+
+TEST(RecordDecode, PoisonIsUnblocking) {
+  EXPECT_EQ(decode(static_cast<std::uint32_t>(format::kPoison), 0, kSegment, kMaxFrame).kind, Kind::kUnblocking);
+}
+
+TEST(RecordDecode, CommittedDataRecordCarriesKeyLengthAndFlags) {
+  auto d = decode(make_commit_word(32 + 3 + 10, RecordType::kData, format::kRecordFlagChecksum, 3), 0, kSegment,
+                  kMaxFrame);
+  EXPECT_EQ(d.kind, Kind::kData);
+  EXPECT_EQ(d.key_length, 3);
+  EXPECT_EQ(d.flags, format::kRecordFlagChecksum);
+  EXPECT_EQ(d.aligned_length, 64u);
+}
+
+TEST(RecordDecode, PaddingAndAbandonedAreSkipped) {
+  EXPECT_EQ(decode(make_commit_word(96, RecordType::kPadding, 0, 0), 0, kSegment, kMaxFrame).kind, Kind::kSkip);
+  EXPECT_EQ(decode(make_commit_word(96, RecordType::kAbandoned, 0, 0), 0, kSegment, kMaxFrame).kind, Kind::kSkip);
+}
+
+TEST(RecordDecode, LengthPastSegmentEndIsCorrupt) {
+  EXPECT_EQ(decode(make_commit_word(64, RecordType::kData, 0, 0), kSegment - 32, kSegment, kMaxFrame).kind,
+            Kind::kCorrupt);
+}
+
+TEST(RecordDecode, LengthBelowHeaderIsCorrupt) {
+  EXPECT_EQ(decode(make_commit_word(31, RecordType::kData, 0, 0), 0, kSegment, kMaxFrame).kind, Kind::kCorrupt);
+}
+
+TEST(RecordDecode, KeyLongerThanRecordIsCorrupt) {
+  EXPECT_EQ(decode(make_commit_word(40, RecordType::kData, 0, 9), 0, kSegment, kMaxFrame).kind, Kind::kCorrupt);
+}
+
+TEST(RecordDecode, DataLongerThanMaxFrameIsCorrupt) {
+  EXPECT_EQ(decode(make_commit_word(kMaxFrame + 32, RecordType::kData, 0, 0), 0, kSegment, kMaxFrame).kind,
+            Kind::kCorrupt);
+}
+
+TEST(RecordDecode, UnknownTypeIsCorrupt) {
+  EXPECT_EQ(decode(make_commit_word(64, static_cast<RecordType>(77), 0, 0), 0, kSegment, kMaxFrame).kind,
+            Kind::kCorrupt);
+}
+
+TEST(RecordDecode, MisalignedOffsetIsCorrupt) {
+  EXPECT_EQ(decode(make_commit_word(64, RecordType::kData, 0, 0), 8, kSegment, kMaxFrame).kind, Kind::kCorrupt);
+}
+
+// Whatever another process wrote, a decoded record never reaches past the
+// segment and never claims a length below the header.
+TEST(RecordDecode, RandomWordsNeverPointOutsideTheSegment) {
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 2'000'000; ++i) {
+    const std::uint64_t word = rng();
+    const std::uint64_t offset = (rng() % (kSegment / 32)) * 32;
+    auto d = decode(word, offset, kSegment, kMaxFrame);
+    if (d.kind == Kind::kData || d.kind == Kind::kSkip || d.kind == Kind::kInProgress) {
+      ASSERT_GE(d.frame_length, format::kRecordHeaderSize);
+      ASSERT_LE(offset + d.aligned_length, kSegment);
+      ASSERT_EQ(d.aligned_length % 32, 0u);
+    }
+    if (d.kind == Kind::kData) {
+      ASSERT_LE(d.key_length + format::kRecordHeaderSize, d.frame_length);
+    }
+  }
+}
+
+TEST(Crc32c, MatchesTheStandardCheckValue) {
+  // The CRC32C of "123456789" is 0xE3069283 (RFC 3720).
+  EXPECT_EQ(crc32c::value("123456789", 9), 0xE3069283u);
+  EXPECT_EQ(crc32c::extend(crc32c::value("1234", 4), "56789", 5), 0xE3069283u);
+}
+
+TEST(Crc32c, MaskRoundTrips) {
+  for (std::uint32_t v : {0u, 1u, 0xE3069283u, 0xffffffffu}) {
+    EXPECT_EQ(crc32c::unmask(crc32c::mask(v)), v);
+    EXPECT_NE(crc32c::mask(v), v);
+  }
+}
+
+TEST(RecordChecksum, ChangesWithAnyByteOfBodyOrHeader) {
+  format::RecordHeader h{};
+  h.producer_id = 3;
+  h.sequence = 9;
+  std::byte body[40];
+  std::memset(body, 7, sizeof body);
+  const std::uint64_t word = make_commit_word(72, RecordType::kData, 1, 4);
+  const std::uint32_t base = checksum(h, word, body, sizeof body);
+  for (std::size_t i = 0; i < sizeof body; ++i) {
+    body[i] = std::byte{8};
+    EXPECT_NE(checksum(h, word, body, sizeof body), base) << "body byte " << i;
+    body[i] = std::byte{7};
+  }
+  h.sequence = 10;
+  EXPECT_NE(checksum(h, word, body, sizeof body), base);
+  h.sequence = 9;
+  EXPECT_NE(checksum(h, make_commit_word(72, RecordType::kData, 1, 5), body, sizeof body), base);
+}
+
+}  // namespace
+}  // namespace shmlog::record

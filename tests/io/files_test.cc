@@ -1,0 +1,62 @@
+#include "shmlog/io/files.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+namespace shmlog::io {
+namespace {
+
+std::string temp_file() { return "/tmp/shmlog-io-test-" + std::to_string(::getpid()); }
+
+TEST(KeyValueFile, RoundTrips) {
+  const std::string path = temp_file();
+  KeyValues kv{{"a", "1"}, {"b_c", "two words"}};
+  ASSERT_TRUE(write_key_value_file(path, "hdr 1", kv, 0600).ok());
+  auto back = read_key_value_file(path, "hdr 1");
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(*back, kv);
+  EXPECT_FALSE(file_exists(path + ".tmp"));
+  ::unlink(path.c_str());
+}
+
+TEST(KeyValueFile, RefusesBadKeysAndValues) {
+  const std::string path = temp_file();
+  EXPECT_FALSE(write_key_value_file(path, "h", {{"Bad Key", "x"}}, 0600).ok());
+  EXPECT_FALSE(write_key_value_file(path, "h", {{"k", "two\nlines"}}, 0600).ok());
+}
+
+TEST(KeyValueFile, TornLastLineIsCorruptNamingTheLine) {
+  const std::string path = temp_file();
+  std::ofstream(path) << "h\nk=v\nhalf";
+  auto r = read_key_value_file(path, "h");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kCorrupt);
+  EXPECT_NE(r.status().message().find("line 3"), std::string::npos) << r.status().message();
+  ::unlink(path.c_str());
+}
+
+TEST(KeyValueFile, WrongHeaderOrEmptyFileIsCorrupt) {
+  const std::string path = temp_file();
+  std::ofstream(path) << "other\n";
+  EXPECT_EQ(read_key_value_file(path, "h").status().code(), Status::Code::kCorrupt);
+  std::ofstream(path, std::ios::trunc) << "";
+  EXPECT_EQ(read_key_value_file(path, "h").status().code(), Status::Code::kCorrupt);
+  ::unlink(path.c_str());
+}
+
+TEST(Directory, CreateAcceptsEmptyAndRefusesNonEmpty) {
+  const std::string dir = temp_file() + "-dir";
+  ASSERT_TRUE(create_empty_directory(dir, 0700).ok());
+  EXPECT_TRUE(create_empty_directory(dir, 0700).ok());
+  std::ofstream(dir + "/x") << "x";
+  auto s = create_empty_directory(dir, 0700);
+  EXPECT_EQ(s.code(), Status::Code::kAlreadyExists);
+  EXPECT_TRUE(remove_file(dir + "/x").ok());
+  EXPECT_TRUE(remove_directory(dir).ok());
+}
+
+}  // namespace
+}  // namespace shmlog::io

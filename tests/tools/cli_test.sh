@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The shmlog command end to end, as a user runs it: bad input, the
+# multi-process exactly-once check, and consumers killed with SIGKILL.
+set -u
+SHMLOG=${1:?usage: cli_test.sh PATH/TO/shmlog}
+WORK=$(mktemp -d /tmp/shmlog-cli-XXXXXX)
+FAILS=0
+cleanup() {
+  for d in "$WORK"/log*; do [ -d "$d" ] && "$SHMLOG" delete "$d" >/dev/null 2>&1; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+pass() { echo "ok:   $*"; }
+
+# expect_error DESCRIPTION PATTERN -- COMMAND...: non-zero exit, one stderr line matching PATTERN
+expect_error() {
+  local what=$1 pattern=$2; shift 3
+  local err rc
+  err=$("$@" 2>&1 >/dev/null </dev/null); rc=$?
+  if [ $rc -eq 0 ]; then fail "$what: exit 0"; return; fi
+  if [ "$(printf '%s\n' "$err" | wc -l)" -ne 1 ]; then fail "$what: stderr is not one line: $err"; return; fi
+  if ! printf '%s' "$err" | grep -qE -- "$pattern"; then fail "$what: '$err' does not match '$pattern'"; return; fi
+  pass "$what ($err)"
+}
+
+# --- bad input ------------------------------------------------------------
+mkdir "$WORK/plain"
+expect_error "non-log directory" "is not a shmlog log" -- "$SHMLOG" info "$WORK/plain"
+expect_error "missing log" "no log at|No such file" -- "$SHMLOG" consume "$WORK/nothing" --idle-timeout-ms 10
+expect_error "unknown flag" "--bogus" -- "$SHMLOG" create "$WORK/x" --bogus
+expect_error "bad size" "not a size" -- "$SHMLOG" create "$WORK/x" --segment-size 12Q
+expect_error "bad policy" "unknown policy" -- "$SHMLOG" create "$WORK/x" --policy sometimes
+expect_error "bad segment size" "power of two" -- "$SHMLOG" create "$WORK/x" --segment-size 100000
+for sub in create produce consume info groups delete demo; do
+  "$SHMLOG" $sub --help >/dev/null 2>&1 || fail "$sub --help"
+done
+pass "--help for every subcommand"
+
+"$SHMLOG" create "$WORK/log-small" --segment-size 64K --ring-segments 2 --max-record-size 1K >/dev/null || fail "create small"
+expect_error "oversize record" "too large.*max 1024" -- bash -c "head -c 2000 /dev/zero | tr '\\0' x | '$SHMLOG' produce '$WORK/log-small'"
+expect_error "partition out of range" "out of range" -- "$SHMLOG" produce "$WORK/log-small" --partition 3
+expect_error "bad --from" "not earliest, latest" -- "$SHMLOG" consume "$WORK/log-small" --from soon
+expect_error "offset not a boundary" "not a record boundary" -- bash -c "echo hello | '$SHMLOG' produce '$WORK/log-small' && '$SHMLOG' consume '$WORK/log-small' --from 32 --idle-timeout-ms 10"
+# A group that never consumes fills the ring; the producer gives up with a clear error.
+"$SHMLOG" consume "$WORK/log-small" --group stuck --max 1 >/dev/null || fail "join stuck group"
+expect_error "full ring under backpressure" "ring full.*no consumer group made room" -- \
+  bash -c "yes 0123456789012345678901234567890123456789 | head -c 400000 | '$SHMLOG' produce '$WORK/log-small' --timeout-ms 200"
+shm=$("$SHMLOG" info "$WORK/log-small" --json | sed -E 's/.*"shm_name":"([^"]+)".*/\1/')
+truncate -s 4096 "/dev/shm$shm"
+expect_error "truncated shared memory" "truncated or foreign" -- "$SHMLOG" info "$WORK/log-small"
+printf 'garbage' | dd of="/dev/shm$shm" conv=notrunc status=none
+truncate -s 0 "/dev/shm$shm"; truncate -s $((4096 * 64)) "/dev/shm$shm"
+expect_error "foreign shared memory" "truncated or foreign|not a shmlog log|bad magic|never initialised" -- "$SHMLOG" info "$WORK/log-small"
+
+# --- four producers, two members of one group ---------------------------------
+N=${SHMLOG_CLI_LINES:-100000}
+LOG="$WORK/log-main"
+"$SHMLOG" create "$LOG" --partitions 2 >/dev/null || fail "create main"
+"$SHMLOG" consume "$LOG" --group g --max 0 --idle-timeout-ms 0 >/dev/null  # the group exists before producing
+for c in 1 2; do
+  "$SHMLOG" consume "$LOG" --group g --print-key --key-separator , --idle-timeout-ms 3000 > "$WORK/out$c" &
+  eval "C$c=$!"
+done
+for p in 1 2 3 4; do
+  seq -f "p$p-%.0f" 1 "$N" | "$SHMLOG" produce "$LOG" --key-separator - --batch 64 &
+  eval "P$p=$!"
+done
+for p in 1 2 3 4; do eval "wait \$P$p" || fail "producer $p exit"; done
+wait "$C1" || fail "consumer 1 exit"
+wait "$C2" || fail "consumer 2 exit"
+total=$(cat "$WORK/out1" "$WORK/out2" | wc -l)
+unique=$(cat "$WORK/out1" "$WORK/out2" | sort -u | wc -l)
+[ "$total" -eq $((4 * N)) ] && [ "$unique" -eq $((4 * N)) ] && pass "4 producers x $N lines, 2 members: every line exactly once" \
+  || fail "expected $((4 * N)) unique lines, got $total lines, $unique unique"
+# Each producer's lines reach each member in the producer's order (a key
+# hashes to one partition; a partition may move between members once).
+disorder=0
+for c in 1 2; do
+  d=$(awk -F, '{ if ($2 + 0 <= last[$1]) bad++; last[$1] = $2 + 0 } END { print bad + 0 }' "$WORK/out$c")
+  disorder=$((disorder + d))
+done
+[ "$disorder" -eq 0 ] && pass "each producer's lines in its own order" || fail "$disorder lines out of producer order"
+"$SHMLOG" groups "$LOG" | grep -q "^g " || fail "groups lists g"
+"$SHMLOG" groups "$LOG" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(p["lag_records"]==0 for g in d for p in g["partitions"])' \
+  && pass "groups --json parses and shows zero lag" || fail "groups --json"
+"$SHMLOG" info "$LOG" --json | python3 -c 'import json,sys; json.load(sys.stdin)' && pass "info --json parses" || fail "info --json"
+
+# --- kill -9 a consumer and restart it ------------------------------------------
+kill_restart() {  # MODE CHECK
+  local mode=$1 log="$WORK/log-$1" out="$WORK/kill-$1"
+  "$SHMLOG" create "$log" >/dev/null || fail "create $log"
+  "$SHMLOG" consume "$log" --group k --max 0 --idle-timeout-ms 0 >/dev/null
+  seq 1 200000 | "$SHMLOG" produce "$log" --batch 256 || fail "produce for $mode"
+  : > "$out"
+  for round in 1 2 3; do
+    # A slow reader downstream keeps the consumer mid-stream when it is killed;
+    # what reached the pipe counts as processed.
+    "$SHMLOG" consume "$log" --group k --mode "$mode" --commit-every 16 --idle-timeout-ms 2000 \
+      > >(while IFS= read -r line; do printf '%s\n' "$line"; done >> "$out") &
+    local pid=$!
+    local target=$((round * 20000 + RANDOM % 5000))
+    for _ in $(seq 1 3000); do [ "$(wc -l < "$out")" -ge "$target" ] && break; sleep 0.01; done
+    kill -9 "$pid"; wait "$pid" 2>/dev/null
+    sleep 0.5  # let the reader drain the pipe
+  done
+  "$SHMLOG" consume "$log" --group k --mode "$mode" --idle-timeout-ms 500 >> "$out"
+  local total unique
+  total=$(wc -l < "$out"); unique=$(sort -u "$out" | wc -l)
+  echo "      $mode: $total lines, $unique unique of 200000"
+  if [ "$mode" = at-least-once ]; then
+    [ "$unique" -eq 200000 ] && pass "at-least-once consumer killed 3 times loses nothing" || fail "at-least-once lost $((200000 - unique))"
+  else
+    [ "$total" -eq "$unique" ] && pass "at-most-once consumer killed 3 times duplicates nothing" || fail "at-most-once duplicated $((total - unique))"
+  fi
+}
+kill_restart at-least-once
+kill_restart at-most-once
+
+# --- a producer killed mid-stream does not stall consumers -------------------
+LOG="$WORK/log-stall"
+"$SHMLOG" create "$LOG" --claim-timeout-ms 300 >/dev/null
+( yes line | "$SHMLOG" produce "$LOG" --timeout-ms 100000 ) &
+PIPE_PID=$!
+sleep 0.3
+pkill -9 -f "produce $LOG" ; wait $PIPE_PID 2>/dev/null
+echo "after" | "$SHMLOG" produce "$LOG" || fail "produce after kill"
+last=$(timeout 20 "$SHMLOG" consume "$LOG" --idle-timeout-ms 2000 | tail -1)
+[ "$last" = after ] && pass "producer killed mid-stream: consumer reaches the next record" || fail "consumer stalled (last line '$last')"
+
+"$SHMLOG" delete "$WORK/log-main" || fail "delete"
+[ ! -e "$WORK/log-main" ] && pass "delete removes the directory" || fail "delete left the directory"
+
+if [ $FAILS -ne 0 ]; then echo "$FAILS check(s) failed"; exit 1; fi
+echo "all CLI checks passed"
