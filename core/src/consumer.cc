@@ -30,6 +30,7 @@ struct ConsumerState {
   WaitStrategy wait;
   std::uint64_t epoch_seen = UINT64_MAX;
   Clock::time_point last_liveness_check{};
+  std::uint32_t polls_since_check = 0;
   std::uint64_t lost_bytes = 0;
   std::size_t next = 0;  // round-robin start among partitions
 
@@ -326,10 +327,14 @@ void ConsumerState::check_liveness() {
 void ConsumerState::rebalance() {
   if (!grouped) return;
   const LogState& s = *log;
-  const auto now = Clock::now();
-  if (now - last_liveness_check >= kLivenessInterval) {
-    last_liveness_check = now;
-    check_liveness();
+  // The clock is read every 1024 polls (or before parking), not every poll.
+  if (++polls_since_check >= 1024 || force_stall_check) {
+    polls_since_check = 0;
+    const auto now = Clock::now();
+    if (now - last_liveness_check >= kLivenessInterval) {
+      last_liveness_check = now;
+      check_liveness();
+    }
   }
   const std::uint64_t epoch = atomic(s.group(group).membership_epoch).load(std::memory_order_acquire);
   if (epoch != epoch_seen) {

@@ -32,6 +32,7 @@ struct ProducerState {
   struct Cursor {
     std::uint64_t ready_begin = 1;  // empty range until the first check
     std::uint64_t ready_end = 0;
+    std::byte* ready_base = nullptr;  // where ready_begin lies in memory
     std::uint64_t tail = 0;
   };
   std::vector<Cursor> cursors;
@@ -40,14 +41,18 @@ struct ProducerState {
   bool claim_open = false;
   std::uint32_t claim_partition = 0;
   std::uint64_t claim_position = 0;
+  format::RecordHeader* claim_header = nullptr;
   std::uint32_t claim_frame = 0;
   std::uint16_t claim_key = 0;
 
   ~ProducerState() { close(); }
 
   format::ProducerSlot& slot() const { return log->producer_slot(id); }
+  // Address of a position in the ready segment of cursor p (hot path: no
+  // division). Valid after ensure_ready() covered the position.
   std::uint64_t* word(std::uint32_t p, std::uint64_t position) const {
-    return word_at(*log, p, position);
+    const Cursor& c = cursors[p];
+    return reinterpret_cast<std::uint64_t*>(c.ready_base + (position - c.ready_begin));
   }
 
   Errc ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept;
@@ -73,6 +78,7 @@ Errc ProducerState::ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint
   if (e != Errc::kOk) return e;
   c.ready_begin = segment << log->segment_shift;
   c.ready_end = c.ready_begin + log->segment_size;
+  c.ready_base = log->segment_base(p, segment);
   return Errc::kOk;
 }
 
@@ -95,7 +101,8 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
     if (held == segment) {
       // Another producer zeroes it; take over only if that process died.
       const std::uint32_t pid = format::segment_pid(w);
-      const std::uint64_t start = s.descriptor(p, segment).preparer_start_time;
+      const std::uint64_t start =
+          atomic(s.descriptor(p, segment).preparer_start_time).load(std::memory_order_relaxed);
       take = pid != 0 && start != 0 && !shm::is_alive({pid, start});
     } else if (held + s.ring_segments == segment && ready) {
       const std::uint64_t old_end = (held + 1) << s.segment_shift;
@@ -116,9 +123,9 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       const std::uint64_t mine = format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid);
       if (state.compare_exchange_strong(w, mine, std::memory_order_acq_rel)) {
         auto& d = s.descriptor(p, segment);
-        d.preparer_start_time = self.start_time;
+        atomic(d.preparer_start_time).store(self.start_time, std::memory_order_relaxed);
         std::memset(s.segment_base(p, segment), 0, s.segment_size);
-        d.prepared_ns = now_realtime_ns();
+        atomic(d.prepared_ns).store(now_realtime_ns(), std::memory_order_relaxed);
         state.store(format::make_segment_word(segment, format::SegmentState::kReady, 0),
                     std::memory_order_release);
         return Errc::kOk;
@@ -138,7 +145,7 @@ bool ProducerState::seal(std::uint32_t p, std::uint64_t segment, bool may_wait) 
   auto stall_since = std::chrono::steady_clock::time_point{};
   std::uint64_t stall_position = UINT64_MAX;
   while (position < end) {
-    const std::uint64_t v = atomic(*word(p, position)).load(std::memory_order_acquire);
+    const std::uint64_t v = atomic(*word_at(s, p, position)).load(std::memory_order_acquire);
     const auto d = record::decode(v, position & s.segment_mask, s.segment_size, s.max_frame);
     if (d.kind == record::Kind::kData || d.kind == record::Kind::kSkip) {
       position += d.aligned_length;
@@ -247,7 +254,7 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
   const std::uint32_t p = claim_partition;
   const std::uint64_t pos = claim_position;
   claim_open = false;
-  auto* header = reinterpret_cast<format::RecordHeader*>(word(p, pos));
+  format::RecordHeader* header = claim_header;
   header->producer_id = id;
   header->producer_epoch = epoch;
   header->timestamp_ns = timestamp_ns;
@@ -292,7 +299,7 @@ void ProducerState::abort() noexcept {
   if (!claim_open) return;
   claim_open = false;
   const std::uint64_t aligned = format::align_record(claim_frame);
-  auto* base = reinterpret_cast<std::byte*>(word(claim_partition, claim_position));
+  auto* base = reinterpret_cast<std::byte*>(claim_header);
   if (exclusive) {
     // Nothing was published; clear what the caller may have written so no
     // stale bytes lie where the next record's header goes.
@@ -465,9 +472,10 @@ Claim Producer::claim_in(std::uint32_t partition, std::size_t value_size, std::s
   st->claim_open = true;
   st->claim_partition = partition;
   st->claim_position = position;
+  st->claim_header = reinterpret_cast<format::RecordHeader*>(st->word(partition, position));
   st->claim_frame = frame;
   st->claim_key = static_cast<std::uint16_t>(key_size);
-  c.data_ = reinterpret_cast<std::byte*>(st->word(partition, position)) + format::kRecordHeaderSize;
+  c.data_ = reinterpret_cast<std::byte*>(st->claim_header) + format::kRecordHeaderSize;
   c.key_size_ = static_cast<std::uint32_t>(key_size);
   c.value_size_ = static_cast<std::uint32_t>(value_size);
   c.partition_ = partition;

@@ -31,8 +31,48 @@ struct Decoded {
 
 // Interprets `commit_word`, read at byte `offset` of a segment of
 // `segment_size` bytes whose records hold at most `max_frame` bytes.
-Decoded decode(std::uint64_t commit_word, std::uint64_t offset, std::uint64_t segment_size,
-               std::uint32_t max_frame) noexcept;
+// Inline: it runs once per record on the consumer's hot path.
+inline Decoded decode(std::uint64_t word, std::uint64_t offset, std::uint64_t segment_size,
+                      std::uint32_t max_frame) noexcept {
+  Decoded d;
+  if (word == 0) return d;
+  const std::int32_t length = format::word_length(word);
+  if (length == format::kPoison) {
+    d.kind = Kind::kUnblocking;
+    return d;
+  }
+  // Every record lies inside its segment: bound the length by what is left.
+  const std::uint64_t room = offset < segment_size ? segment_size - offset : 0;
+  const std::uint64_t magnitude =
+      length < 0 ? static_cast<std::uint64_t>(-static_cast<std::int64_t>(length)) : static_cast<std::uint64_t>(length);
+  const std::uint64_t aligned = format::align_record(magnitude);
+  if (offset % format::kRecordAlignment != 0 || magnitude < format::kRecordHeaderSize || aligned > room) {
+    d.kind = Kind::kCorrupt;
+    return d;
+  }
+  d.frame_length = static_cast<std::uint32_t>(magnitude);
+  d.aligned_length = static_cast<std::uint32_t>(aligned);
+  if (length < 0) {
+    d.kind = Kind::kInProgress;
+    return d;
+  }
+  d.type = format::word_type(word);
+  d.flags = format::word_flags(word);
+  d.key_length = format::word_key_length(word);
+  switch (d.type) {
+    case format::RecordType::kData:
+      d.kind = magnitude > max_frame || d.key_length > magnitude - format::kRecordHeaderSize ? Kind::kCorrupt
+                                                                                              : Kind::kData;
+      return d;
+    case format::RecordType::kPadding:
+    case format::RecordType::kAbandoned:
+      d.kind = Kind::kSkip;
+      return d;
+    default:
+      d.kind = Kind::kCorrupt;
+      return d;
+  }
+}
 
 // The checksum a producer stores: over type, flags, key_length, header bytes
 // 12..31 and the key and value.

@@ -1,0 +1,156 @@
+// Microbenchmarks of the hot path, each next to a baseline from the same
+// run: memcpy of the same bytes, and moodycamel::ConcurrentQueue.
+//   build/test/bench/shmlog_bench [--benchmark_filter=...]
+#include <benchmark/benchmark.h>
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "shmlog/log.h"
+
+namespace {
+
+using shmlog::Bytes;
+
+shmlog::LogOptions bench_options() {
+  shmlog::LogOptions o;
+  o.segment_size = 4u << 20;
+  o.ring_segments = 16;
+  o.max_record_size = 1u << 20;
+  return o;
+}
+
+void set_counters(benchmark::State& state, std::size_t size) {
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
+}
+
+// One thread appends a record and polls it back: the cost of the whole path
+// without any cross-core transfer.
+void BM_AppendPoll(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const bool exclusive = state.range(1) != 0;
+  auto log = shmlog::Log::create_in_memory(bench_options()).value();
+  auto producer = log.producer({.exclusive = exclusive, .timestamps = false}).value();
+  auto consumer = log.consumer().value();
+  std::vector<std::byte> value(size, std::byte{1});
+  std::uint64_t sink = 0;
+  for (auto _ : state) {
+    if (!producer.append(Bytes(value.data(), size))) state.SkipWithError("append failed");
+    consumer.poll([&](const shmlog::Record& r) { sink += r.value.size(); }, 1);
+  }
+  benchmark::DoNotOptimize(sink);
+  set_counters(state, size);
+}
+BENCHMARK(BM_AppendPoll)
+    ->ArgNames({"size", "exclusive"})
+    ->ArgsProduct({{0, 32, 256, 1024, 4096, 65536}, {0, 1}});
+
+// Zero-copy claim/commit and a batch of 16 appends (one timestamp per batch).
+void BM_ClaimCommit(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  auto log = shmlog::Log::create_in_memory(bench_options()).value();
+  auto producer = log.producer({.exclusive = true}).value();
+  auto consumer = log.consumer().value();
+  for (auto _ : state) {
+    auto claim = producer.claim(size);
+    std::memset(claim.value().data(), 7, size);
+    if (!producer.commit(claim)) state.SkipWithError("commit failed");
+    consumer.poll([](const shmlog::Record&) {}, 1);
+  }
+  set_counters(state, size);
+}
+BENCHMARK(BM_ClaimCommit)->Arg(32)->Arg(4096);
+
+void BM_AppendBatch16(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  auto log = shmlog::Log::create_in_memory(bench_options()).value();
+  auto producer = log.producer().value();
+  auto consumer = log.consumer().value();
+  std::vector<std::byte> value(size, std::byte{1});
+  std::vector<Bytes> batch(16, Bytes(value.data(), size));
+  for (auto _ : state) {
+    if (producer.append_batch(batch) != batch.size()) state.SkipWithError("append failed");
+    consumer.poll([](const shmlog::Record&) {}, 16);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * 16));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 16 * size));
+}
+BENCHMARK(BM_AppendBatch16)->Arg(32);
+
+// Group commit cost: one consumer committing its offset per record.
+void BM_PollCommitEachRecord(benchmark::State& state) {
+  auto log = shmlog::Log::create_in_memory(bench_options()).value();
+  auto producer = log.producer({.exclusive = true, .timestamps = false}).value();
+  auto consumer = log.consumer({.group = "g", .mode = shmlog::DeliveryMode::kAtLeastOnce}).value();
+  std::byte value[32] = {};
+  for (auto _ : state) {
+    (void)producer.append(Bytes(value, sizeof value));
+    consumer.poll([](const shmlog::Record&) {}, 1);
+  }
+  set_counters(state, 32);
+}
+BENCHMARK(BM_PollCommitEachRecord);
+
+// Baseline: copying the same bytes.
+void BM_Memcpy(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  std::vector<std::byte> src(size + 1, std::byte{1}), dst(size + 1);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), size);
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, size);
+}
+BENCHMARK(BM_Memcpy)->Arg(32)->Arg(4096)->Arg(65536);
+
+// Baseline: the in-process queue everybody compares against, moving a
+// 32-byte value through enqueue and dequeue on one thread.
+void BM_ConcurrentQueueEnqueueDequeue(benchmark::State& state) {
+  struct Item {
+    std::byte bytes[32];
+  };
+  moodycamel::ConcurrentQueue<Item> queue(1024);
+  moodycamel::ProducerToken token(queue);
+  Item item{}, out{};
+  for (auto _ : state) {
+    queue.enqueue(token, item);
+    queue.try_dequeue_from_producer(token, out);
+    benchmark::DoNotOptimize(out);
+  }
+  set_counters(state, 32);
+}
+BENCHMARK(BM_ConcurrentQueueEnqueueDequeue);
+
+// Producer thread -> consumer thread throughput through one log.
+void BM_ThroughputTwoThreads(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  auto log = shmlog::Log::create_in_memory(bench_options()).value();
+  auto producer = log.producer({.exclusive = true, .timestamps = false}).value();
+  auto consumer = log.consumer({.group = "g", .commit_every = 256}).value();
+  std::vector<std::byte> value(size, std::byte{1});
+  std::int64_t total = 0;
+  for (auto _ : state) {
+    const std::int64_t n = 1 << 18;
+    std::thread reader([&] {
+      std::int64_t got = 0;
+      while (got < n) got += static_cast<std::int64_t>(consumer.poll([](const shmlog::Record&) {}, 256).records);
+      consumer.commit();
+    });
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (!producer.append(Bytes(value.data(), size))) state.SkipWithError("append failed");
+    }
+    reader.join();
+    total += n;
+  }
+  state.SetItemsProcessed(total);
+  state.SetBytesProcessed(total * static_cast<std::int64_t>(size));
+}
+BENCHMARK(BM_ThroughputTwoThreads)->Arg(32)->Arg(4096)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

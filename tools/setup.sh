@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what shmlog needs to build and test, from Debian's packages only.
+# Idempotent: installs only what is missing. Uses sudo when not root.
+set -euo pipefail
+PACKAGES=(
+  g++ cmake ninja-build pkg-config make       # toolchain
+  libboost-dev liburing-dev libhwloc-dev      # shared memory, io_uring, topology
+  libconcurrentqueue-dev                      # in-process baseline for the benchmarks
+  libcli11-dev                                # the command line
+  libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
+  python3 procps                              # test scripts (json checks, pkill)
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
