@@ -33,7 +33,8 @@ struct Board {
   std::uint32_t producers_done;
   std::uint32_t stop;
   std::uint32_t failed;
-  std::uint64_t expected;  // records appended in total, once producers finish
+  std::uint64_t expected;  // records appended in total, valid once expected_ready
+  std::uint32_t expected_ready;
   std::uint64_t received;  // records consumed in total
   std::uint64_t appended[kMaxProcesses];
   std::uint64_t consumed[kMaxProcesses];
@@ -52,11 +53,20 @@ struct Phase {
   std::uint64_t rate;  // records/s over all producers; 0 = as fast as possible
   std::string group;
   std::uint32_t index;
+  int core;  // -1: not pinned
 };
+
+bool pin(const Phase& ph, const char* who) {
+  if (ph.core < 0) return true;
+  Status s = shm::pin_current_thread(static_cast<unsigned>(ph.core));
+  if (!s.ok()) std::fprintf(stderr, "demo %s: %s\n", who, s.message().c_str());
+  return s.ok();
+}
 
 int producer_main(void* arg) {
   auto& ph = *static_cast<Phase*>(arg);
   Board& b = *ph.board;
+  pin(ph, "producer");
   auto log = Log::open(ph.log_path);
   if (!log.ok()) {
     std::fprintf(stderr, "demo producer: %s\n", log.status().message().c_str());
@@ -108,6 +118,7 @@ int producer_main(void* arg) {
 int consumer_main(void* arg) {
   auto& ph = *static_cast<Phase*>(arg);
   Board& b = *ph.board;
+  pin(ph, "consumer");
   auto log = Log::open(ph.log_path);
   if (!log.ok()) {
     std::fprintf(stderr, "demo consumer: %s\n", log.status().message().c_str());
@@ -139,8 +150,8 @@ int consumer_main(void* arg) {
   for (;;) {
     auto r = consumer->poll_wait(handler, 256, std::chrono::milliseconds(20));
     if (r.records > 0) at(b.received).fetch_add(r.records);
-    const bool all_done = at(b.producers_done).load() == ph.args->producers;
-    if (all_done && at(b.received).load() >= at(b.expected).load()) break;
+    // expected is valid once published (the parent sums the producers' counts).
+    if (at(b.expected_ready).load() && at(b.received).load() >= at(b.expected).load()) break;
     if (at(b.stop).load() || at(b.failed).load() || Clock::now() > give_up) break;
   }
   consumer->commit();
@@ -153,9 +164,12 @@ bool run_phase(const DemoArgs& a, const std::string& log_path, Board& b, std::ui
   std::memset(static_cast<void*>(&b), 0, sizeof b);
   for (auto& h : b.latency) h = Histogram();
   std::vector<Phase> phases(a.producers + a.consumers);
+  // One process per core when they fit; otherwise the scheduler places them.
+  const bool pinned = a.producers + a.consumers <= shm::online_cpus();
+  auto core_of = [&](std::uint32_t slot) { return pinned ? static_cast<int>(slot) : -1; };
   std::vector<std::uint32_t> pids;
   for (std::uint32_t i = 0; i < a.consumers; ++i) {
-    phases[i] = Phase{&a, log_path, &b, rate, group, i};
+    phases[i] = Phase{&a, log_path, &b, rate, group, i, core_of(i)};
     auto pid = shm::fork_process(consumer_main, &phases[i]);
     if (!pid.ok()) {
       std::fprintf(stderr, "shmlog demo: %s\n", pid.status().message().c_str());
@@ -171,7 +185,7 @@ bool run_phase(const DemoArgs& a, const std::string& log_path, Board& b, std::ui
   const auto start = Clock::now();
   for (std::uint32_t i = 0; i < a.producers; ++i) {
     auto& ph = phases[a.consumers + i];
-    ph = Phase{&a, log_path, &b, rate, group, i};
+    ph = Phase{&a, log_path, &b, rate, group, i, core_of(a.consumers + i)};
     auto pid = shm::fork_process(producer_main, &ph);
     if (!pid.ok()) {
       at(b.stop).store(1);
@@ -187,13 +201,15 @@ bool run_phase(const DemoArgs& a, const std::string& log_path, Board& b, std::ui
   std::uint64_t total = 0;
   for (std::uint32_t i = 0; i < a.producers; ++i) total += b.appended[i];
   at(b.expected).store(total);
+  at(b.expected_ready).store(1);
   bool ok = true;
   for (auto pid : pids) ok = shm::wait_process(pid) == 0 && ok;
   *seconds_out = std::chrono::duration<double>(Clock::now() - start).count();
   return ok && !at(b.failed).load();
 }
 
-void report(const DemoArgs& a, const Board& b, double seconds, const char* title) {
+// Prints the phase's figures; false when a record was lost or duplicated.
+bool report(const DemoArgs& a, const Board& b, double seconds, const char* title) {
   std::uint64_t appended = 0, consumed = 0;
   Histogram all;
   for (std::uint32_t i = 0; i < a.producers; ++i) appended += b.appended[i];
@@ -211,11 +227,17 @@ void report(const DemoArgs& a, const Board& b, double seconds, const char* title
               "  p99.99 %" PRIu64 "  max %" PRIu64 "\n",
               all.percentile(50), all.percentile(90), all.percentile(99), all.percentile(99.9),
               all.percentile(99.99), all.max());
+  return appended == consumed;
 }
 
 }  // namespace
 
-int run_demo(const DemoArgs& a, volatile std::sig_atomic_t* interrupted) {
+int run_demo(const DemoArgs& requested, volatile std::sig_atomic_t* interrupted) {
+  DemoArgs a = requested;
+  const std::uint32_t half = std::clamp<std::uint32_t>(shm::online_cpus() / 2, 1, 4);
+  if (a.producers == 0) a.producers = half;
+  if (a.consumers == 0) a.consumers = half;
+  if (a.partitions == 0) a.partitions = a.consumers;
   if (a.producers < 1 || a.producers > kMaxProcesses || a.consumers < 1 || a.consumers > kMaxProcesses) {
     std::fprintf(stderr, "shmlog demo: --producers and --consumers must be 1..%u\n", kMaxProcesses);
     return 1;
@@ -243,18 +265,20 @@ int run_demo(const DemoArgs& a, volatile std::sig_atomic_t* interrupted) {
   Board& board = *reinterpret_cast<Board*>(board_mem->data());
   std::printf("shmlog demo: %u producer and %u consumer processes, %u partition(s), %u-byte records, log %s\n",
               a.producers, a.consumers, a.partitions, a.size, log_path.c_str());
-  std::printf("host: %u CPUs online; consumers wait with '%s'\n", std::thread::hardware_concurrency(), a.wait.c_str());
+  std::printf("host: %u CPUs; consumers wait with '%s'; %s\n", shm::online_cpus(), a.wait.c_str(),
+              a.producers + a.consumers <= shm::online_cpus() ? "one process pinned per core"
+                                                                 : "more processes than cores: not pinned");
   int rc = 0;
   double seconds = 0;
   if (run_phase(a, log_path, board, 0, "throughput", interrupted, &seconds)) {
-    report(a, board, seconds, "phase 1: producers append as fast as they can (latency includes queueing)");
+    if (!report(a, board, seconds, "phase 1: producers append as fast as they can (latency includes queueing)")) rc = 1;
   } else {
     rc = 1;
   }
   if (rc == 0 && !*interrupted && run_phase(a, log_path, board, a.rate, "latency", interrupted, &seconds)) {
     char title[128];
     std::snprintf(title, sizeof title, "phase 2: paced at %" PRIu64 " records/s in total", a.rate);
-    report(a, board, seconds, title);
+    if (!report(a, board, seconds, title)) rc = 1;
   } else if (rc == 0) {
     rc = 1;
   }

@@ -11,9 +11,11 @@
 namespace shmlog::tools {
 
 struct DemoArgs {
-  std::uint32_t producers = 2;
-  std::uint32_t consumers = 2;
-  std::uint32_t partitions = 2;
+  // 0: fit the machine: half the cores produce, half consume (1 to 4 each),
+  // one partition per consumer.
+  std::uint32_t producers = 0;
+  std::uint32_t consumers = 0;
+  std::uint32_t partitions = 0;
   std::uint32_t size = 32;
   double seconds = 2.0;
   std::uint64_t rate = 100000;

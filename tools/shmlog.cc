@@ -412,9 +412,9 @@ int main(int argc, char** argv) {
 
   shmlog::tools::DemoArgs da;
   auto* demo = app.add_subcommand("demo", "Live demo: producer and consumer processes, throughput and latency");
-  demo->add_option("--producers", da.producers, "Producer processes")->capture_default_str();
-  demo->add_option("--consumers", da.consumers, "Consumer processes (one group)")->capture_default_str();
-  demo->add_option("--partitions", da.partitions, "Partitions")->capture_default_str();
+  demo->add_option("--producers", da.producers, "Producer processes (default: half the cores, 1..4)");
+  demo->add_option("--consumers", da.consumers, "Consumer processes in one group (default: as producers)");
+  demo->add_option("--partitions", da.partitions, "Partitions (default: one per consumer)");
   demo->add_option("--size", da.size, "Record value size in bytes")->capture_default_str();
   demo->add_option("--seconds", da.seconds, "Duration of each phase")->capture_default_str();
   demo->add_option("--rate", da.rate, "Records/s (all producers) for the latency phase")->capture_default_str();

@@ -157,6 +157,26 @@ void on_interrupt(void (*handler)(int)) noexcept {
   ::sigaction(SIGPIPE, &ignore, nullptr);
 }
 
+Status pin_current_thread(unsigned core) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (core >= CPU_SETSIZE) {
+    return Status(Status::Code::kInvalidArgument, "core " + std::to_string(core) + " does not exist");
+  }
+  CPU_SET(core, &set);
+  if (::sched_setaffinity(0, sizeof set, &set) != 0) {
+    return Status::from_errno("pinning to core " + std::to_string(core), errno);
+  }
+  return {};
+}
+
+unsigned online_cpus() noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return static_cast<unsigned>(CPU_COUNT(&set));
+}
+
 void kill_self() noexcept {
   ::kill(::getpid(), SIGKILL);
   for (;;) ::pause();

@@ -57,6 +57,11 @@ void kill_process(std::uint32_t pid) noexcept;  // SIGKILL
 // ignores SIGPIPE, so that a write to a closed pipe returns EPIPE.
 void on_interrupt(void (*handler)(int)) noexcept;
 
+// Pins the calling thread to one CPU; the error names the core.
+Status pin_current_thread(unsigned core);
+// CPUs this process may run on.
+unsigned online_cpus() noexcept;
+
 // An advisory lock on a file (flock), released by the kernel when the holder
 // dies: serialises the cold paths that create, recreate or delete a log.
 class FileLock {
