@@ -532,12 +532,16 @@ PollResult Consumer::poll(RecordHandler handler, std::size_t max) {
   if (st == nullptr || !st->log || max == 0) return result;
   st->result = &result;
   st->rebalance();
+  // Round robin over partitions, starting one further each poll (no division).
   const std::size_t n = st->parts.size();
-  for (std::size_t i = 0; i < n && result.records < max; ++i) {
-    auto& part = st->parts[(st->next + i) % n];
+  if (st->next >= n) st->next = 0;
+  std::size_t i = st->next;
+  for (std::size_t visited = 0; visited < n && result.records < max; ++visited) {
+    auto& part = st->parts[i];
     if (part.owned) result.records += st->poll_partition(part, handler, max - result.records);
+    if (++i == n) i = 0;
   }
-  if (n > 0) st->next = (st->next + 1) % n;
+  ++st->next;
   st->result = nullptr;
   return result;
 }

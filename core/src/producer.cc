@@ -511,7 +511,9 @@ AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value
   if (!c) return {c.error(), partition, 0};
   if (!key.empty()) std::memcpy(c.data_, key.data(), key.size());
   if (!value.empty()) std::memcpy(c.data_ + key.size(), value.data(), value.size());
-  return commit(c);
+  // The claim is ours and open: commit without re-validating it.
+  ProducerState* st = state_.get();
+  return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
 }
 
 AppendResult Producer::append(Bytes value) noexcept {

@@ -32,11 +32,27 @@ struct Decoded {
 // Interprets `commit_word`, read at byte `offset` of a segment of
 // `segment_size` bytes whose records hold at most `max_frame` bytes.
 // Inline: it runs once per record on the consumer's hot path.
-inline Decoded decode(std::uint64_t word, std::uint64_t offset, std::uint64_t segment_size,
-                      std::uint32_t max_frame) noexcept {
+[[gnu::always_inline]] inline Decoded decode(std::uint64_t word, std::uint64_t offset, std::uint64_t segment_size,
+                                             std::uint32_t max_frame) noexcept {
   Decoded d;
   if (word == 0) return d;
   const std::int32_t length = format::word_length(word);
+  // Fast path: a committed data record that fits (the common case).
+  if (length >= static_cast<std::int32_t>(format::kRecordHeaderSize) &&
+      format::word_type(word) == format::RecordType::kData && static_cast<std::uint32_t>(length) <= max_frame &&
+      (offset & (format::kRecordAlignment - 1)) == 0) {
+    const std::uint64_t aligned = format::align_record(static_cast<std::uint64_t>(length));
+    d.key_length = format::word_key_length(word);
+    if (offset + aligned <= segment_size && d.key_length <= length - format::kRecordHeaderSize) {
+      d.kind = Kind::kData;
+      d.type = format::RecordType::kData;
+      d.flags = format::word_flags(word);
+      d.frame_length = static_cast<std::uint32_t>(length);
+      d.aligned_length = static_cast<std::uint32_t>(aligned);
+      return d;
+    }
+    d.key_length = 0;
+  }
   if (length == format::kPoison) {
     d.kind = Kind::kUnblocking;
     return d;
