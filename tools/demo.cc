@@ -63,25 +63,26 @@ bool pin(const Phase& ph, const char* who) {
   return s.ok();
 }
 
+// Reports a failed step of a demo process and marks the phase failed.
+template <class T>
+bool failed(const Result<T>& r, const char* who, Board& b) {
+  if (r.ok()) return false;
+  std::fprintf(stderr, "demo %s: %s\n", who, r.status().message().c_str());
+  at(b.failed).store(1);
+  return true;
+}
+
 int producer_main(void* arg) {
   auto& ph = *static_cast<Phase*>(arg);
   Board& b = *ph.board;
   pin(ph, "producer");
   auto log = Log::open(ph.log_path);
-  if (!log.ok()) {
-    std::fprintf(stderr, "demo producer: %s\n", log.status().message().c_str());
-    at(b.failed).store(1);
-    return 1;
-  }
+  if (failed(log, "producer", b)) return 1;
   ProducerOptions po;
   po.partition = ph.index % ph.args->partitions;
   po.name = "demo producer " + std::to_string(ph.index);
   auto producer = log->producer(po);
-  if (!producer.ok()) {
-    std::fprintf(stderr, "demo producer: %s\n", producer.status().message().c_str());
-    at(b.failed).store(1);
-    return 1;
-  }
+  if (failed(producer, "producer", b)) return 1;
   std::vector<std::byte> value(ph.args->size, std::byte{0x5a});
   const auto start = Clock::now();
   const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(ph.args->seconds));
@@ -120,11 +121,7 @@ int consumer_main(void* arg) {
   Board& b = *ph.board;
   pin(ph, "consumer");
   auto log = Log::open(ph.log_path);
-  if (!log.ok()) {
-    std::fprintf(stderr, "demo consumer: %s\n", log.status().message().c_str());
-    at(b.failed).store(1);
-    return 1;
-  }
+  if (failed(log, "consumer", b)) return 1;
   ConsumerOptions co;
   co.group = ph.group;
   co.mode = DeliveryMode::kAtLeastOnce;
@@ -132,11 +129,7 @@ int consumer_main(void* arg) {
   co.from = StartFrom::latest();  // the group is new: only this phase's records
   co.wait = ph.args->wait_strategy;
   auto consumer = log->consumer(co);
-  if (!consumer.ok()) {
-    std::fprintf(stderr, "demo consumer: %s\n", consumer.status().message().c_str());
-    at(b.failed).store(1);
-    return 1;
-  }
+  if (failed(consumer, "consumer", b)) return 1;
   at(b.consumers_ready).fetch_add(1);
   Histogram& h = b.latency[ph.index];
   std::uint64_t n = 0;

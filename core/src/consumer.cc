@@ -27,6 +27,9 @@ struct ConsumerState {
   std::uint32_t member = 0;
   DeliveryMode mode = DeliveryMode::kAtLeastOnce;
   std::uint32_t commit_every = 1;
+  // Whether the ring can reuse a slot under this consumer: always under
+  // overwrite, and for a reader without a group (no commit holds its slot).
+  bool may_be_lapped = true;
   WaitStrategy wait;
   std::uint64_t epoch_seen = UINT64_MAX;
   Clock::time_point last_liveness_check{};
@@ -151,8 +154,8 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         out->sequence = header->sequence;
         out->key = Bytes(body, d.key_length);
         out->value = Bytes(body + d.key_length, body_size - d.key_length);
-        // Overwrite policy: the slot may have been reused while we read.
-        if (s.options.policy == Policy::kOverwrite && !still_valid(part, position)) {
+        // The slot may have been reused while we read.
+        if (may_be_lapped && !still_valid(part, position)) {
           on_lapped(part, position);
           continue;
         }
@@ -210,7 +213,7 @@ void ConsumerState::commit_position(Part& part, std::uint64_t position) noexcept
 }
 
 std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, std::size_t max) {
-  const bool overwrite = log->options.policy == Policy::kOverwrite;
+  const bool lappable = may_be_lapped;
   std::size_t delivered = 0;
   if (mode == DeliveryMode::kAtMostOnce && grouped) {
     // Commit first, then hand out: a crash in the handler loses, never repeats.
@@ -228,7 +231,7 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
       commit_position(part, position);
       for (std::size_t i = 0; i < count; ++i) {
         handler(batch[i]);
-        if (overwrite && !still_valid(part, batch[i].offset)) {
+        if (lappable && !still_valid(part, batch[i].offset)) {
           // The slot was reused during delivery: what follows is gone.
           on_lapped(part, part.position);
           return delivered + i + 1;
@@ -248,7 +251,7 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
     handler(r);
     ++delivered;
     part.position = r.next_offset;
-    if (overwrite && !still_valid(part, r.offset)) {
+    if (lappable && !still_valid(part, r.offset)) {
       on_lapped(part, part.position);
       break;
     }
@@ -513,6 +516,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
     format::atomic(member.state).store(active, std::memory_order_release);
     format::atomic(s.group(g).membership_epoch).fetch_add(1, std::memory_order_acq_rel);
     st->grouped = true;
+    st->may_be_lapped = s.options.policy == Policy::kOverwrite;
     st->group = g;
     st->member = m;
   }
