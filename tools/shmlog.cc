@@ -241,7 +241,8 @@ int run_consume(const ConsumeArgs& a) {
                                            : std::chrono::milliseconds(200);
   std::uint64_t lost = 0;
   while (!g_interrupted && !write_failed && (a.max == 0 || seen < a.max)) {
-    std::size_t want = 256;
+    // at-least-once commits after each poll, so a poll takes --commit-every records at most.
+    std::size_t want = at_most_once ? 256 : std::min<std::size_t>(256, a.commit_every);
     if (a.max != 0) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, a.max - seen));
     auto r = consumer.poll_wait(handler, want, idle);
     lost += r.lost_bytes;

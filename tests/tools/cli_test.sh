@@ -82,6 +82,12 @@ for c in 1 2; do
 done
 [ "$disorder" -eq 0 ] && pass "each producer's lines in its own order" || fail "$disorder lines out of producer order"
 "$SHMLOG" groups "$LOG" | grep -q "^g " || fail "groups lists g"
+# An at-least-once consumer stopped by --max commits exactly what it printed.
+"$SHMLOG" create "$WORK/log-commit" >/dev/null
+seq 1 100 | "$SHMLOG" produce "$WORK/log-commit"
+"$SHMLOG" consume "$WORK/log-commit" --group c --commit-every 4 --max 10 >/dev/null
+lag=$("$SHMLOG" groups "$WORK/log-commit" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["partitions"][0]["lag_records"])')
+[ "$lag" -eq 90 ] && pass "at-least-once with --max commits exactly what was printed" || fail "lag after 10 of 100 records is $lag, expected 90"
 "$SHMLOG" groups "$LOG" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(p["lag_records"]==0 for g in d for p in g["partitions"])' \
   && pass "groups --json parses and shows zero lag" || fail "groups --json"
 "$SHMLOG" info "$LOG" --json | python3 -c 'import json,sys; json.load(sys.stdin)' && pass "info --json parses" || fail "info --json"
