@@ -15,6 +15,7 @@
 
 #include "demo.h"
 #include "json.h"
+#include "lat.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 
@@ -422,6 +423,26 @@ int main(int argc, char** argv) {
   demo->add_option("--dir", da.dir, "Where to create the demo log")->capture_default_str();
   demo->add_option("--wait", da.wait, "Consumer wait: spin, yield, backoff or block")->capture_default_str();
 
+  shmlog::tools::LatArgs la;
+  auto* lat = app.add_subcommand("lat", "Latency profiler: percentiles between two pinned processes, with baselines");
+  lat->add_option("--size", la.size, "Record value size in bytes (>= 8)")->capture_default_str();
+  auto* count_opt = lat->add_option("--count", la.count, "Measured messages (default: from --duration)");
+  lat->add_option("--duration", la.duration_s, "Seconds of shmlog measurement when --count is not given")
+      ->capture_default_str()->excludes(count_opt);
+  lat->add_option("--rate", la.rate, "one-way: messages per second (latency from the intended send time)")
+      ->capture_default_str();
+  lat->add_option("--mode", la.mode, "ping-pong or one-way")->capture_default_str();
+  lat->add_option("--producer-core", la.producer_core, "Core of the producer (ping) process")->capture_default_str();
+  lat->add_option("--consumer-core", la.consumer_core, "Core of the consumer (echo) process")->capture_default_str();
+  lat->add_option("--wait", la.wait_name, "Consumer wait: spin, yield, backoff or block")->capture_default_str();
+  lat->add_flag("--json", la.json, "Print JSON instead of the table");
+  lat->add_option("--hdr-out", la.hdr_out, "Write shmlog's one-way histogram in HdrHistogram's percentile format");
+  lat->add_option("--plot", la.plot, "Write a PNG percentile plot of every row (needs gnuplot)");
+  bool no_baselines = false;
+  lat->add_flag("--no-baselines", no_baselines, "Measure shmlog only");
+  lat->add_option("--baseline-seconds", la.baseline_seconds, "Time budget of each baseline")->capture_default_str();
+  lat->add_option("--dir", la.dir, "Where the temporary logs go")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -445,6 +466,11 @@ int main(int argc, char** argv) {
   if (*del) {
     check(shmlog::Log::remove(delete_log));
     return 0;
+  }
+  if (*lat) {
+    la.wait = parse_wait(la.wait_name);
+    la.baselines = !no_baselines;
+    return shmlog::tools::run_lat(la);
   }
   if (*demo) {
     da.wait_strategy = parse_wait(da.wait);

@@ -134,6 +134,18 @@ echo "after" | "$SHMLOG" produce "$LOG" || fail "produce after kill"
 last=$(timeout 20 "$SHMLOG" consume "$LOG" --idle-timeout-ms 2000 | tail -1)
 [ "$last" = after ] && pass "producer killed mid-stream: consumer reaches the next record" || fail "consumer stalled (last line '$last')"
 
+# --- the latency profiler runs (briefly) and its outputs parse -------------------
+if "$SHMLOG" lat --count 2000 --baseline-seconds 0.05 --json --hdr-out "$WORK/lat.hgrm" > "$WORK/lat.json" 2>"$WORK/lat.err"; then
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); names=[r["name"] for r in d["rows"]]; assert "shmlog" in names and "pipe" in names and "cache line (floor)" in names; assert all(r["count"]>0 for r in d["rows"])' "$WORK/lat.json" \
+    && pass "shmlog lat --json: shmlog and every baseline measured" || fail "shmlog lat --json output: $(head -c 300 "$WORK/lat.json")"
+  tail -1 "$WORK/lat.hgrm" | grep -q "^#\[Buckets" && pass "shmlog lat --hdr-out writes the HdrHistogram format" || fail "--hdr-out file"
+else
+  fail "shmlog lat: $(cat "$WORK/lat.err")"
+fi
+"$SHMLOG" lat --count 2000 --mode one-way --rate 20000 --no-baselines >/dev/null 2>&1 && pass "shmlog lat one-way at a fixed rate" || fail "shmlog lat one-way"
+expect_error "lat: bad mode" "must be ping-pong or one-way" -- "$SHMLOG" lat --mode sideways
+expect_error "lat: core that does not exist" "core 999 does not exist" -- "$SHMLOG" lat --consumer-core 999 --count 10
+
 "$SHMLOG" delete "$WORK/log-main" || fail "delete"
 [ ! -e "$WORK/log-main" ] && pass "delete removes the directory" || fail "delete left the directory"
 

@@ -1,0 +1,573 @@
+// The harness measures OS mechanisms (pipes, sockets, Boost.Interprocess)
+// as baselines, so unlike the library it includes their headers directly.
+#include "latency.h"
+
+#include <boost/interprocess/ipc/message_queue.hpp>
+#include <concurrentqueue/concurrentqueue.h>
+#include <readerwriterqueue/readerwriterqueue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+#include "shmlog/log.h"
+#include "shmlog/shm/process.h"
+#include "shmlog/shm/shared_memory.h"
+
+namespace shmlog::bench {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Shared between the two processes of one measurement.
+struct Board {
+  std::uint32_t ready;
+  std::uint32_t stop;
+  std::uint32_t failed;
+  std::uint32_t pad;
+  std::uint64_t measured;
+  char error[256];
+  alignas(128) std::uint64_t ping;  // the raw cache-line ping-pong's two lines
+  alignas(128) std::uint64_t pong;
+  alignas(128) Histogram histogram;
+};
+
+template <class T>
+std::atomic_ref<T> at(T& v) {
+  return std::atomic_ref<T>(v);
+}
+
+void fail(Board& b, const std::string& what) {
+  std::snprintf(b.error, sizeof b.error, "%s", what.c_str());
+  at(b.failed).store(1);
+}
+
+struct Job {
+  const LatencyOptions* options = nullptr;
+  const Clock* clock = nullptr;
+  Board* board = nullptr;
+  std::string ping_log{}, pong_log{};
+  std::uint64_t total = 0;  // messages including warm-up
+  std::uint64_t warmup = 0;
+  double budget_s = 0;      // baselines: stop after this long
+  int fds[4] = {-1, -1, -1, -1};
+  std::string queue_names[2]{};
+};
+
+bool pin_or_fail(Job& j, int core) {
+  Status s = shm::pin_current_thread(static_cast<unsigned>(core));
+  if (!s.ok()) fail(*j.board, s.message());
+  return s.ok();
+}
+
+bool wait_ready(Board& b) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!at(b.ready).load() && !at(b.failed).load()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      fail(b, "the other process did not start within 30 s");
+      return false;
+    }
+    shm::sleep_for(100us);
+  }
+  return !at(b.failed).load();
+}
+
+// Runs `initiator` here-in-a-child and `responder` in another child, each
+// pinned; returns the initiator's histogram.
+Status run_pair(Job& job, int (*initiator)(void*), int (*responder)(void*)) {
+  Board& b = *job.board;
+  std::memset(static_cast<void*>(&b), 0, sizeof b);
+  b.histogram = Histogram();
+  auto r = shm::fork_process(responder, &job);
+  if (!r.ok()) return std::move(r).status();
+  auto i = shm::fork_process(initiator, &job);
+  if (!i.ok()) {
+    at(b.stop).store(1);
+    shm::kill_process(*r);
+    shm::wait_process(*r);
+    return std::move(i).status();
+  }
+  const int ci = shm::wait_process(*i);
+  at(b.stop).store(1);
+  int cr = shm::wait_process_for(*r, std::chrono::milliseconds(5000));
+  if (cr == -1) {
+    shm::kill_process(*r);
+    cr = shm::wait_process(*r);
+  }
+  if (at(b.failed).load()) return Status(Status::Code::kIoError, b.error);
+  if (ci != 0 || cr != 0) {
+    return Status(Status::Code::kIoError, "a measuring process exited with " + std::to_string(ci != 0 ? ci : cr));
+  }
+  return {};
+}
+
+bool over_budget(const Job& j, std::uint64_t start_ns, std::uint64_t i) {
+  return j.budget_s > 0 && (i & 255) == 0 &&
+         static_cast<double>(monotonic_ns() - start_ns) > j.budget_s * 1e9;
+}
+
+// ---------------------------------------------------------------- shmlog
+
+WaitStrategy consumer_wait(const Job& j) { return j.options->wait; }
+
+int shmlog_echo(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (!pin_or_fail(j, j.options->consumer_core)) return 1;
+  auto ping = Log::open(j.ping_log);
+  auto pong = Log::open(j.pong_log);
+  if (!ping.ok() || !pong.ok()) return fail(b, "echo: cannot open the logs"), 1;
+  auto consumer = ping->consumer({.wait = consumer_wait(j)});
+  auto producer = pong->producer({.exclusive = true, .timestamps = false});
+  if (!consumer.ok() || !producer.ok()) return fail(b, "echo: cannot attach"), 1;
+  at(b.ready).store(1);
+  std::vector<std::byte> copy(j.options->size);
+  bool ok = true;
+  auto echo = [&](const Record& r) {
+    std::memcpy(copy.data(), r.value.data(), r.value.size());
+    ok = static_cast<bool>(producer->append(Bytes(copy.data(), r.value.size()))) && ok;
+  };
+  while (!at(b.stop).load()) {
+    consumer->poll_wait(echo, 1, 100ms);
+    if (!ok) return fail(b, "echo: append failed"), 1;
+  }
+  return 0;
+}
+
+int shmlog_ping(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (!pin_or_fail(j, j.options->producer_core)) return 1;
+  auto ping = Log::open(j.ping_log);
+  auto pong = Log::open(j.pong_log);
+  if (!ping.ok() || !pong.ok()) return fail(b, "ping: cannot open the logs"), 1;
+  auto producer = ping->producer({.exclusive = true, .timestamps = false});
+  auto consumer = pong->consumer({.wait = consumer_wait(j)});
+  if (!consumer.ok() || !producer.ok()) return fail(b, "ping: cannot attach"), 1;
+  if (!wait_ready(b)) return 1;
+  const Clock& clock = *j.clock;
+  std::vector<std::byte> value(j.options->size);
+  std::size_t got = 0;
+  auto on_reply = [&](const Record&) { ++got; };
+  for (std::uint64_t i = 0; i < j.total; ++i) {
+    std::memcpy(value.data(), &i, std::min<std::size_t>(8, value.size()));
+    const std::uint64_t t0 = clock.now_ticks();
+    if (!producer->append(value)) return fail(b, "ping: append failed"), 1;
+    got = 0;
+    while (got == 0) {
+      consumer->poll_wait(on_reply, 1, 1s);
+      if (got == 0 && at(b.failed).load()) return 1;
+    }
+    const std::uint64_t t1 = clock.now_ticks();
+    if (i >= j.warmup) b.histogram.record(clock.to_ns(t1 - t0));
+  }
+  b.measured = j.total - j.warmup;
+  return 0;
+}
+
+int shmlog_oneway_consumer(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (!pin_or_fail(j, j.options->consumer_core)) return 1;
+  auto log = Log::open(j.ping_log);
+  if (!log.ok()) return fail(b, "consumer: cannot open the log"), 1;
+  auto consumer = log->consumer({.wait = consumer_wait(j)});
+  if (!consumer.ok()) return fail(b, "consumer: cannot attach"), 1;
+  at(b.ready).store(1);
+  const Clock& clock = *j.clock;
+  std::uint64_t seen = 0;
+  auto on_record = [&](const Record& r) {
+    const std::uint64_t now = clock.now_ticks();
+    std::uint64_t intended;
+    std::memcpy(&intended, r.value.data(), 8);
+    // From the intended send time: a stalled producer shows as latency.
+    if (seen++ >= j.warmup) b.histogram.record(now > intended ? clock.to_ns(now - intended) : 0);
+  };
+  while (seen < j.total && !at(b.failed).load()) {
+    consumer->poll_wait(on_record, 64, 100ms);
+    if (at(b.stop).load() && seen < j.total) {
+      // The producer finished: drain what is left, then stop.
+      if (consumer->poll_wait(on_record, 1 << 20, 500ms).records == 0) break;
+    }
+  }
+  b.measured = seen > j.warmup ? seen - j.warmup : 0;
+  return 0;
+}
+
+int shmlog_oneway_producer(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (!pin_or_fail(j, j.options->producer_core)) return 1;
+  auto log = Log::open(j.ping_log);
+  if (!log.ok()) return fail(b, "producer: cannot open the log"), 1;
+  auto producer = log->producer({.exclusive = true, .timestamps = false});
+  if (!producer.ok()) return fail(b, "producer: cannot attach"), 1;
+  if (!wait_ready(b)) return 1;
+  const Clock& clock = *j.clock;
+  std::vector<std::byte> value(j.options->size);
+  const double period_ticks = j.options->rate > 0 ? 1e9 / static_cast<double>(j.options->rate) / clock.tsc().ns_per_tick : 0;
+  const std::uint64_t start = clock.now_ticks() + clock.from_ns(1e6);
+  for (std::uint64_t i = 0; i < j.total; ++i) {
+    std::uint64_t intended = start + static_cast<std::uint64_t>(static_cast<double>(i) * period_ticks);
+    if (period_ticks > 0) {
+      while (clock.now_ticks() < intended) shm::cpu_relax();
+    } else {
+      intended = clock.now_ticks();
+    }
+    std::memcpy(value.data(), &intended, 8);
+    if (!producer->append(value)) return fail(b, "producer: append failed"), 1;
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- baselines
+
+// The physical floor: one cache line written by each side in turn.
+int cacheline_pong(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (!pin_or_fail(j, j.options->consumer_core)) return 1;
+  at(b.ready).store(1);
+  std::uint64_t expect = 1;
+  while (!at(b.stop).load(std::memory_order_relaxed)) {
+    if (at(b.ping).load(std::memory_order_acquire) == expect) {
+      at(b.pong).store(expect, std::memory_order_release);
+      ++expect;
+    } else {
+      shm::cpu_relax();
+    }
+  }
+  return 0;
+}
+
+int cacheline_ping(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (!pin_or_fail(j, j.options->producer_core) || !wait_ready(b)) return 1;
+  const Clock& clock = *j.clock;
+  const std::uint64_t start = monotonic_ns();
+  std::uint64_t i = 0;
+  for (; i < j.total && !over_budget(j, start, i); ++i) {
+    const std::uint64_t t0 = clock.now_ticks();
+    at(b.ping).store(i + 1, std::memory_order_release);
+    while (at(b.pong).load(std::memory_order_acquire) != i + 1) shm::cpu_relax();
+    const std::uint64_t t1 = clock.now_ticks();
+    if (i >= j.warmup) b.histogram.record(clock.to_ns(t1 - t0));
+  }
+  b.measured = i > j.warmup ? i - j.warmup : 0;
+  return 0;
+}
+
+bool read_full(int fd, std::byte* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+bool write_full(int fd, const std::byte* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t r = ::write(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+// Pipes and Unix sockets: fds[0] read / fds[1] write for the initiator,
+// fds[2] read / fds[3] write for the responder. A message of one byte 0xff
+// after the measured ones tells the responder to stop.
+int fd_pong(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  if (!pin_or_fail(j, j.options->consumer_core)) return 1;
+  at(j.board->ready).store(1);
+  std::vector<std::byte> buf(std::max<std::size_t>(j.options->size, 1));
+  for (;;) {
+    if (!read_full(j.fds[2], buf.data(), buf.size())) return 0;
+    if (buf[0] == std::byte{0xff}) return 0;
+    if (!write_full(j.fds[3], buf.data(), buf.size())) return 0;
+  }
+}
+
+int fd_ping(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (!pin_or_fail(j, j.options->producer_core) || !wait_ready(b)) return 1;
+  const Clock& clock = *j.clock;
+  std::vector<std::byte> buf(std::max<std::size_t>(j.options->size, 1));
+  const std::uint64_t start = monotonic_ns();
+  std::uint64_t i = 0;
+  for (; i < j.total && !over_budget(j, start, i); ++i) {
+    buf[0] = std::byte{0};
+    const std::uint64_t t0 = clock.now_ticks();
+    if (!write_full(j.fds[1], buf.data(), buf.size()) || !read_full(j.fds[0], buf.data(), buf.size())) {
+      return fail(b, "pipe/socket ping-pong broke"), 1;
+    }
+    const std::uint64_t t1 = clock.now_ticks();
+    if (i >= j.warmup) b.histogram.record(clock.to_ns(t1 - t0));
+  }
+  buf[0] = std::byte{0xff};
+  (void)write_full(j.fds[1], buf.data(), buf.size());
+  b.measured = i > j.warmup ? i - j.warmup : 0;
+  return 0;
+}
+
+namespace bip = boost::interprocess;
+
+int mq_pong(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  if (!pin_or_fail(j, j.options->consumer_core)) return 1;
+  try {
+    bip::message_queue in(bip::open_only, j.queue_names[0].c_str());
+    bip::message_queue out(bip::open_only, j.queue_names[1].c_str());
+    at(j.board->ready).store(1);
+    std::vector<std::byte> buf(std::max<std::size_t>(j.options->size, 1));
+    for (;;) {
+      bip::message_queue::size_type got = 0;
+      unsigned priority = 0;
+      in.receive(buf.data(), buf.size(), got, priority);
+      if (buf[0] == std::byte{0xff}) return 0;
+      out.send(buf.data(), got, 0);
+    }
+  } catch (const std::exception& e) {
+    fail(*j.board, std::string("message_queue: ") + e.what());
+    return 1;
+  }
+}
+
+int mq_ping(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (!pin_or_fail(j, j.options->producer_core) || !wait_ready(b)) return 1;
+  try {
+    bip::message_queue out(bip::open_only, j.queue_names[0].c_str());
+    bip::message_queue in(bip::open_only, j.queue_names[1].c_str());
+    const Clock& clock = *j.clock;
+    std::vector<std::byte> buf(std::max<std::size_t>(j.options->size, 1));
+    const std::uint64_t start = monotonic_ns();
+    std::uint64_t i = 0;
+    for (; i < j.total && !over_budget(j, start, i); ++i) {
+      buf[0] = std::byte{0};
+      const std::uint64_t t0 = clock.now_ticks();
+      out.send(buf.data(), buf.size(), 0);
+      bip::message_queue::size_type got = 0;
+      unsigned priority = 0;
+      in.receive(buf.data(), buf.size(), got, priority);
+      const std::uint64_t t1 = clock.now_ticks();
+      if (i >= j.warmup) b.histogram.record(clock.to_ns(t1 - t0));
+    }
+    buf[0] = std::byte{0xff};
+    out.send(buf.data(), buf.size(), 0);
+    b.measured = i > j.warmup ? i - j.warmup : 0;
+    return 0;
+  } catch (const std::exception& e) {
+    fail(b, std::string("message_queue: ") + e.what());
+    return 1;
+  }
+}
+
+// In-process references: two threads, pinned to the same cores, moving
+// `size`-byte messages through a pair of queues (copied in and out of a
+// slab, as shmlog copies in and hands out views).
+template <class Queue>
+Histogram thread_ping_pong(const Job& j, Queue& there, Queue& back) {
+  const std::size_t size = std::max<std::size_t>(j.options->size, 1);
+  constexpr std::size_t kSlots = 64;
+  std::vector<std::byte> slab(kSlots * size), out(size), in(size);
+  std::atomic<bool> stop{false};
+  Histogram h;
+  std::thread pong([&] {
+    (void)shm::pin_current_thread(static_cast<unsigned>(j.options->consumer_core));
+    std::uint64_t slot;
+    std::vector<std::byte> copy(size);
+    while (!stop.load(std::memory_order_relaxed)) {
+      if (there.try_dequeue(slot)) {
+        std::memcpy(copy.data(), &slab[(slot % kSlots) * size], size);
+        std::memcpy(&slab[((slot + 1) % kSlots) * size], copy.data(), size);
+        while (!back.enqueue(slot + 1)) {
+        }
+      } else {
+        shm::cpu_relax();
+      }
+    }
+  });
+  (void)shm::pin_current_thread(static_cast<unsigned>(j.options->producer_core));
+  const Clock& clock = *j.clock;
+  const std::uint64_t start = monotonic_ns();
+  for (std::uint64_t i = 0; i < j.total && !over_budget(j, start, i); ++i) {
+    const std::uint64_t slot = 2 * i;
+    const std::uint64_t t0 = clock.now_ticks();
+    std::memcpy(&slab[(slot % kSlots) * size], out.data(), size);
+    while (!there.enqueue(slot)) {
+    }
+    std::uint64_t reply;
+    while (!back.try_dequeue(reply)) shm::cpu_relax();
+    std::memcpy(in.data(), &slab[(reply % kSlots) * size], size);
+    const std::uint64_t t1 = clock.now_ticks();
+    if (i >= j.warmup) h.record(clock.to_ns(t1 - t0));
+  }
+  stop.store(true);
+  pong.join();
+  return h;
+}
+
+template <class Queue>
+int queue_child(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Queue there(64), back(64);
+  j.board->histogram = thread_ping_pong(j, there, back);
+  return 0;
+}
+
+// Runs a threaded baseline in a child, so that pinning its threads leaves
+// the caller's affinity alone.
+Status run_child(Job& job, int (*body)(void*)) {
+  job.board->histogram = Histogram();
+  auto pid = shm::fork_process(body, &job);
+  if (!pid.ok()) return std::move(pid).status();
+  const int code = shm::wait_process(*pid);
+  if (code != 0) return Status(Status::Code::kIoError, "a threaded baseline exited with " + std::to_string(code));
+  return {};
+}
+
+std::string unique(const char* what) {
+  return std::string("shmlog-lat-") + what + "-" + std::to_string(shm::self().pid);
+}
+
+}  // namespace
+
+Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock& clock,
+                                            const std::function<void(const std::string&)>& progress) {
+  if (o.size < 8) return Status(Status::Code::kInvalidArgument, "--size must be at least 8 bytes (a timestamp travels in the record)");
+  if (o.size > (1u << 20)) return Status(Status::Code::kInvalidArgument, "--size must be at most 1M");
+  if (o.mode == LatencyOptions::Mode::kOneWay && o.rate == 0 && o.count == 0) {
+    return Status(Status::Code::kInvalidArgument, "one-way without --rate needs --count");
+  }
+  const std::string board_name = "/" + unique("board");
+  auto board_mem = shm::SharedMemory::create(board_name, sizeof(Board), 0600);
+  if (!board_mem.ok()) return std::move(board_mem).status();
+  (void)shm::SharedMemory::unlink(board_name);
+  Board& board = *reinterpret_cast<Board*>(board_mem->data());
+
+  Job job;
+  job.options = &o;
+  job.clock = &clock;
+  job.board = &board;
+  std::uint64_t measured = o.count;
+  if (measured == 0) {
+    // From the duration: the rate for one-way, a first guess of 2 us per
+    // round trip for ping-pong (the duration then bounds it loosely).
+    measured = o.mode == LatencyOptions::Mode::kOneWay
+                   ? static_cast<std::uint64_t>(o.duration_s * static_cast<double>(o.rate))
+                   : static_cast<std::uint64_t>(o.duration_s * 5e5);
+  }
+  job.warmup = o.warmup != 0 ? o.warmup : std::min<std::uint64_t>(measured / 10, 100000);
+  job.total = measured + job.warmup;
+
+  std::vector<LatencyRow> rows;
+  // shmlog first.
+  job.ping_log = o.dir + "/" + unique("ping");
+  job.pong_log = o.dir + "/" + unique("pong");
+  LogOptions lo;
+  lo.max_record_size = static_cast<std::uint32_t>(std::max<std::size_t>(o.size, 1024));
+  for (const auto& path : {job.ping_log, job.pong_log}) {
+    auto created = Log::create(path, lo);
+    if (!created.ok()) return std::move(created).status();
+  }
+  Status s;
+  if (o.mode == LatencyOptions::Mode::kPingPong) {
+    progress("shmlog ping-pong: " + std::to_string(job.total) + " round trips");
+    s = run_pair(job, shmlog_ping, shmlog_echo);
+    if (s.ok()) {
+      LatencyRow rt{"shmlog", "round trip", true, board.histogram};
+      LatencyRow one{"shmlog", "one-way (half round trip)", true, Histogram()};
+      for (unsigned i = 0; i < Histogram::kBuckets; ++i) {
+        const std::uint64_t n = board.histogram.count_at_index(i);
+        if (n != 0) one.histogram.record_n(Histogram::lowest_equivalent(i) / 2, n);
+      }
+      rows.push_back(one);
+      rows.push_back(rt);
+    }
+  } else {
+    progress("shmlog one-way: " + std::to_string(job.total) + " records at " + std::to_string(o.rate) + "/s");
+    s = run_pair(job, shmlog_oneway_producer, shmlog_oneway_consumer);
+    if (s.ok()) rows.push_back({"shmlog", "one-way (from intended send time)", true, board.histogram});
+  }
+  (void)Log::remove(job.ping_log);
+  (void)Log::remove(job.pong_log);
+  if (!s.ok()) return s;
+  if (!o.baselines) return rows;
+
+  // Baselines: ping-pong round trips within a time budget each.
+  job.budget_s = o.baseline_seconds;
+  job.ping_log.clear();
+  progress("baseline: cache-line ping-pong");
+  SHMLOG_RETURN_IF_ERROR(run_pair(job, cacheline_ping, cacheline_pong));
+  rows.push_back({"cache line (floor)", "round trip", true, board.histogram});
+
+  auto fd_baseline = [&](const char* name, bool socket) -> Status {
+    int a[2], c[2];
+    if (socket) {
+      if (::socketpair(AF_UNIX, SOCK_STREAM, 0, a) != 0) return Status::from_errno("socketpair", errno);
+      job.fds[0] = a[0];  // initiator reads and writes its end
+      job.fds[1] = a[0];
+      job.fds[2] = a[1];
+      job.fds[3] = a[1];
+    } else {
+      if (::pipe(a) != 0 || ::pipe(c) != 0) return Status::from_errno("pipe", errno);
+      job.fds[0] = c[0];  // initiator reads replies from c, writes to a
+      job.fds[1] = a[1];
+      job.fds[2] = a[0];
+      job.fds[3] = c[1];
+    }
+    progress(std::string("baseline: ") + name);
+    Status r = run_pair(job, fd_ping, fd_pong);
+    ::close(a[0]);
+    ::close(a[1]);
+    if (!socket) {
+      ::close(c[0]);
+      ::close(c[1]);
+    }
+    if (r.ok()) rows.push_back({name, "round trip", true, board.histogram});
+    return r;
+  };
+  SHMLOG_RETURN_IF_ERROR(fd_baseline("pipe", false));
+  SHMLOG_RETURN_IF_ERROR(fd_baseline("unix socket", true));
+
+  job.queue_names[0] = unique("mq-a");
+  job.queue_names[1] = unique("mq-b");
+  try {
+    for (const auto& name : job.queue_names) {
+      bip::message_queue::remove(name.c_str());
+      bip::message_queue(bip::create_only, name.c_str(), 16, std::max<std::size_t>(o.size, 1));
+    }
+  } catch (const std::exception& e) {
+    return Status(Status::Code::kIoError, std::string("creating message_queue: ") + e.what());
+  }
+  progress("baseline: Boost.Interprocess message_queue");
+  Status mq = run_pair(job, mq_ping, mq_pong);
+  for (const auto& name : job.queue_names) bip::message_queue::remove(name.c_str());
+  SHMLOG_RETURN_IF_ERROR(mq);
+  rows.push_back({"boost message_queue", "round trip", true, board.histogram});
+
+  progress("baseline: moodycamel ConcurrentQueue (threads)");
+  SHMLOG_RETURN_IF_ERROR(run_child(job, queue_child<moodycamel::ConcurrentQueue<std::uint64_t>>));
+  rows.push_back({"ConcurrentQueue", "round trip", false, board.histogram});
+  progress("baseline: moodycamel ReaderWriterQueue (threads)");
+  SHMLOG_RETURN_IF_ERROR(run_child(job, queue_child<moodycamel::ReaderWriterQueue<std::uint64_t>>));
+  rows.push_back({"ReaderWriterQueue", "round trip", false, board.histogram});
+  return rows;
+}
+
+}  // namespace shmlog::bench

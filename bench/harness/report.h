@@ -1,0 +1,27 @@
+// Reports of latency histograms: the percentile table, JSON, the
+// HdrHistogram percentile-distribution text format and a gnuplot PNG.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "latency.h"
+#include "shmlog/histogram.h"
+#include "shmlog/status.h"
+
+namespace shmlog::bench {
+
+inline constexpr double kPercentiles[] = {50, 90, 99, 99.9, 99.99, 99.999};
+
+// A table with one row per histogram (values in ns) and, below it, the
+// ratios of shmlog's round trip p50 to each baseline's.
+std::string latency_table(const std::vector<LatencyRow>& rows);
+std::string latency_json(const std::vector<LatencyRow>& rows, const std::string& header_json);
+// HdrHistogram's percentile distribution (as outputPercentileDistribution
+// writes it, 5 ticks per half distance), values in microseconds.
+std::string hdr_percentile_distribution(const Histogram& h);
+Status write_file(const std::string& path, const std::string& text);
+// Renders the rows' percentile curves on a log "1 in N" axis with gnuplot.
+Status plot_png(const std::string& png, const std::vector<LatencyRow>& rows, const std::string& title);
+
+}  // namespace shmlog::bench

@@ -1,0 +1,89 @@
+// `shmlog lat`: the latency profiler users run on their own machines.
+#include "lat.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <string>
+
+#include "harness/clock.h"
+#include "harness/host.h"
+#include "harness/latency.h"
+#include "harness/report.h"
+
+namespace shmlog::tools {
+
+int run_lat(const LatArgs& a) {
+  bench::LatencyOptions o;
+  if (a.mode == "ping-pong") {
+    o.mode = bench::LatencyOptions::Mode::kPingPong;
+  } else if (a.mode == "one-way") {
+    o.mode = bench::LatencyOptions::Mode::kOneWay;
+  } else {
+    std::fprintf(stderr, "shmlog lat: --mode must be ping-pong or one-way, got '%s'\n", a.mode.c_str());
+    return 1;
+  }
+  o.size = a.size;
+  o.count = a.count;
+  o.duration_s = a.duration_s;
+  o.rate = a.rate;
+  o.producer_core = a.producer_core;
+  o.consumer_core = a.consumer_core;
+  o.wait = a.wait;
+  o.baselines = a.baselines;
+  o.baseline_seconds = a.baseline_seconds;
+  o.dir = a.dir;
+  const bench::Clock clock(bench::calibrate_tsc());
+  const auto warnings = bench::host_warnings({a.producer_core, a.consumer_core}, clock.tsc().usable);
+  for (const auto& w : warnings) {
+    if (w.find("does not exist") != std::string::npos) {  // not a warning: nothing can run there
+      std::fprintf(stderr, "shmlog lat: %s\n", w.c_str());
+      return 1;
+    }
+  }
+  for (const auto& w : warnings) std::fprintf(stderr, "shmlog lat: warning: %s\n", w.c_str());
+  if (!a.json) {
+    std::printf("shmlog lat: %s, %zu-byte records, producer core %d, consumer core %d, wait %s\n", a.mode.c_str(),
+                a.size, a.producer_core, a.consumer_core, a.wait_name.c_str());
+    std::printf("host: %s; TSC %s at %.3f GHz\n", bench::host_summary().c_str(),
+                clock.tsc().usable ? "invariant" : "NOT usable (monotonic clock instead)", clock.tsc().ghz());
+  }
+  auto progress = [&](const std::string& line) {
+    if (!a.json) std::fprintf(stderr, "  ... %s\n", line.c_str());
+  };
+  auto rows = bench::run_latency(o, clock, progress);
+  if (!rows.ok()) {
+    std::fprintf(stderr, "shmlog lat: %s\n", rows.status().message().c_str());
+    return 1;
+  }
+  if (a.json) {
+    char header[512];
+    std::snprintf(header, sizeof header,
+                  "\"mode\":\"%s\",\"size\":%zu,\"producer_core\":%d,\"consumer_core\":%d,\"wait\":\"%s\","
+                  "\"tsc_ghz\":%.4f,\"host\":\"%s\"",
+                  a.mode.c_str(), a.size, a.producer_core, a.consumer_core, a.wait_name.c_str(), clock.tsc().ghz(),
+                  bench::host_summary().c_str());
+    std::printf("%s\n", bench::latency_json(*rows, header).c_str());
+  } else {
+    std::printf("\n%s", bench::latency_table(*rows).c_str());
+  }
+  const auto& primary = rows->front().histogram;  // shmlog's one-way figure
+  if (!a.hdr_out.empty()) {
+    Status s = bench::write_file(a.hdr_out, bench::hdr_percentile_distribution(primary));
+    if (!s.ok()) {
+      std::fprintf(stderr, "shmlog lat: --hdr-out: %s\n", s.message().c_str());
+      return 1;
+    }
+  }
+  if (!a.plot.empty()) {
+    Status s = bench::plot_png(a.plot, *rows,
+                               "shmlog lat " + a.mode + ", " + std::to_string(a.size) + " B, cores " +
+                                   std::to_string(a.producer_core) + "/" + std::to_string(a.consumer_core));
+    if (!s.ok()) {
+      std::fprintf(stderr, "shmlog lat: %s\n", s.message().c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace shmlog::tools
