@@ -5,7 +5,8 @@ set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build pkg-config make       # toolchain
   libboost-dev liburing-dev libhwloc-dev      # shared memory, io_uring, topology
-  libconcurrentqueue-dev                      # in-process baseline for the benchmarks
+  libconcurrentqueue-dev libreaderwriterqueue-dev  # in-process baselines for the benchmarks
+  gnuplot-nox                                 # shmlog lat --plot
   libcli11-dev                                # the command line
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3 procps                              # test scripts (json checks, pkill)

@@ -15,6 +15,7 @@
 
 #include "demo.h"
 #include "json.h"
+#include "bench_cmd.h"
 #include "lat.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
@@ -443,6 +444,15 @@ int main(int argc, char** argv) {
   lat->add_option("--baseline-seconds", la.baseline_seconds, "Time budget of each baseline")->capture_default_str();
   lat->add_option("--dir", la.dir, "Where the temporary logs go")->capture_default_str();
 
+  shmlog::tools::BenchArgs ba;
+  auto* bench = app.add_subcommand("bench", "Throughput matrix: producer and consumer processes, records/s and GB/s");
+  bench->add_option("--sizes", ba.sizes, "Record sizes (default 0 32 256 1K 4K 64K)");
+  bench->add_option("--producers", ba.producers, "N for the N -> M rows (default: half the cores, at least 2)");
+  bench->add_option("--consumers", ba.consumers, "M for the N -> M rows (default: as producers)");
+  bench->add_option("--seconds", ba.seconds, "Duration of each run")->capture_default_str();
+  bench->add_flag("--json", ba.json, "Print JSON instead of the table");
+  bench->add_option("--dir", ba.dir, "Where the temporary logs go")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -467,6 +477,7 @@ int main(int argc, char** argv) {
     check(shmlog::Log::remove(delete_log));
     return 0;
   }
+  if (*bench) return shmlog::tools::run_bench(ba);
   if (*lat) {
     la.wait = parse_wait(la.wait_name);
     la.baselines = !no_baselines;

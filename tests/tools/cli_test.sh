@@ -143,6 +143,10 @@ else
   fail "shmlog lat: $(cat "$WORK/lat.err")"
 fi
 "$SHMLOG" lat --count 2000 --mode one-way --rate 20000 --no-baselines >/dev/null 2>&1 && pass "shmlog lat one-way at a fixed rate" || fail "shmlog lat one-way"
+"$SHMLOG" bench --seconds 0.1 --sizes 32 4K --json > "$WORK/bench.json" 2>/dev/null \
+  && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["cells"])==6 and all(c["records_per_s"]>0 for c in d["cells"])' "$WORK/bench.json" \
+  && pass "shmlog bench runs its matrix and prints JSON" || fail "shmlog bench: $(head -c 300 "$WORK/bench.json")"
+expect_error "bench: bad size" "is not a size" -- "$SHMLOG" bench --sizes 12Q
 expect_error "lat: bad mode" "must be ping-pong or one-way" -- "$SHMLOG" lat --mode sideways
 expect_error "lat: core that does not exist" "core 999 does not exist" -- "$SHMLOG" lat --consumer-core 999 --count 10
 

@@ -1,0 +1,197 @@
+#include "throughput.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "clock.h"
+#include "shmlog/log.h"
+#include "shmlog/shm/process.h"
+#include "shmlog/shm/shared_memory.h"
+
+namespace shmlog::bench {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr std::uint32_t kMax = 64;
+
+struct Board {
+  std::uint32_t ready;  // consumers that joined
+  std::uint32_t go;
+  std::uint32_t stop;
+  std::uint32_t failed;
+  std::uint64_t start_ns;
+  std::uint64_t consumed[kMax];
+  std::uint64_t end_ns[kMax];
+};
+
+volatile std::uint64_t g_sink;  // keeps the consumer's reads of the values
+
+template <class T>
+std::atomic_ref<T> at(T& v) {
+  return std::atomic_ref<T>(v);
+}
+
+struct Job {
+  const ThroughputCell* cell = nullptr;
+  Board* board = nullptr;
+  std::string log{};
+  std::uint32_t index = 0;
+  int core = -1;
+  double seconds = 1;
+};
+
+int producer_main(void* arg) {
+  auto& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (j.core >= 0) (void)shm::pin_current_thread(static_cast<unsigned>(j.core));
+  auto log = Log::open(j.log);
+  if (!log.ok()) return at(b.failed).store(1), 1;
+  auto producer = log->producer({.partition = j.index % log->options().partitions,
+                                 .exclusive = j.cell->exclusive,
+                                 .timestamps = false});
+  if (!producer.ok()) return at(b.failed).store(1), 1;
+  std::vector<std::byte> value(j.cell->size, std::byte{0x5a});
+  while (!at(b.go).load()) shm::yield_now();
+  for (std::uint64_t n = 0; !at(b.stop).load(std::memory_order_relaxed); ++n) {
+    // 64 appends between looks at the stop flag.
+    for (int k = 0; k < 64; ++k) {
+      auto r = producer->append(value);
+      if (!r) {
+        if (r.error == Errc::kBackpressureTimeout && at(b.stop).load()) return 0;
+        return at(b.failed).store(1), 1;
+      }
+    }
+  }
+  return 0;
+}
+
+int consumer_main(void* arg) {
+  auto& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (j.core >= 0) (void)shm::pin_current_thread(static_cast<unsigned>(j.core));
+  auto log = Log::open(j.log);
+  if (!log.ok()) return at(b.failed).store(1), 1;
+  auto consumer = log->consumer({.group = "bench", .commit_every = 256, .wait = WaitStrategy::spin()});
+  if (!consumer.ok()) return at(b.failed).store(1), 1;
+  at(b.ready).fetch_add(1);
+  std::uint64_t n = 0, sink = 0;
+  while (!at(b.go).load()) shm::yield_now();
+  // A consumer reads what it receives: one load per cache line of the value.
+  auto handler = [&](const Record& r) {
+    const auto* p = reinterpret_cast<const unsigned char*>(r.value.data());
+    for (std::size_t i = 0; i < r.value.size(); i += 64) sink += p[i];
+    ++n;
+  };
+  const std::uint64_t deadline = at(b.start_ns).load() + static_cast<std::uint64_t>(j.seconds * 1e9);
+  while (monotonic_ns() < deadline && !at(b.failed).load()) consumer->poll(handler, 256);
+  b.end_ns[j.index] = monotonic_ns();
+  b.consumed[j.index] = n;
+  g_sink = sink;
+  at(b.stop).store(1);
+  // Keep committing until the producers are gone so none waits on us.
+  const auto linger = std::chrono::steady_clock::now() + 200ms;
+  while (std::chrono::steady_clock::now() < linger) consumer->poll(handler, 4096);
+  return 0;
+}
+
+}  // namespace
+
+MemcpyBandwidth measure_memcpy(double seconds) {
+  MemcpyBandwidth m;
+  constexpr std::size_t kRing = 64u << 20, kBlock = 4096;
+  std::unique_ptr<std::byte[]> src(new std::byte[kRing]), dst(new std::byte[kRing]);
+  std::memset(src.get(), 1, kRing);
+  std::memset(dst.get(), 0, kRing);
+  auto run = [&](std::size_t span) {
+    std::uint64_t bytes = 0;
+    const std::uint64_t t0 = monotonic_ns();
+    std::size_t offset = 0;
+    while (monotonic_ns() - t0 < static_cast<std::uint64_t>(seconds * 1e9)) {
+      for (int k = 0; k < 256; ++k) {
+        std::memcpy(dst.get() + offset, src.get() + offset, kBlock);
+        asm volatile("" ::: "memory");  // every copy happens: none is hoisted or merged
+        offset = (offset + kBlock) % span;
+        bytes += kBlock;
+      }
+    }
+    return static_cast<double>(bytes) / (static_cast<double>(monotonic_ns() - t0) / 1e9);
+  };
+  m.streaming_bytes_per_s = run(kRing);
+  m.cached_bytes_per_s = run(kBlock);
+  return m;
+}
+
+Status run_cell(ThroughputCell& cell, const ThroughputOptions& o) {
+  if (cell.producers + cell.consumers > kMax) return Status(Status::Code::kInvalidArgument, "too many processes");
+  const std::string name = "/shmlog-bench-board-" + std::to_string(shm::self().pid);
+  auto mem = shm::SharedMemory::create(name, sizeof(Board), 0600);
+  if (!mem.ok()) return std::move(mem).status();
+  (void)shm::SharedMemory::unlink(name);
+  Board& b = *reinterpret_cast<Board*>(mem->data());
+  const std::string path = o.dir + "/shmlog-bench-" + std::to_string(shm::self().pid);
+  LogOptions lo;
+  lo.partitions = cell.consumers;
+  lo.max_record_size = static_cast<std::uint32_t>(std::max<std::size_t>(cell.size, 1024));
+  auto log = Log::create(path, lo);
+  if (!log.ok()) return std::move(log).status();
+  const unsigned cpus = shm::online_cpus();
+  const bool pin = cell.producers + cell.consumers <= cpus;
+  std::vector<Job> jobs(cell.producers + cell.consumers);
+  std::vector<std::uint32_t> pids;
+  Status status;
+  for (std::uint32_t i = 0; i < cell.consumers && status.ok(); ++i) {
+    jobs[i] = Job{&cell, &b, path, i, pin ? static_cast<int>(cell.producers + i) : -1, o.seconds};
+    auto pid = shm::fork_process(consumer_main, &jobs[i]);
+    if (pid.ok()) pids.push_back(*pid); else status = std::move(pid).status();
+  }
+  while (status.ok() && at(b.ready).load() < cell.consumers && !at(b.failed).load()) shm::sleep_for(100us);
+  for (std::uint32_t i = 0; i < cell.producers && status.ok(); ++i) {
+    auto& job = jobs[cell.consumers + i];
+    job = Job{&cell, &b, path, i, pin ? static_cast<int>(i) : -1, o.seconds};
+    auto pid = shm::fork_process(producer_main, &job);
+    if (pid.ok()) pids.push_back(*pid); else status = std::move(pid).status();
+  }
+  shm::sleep_for(20ms);  // let every process reach the gate
+  at(b.start_ns).store(monotonic_ns());
+  at(b.go).store(1);
+  if (!status.ok()) at(b.stop).store(1);
+  for (auto pid : pids) {
+    int code = shm::wait_process_for(pid, std::chrono::milliseconds(static_cast<long>(o.seconds * 1000) + 30000));
+    if (code == -1) {
+      shm::kill_process(pid);
+      shm::wait_process(pid);
+      code = 1;
+    }
+    if (code != 0 && status.ok()) status = Status(Status::Code::kIoError, "a benchmark process failed");
+  }
+  (void)Log::remove(path);
+  if (!status.ok()) return status;
+  if (at(b.failed).load()) return Status(Status::Code::kIoError, "a benchmark process failed");
+  std::uint64_t total = 0, end = 0;
+  for (std::uint32_t i = 0; i < cell.consumers; ++i) {
+    total += b.consumed[i];
+    end = std::max(end, b.end_ns[i]);
+  }
+  cell.records = total;
+  cell.seconds = static_cast<double>(end - b.start_ns) / 1e9;
+  cell.records_per_s = static_cast<double>(total) / cell.seconds;
+  cell.bytes_per_s = cell.records_per_s * static_cast<double>(cell.size);
+  return {};
+}
+
+std::vector<ThroughputCell> throughput_matrix(const ThroughputOptions& o) {
+  std::vector<ThroughputCell> cells;
+  for (bool exclusive : {true, false}) {
+    for (std::size_t size : o.sizes) cells.push_back({1, 1, exclusive, size});
+  }
+  const std::uint32_t half = std::max<std::uint32_t>(1, shm::online_cpus() / 2);
+  const std::uint32_t n = o.producers != 0 ? o.producers : std::max<std::uint32_t>(2, half);
+  const std::uint32_t m = o.consumers != 0 ? o.consumers : n;
+  for (std::size_t size : {std::size_t{32}, std::size_t{4096}}) cells.push_back({n, m, false, size});
+  return cells;
+}
+
+}  // namespace shmlog::bench

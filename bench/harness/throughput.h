@@ -1,0 +1,45 @@
+// The throughput matrix behind `shmlog bench`: producer and consumer
+// processes, pinned, appending flat out through one log; records/s and
+// bytes/s next to the memcpy bandwidth of the same machine, same run.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "shmlog/status.h"
+
+namespace shmlog::bench {
+
+struct ThroughputCell {
+  std::uint32_t producers = 1;
+  std::uint32_t consumers = 1;
+  bool exclusive = false;  // exclusive claims (one producer only)
+  std::size_t size = 32;
+  // Results
+  double records_per_s = 0;
+  double bytes_per_s = 0;
+  std::uint64_t records = 0;
+  double seconds = 0;
+};
+
+struct MemcpyBandwidth {
+  double streaming_bytes_per_s = 0;  // 4 KiB blocks through 64 MiB, like a ring
+  double cached_bytes_per_s = 0;     // 4 KiB in cache
+};
+
+struct ThroughputOptions {
+  std::vector<std::size_t> sizes = {0, 32, 256, 1024, 4096, 65536};
+  std::uint32_t producers = 0;  // N for the N -> M rows; 0: half the cores
+  std::uint32_t consumers = 0;  // M; 0: as producers
+  double seconds = 1;
+  std::string dir = "/tmp";
+};
+
+MemcpyBandwidth measure_memcpy(double seconds);
+std::vector<ThroughputCell> throughput_matrix(const ThroughputOptions& options);
+// Runs one cell in processes; fills its results.
+Status run_cell(ThroughputCell& cell, const ThroughputOptions& options);
+
+}  // namespace shmlog::bench

@@ -1,0 +1,94 @@
+#include "bench_cmd.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "harness/clock.h"
+#include "harness/host.h"
+#include "harness/throughput.h"
+#include "json.h"
+#include "shmlog/log.h"
+#include "shmlog/shm/process.h"
+
+namespace shmlog::tools {
+namespace {
+
+std::string cell_name(const bench::ThroughputCell& c) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%u -> %u %s %zu B", c.producers, c.consumers, c.exclusive ? "exclusive" : "shared",
+                c.size);
+  return buf;
+}
+
+}  // namespace
+
+int run_bench(const BenchArgs& a) {
+  bench::ThroughputOptions o;
+  o.producers = a.producers;
+  o.consumers = a.consumers;
+  o.seconds = a.seconds;
+  o.dir = a.dir;
+  if (a.seconds <= 0 || a.seconds > 600) {
+    std::fprintf(stderr, "shmlog bench: --seconds must be in (0, 600]\n");
+    return 1;
+  }
+  if (!a.sizes.empty()) {
+    o.sizes.clear();
+    for (const auto& text : a.sizes) {
+      auto v = parse_size(text);
+      if (!v.ok() || *v > (1u << 20)) {
+        std::fprintf(stderr, "shmlog bench: --sizes: '%s' is not a size up to 1M\n", text.c_str());
+        return 1;
+      }
+      o.sizes.push_back(static_cast<std::size_t>(*v));
+    }
+  }
+  auto cells = bench::throughput_matrix(o);
+  // Processes are pinned to cores 0.. when they fit: check those cores.
+  std::vector<int> cores;
+  for (unsigned c = 0; c < std::min(2u, shm::online_cpus()); ++c) cores.push_back(static_cast<int>(c));
+  for (const auto& w : bench::host_warnings(cores, bench::calibrate_tsc().usable)) {
+    std::fprintf(stderr, "shmlog bench: warning: %s\n", w.c_str());
+  }
+  std::fprintf(stderr, "shmlog bench: %zu runs of %.1f s on %s\n", cells.size() + 1, a.seconds,
+               bench::host_summary().c_str());
+  std::fprintf(stderr, "[ 1/%zu] memcpy bandwidth ...", cells.size() + 1);
+  const auto mem = bench::measure_memcpy(std::min(a.seconds, 1.0));
+  std::fprintf(stderr, " %.1f GB/s streaming, %.1f GB/s in cache\n", mem.streaming_bytes_per_s / 1e9,
+               mem.cached_bytes_per_s / 1e9);
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    std::fprintf(stderr, "[%2zu/%zu] %-32s ...", i + 2, cells.size() + 1, cell_name(cells[i]).c_str());
+    Status s = bench::run_cell(cells[i], o);
+    if (!s.ok()) {
+      std::fprintf(stderr, "\nshmlog bench: %s: %s\n", cell_name(cells[i]).c_str(), s.message().c_str());
+      return 1;
+    }
+    std::fprintf(stderr, " %.2f M records/s\n", cells[i].records_per_s / 1e6);
+  }
+  if (a.json) {
+    Json j;
+    j.begin_object().key("host").value(bench::host_summary());
+    j.key("memcpy_streaming_bytes_per_s").value(mem.streaming_bytes_per_s);
+    j.key("memcpy_cached_bytes_per_s").value(mem.cached_bytes_per_s).key("cells").begin_array();
+    for (const auto& c : cells) {
+      j.begin_object().key("producers").value(c.producers).key("consumers").value(c.consumers);
+      j.key("exclusive").value(c.exclusive).key("size").value(c.size).key("records_per_s").value(c.records_per_s);
+      j.key("bytes_per_s").value(c.bytes_per_s).key("fraction_of_memcpy").value(c.bytes_per_s / mem.streaming_bytes_per_s);
+      j.end_object();
+    }
+    j.end_array().end_object();
+    std::printf("%s\n", j.str().c_str());
+    return 0;
+  }
+  std::printf("\n%-34s %14s %10s %14s\n", "producers -> consumers, claims, size", "records/s", "GB/s", "% of memcpy");
+  for (const auto& c : cells) {
+    std::printf("%-34s %12.2f M %10.3f %13.1f%%\n", cell_name(c).c_str(), c.records_per_s / 1e6, c.bytes_per_s / 1e9,
+                100.0 * c.bytes_per_s / mem.streaming_bytes_per_s);
+  }
+  std::printf("\nmemcpy of 4 KiB blocks, same run: %.2f GB/s streaming through 64 MiB (the %% column's base), %.2f GB/s in cache\n",
+              mem.streaming_bytes_per_s / 1e9, mem.cached_bytes_per_s / 1e9);
+  return 0;
+}
+
+}  // namespace shmlog::tools
