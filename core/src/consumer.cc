@@ -45,6 +45,7 @@ struct ConsumerState {
     std::uint32_t uncommitted = 0;
     std::uint64_t segment = UINT64_MAX;  // segment whose slot was last validated
     std::byte* segment_base = nullptr;
+    const std::uint64_t* descriptor = nullptr;  // that slot's state word
     std::uint64_t stall_position = UINT64_MAX;
     std::uint32_t stall_polls = 0;
     Clock::time_point stall_since{};
@@ -105,14 +106,37 @@ void ConsumerState::on_lapped(Part& part, std::uint64_t& position) noexcept {
 
 bool ConsumerState::still_valid(const Part& part, std::uint64_t position) const noexcept {
   const std::uint64_t segment = position >> log->segment_shift;
+  const std::uint64_t* word = segment == part.segment ? part.descriptor
+                                                      : &log->descriptor(part.partition, segment).state_word;
   // Pairs with the release that publishes a prepared slot.
-  const std::uint64_t w = atomic(log->descriptor(part.partition, segment).state_word).load(std::memory_order_acquire);
-  return format::segment_index(w) == segment;
+  return format::segment_index(atomic(*const_cast<std::uint64_t*>(word)).load(std::memory_order_acquire)) == segment;
 }
 
 ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, Record* out) noexcept {
   const LogState& s = *log;
   const std::uint32_t p = part.partition;
+  // Fast path: a committed data record without checksum in the validated segment.
+  if ((position >> s.segment_shift) == part.segment) {
+    const std::uint64_t offset = position & s.segment_mask;
+    auto* header = reinterpret_cast<format::RecordHeader*>(part.segment_base + offset);
+    // Pairs with the producer's release (seq_cst) store or CAS of the commit word.
+    const std::uint64_t v = atomic(header->commit_word).load(std::memory_order_acquire);
+    const auto d = record::decode(v, offset, s.segment_size, s.max_frame);
+    if (d.kind == record::Kind::kData && (d.flags & format::kRecordFlagChecksum) == 0) {
+      const std::byte* body = part.segment_base + offset + format::kRecordHeaderSize;
+      const std::uint32_t body_size = d.frame_length - static_cast<std::uint32_t>(format::kRecordHeaderSize);
+      out->partition = p;
+      out->offset = position;
+      out->next_offset = position + d.aligned_length;
+      out->timestamp_ns = header->timestamp_ns;
+      out->producer_id = header->producer_id;
+      out->producer_epoch = header->producer_epoch;
+      out->sequence = header->sequence;
+      out->key = Bytes(body, d.key_length);
+      out->value = Bytes(body + d.key_length, body_size - d.key_length);
+      if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
+    }
+  }
   for (;;) {
     const std::uint64_t segment = position >> s.segment_shift;
     if (segment != part.segment) {
@@ -125,6 +149,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
       if (held < segment || format::segment_state(w) != format::SegmentState::kReady) return Read::kNone;
       part.segment = segment;
       part.segment_base = s.segment_base(p, segment);
+      part.descriptor = &s.descriptor(p, segment).state_word;
     }
     const std::uint64_t offset = position & s.segment_mask;
     auto* header = reinterpret_cast<format::RecordHeader*>(part.segment_base + offset);

@@ -34,6 +34,7 @@ struct ProducerState {
     std::uint64_t ready_end = 0;
     std::byte* ready_base = nullptr;  // where ready_begin lies in memory
     std::uint64_t tail = 0;
+    std::uint64_t* tail_position = nullptr;  // the partition's shared tail
   };
   std::vector<Cursor> cursors;
 
@@ -47,7 +48,9 @@ struct ProducerState {
 
   ~ProducerState() { close(); }
 
-  format::ProducerSlot& slot() const { return log->producer_slot(id); }
+  format::ProducerSlot* slot_ = nullptr;  // this producer's slot (cached)
+  std::uint32_t max_record = 0;
+  format::ProducerSlot& slot() const { return *slot_; }
   // Address of a position in the ready segment of cursor p (hot path: no
   // division). Valid after ensure_ready() covered the position.
   std::uint64_t* word(std::uint32_t p, std::uint64_t position) const {
@@ -275,8 +278,9 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
   // increments data_waiters, then re-reads this word).
   if (exclusive) {
     w.store(final_word, std::memory_order_seq_cst);
-    cursors[p].tail = pos + format::align_record(claim_frame);
-    atomic(s.partition(p).tail_position).store(cursors[p].tail, std::memory_order_release);
+    Cursor& c = cursors[p];
+    c.tail = pos + format::align_record(claim_frame);
+    atomic(*c.tail_position).store(c.tail, std::memory_order_release);
   } else {
     std::uint64_t expected =
         format::make_commit_word(-static_cast<std::int32_t>(claim_frame), format::RecordType::kNone, 0, id);
@@ -425,8 +429,13 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
     st->default_partition = options.partition;
     st->backpressure_timeout = options.backpressure_timeout;
     st->wait = options.wait;
+    st->slot_ = &slot;
+    st->max_record = s.options.max_record_size;
     st->cursors.resize(s.options.partitions);
-    for (std::uint32_t q = 0; q < s.options.partitions; ++q) st->cursors[q].tail = s.tail(q);
+    for (std::uint32_t q = 0; q < s.options.partitions; ++q) {
+      st->cursors[q].tail = s.tail(q);
+      st->cursors[q].tail_position = &s.partition(q).tail_position;
+    }
     return Producer(std::move(st));
   }
   return Status(Status::Code::kBusy, "all " + std::to_string(s.options.max_producers) +
@@ -507,12 +516,31 @@ void Producer::abort(Claim& claim) noexcept {
 }
 
 AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value) noexcept {
+  ProducerState* st = state_.get();
+  // Fast path of an exclusive producer: the record fits the ready segment.
+  if (st != nullptr && st->exclusive && !st->claim_open && partition < st->cursors.size() &&
+      key.size() <= 0xffff && key.size() + value.size() <= st->max_record) {
+    auto& cursor = st->cursors[partition];
+    const auto frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + key.size() + value.size());
+    const std::uint64_t pos = cursor.tail;
+    if (pos >= cursor.ready_begin && pos + format::align_record(frame) <= cursor.ready_end) {
+      auto* header = reinterpret_cast<format::RecordHeader*>(cursor.ready_base + (pos - cursor.ready_begin));
+      auto* body = reinterpret_cast<std::byte*>(header + 1);
+      if (!key.empty()) std::memcpy(body, key.data(), key.size());
+      if (!value.empty()) std::memcpy(body + key.size(), value.data(), value.size());
+      st->claim_partition = partition;
+      st->claim_position = pos;
+      st->claim_header = header;
+      st->claim_frame = frame;
+      st->claim_key = static_cast<std::uint16_t>(key.size());
+      return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
+    }
+  }
   Claim c = claim_in(partition, value.size(), key.size());
   if (!c) return {c.error(), partition, 0};
   if (!key.empty()) std::memcpy(c.data_, key.data(), key.size());
   if (!value.empty()) std::memcpy(c.data_ + key.size(), value.data(), value.size());
   // The claim is ours and open: commit without re-validating it.
-  ProducerState* st = state_.get();
   return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
 }
 
