@@ -4,8 +4,10 @@
 #include <benchmark/benchmark.h>
 #include <concurrentqueue/concurrentqueue.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -24,6 +26,8 @@ shmlog::LogOptions bench_options(bool small_ring = false) {
   o.max_record_size = small_ring ? 64u << 10 : 1u << 20;
   return o;
 }
+
+const std::vector<std::int64_t> kSizes = {0, 32, 256, 1024, 4096, 65536};
 
 void set_counters(benchmark::State& state, std::size_t size) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
@@ -49,7 +53,67 @@ void BM_AppendPoll(benchmark::State& state) {
 }
 BENCHMARK(BM_AppendPoll)
     ->ArgNames({"size", "exclusive", "small_ring"})
-    ->ArgsProduct({{0, 32, 256, 1024, 4096, 65536}, {0, 1}, {0, 1}});
+    ->ArgsProduct({kSizes, {0, 1}, {0, 1}});
+
+// Append alone (no reader: with no group the ring is reused once each
+// segment's claims are resolved, so the cost of reuse is included).
+void BM_Append(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  auto log = shmlog::Log::create_in_memory(bench_options()).value();
+  auto producer = log.producer({.exclusive = state.range(1) != 0, .timestamps = false}).value();
+  std::vector<std::byte> value(size, std::byte{1});
+  for (auto _ : state) {
+    if (!producer.append(Bytes(value.data(), size))) state.SkipWithError("append failed");
+  }
+  set_counters(state, size);
+}
+BENCHMARK(BM_Append)->ArgNames({"size", "exclusive"})->ArgsProduct({kSizes, {0, 1}});
+
+// Poll alone: records are appended in batches outside the timed region.
+void BM_Poll(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  auto log = shmlog::Log::create_in_memory(bench_options()).value();
+  auto producer = log.producer({.exclusive = true, .timestamps = false}).value();
+  auto consumer = log.consumer().value();
+  std::vector<std::byte> value(size, std::byte{1});
+  const std::size_t batch = std::max<std::size_t>(16, (8u << 20) / (size + 64));
+  std::size_t left = 0;
+  std::uint64_t sink = 0;
+  for (auto _ : state) {
+    if (left == 0) {
+      state.PauseTiming();
+      for (std::size_t i = 0; i < batch; ++i) (void)producer.append(Bytes(value.data(), size));
+      left = batch;
+      state.ResumeTiming();
+    }
+    consumer.poll([&](const shmlog::Record& r) { sink += r.value.size(); }, 1);
+    --left;
+  }
+  benchmark::DoNotOptimize(sink);
+  set_counters(state, size);
+}
+BENCHMARK(BM_Poll)->ArgName("size")->ArgsProduct({kSizes});
+
+// Contended multi-producer: every thread appends through its own shared
+// producer into one partition (one fetch-add each on the same tail).
+void BM_ContendedAppend(benchmark::State& state) {
+  static std::optional<shmlog::Log> log;
+  if (state.thread_index() == 0) log = shmlog::Log::create_in_memory(bench_options()).value();
+  static std::atomic<int> ready{0};
+  // Google Benchmark starts the threads together; wait until the log exists.
+  if (state.thread_index() == 0) ready.store(1);
+  while (ready.load() == 0) {
+  }
+  const auto size = static_cast<std::size_t>(state.range(0));
+  auto producer = log->producer({.timestamps = false}).value();
+  std::vector<std::byte> value(size, std::byte{1});
+  for (auto _ : state) {
+    if (!producer.append(Bytes(value.data(), size))) state.SkipWithError("append failed");
+  }
+  set_counters(state, size);
+  if (state.thread_index() == 0) ready.store(0);
+}
+BENCHMARK(BM_ContendedAppend)->ArgName("size")->Arg(32)->Arg(4096)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
 
 // Zero-copy claim/commit and a batch of 16 appends (one timestamp per batch).
 void BM_ClaimCommit(benchmark::State& state) {
@@ -65,7 +129,7 @@ void BM_ClaimCommit(benchmark::State& state) {
   }
   set_counters(state, size);
 }
-BENCHMARK(BM_ClaimCommit)->Arg(32)->Arg(4096);
+BENCHMARK(BM_ClaimCommit)->ArgName("size")->ArgsProduct({kSizes});
 
 void BM_AppendBatch16(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
@@ -81,7 +145,7 @@ void BM_AppendBatch16(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * 16));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 16 * size));
 }
-BENCHMARK(BM_AppendBatch16)->Arg(32);
+BENCHMARK(BM_AppendBatch16)->ArgName("size")->ArgsProduct({kSizes});
 
 // Group commit cost: one consumer committing its offset per record.
 void BM_PollCommitEachRecord(benchmark::State& state) {
