@@ -35,7 +35,12 @@ struct ProducerState {
     std::byte* ready_base = nullptr;  // where ready_begin lies in memory
     std::uint64_t tail = 0;
     std::uint64_t* tail_position = nullptr;  // the partition's shared tail
+    // Exclusive producers zero the next segment a chunk at a time while
+    // they write the current one, instead of all at once at the crossing.
+    std::uint64_t ahead_segment = UINT64_MAX;
+    std::uint64_t ahead_zeroed = 0;  // bytes of ahead_segment zeroed so far
   };
+  static constexpr std::uint64_t kZeroChunk = 16 * 1024;
   std::vector<Cursor> cursors;
 
   // The open claim, if any.
@@ -66,6 +71,9 @@ struct ProducerState {
   void try_prepare_ahead(std::uint32_t p, std::uint64_t segment) noexcept {
     (void)prepare(p, segment, /*may_wait=*/false);
   }
+  void start_zeroing_ahead(std::uint32_t p, std::uint64_t segment) noexcept;
+  void zero_ahead(std::uint32_t p, std::uint64_t upto) noexcept;
+  void finish_zeroing_ahead(std::uint32_t p) noexcept;
   void pad(std::uint32_t p, std::uint64_t position, std::uint64_t length) noexcept;
   Errc claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept;
   AppendResult commit(std::uint64_t timestamp_ns) noexcept;
@@ -100,6 +108,10 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
     const bool ready = format::segment_state(w) == format::SegmentState::kReady;
     if (held == segment && ready) return Errc::kOk;
     if (held > segment) return Errc::kRevoked;  // the ring lapped this claim
+    if (cursors[p].ahead_segment == segment) {  // we have been zeroing it: finish
+      finish_zeroing_ahead(p);
+      continue;
+    }
     bool take = false;
     if (held == segment) {
       // Another producer zeroes it; take over only if that process died.
@@ -118,7 +130,8 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       }
       // With no group holding it, the old segment may still have claims in
       // flight: wait for each to commit or be abandoned before zeroing.
-      take = committed != UINT64_MAX || seal(p, held, may_wait);
+      // An exclusive producer is the only live writer: nothing to wait for.
+      take = committed != UINT64_MAX || exclusive || seal(p, held, may_wait);
       if (!take && !may_wait) return Errc::kBackpressureTimeout;
     }
     if (take) {
@@ -201,6 +214,57 @@ void ProducerState::pad(std::uint32_t p, std::uint64_t position, std::uint64_t l
   }
 }
 
+// Takes the slot of `segment` (the next one) for zeroing in chunks, if the
+// policy allows its reuse right now; otherwise the crossing prepares it.
+void ProducerState::start_zeroing_ahead(std::uint32_t p, std::uint64_t segment) noexcept {
+  const LogState& s = *log;
+  Cursor& c = cursors[p];
+  c.ahead_zeroed = s.segment_size;  // "nothing to do" unless taken below
+  auto state = atomic(s.descriptor(p, segment).state_word);
+  std::uint64_t w = state.load(std::memory_order_acquire);
+  if (format::segment_index(w) + s.ring_segments != segment ||
+      format::segment_state(w) != format::SegmentState::kReady) {
+    return;
+  }
+  const std::uint64_t old_end = (format::segment_index(w) + 1) << s.segment_shift;
+  if (s.options.policy == Policy::kBackpressure && s.min_committed(p) < old_end) return;
+  const shm::ProcessId self = shm::self();
+  if (!state.compare_exchange_strong(w, format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid),
+                                     std::memory_order_acq_rel)) {
+    return;
+  }
+  atomic(s.descriptor(p, segment).preparer_start_time).store(self.start_time, std::memory_order_relaxed);
+  c.ahead_segment = segment;
+  c.ahead_zeroed = 0;
+}
+
+void ProducerState::zero_ahead(std::uint32_t p, std::uint64_t upto) noexcept {
+  const LogState& s = *log;
+  Cursor& c = cursors[p];
+  upto = std::min(upto, s.segment_size);
+  if (c.ahead_segment == UINT64_MAX || upto <= c.ahead_zeroed) return;
+  std::memset(s.segment_base(p, c.ahead_segment) + c.ahead_zeroed, 0, upto - c.ahead_zeroed);
+  c.ahead_zeroed = upto;
+  if (upto == s.segment_size) finish_zeroing_ahead(p);
+}
+
+void ProducerState::finish_zeroing_ahead(std::uint32_t p) noexcept {
+  const LogState& s = *log;
+  Cursor& c = cursors[p];
+  if (c.ahead_segment == UINT64_MAX) return;
+  const std::uint64_t segment = c.ahead_segment;
+  if (c.ahead_zeroed < s.segment_size) {
+    std::memset(s.segment_base(p, segment) + c.ahead_zeroed, 0, s.segment_size - c.ahead_zeroed);
+  }
+  auto& d = s.descriptor(p, segment);
+  atomic(d.prepared_ns).store(now_realtime_ns(), std::memory_order_relaxed);
+  // Pairs with the acquire of producers and consumers checking the slot.
+  atomic(d.state_word).store(format::make_segment_word(segment, format::SegmentState::kReady, 0),
+                             std::memory_order_release);
+  c.ahead_segment = UINT64_MAX;
+  c.ahead_zeroed = s.segment_size;
+}
+
 Errc ProducerState::claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept {
   const LogState& s = *log;
   const std::uint64_t aligned = format::align_record(frame);
@@ -215,10 +279,14 @@ Errc ProducerState::claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* p
       pad(p, pos, segment_end - pos);
       pos = c.tail = segment_end;
       tail.store(pos, std::memory_order_release);
-      try_prepare_ahead(p, (pos >> s.segment_shift) + 1);
     }
     Errc e = ensure_ready(p, pos, pos + aligned);
     if (e != Errc::kOk) return e;
+    if (c.ahead_segment == UINT64_MAX) {
+      start_zeroing_ahead(p, (pos >> s.segment_shift) + 1);
+    } else if (pos - c.ready_begin >= c.ahead_zeroed) {
+      zero_ahead(p, c.ahead_zeroed + kZeroChunk);
+    }
     *position = pos;
     return Errc::kOk;
   }
@@ -324,6 +392,8 @@ void ProducerState::close() noexcept {
   if (!log) return;
   abort();
   const LogState& s = *log;
+  // A slot we took for zeroing must not stay "being prepared" by a live process.
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) finish_zeroing_ahead(p);
   AdminLock lock(s);
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
     auto writers = atomic(s.partition(p).writers);
@@ -523,7 +593,9 @@ AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value
     auto& cursor = st->cursors[partition];
     const auto frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + key.size() + value.size());
     const std::uint64_t pos = cursor.tail;
-    if (pos >= cursor.ready_begin && pos + format::align_record(frame) <= cursor.ready_end) {
+    if (pos >= cursor.ready_begin && pos + format::align_record(frame) <= cursor.ready_end &&
+        (cursor.ahead_segment == UINT64_MAX ? cursor.ahead_zeroed == st->log->segment_size
+                                            : pos - cursor.ready_begin < cursor.ahead_zeroed)) {
       auto* header = reinterpret_cast<format::RecordHeader*>(cursor.ready_base + (pos - cursor.ready_begin));
       auto* body = reinterpret_cast<std::byte*>(header + 1);
       if (!key.empty()) std::memcpy(body, key.data(), key.size());
