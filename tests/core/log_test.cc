@@ -181,6 +181,30 @@ TEST(Log, ExclusiveProducerCrossesSegmentsAndKeepsOrder) {
   EXPECT_EQ(received, static_cast<std::uint64_t>(10 * 4 * 64 * 1024 / 332));
 }
 
+TEST(Log, ExclusiveProducerClosingMidSegmentLeavesTheNextSlotReady) {
+  auto o = small_options();
+  auto log = Log::create_in_memory(o).value();
+  auto& s = test::state(log);
+  // Start in the last segment of the first lap: the next one (4) reuses slot 0.
+  const std::uint64_t last = o.ring_segments - 1;
+  format::atomic(s.partition(0).tail_position).store(last * o.segment_size);
+  {
+    auto exclusive = log.producer({.exclusive = true}).value();
+    ASSERT_TRUE(exclusive.append(as_bytes("first")));
+    ASSERT_TRUE(exclusive.append(as_bytes("second")));
+    // It has taken slot 0 for segment 4, to zero it ahead.
+    const auto w = format::atomic(s.descriptor(0, last + 1).state_word).load();
+    EXPECT_EQ(format::segment_index(w), last + 1);
+    EXPECT_EQ(format::segment_state(w), format::SegmentState::kPreparing);
+  }
+  const auto w = format::atomic(s.descriptor(0, last + 1).state_word).load();
+  EXPECT_EQ(format::segment_state(w), format::SegmentState::kReady);
+  // A shared producer crosses into segment 1 without waiting.
+  auto shared = log.producer({.backpressure_timeout = std::chrono::milliseconds(100)}).value();
+  std::string value(1000, 's');
+  for (int i = 0; i < 2 * 64; ++i) ASSERT_TRUE(shared.append(as_bytes(value))) << i;
+}
+
 TEST(Log, ExclusiveProducerIsAloneOnItsLog) {
   auto log = Log::create_in_memory(small_options()).value();
   {

@@ -218,6 +218,34 @@ TEST(MultiProcess, DeadMembersPartitionsGoToTheSurvivor) {
   ::close(ready_pipe[1]);
 }
 
+TEST(MultiProcess, SlotLeftHalfZeroedByADeadExclusiveProducerIsTakenOver) {
+  test::TempLogPath path;
+  auto o = options();
+  { auto log = Log::create(path.str(), o).value(); }
+  const std::uint64_t last = o.ring_segments - 1;
+  auto pid = test::spawn([&] {
+    auto log = Log::open(path.str()).value();
+    // Start in the last segment of the first lap: the next one reuses slot 0.
+    format::atomic(test::state(log).partition(0).tail_position).store(last * o.segment_size);
+    auto producer = log.producer({.exclusive = true}).value();
+    for (int i = 0; i < 10; ++i) {
+      if (!producer.append(as_bytes("x"))) return 1;
+    }
+    shm::kill_self();  // slot 0 is now "being prepared" by this process
+  });
+  EXPECT_EQ(test::join(pid), 128 + SIGKILL);
+  auto log = Log::open(path.str()).value();
+  auto& s = test::state(log);
+  EXPECT_EQ(format::segment_state(format::atomic(s.descriptor(0, last + 1).state_word).load()),
+            format::SegmentState::kPreparing);
+  auto producer = log.producer({.backpressure_timeout = 10s}).value();
+  std::string value(1000, 'y');
+  for (int i = 0; i < 2 * 64; ++i) ASSERT_TRUE(producer.append(as_bytes(value))) << i;
+  EXPECT_EQ(format::segment_state(format::atomic(s.descriptor(0, last + 1).state_word).load()),
+            format::SegmentState::kReady);
+  EXPECT_EQ(format::segment_index(format::atomic(s.descriptor(0, last + 1).state_word).load()), last + 1);
+}
+
 TEST(MultiProcess, StaleStateOfDeadProcessesIsReapedOnOpen) {
   test::TempLogPath path;
   { auto log = Log::create(path.str(), options()).value(); }
