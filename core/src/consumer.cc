@@ -52,6 +52,7 @@ struct ConsumerState {
   };
   std::vector<Part> parts;
   bool force_stall_check = false;
+  bool announced_sleeper = false;  // this consumer has set the log's `sleepers`
   PollResult* result = nullptr;  // of the poll in progress
 
   ~ConsumerState() { close(); }
@@ -589,13 +590,23 @@ PollResult Consumer::poll_wait(RecordHandler handler, std::size_t max, std::chro
     if (!waiter.idle(0)) continue;
     // Park until a producer commits (it wakes us when waiters > 0). The
     // timeout bounds the time to notice stalled claims and group changes.
+    // The first park announces that consumers may sleep; a producer that
+    // read the flag just before may not wake us, so that park is short.
+    std::chrono::nanoseconds longest = std::chrono::milliseconds(5);
+    if (!st->announced_sleeper) {
+      st->announced_sleeper = true;
+      auto sleepers = format::atomic(s.header->sleepers);
+      if (sleepers.load(std::memory_order_relaxed) == 0) {
+        sleepers.store(1, std::memory_order_seq_cst);
+        longest = std::chrono::microseconds(100);
+      }
+    }
     auto waiters = format::atomic(s.header->data_waiters);
     waiters.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t seen = format::atomic(s.header->data_seq).load(std::memory_order_seq_cst);
     if (!st->any_ready()) {
       const auto left = deadline - detail::Clock::now();
-      shm::futex_wait(&s.header->data_seq, seen,
-                      std::min<std::chrono::nanoseconds>(left, std::chrono::milliseconds(5)));
+      shm::futex_wait(&s.header->data_seq, seen, std::min<std::chrono::nanoseconds>(left, longest));
     }
     waiters.fetch_sub(1, std::memory_order_seq_cst);
     st->force_stall_check = true;

@@ -286,9 +286,12 @@ struct LogHeader {
   std::uint64_t reserved3;
   std::uint8_t pad0[1024 - 3 * kCacheLine];
   // 1024: consumers sleep on data_seq; producers wake them when waiters > 0.
+  // `sleepers` is set (for good) before any consumer first parks: until
+  // then producers publish with a plain release store, no full barrier.
   alignas(kHotLine) std::uint32_t data_seq;
   std::uint32_t data_waiters;
-  std::uint8_t pad1[kHotLine - 8];
+  std::uint32_t sleepers;
+  std::uint8_t pad1[kHotLine - 12];
   // 1152: producers blocked by backpressure sleep on space_seq.
   std::uint32_t space_seq;
   std::uint32_t space_waiters;
@@ -337,6 +340,7 @@ static_assert(sizeof(LogHeader) == kPage);
 static_assert(offsetof(LogHeader, segment_size) == kCacheLine);
 static_assert(offsetof(LogHeader, producers_offset) == 2 * kCacheLine);
 static_assert(offsetof(LogHeader, data_seq) == 1024);
+static_assert(offsetof(LogHeader, sleepers) == 1032);
 static_assert(offsetof(LogHeader, space_seq) == 1152);
 static_assert(offsetof(LogHeader, admin_lock) == 1280);
 static_assert(offsetof(LogHeader, path) == 1344);

@@ -342,10 +342,12 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
   }
   if (g_die_between_claim_and_commit) shm::kill_self();
   auto w = atomic(header->commit_word);
-  // seq_cst: orders the commit before the waiter check below (a consumer
-  // increments data_waiters, then re-reads this word).
+  // Once a consumer may sleep, the commit is seq_cst so that it is ordered
+  // before the waiter check (the consumer increments data_waiters, then
+  // re-reads this word); before that, release is enough.
+  const bool sleepers = atomic(s.header->sleepers).load(std::memory_order_relaxed) != 0;
   if (exclusive) {
-    w.store(final_word, std::memory_order_seq_cst);
+    w.store(final_word, sleepers ? std::memory_order_seq_cst : std::memory_order_release);
     Cursor& c = cursors[p];
     c.tail = pos + format::align_record(claim_frame);
     atomic(*c.tail_position).store(c.tail, std::memory_order_release);
@@ -358,7 +360,7 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
       return {Errc::kRevoked, p, pos};
     }
   }
-  if (atomic(s.header->data_waiters).load(std::memory_order_seq_cst) != 0) s.wake_consumers();
+  if (sleepers && atomic(s.header->data_waiters).load(std::memory_order_seq_cst) != 0) s.wake_consumers();
   // Single-writer counters: a relaxed store, no read-modify-write.
   auto& sl = slot();
   atomic(sl.appends_total).store(sl.appends_total + 1, std::memory_order_relaxed);
