@@ -14,4 +14,7 @@ export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
 # shellcheck disable=SC2046
 c++ -std=c++20 "$SOURCE/main.cc" $(pkg-config --cflags --libs shmlog) -o "$PREFIX/with-pkg-config"
 "$PREFIX/with-pkg-config"
-echo "find_package and pkg-config both work"
+# The C API, from C11, through its own pkg-config file.
+cc -std=c11 -D_POSIX_C_SOURCE=200809L "$SOURCE/../bindings/c_api_test.c" $(pkg-config --cflags --libs shmlog_c) -o "$PREFIX/c-api"
+"$PREFIX/c-api" "$PREFIX"
+echo "find_package and pkg-config (C++ and C) work"

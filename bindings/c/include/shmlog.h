@@ -1,0 +1,173 @@
+/* shmlog C API: logs, producers and consumers through opaque handles.
+ *
+ * Every function returns a shmlog_status; on failure shmlog_last_error()
+ * gives a message naming what is wrong (thread-local, valid until the next
+ * failing call on this thread). No C++ exception crosses this boundary.
+ * Threading: a log handle may be shared; a producer or consumer belongs to
+ * one thread at a time. A producer or consumer keeps its log mapped, so it
+ * may outlive the log handle it came from.
+ */
+#ifndef SHMLOG_H_
+#define SHMLOG_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHMLOG_VERSION_MAJOR 0
+#define SHMLOG_VERSION_MINOR 1
+#define SHMLOG_VERSION_PATCH 0
+
+typedef enum shmlog_status {
+  SHMLOG_OK = 0,
+  SHMLOG_EMPTY = 1,                /* nothing to read */
+  SHMLOG_TOO_LARGE = 2,            /* key + value exceed the log's max record size */
+  SHMLOG_BAD_PARTITION = 3,
+  SHMLOG_BACKPRESSURE_TIMEOUT = 4, /* the ring stayed full */
+  SHMLOG_REVOKED = 5,              /* the claim stalled past the claim timeout */
+  SHMLOG_BAD_STATE = 6,            /* e.g. a claim committed twice */
+  SHMLOG_INVALID_ARGUMENT = 7,
+  SHMLOG_NOT_FOUND = 8,
+  SHMLOG_ALREADY_EXISTS = 9,
+  SHMLOG_CORRUPT = 10,
+  SHMLOG_VERSION_MISMATCH = 11,
+  SHMLOG_NO_SPACE = 12,
+  SHMLOG_IO_ERROR = 13,
+  SHMLOG_TIMEOUT = 14,
+  SHMLOG_BUSY = 15,
+  SHMLOG_PERMISSION_DENIED = 16,
+  SHMLOG_INTERNAL = 17             /* an unexpected failure inside shmlog */
+} shmlog_status;
+
+const char* shmlog_last_error(void);
+const char* shmlog_status_name(shmlog_status status);
+/* The library's version at run time, "MAJOR.MINOR.PATCH". */
+const char* shmlog_version(void);
+
+typedef struct shmlog_log shmlog_log;
+typedef struct shmlog_producer shmlog_producer;
+typedef struct shmlog_consumer shmlog_consumer;
+
+typedef enum shmlog_policy { SHMLOG_OVERWRITE = 1, SHMLOG_BACKPRESSURE = 2 } shmlog_policy;
+
+typedef struct shmlog_log_options {
+  uint32_t partitions;
+  uint64_t segment_size;   /* power of two, >= 64 KiB */
+  uint32_t ring_segments;
+  shmlog_policy policy;
+  uint32_t max_record_size;
+  uint32_t max_producers;
+  uint32_t max_groups;
+  uint32_t max_members;
+  uint32_t claim_timeout_ms;
+  uint32_t mode;           /* permission bits, e.g. 0600 */
+  int checksums;
+} shmlog_log_options;
+
+/* Fills `options` with the defaults (those of `shmlog create`). */
+void shmlog_log_options_init(shmlog_log_options* options);
+/* `options` may be NULL for the defaults. */
+shmlog_status shmlog_create(const char* path, const shmlog_log_options* options, shmlog_log** log);
+shmlog_status shmlog_open(const char* path, shmlog_log** log);
+void shmlog_close(shmlog_log* log); /* NULL is fine */
+shmlog_status shmlog_delete(const char* path);
+
+typedef struct shmlog_log_info {
+  uint32_t partitions;
+  uint64_t segment_size;
+  uint32_t ring_segments;
+  shmlog_policy policy;
+  uint32_t max_record_size;
+} shmlog_log_info;
+shmlog_status shmlog_info(const shmlog_log* log, shmlog_log_info* info);
+/* The end offset (tail) of a partition. */
+shmlog_status shmlog_end_offset(const shmlog_log* log, uint32_t partition, uint64_t* offset);
+
+/* ---------------------------------------------------------------- producers */
+typedef struct shmlog_producer_options {
+  uint32_t partition;              /* for records without a key */
+  int exclusive;                   /* the only writer of the log */
+  uint32_t backpressure_timeout_ms;
+  int timestamps;                  /* stamp records with CLOCK_REALTIME */
+  const char* name;                /* may be NULL */
+} shmlog_producer_options;
+
+void shmlog_producer_options_init(shmlog_producer_options* options);
+shmlog_status shmlog_producer_open(shmlog_log* log, const shmlog_producer_options* options,
+                                   shmlog_producer** producer);
+void shmlog_producer_close(shmlog_producer* producer);
+
+/* Copies a record into the producer's partition; `offset` may be NULL. */
+shmlog_status shmlog_append(shmlog_producer* producer, const void* value, size_t size, uint64_t* offset);
+/* A keyed record goes to the partition its key hashes to. */
+shmlog_status shmlog_append_keyed(shmlog_producer* producer, const void* key, size_t key_size, const void* value,
+                                  size_t value_size, uint32_t* partition, uint64_t* offset);
+/* Appends `count` values in order; `appended` (may be NULL) says how many. */
+shmlog_status shmlog_append_batch(shmlog_producer* producer, const void* const* values, const size_t* sizes,
+                                  size_t count, size_t* appended);
+
+/* Zero-copy: write `value` (and `key`) in place, then commit or abort. */
+typedef struct shmlog_claim {
+  void* key;
+  size_t key_size;
+  void* value;
+  size_t value_size;
+  uint32_t partition;
+  uint64_t offset;
+} shmlog_claim;
+shmlog_status shmlog_claim_space(shmlog_producer* producer, size_t value_size, size_t key_size, shmlog_claim* claim);
+shmlog_status shmlog_commit(shmlog_producer* producer, shmlog_claim* claim);
+void shmlog_abort(shmlog_producer* producer, shmlog_claim* claim);
+
+/* ---------------------------------------------------------------- consumers */
+typedef enum shmlog_mode { SHMLOG_AT_LEAST_ONCE = 0, SHMLOG_AT_MOST_ONCE = 1, SHMLOG_MANUAL = 2 } shmlog_mode;
+typedef enum shmlog_from { SHMLOG_FROM_EARLIEST = 0, SHMLOG_FROM_LATEST = 1, SHMLOG_FROM_OFFSET = 2 } shmlog_from;
+typedef enum shmlog_wait { SHMLOG_WAIT_BACKOFF = 0, SHMLOG_WAIT_SPIN = 1, SHMLOG_WAIT_YIELD = 2, SHMLOG_WAIT_BLOCK = 3 } shmlog_wait;
+
+typedef struct shmlog_consumer_options {
+  const char* group;  /* NULL or "": a private reader of every partition, no commits */
+  shmlog_mode mode;
+  uint32_t commit_every;
+  shmlog_from from;
+  uint64_t from_offset;
+  shmlog_wait wait;
+} shmlog_consumer_options;
+
+typedef struct shmlog_record {
+  uint32_t partition;
+  uint64_t offset;
+  uint64_t next_offset;
+  uint64_t timestamp_ns;
+  uint16_t producer_id;
+  uint16_t producer_epoch;
+  uint64_t sequence;
+  const void* key; /* views into shared memory, valid during the callback */
+  size_t key_size;
+  const void* value;
+  size_t value_size;
+} shmlog_record;
+
+typedef void (*shmlog_record_fn)(void* context, const shmlog_record* record);
+
+void shmlog_consumer_options_init(shmlog_consumer_options* options);
+shmlog_status shmlog_consumer_open(shmlog_log* log, const shmlog_consumer_options* options,
+                                   shmlog_consumer** consumer);
+/* Commits as the mode says and leaves the group. */
+void shmlog_consumer_close(shmlog_consumer* consumer);
+/* Hands up to `max` records to `fn`, waiting up to `timeout_ms` for the
+ * first; SHMLOG_EMPTY when none came. `delivered` may be NULL. */
+shmlog_status shmlog_poll(shmlog_consumer* consumer, shmlog_record_fn fn, void* context, size_t max,
+                          uint32_t timeout_ms, size_t* delivered);
+/* Commits every owned partition's position. */
+shmlog_status shmlog_consumer_commit(shmlog_consumer* consumer);
+shmlog_status shmlog_seek(shmlog_consumer* consumer, uint32_t partition, uint64_t offset);
+shmlog_status shmlog_position(const shmlog_consumer* consumer, uint32_t partition, uint64_t* offset);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMLOG_H_ */
