@@ -8,9 +8,13 @@
 #include <atomic>
 #include <cstring>
 #include <optional>
+#include <string>
+
+#include <unistd.h>
 #include <thread>
 #include <vector>
 
+#include "shmlog.h"
 #include "shmlog/log.h"
 
 namespace {
@@ -160,6 +164,58 @@ void BM_PollCommitEachRecord(benchmark::State& state) {
   set_counters(state, 32);
 }
 BENCHMARK(BM_PollCommitEachRecord);
+
+// The same append+poll through the C API (bindings/c), for its overhead.
+void BM_CApiAppendPoll(benchmark::State& state) {
+  shmlog_log* log = nullptr;
+  const std::string path = "/tmp/shmlog-bench-capi-" + std::to_string(::getpid());
+  shmlog_log_options o;
+  shmlog_log_options_init(&o);
+  if (shmlog_create(path.c_str(), &o, &log) != SHMLOG_OK) {
+    state.SkipWithError(shmlog_last_error());
+    return;
+  }
+  shmlog_producer_options po;
+  shmlog_producer_options_init(&po);
+  po.exclusive = 1;
+  po.timestamps = 0;
+  shmlog_producer* producer = nullptr;
+  shmlog_consumer* consumer = nullptr;
+  shmlog_producer_open(log, &po, &producer);
+  shmlog_consumer_open(log, nullptr, &consumer);
+  std::byte value[32] = {};
+  std::uint64_t sink = 0;
+  auto on_record = [](void* ctx, const shmlog_record* r) { *static_cast<std::uint64_t*>(ctx) += r->value_size; };
+  for (auto _ : state) {
+    if (shmlog_append(producer, value, sizeof value, nullptr) != SHMLOG_OK) state.SkipWithError("append failed");
+    shmlog_poll(consumer, on_record, &sink, 1, 0, nullptr);
+  }
+  benchmark::DoNotOptimize(sink);
+  set_counters(state, 32);
+  shmlog_consumer_close(consumer);
+  shmlog_producer_close(producer);
+  shmlog_close(log);
+  shmlog_delete(path.c_str());
+}
+BENCHMARK(BM_CApiAppendPoll);
+
+// The C++ API on the same default (shared-memory) log, for comparison.
+void BM_CppAppendPollSharedMemory(benchmark::State& state) {
+  const std::string path = "/tmp/shmlog-bench-cpp-" + std::to_string(::getpid());
+  auto log = shmlog::Log::create(path, {}).value();
+  auto producer = log.producer({.exclusive = true, .timestamps = false}).value();
+  auto consumer = log.consumer().value();
+  std::byte value[32] = {};
+  std::uint64_t sink = 0;
+  for (auto _ : state) {
+    if (!producer.append(Bytes(value, sizeof value))) state.SkipWithError("append failed");
+    consumer.poll([&](const shmlog::Record& r) { sink += r.value.size(); }, 1);
+  }
+  benchmark::DoNotOptimize(sink);
+  set_counters(state, 32);
+  (void)shmlog::Log::remove(path);
+}
+BENCHMARK(BM_CppAppendPollSharedMemory);
 
 // Baseline: copying the same bytes.
 void BM_Memcpy(benchmark::State& state) {

@@ -10,6 +10,7 @@ PACKAGES=(
   libcli11-dev                                # the command line
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3 procps                              # test scripts (json checks, pkill)
+  python3-dev pybind11-dev python3-pytest python3-numpy  # the Python module and its tests
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

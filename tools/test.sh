@@ -25,12 +25,12 @@ for stage in $STAGES; do
       ctest --test-dir build/test --output-on-failure -j "$JOBS"
       ;;
     asan)
-      build build/asan "address,undefined" -DSHMLOG_BUILD_BENCH=OFF
+      build build/asan "address,undefined" -DSHMLOG_BUILD_BENCH=OFF -DSHMLOG_BUILD_PYTHON=OFF
       ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --test-dir build/asan --output-on-failure -j "$JOBS"
       ;;
     tsan)
-      build build/tsan "thread" -DSHMLOG_BUILD_BENCH=OFF
+      build build/tsan "thread" -DSHMLOG_BUILD_BENCH=OFF -DSHMLOG_BUILD_PYTHON=OFF
       # The threaded suites; fork-based crash tests run in the other stages.
       TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
         ctest --test-dir build/tsan --output-on-failure -j "$JOBS" -R '^(ConcurrentLog|Log|Group)\.'

@@ -356,18 +356,20 @@ void shmlog_consumer_close(shmlog_consumer* consumer) { delete consumer; }
 
 shmlog_status shmlog_poll(shmlog_consumer* c, shmlog_record_fn fn, void* context, size_t max, uint32_t timeout_ms,
                           size_t* delivered) {
-  if (c == nullptr) return null_argument("consumer");
-  if (fn == nullptr) return null_argument("callback");
-  auto handler = [&](const shmlog::Record& r) {
-    shmlog_record out{r.partition, r.offset,     r.next_offset,    r.timestamp_ns,
-                      r.producer_id, r.producer_epoch, r.sequence, r.key.data(),
-                      r.key.size(),  r.value.data(),   r.value.size()};
-    fn(context, &out);
-  };
-  auto result = timeout_ms == 0 ? c->consumer.poll(handler, max)
-                                : c->consumer.poll_wait(handler, max, std::chrono::milliseconds(timeout_ms));
-  if (delivered != nullptr) *delivered = result.records;
-  return result.records == 0 ? SHMLOG_EMPTY : SHMLOG_OK;
+  return guarded([&] {  // a rebalance may allocate
+    if (c == nullptr) return null_argument("consumer");
+    if (fn == nullptr) return null_argument("callback");
+    auto handler = [&](const shmlog::Record& r) {
+      shmlog_record out{r.partition,   r.offset,         r.next_offset, r.timestamp_ns,
+                        r.producer_id, r.producer_epoch, r.sequence,    r.key.data(),
+                        r.key.size(),  r.value.data(),   r.value.size()};
+      fn(context, &out);
+    };
+    auto result = timeout_ms == 0 ? c->consumer.poll(handler, max)
+                                  : c->consumer.poll_wait(handler, max, std::chrono::milliseconds(timeout_ms));
+    if (delivered != nullptr) *delivered = result.records;
+    return result.records == 0 ? SHMLOG_EMPTY : SHMLOG_OK;
+  });
 }
 
 shmlog_status shmlog_consumer_commit(shmlog_consumer* c) {

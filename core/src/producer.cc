@@ -396,16 +396,18 @@ void ProducerState::close() noexcept {
   const LogState& s = *log;
   // A slot we took for zeroing must not stay "being prepared" by a live process.
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) finish_zeroing_ahead(p);
-  AdminLock lock(s);
-  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
-    auto writers = atomic(s.partition(p).writers);
-    if (exclusive) {
-      writers.store(0, std::memory_order_release);
-    } else {
-      writers.fetch_sub(1, std::memory_order_acq_rel);
+  {
+    AdminLock lock(s);  // released before log.reset(), which may unmap the log
+    for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+      auto writers = atomic(s.partition(p).writers);
+      if (exclusive) {
+        writers.store(0, std::memory_order_release);
+      } else {
+        writers.fetch_sub(1, std::memory_order_acq_rel);
+      }
     }
+    atomic(slot().state).store(static_cast<std::uint32_t>(format::SlotState::kFree), std::memory_order_release);
   }
-  atomic(slot().state).store(static_cast<std::uint32_t>(format::SlotState::kFree), std::memory_order_release);
   log.reset();
 }
 

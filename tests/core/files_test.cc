@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "log_access.h"
 #include "shmlog/shm/shared_memory.h"
@@ -45,6 +46,24 @@ TEST(LogFiles, CreateOpenAppendFromAnotherHandleAndDelete) {
   struct stat st {};
   EXPECT_NE(::stat(shm.c_str(), &st), 0);
   EXPECT_NE(::stat(path.str().c_str(), &st), 0);
+}
+
+TEST(LogFiles, ProducersAndConsumersOutliveTheLogHandleTheyCameFrom) {
+  test::TempLogPath path;
+  std::optional<Producer> producer;
+  std::optional<Consumer> consumer;
+  {
+    auto log = Log::create(path.str(), small()).value();
+    producer.emplace(log.producer().value());
+    consumer.emplace(log.consumer({.group = "g"}).value());
+  }  // the Log handle is gone; the handles keep the mapping
+  ASSERT_TRUE(producer->append(as_bytes("still here")));
+  std::string got;
+  consumer->poll([&](const Record& r) { got = test::bytes_to_string(r.value); });
+  EXPECT_EQ(got, "still here");
+  consumer.reset();
+  producer.reset();  // the last holder: closes, then unmaps
+
 }
 
 TEST(LogFiles, SharedMemoryAndFilesHaveTheRequestedPermissions) {
