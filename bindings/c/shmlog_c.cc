@@ -78,6 +78,16 @@ shmlog_status guarded(F&& body) noexcept {
   }
 }
 
+// A C caller may put any int into an enum field; reading an out-of-range
+// value as a C++ enum is undefined, so read the bits as an int.
+template <class E>
+int enum_value(const E& field) noexcept {
+  static_assert(sizeof(E) == sizeof(int));
+  int v;
+  std::memcpy(&v, &field, sizeof v);
+  return v;
+}
+
 shmlog_status null_argument(const char* what) {
   return fail(SHMLOG_INVALID_ARGUMENT, std::string(what) + " is NULL");
 }
@@ -137,14 +147,15 @@ shmlog_status shmlog_create(const char* path, const shmlog_log_options* options,
     shmlog_log_options c;
     shmlog_log_options_init(&c);
     if (options != nullptr) c = *options;
-    if (c.policy != SHMLOG_OVERWRITE && c.policy != SHMLOG_BACKPRESSURE) {
+    const int policy = enum_value(c.policy);
+    if (policy != SHMLOG_OVERWRITE && policy != SHMLOG_BACKPRESSURE) {
       return fail(SHMLOG_INVALID_ARGUMENT, "policy must be SHMLOG_OVERWRITE or SHMLOG_BACKPRESSURE");
     }
     shmlog::LogOptions o;
     o.partitions = c.partitions;
     o.segment_size = c.segment_size;
     o.ring_segments = c.ring_segments;
-    o.policy = static_cast<shmlog::Policy>(c.policy);
+    o.policy = static_cast<shmlog::Policy>(policy);
     o.max_record_size = c.max_record_size;
     o.max_producers = c.max_producers;
     o.max_groups = c.max_groups;
@@ -325,25 +336,25 @@ shmlog_status shmlog_consumer_open(shmlog_log* log, const shmlog_consumer_option
     if (options != nullptr) c = *options;
     shmlog::ConsumerOptions o;
     if (c.group != nullptr) o.group = c.group;
-    switch (c.mode) {
+    switch (enum_value(c.mode)) {
       case SHMLOG_AT_LEAST_ONCE: o.mode = shmlog::DeliveryMode::kAtLeastOnce; break;
       case SHMLOG_AT_MOST_ONCE: o.mode = shmlog::DeliveryMode::kAtMostOnce; break;
       case SHMLOG_MANUAL: o.mode = shmlog::DeliveryMode::kManual; break;
-      default: return fail(SHMLOG_INVALID_ARGUMENT, "unknown delivery mode " + std::to_string(c.mode));
+      default: return fail(SHMLOG_INVALID_ARGUMENT, "unknown delivery mode " + std::to_string(enum_value(c.mode)));
     }
     o.commit_every = c.commit_every;
-    switch (c.from) {
+    switch (enum_value(c.from)) {
       case SHMLOG_FROM_EARLIEST: o.from = shmlog::StartFrom::earliest(); break;
       case SHMLOG_FROM_LATEST: o.from = shmlog::StartFrom::latest(); break;
       case SHMLOG_FROM_OFFSET: o.from = shmlog::StartFrom::at(c.from_offset); break;
-      default: return fail(SHMLOG_INVALID_ARGUMENT, "unknown start position " + std::to_string(c.from));
+      default: return fail(SHMLOG_INVALID_ARGUMENT, "unknown start position " + std::to_string(enum_value(c.from)));
     }
-    switch (c.wait) {
+    switch (enum_value(c.wait)) {
       case SHMLOG_WAIT_BACKOFF: o.wait = shmlog::WaitStrategy::backoff(); break;
       case SHMLOG_WAIT_SPIN: o.wait = shmlog::WaitStrategy::spin(); break;
       case SHMLOG_WAIT_YIELD: o.wait = shmlog::WaitStrategy::yield(); break;
       case SHMLOG_WAIT_BLOCK: o.wait = shmlog::WaitStrategy::block(); break;
-      default: return fail(SHMLOG_INVALID_ARGUMENT, "unknown wait strategy " + std::to_string(c.wait));
+      default: return fail(SHMLOG_INVALID_ARGUMENT, "unknown wait strategy " + std::to_string(enum_value(c.wait)));
     }
     auto consumer = log->log.consumer(o);
     if (!consumer.ok()) return from_status(consumer.status());

@@ -90,8 +90,11 @@ static int peer(const char* out_path, const char* in_path, int n) {
 int main(int argc, char** argv) {
   if (argc == 5 && strcmp(argv[1], "--peer") == 0) return peer(argv[2], argv[3], atoi(argv[4]));
   CHECK(argc == 2, "usage: c_api_test DIR | c_api_test --peer OUT_LOG IN_LOG N");
-  char path[512];
-  snprintf(path, sizeof path, "%s/c-api-log", argv[1]);
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/shmlog-c-api-XXXXXX", argv[1]);
+  CHECK(mkdtemp(dir) != NULL, "mkdtemp in %s", argv[1]);  /* unique: runs may overlap */
+  char path[600];
+  snprintf(path, sizeof path, "%s/log", dir);
   CHECK(strcmp(shmlog_version(), "0.1.0") == 0 && SHMLOG_VERSION_MAJOR == 0, "version");
 
   shmlog_log_options options;
@@ -149,8 +152,8 @@ int main(int argc, char** argv) {
   memset(big, 'x', sizeof big);
   CHECK(shmlog_append(producer, big, sizeof big, NULL) == SHMLOG_TOO_LARGE, "oversize refused");
   CHECK(strstr(shmlog_last_error(), "max record size") != NULL, "oversize message: %s", shmlog_last_error());
-  char plain[512];
-  snprintf(plain, sizeof plain, "%s/not-a-log", argv[1]);
+  char plain[600];
+  snprintf(plain, sizeof plain, "%s/not-a-log", dir);
   mkdir(plain, 0700);
   shmlog_log* bad = NULL;
   CHECK(shmlog_open(plain, &bad) == SHMLOG_NOT_FOUND && bad == NULL, "non-log directory refused");
@@ -167,6 +170,7 @@ int main(int argc, char** argv) {
   shmlog_close(log);
   CHECK(shmlog_delete(path) == SHMLOG_OK, "delete");
   rmdir(plain);
+  rmdir(dir);
   printf("c_api_test: all checks passed\n");
   return 0;
 }
