@@ -111,6 +111,24 @@ bool over_budget(const Job& j, std::uint64_t start_ns, std::uint64_t i) {
          static_cast<double>(monotonic_ns() - start_ns) > j.budget_s * 1e9;
 }
 
+// Times `round_trip(i)` for each message within the job's count and time
+// budget, recording every one after the warm-up. False if one failed.
+template <class F>
+bool time_round_trips(Job& j, F&& round_trip) {
+  Board& b = *j.board;
+  const Clock& clock = *j.clock;
+  const std::uint64_t start = monotonic_ns();
+  std::uint64_t i = 0;
+  for (; i < j.total && !over_budget(j, start, i); ++i) {
+    const std::uint64_t t0 = clock.now_ticks();
+    if (!round_trip(i)) return false;
+    const std::uint64_t t1 = clock.now_ticks();
+    if (i >= j.warmup) b.histogram.record(clock.to_ns(t1 - t0));
+  }
+  b.measured = i > j.warmup ? i - j.warmup : 0;
+  return true;
+}
+
 // ---------------------------------------------------------------- shmlog
 
 WaitStrategy consumer_wait(const Job& j) { return j.options->wait; }
@@ -150,24 +168,20 @@ int shmlog_ping(void* arg) {
   auto consumer = pong->consumer({.wait = consumer_wait(j)});
   if (!consumer.ok() || !producer.ok()) return fail(b, "ping: cannot attach"), 1;
   if (!wait_ready(b)) return 1;
-  const Clock& clock = *j.clock;
   std::vector<std::byte> value(j.options->size);
   std::size_t got = 0;
   auto on_reply = [&](const Record&) { ++got; };
-  for (std::uint64_t i = 0; i < j.total; ++i) {
+  const bool ok = time_round_trips(j, [&](std::uint64_t i) {
     std::memcpy(value.data(), &i, std::min<std::size_t>(8, value.size()));
-    const std::uint64_t t0 = clock.now_ticks();
-    if (!producer->append(value)) return fail(b, "ping: append failed"), 1;
+    if (!producer->append(value)) return fail(b, "ping: append failed"), false;
     got = 0;
     while (got == 0) {
       consumer->poll_wait(on_reply, 1, 1s);
-      if (got == 0 && at(b.failed).load()) return 1;
+      if (got == 0 && at(b.failed).load()) return false;
     }
-    const std::uint64_t t1 = clock.now_ticks();
-    if (i >= j.warmup) b.histogram.record(clock.to_ns(t1 - t0));
-  }
-  b.measured = j.total - j.warmup;
-  return 0;
+    return true;
+  });
+  return ok ? 0 : 1;
 }
 
 int shmlog_oneway_consumer(void* arg) {
@@ -249,17 +263,11 @@ int cacheline_ping(void* arg) {
   Job& j = *static_cast<Job*>(arg);
   Board& b = *j.board;
   if (!pin_or_fail(j, j.options->producer_core) || !wait_ready(b)) return 1;
-  const Clock& clock = *j.clock;
-  const std::uint64_t start = monotonic_ns();
-  std::uint64_t i = 0;
-  for (; i < j.total && !over_budget(j, start, i); ++i) {
-    const std::uint64_t t0 = clock.now_ticks();
+  time_round_trips(j, [&](std::uint64_t i) {
     at(b.ping).store(i + 1, std::memory_order_release);
     while (at(b.pong).load(std::memory_order_acquire) != i + 1) shm::cpu_relax();
-    const std::uint64_t t1 = clock.now_ticks();
-    if (i >= j.warmup) b.histogram.record(clock.to_ns(t1 - t0));
-  }
-  b.measured = i > j.warmup ? i - j.warmup : 0;
+    return true;
+  });
   return 0;
 }
 
@@ -304,22 +312,14 @@ int fd_ping(void* arg) {
   Job& j = *static_cast<Job*>(arg);
   Board& b = *j.board;
   if (!pin_or_fail(j, j.options->producer_core) || !wait_ready(b)) return 1;
-  const Clock& clock = *j.clock;
   std::vector<std::byte> buf(std::max<std::size_t>(j.options->size, 1));
-  const std::uint64_t start = monotonic_ns();
-  std::uint64_t i = 0;
-  for (; i < j.total && !over_budget(j, start, i); ++i) {
+  const bool ok = time_round_trips(j, [&](std::uint64_t) {
     buf[0] = std::byte{0};
-    const std::uint64_t t0 = clock.now_ticks();
-    if (!write_full(j.fds[1], buf.data(), buf.size()) || !read_full(j.fds[0], buf.data(), buf.size())) {
-      return fail(b, "pipe/socket ping-pong broke"), 1;
-    }
-    const std::uint64_t t1 = clock.now_ticks();
-    if (i >= j.warmup) b.histogram.record(clock.to_ns(t1 - t0));
-  }
+    return write_full(j.fds[1], buf.data(), buf.size()) && read_full(j.fds[0], buf.data(), buf.size());
+  });
+  if (!ok) return fail(b, "pipe/socket ping-pong broke"), 1;
   buf[0] = std::byte{0xff};
   (void)write_full(j.fds[1], buf.data(), buf.size());
-  b.measured = i > j.warmup ? i - j.warmup : 0;
   return 0;
 }
 
@@ -353,23 +353,17 @@ int mq_ping(void* arg) {
   try {
     bip::message_queue out(bip::open_only, j.queue_names[0].c_str());
     bip::message_queue in(bip::open_only, j.queue_names[1].c_str());
-    const Clock& clock = *j.clock;
     std::vector<std::byte> buf(std::max<std::size_t>(j.options->size, 1));
-    const std::uint64_t start = monotonic_ns();
-    std::uint64_t i = 0;
-    for (; i < j.total && !over_budget(j, start, i); ++i) {
+    time_round_trips(j, [&](std::uint64_t) {
       buf[0] = std::byte{0};
-      const std::uint64_t t0 = clock.now_ticks();
       out.send(buf.data(), buf.size(), 0);
       bip::message_queue::size_type got = 0;
       unsigned priority = 0;
       in.receive(buf.data(), buf.size(), got, priority);
-      const std::uint64_t t1 = clock.now_ticks();
-      if (i >= j.warmup) b.histogram.record(clock.to_ns(t1 - t0));
-    }
+      return true;
+    });
     buf[0] = std::byte{0xff};
     out.send(buf.data(), buf.size(), 0);
-    b.measured = i > j.warmup ? i - j.warmup : 0;
     return 0;
   } catch (const std::exception& e) {
     fail(b, std::string("message_queue: ") + e.what());

@@ -73,6 +73,23 @@ struct ConsumerState {
   void close() noexcept;
 };
 
+// The record handed out for a decoded data record: views of its key and
+// value right behind the header.
+inline void fill_record(Record* out, std::uint32_t p, std::uint64_t position, const record::Decoded& d,
+                        const format::RecordHeader& header) noexcept {
+  const auto* body = reinterpret_cast<const std::byte*>(&header) + format::kRecordHeaderSize;
+  const std::uint32_t body_size = d.frame_length - static_cast<std::uint32_t>(format::kRecordHeaderSize);
+  out->partition = p;
+  out->offset = position;
+  out->next_offset = position + d.aligned_length;
+  out->timestamp_ns = header.timestamp_ns;
+  out->producer_id = header.producer_id;
+  out->producer_epoch = header.producer_epoch;
+  out->sequence = header.sequence;
+  out->key = Bytes(body, d.key_length);
+  out->value = Bytes(body + d.key_length, body_size - d.key_length);
+}
+
 // A record boundary at or before `target` in partition p, found by walking
 // from the start of target's segment; stops early at an unresolved record.
 Result<std::uint64_t> find_boundary(const LogState& s, std::uint32_t p, std::uint64_t target) {
@@ -124,17 +141,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
     const std::uint64_t v = atomic(header->commit_word).load(std::memory_order_acquire);
     const auto d = record::decode(v, offset, s.segment_size, s.max_frame);
     if (d.kind == record::Kind::kData && (d.flags & format::kRecordFlagChecksum) == 0) {
-      const std::byte* body = part.segment_base + offset + format::kRecordHeaderSize;
-      const std::uint32_t body_size = d.frame_length - static_cast<std::uint32_t>(format::kRecordHeaderSize);
-      out->partition = p;
-      out->offset = position;
-      out->next_offset = position + d.aligned_length;
-      out->timestamp_ns = header->timestamp_ns;
-      out->producer_id = header->producer_id;
-      out->producer_epoch = header->producer_epoch;
-      out->sequence = header->sequence;
-      out->key = Bytes(body, d.key_length);
-      out->value = Bytes(body + d.key_length, body_size - d.key_length);
+      fill_record(out, p, position, d, *header);
       if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
     }
   }
@@ -171,15 +178,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
           position += d.aligned_length;
           continue;
         }
-        out->partition = p;
-        out->offset = position;
-        out->next_offset = position + d.aligned_length;
-        out->timestamp_ns = header->timestamp_ns;
-        out->producer_id = header->producer_id;
-        out->producer_epoch = header->producer_epoch;
-        out->sequence = header->sequence;
-        out->key = Bytes(body, d.key_length);
-        out->value = Bytes(body + d.key_length, body_size - d.key_length);
+        fill_record(out, p, position, d, *header);
         // The slot may have been reused while we read.
         if (may_be_lapped && !still_valid(part, position)) {
           on_lapped(part, position);
