@@ -17,6 +17,7 @@
 #include "json.h"
 #include "bench_cmd.h"
 #include "lat.h"
+#include "topo.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 
@@ -453,6 +454,12 @@ int main(int argc, char** argv) {
   bench->add_flag("--json", ba.json, "Print JSON instead of the table");
   bench->add_option("--dir", ba.dir, "Where the temporary logs go")->capture_default_str();
 
+  bool topo_json = false;
+  std::string topo_synthetic;
+  auto* topo = app.add_subcommand("topo", "CPU topology, latency-relevant Linux settings, recommended cores");
+  topo->add_flag("--json", topo_json, "Print JSON");
+  topo->add_option("--synthetic", topo_synthetic, "Describe a synthetic hwloc topology instead, e.g. 'pack:2 core:4 pu:2'");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -478,6 +485,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*bench) return shmlog::tools::run_bench(ba);
+  if (*topo) return shmlog::tools::run_topo(topo_json, topo_synthetic);
   if (*lat) {
     la.wait = parse_wait(la.wait_name);
     la.baselines = !no_baselines;

@@ -146,6 +146,11 @@ fi
 "$SHMLOG" bench --seconds 0.1 --sizes 32 4K --json > "$WORK/bench.json" 2>/dev/null \
   && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["cells"])==6 and all(c["records_per_s"]>0 for c in d["cells"])' "$WORK/bench.json" \
   && pass "shmlog bench runs its matrix and prints JSON" || fail "shmlog bench: $(head -c 300 "$WORK/bench.json")"
+"$SHMLOG" topo --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["cpus"]>=1 and d["cores"]>=1' \
+  && pass "shmlog topo --json parses" || fail "shmlog topo --json"
+"$SHMLOG" topo --synthetic "pack:2 numa:1 l3:1 core:4 pu:2" | grep -qE "^  [0-9]+ -> [0-9]+" \
+  && pass "shmlog topo on a synthetic two-node topology recommends pairs" || fail "shmlog topo --synthetic"
+expect_error "topo: bad synthetic topology" "bad synthetic topology" -- "$SHMLOG" topo --synthetic "pack:two"
 expect_error "bench: bad size" "is not a size" -- "$SHMLOG" bench --sizes 12Q
 expect_error "lat: bad mode" "must be ping-pong or one-way" -- "$SHMLOG" lat --mode sideways
 expect_error "lat: core that does not exist" "core 999 does not exist" -- "$SHMLOG" lat --consumer-core 999 --count 10

@@ -1,0 +1,94 @@
+#include "topo.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "json.h"
+#include "shmlog/shm/topology.h"
+
+namespace shmlog::tools {
+namespace {
+
+std::string list(const std::vector<unsigned>& v) {
+  if (v.empty()) return "none";
+  std::string s;
+  for (unsigned c : v) s += (s.empty() ? "" : ",") + std::to_string(c);
+  return s;
+}
+
+}  // namespace
+
+int run_topo(bool json, const std::string& synthetic) {
+  auto topology = shm::load_topology(synthetic);
+  if (!topology.ok()) {
+    std::fprintf(stderr, "shmlog topo: %s\n", topology.status().message().c_str());
+    return 1;
+  }
+  const auto& t = *topology;
+  // Host settings describe this machine; for a synthetic topology they are
+  // left empty so the recommendation reflects the topology alone.
+  shm::HostSettings h;
+  if (synthetic.empty()) {
+    h = shm::read_host_settings(static_cast<unsigned>(t.cpus.size()));
+  } else {
+    h.tsc_invariant = true;
+  }
+  const auto rec = shm::recommend(t, h);
+  if (json) {
+    Json j;
+    j.begin_object().key("source").value(t.source).key("packages").value(t.packages);
+    j.key("numa_nodes").value(t.numa_nodes).key("cores").value(t.cores).key("cpus").value(t.cpus.size());
+    j.key("l2_bytes").value(t.l2_bytes).key("l3_bytes").value(t.l3_bytes).key("cpu_list").begin_array();
+    for (const auto& c : t.cpus) {
+      j.begin_object().key("cpu").value(c.os_index).key("core").value(c.core).key("package").value(c.package);
+      j.key("numa_node").value(c.numa_node).key("l2").value(c.l2).key("l3").value(c.l3);
+      if (c.os_index < h.interrupts.size()) j.key("interrupts").value(h.interrupts[c.os_index]);
+      j.end_object();
+    }
+    j.end_array().key("isolated").begin_array();
+    for (unsigned c : h.isolated) j.value(c);
+    j.end_array().key("nohz_full").begin_array();
+    for (unsigned c : h.nohz_full) j.value(c);
+    j.end_array().key("rcu_nocbs").begin_array();
+    for (unsigned c : h.rcu_nocbs) j.value(c);
+    j.end_array().key("smt").value(h.smt).key("governors").begin_array();
+    for (const auto& g : h.governors) j.value(g);
+    j.end_array().key("tsc_invariant").value(h.tsc_invariant).key("recommended_pairs").begin_array();
+    for (const auto& p : rec.pairs) {
+      j.begin_object().key("producer").value(p.producer).key("consumer").value(p.consumer).key("why").value(p.why);
+      j.end_object();
+    }
+    j.end_array().key("fixes").begin_array();
+    for (const auto& f : rec.fixes) j.value(f);
+    j.end_array().end_object();
+    std::printf("%s\n", j.str().c_str());
+    return 0;
+  }
+  std::printf("topology       %s\n", t.source.c_str());
+  std::printf("packages       %u\nNUMA nodes     %u\ncores          %u\nCPUs           %zu (%s)\n", t.packages,
+              t.numa_nodes, t.cores, t.cpus.size(), t.cpus.size() > t.cores ? "SMT" : "one per core");
+  std::printf("caches         L2 %" PRIu64 " KiB, L3 %" PRIu64 " KiB\n", t.l2_bytes >> 10, t.l3_bytes >> 10);
+  std::printf("\n%-5s %-5s %-8s %-5s %-4s %-4s %12s\n", "CPU", "CORE", "PACKAGE", "NUMA", "L2", "L3", "INTERRUPTS");
+  for (const auto& c : t.cpus) {
+    std::printf("%-5u %-5u %-8u %-5d %-4d %-4d %12s\n", c.os_index, c.core, c.package, c.numa_node, c.l2, c.l3,
+                c.os_index < h.interrupts.size() ? std::to_string(h.interrupts[c.os_index]).c_str() : "-");
+  }
+  if (synthetic.empty()) {
+    std::printf("\nisolated CPUs  %s\nnohz_full      %s\nrcu_nocbs      %s\nSMT            %s\n", list(h.isolated).c_str(),
+                list(h.nohz_full).c_str(), list(h.rcu_nocbs).c_str(), h.smt.c_str());
+    std::printf("governor       %s\nTSC            %s\n", h.governors.empty() ? "no cpufreq (VM or fixed)" : h.governors[0].c_str(),
+                h.tsc_invariant ? "invariant" : "not invariant");
+  }
+  std::printf("\nrecommended producer/consumer CPUs:\n");
+  for (const auto& p : rec.pairs) std::printf("  %u -> %u   (%s)\n", p.producer, p.consumer, p.why.c_str());
+  if (rec.pairs.empty()) std::printf("  none: one physical core only\n");
+  if (!rec.fixes.empty()) {
+    std::printf("\nto fix:\n");
+    for (const auto& f : rec.fixes) std::printf("  - %s\n", f.c_str());
+  }
+  return 0;
+}
+
+}  // namespace shmlog::tools
