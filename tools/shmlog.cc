@@ -17,6 +17,7 @@
 #include "json.h"
 #include "bench_cmd.h"
 #include "lat.h"
+#include "exec_cmd.h"
 #include "topo.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
@@ -460,6 +461,14 @@ int main(int argc, char** argv) {
   topo->add_flag("--json", topo_json, "Print JSON");
   topo->add_option("--synthetic", topo_synthetic, "Describe a synthetic hwloc topology instead, e.g. 'pack:2 core:4 pu:2'");
 
+  shmlog::tools::ExecArgs xa;
+  auto* exec = app.add_subcommand("exec", "Run a program pinned to a core, memory on its NUMA node");
+  exec->add_option("--core", xa.core, "The core (CPU number) to pin to")->required();
+  exec->add_option("--numa", xa.numa, "Memory: local (the core's node), none, or a node number")->capture_default_str();
+  exec->add_option("--sched", xa.sched, "Real-time scheduling: fifo:PRIO (1..99)");
+  exec->add_flag("--force", xa.force, "Pin even beside another process pinned by shmlog exec");
+  exec->add_option("command", xa.command, "-- CMD ARGS...")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -486,6 +495,7 @@ int main(int argc, char** argv) {
   }
   if (*bench) return shmlog::tools::run_bench(ba);
   if (*topo) return shmlog::tools::run_topo(topo_json, topo_synthetic);
+  if (*exec) return shmlog::tools::run_exec(xa);
   if (*lat) {
     la.wait = parse_wait(la.wait_name);
     la.baselines = !no_baselines;

@@ -458,6 +458,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
   if (options.commit_every < 1) {
     return Status(Status::Code::kInvalidArgument, "commit_every must be at least 1");
   }
+  if (options.core >= 0) SHMLOG_RETURN_IF_ERROR(pin_current_thread(static_cast<unsigned>(options.core)));
   auto st = std::make_unique<ConsumerState>();
   st->log = state_;
   st->mode = options.mode;

@@ -695,6 +695,15 @@ LogInfo Log::info() const {
   return info;
 }
 
+Status pin_current_thread(unsigned core) {
+  const unsigned cpus = shm::online_cpus();
+  if (core >= cpus) {
+    return Status(Status::Code::kInvalidArgument,
+                  "core " + std::to_string(core) + " does not exist (" + std::to_string(cpus) + " CPUs available)");
+  }
+  return shm::pin_current_thread(core);
+}
+
 Result<std::uint64_t> parse_size(std::string_view text) {
   auto bad = [&] {
     return Status(Status::Code::kInvalidArgument,

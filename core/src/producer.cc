@@ -427,6 +427,7 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
   if (options.name.size() >= format::kNameCapacity) {
     return Status(Status::Code::kInvalidArgument, "producer name longer than 63 bytes");
   }
+  if (options.core >= 0) SHMLOG_RETURN_IF_ERROR(pin_current_thread(static_cast<unsigned>(options.core)));
   const auto free_state = static_cast<std::uint32_t>(format::SlotState::kFree);
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (attempt == 1) detail::sweep(s);  // reap ids of dead processes, then retry

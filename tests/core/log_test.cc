@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
 #include <cstring>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -406,6 +409,23 @@ TEST(Log, OptionsAreValidatedWithTheOptionNamed) {
   o.mode = 0400;
   expect_bad(o, "mode");
   EXPECT_TRUE(validate(LogOptions{}).ok());
+}
+
+TEST(Placement, ProducerAndConsumerOptionsPinTheCallingThread) {
+  auto log = Log::create_in_memory(small_options()).value();
+  std::thread t([&] {
+    auto producer = log.producer({.core = 0});
+    ASSERT_TRUE(producer.ok()) << producer.status().to_string();
+    cpu_set_t set;
+    ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    EXPECT_EQ(CPU_COUNT(&set), 1);
+    EXPECT_TRUE(CPU_ISSET(0, &set));
+    auto bad = log.consumer({.core = 4096});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("core 4096 does not exist"), std::string::npos);
+  });
+  t.join();
+  EXPECT_FALSE(pin_current_thread(100000).ok());
 }
 
 TEST(ParseSize, AcceptsSuffixesAndRejectsGarbage) {

@@ -150,6 +150,22 @@ fi
   && pass "shmlog topo --json parses" || fail "shmlog topo --json"
 "$SHMLOG" topo --synthetic "pack:2 numa:1 l3:1 core:4 pu:2" | grep -qE "^  [0-9]+ -> [0-9]+" \
   && pass "shmlog topo on a synthetic two-node topology recommends pairs" || fail "shmlog topo --synthetic"
+# shmlog exec: pinned, refused beside another pinned process, clear errors.
+export SHMLOG_PIN_REGISTRY="$WORK/pinned"
+last_cpu=$(( $(nproc) - 1 ))
+[ "$("$SHMLOG" exec --core "$last_cpu" -- grep Cpus_allowed_list /proc/self/status 2>/dev/null | awk '{print $2}')" = "$last_cpu" ] \
+  && pass "shmlog exec pins to the core" || fail "shmlog exec did not pin"
+"$SHMLOG" exec --core "$last_cpu" -- sleep 5 2>/dev/null &
+SLEEPER=$!
+sleep 0.5
+expect_error "exec: core already used by a pinned process" "already runs process .* --force" -- "$SHMLOG" exec --core "$last_cpu" -- true
+"$SHMLOG" exec --core "$last_cpu" --force -- true 2>/dev/null && pass "exec --force pins anyway" || fail "exec --force"
+kill "$SLEEPER" 2>/dev/null; wait "$SLEEPER" 2>/dev/null
+expect_error "exec: missing core" "core 999 does not exist" -- "$SHMLOG" exec --core 999 -- true
+expect_error "exec: missing NUMA node" "NUMA node 77 does not exist" -- "$SHMLOG" exec --core 0 --numa 77 -- true
+expect_error "exec: bad priority" "priority must be 1..99" -- "$SHMLOG" exec --core 0 --sched fifo:200 -- true
+expect_error "exec: missing program" "running no-such-program: no such program" -- "$SHMLOG" exec --core 0 -- no-such-program
+unset SHMLOG_PIN_REGISTRY
 expect_error "topo: bad synthetic topology" "bad synthetic topology" -- "$SHMLOG" topo --synthetic "pack:two"
 expect_error "bench: bad size" "is not a size" -- "$SHMLOG" bench --sizes 12Q
 expect_error "lat: bad mode" "must be ping-pong or one-way" -- "$SHMLOG" lat --mode sideways

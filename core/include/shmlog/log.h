@@ -132,6 +132,7 @@ struct ProducerOptions {
   WaitStrategy wait = WaitStrategy::backoff();
   bool timestamps = true;  // stamp each record with CLOCK_REALTIME
   std::string name{};      // shown by tools
+  int core = -1;           // >= 0: pin the calling thread to this CPU first
 };
 
 // Appends records. One thread at a time; not copyable.
@@ -194,6 +195,7 @@ struct ConsumerOptions {
   StartFrom from = StartFrom::earliest();
   std::vector<std::uint32_t> partitions{};  // private readers only
   WaitStrategy wait = WaitStrategy::backoff();
+  int core = -1;  // >= 0: pin the calling thread to this CPU first
 };
 
 struct PollResult {
@@ -320,6 +322,10 @@ class Log {
   explicit Log(std::shared_ptr<detail::LogState> state) : state_(std::move(state)) {}
   std::shared_ptr<detail::LogState> state_;
 };
+
+// Pins the calling thread to one CPU (its OS number); the error names the
+// CPU when it does not exist or cannot be used.
+Status pin_current_thread(unsigned core);
 
 // Parses "123", "64K", "4M", "1G" (powers of 1024).
 Result<std::uint64_t> parse_size(std::string_view text);
