@@ -18,6 +18,7 @@
 #include "bench_cmd.h"
 #include "lat.h"
 #include "exec_cmd.h"
+#include "stat_cmd.h"
 #include "topo.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
@@ -27,7 +28,11 @@ namespace {
 using shmlog::Status;
 
 volatile std::sig_atomic_t g_interrupted = 0;
-void on_signal(int) { g_interrupted = 1; }
+volatile int g_interrupted_int = 0;
+void on_signal(int) {
+  g_interrupted = 1;
+  g_interrupted_int = 1;
+}
 
 [[noreturn]] void fail(const std::string& what) {
   std::fprintf(stderr, "shmlog: %s\n", what.c_str());
@@ -265,7 +270,7 @@ int run_consume(const ConsumeArgs& a) {
 
 // ---------------------------------------------------------------- info, groups
 int run_info(const std::string& path, bool json) {
-  auto log = check(shmlog::Log::open(path));
+  auto log = check(shmlog::Log::attach(path));
   auto info = log.info();
   const auto& o = info.options;
   const char* policy = o.policy == shmlog::Policy::kOverwrite ? "overwrite" : "backpressure";
@@ -322,7 +327,7 @@ int run_info(const std::string& path, bool json) {
 }
 
 int run_groups(const std::string& path, bool json) {
-  auto log = check(shmlog::Log::open(path));
+  auto log = check(shmlog::Log::attach(path));
   auto info = log.info();
   if (json) {
     shmlog::tools::Json j;
@@ -461,6 +466,13 @@ int main(int argc, char** argv) {
   topo->add_flag("--json", topo_json, "Print JSON");
   topo->add_option("--synthetic", topo_synthetic, "Describe a synthetic hwloc topology instead, e.g. 'pack:2 core:4 pu:2'");
 
+  shmlog::tools::StatArgs sa;
+  auto* stat = app.add_subcommand("stat", "Live counters of a log: rates, lag, stalls (attaches read-only)");
+  stat->add_option("LOG", sa.log, "Log directory")->required();
+  stat->add_option("--interval", sa.interval_ms, "Milliseconds between updates")->capture_default_str();
+  stat->add_option("--count", sa.count, "Stop after this many updates");
+  stat->add_flag("--json", sa.json, "One JSON object per update");
+
   shmlog::tools::ExecArgs xa;
   auto* exec = app.add_subcommand("exec", "Run a program pinned to a core, memory on its NUMA node");
   exec->add_option("--core", xa.core, "The core (CPU number) to pin to")->required();
@@ -496,6 +508,7 @@ int main(int argc, char** argv) {
   if (*bench) return shmlog::tools::run_bench(ba);
   if (*topo) return shmlog::tools::run_topo(topo_json, topo_synthetic);
   if (*exec) return shmlog::tools::run_exec(xa);
+  if (*stat) return shmlog::tools::run_stat(sa, &g_interrupted_int);
   if (*lat) {
     la.wait = parse_wait(la.wait_name);
     la.baselines = !no_baselines;

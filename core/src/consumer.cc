@@ -117,6 +117,10 @@ void ConsumerState::on_lapped(Part& part, std::uint64_t& position) noexcept {
   if (earliest > position) {
     lost_bytes += earliest - position;
     if (result != nullptr) result->lost_bytes += earliest - position;
+    if (grouped) {  // the owner is the slot's only writer
+      auto& lost = slot(part).lost_bytes_total;
+      atomic(lost).store(lost + (earliest - position), std::memory_order_relaxed);
+    }
     position = earliest;
   }
   part.segment = UINT64_MAX;
@@ -455,6 +459,7 @@ Result<std::uint64_t> start_position(const detail::LogState& s, std::uint32_t p,
 
 Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
   const detail::LogState& s = *state_;
+  if (s.read_only) return Status(Status::Code::kPermissionDenied, s.path + " is attached read-only");
   if (options.commit_every < 1) {
     return Status(Status::Code::kInvalidArgument, "commit_every must be at least 1");
   }
@@ -516,6 +521,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
         auto& slot = s.offset_slot(p, g);
         slot.owner = 0;
         slot.commit_time_ns = 0;
+        slot.lost_bytes_total = 0;
         format::atomic(slot.committed_offset).store(*start, std::memory_order_relaxed);
       }
       std::memset(group.name, 0, sizeof group.name);

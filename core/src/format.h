@@ -170,6 +170,7 @@ constexpr std::uint32_t segment_pid(std::uint64_t w) noexcept {
 //
 //   0    tail_position      (uint64; every shared producer fetch-adds it)
 //   128  writers            (uint32; kExclusiveWriter|producer_id, or count)
+//   136  abandoned_total    (uint64; claims turned into abandoned records)
 //   192  reserved for durability (durable position, flusher state)
 //   512  SegmentDescriptor[ring_segments]
 // ---------------------------------------------------------------------------
@@ -178,7 +179,8 @@ struct PartitionHeader {
   std::uint8_t pad0[kHotLine - 8];
   std::uint32_t writers;
   std::uint32_t reserved0;
-  std::uint8_t pad1[kCacheLine - 8];
+  std::uint64_t abandoned_total;
+  std::uint8_t pad1[kCacheLine - 16];
   std::uint8_t reserved_durability[512 - kHotLine - kCacheLine];
   // SegmentDescriptor[ring_segments] follows.
 };
@@ -189,7 +191,8 @@ inline constexpr std::uint32_t kExclusiveWriter = 1u << 31;
 // (single writer, relaxed).
 //   0   state, flags, pid, start_time, opened_ns, epoch
 //   64  name (NUL-terminated)
-//   128 counters: appends, bytes, abandoned claims revoked
+//   128 counters: appends, bytes, claims revoked, backpressure waits and
+//       time waited, consumer wake-ups
 //   192 reserved for idempotence (last sequence)
 // ---------------------------------------------------------------------------
 enum class SlotState : std::uint32_t { kFree = 0, kActive = 1, kReaping = 2 };
@@ -208,7 +211,10 @@ struct ProducerSlot {
   std::uint64_t appends_total;
   std::uint64_t bytes_total;
   std::uint64_t revoked_total;
-  std::uint8_t pad1[kCacheLine - 24];
+  std::uint64_t backpressure_waits_total;
+  std::uint64_t backpressure_wait_ns_total;
+  std::uint64_t wakeups_total;
+  std::uint8_t pad1[kCacheLine - 48];
   std::uint8_t reserved_idempotence[kCacheLine];
 };
 
@@ -243,7 +249,8 @@ struct OffsetSlot {
   std::uint32_t owner;
   std::uint32_t reserved0;
   std::uint64_t commit_time_ns;
-  std::uint8_t reserved[kCacheLine - 24];
+  std::uint64_t lost_bytes_total;  // skipped because the ring lapped the owner
+  std::uint8_t reserved[kCacheLine - 32];
 };
 
 // ---------------------------------------------------------------------------

@@ -217,7 +217,8 @@ Status check_header(const LogState& s, std::uint64_t log_id) {
   return {};
 }
 
-Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& meta, bool create) {
+Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& meta, bool create,
+                                          bool read_only = false) {
   auto s = std::make_shared<LogState>();
   s->path = dir;
   s->options = meta.options;
@@ -232,8 +233,9 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
     format_memory(*s, meta.log_id);
     return s;
   }
-  auto mem = shm::SharedMemory::open(s->shm_name, sizeof(format::LogHeader));
+  auto mem = shm::SharedMemory::open(s->shm_name, sizeof(format::LogHeader), read_only);
   if (!mem.ok()) return std::move(mem).status();
+  s->read_only = read_only;
   s->shm = std::move(mem).value();
   s->base = s->shm.data();
   s->header = reinterpret_cast<format::LogHeader*>(s->base);
@@ -380,7 +382,9 @@ bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
     if (!dead && !timed_out) return false;
     const std::uint64_t abandoned =
         format::make_commit_word(-length, format::RecordType::kAbandoned, 0, 0);
-    word.compare_exchange_strong(v, abandoned, std::memory_order_acq_rel);
+    if (word.compare_exchange_strong(v, abandoned, std::memory_order_acq_rel)) {
+      atomic(log.partition(p).abandoned_total).fetch_add(1, std::memory_order_relaxed);  // rare: any reader
+    }
     return format::word_length(word.load(std::memory_order_acquire)) > 0;
   }
   if (!timed_out) return false;
@@ -405,10 +409,12 @@ bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
     end += format::kRecordAlignment;
   }
   std::uint64_t expected = kPoisonWord;
-  word.compare_exchange_strong(
-      expected,
-      format::make_commit_word(static_cast<std::int32_t>(end - position), format::RecordType::kAbandoned, 0, 0),
-      std::memory_order_acq_rel);
+  if (word.compare_exchange_strong(
+          expected,
+          format::make_commit_word(static_cast<std::int32_t>(end - position), format::RecordType::kAbandoned, 0, 0),
+          std::memory_order_acq_rel)) {
+    atomic(log.partition(p).abandoned_total).fetch_add(1, std::memory_order_relaxed);
+  }
   return true;
 }
 
@@ -582,6 +588,17 @@ Result<Log> Log::open(const std::string& path) {
   return Log(std::move(state).value());
 }
 
+Result<Log> Log::attach(const std::string& path) {
+  const std::string context = "attaching to log " + path;
+  auto dir = io::canonical_path(path);
+  if (!dir.ok()) return std::move(dir).status().with_context(context);
+  auto meta = read_meta(*dir);
+  if (!meta.ok()) return std::move(meta).status().with_context(context);
+  auto state = map_log(*dir, *meta, /*create=*/false, /*read_only=*/true);
+  if (!state.ok()) return std::move(state).status().with_context(context);
+  return Log(std::move(state).value());
+}
+
 Result<Log> Log::create_in_memory(const LogOptions& options) {
   Status valid = validate(options);
   if (!valid.ok()) return std::move(valid).with_context("creating in-memory log");
@@ -643,6 +660,7 @@ LogInfo Log::info() const {
     const std::uint32_t writers = atomic(s.partition(p).writers).load(std::memory_order_acquire);
     part.exclusive = (writers & format::kExclusiveWriter) != 0;
     part.writers = part.exclusive ? 1 : writers;
+    part.abandoned_claims = atomic(s.partition(p).abandoned_total).load(std::memory_order_relaxed);
     info.partitions.push_back(part);
   }
   for (std::uint32_t g = 0; g < s.options.max_groups; ++g) {
@@ -663,12 +681,20 @@ LogInfo Log::info() const {
       gp.lag_bytes = gp.end_offset > gp.committed_offset ? gp.end_offset - gp.committed_offset : 0;
       const std::uint32_t owner = atomic(slot.owner).load(std::memory_order_acquire);
       gp.owner = owner == 0 ? -1 : static_cast<int>(owner - 1);
+      gp.lost_bytes = atomic(slot.lost_bytes_total).load(std::memory_order_relaxed);
+      const std::uint64_t now_ns = detail::now_realtime_ns();
       // Count records by walking from the committed offset (bounded by the ring).
       std::uint64_t pos = std::max(gp.committed_offset, s.earliest(p));
       while (pos < gp.end_offset) {
         const std::uint64_t v = atomic(*detail::word_at(s, p, pos)).load(std::memory_order_acquire);
         auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
-        if (d.kind == record::Kind::kData) ++gp.lag_records;
+        if (d.kind == record::Kind::kData) {
+          if (gp.lag_records == 0) {  // the oldest unconsumed record: its age is the lag in time
+            const auto* h = reinterpret_cast<const format::RecordHeader*>(detail::word_at(s, p, pos));
+            if (h->timestamp_ns != 0 && h->timestamp_ns < now_ns) gp.lag_ns = now_ns - h->timestamp_ns;
+          }
+          ++gp.lag_records;
+        }
         if (d.aligned_length == 0 || d.kind == record::Kind::kEmpty || d.kind == record::Kind::kCorrupt) {
           ++gp.lag_records;  // an in-progress claim still counts once
           break;
@@ -688,8 +714,15 @@ LogInfo Log::info() const {
     pi.pid = slot.pid;
     pi.alive = shm::is_alive({slot.pid, slot.start_time});
     pi.exclusive = (slot.flags & format::kProducerExclusive) != 0;
-    pi.appends = atomic(const_cast<std::uint64_t&>(slot.appends_total)).load(std::memory_order_relaxed);
-    pi.bytes = atomic(const_cast<std::uint64_t&>(slot.bytes_total)).load(std::memory_order_relaxed);
+    auto counter = [](const std::uint64_t& c) {
+      return atomic(const_cast<std::uint64_t&>(c)).load(std::memory_order_relaxed);
+    };
+    pi.appends = counter(slot.appends_total);
+    pi.bytes = counter(slot.bytes_total);
+    pi.revoked = counter(slot.revoked_total);
+    pi.backpressure_waits = counter(slot.backpressure_waits_total);
+    pi.backpressure_wait_ns = counter(slot.backpressure_wait_ns_total);
+    pi.wakeups = counter(slot.wakeups_total);
     info.producers.push_back(std::move(pi));
   }
   return info;

@@ -56,6 +56,7 @@ struct LogState {
   std::uint32_t ring_segments = 0;
   std::uint32_t max_frame = 0;  // header + max_record_size
   std::chrono::nanoseconds claim_timeout{};
+  bool read_only = false;  // attached by a watching tool
 
   void init_geometry();
 

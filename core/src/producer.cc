@@ -125,7 +125,16 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
           s.options.policy == Policy::kBackpressure ? s.min_committed(p) : UINT64_MAX;
       if (committed != UINT64_MAX && committed < old_end) {
         if (!may_wait) return Errc::kBackpressureTimeout;
-        if (!wait_for_space(p, old_end, deadline)) return Errc::kBackpressureTimeout;
+        // Counted when the wait begins (a stall in progress shows), timed when it ends.
+        auto& sl = slot();  // single writer: relaxed stores
+        atomic(sl.backpressure_waits_total).store(sl.backpressure_waits_total + 1, std::memory_order_relaxed);
+        const auto started = std::chrono::steady_clock::now();
+        const bool room = wait_for_space(p, old_end, deadline);
+        atomic(sl.backpressure_wait_ns_total)
+            .store(sl.backpressure_wait_ns_total +
+                       static_cast<std::uint64_t>((std::chrono::steady_clock::now() - started).count()),
+                   std::memory_order_relaxed);
+        if (!room) return Errc::kBackpressureTimeout;
         continue;
       }
       // With no group holding it, the old segment may still have claims in
@@ -360,7 +369,10 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
       return {Errc::kRevoked, p, pos};
     }
   }
-  if (sleepers && atomic(s.header->data_waiters).load(std::memory_order_seq_cst) != 0) s.wake_consumers();
+  if (sleepers && atomic(s.header->data_waiters).load(std::memory_order_seq_cst) != 0) {
+    s.wake_consumers();
+    atomic(slot().wakeups_total).store(slot().wakeups_total + 1, std::memory_order_relaxed);
+  }
   // Single-writer counters: a relaxed store, no read-modify-write.
   auto& sl = slot();
   atomic(sl.appends_total).store(sl.appends_total + 1, std::memory_order_relaxed);
@@ -419,6 +431,7 @@ using detail::ProducerState;
 
 Result<Producer> Log::producer(const ProducerOptions& options) const {
   const detail::LogState& s = *state_;
+  if (s.read_only) return Status(Status::Code::kPermissionDenied, s.path + " is attached read-only");
   if (options.partition >= s.options.partitions) {
     return Status(Status::Code::kInvalidArgument, "partition " + std::to_string(options.partition) +
                                                       " out of range: the log has " +
@@ -491,6 +504,9 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
     slot.appends_total = 0;
     slot.bytes_total = 0;
     slot.revoked_total = 0;
+    slot.backpressure_waits_total = 0;
+    slot.backpressure_wait_ns_total = 0;
+    slot.wakeups_total = 0;
     std::memset(slot.name, 0, sizeof slot.name);
     std::memcpy(slot.name, options.name.data(), options.name.size());
     format::atomic(slot.state).store(static_cast<std::uint32_t>(format::SlotState::kActive),

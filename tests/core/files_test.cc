@@ -66,6 +66,24 @@ TEST(LogFiles, ProducersAndConsumersOutliveTheLogHandleTheyCameFrom) {
 
 }
 
+TEST(LogFiles, AttachedReadOnlySeesCountersAndRefusesToWrite) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  auto producer = log.producer({.name = "counted"}).value();
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(producer.append(as_bytes("0123456789")));
+  auto watcher = Log::attach(path.str());
+  ASSERT_TRUE(watcher.ok()) << watcher.status().to_string();
+  const auto info = watcher->info();
+  ASSERT_EQ(info.producers.size(), 1u);
+  EXPECT_EQ(info.producers[0].name, "counted");
+  EXPECT_EQ(info.producers[0].appends, 100u);
+  EXPECT_EQ(info.producers[0].bytes, 1000u);
+  auto refused = watcher->producer();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("read-only"), std::string::npos);
+  EXPECT_FALSE(watcher->consumer().ok());
+}
+
 TEST(LogFiles, SharedMemoryAndFilesHaveTheRequestedPermissions) {
   test::TempLogPath path;
   auto log = Log::create(path.str(), small()).value();

@@ -285,6 +285,34 @@ TEST(Log, ReaderWithoutGroupLappedMidSegmentNeverTakesANewerRecordForItsOwn) {
   EXPECT_GT(reader.lost_bytes(), 0u);
 }
 
+TEST(Log, LappedGroupCountsExactlyTheBytesItLost) {
+  auto o = small_options();
+  o.policy = Policy::kOverwrite;
+  auto log = Log::create_in_memory(o).value();
+  auto consumer = log.consumer({.group = "late"}).value();
+  auto producer = log.producer().value();
+  std::string value(1000, 'x');
+  for (int i = 0; i < 3 * 4 * 64 * 1024 / 1056; ++i) ASSERT_TRUE(producer.append(as_bytes(value)));
+  while (consumer.poll([](const Record&) {}, 1000).records > 0) {
+  }
+  ASSERT_GT(consumer.lost_bytes(), 0u);
+  EXPECT_EQ(log.info().groups.at(0).partitions.at(0).lost_bytes, consumer.lost_bytes());
+}
+
+TEST(Log, LagInTimeIsTheAgeOfTheOldestUnconsumedRecord) {
+  auto log = Log::create_in_memory(small_options()).value();
+  auto consumer = log.consumer({.group = "g"}).value();
+  auto producer = log.producer().value();
+  ASSERT_TRUE(producer.append(as_bytes("old")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  ASSERT_TRUE(producer.append(as_bytes("new")));
+  const auto lag = log.info().groups.at(0).partitions.at(0);
+  EXPECT_EQ(lag.lag_records, 2u);
+  EXPECT_GE(lag.lag_ns, 30'000'000u);
+  consumer.poll([](const Record&) {}, 10);
+  EXPECT_EQ(log.info().groups.at(0).partitions.at(0).lag_ns, 0u);
+}
+
 TEST(Log, FullRingUnderBackpressureTimesOutThenResumesAfterCommit) {
   auto o = small_options();
   auto log = Log::create_in_memory(o).value();
@@ -296,6 +324,10 @@ TEST(Log, FullRingUnderBackpressureTimesOutThenResumesAfterCommit) {
   while ((r = producer.append(as_bytes(value)))) ++appended;
   EXPECT_EQ(r.error, Errc::kBackpressureTimeout);
   EXPECT_GT(appended, 4 * 64 * 1024 / 1056 - 4);  // roughly the ring's capacity
+  const auto stalled = log.info().producers.at(0);
+  EXPECT_EQ(stalled.appends, static_cast<std::uint64_t>(appended));
+  EXPECT_GE(stalled.backpressure_waits, 1u);
+  EXPECT_GE(stalled.backpressure_wait_ns, 20'000'000u);  // the 20 ms timeout was spent waiting
   int read = 0;
   while (consumer.poll([&](const Record&) { ++read; }, 1000).records > 0) {
   }
@@ -323,7 +355,10 @@ TEST(Log, AbandonedClaimIsSkippedAfterTimeoutAndLateCommitIsRevoked) {
   EXPECT_EQ(r.records, 1u);
   EXPECT_EQ(got, std::vector<std::string>{"after"});
   EXPECT_EQ(stuck.commit(c).error, Errc::kRevoked);
-  EXPECT_EQ(log.info().producers[0].appends, 0u);
+  const auto info = log.info();
+  EXPECT_EQ(info.producers[0].appends, 0u);
+  EXPECT_EQ(info.producers[0].revoked, 1u);
+  EXPECT_EQ(info.partitions[0].abandoned_claims, 1u);
 }
 
 TEST(Log, UnregisteredClaimBelowTheTailIsPoisonedAndSkipped) {

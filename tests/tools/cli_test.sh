@@ -91,6 +91,8 @@ lag=$("$SHMLOG" groups "$WORK/log-commit" --json | python3 -c 'import json,sys; 
 "$SHMLOG" groups "$LOG" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(p["lag_records"]==0 for g in d for p in g["partitions"])' \
   && pass "groups --json parses and shows zero lag" || fail "groups --json"
 "$SHMLOG" info "$LOG" --json | python3 -c 'import json,sys; json.load(sys.stdin)' && pass "info --json parses" || fail "info --json"
+"$SHMLOG" stat "$LOG" --json --interval 50 --count 2 | python3 -c 'import json,sys; rows=[json.loads(l) for l in sys.stdin]; assert len(rows)==2 and rows[0]["groups"][0]["group"]=="g"' \
+  && pass "stat --json prints one object per interval" || fail "stat --json"
 
 # --- kill -9 a consumer and restart it ------------------------------------------
 kill_restart() {  # MODE CHECK

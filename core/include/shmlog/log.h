@@ -268,6 +268,7 @@ struct LogInfo {
     std::uint64_t end_offset = 0;       // tail: where the next claim starts
     std::uint32_t writers = 0;
     bool exclusive = false;
+    std::uint64_t abandoned_claims = 0;  // claims of dead or stalled producers
   };
   std::vector<Partition> partitions;
   struct GroupPartition {
@@ -276,6 +277,8 @@ struct LogInfo {
     std::uint64_t end_offset = 0;
     std::uint64_t lag_bytes = 0;
     std::uint64_t lag_records = 0;  // counted by walking the ring
+    std::uint64_t lag_ns = 0;       // age of the oldest unconsumed record (0: none, or no timestamp)
+    std::uint64_t lost_bytes = 0;   // skipped because the ring lapped the group
     int owner = -1;                 // member index, -1 when unowned
   };
   struct Group {
@@ -293,6 +296,10 @@ struct LogInfo {
     bool exclusive = false;
     std::uint64_t appends = 0;
     std::uint64_t bytes = 0;
+    std::uint64_t revoked = 0;
+    std::uint64_t backpressure_waits = 0;
+    std::uint64_t backpressure_wait_ns = 0;
+    std::uint64_t wakeups = 0;
   };
   std::vector<ProducerInfo> producers;
 };
@@ -304,6 +311,10 @@ class Log {
   // Opens an existing log; recreates its shared memory if it is gone, and
   // reaps what dead processes left behind (claims, producer ids, members).
   static Result<Log> open(const std::string& path);
+  // Maps an existing log read-only, for tools that watch it (info, stat):
+  // nothing is written, no process is reaped; producer() and consumer()
+  // refuse.
+  static Result<Log> attach(const std::string& path);
   // Removes the shared memory and the log's files, then the directory.
   static Status remove(const std::string& path);
   // A log in this process's memory only (no files): for tests and embedding.
