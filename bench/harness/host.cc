@@ -4,64 +4,35 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <set>
-#include <sstream>
+
+#include "shmlog/shm/topology.h"
 
 namespace shmlog::bench {
-namespace {
-
-std::string read_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-// Parses a CPU list such as "0-3,8" into its members.
-std::set<int> parse_cpu_list(const std::string& text) {
-  std::set<int> cpus;
-  std::istringstream in(text);
-  for (std::string part; std::getline(in, part, ',');) {
-    auto dash = part.find('-');
-    try {
-      if (dash == std::string::npos) {
-        if (!part.empty()) cpus.insert(std::stoi(part));
-      } else {
-        for (int c = std::stoi(part.substr(0, dash)); c <= std::stoi(part.substr(dash + 1)); ++c) cpus.insert(c);
-      }
-    } catch (...) {
-    }
-  }
-  return cpus;
-}
-
-}  // namespace
 
 std::vector<std::string> host_warnings(const std::vector<int>& cores, bool tsc_usable) {
   std::vector<std::string> warnings;
-  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  auto topology = shm::load_topology();
+  const auto online = sysconf(_SC_NPROCESSORS_ONLN);
   for (int c : cores) {
-    if (c < 0 || c >= online) warnings.push_back("core " + std::to_string(c) + " does not exist (" + std::to_string(online) + " online)");
+    if (c < 0 || (topology.ok() && topology->cpu(static_cast<unsigned>(c)) == nullptr) || c >= online) {
+      warnings.push_back("core " + std::to_string(c) + " does not exist (" + std::to_string(online) + " online)");
+    }
   }
   for (std::size_t i = 0; i < cores.size(); ++i) {
     for (std::size_t j = i + 1; j < cores.size(); ++j) {
       if (cores[i] == cores[j]) {
         warnings.push_back("producer and consumer share core " + std::to_string(cores[i]) + ": spinning waits will starve each other");
-        continue;
-      }
-      auto siblings = parse_cpu_list(
-          read_line("/sys/devices/system/cpu/cpu" + std::to_string(cores[i]) + "/topology/thread_siblings_list"));
-      if (siblings.count(cores[j])) {
+      } else if (topology.ok() && cores[i] >= 0 && cores[j] >= 0 &&
+                 topology->smt_siblings(static_cast<unsigned>(cores[i]), static_cast<unsigned>(cores[j]))) {
         warnings.push_back("cores " + std::to_string(cores[i]) + " and " + std::to_string(cores[j]) +
                            " are hyperthread siblings: they share a core's caches and pipeline");
       }
     }
   }
+  const auto settings = shm::read_host_settings(static_cast<unsigned>(online));
   for (int c : cores) {
-    const std::string governor =
-        read_line("/sys/devices/system/cpu/cpu" + std::to_string(c) + "/cpufreq/scaling_governor");
-    if (!governor.empty() && governor != "performance") {
-      warnings.push_back("core " + std::to_string(c) + " uses the '" + governor +
+    if (c >= 0 && static_cast<std::size_t>(c) < settings.governors.size() && settings.governors[c] != "performance") {
+      warnings.push_back("core " + std::to_string(c) + " uses the '" + settings.governors[c] +
                          "' frequency governor; 'performance' gives steadier latency (cpupower frequency-set -g performance)");
     }
   }
