@@ -7,6 +7,7 @@ PACKAGES=(
   libboost-dev liburing-dev libhwloc-dev      # shared memory, io_uring, topology
   libconcurrentqueue-dev libreaderwriterqueue-dev  # in-process baselines for the benchmarks
   gnuplot-nox                                 # shmlog lat --plot
+  prometheus-cpp-dev curl                     # shmlog exporter, and its test
   libcli11-dev                                # the command line
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3 procps                              # test scripts (json checks, pkill)

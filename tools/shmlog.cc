@@ -18,6 +18,7 @@
 #include "bench_cmd.h"
 #include "lat.h"
 #include "exec_cmd.h"
+#include "exporter_cmd.h"
 #include "stat_cmd.h"
 #include "topo.h"
 #include "shmlog/log.h"
@@ -473,6 +474,11 @@ int main(int argc, char** argv) {
   stat->add_option("--count", sa.count, "Stop after this many updates");
   stat->add_flag("--json", sa.json, "One JSON object per update");
 
+  shmlog::tools::ExporterArgs ea;
+  auto* exporter = app.add_subcommand("exporter", "Serve logs' counters at /metrics for Prometheus");
+  exporter->add_option("LOG", ea.logs, "Log directories")->required();
+  exporter->add_option("--listen", ea.listen, "ADDR:PORT to serve on")->capture_default_str();
+
   shmlog::tools::ExecArgs xa;
   auto* exec = app.add_subcommand("exec", "Run a program pinned to a core, memory on its NUMA node");
   exec->add_option("--core", xa.core, "The core (CPU number) to pin to")->required();
@@ -509,6 +515,7 @@ int main(int argc, char** argv) {
   if (*topo) return shmlog::tools::run_topo(topo_json, topo_synthetic);
   if (*exec) return shmlog::tools::run_exec(xa);
   if (*stat) return shmlog::tools::run_stat(sa, &g_interrupted_int);
+  if (*exporter) return shmlog::tools::run_exporter(ea, &g_interrupted_int);
   if (*lat) {
     la.wait = parse_wait(la.wait_name);
     la.baselines = !no_baselines;

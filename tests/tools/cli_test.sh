@@ -173,6 +173,44 @@ expect_error "bench: bad size" "is not a size" -- "$SHMLOG" bench --sizes 12Q
 expect_error "lat: bad mode" "must be ping-pong or one-way" -- "$SHMLOG" lat --mode sideways
 expect_error "lat: core that does not exist" "core 999 does not exist" -- "$SHMLOG" lat --consumer-core 999 --count 10
 
+# --- the Prometheus exporter answers a real HTTP request, and values move -----
+EXLOG="$WORK/log-exported"
+"$SHMLOG" create "$EXLOG" >/dev/null
+"$SHMLOG" consume "$EXLOG" --group watched --max 0 --idle-timeout-ms 0 >/dev/null
+PORT=$((20000 + RANDOM % 20000))
+"$SHMLOG" exporter "$EXLOG" --listen "127.0.0.1:$PORT" 2>/dev/null &
+EXPORTER=$!
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/metrics" >/dev/null && break; sleep 0.1; done
+( seq 1 1000; sleep 3 ) | "$SHMLOG" produce "$EXLOG" &
+PRODUCER=$!
+sleep 1
+curl -sf "http://127.0.0.1:$PORT/metrics" > "$WORK/metrics1" || fail "exporter: no answer on port $PORT"
+seq 1 500 | "$SHMLOG" produce "$EXLOG"
+curl -sf "http://127.0.0.1:$PORT/metrics" > "$WORK/metrics2"
+python3 - "$WORK/metrics1" "$WORK/metrics2" <<'PYCHECK' && pass "exporter: valid Prometheus text that changes as records flow" || fail "exporter output"
+import re, sys
+sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eE]+$')
+def read(path):
+    values = {}
+    for line in open(path):
+        line = line.rstrip("\n")
+        if not line or line.startswith("# HELP ") or line.startswith("# TYPE "):
+            continue
+        assert sample.match(line), line
+        name, value = line.rsplit(" ", 1)
+        values[name] = float(value)
+    return values
+a, b = read(sys.argv[1]), read(sys.argv[2])
+appended = [v for k, v in a.items() if k.startswith("shmlog_records_appended_total{")]
+assert appended == [1000.0], appended
+key = [k for k in a if k.startswith("shmlog_partition_end_offset{")][0]
+assert b[key] > a[key], (a[key], b[key])
+lag = [k for k in b if k.startswith("shmlog_group_lag_records{")][0]
+assert b[lag] == 1500.0, b[lag]
+PYCHECK
+kill "$EXPORTER" "$PRODUCER" 2>/dev/null; wait "$EXPORTER" "$PRODUCER" 2>/dev/null
+expect_error "exporter: address it cannot bind" "cannot listen on" -- "$SHMLOG" exporter "$EXLOG" --listen 300.1.1.1:99999
+
 "$SHMLOG" delete "$WORK/log-main" || fail "delete"
 [ ! -e "$WORK/log-main" ] && pass "delete removes the directory" || fail "delete left the directory"
 

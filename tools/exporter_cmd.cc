@@ -1,0 +1,123 @@
+#include "exporter_cmd.h"
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shmlog/log.h"
+#include "shmlog/shm/process.h"
+
+namespace shmlog::tools {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+class LogCollector : public prometheus::Collectable {
+ public:
+  explicit LogCollector(std::vector<Log> logs) : logs_(std::move(logs)) {}
+
+  std::vector<MetricFamily> Collect() const override {
+    Families f;
+    for (const auto& log : logs_) {
+      const LogInfo info = log.info();
+      const ClientMetric::Label l{"log", info.path};
+      for (const auto& p : info.partitions) {
+        const ClientMetric::Label part{"partition", std::to_string(p.index)};
+        f.gauge("shmlog_partition_end_offset", "Where the next record of the partition starts (bytes)", {l, part},
+                static_cast<double>(p.end_offset));
+        f.counter("shmlog_claims_abandoned_total", "Claims of dead or stalled producers turned into abandoned records",
+                  {l, part}, static_cast<double>(p.abandoned_claims));
+      }
+      for (const auto& p : info.producers) {
+        const std::vector<ClientMetric::Label> labels = {l, {"producer_id", std::to_string(p.id)}, {"producer", p.name}};
+        f.counter("shmlog_records_appended_total", "Records appended by the producer", labels, static_cast<double>(p.appends));
+        f.counter("shmlog_bytes_appended_total", "Key and value bytes appended by the producer", labels,
+                  static_cast<double>(p.bytes));
+        f.counter("shmlog_claims_revoked_total", "Claims of the producer abandoned after the claim timeout", labels,
+                  static_cast<double>(p.revoked));
+        f.counter("shmlog_backpressure_waits_total", "Times the producer waited for ring space", labels,
+                  static_cast<double>(p.backpressure_waits));
+        f.counter("shmlog_backpressure_wait_seconds_total", "Time the producer waited for ring space", labels,
+                  static_cast<double>(p.backpressure_wait_ns) / 1e9);
+        f.counter("shmlog_consumer_wakeups_total", "Futex wake-ups of sleeping consumers by the producer", labels,
+                  static_cast<double>(p.wakeups));
+      }
+      for (const auto& g : info.groups) {
+        for (const auto& gp : g.partitions) {
+          const std::vector<ClientMetric::Label> labels = {l, {"group", g.name}, {"partition", std::to_string(gp.partition)}};
+          f.gauge("shmlog_group_committed_offset", "The group's committed offset (bytes)", labels,
+                  static_cast<double>(gp.committed_offset));
+          f.gauge("shmlog_group_lag_records", "Records after the group's committed offset", labels,
+                  static_cast<double>(gp.lag_records));
+          f.gauge("shmlog_group_lag_seconds", "Age of the oldest record the group has not consumed", labels,
+                  static_cast<double>(gp.lag_ns) / 1e9);
+          f.counter("shmlog_group_lost_bytes_total", "Bytes the group skipped because the ring lapped it", labels,
+                    static_cast<double>(gp.lost_bytes));
+        }
+      }
+    }
+    return f.families;
+  }
+
+ private:
+  // Families by name, in first-use order.
+  struct Families {
+    std::vector<MetricFamily> families;
+    MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
+      for (auto& fam : families) {
+        if (fam.name == name) return fam;
+      }
+      families.push_back(MetricFamily{name, help, type, {}});
+      return families.back();
+    }
+    void counter(const std::string& name, const std::string& help, std::vector<ClientMetric::Label> labels, double v) {
+      ClientMetric m;
+      m.label = std::move(labels);
+      m.counter.value = v;
+      family(name, help, MetricType::Counter).metric.push_back(std::move(m));
+    }
+    void gauge(const std::string& name, const std::string& help, std::vector<ClientMetric::Label> labels, double v) {
+      ClientMetric m;
+      m.label = std::move(labels);
+      m.gauge.value = v;
+      family(name, help, MetricType::Gauge).metric.push_back(std::move(m));
+    }
+  };
+  std::vector<Log> logs_;
+};
+
+}  // namespace
+
+int run_exporter(const ExporterArgs& a, volatile int* interrupted) {
+  std::vector<Log> logs;
+  for (const auto& path : a.logs) {
+    auto log = Log::attach(path);
+    if (!log.ok()) {
+      std::fprintf(stderr, "shmlog exporter: %s\n", log.status().message().c_str());
+      return 1;
+    }
+    logs.push_back(std::move(log).value());
+  }
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(a.listen);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shmlog exporter: cannot listen on %s: %s\n", a.listen.c_str(), e.what());
+    return 1;
+  }
+  auto collector = std::make_shared<LogCollector>(std::move(logs));
+  exposer->RegisterCollectable(collector);
+  std::fprintf(stderr, "shmlog exporter: serving %zu log(s) at http://%s/metrics\n", a.logs.size(), a.listen.c_str());
+  while (!*interrupted) shm::sleep_for(std::chrono::milliseconds(100));
+  return 0;
+}
+
+}  // namespace shmlog::tools
