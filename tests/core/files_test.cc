@@ -120,9 +120,16 @@ TEST(LogFiles, OpeningANonLogDirectoryNamesTheMissingFile) {
   EXPECT_NE(missing.status().message().find(path.str()), std::string::npos);
 }
 
+// Removes a shared-memory object whose metadata a test damaged (so that
+// Log::remove can no longer find its name).
+struct UnlinkOnExit {
+  std::string name;
+  ~UnlinkOnExit() { (void)shm::SharedMemory::unlink(name); }
+};
+
 TEST(LogFiles, CorruptMetadataFileIsAClearError) {
   test::TempLogPath path;
-  { auto log = Log::create(path.str(), small()).value(); }
+  UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().shm_name};
   const std::string meta = path.str() + "/shmlog.meta";
   {
     std::ofstream f(meta, std::ios::trunc);
@@ -143,7 +150,7 @@ TEST(LogFiles, CorruptMetadataFileIsAClearError) {
 
 TEST(LogFiles, NewerFormatVersionIsRefusedNamingBothVersions) {
   test::TempLogPath path;
-  { auto log = Log::create(path.str(), small()).value(); }
+  UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().shm_name};
   const std::string meta = path.str() + "/shmlog.meta";
   std::ifstream in(meta);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
