@@ -130,6 +130,15 @@ Result<Meta> read_meta(const std::string& dir) {
   return m;
 }
 
+// The log directory's canonical path and its metadata.
+Result<std::pair<std::string, Meta>> locate(const std::string& path) {
+  auto dir = io::canonical_path(path);
+  if (!dir.ok()) return std::move(dir).status();
+  auto meta = read_meta(*dir);
+  if (!meta.ok()) return std::move(meta).status();
+  return std::pair<std::string, Meta>(std::move(dir).value(), std::move(meta).value());
+}
+
 std::uint64_t random_log_id() {
   std::random_device rd;
   std::uint64_t id = 0;
@@ -568,19 +577,18 @@ Result<Log> Log::create(const std::string& path, const LogOptions& options) {
 
 Result<Log> Log::open(const std::string& path) {
   const std::string context = "opening log " + path;
-  auto dir = io::canonical_path(path);
-  if (!dir.ok()) return std::move(dir).status().with_context(context);
-  auto meta = read_meta(*dir);
-  if (!meta.ok()) return std::move(meta).status().with_context(context);
-  auto state = map_log(*dir, *meta, /*create=*/false);
+  auto found = locate(path);
+  if (!found.ok()) return std::move(found).status().with_context(context);
+  const auto& [dir, meta] = *found;
+  auto state = map_log(dir, meta, /*create=*/false);
   if (!state.ok() && state.status().code() == Status::Code::kNotFound) {
     // The shared memory is gone (reboot, or removed): recreate it empty,
     // under the directory lock so that concurrent openers create it once.
-    auto lock = shm::FileLock::acquire(join(*dir, kLockFile), meta->options.mode);
+    auto lock = shm::FileLock::acquire(join(dir, kLockFile), meta.options.mode);
     if (!lock.ok()) return std::move(lock).status().with_context(context);
-    state = map_log(*dir, *meta, /*create=*/false);
+    state = map_log(dir, meta, /*create=*/false);
     if (!state.ok() && state.status().code() == Status::Code::kNotFound) {
-      state = map_log(*dir, *meta, /*create=*/true);
+      state = map_log(dir, meta, /*create=*/true);
     }
   }
   if (!state.ok()) return std::move(state).status().with_context(context);
@@ -590,11 +598,9 @@ Result<Log> Log::open(const std::string& path) {
 
 Result<Log> Log::attach(const std::string& path) {
   const std::string context = "attaching to log " + path;
-  auto dir = io::canonical_path(path);
-  if (!dir.ok()) return std::move(dir).status().with_context(context);
-  auto meta = read_meta(*dir);
-  if (!meta.ok()) return std::move(meta).status().with_context(context);
-  auto state = map_log(*dir, *meta, /*create=*/false, /*read_only=*/true);
+  auto found = locate(path);
+  if (!found.ok()) return std::move(found).status().with_context(context);
+  auto state = map_log(found->first, found->second, /*create=*/false, /*read_only=*/true);
   if (!state.ok()) return std::move(state).status().with_context(context);
   return Log(std::move(state).value());
 }
@@ -621,18 +627,17 @@ Result<Log> Log::create_in_memory(const LogOptions& options) {
 
 Status Log::remove(const std::string& path) {
   const std::string context = "deleting log " + path;
-  auto dir = io::canonical_path(path);
-  if (!dir.ok()) return std::move(dir).status().with_context(context);
-  auto meta = read_meta(*dir);
-  if (!meta.ok()) return std::move(meta).status().with_context(context);
+  auto found = locate(path);
+  if (!found.ok()) return std::move(found).status().with_context(context);
+  const auto& [dir, meta] = *found;
   {
-    auto lock = shm::FileLock::acquire(join(*dir, kLockFile), meta->options.mode);
+    auto lock = shm::FileLock::acquire(join(dir, kLockFile), meta.options.mode);
     if (!lock.ok()) return std::move(lock).status().with_context(context);
-    SHMLOG_RETURN_IF_ERROR(shm::SharedMemory::unlink(shm_name_for(meta->log_id)));
-    SHMLOG_RETURN_IF_ERROR(io::remove_file(join(*dir, kMetaFile)));
-    SHMLOG_RETURN_IF_ERROR(io::remove_file(join(*dir, kLockFile)));
+    SHMLOG_RETURN_IF_ERROR(shm::SharedMemory::unlink(shm_name_for(meta.log_id)));
+    SHMLOG_RETURN_IF_ERROR(io::remove_file(join(dir, kMetaFile)));
+    SHMLOG_RETURN_IF_ERROR(io::remove_file(join(dir, kLockFile)));
   }
-  Status removed = io::remove_directory(*dir);
+  Status removed = io::remove_directory(dir);
   if (!removed.ok()) return std::move(removed).with_context(context + " (other files remain in it)");
   return {};
 }

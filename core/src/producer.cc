@@ -13,6 +13,19 @@ using format::atomic;
 
 namespace {
 bool g_die_between_claim_and_commit = false;
+
+// Undoes a producer's join of partitions [0, count): the exclusive mark, or
+// one count of shared writers.
+void leave_writers(const LogState& s, std::uint32_t count, bool exclusive) noexcept {
+  for (std::uint32_t p = 0; p < count; ++p) {
+    auto writers = atomic(s.partition(p).writers);
+    if (exclusive) {
+      writers.store(0, std::memory_order_release);
+    } else {
+      writers.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+}
 }  // namespace
 
 struct ProducerState {
@@ -339,13 +352,10 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
   header->producer_epoch = epoch;
   header->timestamp_ns = timestamp_ns;
   header->sequence = next_sequence++;
-  std::uint8_t flags = 0;
-  std::uint64_t final_word = format::make_commit_word(static_cast<std::int32_t>(claim_frame),
-                                                      format::RecordType::kData, 0, claim_key);
+  const std::uint8_t flags = checksums ? format::kRecordFlagChecksum : 0;
+  const std::uint64_t final_word =
+      format::make_commit_word(static_cast<std::int32_t>(claim_frame), format::RecordType::kData, flags, claim_key);
   if (checksums) {
-    flags = format::kRecordFlagChecksum;
-    final_word = format::make_commit_word(static_cast<std::int32_t>(claim_frame), format::RecordType::kData,
-                                          flags, claim_key);
     header->checksum = record::checksum(*header, final_word, reinterpret_cast<std::byte*>(header + 1),
                                         claim_frame - format::kRecordHeaderSize);
   }
@@ -410,14 +420,7 @@ void ProducerState::close() noexcept {
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) finish_zeroing_ahead(p);
   {
     AdminLock lock(s);  // released before log.reset(), which may unmap the log
-    for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
-      auto writers = atomic(s.partition(p).writers);
-      if (exclusive) {
-        writers.store(0, std::memory_order_release);
-      } else {
-        writers.fetch_sub(1, std::memory_order_acq_rel);
-      }
-    }
+    leave_writers(s, s.options.partitions, exclusive);
     atomic(slot().state).store(static_cast<std::uint32_t>(format::SlotState::kFree), std::memory_order_release);
   }
   log.reset();
@@ -478,14 +481,7 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       }
     }
     if (p < s.options.partitions) {
-      for (std::uint32_t q = 0; q < p; ++q) {
-        auto writers = format::atomic(s.partition(q).writers);
-        if (options.exclusive) {
-          writers.store(0, std::memory_order_release);
-        } else {
-          writers.fetch_sub(1, std::memory_order_acq_rel);
-        }
-      }
+      detail::leave_writers(s, p, options.exclusive);
       std::string who = (conflict & format::kExclusiveWriter)
                             ? "exclusive producer " + std::to_string(conflict & 0xffff)
                             : std::to_string(conflict) + " other producer(s)";

@@ -122,12 +122,4 @@ bool SharedMemory::exists(const std::string& name) {
   return ::stat(path_of(name).c_str(), &st) == 0;
 }
 
-Result<std::size_t> SharedMemory::size_of(const std::string& name) {
-  struct stat st {};
-  if (::stat(path_of(name).c_str(), &st) != 0) {
-    return Status::from_errno("inspecting shared memory " + path_of(name), errno);
-  }
-  return static_cast<std::size_t>(st.st_size);
-}
-
 }  // namespace shmlog::shm

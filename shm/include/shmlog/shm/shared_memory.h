@@ -32,8 +32,6 @@ class SharedMemory {
                                    bool read_only = false);
   static Status unlink(const std::string& name);
   static bool exists(const std::string& name);
-  // Size of an existing object, or an error.
-  static Result<std::size_t> size_of(const std::string& name);
   // Where the object lives in the file system, for messages.
   static std::string path_of(const std::string& name);
 
