@@ -29,6 +29,8 @@ int run_bench(const BenchArgs& a) {
   o.consumers = a.consumers;
   o.seconds = a.seconds;
   o.dir = a.dir;
+  o.pages = a.memory.pages();
+  o.memory_dir = a.memory.dir;
   if (a.seconds <= 0 || a.seconds > 600) {
     std::fprintf(stderr, "shmlog bench: --seconds must be in (0, 600]\n");
     return 1;

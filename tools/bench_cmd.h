@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "memory_flags.h"
+
 namespace shmlog::tools {
 
 struct BenchArgs {
@@ -15,6 +17,7 @@ struct BenchArgs {
   double seconds = 1;
   bool json = false;
   std::string dir = "/tmp";
+  MemoryFlags memory;
 };
 
 int run_bench(const BenchArgs& args);

@@ -14,6 +14,7 @@
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 #include "shmlog/shm/shared_memory.h"
+#include "shmlog/shm/topology.h"
 
 namespace shmlog::tools {
 namespace {
@@ -242,12 +243,15 @@ int run_demo(const DemoArgs& requested, volatile std::sig_atomic_t* interrupted)
   const std::string log_path = a.dir + "/shmlog-demo-" + std::to_string(shm::self().pid);
   LogOptions options;
   options.partitions = a.partitions;
+  // Consumer 0 runs on CPU 0 when processes are pinned: its node gets the memory.
+  const bool pinned = a.producers + a.consumers <= shm::online_cpus();
+  if (auto node = shm::numa_node_of_cpu(0); pinned && node.ok()) options.numa_node = *node;
   auto log = Log::create(log_path, options);
   if (!log.ok()) {
     std::fprintf(stderr, "shmlog demo: %s\n", log.status().message().c_str());
     return 1;
   }
-  const std::string board_name = "/shmlog-demo-board-" + std::to_string(shm::self().pid);
+  const std::string board_name = "/dev/shm/shmlog-demo-board-" + std::to_string(shm::self().pid);
   auto board_mem = shm::SharedMemory::create(board_name, sizeof(Board), 0600);
   if (!board_mem.ok()) {
     std::fprintf(stderr, "shmlog demo: %s\n", board_mem.status().message().c_str());
@@ -258,9 +262,10 @@ int run_demo(const DemoArgs& requested, volatile std::sig_atomic_t* interrupted)
   Board& board = *reinterpret_cast<Board*>(board_mem->data());
   std::printf("shmlog demo: %u producer and %u consumer processes, %u partition(s), %u-byte records, log %s\n",
               a.producers, a.consumers, a.partitions, a.size, log_path.c_str());
-  std::printf("host: %u CPUs; consumers wait with '%s'; %s\n", shm::online_cpus(), a.wait.c_str(),
-              a.producers + a.consumers <= shm::online_cpus() ? "one process pinned per core"
-                                                                 : "more processes than cores: not pinned");
+  std::printf("host: %u CPUs; consumers wait with '%s'; %s; memory %s\n", shm::online_cpus(), a.wait.c_str(),
+              pinned ? "one process pinned per core" : "more processes than cores: not pinned",
+              options.numa_node >= 0 ? ("on NUMA node " + std::to_string(options.numa_node) + ", the first consumer's").c_str()
+                                     : "placed by the kernel's NUMA policy");
   int rc = 0;
   double seconds = 0;
   if (run_phase(a, log_path, board, 0, "throughput", interrupted, &seconds)) {

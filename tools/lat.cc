@@ -32,6 +32,8 @@ int run_lat(const LatArgs& a) {
   o.baselines = a.baselines;
   o.baseline_seconds = a.baseline_seconds;
   o.dir = a.dir;
+  o.pages = a.memory.pages();
+  o.memory_dir = a.memory.dir;
   const bench::Clock clock(bench::calibrate_tsc());
   const auto warnings = bench::host_warnings({a.producer_core, a.consumer_core}, clock.tsc().usable);
   for (const auto& w : warnings) {

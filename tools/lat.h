@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "memory_flags.h"
+
 #include "shmlog/wait.h"
 
 namespace shmlog::tools {
@@ -25,6 +27,7 @@ struct LatArgs {
   bool baselines = true;
   double baseline_seconds = 1;
   std::string dir = "/tmp";
+  MemoryFlags memory;
 };
 
 int run_lat(const LatArgs& args);

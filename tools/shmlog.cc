@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "demo.h"
+#include "memory_flags.h"
 #include "json.h"
 #include "bench_cmd.h"
 #include "lat.h"
@@ -23,6 +24,7 @@
 #include "topo.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
+#include "shmlog/shm/topology.h"
 
 namespace {
 
@@ -85,7 +87,17 @@ struct CreateArgs {
   std::uint32_t claim_timeout_ms = 1000;
   std::string mode = "0600";
   bool checksums = false;
+  int numa_node = -1;
+  int near_core = -1;
+  shmlog::tools::MemoryFlags memory;
 };
+
+std::string placement_text(const shmlog::LogOptions& o) {
+  std::string pages = o.pages == shmlog::Pages::kHuge ? "huge pages"
+                      : o.pages == shmlog::Pages::kTransparentHuge ? "transparent huge pages" : "normal pages";
+  return pages + ", " + (o.numa_node >= 0 ? "bound to NUMA node " + std::to_string(o.numa_node)
+                                          : "NUMA placement left to the kernel's policy");
+}
 
 int run_create(const CreateArgs& a) {
   shmlog::LogOptions o;
@@ -111,11 +123,19 @@ int run_create(const CreateArgs& a) {
   if (end == a.mode.c_str() || *end != '\0') fail("--mode: '" + a.mode + "' is not an octal mode");
   o.mode = static_cast<std::uint32_t>(mode);
   o.checksums = a.checksums;
+  o.numa_node = a.numa_node;
+  if (a.near_core >= 0) {
+    auto node = shmlog::shm::numa_node_of_cpu(static_cast<unsigned>(a.near_core));
+    if (!node.ok()) fail("--near-core: " + node.status().message());
+    o.numa_node = *node;
+  }
+  o.pages = a.memory.pages();
+  o.memory_dir = a.memory.dir;
   auto log = check(shmlog::Log::create(a.log, o));
   auto info = log.info();
-  std::printf("created %s: %u partition(s), ring %u x %" PRIu64 " bytes, %s, shared memory %s\n",
+  std::printf("created %s: %u partition(s), ring %u x %" PRIu64 " bytes, %s, shared memory %s (%s)\n",
               info.path.c_str(), o.partitions, o.ring_segments, o.segment_size, a.policy.c_str(),
-              info.shm_name.c_str());
+              info.memory_path.c_str(), placement_text(o).c_str());
   return 0;
 }
 
@@ -273,12 +293,27 @@ int run_consume(const ConsumeArgs& a) {
 int run_info(const std::string& path, bool json) {
   auto log = check(shmlog::Log::attach(path));
   auto info = log.info();
+  const auto where = log.memory_report();
   const auto& o = info.options;
   const char* policy = o.policy == shmlog::Policy::kOverwrite ? "overwrite" : "backpressure";
   if (json) {
     shmlog::tools::Json j;
     j.begin_object();
-    j.key("path").value(info.path).key("shm_name").value(info.shm_name);
+    j.key("path").value(info.path).key("memory_path").value(info.memory_path);
+    j.key("pages").value(shmlog::shm::page_kind_name(o.pages)).key("numa_node");
+    if (o.numa_node >= 0) {
+      j.value(o.numa_node);
+    } else {
+      j.value("none");
+    }
+    j.key("kernel_page_bytes").value(where.kernel_page_bytes).key("huge_bytes").value(where.huge_bytes);
+    if (where.nodes_error.empty()) {
+      j.key("pages_on_node").begin_array();
+      for (auto n : where.pages_on_node) j.value(n);
+      j.end_array().key("pages_not_present").value(where.pages_not_present);
+    } else {
+      j.key("pages_on_node_error").value(where.nodes_error);
+    }
     j.key("format_version").value(std::to_string(info.version_major) + "." + std::to_string(info.version_minor));
     j.key("partitions").value(o.partitions).key("segment_size").value(o.segment_size);
     j.key("ring_segments").value(o.ring_segments).key("policy").value(policy);
@@ -303,7 +338,26 @@ int run_info(const std::string& path, bool json) {
     return 0;
   }
   std::printf("log            %s\n", info.path.c_str());
-  std::printf("shared memory  /dev/shm%s (%" PRIu64 " bytes)\n", info.shm_name.c_str(), info.shm_bytes);
+  std::printf("shared memory  %s (%" PRIu64 " bytes)\n", info.memory_path.c_str(), info.shm_bytes);
+  std::printf("placement      %s\n", placement_text(o).c_str());
+  std::printf("pages          kernel page %" PRIu64 " KiB, %" PRIu64 " KiB mapped by huge pages\n",
+              where.kernel_page_bytes >> 10, where.huge_bytes >> 10);
+  if (!where.nodes_error.empty()) {
+    std::printf("pages are on   unknown: %s\n", where.nodes_error.c_str());
+  } else {
+    std::uint64_t total = where.pages_not_present;
+    for (auto n : where.pages_on_node) total += n;
+    std::string on;
+    for (std::size_t n = 0; n < where.pages_on_node.size(); ++n) {
+      if (where.pages_on_node[n] == 0) continue;
+      char part[96];
+      std::snprintf(part, sizeof part, "%snode %zu: %" PRIu64 " pages (%.1f%%)", on.empty() ? "" : ", ", n,
+                    where.pages_on_node[n], 100.0 * static_cast<double>(where.pages_on_node[n]) / static_cast<double>(total));
+      on += part;
+    }
+    if (where.pages_not_present != 0) on += (on.empty() ? "" : ", ") + std::to_string(where.pages_not_present) + " not present";
+    std::printf("pages are on   %s (as the kernel reports them)\n", on.c_str());
+  }
   std::printf("format         %u.%u\n", info.version_major, info.version_minor);
   std::printf("partitions     %u\n", o.partitions);
   std::printf("ring           %u segments x %" PRIu64 " bytes\n", o.ring_segments, o.segment_size);
@@ -380,6 +434,9 @@ int main(int argc, char** argv) {
   create->add_option("--claim-timeout-ms", ca.claim_timeout_ms, "Abandon a claim uncommitted this long")->capture_default_str();
   create->add_option("--mode", ca.mode, "Permissions (octal), e.g. 0660 to share with the group")->capture_default_str();
   create->add_flag("--checksums", ca.checksums, "Producers store CRC32C; consumers verify it");
+  auto* numa = create->add_option("--numa-node", ca.numa_node, "Bind the log's memory to this NUMA node");
+  create->add_option("--near-core", ca.near_core, "Bind the log's memory to the NUMA node of this CPU")->excludes(numa);
+  ca.memory.add_to(create);
 
   ProduceArgs pa;
   auto* produce = app.add_subcommand("produce", "Append one record per stdin line");
@@ -451,6 +508,7 @@ int main(int argc, char** argv) {
   lat->add_flag("--no-baselines", no_baselines, "Measure shmlog only");
   lat->add_option("--baseline-seconds", la.baseline_seconds, "Time budget of each baseline")->capture_default_str();
   lat->add_option("--dir", la.dir, "Where the temporary logs go")->capture_default_str();
+  la.memory.add_to(lat);
 
   shmlog::tools::BenchArgs ba;
   auto* bench = app.add_subcommand("bench", "Throughput matrix: producer and consumer processes, records/s and GB/s");
@@ -460,6 +518,7 @@ int main(int argc, char** argv) {
   bench->add_option("--seconds", ba.seconds, "Duration of each run")->capture_default_str();
   bench->add_flag("--json", ba.json, "Print JSON instead of the table");
   bench->add_option("--dir", ba.dir, "Where the temporary logs go")->capture_default_str();
+  ba.memory.add_to(bench);
 
   bool topo_json = false;
   std::string topo_synthetic;

@@ -18,6 +18,7 @@
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 #include "shmlog/shm/shared_memory.h"
+#include "shmlog/shm/topology.h"
 
 namespace shmlog::bench {
 namespace {
@@ -475,6 +476,10 @@ Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock
   job.pong_log = o.dir + "/" + unique("pong");
   LogOptions lo;
   lo.max_record_size = static_cast<std::uint32_t>(std::max<std::size_t>(o.size, 1024));
+  lo.pages = o.pages;
+  lo.memory_dir = o.memory_dir;
+  // The memory goes where the consumer reads it.
+  if (auto node = shm::numa_node_of_cpu(static_cast<unsigned>(o.consumer_core)); node.ok()) lo.numa_node = *node;
   for (const auto& path : {job.ping_log, job.pong_log}) {
     auto created = Log::create(path, lo);
     if (!created.ok()) return std::move(created).status();

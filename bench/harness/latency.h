@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "shmlog/histogram.h"
+#include "shmlog/log.h"
 #include "shmlog/status.h"
 #include "shmlog/wait.h"
 
@@ -30,6 +31,8 @@ struct LatencyOptions {
   bool baselines = true;
   double baseline_seconds = 1;  // time budget of each baseline
   std::string dir = "/tmp";     // where the temporary logs go
+  Pages pages = Pages::kNormal;  // the logs' pages (normal, thp, huge)
+  std::string memory_dir;        // empty: the default for `pages`
 };
 
 // One line of the report: a histogram of latencies in ns.

@@ -10,6 +10,7 @@
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 #include "shmlog/shm/shared_memory.h"
+#include "shmlog/shm/topology.h"
 
 namespace shmlog::bench {
 namespace {
@@ -126,7 +127,7 @@ MemcpyBandwidth measure_memcpy(double seconds) {
 
 Status run_cell(ThroughputCell& cell, const ThroughputOptions& o) {
   if (cell.producers + cell.consumers > kMax) return Status(Status::Code::kInvalidArgument, "too many processes");
-  const std::string name = "/shmlog-bench-board-" + std::to_string(shm::self().pid);
+  const std::string name = "/dev/shm/shmlog-bench-board-" + std::to_string(shm::self().pid);
   auto mem = shm::SharedMemory::create(name, sizeof(Board), 0600);
   if (!mem.ok()) return std::move(mem).status();
   (void)shm::SharedMemory::unlink(name);
@@ -135,10 +136,14 @@ Status run_cell(ThroughputCell& cell, const ThroughputOptions& o) {
   LogOptions lo;
   lo.partitions = cell.consumers;
   lo.max_record_size = static_cast<std::uint32_t>(std::max<std::size_t>(cell.size, 1024));
-  auto log = Log::create(path, lo);
-  if (!log.ok()) return std::move(log).status();
+  lo.pages = o.pages;
+  lo.memory_dir = o.memory_dir;
   const unsigned cpus = shm::online_cpus();
   const bool pin = cell.producers + cell.consumers <= cpus;
+  // Pinned: the memory goes to the node of the first consumer's core.
+  if (auto node = shm::numa_node_of_cpu(cell.producers); pin && node.ok()) lo.numa_node = *node;
+  auto log = Log::create(path, lo);
+  if (!log.ok()) return std::move(log).status();
   std::vector<Job> jobs(cell.producers + cell.consumers);
   std::vector<std::uint32_t> pids;
   Status status;

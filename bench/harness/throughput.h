@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "shmlog/log.h"
 #include "shmlog/status.h"
 
 namespace shmlog::bench {
@@ -35,6 +36,8 @@ struct ThroughputOptions {
   std::uint32_t consumers = 0;  // M; 0: as producers
   double seconds = 1;
   std::string dir = "/tmp";
+  Pages pages = Pages::kNormal;  // the log's pages (normal, thp, huge)
+  std::string memory_dir;        // empty: the default for `pages`
 };
 
 MemcpyBandwidth measure_memcpy(double seconds);

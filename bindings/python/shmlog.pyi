@@ -58,7 +58,8 @@ class Log:
     partitions: int
     @staticmethod
     def create(path: str, partitions: int = 1, segment_size: int = 4194304, ring_segments: int = 16,
-               policy: str = "backpressure", max_record_size: int = 1048576, checksums: bool = False) -> "Log": ...
+               policy: str = "backpressure", max_record_size: int = 1048576, checksums: bool = False,
+               numa_node: Optional[int] = None, pages: str = "normal", memory_dir: str = "") -> "Log": ...
     @staticmethod
     def open(path: str) -> "Log": ...
     @staticmethod

@@ -327,7 +327,8 @@ PYBIND11_MODULE(shmlog, m) {
       .def_static(
           "create",
           [](const std::string& path, std::uint32_t partitions, std::uint64_t segment_size, std::uint32_t ring_segments,
-             const std::string& policy, std::uint32_t max_record_size, bool checksums) {
+             const std::string& policy, std::uint32_t max_record_size, bool checksums, std::optional<int> numa_node,
+             const std::string& pages, const std::string& memory_dir) {
             shmlog::LogOptions o;
             o.partitions = partitions;
             o.segment_size = segment_size;
@@ -341,10 +342,16 @@ PYBIND11_MODULE(shmlog, m) {
             }
             o.max_record_size = max_record_size;
             o.checksums = checksums;
+            o.numa_node = numa_node.value_or(-1);
+            auto kind = shmlog::parse_pages(pages);
+            if (!kind.ok()) throw py::value_error(kind.status().message());
+            o.pages = *kind;
+            o.memory_dir = memory_dir;
             return PyLog{unwrap(shmlog::Log::create(path, o))};
           },
           py::arg("path"), py::arg("partitions") = 1, py::arg("segment_size") = 4u << 20, py::arg("ring_segments") = 16,
-          py::arg("policy") = "backpressure", py::arg("max_record_size") = 1u << 20, py::arg("checksums") = false)
+          py::arg("policy") = "backpressure", py::arg("max_record_size") = 1u << 20, py::arg("checksums") = false,
+          py::arg("numa_node") = std::nullopt, py::arg("pages") = "normal", py::arg("memory_dir") = "")
       .def_static("open", [](const std::string& path) { return PyLog{unwrap(shmlog::Log::open(path))}; })
       .def_static("delete", [](const std::string& path) {
         shmlog::Status s = shmlog::Log::remove(path);

@@ -39,7 +39,7 @@ inline constexpr std::size_t kPage = 4096;
 // "SHMLOG\0\1" little-endian; written last at create (release).
 inline constexpr std::uint64_t kLogMagic = 0x0100474F4C4D4853ULL;
 inline constexpr std::uint32_t kVersionMajor = 1;
-inline constexpr std::uint32_t kVersionMinor = 0;
+inline constexpr std::uint32_t kVersionMinor = 1;  // 1.1: placement keys in shmlog.meta
 
 inline constexpr std::size_t kRecordAlignment = 32;
 inline constexpr std::size_t kRecordHeaderSize = 32;

@@ -25,10 +25,10 @@ constexpr std::uint64_t kMaxSegment = 1ull << 30;
 
 std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
 
-std::string shm_name_for(std::uint64_t log_id) {
+std::string memory_path_for(const LogOptions& o, std::uint64_t log_id) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "/shmlog-%016llx", static_cast<unsigned long long>(log_id));
-  return buf;
+  return o.memory_dir + buf;
 }
 
 const char* policy_name(Policy p) { return p == Policy::kOverwrite ? "overwrite" : "backpressure"; }
@@ -52,6 +52,9 @@ io::KeyValues to_meta(const LogOptions& o, std::uint64_t log_id) {
       {"claim_timeout_ms", std::to_string(o.claim_timeout.count())},
       {"mode", mode},
       {"checksums", o.checksums ? "1" : "0"},
+      {"pages", shm::page_kind_name(o.pages)},
+      {"memory_dir", o.memory_dir},
+      {"numa_node", o.numa_node < 0 ? "none" : std::to_string(o.numa_node)},
   };
 }
 
@@ -125,6 +128,17 @@ Result<Meta> read_meta(const std::string& dir) {
   } else {
     return Status(Status::Code::kCorrupt, file + ": unknown policy '" + policy->second + "'");
   }
+  // Placement keys came with format 1.1; older logs live in /dev/shm.
+  m.options.memory_dir = "/dev/shm";
+  if (auto memory = kv->find("memory_dir"); memory != kv->end()) m.options.memory_dir = memory->second;
+  if (auto pages = kv->find("pages"); pages != kv->end()) {
+    auto kind = parse_pages(pages->second);
+    if (!kind.ok()) return Status(Status::Code::kCorrupt, file + ": " + kind.status().message());
+    m.options.pages = *kind;
+  }
+  if (auto node = kv->find("numa_node"); node != kv->end() && node->second != "none") {
+    SHMLOG_RETURN_IF_ERROR(num("numa_node", &m.options.numa_node));
+  }
   Status valid = validate(m.options);
   if (!valid.ok()) return std::move(valid).with_context(file);
   return m;
@@ -190,7 +204,7 @@ void format_memory(LogState& s, std::uint64_t log_id) {
 
 Status check_header(const LogState& s, std::uint64_t log_id) {
   const auto& h = *s.header;
-  const std::string where = "shared memory " + shm::SharedMemory::path_of(s.shm_name);
+  const std::string where = "shared memory " + s.memory_path;
   // A creator publishes magic last; wait briefly for one that is still at it.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   std::uint64_t magic;
@@ -231,10 +245,11 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
   auto s = std::make_shared<LogState>();
   s->path = dir;
   s->options = meta.options;
-  s->shm_name = shm_name_for(meta.log_id);
+  s->memory_path = memory_path_for(meta.options, meta.log_id);
   s->init_geometry();
   if (create) {
-    auto mem = shm::SharedMemory::create(s->shm_name, s->geometry.total_size, meta.options.mode);
+    auto mem = shm::SharedMemory::create(s->memory_path, s->geometry.total_size, meta.options.mode,
+                                         {meta.options.pages, meta.options.numa_node});
     if (!mem.ok()) return std::move(mem).status();
     s->shm = std::move(mem).value();
     s->base = s->shm.data();
@@ -242,15 +257,16 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
     format_memory(*s, meta.log_id);
     return s;
   }
-  auto mem = shm::SharedMemory::open(s->shm_name, sizeof(format::LogHeader), read_only);
+  auto mem = shm::SharedMemory::open(s->memory_path, sizeof(format::LogHeader), read_only);
   if (!mem.ok()) return std::move(mem).status();
   s->read_only = read_only;
   s->shm = std::move(mem).value();
   s->base = s->shm.data();
   s->header = reinterpret_cast<format::LogHeader*>(s->base);
-  if (s->shm.size() != s->geometry.total_size) {
+  // The file is a whole number of its file system's pages (huge pages on hugetlbfs).
+  if (s->shm.size() < s->geometry.total_size || s->shm.size() - s->geometry.total_size >= (1u << 30)) {
     return Status(Status::Code::kCorrupt,
-                  "shared memory " + shm::SharedMemory::path_of(s->shm_name) + " is " +
+                  "shared memory " + s->memory_path + " is " +
                       std::to_string(s->shm.size()) + " bytes, expected " +
                       std::to_string(s->geometry.total_size) + " (truncated or foreign object)");
   }
@@ -514,6 +530,13 @@ void sweep(const LogState& log) {
 
 // ----------------------------------------------------------------------------
 
+Result<Pages> parse_pages(std::string_view text) {
+  for (Pages p : {Pages::kNormal, Pages::kTransparentHuge, Pages::kHuge}) {
+    if (text == shm::page_kind_name(p)) return p;
+  }
+  return Status(Status::Code::kInvalidArgument, "pages must be normal, thp or huge, got '" + std::string(text) + "'");
+}
+
 Status validate(const LogOptions& o) {
   auto bad = [](std::string m) { return Status(Status::Code::kInvalidArgument, std::move(m)); };
   if (o.partitions < 1 || o.partitions > 4096) return bad("partitions must be 1..4096, got " + std::to_string(o.partitions));
@@ -538,6 +561,10 @@ Status validate(const LogOptions& o) {
     return bad("mode must be octal permission bits including owner read/write (e.g. 0600, 0660)");
   }
   if (o.policy != Policy::kOverwrite && o.policy != Policy::kBackpressure) return bad("unknown policy");
+  if (o.numa_node < -1) return bad("NUMA node must be >= 0 (or -1 for the kernel's policy), got " + std::to_string(o.numa_node));
+  if (!o.memory_dir.empty() && o.memory_dir.front() != '/') {
+    return bad("memory directory must be an absolute path (every process opens it), got '" + o.memory_dir + "'");
+  }
   const std::uint64_t total = detail::compute_geometry(o).total_size;
   if (total > (1ull << 40)) return bad("the log would need " + std::to_string(total) + " bytes of shared memory");
   return {};
@@ -564,12 +591,17 @@ Result<Log> Log::create(const std::string& path, const LogOptions& options) {
   auto dir = io::canonical_path(path);
   if (!dir.ok()) return undo(std::move(dir).status());
   Meta meta{options, random_log_id()};
+  if (meta.options.memory_dir.empty()) {
+    auto memory = shm::default_memory_dir(options.pages);
+    if (!memory.ok()) return undo(std::move(memory).status());
+    meta.options.memory_dir = *memory;
+  }
   auto state = map_log(*dir, meta, /*create=*/true);
   if (!state.ok()) return undo(std::move(state).status());
-  Status written = io::write_key_value_file(join(*dir, kMetaFile), kMetaHeader, to_meta(options, meta.log_id),
+  Status written = io::write_key_value_file(join(*dir, kMetaFile), kMetaHeader, to_meta(meta.options, meta.log_id),
                                             options.mode & 0666);
   if (!written.ok()) {
-    (void)shm::SharedMemory::unlink((*state)->shm_name);
+    (void)shm::SharedMemory::unlink((*state)->memory_path);
     return undo(std::move(written));
   }
   return Log(std::move(state).value());
@@ -633,7 +665,7 @@ Status Log::remove(const std::string& path) {
   {
     auto lock = shm::FileLock::acquire(join(dir, kLockFile), meta.options.mode);
     if (!lock.ok()) return std::move(lock).status().with_context(context);
-    SHMLOG_RETURN_IF_ERROR(shm::SharedMemory::unlink(shm_name_for(meta.log_id)));
+    SHMLOG_RETURN_IF_ERROR(shm::SharedMemory::unlink(memory_path_for(meta.options, meta.log_id)));
     SHMLOG_RETURN_IF_ERROR(io::remove_file(join(dir, kMetaFile)));
     SHMLOG_RETURN_IF_ERROR(io::remove_file(join(dir, kLockFile)));
   }
@@ -641,6 +673,8 @@ Status Log::remove(const std::string& path) {
   if (!removed.ok()) return std::move(removed).with_context(context + " (other files remain in it)");
   return {};
 }
+
+shm::PageReport Log::memory_report() const { return shm::report_pages(state_->base, state_->geometry.total_size); }
 
 const LogOptions& Log::options() const noexcept { return state_->options; }
 const std::string& Log::path() const noexcept { return state_->path; }
@@ -650,12 +684,12 @@ LogInfo Log::info() const {
   const LogState& s = *state_;
   LogInfo info;
   info.path = s.path;
-  info.shm_name = s.shm_name;
+  info.memory_path = s.memory_path;
   info.log_id = s.header->log_id;
   info.version_major = s.header->version_major;
   info.version_minor = s.header->version_minor;
   info.options = s.options;
-  info.shm_bytes = s.geometry.total_size;
+  info.shm_bytes = s.shm.data() != nullptr ? s.shm.size() : s.geometry.total_size;
   const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
     LogInfo::Partition part;

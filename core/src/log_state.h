@@ -40,7 +40,7 @@ inline std::uint64_t now_realtime_ns() noexcept {
 
 struct LogState {
   std::string path;
-  std::string shm_name;
+  std::string memory_path;  // the shared-memory file (empty in memory)
   LogOptions options;
   Geometry geometry;
   shm::SharedMemory shm;               // the shared mapping, or

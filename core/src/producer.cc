@@ -14,6 +14,12 @@ using format::atomic;
 namespace {
 bool g_die_between_claim_and_commit = false;
 
+#ifndef SHMLOG_HOT_COUNTERS
+#define SHMLOG_HOT_COUNTERS 1
+#endif
+// Off only in the build that measures what counting costs.
+constexpr bool kHotCounters = SHMLOG_HOT_COUNTERS != 0;
+
 // Undoes a producer's join of partitions [0, count): the exclusive mark, or
 // one count of shared writers.
 void leave_writers(const LogState& s, std::uint32_t count, bool exclusive) noexcept {
@@ -383,11 +389,13 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
     s.wake_consumers();
     atomic(slot().wakeups_total).store(slot().wakeups_total + 1, std::memory_order_relaxed);
   }
-  // Single-writer counters: a relaxed store, no read-modify-write.
-  auto& sl = slot();
-  atomic(sl.appends_total).store(sl.appends_total + 1, std::memory_order_relaxed);
-  atomic(sl.bytes_total).store(sl.bytes_total + claim_frame - format::kRecordHeaderSize,
-                               std::memory_order_relaxed);
+  if constexpr (kHotCounters) {
+    // Single-writer counters: a relaxed store, no read-modify-write.
+    auto& sl = slot();
+    atomic(sl.appends_total).store(sl.appends_total + 1, std::memory_order_relaxed);
+    atomic(sl.bytes_total).store(sl.bytes_total + claim_frame - format::kRecordHeaderSize,
+                                 std::memory_order_relaxed);
+  }
   return {Errc::kOk, p, pos};
 }
 

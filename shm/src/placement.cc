@@ -16,13 +16,10 @@
 #include <sstream>
 
 #include "shmlog/shm/process.h"
+#include "hwloc_util.h"
 
 namespace shmlog::shm {
 namespace {
-
-struct TopologyDeleter {
-  void operator()(hwloc_topology* t) const noexcept { hwloc_topology_destroy(t); }
-};
 
 // Reads and rewrites the registry under an exclusive flock; `change` edits
 // the live entries.
@@ -67,24 +64,15 @@ std::string pin_registry_path() {
 }
 
 Status bind_memory_to_node(int node) {
-  hwloc_topology_t raw = nullptr;
-  if (hwloc_topology_init(&raw) != 0) return Status(Status::Code::kIoError, "hwloc: cannot initialise a topology");
-  std::unique_ptr<hwloc_topology, TopologyDeleter> t(raw);
-  if (hwloc_topology_load(raw) != 0) return Status(Status::Code::kIoError, "hwloc: cannot read the topology");
-  hwloc_obj_t found = nullptr;
-  for (hwloc_obj_t o = hwloc_get_next_obj_by_type(raw, HWLOC_OBJ_NUMANODE, nullptr); o != nullptr;
-       o = hwloc_get_next_obj_by_type(raw, HWLOC_OBJ_NUMANODE, o)) {
-    if (static_cast<int>(o->os_index) == node) found = o;
-  }
-  if (found == nullptr) {
-    return Status(Status::Code::kInvalidArgument,
-                  "NUMA node " + std::to_string(node) + " does not exist (this host has " +
-                      std::to_string(hwloc_get_nbobjs_by_type(raw, HWLOC_OBJ_NUMANODE)) + ")");
-  }
+  auto topology = detail::load_hwloc();
+  if (!topology.ok()) return std::move(topology).status();
+  hwloc_topology_t t = topology->get();
+  auto found = detail::find_numa_node(t, node);
+  if (!found.ok()) return std::move(found).status();
   // With one node there is nothing to choose (and kernels built without
   // NUMA support refuse the call).
-  if (hwloc_get_nbobjs_by_type(raw, HWLOC_OBJ_NUMANODE) <= 1) return {};
-  if (hwloc_set_membind(raw, found->nodeset, HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_PROCESS | HWLOC_MEMBIND_BYNODESET) != 0) {
+  if (detail::numa_node_count(t) <= 1) return {};
+  if (hwloc_set_membind(t, (*found)->nodeset, HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_PROCESS | HWLOC_MEMBIND_BYNODESET) != 0) {
     return Status::from_errno("binding memory to NUMA node " + std::to_string(node), errno);
   }
   return {};

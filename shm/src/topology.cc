@@ -240,4 +240,16 @@ Recommendation recommend(const Topology& t, const HostSettings& h, std::size_t m
   return r;
 }
 
+Result<int> numa_node_of_cpu(unsigned cpu) {
+  auto topology = load_topology();
+  if (!topology.ok()) return std::move(topology).status();
+  const Cpu* c = topology->cpu(cpu);
+  if (c == nullptr) {
+    return Status(Status::Code::kInvalidArgument, "CPU " + std::to_string(cpu) + " does not exist (this host has CPUs 0.." +
+                                                      std::to_string(topology->cpus.size() - 1) + ")");
+  }
+  if (c->numa_node < 0) return Status(Status::Code::kNotFound, "hwloc does not know the NUMA node of CPU " + std::to_string(cpu));
+  return c->numa_node;
+}
+
 }  // namespace shmlog::shm

@@ -27,7 +27,7 @@ LogOptions small() {
   return o;
 }
 
-std::string shm_path(const Log& log) { return "/dev/shm" + log.info().shm_name; }
+std::string shm_path(const Log& log) { return log.info().memory_path; }
 
 TEST(LogFiles, CreateOpenAppendFromAnotherHandleAndDelete) {
   test::TempLogPath path;
@@ -129,7 +129,7 @@ struct UnlinkOnExit {
 
 TEST(LogFiles, CorruptMetadataFileIsAClearError) {
   test::TempLogPath path;
-  UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().shm_name};
+  UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().memory_path};
   const std::string meta = path.str() + "/shmlog.meta";
   {
     std::ofstream f(meta, std::ios::trunc);
@@ -150,11 +150,11 @@ TEST(LogFiles, CorruptMetadataFileIsAClearError) {
 
 TEST(LogFiles, NewerFormatVersionIsRefusedNamingBothVersions) {
   test::TempLogPath path;
-  UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().shm_name};
+  UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().memory_path};
   const std::string meta = path.str() + "/shmlog.meta";
   std::ifstream in(meta);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto pos = text.find("format_version=1.0");
+  auto pos = text.find("format_version=1.1");
   ASSERT_NE(pos, std::string::npos);
   text.replace(pos, 18, "format_version=7.2");
   std::ofstream(meta, std::ios::trunc) << text;
@@ -162,7 +162,7 @@ TEST(LogFiles, NewerFormatVersionIsRefusedNamingBothVersions) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kVersionMismatch);
   EXPECT_NE(r.status().message().find("7.2"), std::string::npos);
-  EXPECT_NE(r.status().message().find("1.0"), std::string::npos);
+  EXPECT_NE(r.status().message().find("1.1"), std::string::npos);
 }
 
 TEST(LogFiles, TruncatedSharedMemoryObjectIsRefused) {

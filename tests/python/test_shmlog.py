@@ -179,3 +179,14 @@ def test_exchange_with_a_cpp_process_both_ways(path):
         assert got == ["cpp %d" % i for i in range(500)]
     finally:
         shmlog.Log.delete(other)
+
+
+def test_placement_options_reach_the_log(path):
+    with pytest.raises(ValueError, match="pages must be normal, thp or huge"):
+        shmlog.Log.create(path, segment_size=65536, ring_segments=2, max_record_size=1024, pages="gigantic")
+    with pytest.raises(ValueError, match="NUMA node 4000 does not exist"):
+        shmlog.Log.create(path, segment_size=65536, ring_segments=2, max_record_size=1024, numa_node=4000)
+    log = shmlog.Log.create(path, segment_size=65536, ring_segments=2, max_record_size=1024, numa_node=0)
+    with open(os.path.join(path, "shmlog.meta")) as meta:
+        assert "numa_node=0\n" in meta.read()
+    log.close()

@@ -13,7 +13,7 @@ namespace {
 
 std::string unique_name() {
   static int n = 0;
-  return "/shmlog-unit-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+  return "/dev/shm/shmlog-unit-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
 }
 
 TEST(SharedMemory, CreateIsZeroedAndVisibleToOpen) {
@@ -41,7 +41,7 @@ TEST(SharedMemory, CreateIsExclusive) {
 }
 
 TEST(SharedMemory, OpeningMissingObjectNamesIt) {
-  auto r = SharedMemory::open("/shmlog-does-not-exist", 4096);
+  auto r = SharedMemory::open("/dev/shm/shmlog-does-not-exist", 4096);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kNotFound);
   EXPECT_NE(r.status().message().find("/dev/shm/shmlog-does-not-exist"), std::string::npos);

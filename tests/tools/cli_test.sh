@@ -32,12 +32,20 @@ expect_error "unknown flag" "--bogus" -- "$SHMLOG" create "$WORK/x" --bogus
 expect_error "bad size" "not a size" -- "$SHMLOG" create "$WORK/x" --segment-size 12Q
 expect_error "bad policy" "unknown policy" -- "$SHMLOG" create "$WORK/x" --policy sometimes
 expect_error "bad segment size" "power of two" -- "$SHMLOG" create "$WORK/x" --segment-size 100000
+expect_error "missing NUMA node" "NUMA node 999 does not exist" -- "$SHMLOG" create "$WORK/x" --numa-node 999
+expect_error "missing core" "CPU 4096 does not exist" -- "$SHMLOG" create "$WORK/x" --near-core 4096
+expect_error "two placements" "excludes" -- "$SHMLOG" create "$WORK/x" --numa-node 0 --near-core 0
+expect_error "relative memory dir" "absolute path" -- "$SHMLOG" create "$WORK/x" --memory-dir shm
+[ -e "$WORK/x" ] && fail "a refused create left $WORK/x behind" || pass "refused creates leave nothing"
 for sub in create produce consume info groups delete demo; do
   "$SHMLOG" $sub --help >/dev/null 2>&1 || fail "$sub --help"
 done
 pass "--help for every subcommand"
 
-"$SHMLOG" create "$WORK/log-small" --segment-size 64K --ring-segments 2 --max-record-size 1K >/dev/null || fail "create small"
+"$SHMLOG" create "$WORK/log-small" --segment-size 64K --ring-segments 2 --max-record-size 1K --near-core 0 >/dev/null || fail "create small"
+# Placement asked for, and where the kernel says the pages are.
+"$SHMLOG" info "$WORK/log-small" | grep -q "^placement .*bound to NUMA node 0" && pass "info: placement" || fail "info: placement"
+"$SHMLOG" info "$WORK/log-small" | grep -Eq "^pages are on   (node 0: [0-9]+ pages \(100.0%\)|unknown: )" && pass "info: where pages are" || fail "info: where pages are"
 expect_error "oversize record" "too large.*max 1024" -- bash -c "head -c 2000 /dev/zero | tr '\\0' x | '$SHMLOG' produce '$WORK/log-small'"
 expect_error "partition out of range" "out of range" -- "$SHMLOG" produce "$WORK/log-small" --partition 3
 expect_error "bad --from" "not earliest, latest" -- "$SHMLOG" consume "$WORK/log-small" --from soon
@@ -46,11 +54,11 @@ expect_error "offset not a boundary" "not a record boundary" -- bash -c "echo he
 "$SHMLOG" consume "$WORK/log-small" --group stuck --max 1 >/dev/null || fail "join stuck group"
 expect_error "full ring under backpressure" "ring full.*no consumer group made room" -- \
   bash -c "yes 0123456789012345678901234567890123456789 | head -c 400000 | '$SHMLOG' produce '$WORK/log-small' --timeout-ms 200"
-shm=$("$SHMLOG" info "$WORK/log-small" --json | sed -E 's/.*"shm_name":"([^"]+)".*/\1/')
-truncate -s 4096 "/dev/shm$shm"
+shm=$("$SHMLOG" info "$WORK/log-small" --json | sed -E 's/.*"memory_path":"([^"]+)".*/\1/')
+truncate -s 4096 "$shm"
 expect_error "truncated shared memory" "truncated or foreign" -- "$SHMLOG" info "$WORK/log-small"
-printf 'garbage' | dd of="/dev/shm$shm" conv=notrunc status=none
-truncate -s 0 "/dev/shm$shm"; truncate -s $((4096 * 64)) "/dev/shm$shm"
+printf 'garbage' | dd of="$shm" conv=notrunc status=none
+truncate -s 0 "$shm"; truncate -s $((4096 * 64)) "$shm"
 expect_error "foreign shared memory" "truncated or foreign|not a shmlog log|bad magic|never initialised" -- "$SHMLOG" info "$WORK/log-small"
 
 # --- four producers, two members of one group ---------------------------------

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "shmlog/shm/shared_memory.h"
 #include "shmlog/status.h"
 #include "shmlog/wait.h"
 
@@ -42,6 +43,10 @@ enum class Policy : std::uint32_t {
   kBackpressure = 2,  // a segment is reused only after every group committed past it
 };
 
+// Pages backing the ring: normal, transparent huge pages (a tmpfs mounted
+// with huge=), or explicit huge pages (a hugetlbfs mount, reserved pages).
+using Pages = shm::PageKind;
+
 struct LogOptions {
   std::uint32_t partitions = 1;
   std::uint64_t segment_size = 4u << 20;  // a power of two, >= 64 KiB
@@ -55,7 +60,15 @@ struct LogOptions {
   std::chrono::milliseconds claim_timeout{1000};
   std::uint32_t mode = 0600;  // permissions of the shared memory and files
   bool checksums = false;     // producers store a CRC32C; consumers verify it
+  // Where the memory lives. A log's memory is the file shmlog-<id> in
+  // memory_dir (empty: /dev/shm, or the first hugetlbfs mount for kHuge).
+  Pages pages = Pages::kNormal;
+  std::string memory_dir{};
+  int numa_node = -1;  // >= 0: bound to this NUMA node and pre-faulted from it
 };
+
+// "normal", "thp" or "huge".
+Result<Pages> parse_pages(std::string_view text);
 
 // Checks options before anything is created; the error names the option.
 Status validate(const LogOptions& options);
@@ -257,7 +270,7 @@ class Consumer {
 // What tools show about a log (a snapshot, read without locks).
 struct LogInfo {
   std::string path;
-  std::string shm_name;
+  std::string memory_path;  // the shared-memory file
   std::uint64_t log_id = 0;
   std::uint32_t version_major = 0, version_minor = 0;
   LogOptions options;
@@ -323,6 +336,9 @@ class Log {
   Result<Producer> producer(const ProducerOptions& options = {}) const;
   Result<Consumer> consumer(const ConsumerOptions& options = {}) const;
   LogInfo info() const;
+  // Where the log's pages are, as the kernel reports them (walks every page:
+  // for tools, not hot paths).
+  shm::PageReport memory_report() const;
   const LogOptions& options() const noexcept;
   const std::string& path() const noexcept;
   // Reaps dead producers, members and stalled claims now (open does it too).

@@ -1,16 +1,37 @@
-// POSIX shared-memory objects (/dev/shm), mapped whole. The only place that
-// calls shm_open, fallocate and mmap. Nothing here knows the log's format.
+// Shared memory backed by a file in a memory file system (tmpfs such as
+// /dev/shm, or hugetlbfs), mapped whole. The only place that creates, sizes
+// and maps such files. Nothing here knows the log's format.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "shmlog/status.h"
 
 namespace shmlog::shm {
 
-// A mapped shared-memory object; unmapped on destruction. Move-only.
+enum class PageKind : std::uint8_t {
+  kNormal,           // the kernel's base pages (4 KiB)
+  kTransparentHuge,  // tmpfs transparent huge pages (needs a mount with huge=)
+  kHuge,             // explicit huge pages: a file on a hugetlbfs mount
+};
+const char* page_kind_name(PageKind kind) noexcept;  // "normal", "thp", "huge"
+
+struct MemoryOptions {
+  PageKind pages = PageKind::kNormal;
+  // >= 0: bind the memory to this NUMA node and pre-fault it from a thread
+  // running on that node; -1: the kernel's default policy.
+  int numa_node = -1;
+};
+
+// The directory a kind of memory lives in by default: /dev/shm, or the
+// first hugetlbfs mount for kHuge (kNotFound naming the mount command when
+// there is none).
+Result<std::string> default_memory_dir(PageKind kind);
+
+// A mapped memory file; unmapped on destruction. Move-only.
 class SharedMemory {
  public:
   SharedMemory() = default;
@@ -20,33 +41,45 @@ class SharedMemory {
   SharedMemory& operator=(const SharedMemory&) = delete;
   ~SharedMemory();
 
-  // Creates `name` (e.g. "/shmlog-0123abcd") exclusively with permission bits
-  // `mode`, reserves `size` bytes of memory for it (so a full /dev/shm fails
-  // here, never as SIGBUS later) and maps it pre-faulted. The contents are
-  // zero. On failure nothing is left behind.
-  static Result<SharedMemory> create(const std::string& name, std::size_t size,
-                                     std::uint32_t mode);
-  // Maps an existing object read-write (or read-only); its size must be at
+  // Creates the file `path` exclusively with permission bits `mode`,
+  // reserves `size` bytes (rounded up to the file system's page size) so
+  // that a full file system or a lack of huge pages fails here, never as
+  // SIGBUS later, and maps it pre-faulted, placed as `options` say. The
+  // contents are zero. On failure nothing is left behind.
+  static Result<SharedMemory> create(const std::string& path, std::size_t size, std::uint32_t mode,
+                                     const MemoryOptions& options = {});
+  // Maps an existing file read-write (or read-only); its size must be at
   // least `min_size` bytes, else kCorrupt naming both sizes.
-  static Result<SharedMemory> open(const std::string& name, std::size_t min_size,
-                                   bool read_only = false);
-  static Status unlink(const std::string& name);
-  static bool exists(const std::string& name);
-  // Where the object lives in the file system, for messages.
-  static std::string path_of(const std::string& name);
+  static Result<SharedMemory> open(const std::string& path, std::size_t min_size, bool read_only = false);
+  static Status unlink(const std::string& path);
+  static bool exists(const std::string& path);
 
   std::byte* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
-  const std::string& name() const noexcept { return name_; }
+  const std::string& path() const noexcept { return path_; }
 
  private:
-  SharedMemory(std::string name, std::byte* data, std::size_t size)
-      : name_(std::move(name)), data_(data), size_(size) {}
+  SharedMemory(std::string path, std::byte* data, std::size_t size)
+      : path_(std::move(path)), data_(data), size_(size) {}
   void reset() noexcept;
 
-  std::string name_;
+  std::string path_;
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
 };
+
+// Where a mapping's pages really are, as the kernel reports them.
+struct PageReport {
+  std::uint64_t kernel_page_bytes = 0;  // the mapping's page size (2 MiB for hugetlbfs)
+  std::uint64_t huge_bytes = 0;         // bytes mapped by huge pages (hugetlbfs or THP)
+  // Pages per NUMA node (index = node); empty when the kernel cannot say,
+  // and then `nodes_error` says why.
+  std::vector<std::uint64_t> pages_on_node;
+  std::uint64_t pages_not_present = 0;
+  std::string nodes_error;
+};
+// Asks the kernel (move_pages without a target, /proc/self/smaps) about
+// the mapping that starts at `data`.
+PageReport report_pages(const std::byte* data, std::size_t size);
 
 }  // namespace shmlog::shm

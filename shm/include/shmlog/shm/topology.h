@@ -47,6 +47,10 @@ struct HostSettings {
 };
 
 HostSettings read_host_settings(unsigned cpus);
+// The NUMA node of CPU `cpu` on this host; kInvalidArgument naming the CPUs
+// there are when it does not exist.
+Result<int> numa_node_of_cpu(unsigned cpu);
+
 // Parses a Linux CPU list such as "0-3,8,10-11".
 std::vector<unsigned> parse_cpu_list(const std::string& text);
 
