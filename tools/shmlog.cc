@@ -82,7 +82,7 @@ struct CreateArgs {
   SizeOpt segment_size{"4M"};
   std::uint32_t ring_segments = 16;
   std::string policy = "backpressure";
-  SizeOpt max_record_size{"1M"};
+  SizeOpt max_record_size{""};  // empty: 1M, or a quarter segment when segments are smaller than 4M
   std::uint32_t max_producers = 256, max_groups = 64, max_members = 32;
   std::uint32_t claim_timeout_ms = 1000;
   std::string mode = "0600";
@@ -111,7 +111,8 @@ int run_create(const CreateArgs& a) {
   } else {
     fail("--policy: unknown policy '" + a.policy + "' (overwrite or backpressure)");
   }
-  std::uint64_t max_record = a.max_record_size.parse("max-record-size");
+  std::uint64_t max_record = a.max_record_size.text.empty() ? std::min<std::uint64_t>(1u << 20, o.segment_size / 4)
+                                                            : a.max_record_size.parse("max-record-size");
   if (max_record > UINT32_MAX) fail("--max-record-size: " + a.max_record_size.text + " is too large");
   o.max_record_size = static_cast<std::uint32_t>(max_record);
   o.max_producers = a.max_producers;
@@ -148,6 +149,7 @@ struct ProduceArgs {
   std::uint32_t timeout_ms = 10000;
   bool exclusive = false;
   std::string wait = "backoff";
+  std::string producer_id;
 };
 
 int run_produce(const ProduceArgs& a) {
@@ -163,7 +165,15 @@ int run_produce(const ProduceArgs& a) {
   po.backpressure_timeout = std::chrono::milliseconds(a.timeout_ms);
   po.wait = parse_wait(a.wait);
   po.name = "shmlog produce";
+  po.producer_id = a.producer_id;
   auto producer = check(log.producer(po));
+  // Idempotent: line n (from 0) carries sequence n, so a re-run of the same
+  // input after a crash skips what already reached the log.
+  const bool idempotent = !a.producer_id.empty();
+  if (idempotent && producer.last_sequence()) {
+    std::fprintf(stderr, "shmlog produce: producer id '%s' resumes after line %" PRIu64 " (lines up to it are already in %s)\n",
+                 a.producer_id.c_str(), *producer.last_sequence(), a.log.c_str());
+  }
   const bool keyed = !a.key_separator.empty();
   const char separator = keyed ? parse_separator(a.key_separator, "--key-separator") : '\0';
   std::ios::sync_with_stdio(false);
@@ -181,6 +191,7 @@ int run_produce(const ProduceArgs& a) {
   };
   auto flush_batch = [&] {
     const std::uint64_t first = line_no - lines.size() + 1;
+    if (idempotent) producer.set_next_sequence(first - 1);
     if (!keyed) {
       values.clear();
       for (const auto& l : lines) values.push_back(shmlog::as_bytes(l));
@@ -195,7 +206,7 @@ int run_produce(const ProduceArgs& a) {
         std::string_view value = cut == std::string_view::npos ? line : line.substr(cut + 1);
         auto r = a.partition >= 0 ? producer.append_to(po.partition, shmlog::as_bytes(key), shmlog::as_bytes(value))
                                   : producer.append(shmlog::as_bytes(key), shmlog::as_bytes(value));
-        if (!r) report(r, first + i, line.size());
+        if (!r && r.error != shmlog::Errc::kDuplicate) report(r, first + i, line.size());
       }
     }
     lines.clear();
@@ -329,7 +340,9 @@ int run_info(const std::string& path, bool json) {
     for (const auto& p : info.producers) {
       j.begin_object().key("id").value(p.id).key("name").value(p.name).key("pid").value(p.pid);
       j.key("alive").value(p.alive).key("exclusive").value(p.exclusive).key("appends").value(p.appends);
-      j.key("bytes").value(p.bytes).end_object();
+      j.key("bytes").value(p.bytes).key("idempotent").value(p.idempotent).key("epoch").value(p.epoch);
+      if (p.last_sequence) j.key("last_sequence").value(*p.last_sequence);
+      j.end_object();
     }
     j.end_array().key("groups").begin_array();
     for (const auto& g : info.groups) j.value(g.name);
@@ -371,10 +384,13 @@ int run_info(const std::string& path, bool json) {
                 p.exclusive ? "excl" : std::to_string(p.writers).c_str());
   }
   if (!info.producers.empty()) {
-    std::printf("\n%-4s %-20s %8s %6s %12s %14s\n", "ID", "NAME", "PID", "ALIVE", "APPENDS", "BYTES");
+    std::printf("\n%-4s %-20s %8s %6s %12s %14s %6s %12s\n", "ID", "NAME", "PID", "ALIVE", "APPENDS", "BYTES",
+                "EPOCH", "LAST SEQ");
     for (const auto& p : info.producers) {
-      std::printf("%-4u %-20s %8u %6s %12" PRIu64 " %14" PRIu64 "\n", p.id, p.name.c_str(), p.pid,
-                  p.alive ? "yes" : "no", p.appends, p.bytes);
+      // Named (idempotent) producers show their epoch and last sequence.
+      std::printf("%-4u %-20s %8u %6s %12" PRIu64 " %14" PRIu64 " %6s %12s\n", p.id, p.name.c_str(), p.pid,
+                  p.alive ? "yes" : "no", p.appends, p.bytes, p.idempotent ? std::to_string(p.epoch).c_str() : "-",
+                  p.last_sequence ? std::to_string(*p.last_sequence).c_str() : "-");
     }
   }
   std::printf("\ngroups         %zu (see shmlog groups)\n", info.groups.size());
@@ -427,7 +443,8 @@ int main(int argc, char** argv) {
   create->add_option("--segment-size", ca.segment_size.text, "Segment size: power of two, 64K..1G")->capture_default_str();
   create->add_option("--ring-segments", ca.ring_segments, "Segments in each partition's ring")->capture_default_str();
   create->add_option("--policy", ca.policy, "overwrite or backpressure")->capture_default_str();
-  create->add_option("--max-record-size", ca.max_record_size.text, "Largest key+value")->capture_default_str();
+  create->add_option("--max-record-size", ca.max_record_size.text,
+                     "Largest key+value (default 1M, or a quarter of a smaller segment)");
   create->add_option("--max-producers", ca.max_producers, "Producers attached at once")->capture_default_str();
   create->add_option("--max-groups", ca.max_groups, "Consumer groups")->capture_default_str();
   create->add_option("--max-members", ca.max_members, "Consumers per group")->capture_default_str();
@@ -447,6 +464,10 @@ int main(int argc, char** argv) {
   produce->add_option("--timeout-ms", pa.timeout_ms, "Wait this long for ring space")->capture_default_str();
   produce->add_flag("--exclusive", pa.exclusive, "Be the only writer (faster claims)");
   produce->add_option("--wait", pa.wait, "spin, yield, backoff or block")->capture_default_str();
+  produce->add_option("--producer-id", pa.producer_id,
+                      "Idempotent: line n carries sequence n; a re-run skips lines already in the log and "
+                      "fences an older instance")
+      ->excludes("--exclusive");
 
   ConsumeArgs ka;
   auto* consume = app.add_subcommand("consume", "Print one record per stdout line");

@@ -60,6 +60,8 @@ shmlog_status from_errc(shmlog::Errc e) {
       return fail(SHMLOG_BACKPRESSURE_TIMEOUT, "ring full: no consumer group made room in time");
     case shmlog::Errc::kRevoked: return fail(SHMLOG_REVOKED, "claim revoked after the claim timeout");
     case shmlog::Errc::kBadState: return fail(SHMLOG_BAD_STATE, "no open claim (committed or aborted already?)");
+    case shmlog::Errc::kFenced: return fail(SHMLOG_FENCED, shmlog::errc_name(e));
+    case shmlog::Errc::kDuplicate: return fail(SHMLOG_DUPLICATE, shmlog::errc_name(e));
   }
   return fail(SHMLOG_INTERNAL, "unknown error");
 }
@@ -118,6 +120,8 @@ const char* shmlog_status_name(shmlog_status status) {
     case SHMLOG_BUSY: return "busy";
     case SHMLOG_PERMISSION_DENIED: return "permission denied";
     case SHMLOG_INTERNAL: return "internal error";
+    case SHMLOG_FENCED: return "fenced";
+    case SHMLOG_DUPLICATE: return "duplicate";
   }
   return "unknown status";
 }

@@ -193,10 +193,14 @@ inline constexpr std::uint32_t kExclusiveWriter = 1u << 31;
 //   64  name (NUL-terminated)
 //   128 counters: appends, bytes, claims revoked, backpressure waits and
 //       time waited, consumer wake-ups
-//   192 reserved for idempotence (last sequence)
+//   192 idempotence: last sequence committed (+1; 0: none), the epoch the
+//       named identity started at. A named (idempotent) producer's slot
+//       keeps its name and these when it is freed, so that a restart under
+//       the same name finds them; the slot's epoch fences older instances.
 // ---------------------------------------------------------------------------
 enum class SlotState : std::uint32_t { kFree = 0, kActive = 1, kReaping = 2 };
 inline constexpr std::uint32_t kProducerExclusive = 1u << 0;
+inline constexpr std::uint32_t kProducerIdempotent = 1u << 1;  // name is an identity
 
 struct ProducerSlot {
   std::uint32_t state;
@@ -215,7 +219,9 @@ struct ProducerSlot {
   std::uint64_t backpressure_wait_ns_total;
   std::uint64_t wakeups_total;
   std::uint8_t pad1[kCacheLine - 48];
-  std::uint8_t reserved_idempotence[kCacheLine];
+  std::uint64_t last_sequence_plus_one;  // raised only (CAS max) by the identity's instances
+  std::uint16_t first_epoch;
+  std::uint8_t pad2[kCacheLine - 10];
 };
 
 // ---------------------------------------------------------------------------
@@ -339,6 +345,7 @@ static_assert(offsetof(PartitionHeader, writers) == kHotLine);
 static_assert(sizeof(ProducerSlot) == 4 * kCacheLine);
 static_assert(offsetof(ProducerSlot, name) == kCacheLine);
 static_assert(offsetof(ProducerSlot, appends_total) == 2 * kCacheLine);
+static_assert(offsetof(ProducerSlot, last_sequence_plus_one) == 3 * kCacheLine);
 static_assert(sizeof(GroupHeader) == 2 * kCacheLine);
 static_assert(offsetof(GroupHeader, name) == kCacheLine);
 static_assert(sizeof(MemberSlot) == kCacheLine);

@@ -746,12 +746,18 @@ LogInfo Log::info() const {
   }
   for (std::uint32_t id = 0; id < s.options.max_producers; ++id) {
     const auto& slot = s.producer_slot(id);
-    if (atomic(const_cast<std::uint32_t&>(slot.state)).load(std::memory_order_acquire) != active) continue;
+    const bool running = atomic(const_cast<std::uint32_t&>(slot.state)).load(std::memory_order_acquire) == active;
+    const bool idempotent = (slot.flags & format::kProducerIdempotent) != 0;
+    if (!running && !idempotent) continue;
     LogInfo::ProducerInfo pi;
+    pi.idempotent = idempotent;
+    pi.epoch = atomic(const_cast<std::uint16_t&>(slot.epoch)).load(std::memory_order_acquire);
+    const std::uint64_t last = atomic(const_cast<std::uint64_t&>(slot.last_sequence_plus_one)).load(std::memory_order_acquire);
+    if (idempotent && last != 0) pi.last_sequence = last - 1;
     pi.id = static_cast<std::uint16_t>(id);
     pi.name.assign(slot.name, strnlen(slot.name, sizeof slot.name));
     pi.pid = slot.pid;
-    pi.alive = shm::is_alive({slot.pid, slot.start_time});
+    pi.alive = running && shm::is_alive({slot.pid, slot.start_time});
     pi.exclusive = (slot.flags & format::kProducerExclusive) != 0;
     auto counter = [](const std::uint64_t& c) {
       return atomic(const_cast<std::uint64_t&>(c)).load(std::memory_order_relaxed);
@@ -806,6 +812,8 @@ const char* errc_name(Errc e) noexcept {
     case Errc::kBackpressureTimeout: return "ring full: backpressure timeout";
     case Errc::kRevoked: return "claim revoked after the claim timeout";
     case Errc::kBadState: return "bad state";
+    case Errc::kFenced: return "fenced: a newer instance of this producer id took over";
+    case Errc::kDuplicate: return "duplicate: this sequence already reached the log";
   }
   return "unknown";
 }

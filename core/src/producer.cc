@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <atomic>
+#include <optional>
 #include <cstring>
 #include <vector>
 
@@ -13,6 +15,16 @@ using format::atomic;
 
 namespace {
 bool g_die_between_claim_and_commit = false;
+
+// The instances of one named producer may overlap briefly (a fenced one
+// finishing a commit): the recorded last sequence only ever goes up.
+void raise_last_sequence(format::ProducerSlot& slot, std::uint64_t plus_one) noexcept {
+  auto last = atomic(slot.last_sequence_plus_one);
+  std::uint64_t seen = last.load(std::memory_order_relaxed);
+  while (seen < plus_one && !last.compare_exchange_weak(seen, plus_one, std::memory_order_release,
+                                                        std::memory_order_relaxed)) {
+  }
+}
 
 #ifndef SHMLOG_HOT_COUNTERS
 #define SHMLOG_HOT_COUNTERS 1
@@ -45,6 +57,9 @@ struct ProducerState {
   std::chrono::nanoseconds backpressure_timeout{};
   WaitStrategy wait;
   std::uint64_t next_sequence = 0;
+  // Named producers: sequences below this already reached the log.
+  bool idempotent = false;
+  std::uint64_t last_sequence_plus_one = 0;
 
   // Per partition: the ready segment this producer last wrote into, and for
   // an exclusive producer its own copy of the tail.
@@ -339,7 +354,9 @@ Errc ProducerState::claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* p
     std::uint64_t expected = 0;
     const std::uint64_t claimed =
         format::make_commit_word(-static_cast<std::int32_t>(frame), format::RecordType::kNone, 0, id);
-    if (atomic(*word(p, pos)).compare_exchange_strong(expected, claimed, std::memory_order_release,
+    // seq_cst (the same instruction as release on x86): a named producer's
+    // fencing relies on this registration and its epoch check being ordered.
+    if (atomic(*word(p, pos)).compare_exchange_strong(expected, claimed, std::memory_order_seq_cst,
                                                       std::memory_order_relaxed)) {
       *position = pos;
       return Errc::kOk;
@@ -354,6 +371,12 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
   const std::uint64_t pos = claim_position;
   claim_open = false;
   format::RecordHeader* header = claim_header;
+  if (idempotent && atomic(slot().epoch).load(std::memory_order_seq_cst) != epoch) {
+    // A newer instance of this producer id took over: publish nothing.
+    claim_open = true;
+    abort();
+    return {Errc::kFenced, p, pos};
+  }
   header->producer_id = id;
   header->producer_epoch = epoch;
   header->timestamp_ns = timestamp_ns;
@@ -382,12 +405,18 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
     if (!w.compare_exchange_strong(expected, final_word, std::memory_order_seq_cst)) {
       auto& counter = slot().revoked_total;
       atomic(counter).store(counter + 1, std::memory_order_relaxed);
+      // A newer instance revokes the claims it finds in flight when it fences us.
+      if (idempotent && atomic(slot().epoch).load(std::memory_order_seq_cst) != epoch) return {Errc::kFenced, p, pos};
       return {Errc::kRevoked, p, pos};
     }
   }
   if (sleepers && atomic(s.header->data_waiters).load(std::memory_order_seq_cst) != 0) {
     s.wake_consumers();
     atomic(slot().wakeups_total).store(slot().wakeups_total + 1, std::memory_order_relaxed);
+  }
+  if (idempotent) {
+    last_sequence_plus_one = header->sequence + 1;
+    raise_last_sequence(slot(), last_sequence_plus_one);
   }
   if constexpr (kHotCounters) {
     // Single-writer counters: a relaxed store, no read-modify-write.
@@ -428,8 +457,11 @@ void ProducerState::close() noexcept {
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) finish_zeroing_ahead(p);
   {
     AdminLock lock(s);  // released before log.reset(), which may unmap the log
-    leave_writers(s, s.options.partitions, exclusive);
-    atomic(slot().state).store(static_cast<std::uint32_t>(format::SlotState::kFree), std::memory_order_release);
+    // Fenced: the newer instance owns the slot and our writer counts now.
+    if (atomic(slot().epoch).load(std::memory_order_acquire) == epoch) {
+      leave_writers(s, s.options.partitions, exclusive);
+      atomic(slot().state).store(static_cast<std::uint32_t>(format::SlotState::kFree), std::memory_order_release);
+    }
   }
   log.reset();
 }
@@ -439,6 +471,90 @@ void ProducerState::close() noexcept {
 // ----------------------------------------------------------------------------
 
 using detail::ProducerState;
+
+namespace {
+
+bool slot_named(const format::ProducerSlot& slot, const std::string& name) {
+  return (slot.flags & format::kProducerIdempotent) != 0 && strnlen(slot.name, sizeof slot.name) == name.size() &&
+         std::memcmp(slot.name, name.data(), name.size()) == 0;
+}
+
+// The slot for a new producer, under the admin lock: a named producer's own
+// slot if it has one (`*takeover` when an instance of it still runs), else
+// a free slot, preferring those no named producer left its state in.
+std::optional<std::uint32_t> choose_slot(const detail::LogState& s, const ProducerOptions& options, bool* takeover) {
+  const auto free_state = static_cast<std::uint32_t>(format::SlotState::kFree);
+  const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
+  *takeover = false;
+  if (!options.producer_id.empty()) {
+    for (std::uint32_t id = 0; id < s.options.max_producers; ++id) {
+      const auto& slot = s.producer_slot(id);
+      if (!slot_named(slot, options.producer_id)) continue;
+      const std::uint32_t state = format::atomic(const_cast<std::uint32_t&>(slot.state)).load(std::memory_order_acquire);
+      if (state == free_state) return id;
+      if (state == active) {
+        *takeover = true;
+        return id;
+      }
+      return std::nullopt;  // being reaped: try again after the sweep
+    }
+  }
+  std::optional<std::uint32_t> retired;
+  for (std::uint32_t id = 0; id < s.options.max_producers; ++id) {
+    const auto& slot = s.producer_slot(id);
+    if (format::atomic(const_cast<std::uint32_t&>(slot.state)).load(std::memory_order_acquire) != free_state) continue;
+    if ((slot.flags & format::kProducerIdempotent) == 0) return id;
+    if (!retired) retired = id;
+  }
+  return retired;  // forgets that named producer's last sequence: only when nothing else is free
+}
+
+// The last sequence of named producer `id` that reached the log, plus one
+// (0: none): the slot's record of it, or a later record found in the ring
+// (the previous instance may have died between a commit and recording it).
+// Reads every partition up to its tail as it was after the new epoch was
+// published, so each claim of an older instance is either seen committed
+// here or resolved: fenced at its commit, or revoked by this reader.
+Result<std::uint64_t> recover_last_sequence(const Log& log, const detail::LogState& s, std::uint32_t id,
+                                            std::uint16_t epoch) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the epoch store before the tail reads
+  std::vector<std::uint64_t> end(s.options.partitions);
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) end[p] = s.tail(p);
+  auto& slot = s.producer_slot(id);
+  const std::uint16_t first = slot.first_epoch;
+  ConsumerOptions co;
+  co.from = StartFrom::earliest();
+  co.wait = WaitStrategy::yield();
+  auto reader = log.consumer(co);
+  if (!reader.ok()) return std::move(reader).status();
+  std::uint64_t found = 0;
+  auto reached_end = [&] {
+    for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+      if (reader->position(p).value_or(end[p]) < end[p]) return false;
+    }
+    return true;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + s.claim_timeout + std::chrono::seconds(5);
+  while (!reached_end()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status(Status::Code::kTimeout, "recovering the last sequence of producer id '" +
+                                                std::string(slot.name) + "': the log stayed unreadable below its tail");
+    }
+    reader->poll_wait(
+        [&](const Record& r) {
+          // Records of this identity: its epochs from the first up to ours.
+          if (r.producer_id == id && static_cast<std::uint16_t>(r.producer_epoch - first) <
+                                         static_cast<std::uint16_t>(epoch - first)) {
+            found = std::max(found, r.sequence + 1);
+          }
+        },
+        4096, std::chrono::milliseconds(10));
+  }
+  detail::raise_last_sequence(slot, found);
+  return format::atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire);
+}
+
+}  // namespace
 
 Result<Producer> Log::producer(const ProducerOptions& options) const {
   const detail::LogState& s = *state_;
@@ -451,85 +567,115 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
   if (options.name.size() >= format::kNameCapacity) {
     return Status(Status::Code::kInvalidArgument, "producer name longer than 63 bytes");
   }
+  const bool named = !options.producer_id.empty();
+  if (named && options.producer_id.size() >= format::kNameCapacity) {
+    return Status(Status::Code::kInvalidArgument, "producer id longer than 63 bytes");
+  }
+  if (named && options.exclusive) {
+    return Status(Status::Code::kInvalidArgument,
+                  "a producer with a producer id cannot be exclusive: fencing an older instance revokes its "
+                  "claims, which needs shared claims");
+  }
   if (options.core >= 0) SHMLOG_RETURN_IF_ERROR(pin_current_thread(static_cast<unsigned>(options.core)));
-  const auto free_state = static_cast<std::uint32_t>(format::SlotState::kFree);
+  // A named producer's previous instance may be dead: reap it first, so
+  // that its writer counts go and only a live instance is taken over.
+  if (named) detail::sweep(s);
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (attempt == 1) detail::sweep(s);  // reap ids of dead processes, then retry
-    detail::AdminLock lock(s);
     std::uint32_t id = 0;
-    while (id < s.options.max_producers &&
-           format::atomic(s.producer_slot(id).state).load(std::memory_order_acquire) != free_state) {
-      ++id;
-    }
-    if (id == s.options.max_producers) continue;
-    // Join every partition as exclusive or shared writer; undo on conflict.
-    std::uint32_t p = 0;
-    std::uint32_t conflict = 0;
-    for (; p < s.options.partitions; ++p) {
-      auto writers = format::atomic(s.partition(p).writers);
-      std::uint32_t current = writers.load(std::memory_order_acquire);
-      if (options.exclusive) {
-        if (current != 0 || !writers.compare_exchange_strong(current, format::kExclusiveWriter | id,
-                                                             std::memory_order_acq_rel)) {
-          conflict = current;
-          break;
-        }
-      } else {
-        bool joined = false;
-        while (!(current & format::kExclusiveWriter)) {
-          if (writers.compare_exchange_weak(current, current + 1, std::memory_order_acq_rel)) {
-            joined = true;
+    bool takeover = false;
+    std::unique_ptr<ProducerState> st;
+    {
+      detail::AdminLock lock(s);
+      auto chosen = choose_slot(s, options, &takeover);
+      if (!chosen) continue;
+      id = *chosen;
+      // Join every partition as exclusive or shared writer; undo on conflict.
+      // Taking over a running instance inherits its writer counts.
+      std::uint32_t p = takeover ? s.options.partitions : 0;
+      std::uint32_t conflict = 0;
+      for (; p < s.options.partitions; ++p) {
+        auto writers = format::atomic(s.partition(p).writers);
+        std::uint32_t current = writers.load(std::memory_order_acquire);
+        if (options.exclusive) {
+          if (current != 0 || !writers.compare_exchange_strong(current, format::kExclusiveWriter | id,
+                                                               std::memory_order_acq_rel)) {
+            conflict = current;
+            break;
+          }
+        } else {
+          bool joined = false;
+          while (!(current & format::kExclusiveWriter)) {
+            if (writers.compare_exchange_weak(current, current + 1, std::memory_order_acq_rel)) {
+              joined = true;
+              break;
+            }
+          }
+          if (!joined) {
+            conflict = current;
             break;
           }
         }
-        if (!joined) {
-          conflict = current;
-          break;
-        }
+      }
+      if (p < s.options.partitions) {
+        detail::leave_writers(s, p, options.exclusive);
+        std::string who = (conflict & format::kExclusiveWriter)
+                              ? "exclusive producer " + std::to_string(conflict & 0xffff)
+                              : std::to_string(conflict) + " other producer(s)";
+        return Status(Status::Code::kBusy, "partition " + std::to_string(p) + " of " + s.path + " has " + who +
+                                               (options.exclusive ? "; an exclusive producer must be alone"
+                                                                  : "; it cannot take a shared producer"));
+      }
+      st = std::make_unique<ProducerState>();
+      auto& slot = s.producer_slot(id);
+      const shm::ProcessId self = shm::self();
+      const bool same_identity = named && slot_named(slot, options.producer_id);
+      slot.flags = (options.exclusive ? format::kProducerExclusive : 0) | (named ? format::kProducerIdempotent : 0);
+      format::atomic(slot.pid).store(self.pid, std::memory_order_relaxed);
+      slot.start_time = self.start_time;
+      slot.opened_ns = detail::now_realtime_ns();
+      // The new epoch fences any older instance of a named producer: its
+      // next commit sees it and publishes nothing.
+      const auto epoch = static_cast<std::uint16_t>(slot.epoch + 1);
+      format::atomic(slot.epoch).store(epoch, std::memory_order_seq_cst);
+      if (!same_identity) {
+        format::atomic(slot.last_sequence_plus_one).store(0, std::memory_order_relaxed);
+        slot.first_epoch = epoch;
+      }
+      slot.appends_total = 0;
+      slot.bytes_total = 0;
+      slot.revoked_total = 0;
+      slot.backpressure_waits_total = 0;
+      slot.backpressure_wait_ns_total = 0;
+      slot.wakeups_total = 0;
+      const std::string& label = named ? options.producer_id : options.name;
+      std::memset(slot.name, 0, sizeof slot.name);
+      std::memcpy(slot.name, label.data(), label.size());
+      format::atomic(slot.state).store(static_cast<std::uint32_t>(format::SlotState::kActive),
+                                       std::memory_order_release);
+      st->log = state_;
+      st->id = static_cast<std::uint16_t>(id);
+      st->epoch = epoch;
+      st->exclusive = options.exclusive;
+      st->idempotent = named;
+      st->timestamps = options.timestamps;
+      st->checksums = s.options.checksums;
+      st->default_partition = options.partition;
+      st->backpressure_timeout = options.backpressure_timeout;
+      st->wait = options.wait;
+      st->slot_ = &slot;
+      st->max_record = s.options.max_record_size;
+      st->cursors.resize(s.options.partitions);
+      for (std::uint32_t q = 0; q < s.options.partitions; ++q) {
+        st->cursors[q].tail = s.tail(q);
+        st->cursors[q].tail_position = &s.partition(q).tail_position;
       }
     }
-    if (p < s.options.partitions) {
-      detail::leave_writers(s, p, options.exclusive);
-      std::string who = (conflict & format::kExclusiveWriter)
-                            ? "exclusive producer " + std::to_string(conflict & 0xffff)
-                            : std::to_string(conflict) + " other producer(s)";
-      return Status(Status::Code::kBusy, "partition " + std::to_string(p) + " of " + s.path + " has " + who +
-                                             (options.exclusive ? "; an exclusive producer must be alone"
-                                                                : "; it cannot take a shared producer"));
-    }
-    auto st = std::make_unique<ProducerState>();
-    auto& slot = s.producer_slot(id);
-    const shm::ProcessId self = shm::self();
-    slot.flags = options.exclusive ? format::kProducerExclusive : 0;
-    slot.pid = self.pid;
-    slot.start_time = self.start_time;
-    slot.opened_ns = detail::now_realtime_ns();
-    slot.epoch = static_cast<std::uint16_t>(slot.epoch + 1);
-    slot.appends_total = 0;
-    slot.bytes_total = 0;
-    slot.revoked_total = 0;
-    slot.backpressure_waits_total = 0;
-    slot.backpressure_wait_ns_total = 0;
-    slot.wakeups_total = 0;
-    std::memset(slot.name, 0, sizeof slot.name);
-    std::memcpy(slot.name, options.name.data(), options.name.size());
-    format::atomic(slot.state).store(static_cast<std::uint32_t>(format::SlotState::kActive),
-                                     std::memory_order_release);
-    st->log = state_;
-    st->id = static_cast<std::uint16_t>(id);
-    st->epoch = slot.epoch;
-    st->exclusive = options.exclusive;
-    st->timestamps = options.timestamps;
-    st->checksums = s.options.checksums;
-    st->default_partition = options.partition;
-    st->backpressure_timeout = options.backpressure_timeout;
-    st->wait = options.wait;
-    st->slot_ = &slot;
-    st->max_record = s.options.max_record_size;
-    st->cursors.resize(s.options.partitions);
-    for (std::uint32_t q = 0; q < s.options.partitions; ++q) {
-      st->cursors[q].tail = s.tail(q);
-      st->cursors[q].tail_position = &s.partition(q).tail_position;
+    if (named) {
+      auto last = recover_last_sequence(*this, s, id, st->epoch);
+      if (!last.ok()) return std::move(last).status();
+      st->last_sequence_plus_one = *last;
+      st->next_sequence = *last;
     }
     return Producer(std::move(st));
   }
@@ -543,7 +689,13 @@ Producer& Producer::operator=(Producer&&) noexcept = default;
 Producer::~Producer() = default;
 
 std::uint16_t Producer::id() const noexcept { return state_->id; }
+std::uint16_t Producer::epoch() const noexcept { return state_->epoch; }
 void Producer::set_next_sequence(std::uint64_t sequence) noexcept { state_->next_sequence = sequence; }
+std::uint64_t Producer::next_sequence() const noexcept { return state_->next_sequence; }
+std::optional<std::uint64_t> Producer::last_sequence() const noexcept {
+  if (!state_ || !state_->idempotent || state_->last_sequence_plus_one == 0) return std::nullopt;
+  return state_->last_sequence_plus_one - 1;
+}
 
 std::uint32_t Producer::partition_for(Bytes key) const noexcept {
   // FNV-1a, then a final mix so that similar keys spread.
@@ -559,6 +711,11 @@ Claim Producer::claim_in(std::uint32_t partition, std::size_t value_size, std::s
   Claim c;
   ProducerState* st = state_.get();
   if (st == nullptr || !st->log || st->claim_open) return c;  // kBadState
+  if (st->idempotent && st->next_sequence < st->last_sequence_plus_one) {
+    ++st->next_sequence;  // that record is in the log already
+    c.error_ = Errc::kDuplicate;
+    return c;
+  }
   const detail::LogState& s = *st->log;
   if (partition >= s.options.partitions) {
     c.error_ = Errc::kBadPartition;
@@ -664,6 +821,10 @@ std::size_t Producer::append_batch(std::span<const Bytes> values, AppendResult* 
     const std::uint64_t now = stamp ? detail::now_realtime_ns() : 0;
     for (Bytes v : values) {
       Claim c = claim_in(st->default_partition, v.size(), 0);
+      if (c.error() == Errc::kDuplicate) {  // already in the log: counts as appended
+        ++n;
+        continue;
+      }
       if (!c) {
         r = {c.error(), st->default_partition, 0};
         break;

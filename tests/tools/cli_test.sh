@@ -133,6 +133,30 @@ kill_restart() {  # MODE CHECK
 kill_restart at-least-once
 kill_restart at-most-once
 
+# --- an idempotent producer killed at random, re-run with the whole input ------
+# (the long run: SHMLOG_EO_LINES=100000 SHMLOG_EO_KILLS=200)
+EO_LINES=${SHMLOG_EO_LINES:-20000}
+EO_KILLS=${SHMLOG_EO_KILLS:-15}
+LOG="$WORK/log-idem"
+"$SHMLOG" create "$LOG" --segment-size 1M --ring-segments 32 >/dev/null || fail "create $LOG"
+seq 0 $((EO_LINES - 1)) > "$WORK/eo-input"
+split -l $((EO_LINES / 50 + 1)) "$WORK/eo-input" "$WORK/eo-chunk."
+trickle() { for c in "$WORK"/eo-chunk.*; do cat "$c"; sleep 0.004; done; }  # ~0.2 s a run
+kills=0
+for _ in $(seq 1 "$EO_KILLS"); do
+  trickle | "$SHMLOG" produce "$LOG" --producer-id feeder --batch 16 2>/dev/null &
+  pid=$!
+  sleep "0.$(printf '%03d' $((RANDOM % 250)))"
+  kill -9 "$(pgrep -f "produce $LOG" | head -1)" 2>/dev/null && kills=$((kills + 1))
+  wait "$pid" 2>/dev/null
+done
+trickle | "$SHMLOG" produce "$LOG" --producer-id feeder --batch 16 2>/dev/null || fail "final idempotent run"
+"$SHMLOG" consume "$LOG" --idle-timeout-ms 300 > "$WORK/eo-output"
+cmp -s "$WORK/eo-input" "$WORK/eo-output" \
+  && pass "idempotent producer killed $kills times and re-run: $EO_LINES lines, each once, in order" \
+  || fail "idempotent producer: $(wc -l < "$WORK/eo-output") lines in the log, $(sort -u "$WORK/eo-output" | wc -l) unique, of $EO_LINES"
+"$SHMLOG" info "$LOG" | grep -Eq "feeder +[0-9]+ +no .* $((EO_LINES - 1))$" && pass "info shows the producer id's last sequence" || fail "info: last sequence"
+
 # --- a producer killed mid-stream does not stall consumers -------------------
 LOG="$WORK/log-stall"
 "$SHMLOG" create "$LOG" --claim-timeout-ms 300 >/dev/null

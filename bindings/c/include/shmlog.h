@@ -39,7 +39,9 @@ typedef enum shmlog_status {
   SHMLOG_TIMEOUT = 14,
   SHMLOG_BUSY = 15,
   SHMLOG_PERMISSION_DENIED = 16,
-  SHMLOG_INTERNAL = 17             /* an unexpected failure inside shmlog */
+  SHMLOG_INTERNAL = 17,            /* an unexpected failure inside shmlog */
+  SHMLOG_FENCED = 18,              /* a newer instance of this producer id took over */
+  SHMLOG_DUPLICATE = 19            /* the sequence already reached the log; nothing written */
 } shmlog_status;
 
 const char* shmlog_last_error(void);

@@ -82,6 +82,8 @@ enum class Errc : std::uint8_t {
   kBackpressureTimeout,  // the ring stayed full past the producer's timeout
   kRevoked,              // the claim stalled past claim_timeout and was abandoned
   kBadState,             // claim not open, handle moved-from, or similar misuse
+  kFenced,               // a newer instance of this named producer took over
+  kDuplicate,            // the sequence already reached the log (named producers): nothing written
 };
 const char* errc_name(Errc e) noexcept;
 
@@ -146,6 +148,13 @@ struct ProducerOptions {
   bool timestamps = true;  // stamp each record with CLOCK_REALTIME
   std::string name{};      // shown by tools
   int core = -1;           // >= 0: pin the calling thread to this CPU first
+  // Non-empty: an idempotent producer with this identity (up to 63 bytes).
+  // Opening it learns the last sequence that reached the log (also when
+  // the previous instance died right after a commit) and fences any older
+  // instance still running; appends whose sequence is not above the last
+  // one return kDuplicate and write nothing. Uses shared claims (not
+  // exclusive): fencing revokes in-flight claims.
+  std::string producer_id{};
 };
 
 // Appends records. One thread at a time; not copyable.
@@ -174,8 +183,12 @@ class Producer {
 
   std::uint32_t partition_for(Bytes key) const noexcept;
   std::uint16_t id() const noexcept;
+  std::uint16_t epoch() const noexcept;
   // Sets the sequence number the next record carries (it then counts up).
   void set_next_sequence(std::uint64_t sequence) noexcept;
+  std::uint64_t next_sequence() const noexcept;
+  // Named producers: the last sequence that reached the log, if any.
+  std::optional<std::uint64_t> last_sequence() const noexcept;
 
  private:
   friend class Log;
@@ -313,6 +326,10 @@ struct LogInfo {
     std::uint64_t backpressure_waits = 0;
     std::uint64_t backpressure_wait_ns = 0;
     std::uint64_t wakeups = 0;
+    // Named (idempotent) producers, listed also while no instance runs.
+    bool idempotent = false;
+    std::uint16_t epoch = 0;
+    std::optional<std::uint64_t> last_sequence;
   };
   std::vector<ProducerInfo> producers;
 };
