@@ -22,6 +22,7 @@
 #include "exporter_cmd.h"
 #include "stat_cmd.h"
 #include "topo.h"
+#include "shmlog/file_sink.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 #include "shmlog/shm/topology.h"
@@ -235,7 +236,76 @@ struct ConsumeArgs {
   bool print_key = false;
   std::string key_separator = "\t";
   std::string wait = "backoff";
+  std::string out;  // exactly-once: the output file (its offsets are kept beside it)
 };
+
+// One output line for a record, as the flags say.
+void format_line(const ConsumeArgs& a, char separator, const shmlog::Record& r, std::string& line) {
+  line.clear();
+  if (a.print_offsets) line += std::to_string(r.partition) + ":" + std::to_string(r.offset) + "\t";
+  if (a.print_key) {
+    line += shmlog::as_string(r.key);
+    line += separator;
+  }
+  line += shmlog::as_string(r.value);
+  line += '\n';
+}
+
+// --mode exactly-once --out FILE: the records and the offsets they came
+// from advance together (FileSink), so kill -9 at any point and a restart
+// with the same arguments leave every record in FILE once, in order.
+int run_consume_exactly_once(const ConsumeArgs& a, const shmlog::Log& log, shmlog::ConsumerOptions co, char separator) {
+  co.mode = shmlog::DeliveryMode::kManual;  // the group offset follows the file's checkpoint
+  co.drop_duplicates = true;
+  auto sink = check(shmlog::FileSink::open(a.out, log));
+  if (sink.truncated_at_open() > 0) {
+    std::fprintf(stderr, "shmlog: cut %" PRIu64 " bytes off %s written after its last checkpoint (they are read again)\n",
+                 sink.truncated_at_open(), a.out.c_str());
+  }
+  auto consumer = check(log.consumer(co));
+  const std::uint32_t partitions = log.options().partitions;
+  auto own_everything = [&] {
+    if (consumer.assignment().size() != partitions) {
+      fail("another member is in group '" + a.group + "': an exactly-once file sink needs the group to itself");
+    }
+  };
+  own_everything();
+  for (std::uint32_t p = 0; p < partitions; ++p) {
+    if (auto at = sink.offset(p)) {
+      shmlog::Status s = consumer.seek(p, *at);
+      if (!s.ok()) fail("cannot resume partition " + std::to_string(p) + " where " + a.out + " left off: " + s.message());
+    } else {
+      sink.advance(p, consumer.position(p).value_or(0));
+    }
+  }
+  std::uint64_t seen = 0;
+  std::string line;
+  auto handler = [&](const shmlog::Record& r) {
+    format_line(a, separator, r, line);
+    sink.write(line);
+    sink.advance(r.partition, r.next_offset);
+    ++seen;
+  };
+  const auto idle = a.idle_timeout_ms >= 0 ? std::chrono::milliseconds(a.idle_timeout_ms)
+                                           : std::chrono::milliseconds(200);
+  std::uint64_t duplicates = 0;
+  while (!g_interrupted && (a.max == 0 || seen < a.max)) {
+    std::size_t want = 256;
+    if (a.max != 0) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, a.max - seen));
+    auto r = consumer.poll_wait(handler, want, idle);
+    duplicates += r.duplicates;
+    if (r.lost_bytes > 0) {
+      std::fprintf(stderr, "shmlog: consumer was lapped: %" PRIu64 " bytes of records lost\n", r.lost_bytes);
+    }
+    check(sink.checkpoint());
+    consumer.commit();
+    own_everything();
+    if (r.records == 0 && a.idle_timeout_ms >= 0) break;
+  }
+  consumer.close();
+  if (duplicates > 0) std::fprintf(stderr, "shmlog: %" PRIu64 " duplicate record(s) skipped\n", duplicates);
+  return g_interrupted ? 130 : 0;
+}
 
 int run_consume(const ConsumeArgs& a) {
   auto log = check(shmlog::Log::open(a.log));
@@ -243,13 +313,19 @@ int run_consume(const ConsumeArgs& a) {
   co.group = a.group;
   co.wait = parse_wait(a.wait);
   const bool at_most_once = a.mode == "at-most-once";
+  const bool exactly_once = a.mode == "exactly-once";
   if (a.mode == "at-least-once") {
     co.mode = shmlog::DeliveryMode::kManual;  // we commit after flushing stdout
   } else if (at_most_once) {
     co.mode = shmlog::DeliveryMode::kAtMostOnce;
-  } else {
-    fail("--mode: unknown mode '" + a.mode + "' (at-most-once or at-least-once)");
+  } else if (!exactly_once) {
+    fail("--mode: unknown mode '" + a.mode + "' (at-most-once, at-least-once or exactly-once)");
   }
+  if (exactly_once && a.group.empty()) fail("--mode exactly-once needs --group (the group holds the ring for it)");
+  if (exactly_once && a.out.empty()) {
+    fail("--mode exactly-once needs --out FILE: the offsets are kept with the output, not on stdout");
+  }
+  if (!exactly_once && !a.out.empty()) fail("--out is for --mode exactly-once");
   if (a.commit_every < 1) fail("--commit-every must be at least 1");
   co.commit_every = a.commit_every;
   if (a.from == "earliest") {
@@ -265,17 +341,14 @@ int run_consume(const ConsumeArgs& a) {
     co.from = shmlog::StartFrom::at(off);
   }
   const char separator = parse_separator(a.key_separator, "--key-separator");
+  if (exactly_once) return run_consume_exactly_once(a, log, co, separator);
   auto consumer = check(log.consumer(co));
   std::uint64_t seen = 0;
   bool write_failed = false;
+  std::string line;
   auto handler = [&](const shmlog::Record& r) {
-    if (a.print_offsets) std::fprintf(stdout, "%u:%" PRIu64 "\t", r.partition, r.offset);
-    if (a.print_key) {
-      std::fwrite(r.key.data(), 1, r.key.size(), stdout);
-      std::fputc(separator, stdout);
-    }
-    std::fwrite(r.value.data(), 1, r.value.size(), stdout);
-    if (std::fputc('\n', stdout) == EOF) write_failed = true;
+    format_line(a, separator, r, line);
+    if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size()) write_failed = true;
     ++seen;
   };
   const auto idle = a.idle_timeout_ms >= 0 ? std::chrono::milliseconds(a.idle_timeout_ms)
@@ -473,7 +546,9 @@ int main(int argc, char** argv) {
   auto* consume = app.add_subcommand("consume", "Print one record per stdout line");
   consume->add_option("LOG", ka.log, "Log directory")->required();
   consume->add_option("--group", ka.group, "Consumer group (committed offsets, shared partitions)");
-  consume->add_option("--mode", ka.mode, "at-most-once or at-least-once")->capture_default_str();
+  consume->add_option("--mode", ka.mode, "at-most-once, at-least-once or exactly-once (with --out)")
+      ->capture_default_str();
+  consume->add_option("--out", ka.out, "exactly-once: append records to FILE; FILE.offsets keeps where they came from");
   consume->add_option("--from", ka.from, "earliest, latest or OFFSET (first start of a group)")->capture_default_str();
   consume->add_option("--max", ka.max, "Exit after this many records");
   consume->add_option("--idle-timeout-ms", ka.idle_timeout_ms, "Exit when no record arrived for this long");

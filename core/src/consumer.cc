@@ -49,9 +49,12 @@ struct ConsumerState {
     std::uint64_t stall_position = UINT64_MAX;
     std::uint32_t stall_polls = 0;
     Clock::time_point stall_since{};
+    // drop_duplicates: per producer id, (epoch + 1, next sequence expected).
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> next_sequence;
   };
   std::vector<Part> parts;
   bool force_stall_check = false;
+  bool drop_duplicates = false;
   bool announced_sleeper = false;  // this consumer has set the log's `sleepers`
   PollResult* result = nullptr;  // of the poll in progress
 
@@ -61,6 +64,7 @@ struct ConsumerState {
 
   enum class Read : std::uint8_t { kRecord, kNone };
   Read read_at(Part& part, std::uint64_t& position, Record* out) noexcept;
+  bool is_duplicate(Part& part, const Record& r) noexcept;
   void on_lapped(Part& part, std::uint64_t& position) noexcept;
   bool still_valid(const Part& part, std::uint64_t position) const noexcept;
   void commit_position(Part& part, std::uint64_t position) noexcept;
@@ -112,6 +116,16 @@ Result<std::uint64_t> find_boundary(const LogState& s, std::uint32_t p, std::uin
   return pos;
 }
 
+bool ConsumerState::is_duplicate(Part& part, const Record& r) noexcept {
+  if (r.producer_id >= log->options.max_producers) return false;
+  if (part.next_sequence.empty()) part.next_sequence.resize(log->options.max_producers);  // cold: once
+  auto& [epoch_plus_one, expected] = part.next_sequence[r.producer_id];
+  if (epoch_plus_one == r.producer_epoch + 1u && r.sequence < expected) return true;
+  epoch_plus_one = r.producer_epoch + 1u;
+  expected = r.sequence + 1;
+  return false;
+}
+
 void ConsumerState::on_lapped(Part& part, std::uint64_t& position) noexcept {
   const std::uint64_t earliest = log->earliest(part.partition);
   if (earliest > position) {
@@ -144,7 +158,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
     // Pairs with the producer's release (seq_cst) store or CAS of the commit word.
     const std::uint64_t v = atomic(header->commit_word).load(std::memory_order_acquire);
     const auto d = record::decode(v, offset, s.segment_size, s.max_frame);
-    if (d.kind == record::Kind::kData && (d.flags & format::kRecordFlagChecksum) == 0) {
+    if (d.kind == record::Kind::kData && (d.flags & format::kRecordFlagChecksum) == 0 && !drop_duplicates) {
       fill_record(out, p, position, d, *header);
       if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
     }
@@ -186,6 +200,11 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         // The slot may have been reused while we read.
         if (may_be_lapped && !still_valid(part, position)) {
           on_lapped(part, position);
+          continue;
+        }
+        if (drop_duplicates && is_duplicate(part, *out)) {
+          if (result != nullptr) ++result->duplicates;
+          position += d.aligned_length;
           continue;
         }
         return Read::kRecord;
@@ -468,6 +487,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
   st->log = state_;
   st->mode = options.mode;
   st->commit_every = options.commit_every;
+  st->drop_duplicates = options.drop_duplicates;
   st->wait = options.wait;
   if (options.group.empty()) {
     std::vector<std::uint32_t> partitions = options.partitions;

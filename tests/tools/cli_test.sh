@@ -157,6 +157,30 @@ cmp -s "$WORK/eo-input" "$WORK/eo-output" \
   || fail "idempotent producer: $(wc -l < "$WORK/eo-output") lines in the log, $(sort -u "$WORK/eo-output" | wc -l) unique, of $EO_LINES"
 "$SHMLOG" info "$LOG" | grep -Eq "feeder +[0-9]+ +no .* $((EO_LINES - 1))$" && pass "info shows the producer id's last sequence" || fail "info: last sequence"
 
+# --- the exactly-once file sink killed at random points ------------------------
+LOG="$WORK/log-sink"
+"$SHMLOG" create "$LOG" --partitions 2 --segment-size 1M --ring-segments 32 >/dev/null || fail "create $LOG"
+"$SHMLOG" consume "$LOG" --group sink --mode exactly-once --out "$WORK/sink-out" --idle-timeout-ms 0 >/dev/null
+trickle | "$SHMLOG" produce "$LOG" --batch 16 &   # EO_LINES lines over ~0.2 s, into partition 0
+feeder=$!
+kills=0
+for _ in $(seq 1 "$EO_KILLS"); do
+  "$SHMLOG" consume "$LOG" --group sink --mode exactly-once --out "$WORK/sink-out" 2>>"$WORK/sink-err" &
+  pid=$!
+  sleep "0.0$(printf '%02d' $((RANDOM % 30)))"
+  kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
+  wait "$pid" 2>/dev/null
+done
+wait "$feeder"
+"$SHMLOG" consume "$LOG" --group sink --mode exactly-once --out "$WORK/sink-out" --idle-timeout-ms 300 2>/dev/null \
+  || fail "final exactly-once consume"
+cmp -s "$WORK/eo-input" "$WORK/sink-out" \
+  && pass "exactly-once file sink killed $kills times ($(grep -c "bytes off" "$WORK/sink-err") between output and checkpoint): $EO_LINES records, each once, in order" \
+  || fail "exactly-once file sink: $(wc -l < "$WORK/sink-out") lines, $(sort -u "$WORK/sink-out" | wc -l) unique, of $EO_LINES"
+expect_error "exactly-once without --out" "needs --out FILE" -- "$SHMLOG" consume "$LOG" --group sink --mode exactly-once
+expect_error "exactly-once into a foreign file" "no .*offsets: it was not written by an exactly-once consumer" -- \
+  "$SHMLOG" consume "$LOG" --group other --mode exactly-once --out "$WORK/eo-input"
+
 # --- a producer killed mid-stream does not stall consumers -------------------
 LOG="$WORK/log-stall"
 "$SHMLOG" create "$LOG" --claim-timeout-ms 300 >/dev/null

@@ -222,12 +222,17 @@ struct ConsumerOptions {
   std::vector<std::uint32_t> partitions{};  // private readers only
   WaitStrategy wait = WaitStrategy::backoff();
   int core = -1;  // >= 0: pin the calling thread to this CPU first
+  // Exactly-once reading: skip a record whose (producer id, epoch,
+  // sequence) is not above the last one seen from that producer instance
+  // in its partition (a producer's retry); counted in PollResult::duplicates.
+  bool drop_duplicates = false;
 };
 
 struct PollResult {
   std::size_t records = 0;
   std::uint64_t lost_bytes = 0;  // skipped because the ring lapped this consumer
   std::uint64_t corrupt = 0;     // records refused by validation (bytes skipped)
+  std::uint64_t duplicates = 0;  // records skipped by drop_duplicates
 };
 
 // A callable reference (non-owning) for poll handlers: one indirect call
@@ -378,6 +383,9 @@ namespace testing {
 // Test-only: the next claim committed by this process kills the process
 // (SIGKILL) after its claim is registered and before it commits.
 void die_between_claim_and_commit(bool enable) noexcept;
+// Test-only: the next FileSink::checkpoint of this process kills the process
+// after it wrote the output and before it wrote the checkpoint entry.
+void die_between_output_and_checkpoint(bool enable) noexcept;
 }  // namespace testing
 
 }  // namespace shmlog

@@ -1,0 +1,217 @@
+#include "shmlog/file_sink.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "crc32c.h"
+#include "shmlog/shm/process.h"
+
+namespace shmlog {
+namespace {
+
+constexpr std::uint32_t kMagic = 0x4B43534C;  // "LSCK"
+constexpr std::uint16_t kVersion = 1;
+constexpr std::size_t kFixed = 32;                    // magic .. reserved, before the offsets
+constexpr std::uint64_t kCompactAt = 1u << 20;         // journal bytes before it is rewritten
+bool g_die_between_output_and_checkpoint = false;
+
+std::size_t entry_size(std::uint32_t partitions) { return kFixed + 8u * partitions + 4; }
+
+template <class T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+template <class T>
+T get(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+std::string encode(std::uint64_t log_id, std::uint64_t length, const std::vector<std::uint64_t>& offsets) {
+  std::string e;
+  put(e, kMagic);
+  put(e, kVersion);
+  put(e, std::uint16_t{0});
+  put(e, log_id);
+  put(e, length);
+  put(e, static_cast<std::uint32_t>(offsets.size()));
+  put(e, std::uint32_t{0});
+  for (auto o : offsets) put(e, o);
+  put(e, crc32c::mask(crc32c::value(e.data(), e.size())));
+  return e;
+}
+
+Status write_all(int fd, const char* data, std::size_t n, std::uint64_t at, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(at));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::from_errno("writing " + path, errno);
+    }
+    data += w;
+    n -= static_cast<std::size_t>(w);
+    at += static_cast<std::uint64_t>(w);
+  }
+  return {};
+}
+
+Result<std::string> read_all(int fd, const std::string& path) {
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(text.size()));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::from_errno("reading " + path, errno);
+    }
+    if (n == 0) return text;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
+
+Result<FileSink> FileSink::open(const std::string& path, const Log& log) {
+  const std::string journal = path + ".offsets";
+  const LogInfo info = log.info();
+  FileSink sink;
+  sink.path_ = path;
+  sink.log_id_ = info.log_id;
+  sink.offsets_.assign(info.options.partitions, UINT64_MAX);
+  const bool had_journal = ::access(journal.c_str(), F_OK) == 0;
+  sink.data_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (sink.data_fd_ < 0) return Status::from_errno("opening " + path, errno);
+  struct stat st {};
+  if (::fstat(sink.data_fd_, &st) != 0) return Status::from_errno("inspecting " + path, errno);
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (!had_journal && size > 0) {
+    return Status(Status::Code::kInvalidArgument,
+                  path + " holds data but has no " + journal +
+                      ": it was not written by an exactly-once consumer (move it away, or start from an empty file)");
+  }
+  sink.journal_fd_ = ::open(journal.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (sink.journal_fd_ < 0) return Status::from_errno("opening " + journal, errno);
+  auto text = read_all(sink.journal_fd_, journal);
+  if (!text.ok()) return std::move(text).status();
+  // The last whole entry wins; a torn one at the end (a crash mid-write) is cut.
+  std::size_t at = 0;
+  while (at + kFixed <= text->size()) {
+    const char* e = text->data() + at;
+    if (get<std::uint32_t>(e) != kMagic || get<std::uint16_t>(e + 4) != kVersion) break;
+    const auto partitions = get<std::uint32_t>(e + 24);
+    if (partitions > 65536) break;
+    const std::size_t n = entry_size(partitions);
+    if (at + n > text->size()) break;
+    if (crc32c::unmask(get<std::uint32_t>(e + n - 4)) != crc32c::value(e, n - 4)) break;
+    if (get<std::uint64_t>(e + 8) != sink.log_id_) {
+      return Status(Status::Code::kInvalidArgument, journal + " belongs to another log (not " + info.path + ")");
+    }
+    if (partitions != info.options.partitions) {
+      return Status(Status::Code::kCorrupt, journal + " has offsets of " + std::to_string(partitions) +
+                                                " partitions, the log has " + std::to_string(info.options.partitions));
+    }
+    sink.length_ = get<std::uint64_t>(e + 16);
+    for (std::uint32_t p = 0; p < partitions; ++p) sink.offsets_[p] = get<std::uint64_t>(e + kFixed + 8u * p);
+    at += n;
+  }
+  sink.journal_length_ = at;
+  if (at < text->size() && ::ftruncate(sink.journal_fd_, static_cast<off_t>(at)) != 0) {
+    return Status::from_errno("cutting the torn end of " + journal, errno);
+  }
+  if (size < sink.length_) {
+    return Status(Status::Code::kCorrupt, path + " is " + std::to_string(size) + " bytes, shorter than the " +
+                                              std::to_string(sink.length_) + " its last checkpoint in " + journal +
+                                              " names: it was changed outside shmlog");
+  }
+  sink.truncated_ = size - sink.length_;
+  if (sink.truncated_ > 0 && ::ftruncate(sink.data_fd_, static_cast<off_t>(sink.length_)) != 0) {
+    return Status::from_errno("cutting " + path + " back to its last checkpoint", errno);
+  }
+  return sink;
+}
+
+FileSink::FileSink(FileSink&& other) noexcept { *this = std::move(other); }
+
+FileSink& FileSink::operator=(FileSink&& other) noexcept {
+  if (this != &other) {
+    reset();
+    path_ = std::move(other.path_);
+    data_fd_ = std::exchange(other.data_fd_, -1);
+    journal_fd_ = std::exchange(other.journal_fd_, -1);
+    log_id_ = other.log_id_;
+    length_ = other.length_;
+    journal_length_ = other.journal_length_;
+    truncated_ = other.truncated_;
+    offsets_ = std::move(other.offsets_);
+    buffer_ = std::move(other.buffer_);
+    dirty_ = other.dirty_;
+  }
+  return *this;
+}
+
+FileSink::~FileSink() { reset(); }
+
+void FileSink::reset() noexcept {
+  if (data_fd_ >= 0) ::close(data_fd_);
+  if (journal_fd_ >= 0) ::close(journal_fd_);
+  data_fd_ = journal_fd_ = -1;
+}
+
+std::optional<std::uint64_t> FileSink::offset(std::uint32_t partition) const {
+  if (partition >= offsets_.size() || offsets_[partition] == UINT64_MAX) return std::nullopt;
+  return offsets_[partition];
+}
+
+void FileSink::write(std::string_view bytes) {
+  buffer_.append(bytes);
+  dirty_ = true;
+}
+
+void FileSink::advance(std::uint32_t partition, std::uint64_t next_offset) {
+  if (partition < offsets_.size()) offsets_[partition] = next_offset;
+  dirty_ = true;
+}
+
+Status FileSink::checkpoint() {
+  if (!dirty_) return {};
+  // The data first: a checkpoint never names bytes that are not in FILE.
+  SHMLOG_RETURN_IF_ERROR(write_all(data_fd_, buffer_.data(), buffer_.size(), length_, path_));
+  length_ += buffer_.size();
+  buffer_.clear();
+  if (g_die_between_output_and_checkpoint) shm::kill_self();
+  const std::string journal = path_ + ".offsets";
+  const std::string entry = encode(log_id_, length_, offsets_);
+  if (journal_length_ + entry.size() > kCompactAt) {
+    // Rewrite the journal as its last entry (rename is atomic).
+    const std::string tmp = journal + ".tmp";
+    int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::from_errno("creating " + tmp, errno);
+    Status s = write_all(fd, entry.data(), entry.size(), 0, tmp);
+    if (s.ok() && ::rename(tmp.c_str(), journal.c_str()) != 0) s = Status::from_errno("replacing " + journal, errno);
+    if (!s.ok()) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return s;
+    }
+    ::close(journal_fd_);
+    journal_fd_ = fd;
+    journal_length_ = entry.size();
+  } else {
+    SHMLOG_RETURN_IF_ERROR(write_all(journal_fd_, entry.data(), entry.size(), journal_length_, journal));
+    journal_length_ += entry.size();
+  }
+  dirty_ = false;
+  return {};
+}
+
+namespace testing {
+void die_between_output_and_checkpoint(bool enable) noexcept { g_die_between_output_and_checkpoint = enable; }
+}  // namespace testing
+
+}  // namespace shmlog
