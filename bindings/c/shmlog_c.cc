@@ -46,6 +46,7 @@ shmlog_status from_status(const shmlog::Status& s) {
     case C::kTimeout: code = SHMLOG_TIMEOUT; break;
     case C::kBusy: code = SHMLOG_BUSY; break;
     case C::kPermissionDenied: code = SHMLOG_PERMISSION_DENIED; break;
+    case C::kAborted: code = SHMLOG_FENCED; break;
   }
   return fail(code, s.message());
 }

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "log_state.h"
@@ -51,10 +52,25 @@ struct ConsumerState {
     Clock::time_point stall_since{};
     // drop_duplicates: per producer id, (epoch + 1, next sequence expected).
     std::vector<std::pair<std::uint32_t, std::uint64_t>> next_sequence;
+    // read_committed: outcomes of transactions found ahead, and how far
+    // the look-ahead has read.
+    struct Outcome {
+      std::uint16_t id = 0;
+      std::uint16_t epoch = 0;
+      bool committed = false;
+      std::uint64_t marker = 0;  // the marker's offset
+    };
+    std::vector<Outcome> outcomes;
+    std::uint64_t scanned_to = 0;
+    std::uint64_t scan_base = 0;  // the last position asked about (a smaller one means a seek back)
+    Clock::time_point txn_checked{};
   };
   std::vector<Part> parts;
   bool force_stall_check = false;
   bool drop_duplicates = false;
+  bool read_committed = false;
+  bool control_records = false;  // shmlog's own readers: deliver markers and offsets too
+  std::optional<Producer> helper;  // writes the markers of dead producers' transactions
   bool announced_sleeper = false;  // this consumer has set the log's `sleepers`
   PollResult* result = nullptr;  // of the poll in progress
 
@@ -65,6 +81,10 @@ struct ConsumerState {
   enum class Read : std::uint8_t { kRecord, kNone };
   Read read_at(Part& part, std::uint64_t& position, Record* out) noexcept;
   bool is_duplicate(Part& part, const Record& r) noexcept;
+  enum class Txn : std::uint8_t { kCommitted, kAborted, kOpen };
+  Txn outcome(Part& part, std::uint64_t position, std::uint16_t id, std::uint16_t epoch) noexcept;
+  void look_ahead(Part& part, std::uint64_t from) noexcept;
+  void complete_if_abandoned(Part& part, std::uint16_t id, std::uint16_t epoch) noexcept;
   void on_lapped(Part& part, std::uint64_t& position) noexcept;
   bool still_valid(const Part& part, std::uint64_t position) const noexcept;
   void commit_position(Part& part, std::uint64_t position) noexcept;
@@ -90,6 +110,8 @@ inline void fill_record(Record* out, std::uint32_t p, std::uint64_t position, co
   out->producer_id = header.producer_id;
   out->producer_epoch = header.producer_epoch;
   out->sequence = header.sequence;
+  out->transactional = (d.flags & format::kRecordFlagTransactional) != 0;
+  out->type = 1;
   out->key = Bytes(body, d.key_length);
   out->value = Bytes(body + d.key_length, body_size - d.key_length);
 }
@@ -126,6 +148,107 @@ bool ConsumerState::is_duplicate(Part& part, const Record& r) noexcept {
   return false;
 }
 
+// read_committed: a transactional record at `position` is delivered once a
+// commit marker of its transaction (same producer id and epoch) lies ahead
+// of it, skipped once an abort marker does, and blocks its partition while
+// neither does. Markers come after all of a transaction's records, so the
+// first one ahead decides.
+ConsumerState::Txn ConsumerState::outcome(Part& part, std::uint64_t position, std::uint16_t id,
+                                          std::uint16_t epoch) noexcept {
+  if (position < part.scan_base) {  // moved back (seek): what was pruned may be needed again
+    part.outcomes.clear();
+    part.scanned_to = position;
+  }
+  part.scan_base = position;
+  auto find = [&]() -> const Part::Outcome* {
+    for (const auto& o : part.outcomes) {
+      if (o.id == id && o.epoch == epoch && o.marker > position) return &o;
+    }
+    return nullptr;
+  };
+  const Part::Outcome* o = find();
+  if (o == nullptr) {
+    std::erase_if(part.outcomes, [&](const Part::Outcome& x) { return x.marker < position; });
+    look_ahead(part, position);
+    o = find();
+  }
+  if (o != nullptr) return o->committed ? Txn::kCommitted : Txn::kAborted;
+  complete_if_abandoned(part, id, epoch);
+  return Txn::kOpen;
+}
+
+// Reads ahead from where it stopped last (at most 64K records a call) and
+// notes every transaction marker it passes.
+void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
+  const LogState& s = *log;
+  const std::uint32_t p = part.partition;
+  std::uint64_t pos = std::max(from, part.scanned_to);
+  const std::uint64_t tail = s.tail(p);
+  for (int budget = 1 << 16; pos < tail && budget > 0; --budget) {
+    const std::uint64_t segment = pos >> s.segment_shift;
+    const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+    if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) break;
+    std::byte* at = s.segment_base(p, segment) + (pos & s.segment_mask);
+    const std::uint64_t v = atomic(*reinterpret_cast<std::uint64_t*>(at)).load(std::memory_order_acquire);
+    const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
+    if (d.kind == record::Kind::kSkip &&
+        (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
+      const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
+      part.outcomes.push_back({h->producer_id, h->producer_epoch, d.type == format::RecordType::kTxnCommit, pos});
+    } else if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip && d.kind != record::Kind::kInProgress) {
+      break;  // not claimed yet, being unblocked, or damaged: look again later
+    }
+    pos += d.aligned_length;
+  }
+  part.scanned_to = pos;
+}
+
+// A transaction nobody will finish: its producer died (or it outlived its
+// timeout) while open, or died while writing the markers it decided on.
+// Decide "abort" if undecided, then write this partition's marker.
+void ConsumerState::complete_if_abandoned(Part& part, std::uint16_t id, std::uint16_t epoch) noexcept {
+  const auto now = Clock::now();
+  if (now - part.txn_checked < std::chrono::milliseconds(10)) return;  // liveness reads /proc: not every poll
+  part.txn_checked = now;
+  const LogState& s = *log;
+  if (id >= s.options.max_producers) return;
+  auto& slot = s.producer_slot(id);
+  auto word = atomic(slot.txn_word);
+  std::uint64_t w = word.load(std::memory_order_acquire);
+  if (format::txn_epoch(w) != epoch) return;  // the slot moved on: whoever did finishes this one
+  const bool alive = atomic(slot.state).load(std::memory_order_acquire) == kActive &&
+                     shm::is_alive({atomic(slot.pid).load(std::memory_order_relaxed), slot.start_time});
+  const std::uint64_t since = now_realtime_ns() - atomic(slot.txn_changed_ns).load(std::memory_order_relaxed);
+  if (format::txn_state(w) == format::TxnState::kOpen) {
+    const bool expired = slot.txn_timeout_ms != 0 && since > std::uint64_t{slot.txn_timeout_ms} * 1000000;
+    if (alive && !expired) return;
+    std::uint64_t open = w;
+    if (word.compare_exchange_strong(open, format::make_txn_word(epoch, format::TxnState::kAborting),
+                                     std::memory_order_acq_rel)) {
+      atomic(slot.txn_changed_ns).store(now_realtime_ns(), std::memory_order_relaxed);
+    }
+    w = word.load(std::memory_order_acquire);
+    if (format::txn_epoch(w) != epoch) return;
+  } else if (alive && since < static_cast<std::uint64_t>(s.claim_timeout.count())) {
+    return;  // decided: its producer is writing the markers
+  }
+  const auto state = format::txn_state(w);
+  if (state != format::TxnState::kCommitting && state != format::TxnState::kAborting) return;
+  if (!helper) {
+    ProducerOptions po;
+    po.name = "shmlog: completes transactions";
+    auto h = Log(log).producer(po);
+    if (!h.ok()) return;
+    helper.emplace(std::move(h).value());
+  }
+  const auto type = state == format::TxnState::kCommitting ? format::RecordType::kTxnCommit : format::RecordType::kTxnAbort;
+  (void)append_control(*helper, part.partition, static_cast<std::uint8_t>(type), id, epoch, {});
+}
+
+void deliver_control_records(Consumer& consumer) noexcept {
+  if (consumer.state_) consumer.state_->control_records = true;
+}
+
 void ConsumerState::on_lapped(Part& part, std::uint64_t& position) noexcept {
   const std::uint64_t earliest = log->earliest(part.partition);
   if (earliest > position) {
@@ -158,7 +281,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
     // Pairs with the producer's release (seq_cst) store or CAS of the commit word.
     const std::uint64_t v = atomic(header->commit_word).load(std::memory_order_acquire);
     const auto d = record::decode(v, offset, s.segment_size, s.max_frame);
-    if (d.kind == record::Kind::kData && (d.flags & format::kRecordFlagChecksum) == 0 && !drop_duplicates) {
+    if (d.kind == record::Kind::kData && d.flags == 0 && !drop_duplicates) {
       fill_record(out, p, position, d, *header);
       if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
     }
@@ -202,6 +325,14 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
           on_lapped(part, position);
           continue;
         }
+        if (read_committed && (d.flags & format::kRecordFlagTransactional) != 0) {
+          const Txn t = outcome(part, position, header->producer_id, header->producer_epoch);
+          if (t == Txn::kOpen) return Read::kNone;  // nothing past an open transaction
+          if (t == Txn::kAborted) {
+            position += d.aligned_length;
+            continue;
+          }
+        }
         if (drop_duplicates && is_duplicate(part, *out)) {
           if (result != nullptr) ++result->duplicates;
           position += d.aligned_length;
@@ -210,6 +341,13 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         return Read::kRecord;
       }
       case record::Kind::kSkip:
+        if (control_records && d.type >= format::RecordType::kTxnCommit) {
+          fill_record(out, p, position, d, *header);
+          out->type = static_cast<std::uint8_t>(d.type);
+          if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
+          on_lapped(part, position);
+          continue;
+        }
         position += d.aligned_length;
         continue;
       case record::Kind::kCorrupt:
@@ -488,6 +626,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
   st->mode = options.mode;
   st->commit_every = options.commit_every;
   st->drop_duplicates = options.drop_duplicates;
+  st->read_committed = options.isolation == Isolation::kReadCommitted;
   st->wait = options.wait;
   if (options.group.empty()) {
     std::vector<std::uint32_t> partitions = options.partitions;

@@ -56,11 +56,17 @@ enum class RecordType : std::uint8_t {
   kData = 1,
   kPadding = 2,    // fills a segment's end, or an aborted claim
   kAbandoned = 3,  // a claim whose producer died or stalled past the timeout
-  // 4.. reserved: transaction markers and control records.
+  // Control records of transactions; the header's producer id and epoch
+  // name the transaction. Readers that do not look for them step over them.
+  kTxnCommit = 4,   // the transaction's records in this partition are committed
+  kTxnAbort = 5,    // ... are aborted
+  kTxnOffsets = 6,  // consumer offsets committed with the transaction (value: see core/README.md)
+  // 7.. reserved.
 };
 
 // Record flags (in the commit word).
-inline constexpr std::uint8_t kRecordFlagChecksum = 1u << 0;  // checksum field is valid
+inline constexpr std::uint8_t kRecordFlagChecksum = 1u << 0;       // checksum field is valid
+inline constexpr std::uint8_t kRecordFlagTransactional = 1u << 1;  // visible to read_committed after its commit marker
 
 // ---------------------------------------------------------------------------
 // Record header, 32 bytes, at a 32-byte aligned position.
@@ -221,8 +227,22 @@ struct ProducerSlot {
   std::uint8_t pad1[kCacheLine - 48];
   std::uint64_t last_sequence_plus_one;  // raised only (CAS max) by the identity's instances
   std::uint16_t first_epoch;
-  std::uint8_t pad2[kCacheLine - 10];
+  std::uint16_t reserved1;
+  std::uint32_t txn_timeout_ms;          // an open transaction older than this may be aborted
+  std::uint64_t txn_word;                // the last transaction: epoch << 8 | TxnState
+  std::uint64_t txn_changed_ns;          // when txn_word last changed (CLOCK_REALTIME)
+  std::uint8_t pad2[kCacheLine - 32];
 };
+
+// The outcome of a transaction is decided by one CAS on txn_word (open ->
+// committing, or open -> aborting); markers follow the decision, written by
+// the producer or, when it died, by whoever completes the transaction.
+enum class TxnState : std::uint8_t { kNone = 0, kOpen = 1, kCommitting = 2, kAborting = 3, kDone = 4 };
+constexpr std::uint64_t make_txn_word(std::uint16_t epoch, TxnState state) noexcept {
+  return static_cast<std::uint64_t>(epoch) << 8 | static_cast<std::uint8_t>(state);
+}
+constexpr std::uint16_t txn_epoch(std::uint64_t w) noexcept { return static_cast<std::uint16_t>(w >> 8); }
+constexpr TxnState txn_state(std::uint64_t w) noexcept { return static_cast<TxnState>(static_cast<std::uint8_t>(w)); }
 
 // ---------------------------------------------------------------------------
 // Consumer group slot: 128-byte header, then MemberSlot[max_members].

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <optional>
 #include <cstring>
 #include <vector>
@@ -61,6 +62,22 @@ struct ProducerState {
   bool idempotent = false;
   std::uint64_t last_sequence_plus_one = 0;
 
+  // Transactions (the epoch is bumped by each begin: (id, epoch) names one).
+  bool transactional = false;
+  bool txn_open = false;
+  std::chrono::milliseconds txn_timeout{};
+  std::vector<bool> touched;               // partitions written in the open transaction
+  std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> txn_offsets;  // to commit with it
+  std::uint64_t txn_max_sequence_plus_one = 0;
+  std::string committed_offsets;  // of the last committed transaction (encoded)
+  // The next commit writes a control record (a marker or offsets) instead of data.
+  struct Control {
+    bool active = false;
+    format::RecordType type = format::RecordType::kData;
+    std::uint16_t id = 0;
+    std::uint16_t epoch = 0;
+  } control;
+
   // Per partition: the ready segment this producer last wrote into, and for
   // an exclusive producer its own copy of the tail.
   struct Cursor {
@@ -113,6 +130,13 @@ struct ProducerState {
   AppendResult commit(std::uint64_t timestamp_ns) noexcept;
   void abort() noexcept;
   void close() noexcept;
+
+  Errc append_control(std::uint32_t p, format::RecordType type, std::uint16_t txn_id, std::uint16_t txn_epoch,
+                      Bytes value) noexcept;
+  // Writes `type` markers of transaction `txn_epoch` to the partitions in
+  // `which` (all when empty), waiting out backpressure up to its timeout.
+  Status write_markers(format::RecordType type, std::uint16_t txn_epoch, const std::vector<bool>& which);
+  Status finish_previous_transaction();
 };
 
 Errc ProducerState::ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept {
@@ -377,13 +401,26 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
     abort();
     return {Errc::kFenced, p, pos};
   }
-  header->producer_id = id;
-  header->producer_epoch = epoch;
+  std::uint8_t flags = checksums ? format::kRecordFlagChecksum : 0;
+  format::RecordType type = format::RecordType::kData;
+  if (control.active) [[unlikely]] {
+    header->producer_id = control.id;
+    header->producer_epoch = control.epoch;
+    header->sequence = 0;
+    type = control.type;
+    if (type == format::RecordType::kTxnOffsets) flags |= format::kRecordFlagTransactional;
+  } else {
+    header->producer_id = id;
+    header->producer_epoch = epoch;
+    header->sequence = next_sequence++;
+    if (txn_open) {
+      flags |= format::kRecordFlagTransactional;
+      touched[p] = true;
+    }
+  }
   header->timestamp_ns = timestamp_ns;
-  header->sequence = next_sequence++;
-  const std::uint8_t flags = checksums ? format::kRecordFlagChecksum : 0;
   const std::uint64_t final_word =
-      format::make_commit_word(static_cast<std::int32_t>(claim_frame), format::RecordType::kData, flags, claim_key);
+      format::make_commit_word(static_cast<std::int32_t>(claim_frame), type, flags, claim_key);
   if (checksums) {
     header->checksum = record::checksum(*header, final_word, reinterpret_cast<std::byte*>(header + 1),
                                         claim_frame - format::kRecordHeaderSize);
@@ -414,9 +451,14 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
     s.wake_consumers();
     atomic(slot().wakeups_total).store(slot().wakeups_total + 1, std::memory_order_relaxed);
   }
-  if (idempotent) {
-    last_sequence_plus_one = header->sequence + 1;
-    raise_last_sequence(slot(), last_sequence_plus_one);
+  if (idempotent && !control.active) {
+    if (txn_open) {
+      // Counts only once the transaction commits.
+      txn_max_sequence_plus_one = std::max(txn_max_sequence_plus_one, header->sequence + 1);
+    } else {
+      last_sequence_plus_one = header->sequence + 1;
+      raise_last_sequence(slot(), last_sequence_plus_one);
+    }
   }
   if constexpr (kHotCounters) {
     // Single-writer counters: a relaxed store, no read-modify-write.
@@ -447,6 +489,61 @@ void ProducerState::abort() noexcept {
                                                         format::RecordType::kPadding, 0, 0),
                                std::memory_order_seq_cst);
   if (atomic(log->header->data_waiters).load(std::memory_order_seq_cst) != 0) log->wake_consumers();
+}
+
+Errc ProducerState::append_control(std::uint32_t p, format::RecordType type, std::uint16_t txn_id,
+                                   std::uint16_t txn_epoch, Bytes value) noexcept {
+  if (claim_open) return Errc::kBadState;
+  const auto frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + value.size());
+  if (value.size() > max_record) return Errc::kTooLarge;
+  std::uint64_t position = 0;
+  Errc e = claim(p, frame, &position);
+  if (e != Errc::kOk) return e;
+  claim_open = true;
+  claim_partition = p;
+  claim_position = position;
+  claim_header = reinterpret_cast<format::RecordHeader*>(word(p, position));
+  claim_frame = frame;
+  claim_key = 0;
+  if (!value.empty()) std::memcpy(claim_header + 1, value.data(), value.size());
+  control = {true, type, txn_id, txn_epoch};
+  AppendResult r = commit(timestamps ? now_realtime_ns() : 0);
+  control = {};
+  return r.error;
+}
+
+Status ProducerState::write_markers(format::RecordType type, std::uint16_t txn_epoch, const std::vector<bool>& which) {
+  for (std::uint32_t p = 0; p < log->options.partitions; ++p) {
+    if (!which.empty() && !which[p]) continue;
+    Errc e = append_control(p, type, id, txn_epoch, {});
+    if (e != Errc::kOk) {
+      return Status(e == Errc::kFenced ? Status::Code::kAborted : Status::Code::kBusy,
+                    std::string("writing the transaction's ") + (type == format::RecordType::kTxnCommit ? "commit" : "abort") +
+                        " marker to partition " + std::to_string(p) + ": " + errc_name(e));
+    }
+  }
+  return {};
+}
+
+Status ProducerState::finish_previous_transaction() {
+  auto word_ref = atomic(slot().txn_word);
+  std::uint64_t w = word_ref.load(std::memory_order_acquire);
+  const std::uint16_t txn_epoch = format::txn_epoch(w);
+  if (format::txn_state(w) == format::TxnState::kOpen) {
+    // Undecided: abort (a waiting reader may decide the same at once).
+    if (word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kAborting),
+                                         std::memory_order_acq_rel)) {
+      w = format::make_txn_word(txn_epoch, format::TxnState::kAborting);
+    }
+  }
+  const auto state = format::txn_state(w);
+  if (state != format::TxnState::kCommitting && state != format::TxnState::kAborting) return {};
+  // Which partitions it touched is not known: every partition gets a marker
+  // (one where the transaction wrote nothing is ignored by readers).
+  SHMLOG_RETURN_IF_ERROR(write_markers(
+      state == format::TxnState::kCommitting ? format::RecordType::kTxnCommit : format::RecordType::kTxnAbort, txn_epoch, {}));
+  word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kDone), std::memory_order_acq_rel);
+  return {};
 }
 
 void ProducerState::close() noexcept {
@@ -509,14 +606,21 @@ std::optional<std::uint32_t> choose_slot(const detail::LogState& s, const Produc
   return retired;  // forgets that named producer's last sequence: only when nothing else is free
 }
 
+// What a named producer's restart learns from the ring.
+struct Recovered {
+  std::uint64_t last_sequence_plus_one = 0;  // 0: none
+  std::string committed_offsets;             // of the last committed transaction that had any
+};
+
 // The last sequence of named producer `id` that reached the log, plus one
 // (0: none): the slot's record of it, or a later record found in the ring
-// (the previous instance may have died between a commit and recording it).
-// Reads every partition up to its tail as it was after the new epoch was
-// published, so each claim of an older instance is either seen committed
-// here or resolved: fenced at its commit, or revoked by this reader.
-Result<std::uint64_t> recover_last_sequence(const Log& log, const detail::LogState& s, std::uint32_t id,
-                                            std::uint16_t epoch) {
+// (the previous instance may have died between a commit and recording it);
+// records of transactions count only when the transaction committed (a
+// marker in the ring, or the slot's decision). Reads every partition up to
+// its tail as it was after the new epoch was published, so each claim of an
+// older instance is either seen committed here or resolved: fenced at its
+// commit, or revoked by this reader.
+Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32_t id, std::uint16_t epoch) {
   std::atomic_thread_fence(std::memory_order_seq_cst);  // the epoch store before the tail reads
   std::vector<std::uint64_t> end(s.options.partitions);
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) end[p] = s.tail(p);
@@ -527,7 +631,14 @@ Result<std::uint64_t> recover_last_sequence(const Log& log, const detail::LogSta
   co.wait = WaitStrategy::yield();
   auto reader = log.consumer(co);
   if (!reader.ok()) return std::move(reader).status();
-  std::uint64_t found = 0;
+  detail::deliver_control_records(*reader);
+  std::uint64_t plain = 0;  // records outside transactions
+  struct Txn {
+    std::uint64_t max_plus_one = 0;
+    bool committed = false;
+    std::string offsets;
+  };
+  std::map<std::uint16_t, Txn> txns;  // by epoch - first (wrap-safe order)
   auto reached_end = [&] {
     for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
       if (reader->position(p).value_or(end[p]) < end[p]) return false;
@@ -537,21 +648,45 @@ Result<std::uint64_t> recover_last_sequence(const Log& log, const detail::LogSta
   const auto deadline = std::chrono::steady_clock::now() + s.claim_timeout + std::chrono::seconds(5);
   while (!reached_end()) {
     if (std::chrono::steady_clock::now() > deadline) {
-      return Status(Status::Code::kTimeout, "recovering the last sequence of producer id '" +
-                                                std::string(slot.name) + "': the log stayed unreadable below its tail");
+      return Status(Status::Code::kTimeout, "recovering the state of producer id '" + std::string(slot.name) +
+                                                "': the log stayed unreadable below its tail");
     }
     reader->poll_wait(
         [&](const Record& r) {
           // Records of this identity: its epochs from the first up to ours.
-          if (r.producer_id == id && static_cast<std::uint16_t>(r.producer_epoch - first) <
-                                         static_cast<std::uint16_t>(epoch - first)) {
-            found = std::max(found, r.sequence + 1);
+          const auto age = static_cast<std::uint16_t>(r.producer_epoch - first);
+          if (r.producer_id != id || age >= static_cast<std::uint16_t>(epoch - first)) return;
+          switch (static_cast<format::RecordType>(r.type)) {
+            case format::RecordType::kData:
+              if (r.transactional) {
+                auto& t = txns[age];
+                t.max_plus_one = std::max(t.max_plus_one, r.sequence + 1);
+              } else {
+                plain = std::max(plain, r.sequence + 1);
+              }
+              break;
+            case format::RecordType::kTxnCommit: txns[age].committed = true; break;
+            case format::RecordType::kTxnOffsets: txns[age].offsets = std::string(as_string(r.value)); break;
+            default: break;
           }
         },
         4096, std::chrono::milliseconds(10));
   }
+  // A transaction decided "commit" whose markers did not all get written counts as committed.
+  const std::uint64_t w = format::atomic(slot.txn_word).load(std::memory_order_acquire);
+  if (format::txn_state(w) == format::TxnState::kCommitting) {
+    txns[static_cast<std::uint16_t>(format::txn_epoch(w) - first)].committed = true;
+  }
+  Recovered r;
+  std::uint64_t found = plain;
+  for (const auto& [age, t] : txns) {
+    if (!t.committed) continue;
+    found = std::max(found, t.max_plus_one);
+    if (!t.offsets.empty()) r.committed_offsets = t.offsets;  // the map is in epoch order
+  }
   detail::raise_last_sequence(slot, found);
-  return format::atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire);
+  r.last_sequence_plus_one = format::atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire);
+  return r;
 }
 
 }  // namespace
@@ -570,6 +705,9 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
   const bool named = !options.producer_id.empty();
   if (named && options.producer_id.size() >= format::kNameCapacity) {
     return Status(Status::Code::kInvalidArgument, "producer id longer than 63 bytes");
+  }
+  if (options.transactional && !named) {
+    return Status(Status::Code::kInvalidArgument, "a transactional producer needs a producer id");
   }
   if (named && options.exclusive) {
     return Status(Status::Code::kInvalidArgument,
@@ -658,6 +796,8 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       st->epoch = epoch;
       st->exclusive = options.exclusive;
       st->idempotent = named;
+      st->transactional = options.transactional;
+      st->txn_timeout = options.transaction_timeout;
       st->timestamps = options.timestamps;
       st->checksums = s.options.checksums;
       st->default_partition = options.partition;
@@ -672,10 +812,15 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       }
     }
     if (named) {
-      auto last = recover_last_sequence(*this, s, id, st->epoch);
-      if (!last.ok()) return std::move(last).status();
-      st->last_sequence_plus_one = *last;
-      st->next_sequence = *last;
+      auto recovered = recover(*this, s, id, st->epoch);
+      if (!recovered.ok()) return std::move(recovered).status();
+      st->last_sequence_plus_one = recovered->last_sequence_plus_one;
+      st->next_sequence = recovered->last_sequence_plus_one;
+      st->committed_offsets = std::move(recovered->committed_offsets);
+      // A transaction an older instance left behind: finish it as decided
+      // (open means abort), in every partition, before this one writes.
+      Status finished = st->finish_previous_transaction();
+      if (!finished.ok()) return std::move(finished).with_context("completing the previous instance's transaction");
     }
     return Producer(std::move(st));
   }
@@ -696,6 +841,161 @@ std::optional<std::uint64_t> Producer::last_sequence() const noexcept {
   if (!state_ || !state_->idempotent || state_->last_sequence_plus_one == 0) return std::nullopt;
   return state_->last_sequence_plus_one - 1;
 }
+
+// ---- transactions ------------------------------------------------------------
+
+namespace {
+
+// The offsets a transaction commits, as the value of its kTxnOffsets
+// record: per entry u16 group length, the group's bytes, u32 partition,
+// u64 offset (little endian; see core/README.md).
+std::string encode_offsets(const std::map<std::pair<std::string, std::uint32_t>, std::uint64_t>& offsets) {
+  std::string out;
+  for (const auto& [key, offset] : offsets) {
+    const auto& [group, partition] = key;
+    const auto n = static_cast<std::uint16_t>(group.size());
+    out.append(reinterpret_cast<const char*>(&n), 2);
+    out.append(group);
+    out.append(reinterpret_cast<const char*>(&partition), 4);
+    out.append(reinterpret_cast<const char*>(&offset), 8);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::uint32_t, std::uint64_t>> decode_offsets(std::string_view in, const std::string& group) {
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> out;
+  while (in.size() >= 2) {
+    std::uint16_t n = 0;
+    std::memcpy(&n, in.data(), 2);
+    if (in.size() < 2u + n + 12u) break;  // damaged: stop (the record had a whole commit word)
+    const std::string_view name = in.substr(2, n);
+    std::uint32_t partition = 0;
+    std::uint64_t offset = 0;
+    std::memcpy(&partition, in.data() + 2 + n, 4);
+    std::memcpy(&offset, in.data() + 6 + n, 8);
+    if (name == group) out.emplace_back(partition, offset);
+    in.remove_prefix(2u + n + 12u);
+  }
+  return out;
+}
+
+Status not_transactional() {
+  return Status(Status::Code::kInvalidArgument,
+                "not a transactional producer (open it with a producer id and transactional = true)");
+}
+
+}  // namespace
+
+Status Producer::begin_transaction() {
+  ProducerState* st = state_.get();
+  if (st == nullptr || !st->log) return Status(Status::Code::kInvalidArgument, "producer is closed");
+  if (!st->transactional) return not_transactional();
+  if (st->txn_open) return Status(Status::Code::kInvalidArgument, "a transaction is already open");
+  auto& slot = st->slot();
+  // Each transaction gets its own epoch, so (id, epoch) names it. A CAS, so
+  // that a fenced instance cannot move the epoch under the newer one.
+  std::uint16_t expected = st->epoch;
+  if (!format::atomic(slot.epoch).compare_exchange_strong(expected, static_cast<std::uint16_t>(st->epoch + 1),
+                                                         std::memory_order_seq_cst)) {
+    return Status(Status::Code::kAborted, std::string("fenced: ") + errc_name(Errc::kFenced));
+  }
+  st->epoch = static_cast<std::uint16_t>(st->epoch + 1);
+  slot.txn_timeout_ms = static_cast<std::uint32_t>(std::min<std::int64_t>(st->txn_timeout.count(), UINT32_MAX));
+  format::atomic(slot.txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
+  format::atomic(slot.txn_word).store(format::make_txn_word(st->epoch, format::TxnState::kOpen), std::memory_order_seq_cst);
+  st->txn_open = true;
+  st->touched.assign(st->log->options.partitions, false);
+  st->txn_offsets.clear();
+  st->txn_max_sequence_plus_one = 0;
+  return {};
+}
+
+void Producer::add_offsets(const std::string& group, std::uint32_t partition, std::uint64_t offset) {
+  if (state_ && state_->txn_open) state_->txn_offsets[{group, partition}] = offset;
+}
+
+bool Producer::in_transaction() const noexcept { return state_ && state_->txn_open; }
+
+Status Producer::commit_transaction() {
+  ProducerState* st = state_.get();
+  if (st == nullptr || !st->log) return Status(Status::Code::kInvalidArgument, "producer is closed");
+  if (!st->transactional) return not_transactional();
+  if (!st->txn_open) return Status(Status::Code::kInvalidArgument, "no transaction is open");
+  auto word = format::atomic(st->slot().txn_word);
+  std::uint64_t w = word.load(std::memory_order_acquire);
+  if (w == format::make_txn_word(st->epoch, format::TxnState::kOpen)) {
+    // The offsets are part of the transaction: written before the decision.
+    if (!st->txn_offsets.empty()) {
+      const std::string value = encode_offsets(st->txn_offsets);
+      Errc e = st->append_control(0, format::RecordType::kTxnOffsets, st->id, st->epoch, as_bytes(value));
+      if (e != Errc::kOk) return Status(Status::Code::kBusy, std::string("writing the transaction's offsets: ") + errc_name(e));
+      st->touched[0] = true;
+    }
+    // The decision: one CAS. A reader that found the transaction too old
+    // may have decided "abort" first.
+    if (word.compare_exchange_strong(w, format::make_txn_word(st->epoch, format::TxnState::kCommitting),
+                                     std::memory_order_acq_rel)) {
+      format::atomic(st->slot().txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
+      w = format::make_txn_word(st->epoch, format::TxnState::kCommitting);
+    }
+  }
+  if (w != format::make_txn_word(st->epoch, format::TxnState::kCommitting)) {
+    if (w == format::make_txn_word(st->epoch, format::TxnState::kAborting)) {
+      Status aborted = abort_transaction();  // finishes the markers the reader did not write
+      return Status(Status::Code::kAborted, "the transaction was aborted: it outlived its timeout (" +
+                                                std::to_string(st->txn_timeout.count()) + " ms)" +
+                                                (aborted.ok() ? "" : "; " + aborted.message()));
+    }
+    st->txn_open = false;  // a newer instance took over and finishes it
+    return Status(Status::Code::kAborted, std::string("the transaction was aborted: ") + errc_name(Errc::kFenced));
+  }
+  // Decided; the markers follow (a retry after an error resumes here).
+  SHMLOG_RETURN_IF_ERROR(st->write_markers(format::RecordType::kTxnCommit, st->epoch, st->touched));
+  st->txn_open = false;
+  if (st->txn_max_sequence_plus_one > st->last_sequence_plus_one) {
+    st->last_sequence_plus_one = st->txn_max_sequence_plus_one;
+    detail::raise_last_sequence(st->slot(), st->last_sequence_plus_one);
+  }
+  st->committed_offsets = encode_offsets(st->txn_offsets);
+  word.store(format::make_txn_word(st->epoch, format::TxnState::kDone), std::memory_order_release);
+  return {};
+}
+
+Status Producer::abort_transaction() {
+  ProducerState* st = state_.get();
+  if (st == nullptr || !st->log) return Status(Status::Code::kInvalidArgument, "producer is closed");
+  if (!st->transactional) return not_transactional();
+  if (!st->txn_open) return Status(Status::Code::kInvalidArgument, "no transaction is open");
+  auto word = format::atomic(st->slot().txn_word);
+  std::uint64_t w = format::make_txn_word(st->epoch, format::TxnState::kOpen);
+  if (!word.compare_exchange_strong(w, format::make_txn_word(st->epoch, format::TxnState::kAborting),
+                                    std::memory_order_acq_rel) &&
+      w != format::make_txn_word(st->epoch, format::TxnState::kAborting)) {
+    if (w == format::make_txn_word(st->epoch, format::TxnState::kCommitting)) {
+      return Status(Status::Code::kInvalidArgument, "the transaction is committing: call commit_transaction again");
+    }
+    st->txn_open = false;  // fenced: the newer instance finishes it
+    return Status(Status::Code::kAborted, std::string("fenced: ") + errc_name(Errc::kFenced));
+  }
+  // The records of the transaction in this partition's ring are skipped by read_committed readers.
+  SHMLOG_RETURN_IF_ERROR(st->write_markers(format::RecordType::kTxnAbort, st->epoch, st->touched));
+  st->txn_open = false;
+  word.store(format::make_txn_word(st->epoch, format::TxnState::kDone), std::memory_order_release);
+  return {};
+}
+
+std::vector<std::pair<std::uint32_t, std::uint64_t>> Producer::committed_offsets(const std::string& group) const {
+  if (!state_) return {};
+  return decode_offsets(state_->committed_offsets, group);
+}
+
+namespace detail {
+Errc append_control(Producer& producer, std::uint32_t partition, std::uint8_t type, std::uint16_t id,
+                    std::uint16_t epoch, Bytes value) noexcept {
+  if (!producer.state_ || partition >= producer.state_->log->options.partitions) return Errc::kBadState;
+  return producer.state_->append_control(partition, static_cast<format::RecordType>(type), id, epoch, value);
+}
+}  // namespace detail
 
 std::uint32_t Producer::partition_for(Bytes key) const noexcept {
   // FNV-1a, then a final mix so that similar keys spread.

@@ -82,6 +82,9 @@ struct Decoded {
       return d;
     case format::RecordType::kPadding:
     case format::RecordType::kAbandoned:
+    case format::RecordType::kTxnCommit:  // control records: only read_committed looks (d.type says which)
+    case format::RecordType::kTxnAbort:
+    case format::RecordType::kTxnOffsets:
       d.kind = Kind::kSkip;
       return d;
     default:

@@ -70,6 +70,7 @@ const char* code_name(Status::Code code) noexcept {
     case Status::Code::kTimeout: return "timeout";
     case Status::Code::kBusy: return "busy";
     case Status::Code::kPermissionDenied: return "permission denied";
+    case Status::Code::kAborted: return "aborted";
   }
   return "unknown";
 }

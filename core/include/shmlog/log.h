@@ -104,16 +104,25 @@ struct Record {
   std::uint16_t producer_id = 0;
   std::uint16_t producer_epoch = 0;
   std::uint64_t sequence = 0;
+  bool transactional = false;  // written inside a transaction
+  std::uint8_t type = 1;       // 1: data (control records reach only shmlog's own readers)
   Bytes key;
   Bytes value;
 };
 
 class Log;
+class Producer;
+class Consumer;
 namespace detail {
 struct LogState;
 struct ProducerState;
 struct ConsumerState;
 struct LogAccess;  // tests only: reaches the shared-memory state
+// Appends a transaction control record on behalf of producer `id`, `epoch`.
+Errc append_control(Producer& producer, std::uint32_t partition, std::uint8_t type, std::uint16_t id,
+                    std::uint16_t epoch, Bytes value) noexcept;
+// Lets a reader see control records (shmlog's own recovery reads).
+void deliver_control_records(Consumer& consumer) noexcept;
 }  // namespace detail
 
 // An open claim: write key and value in place, then commit or abort it.
@@ -155,6 +164,12 @@ struct ProducerOptions {
   // one return kDuplicate and write nothing. Uses shared claims (not
   // exclusive): fencing revokes in-flight claims.
   std::string producer_id{};
+  // With a producer_id: begin/commit/abort_transaction. A transactional
+  // producer's sequence numbers count only committed records.
+  bool transactional = false;
+  // An open transaction older than this may be aborted by a read_committed
+  // reader waiting on it (also when the producer died: at once).
+  std::chrono::milliseconds transaction_timeout{60000};
 };
 
 // Appends records. One thread at a time; not copyable.
@@ -190,10 +205,32 @@ class Producer {
   // Named producers: the last sequence that reached the log, if any.
   std::optional<std::uint64_t> last_sequence() const noexcept;
 
+  // Transactions (transactional producers). Records appended between begin
+  // and commit become visible to read_committed consumers together, in every
+  // partition, or never (abort, a fence, the producer's death, the timeout).
+  // Opening the producer id again aborts what an older instance left open.
+  Status begin_transaction();
+  // Consume-process-produce: consumer offsets committed with the
+  // transaction. They are recorded in this log; after a restart,
+  // committed_offsets() returns those of the last committed transaction.
+  void add_offsets(const std::string& group, std::uint32_t partition, std::uint64_t offset);
+  Status commit_transaction();
+  Status abort_transaction();
+  bool in_transaction() const noexcept;
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> committed_offsets(const std::string& group) const;
+
  private:
   friend class Log;
+  friend Errc detail::append_control(Producer&, std::uint32_t, std::uint8_t, std::uint16_t, std::uint16_t,
+                                     Bytes) noexcept;
   explicit Producer(std::unique_ptr<detail::ProducerState> state);
   std::unique_ptr<detail::ProducerState> state_;
+};
+
+enum class Isolation : std::uint8_t {
+  kReadUncommitted,  // every record as soon as it is committed to the ring
+  kReadCommitted,    // transactional records only once their transaction committed;
+                     // a partition stops at the first transaction still open
 };
 
 enum class DeliveryMode : std::uint8_t {
@@ -226,6 +263,7 @@ struct ConsumerOptions {
   // sequence) is not above the last one seen from that producer instance
   // in its partition (a producer's retry); counted in PollResult::duplicates.
   bool drop_duplicates = false;
+  Isolation isolation = Isolation::kReadUncommitted;
 };
 
 struct PollResult {
@@ -281,6 +319,7 @@ class Consumer {
 
  private:
   friend class Log;
+  friend void detail::deliver_control_records(Consumer&) noexcept;
   explicit Consumer(std::unique_ptr<detail::ConsumerState> state);
   std::unique_ptr<detail::ConsumerState> state_;
 };
@@ -368,6 +407,7 @@ class Log {
 
  private:
   friend struct detail::LogAccess;
+  friend struct detail::ConsumerState;  // completes transactions of dead producers
   explicit Log(std::shared_ptr<detail::LogState> state) : state_(std::move(state)) {}
   std::shared_ptr<detail::LogState> state_;
 };

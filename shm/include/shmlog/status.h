@@ -27,6 +27,7 @@ class [[nodiscard]] Status {
     kTimeout,
     kBusy,
     kPermissionDenied,
+    kAborted,  // fenced by a newer instance, or a transaction aborted
   };
 
   Status() noexcept = default;

@@ -1,0 +1,242 @@
+// Transactions: records of several partitions become visible to
+// read_committed readers together or never; a partition stops at the first
+// open transaction; dead, fenced and timed-out transactions are finished;
+// offsets committed with a transaction come back after a restart.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <string>
+#include <vector>
+
+#include "log_access.h"
+#include "shmlog/shm/process.h"
+#include "test_util.h"
+
+namespace shmlog {
+namespace {
+
+LogOptions small() {
+  LogOptions o;
+  o.partitions = 2;
+  o.segment_size = 64 * 1024;
+  o.ring_segments = 8;
+  o.max_record_size = 1024;
+  o.claim_timeout = std::chrono::milliseconds(100);
+  return o;
+}
+
+ProducerOptions transactional(const std::string& id, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  ProducerOptions po;
+  po.producer_id = id;
+  po.transactional = true;
+  po.transaction_timeout = timeout;
+  return po;
+}
+
+ConsumerOptions committed_reader() {
+  ConsumerOptions co;
+  co.isolation = Isolation::kReadCommitted;
+  co.wait = WaitStrategy::yield();
+  return co;
+}
+
+// Values readable now (partition 0 first, then 1), with a short wait.
+std::vector<std::string> read(Consumer& c, std::chrono::milliseconds wait = std::chrono::milliseconds(30)) {
+  std::vector<std::string> out;
+  while (c.poll_wait([&](const Record& r) { out.push_back(test::bytes_to_string(r.value)); }, 64, wait).records != 0) {
+  }
+  return out;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+TEST(Transaction, RecordsOfSeveralPartitionsAppearTogetherAtCommit) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  auto p = log.producer(transactional("tx")).value();
+  ASSERT_TRUE(p.begin_transaction().ok());
+  EXPECT_TRUE(p.in_transaction());
+  ASSERT_TRUE(p.append_to(0, {}, as_bytes("a0")));
+  ASSERT_TRUE(p.append_to(1, {}, as_bytes("a1")));
+  auto committed = log.consumer(committed_reader()).value();
+  auto uncommitted = log.consumer().value();
+  EXPECT_TRUE(read(committed).empty()) << "nothing before the commit";
+  EXPECT_EQ(sorted(read(uncommitted)), (std::vector<std::string>{"a0", "a1"}));
+  ASSERT_TRUE(p.commit_transaction().ok());
+  EXPECT_FALSE(p.in_transaction());
+  EXPECT_EQ(sorted(read(committed)), (std::vector<std::string>{"a0", "a1"}));
+  EXPECT_TRUE(read(uncommitted).empty()) << "markers are not records";
+}
+
+TEST(Transaction, AbortedRecordsAreNeverSeenAndAnOpenOneHoldsItsPartition) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  auto p = log.producer(transactional("tx")).value();
+  auto plain = log.producer().value();
+  auto c = log.consumer(committed_reader()).value();
+  ASSERT_TRUE(plain.append(as_bytes("before")));
+  ASSERT_TRUE(p.begin_transaction().ok());
+  ASSERT_TRUE(p.append(as_bytes("doomed")));
+  ASSERT_TRUE(plain.append(as_bytes("after")));  // behind the open transaction
+  EXPECT_EQ(read(c), (std::vector<std::string>{"before"}));
+  ASSERT_TRUE(p.abort_transaction().ok());
+  EXPECT_EQ(read(c), (std::vector<std::string>{"after"}));
+  // Transactions and plain records keep interleaving.
+  ASSERT_TRUE(p.begin_transaction().ok());
+  ASSERT_TRUE(p.append(as_bytes("kept")));
+  ASSERT_TRUE(plain.append(as_bytes("plain")));
+  ASSERT_TRUE(p.commit_transaction().ok());
+  ASSERT_TRUE(p.append(as_bytes("outside")));  // a transactional producer may also write plainly
+  EXPECT_EQ(read(c), (std::vector<std::string>{"kept", "plain", "outside"}));
+}
+
+TEST(Transaction, MisuseIsAClearError) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  auto plain = log.producer().value();
+  EXPECT_NE(plain.begin_transaction().message().find("not a transactional producer"), std::string::npos);
+  ProducerOptions po;
+  po.transactional = true;
+  EXPECT_NE(log.producer(po).status().message().find("needs a producer id"), std::string::npos);
+  auto p = log.producer(transactional("tx")).value();
+  EXPECT_NE(p.commit_transaction().message().find("no transaction is open"), std::string::npos);
+  ASSERT_TRUE(p.begin_transaction().ok());
+  EXPECT_NE(p.begin_transaction().message().find("already open"), std::string::npos);
+}
+
+TEST(Transaction, AProducerKilledInsideATransactionIsAbortedByTheReader) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  const std::uint32_t child = test::spawn([&] {
+    auto l = Log::open(path.str()).value();
+    auto p = l.producer(transactional("doomed")).value();
+    if (!p.begin_transaction().ok()) return 1;
+    if (!p.append_to(0, {}, as_bytes("x0")) || !p.append_to(1, {}, as_bytes("x1"))) return 2;
+    shm::kill_self();
+    return 3;
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  auto plain = log.producer().value();
+  ASSERT_TRUE(plain.append_to(0, {}, as_bytes("next0")));
+  ASSERT_TRUE(plain.append_to(1, {}, as_bytes("next1")));
+  auto c = log.consumer(committed_reader()).value();
+  std::vector<std::string> got;
+  for (int i = 0; i < 200 && got.size() < 2; ++i) {
+    for (auto& v : read(c, std::chrono::milliseconds(20))) got.push_back(v);
+  }
+  EXPECT_EQ(sorted(got), (std::vector<std::string>{"next0", "next1"})) << "the dead transaction aborted, not delivered";
+}
+
+TEST(Transaction, ADecidedCommitIsFinishedWhenItsProducerDiedBeforeTheMarkers) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  const std::uint32_t child = test::spawn([&] {
+    auto l = Log::open(path.str()).value();
+    auto p = l.producer(transactional("half")).value();
+    if (!p.begin_transaction().ok()) return 1;
+    if (!p.append_to(0, {}, as_bytes("c0")) || !p.append_to(1, {}, as_bytes("c1"))) return 2;
+    shm::kill_self();
+    return 3;
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  // As if it died right after its decision, before any marker.
+  auto& s = test::state(log);
+  std::uint32_t id = 0;
+  while (std::string(s.producer_slot(id).name) != "half") ++id;
+  auto& slot = s.producer_slot(id);
+  slot.txn_word = format::make_txn_word(format::txn_epoch(slot.txn_word), format::TxnState::kCommitting);
+  auto c = log.consumer(committed_reader()).value();
+  std::vector<std::string> got;
+  for (int i = 0; i < 200 && got.size() < 2; ++i) {
+    for (auto& v : read(c, std::chrono::milliseconds(20))) got.push_back(v);
+  }
+  EXPECT_EQ(sorted(got), (std::vector<std::string>{"c0", "c1"}));
+}
+
+TEST(Transaction, ARestartAbortsWhatTheOldInstanceLeftOpenAndCountsOnlyCommittedSequences) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  const std::uint32_t child = test::spawn([&] {
+    auto l = Log::open(path.str()).value();
+    auto p = l.producer(transactional("restarts")).value();
+    if (!p.begin_transaction().ok() || !p.append(as_bytes("s0")) || !p.append(as_bytes("s1"))) return 1;
+    if (!p.commit_transaction().ok()) return 2;
+    if (!p.begin_transaction().ok() || !p.append(as_bytes("s2")) || !p.append(as_bytes("s3"))) return 3;
+    shm::kill_self();
+    return 4;
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  auto p = log.producer(transactional("restarts")).value();
+  ASSERT_TRUE(p.last_sequence().has_value());
+  EXPECT_EQ(*p.last_sequence(), 1u) << "s2 and s3 were never committed";
+  ASSERT_TRUE(p.begin_transaction().ok());
+  ASSERT_TRUE(p.append(as_bytes("s2 again")));
+  ASSERT_TRUE(p.commit_transaction().ok());
+  auto c = log.consumer(committed_reader()).value();
+  EXPECT_EQ(read(c), (std::vector<std::string>{"s0", "s1", "s2 again"}));
+}
+
+TEST(Transaction, AnOpenTransactionPastItsTimeoutIsAbortedAndItsCommitFails) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  auto p = log.producer(transactional("slow", std::chrono::milliseconds(50))).value();
+  ASSERT_TRUE(p.begin_transaction().ok());
+  ASSERT_TRUE(p.append(as_bytes("late")));
+  auto plain = log.producer().value();
+  ASSERT_TRUE(plain.append(as_bytes("waiting")));
+  auto c = log.consumer(committed_reader()).value();
+  std::vector<std::string> got;
+  for (int i = 0; i < 200 && got.empty(); ++i) got = read(c, std::chrono::milliseconds(20));
+  EXPECT_EQ(got, (std::vector<std::string>{"waiting"}));
+  Status s = p.commit_transaction();
+  EXPECT_EQ(s.code(), Status::Code::kAborted);
+  EXPECT_NE(s.message().find("outlived its timeout"), std::string::npos) << s.message();
+  EXPECT_TRUE(read(c).empty());
+}
+
+TEST(Transaction, ANewerInstanceFencesTheOlderOnesTransaction) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  auto old_instance = log.producer(transactional("twin")).value();
+  ASSERT_TRUE(old_instance.begin_transaction().ok());
+  ASSERT_TRUE(old_instance.append(as_bytes("old")));
+  auto new_instance = log.producer(transactional("twin")).value();  // aborts the old one's transaction
+  EXPECT_EQ(old_instance.append(as_bytes("old 2")).error, Errc::kFenced);
+  EXPECT_EQ(old_instance.commit_transaction().code(), Status::Code::kAborted);
+  EXPECT_EQ(old_instance.begin_transaction().code(), Status::Code::kAborted);
+  ASSERT_TRUE(new_instance.begin_transaction().ok());
+  ASSERT_TRUE(new_instance.append(as_bytes("new")));
+  ASSERT_TRUE(new_instance.commit_transaction().ok());
+  auto c = log.consumer(committed_reader()).value();
+  EXPECT_EQ(read(c), (std::vector<std::string>{"new"}));
+}
+
+TEST(Transaction, OffsetsCommittedWithATransactionComeBackAfterARestart) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  {
+    auto p = log.producer(transactional("pipe")).value();
+    EXPECT_TRUE(p.committed_offsets("input").empty());
+    ASSERT_TRUE(p.begin_transaction().ok());
+    ASSERT_TRUE(p.append(as_bytes("out 1")));
+    p.add_offsets("input", 0, 4096);
+    p.add_offsets("input", 1, 64);
+    p.add_offsets("other", 0, 7);
+    ASSERT_TRUE(p.commit_transaction().ok());
+    ASSERT_TRUE(p.begin_transaction().ok());
+    ASSERT_TRUE(p.append(as_bytes("out 2")));
+    p.add_offsets("input", 0, 8192);
+    ASSERT_TRUE(p.abort_transaction().ok());  // not committed: its offsets do not count
+  }
+  auto p = log.producer(transactional("pipe")).value();
+  using Offsets = std::vector<std::pair<std::uint32_t, std::uint64_t>>;
+  EXPECT_EQ(p.committed_offsets("input"), (Offsets{{0, 4096}, {1, 64}}));
+  EXPECT_EQ(p.committed_offsets("other"), (Offsets{{0, 7}}));
+}
+
+}  // namespace
+}  // namespace shmlog
