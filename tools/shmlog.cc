@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "copy_cmd.h"
 #include "demo.h"
 #include "memory_flags.h"
 #include "json.h"
@@ -151,6 +152,8 @@ struct ProduceArgs {
   bool exclusive = false;
   std::string wait = "backoff";
   std::string producer_id;
+  std::string transactional_id;
+  std::uint32_t transaction_size = 100;
 };
 
 int run_produce(const ProduceArgs& a) {
@@ -166,15 +169,20 @@ int run_produce(const ProduceArgs& a) {
   po.backpressure_timeout = std::chrono::milliseconds(a.timeout_ms);
   po.wait = parse_wait(a.wait);
   po.name = "shmlog produce";
-  po.producer_id = a.producer_id;
+  const bool transactional = !a.transactional_id.empty();
+  po.producer_id = transactional ? a.transactional_id : a.producer_id;
+  po.transactional = transactional;
+  if (transactional && a.transaction_size < 1) fail("--transaction-size must be at least 1");
   auto producer = check(log.producer(po));
   // Idempotent: line n (from 0) carries sequence n, so a re-run of the same
-  // input after a crash skips what already reached the log.
-  const bool idempotent = !a.producer_id.empty();
+  // input after a crash skips what already reached the log (with
+  // transactions: what a committed transaction wrote).
+  const bool idempotent = !po.producer_id.empty();
   if (idempotent && producer.last_sequence()) {
     std::fprintf(stderr, "shmlog produce: producer id '%s' resumes after line %" PRIu64 " (lines up to it are already in %s)\n",
-                 a.producer_id.c_str(), *producer.last_sequence(), a.log.c_str());
+                 po.producer_id.c_str(), *producer.last_sequence(), a.log.c_str());
   }
+  const std::uint32_t batch = transactional ? a.transaction_size : a.batch;
   const bool keyed = !a.key_separator.empty();
   const char separator = keyed ? parse_separator(a.key_separator, "--key-separator") : '\0';
   std::ios::sync_with_stdio(false);
@@ -191,8 +199,10 @@ int run_produce(const ProduceArgs& a) {
     fail("cannot append line " + std::to_string(line_number) + " to " + a.log + ": " + why);
   };
   auto flush_batch = [&] {
+    if (lines.empty()) return;
     const std::uint64_t first = line_no - lines.size() + 1;
     if (idempotent) producer.set_next_sequence(first - 1);
+    if (transactional) check(producer.begin_transaction());
     if (!keyed) {
       values.clear();
       for (const auto& l : lines) values.push_back(shmlog::as_bytes(l));
@@ -210,13 +220,14 @@ int run_produce(const ProduceArgs& a) {
         if (!r && r.error != shmlog::Errc::kDuplicate) report(r, first + i, line.size());
       }
     }
+    if (transactional) check(producer.commit_transaction());
     lines.clear();
   };
   std::string line;
   while (!g_interrupted && std::getline(std::cin, line)) {
     ++line_no;
     lines.push_back(line);
-    if (lines.size() >= a.batch) flush_batch();
+    if (lines.size() >= batch) flush_batch();
   }
   flush_batch();
   if (g_interrupted) return 130;
@@ -237,7 +248,14 @@ struct ConsumeArgs {
   std::string key_separator = "\t";
   std::string wait = "backoff";
   std::string out;  // exactly-once: the output file (its offsets are kept beside it)
+  std::string isolation = "read_uncommitted";
 };
+
+shmlog::Isolation parse_isolation(const std::string& text) {
+  if (text == "read_committed") return shmlog::Isolation::kReadCommitted;
+  if (text != "read_uncommitted") fail("--isolation: '" + text + "' is not read_committed or read_uncommitted");
+  return shmlog::Isolation::kReadUncommitted;
+}
 
 // One output line for a record, as the flags say.
 void format_line(const ConsumeArgs& a, char separator, const shmlog::Record& r, std::string& line) {
@@ -257,6 +275,7 @@ void format_line(const ConsumeArgs& a, char separator, const shmlog::Record& r, 
 int run_consume_exactly_once(const ConsumeArgs& a, const shmlog::Log& log, shmlog::ConsumerOptions co, char separator) {
   co.mode = shmlog::DeliveryMode::kManual;  // the group offset follows the file's checkpoint
   co.drop_duplicates = true;
+  co.isolation = shmlog::Isolation::kReadCommitted;
   auto sink = check(shmlog::FileSink::open(a.out, log));
   if (sink.truncated_at_open() > 0) {
     std::fprintf(stderr, "shmlog: cut %" PRIu64 " bytes off %s written after its last checkpoint (they are read again)\n",
@@ -312,6 +331,7 @@ int run_consume(const ConsumeArgs& a) {
   shmlog::ConsumerOptions co;
   co.group = a.group;
   co.wait = parse_wait(a.wait);
+  co.isolation = parse_isolation(a.isolation);
   const bool at_most_once = a.mode == "at-most-once";
   const bool exactly_once = a.mode == "exactly-once";
   if (a.mode == "at-least-once") {
@@ -415,6 +435,7 @@ int run_info(const std::string& path, bool json) {
       j.key("alive").value(p.alive).key("exclusive").value(p.exclusive).key("appends").value(p.appends);
       j.key("bytes").value(p.bytes).key("idempotent").value(p.idempotent).key("epoch").value(p.epoch);
       if (p.last_sequence) j.key("last_sequence").value(*p.last_sequence);
+      if (!p.transaction.empty()) j.key("transaction").value(p.transaction).key("transaction_epoch").value(p.transaction_epoch);
       j.end_object();
     }
     j.end_array().key("groups").begin_array();
@@ -457,13 +478,14 @@ int run_info(const std::string& path, bool json) {
                 p.exclusive ? "excl" : std::to_string(p.writers).c_str());
   }
   if (!info.producers.empty()) {
-    std::printf("\n%-4s %-20s %8s %6s %12s %14s %6s %12s\n", "ID", "NAME", "PID", "ALIVE", "APPENDS", "BYTES",
-                "EPOCH", "LAST SEQ");
+    std::printf("\n%-4s %-20s %8s %6s %12s %14s %6s %12s  %s\n", "ID", "NAME", "PID", "ALIVE", "APPENDS", "BYTES",
+                "EPOCH", "LAST SEQ", "TRANSACTION");
     for (const auto& p : info.producers) {
-      // Named (idempotent) producers show their epoch and last sequence.
-      std::printf("%-4u %-20s %8u %6s %12" PRIu64 " %14" PRIu64 " %6s %12s\n", p.id, p.name.c_str(), p.pid,
+      // Named (idempotent) producers show their epoch, last sequence and open transaction.
+      const std::string txn = p.transaction.empty() ? "-" : p.transaction + " (epoch " + std::to_string(p.transaction_epoch) + ")";
+      std::printf("%-4u %-20s %8u %6s %12" PRIu64 " %14" PRIu64 " %6s %12s  %s\n", p.id, p.name.c_str(), p.pid,
                   p.alive ? "yes" : "no", p.appends, p.bytes, p.idempotent ? std::to_string(p.epoch).c_str() : "-",
-                  p.last_sequence ? std::to_string(*p.last_sequence).c_str() : "-");
+                  p.last_sequence ? std::to_string(*p.last_sequence).c_str() : "-", txn.c_str());
     }
   }
   std::printf("\ngroups         %zu (see shmlog groups)\n", info.groups.size());
@@ -541,6 +563,13 @@ int main(int argc, char** argv) {
                       "Idempotent: line n carries sequence n; a re-run skips lines already in the log and "
                       "fences an older instance")
       ->excludes("--exclusive");
+  produce->add_option("--transactional-id", pa.transactional_id,
+                      "Transactional: every --transaction-size lines commit atomically (line n carries sequence n)")
+      ->excludes("--exclusive")
+      ->excludes("--producer-id");
+  produce->add_option("--transaction-size", pa.transaction_size, "Lines per transaction (with --transactional-id)")
+      ->needs("--transactional-id")
+      ->capture_default_str();
 
   ConsumeArgs ka;
   auto* consume = app.add_subcommand("consume", "Print one record per stdout line");
@@ -549,6 +578,9 @@ int main(int argc, char** argv) {
   consume->add_option("--mode", ka.mode, "at-most-once, at-least-once or exactly-once (with --out)")
       ->capture_default_str();
   consume->add_option("--out", ka.out, "exactly-once: append records to FILE; FILE.offsets keeps where they came from");
+  consume->add_option("--isolation", ka.isolation,
+                      "read_committed: transactional records only once committed (exactly-once implies it)")
+      ->capture_default_str();
   consume->add_option("--from", ka.from, "earliest, latest or OFFSET (first start of a group)")->capture_default_str();
   consume->add_option("--max", ka.max, "Exit after this many records");
   consume->add_option("--idle-timeout-ms", ka.idle_timeout_ms, "Exit when no record arrived for this long");
@@ -622,6 +654,16 @@ int main(int argc, char** argv) {
   topo->add_flag("--json", topo_json, "Print JSON");
   topo->add_option("--synthetic", topo_synthetic, "Describe a synthetic hwloc topology instead, e.g. 'pack:2 core:4 pu:2'");
 
+  shmlog::tools::CopyArgs ya;
+  auto* copy = app.add_subcommand("copy", "Copy records from one log into another exactly once (transactions)");
+  copy->add_option("IN", ya.in, "Log to read")->required();
+  copy->add_option("OUT", ya.out, "Log to write")->required();
+  copy->add_option("--group", ya.group, "Consumer group in IN (needs the group to itself)")->required();
+  copy->add_option("--transactional-id", ya.transactional_id, "Producer id in OUT (same on every restart)")->required();
+  copy->add_option("--transaction-size", ya.transaction_size, "Records per transaction")->capture_default_str();
+  copy->add_option("--idle-timeout-ms", ya.idle_timeout_ms, "Exit when no record arrived for this long");
+  copy->add_option("--prefix", ya.prefix, "Prepend this to each value (the processing step)");
+
   shmlog::tools::StatArgs sa;
   auto* stat = app.add_subcommand("stat", "Live counters of a log: rates, lag, stalls (attaches read-only)");
   stat->add_option("LOG", sa.log, "Log directory")->required();
@@ -670,6 +712,7 @@ int main(int argc, char** argv) {
   if (*topo) return shmlog::tools::run_topo(topo_json, topo_synthetic);
   if (*exec) return shmlog::tools::run_exec(xa);
   if (*stat) return shmlog::tools::run_stat(sa, &g_interrupted_int);
+  if (*copy) return shmlog::tools::run_copy(ya, &g_interrupted_int);
   if (*exporter) return shmlog::tools::run_exporter(ea, &g_interrupted_int);
   if (*lat) {
     la.wait = parse_wait(la.wait_name);

@@ -754,6 +754,14 @@ LogInfo Log::info() const {
     pi.epoch = atomic(const_cast<std::uint16_t&>(slot.epoch)).load(std::memory_order_acquire);
     const std::uint64_t last = atomic(const_cast<std::uint64_t&>(slot.last_sequence_plus_one)).load(std::memory_order_acquire);
     if (idempotent && last != 0) pi.last_sequence = last - 1;
+    const std::uint64_t txn = atomic(const_cast<std::uint64_t&>(slot.txn_word)).load(std::memory_order_acquire);
+    switch (format::txn_state(txn)) {
+      case format::TxnState::kOpen: pi.transaction = "open"; break;
+      case format::TxnState::kCommitting: pi.transaction = "committing"; break;
+      case format::TxnState::kAborting: pi.transaction = "aborting"; break;
+      default: break;
+    }
+    pi.transaction_epoch = format::txn_epoch(txn);
     pi.id = static_cast<std::uint16_t>(id);
     pi.name.assign(slot.name, strnlen(slot.name, sizeof slot.name));
     pi.pid = slot.pid;

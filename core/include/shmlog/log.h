@@ -374,6 +374,9 @@ struct LogInfo {
     bool idempotent = false;
     std::uint16_t epoch = 0;
     std::optional<std::uint64_t> last_sequence;
+    // Its last transaction: "open", "committing", "aborting", or empty.
+    std::string transaction;
+    std::uint16_t transaction_epoch = 0;
   };
   std::vector<ProducerInfo> producers;
 };

@@ -1,0 +1,85 @@
+#include "copy_cmd.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <string>
+
+#include "shmlog/log.h"
+
+namespace shmlog::tools {
+namespace {
+
+int failed(const std::string& what) {
+  std::fprintf(stderr, "shmlog copy: %s\n", what.c_str());
+  return 1;
+}
+
+}  // namespace
+
+// Each transaction holds the output records of up to transaction_size
+// input records and the input offsets after them; the group's own offsets
+// in IN follow after the commit. A restart (same arguments) aborts what the
+// last instance left open and resumes from the offsets of the last
+// committed transaction: every input record reaches OUT once.
+int run_copy(const CopyArgs& a, volatile int* interrupted) {
+  if (a.transaction_size < 1) return failed("--transaction-size must be at least 1");
+  auto in = Log::open(a.in);
+  if (!in.ok()) return failed(in.status().message());
+  auto out = Log::open(a.out);
+  if (!out.ok()) return failed(out.status().message());
+  ProducerOptions po;
+  po.producer_id = a.transactional_id;
+  po.transactional = true;
+  po.name = "shmlog copy";
+  auto producer = out->producer(po);
+  if (!producer.ok()) return failed(producer.status().message());
+  ConsumerOptions co;
+  co.group = a.group;
+  co.mode = DeliveryMode::kManual;
+  co.isolation = Isolation::kReadCommitted;
+  co.drop_duplicates = true;
+  auto consumer = in->consumer(co);
+  if (!consumer.ok()) return failed(consumer.status().message());
+  const std::uint32_t partitions = in->options().partitions;
+  if (consumer->assignment().size() != partitions) {
+    return failed("another member is in group '" + a.group + "' of " + a.in + ": an exactly-once copy needs the group to itself");
+  }
+  // The offsets live in OUT with the records they produced.
+  const std::string key = a.group + "@" + std::to_string(in->info().log_id);
+  for (const auto& [p, offset] : producer->committed_offsets(key)) {
+    Status s = consumer->seek(p, offset);
+    if (!s.ok()) return failed("cannot resume partition " + std::to_string(p) + " of " + a.in + ": " + s.message());
+  }
+  const std::uint32_t out_partitions = out->options().partitions;
+  std::string value;
+  std::uint64_t copied = 0;
+  const auto idle = std::chrono::milliseconds(a.idle_timeout_ms >= 0 ? a.idle_timeout_ms : 200);
+  while (*interrupted == 0) {
+    Status s = producer->begin_transaction();
+    if (!s.ok()) return failed(s.message());
+    AppendResult first_error;
+    auto r = consumer->poll_wait(
+        [&](const Record& rec) {
+          value.assign(a.prefix);
+          value.append(as_string(rec.value));
+          auto w = rec.key.empty() ? producer->append_to(rec.partition % out_partitions, {}, as_bytes(value))
+                                   : producer->append(rec.key, as_bytes(value));
+          if (!w && first_error) first_error = w;
+          producer->add_offsets(key, rec.partition, rec.next_offset);
+        },
+        a.transaction_size, idle);
+    if (!first_error) {
+      (void)producer->abort_transaction();
+      return failed(std::string("appending to ") + a.out + ": " + errc_name(first_error.error));
+    }
+    s = producer->commit_transaction();
+    if (!s.ok()) return failed(s.message());
+    consumer->commit();  // the group's offsets in IN: lag, and room in its ring
+    copied += r.records;
+    if (r.records == 0 && a.idle_timeout_ms >= 0) break;
+  }
+  std::fprintf(stderr, "shmlog copy: %" PRIu64 " records copied\n", copied);
+  return *interrupted != 0 ? 130 : 0;
+}
+
+}  // namespace shmlog::tools
