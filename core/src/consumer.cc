@@ -71,6 +71,7 @@ struct ConsumerState {
   bool read_committed = false;
   bool control_records = false;  // shmlog's own readers: deliver markers and offsets too
   std::optional<Producer> helper;  // writes the markers of dead producers' transactions
+  std::vector<Record> batch;       // at-most-once: read, commit, then hand out
   bool announced_sleeper = false;  // this consumer has set the log's `sleepers`
   PollResult* result = nullptr;  // of the poll in progress
 
@@ -403,7 +404,7 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
   std::size_t delivered = 0;
   if (mode == DeliveryMode::kAtMostOnce && grouped) {
     // Commit first, then hand out: a crash in the handler loses, never repeats.
-    std::array<Record, kBatch> batch;
+    if (batch.empty()) batch.resize(kBatch);  // once: 256 records are 25 KB to construct
     while (delivered < max) {
       const std::size_t want = std::min({max - delivered, std::size_t{commit_every}, kBatch});
       std::size_t count = 0;
