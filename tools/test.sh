@@ -22,6 +22,7 @@ for stage in $STAGES; do
       build build/test ""
       # Benchmarks are built above; run each briefly to prove it works.
       build/test/bench/shmlog_bench --benchmark_min_time=0.01 >/dev/null
+      build/test/bench/shmlog_delivery_bench 1 1000 >/dev/null
       ctest --test-dir build/test --output-on-failure -j "$JOBS"
       ;;
     asan)
