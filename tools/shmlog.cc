@@ -92,6 +92,8 @@ struct CreateArgs {
   int numa_node = -1;
   int near_core = -1;
   shmlog::tools::MemoryFlags memory;
+  std::uint64_t token_window = 0;
+  std::uint64_t token_window_ms = 0;
 };
 
 std::string placement_text(const shmlog::LogOptions& o) {
@@ -134,6 +136,8 @@ int run_create(const CreateArgs& a) {
   }
   o.pages = a.memory.pages();
   o.memory_dir = a.memory.dir;
+  o.token_window = a.token_window;
+  o.token_window_time = std::chrono::milliseconds(a.token_window_ms);
   auto log = check(shmlog::Log::create(a.log, o));
   auto info = log.info();
   std::printf("created %s: %u partition(s), ring %u x %" PRIu64 " bytes, %s, shared memory %s (%s)\n",
@@ -154,6 +158,7 @@ struct ProduceArgs {
   std::string producer_id;
   std::string transactional_id;
   std::uint32_t transaction_size = 100;
+  std::string token_separator;
 };
 
 int run_produce(const ProduceArgs& a) {
@@ -183,8 +188,13 @@ int run_produce(const ProduceArgs& a) {
                  po.producer_id.c_str(), *producer.last_sequence(), a.log.c_str());
   }
   const std::uint32_t batch = transactional ? a.transaction_size : a.batch;
-  const bool keyed = !a.key_separator.empty();
-  const char separator = keyed ? parse_separator(a.key_separator, "--key-separator") : '\0';
+  const bool tokens = !a.token_separator.empty();
+  const char token_separator = tokens ? parse_separator(a.token_separator, "--token-separator") : '\0';
+  if (tokens && log.options().token_window == 0) {
+    fail("--token-separator: " + a.log + " keeps no tokens (create it with --token-window N)");
+  }
+  const bool keyed = !a.key_separator.empty() || tokens;
+  const char separator = !a.key_separator.empty() ? parse_separator(a.key_separator, "--key-separator") : '\0';
   std::ios::sync_with_stdio(false);
   std::vector<std::string> lines;
   std::vector<shmlog::Bytes> values;
@@ -198,6 +208,7 @@ int run_produce(const ProduceArgs& a) {
     }
     fail("cannot append line " + std::to_string(line_number) + " to " + a.log + ": " + why);
   };
+  std::uint64_t token_duplicates = 0;
   auto flush_batch = [&] {
     if (lines.empty()) return;
     const std::uint64_t first = line_no - lines.size() + 1;
@@ -212,11 +223,20 @@ int run_produce(const ProduceArgs& a) {
     } else {
       for (std::size_t i = 0; i < lines.size(); ++i) {
         std::string_view line = lines[i];
-        auto cut = line.find(separator);
+        std::string_view token;
+        if (tokens) {  // TOKEN<sep>rest: the token is not stored, only remembered
+          auto t = line.find(token_separator);
+          if (t == std::string_view::npos) fail("line " + std::to_string(first + i) + " has no token separator");
+          token = line.substr(0, t);
+          line = line.substr(t + 1);
+        }
+        auto cut = separator == '\0' ? std::string_view::npos : line.find(separator);
         std::string_view key = cut == std::string_view::npos ? std::string_view() : line.substr(0, cut);
         std::string_view value = cut == std::string_view::npos ? line : line.substr(cut + 1);
-        auto r = a.partition >= 0 ? producer.append_to(po.partition, shmlog::as_bytes(key), shmlog::as_bytes(value))
-                                  : producer.append(shmlog::as_bytes(key), shmlog::as_bytes(value));
+        const std::uint32_t part = a.partition >= 0 ? po.partition : key.empty() ? 0 : producer.partition_for(shmlog::as_bytes(key));
+        auto r = tokens ? producer.append_unique_to(part, shmlog::as_bytes(token), shmlog::as_bytes(key), shmlog::as_bytes(value))
+                        : producer.append_to(part, shmlog::as_bytes(key), shmlog::as_bytes(value));
+        if (r.error == shmlog::Errc::kDuplicate && tokens) ++token_duplicates;
         if (!r && r.error != shmlog::Errc::kDuplicate) report(r, first + i, line.size());
       }
     }
@@ -230,6 +250,10 @@ int run_produce(const ProduceArgs& a) {
     if (lines.size() >= batch) flush_batch();
   }
   flush_batch();
+  if (token_duplicates > 0) {
+    std::fprintf(stderr, "shmlog produce: %" PRIu64 " line(s) skipped: their token was already in %s\n",
+                 token_duplicates, a.log.c_str());
+  }
   if (g_interrupted) return 130;
   return 0;
 }
@@ -549,6 +573,10 @@ int main(int argc, char** argv) {
   auto* numa = create->add_option("--numa-node", ca.numa_node, "Bind the log's memory to this NUMA node");
   create->add_option("--near-core", ca.near_core, "Bind the log's memory to the NUMA node of this CPU")->excludes(numa);
   ca.memory.add_to(create);
+  create->add_option("--token-window", ca.token_window, "Uniqueness tokens remembered (0: none; 128 bytes each)")
+      ->capture_default_str();
+  create->add_option("--token-window-ms", ca.token_window_ms, "Also forget tokens older than this (0: by count only)")
+      ->capture_default_str();
 
   ProduceArgs pa;
   auto* produce = app.add_subcommand("produce", "Append one record per stdin line");
@@ -563,6 +591,8 @@ int main(int argc, char** argv) {
                       "Idempotent: line n carries sequence n; a re-run skips lines already in the log and "
                       "fences an older instance")
       ->excludes("--exclusive");
+  produce->add_option("--token-separator", pa.token_separator,
+                      "Each line is TOKEN<C>REST: REST is appended unless a record with TOKEN is in the window");
   produce->add_option("--transactional-id", pa.transactional_id,
                       "Transactional: every --transaction-size lines commit atomically (line n carries sequence n)")
       ->excludes("--exclusive")

@@ -304,9 +304,9 @@ struct LogHeader {
   std::uint32_t max_producers;
   std::uint32_t max_groups;
   std::uint32_t max_members;
-  std::uint32_t reserved0;
-  std::uint64_t reserved1;
-  std::uint64_t reserved2;
+  std::uint32_t token_window_ms;  // uniqueness tokens older than this are forgotten (0: by count only)
+  std::uint64_t token_window;     // how many recent tokens are remembered (0: no token table)
+  std::uint64_t token_slots;      // slots of the token table (a power of two, 2x the window)
   std::uint64_t reserved4;
   // line 2: where the tables are (byte offsets from the start)
   std::uint64_t producers_offset;
@@ -316,7 +316,7 @@ struct LogHeader {
   std::uint64_t partitions_offset;
   std::uint64_t partition_stride;
   std::uint64_t data_offset;
-  std::uint64_t reserved3;
+  std::uint64_t tokens_offset;  // the token table, after the rings
   std::uint8_t pad0[1024 - 3 * kCacheLine];
   // 1024: consumers sleep on data_seq; producers wake them when waiters > 0.
   // `sleepers` is set (for good) before any consumer first parks: until
@@ -335,8 +335,30 @@ struct LogHeader {
   std::uint8_t pad3[kCacheLine - 8];
   // 1344: the log directory, for tools that find orphaned objects.
   char path[1024];
-  std::uint8_t reserved_tail[kPage - 1344 - 1024];
+  // 2368: numbers every token insertion (the window counts in these).
+  std::uint64_t token_seq;
+  std::uint8_t reserved_tail[kPage - 2368 - 8];
 };
+
+// ---------------------------------------------------------------------------
+// Token table slot, one cache line: open addressing by the token's 64-bit
+// hash. (hash, seq) change together by a 16-byte CAS, so exactly one
+// inserter takes a slot; then it writes `position` (partition + 1 << 48 |
+// offset / 32: the claim that carries the token) and `time_ns`, and last
+// `published_seq = seq`: until then the slot is pending. A later inserter
+// reads the claim's fate there: kept, or gone (the token is free again).
+// ---------------------------------------------------------------------------
+struct TokenSlot {
+  alignas(64) std::uint64_t hash;  // 0: empty
+  std::uint64_t seq;               // token_seq at insertion
+  std::uint64_t position;
+  std::uint64_t time_ns;           // CLOCK_REALTIME at insertion
+  std::uint64_t published_seq;     // == seq once position and time_ns are written
+  std::uint8_t pad[24];
+};
+constexpr std::uint64_t encode_token_position(std::uint32_t partition, std::uint64_t offset) noexcept {
+  return static_cast<std::uint64_t>(partition + 1) << 48 | offset >> 5;
+}
 
 #define SHMLOG_ASSERT_SHARED(T)                                                  \
   static_assert(std::is_standard_layout_v<T>, #T " must be standard layout");   \
@@ -346,6 +368,7 @@ SHMLOG_ASSERT_SHARED(RecordHeader);
 SHMLOG_ASSERT_SHARED(SegmentDescriptor);
 SHMLOG_ASSERT_SHARED(PartitionHeader);
 SHMLOG_ASSERT_SHARED(ProducerSlot);
+SHMLOG_ASSERT_SHARED(TokenSlot);
 SHMLOG_ASSERT_SHARED(GroupHeader);
 SHMLOG_ASSERT_SHARED(MemberSlot);
 SHMLOG_ASSERT_SHARED(OffsetSlot);
@@ -378,6 +401,8 @@ static_assert(offsetof(LogHeader, sleepers) == 1032);
 static_assert(offsetof(LogHeader, space_seq) == 1152);
 static_assert(offsetof(LogHeader, admin_lock) == 1280);
 static_assert(offsetof(LogHeader, path) == 1344);
+static_assert(offsetof(LogHeader, token_seq) == 2368);
+static_assert(sizeof(TokenSlot) == kCacheLine);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cerrno>
+#include <bit>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -55,6 +56,8 @@ io::KeyValues to_meta(const LogOptions& o, std::uint64_t log_id) {
       {"pages", shm::page_kind_name(o.pages)},
       {"memory_dir", o.memory_dir},
       {"numa_node", o.numa_node < 0 ? "none" : std::to_string(o.numa_node)},
+      {"token_window", std::to_string(o.token_window)},
+      {"token_window_ms", std::to_string(o.token_window_time.count())},
   };
 }
 
@@ -139,6 +142,12 @@ Result<Meta> read_meta(const std::string& dir) {
   if (auto node = kv->find("numa_node"); node != kv->end() && node->second != "none") {
     SHMLOG_RETURN_IF_ERROR(num("numa_node", &m.options.numa_node));
   }
+  if (kv->count("token_window") != 0) SHMLOG_RETURN_IF_ERROR(num("token_window", &m.options.token_window));
+  if (kv->count("token_window_ms") != 0) {
+    std::uint64_t ms = 0;
+    SHMLOG_RETURN_IF_ERROR(num("token_window_ms", &ms));
+    m.options.token_window_time = std::chrono::milliseconds(ms);
+  }
   Status valid = validate(m.options);
   if (!valid.ok()) return std::move(valid).with_context(file);
   return m;
@@ -191,6 +200,10 @@ void format_memory(LogState& s, std::uint64_t log_id) {
   h.partitions_offset = g.partitions_offset;
   h.partition_stride = g.partition_stride;
   h.data_offset = g.data_offset;
+  h.tokens_offset = g.tokens_offset;
+  h.token_slots = g.token_slots;
+  h.token_window = o.token_window;
+  h.token_window_ms = static_cast<std::uint32_t>(o.token_window_time.count());
   std::snprintf(h.path, sizeof h.path, "%s", s.path.c_str());
   // Slot i starts out holding segment i, zeroed and ready.
   for (std::uint32_t p = 0; p < o.partitions; ++p) {
@@ -232,7 +245,9 @@ Status check_header(const LogState& s, std::uint64_t log_id) {
               h.producers_offset == g.producers_offset && h.groups_offset == g.groups_offset &&
               h.group_stride == g.group_stride && h.offset_slots_offset == g.offset_slots_offset &&
               h.partitions_offset == g.partitions_offset && h.partition_stride == g.partition_stride &&
-              h.data_offset == g.data_offset && h.policy == static_cast<std::uint32_t>(o.policy);
+              h.data_offset == g.data_offset && h.policy == static_cast<std::uint32_t>(o.policy) &&
+              h.tokens_offset == g.tokens_offset && h.token_slots == g.token_slots &&
+              h.token_window == o.token_window;
   if (!same) {
     return Status(Status::Code::kCorrupt,
                   where + " does not match " + join(s.path, kMetaFile) + " (foreign or corrupt object)");
@@ -296,7 +311,9 @@ Geometry compute_geometry(const LogOptions& o) noexcept {
                                 format::kPage);
   g.data_offset = g.partitions_offset + o.partitions * g.partition_stride;
   g.ring_bytes = o.segment_size * o.ring_segments;
-  g.total_size = g.data_offset + o.partitions * g.ring_bytes;
+  g.tokens_offset = g.data_offset + o.partitions * g.ring_bytes;
+  g.token_slots = o.token_window == 0 ? 0 : std::bit_ceil(2 * o.token_window);
+  g.total_size = g.tokens_offset + g.token_slots * sizeof(format::TokenSlot);
   return g;
 }
 
@@ -561,6 +578,10 @@ Status validate(const LogOptions& o) {
     return bad("mode must be octal permission bits including owner read/write (e.g. 0600, 0660)");
   }
   if (o.policy != Policy::kOverwrite && o.policy != Policy::kBackpressure) return bad("unknown policy");
+  if (o.token_window > (1ull << 28)) return bad("token window must be at most 268435456 tokens");
+  if (o.token_window_time.count() < 0 || o.token_window_time > std::chrono::hours(24 * 365)) {
+    return bad("token window time must be 0 (count only) up to a year");
+  }
   if (o.numa_node < -1) return bad("NUMA node must be >= 0 (or -1 for the kernel's policy), got " + std::to_string(o.numa_node));
   if (!o.memory_dir.empty() && o.memory_dir.front() != '/') {
     return bad("memory directory must be an absolute path (every process opens it), got '" + o.memory_dir + "'");

@@ -28,6 +28,8 @@ struct Geometry {
   std::uint64_t partition_stride = 0;
   std::uint64_t data_offset = 0;
   std::uint64_t ring_bytes = 0;
+  std::uint64_t tokens_offset = 0;
+  std::uint64_t token_slots = 0;
   std::uint64_t total_size = 0;
 };
 Geometry compute_geometry(const LogOptions& options) noexcept;
@@ -74,6 +76,9 @@ struct LogState {
   std::byte* segment_base(std::uint32_t p, std::uint64_t segment) const noexcept {
     return base + geometry.data_offset + p * geometry.ring_bytes +
            (segment % ring_segments) * segment_size;
+  }
+  format::TokenSlot* tokens() const noexcept {
+    return reinterpret_cast<format::TokenSlot*>(base + geometry.tokens_offset);
   }
   format::ProducerSlot& producer_slot(std::uint32_t i) const noexcept {
     return reinterpret_cast<format::ProducerSlot*>(base + geometry.producers_offset)[i];

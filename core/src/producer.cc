@@ -133,6 +133,9 @@ struct ProducerState {
 
   Errc append_control(std::uint32_t p, format::RecordType type, std::uint16_t txn_id, std::uint16_t txn_epoch,
                       Bytes value) noexcept;
+  // Takes `token` for the claim at (p, position): kOk, or kDuplicate when a
+  // record with it is kept within the window.
+  Errc take_token(Bytes token, std::uint32_t p, std::uint64_t position) noexcept;
   // Writes `type` markers of transaction `txn_epoch` to the partitions in
   // `which` (all when empty), waiting out backpressure up to its timeout.
   Status write_markers(format::RecordType type, std::uint16_t txn_epoch, const std::vector<bool>& which);
@@ -544,6 +547,119 @@ Status ProducerState::finish_previous_transaction() {
       state == format::TxnState::kCommitting ? format::RecordType::kTxnCommit : format::RecordType::kTxnAbort, txn_epoch, {}));
   word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kDone), std::memory_order_acq_rel);
   return {};
+}
+
+namespace {
+
+// (hash, seq) of a token slot, compared and replaced together.
+bool cas_slot(format::TokenSlot& slot, std::uint64_t& hash, std::uint64_t& seq, std::uint64_t new_hash,
+              std::uint64_t new_seq) noexcept {
+#if defined(__x86_64__)
+  // cmpxchg16b on the 16-byte aligned pair; lock-free across processes.
+  bool ok;
+  asm volatile("lock cmpxchg16b (%[pair])"
+               : "=@ccz"(ok), "+a"(hash), "+d"(seq)
+               : [pair] "r"(&slot.hash), "b"(new_hash), "c"(new_seq)
+               : "memory");
+  return ok;
+#else
+  __extension__ using Pair = unsigned __int128;
+  Pair expected = static_cast<Pair>(seq) << 64 | hash;
+  const Pair desired = static_cast<Pair>(new_seq) << 64 | new_hash;
+  const bool ok = __atomic_compare_exchange_n(reinterpret_cast<Pair*>(&slot.hash), &expected, desired, false,
+                                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+  hash = static_cast<std::uint64_t>(expected);
+  seq = static_cast<std::uint64_t>(expected >> 64);
+  return ok;
+#endif
+}
+
+std::uint64_t token_hash(Bytes token) noexcept {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a, then a final mix
+  for (std::byte b : token) h = (h ^ static_cast<std::uint8_t>(b)) * 1099511628211ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h | 1;  // never 0 (empty)
+}
+
+enum class Holder : std::uint8_t { kKept, kGone, kPending };
+
+// What became of the claim that took a token: kept (committed, or already
+// overwritten), gone (aborted or abandoned: the token is free), pending.
+Holder holder_state(const LogState& s, std::uint64_t encoded) noexcept {
+  const auto p = static_cast<std::uint32_t>((encoded >> 48) - 1);
+  const std::uint64_t position = (encoded & ((1ull << 48) - 1)) << 5;
+  if (p >= s.options.partitions) return Holder::kKept;
+  const std::uint64_t segment = position >> s.segment_shift;
+  const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+  if (format::segment_index(w) != segment) return Holder::kKept;  // the ring moved on: it was kept then
+  const std::uint64_t v = atomic(*word_at(s, p, position)).load(std::memory_order_acquire);
+  const std::int32_t length = format::word_length(v);
+  if (length <= 0) return Holder::kPending;
+  return format::word_type(v) == format::RecordType::kData ? Holder::kKept : Holder::kGone;
+}
+
+}  // namespace
+
+Errc ProducerState::take_token(Bytes token, std::uint32_t p, std::uint64_t position) noexcept {
+  const LogState& s = *log;
+  const auto& h = *s.header;
+  const std::uint64_t hash = token_hash(token);
+  const std::uint64_t seq = atomic(const_cast<std::uint64_t&>(h.token_seq)).fetch_add(1, std::memory_order_relaxed) + 1;
+  const std::uint64_t now = now_realtime_ns();
+  const std::uint64_t window_ns = std::uint64_t{h.token_window_ms} * 1000000;
+  // Whether the slot's token is still in the window (a pending one is).
+  auto fresh = [&](format::TokenSlot& slot, std::uint64_t slot_seq) {
+    if (static_cast<std::int64_t>(seq - slot_seq) >= static_cast<std::int64_t>(h.token_window)) return false;
+    if (window_ns == 0 || atomic(slot.published_seq).load(std::memory_order_acquire) != slot_seq) return true;
+    return now - atomic(slot.time_ns).load(std::memory_order_relaxed) < window_ns;
+  };
+  format::TokenSlot* table = s.tokens();
+  const std::uint64_t mask = s.geometry.token_slots - 1;
+  const auto started = std::chrono::steady_clock::now();
+  auto publish = [&](format::TokenSlot& slot) {
+    atomic(slot.time_ns).store(now, std::memory_order_relaxed);
+    atomic(slot.position).store(format::encode_token_position(p, position), std::memory_order_relaxed);
+    atomic(slot.published_seq).store(seq, std::memory_order_release);
+    return Errc::kOk;
+  };
+  for (std::uint64_t i = 0; i <= mask;) {
+    format::TokenSlot& slot = table[(hash + i) & mask];
+    std::uint64_t slot_hash = atomic(slot.hash).load(std::memory_order_acquire);
+    std::uint64_t slot_seq = atomic(slot.seq).load(std::memory_order_acquire);
+    if (slot_hash == 0 || (slot_hash != hash && !fresh(slot, slot_seq))) {
+      // Empty, or another token's entry that fell out of the window: take it.
+      if (cas_slot(slot, slot_hash, slot_seq, hash, seq)) return publish(slot);
+      continue;  // lost the race for this slot: look at it again
+    }
+    if (slot_hash != hash) {
+      ++i;
+      continue;
+    }
+    if (fresh(slot, slot_seq)) {
+      const bool published = atomic(slot.published_seq).load(std::memory_order_acquire) == slot_seq;
+      const std::uint64_t held = published ? atomic(slot.position).load(std::memory_order_relaxed) : 0;
+      if (published && atomic(slot.seq).load(std::memory_order_acquire) != slot_seq) continue;  // retaken meanwhile
+      const Holder state = held == 0 ? Holder::kPending : holder_state(s, held);
+      if (state == Holder::kKept) return Errc::kDuplicate;
+      if (state == Holder::kPending) {
+        // The holder is between taking the token and committing: wait for
+        // it (it dies or stalls: the claim timeout frees the token).
+        const auto waited = std::chrono::steady_clock::now() - started;
+        if (waited < s.claim_timeout) {
+          shm::yield_now();
+          continue;
+        }
+        if (held != 0) {
+          (void)unblock(s, static_cast<std::uint32_t>((held >> 48) - 1), (held & ((1ull << 48) - 1)) << 5, waited);
+        }
+      }
+    }
+    // Ours to take: out of the window, or its record was never kept.
+    if (cas_slot(slot, slot_hash, slot_seq, hash, seq)) return publish(slot);
+  }
+  return Errc::kBadState;  // unreachable: at most half the slots hold tokens in the window
 }
 
 void ProducerState::close() noexcept {
@@ -1096,6 +1212,28 @@ AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value
   if (!value.empty()) std::memcpy(c.data_ + key.size(), value.data(), value.size());
   // The claim is ours and open: commit without re-validating it.
   return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
+}
+
+AppendResult Producer::append_unique_to(std::uint32_t partition, Bytes token, Bytes key, Bytes value) noexcept {
+  ProducerState* st = state_.get();
+  if (st == nullptr || !st->log || st->log->geometry.token_slots == 0) return {Errc::kBadState, partition, 0};
+  Claim c = claim_in(partition, value.size(), key.size());
+  if (!c) return {c.error(), partition, 0};
+  if (!key.empty()) std::memcpy(c.data_, key.data(), key.size());
+  if (!value.empty()) std::memcpy(c.data_ + key.size(), value.data(), value.size());
+  // The claim exists before the token is taken, so the token always names
+  // a claim whose fate a later producer can read.
+  if (st->take_token(token, partition, c.offset_) != Errc::kOk) {
+    const std::uint64_t offset = c.offset_;
+    abort(c);
+    return {Errc::kDuplicate, partition, offset};
+  }
+  return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
+}
+
+AppendResult Producer::append_unique(Bytes token, Bytes key, Bytes value) noexcept {
+  if (!state_) return {Errc::kBadState, 0, 0};
+  return append_unique_to(key.empty() ? state_->default_partition : partition_for(key), token, key, value);
 }
 
 AppendResult Producer::append(Bytes value) noexcept {

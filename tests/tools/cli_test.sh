@@ -217,6 +217,19 @@ sed 's/^/>/' "$WORK/eo-input" | cmp -s - "$WORK/copy-output" \
   || fail "copy: $(wc -l < "$WORK/copy-output") lines, $(sort -u "$WORK/copy-output" | wc -l) unique, of $EO_LINES"
 "$SHMLOG" info "$OUT_LOG" | grep -q "copier" && pass "info lists the transactional producer" || fail "info: copier"
 
+# --- uniqueness tokens: three producers race with the same tokens --------------
+LOG="$WORK/log-tokens"
+"$SHMLOG" create "$LOG" --segment-size 1M --ring-segments 16 --token-window 100000 >/dev/null || fail "create $LOG"
+seq 1 5000 | sed 's/.*/order-&|&/' > "$WORK/token-input"
+for _ in 1 2 3; do "$SHMLOG" produce "$LOG" --token-separator '|' < "$WORK/token-input" 2>/dev/null & done
+wait
+"$SHMLOG" consume "$LOG" --idle-timeout-ms 300 | sort -n > "$WORK/token-output"
+seq 1 5000 | cmp -s - "$WORK/token-output" \
+  && pass "tokens: 3 producers racing with 5000 tokens keep each once" \
+  || fail "tokens: $(wc -l < "$WORK/token-output") records, $(sort -u "$WORK/token-output" | wc -l) unique, of 5000"
+expect_error "token separator without a token table" "keeps no tokens" -- \
+  bash -c "echo 'a|b' | '$SHMLOG' produce '$WORK/log-copy' --token-separator '|'"
+
 # --- a producer killed mid-stream does not stall consumers -------------------
 LOG="$WORK/log-stall"
 "$SHMLOG" create "$LOG" --claim-timeout-ms 300 >/dev/null

@@ -65,6 +65,11 @@ struct LogOptions {
   Pages pages = Pages::kNormal;
   std::string memory_dir{};
   int numa_node = -1;  // >= 0: bound to this NUMA node and pre-faulted from it
+  // Uniqueness tokens (Producer::append_unique): how many recent tokens are
+  // remembered (0: none; the table takes 128 bytes per token), and
+  // optionally for how long at most (0: by count only).
+  std::uint64_t token_window = 0;
+  std::chrono::milliseconds token_window_time{0};
 };
 
 // "normal", "thp" or "huge".
@@ -184,6 +189,12 @@ class Producer {
   // A keyed record goes to partition_for(key).
   [[nodiscard]] AppendResult append(Bytes key, Bytes value) noexcept;
   [[nodiscard]] AppendResult append_to(std::uint32_t partition, Bytes key, Bytes value) noexcept;
+  // With a uniqueness token (a log with token_window > 0, else kBadState):
+  // only the first record carrying `token` within the window is kept; a
+  // later one returns kDuplicate and writes nothing. Producers racing with
+  // the same token: exactly one wins. Lock-free (CAS in a shared table).
+  [[nodiscard]] AppendResult append_unique(Bytes token, Bytes key, Bytes value) noexcept;
+  [[nodiscard]] AppendResult append_unique_to(std::uint32_t partition, Bytes token, Bytes key, Bytes value) noexcept;
   // Appends values in order; stops at the first error. Returns the number
   // appended and, in `last`, the result of the last attempt.
   std::size_t append_batch(std::span<const Bytes> values, AppendResult* last = nullptr) noexcept;

@@ -1,0 +1,128 @@
+// Uniqueness tokens: only the first record with a token within the window
+// is kept, racing processes get exactly one winner per token, and a token
+// whose record was never kept (its producer died) is free again.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "shmlog/shm/process.h"
+#include "test_util.h"
+
+namespace shmlog {
+namespace {
+
+LogOptions with_tokens(std::uint64_t window, std::chrono::milliseconds span = std::chrono::milliseconds(0)) {
+  LogOptions o;
+  o.segment_size = 256 * 1024;
+  o.ring_segments = 16;
+  o.max_record_size = 1024;
+  o.token_window = window;
+  o.token_window_time = span;
+  o.claim_timeout = std::chrono::milliseconds(100);
+  return o;
+}
+
+std::vector<std::string> values(const Log& log) {
+  auto c = log.consumer().value();
+  std::vector<std::string> out;
+  while (c.poll([&](const Record& r) { out.push_back(test::bytes_to_string(r.value)); }, 4096).records != 0) {
+  }
+  return out;
+}
+
+TEST(Tokens, OnlyTheFirstRecordWithATokenIsKept) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), with_tokens(100)).value();
+  auto p = log.producer().value();
+  ASSERT_TRUE(p.append_unique(as_bytes("order-1"), {}, as_bytes("first")));
+  auto again = p.append_unique(as_bytes("order-1"), {}, as_bytes("retry"));
+  EXPECT_EQ(again.error, Errc::kDuplicate);
+  ASSERT_TRUE(p.append_unique(as_bytes("order-2"), {}, as_bytes("second")));
+  // Another producer is no different.
+  auto other = log.producer().value();
+  EXPECT_EQ(other.append_unique(as_bytes("order-2"), {}, as_bytes("copy")).error, Errc::kDuplicate);
+  EXPECT_EQ(values(log), (std::vector<std::string>{"first", "second"}));
+}
+
+TEST(Tokens, TheWindowCountsTokens) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), with_tokens(4)).value();
+  auto p = log.producer().value();
+  ASSERT_TRUE(p.append_unique(as_bytes("t"), {}, as_bytes("1")));
+  EXPECT_EQ(p.append_unique(as_bytes("t"), {}, as_bytes("x")).error, Errc::kDuplicate);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(p.append_unique(as_bytes("u" + std::to_string(i)), {}, as_bytes("u")));
+  ASSERT_TRUE(p.append_unique(as_bytes("t"), {}, as_bytes("2"))) << "out of the window of 4";
+}
+
+TEST(Tokens, TheWindowCanAlsoBeATimeSpan) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), with_tokens(1000, std::chrono::milliseconds(30))).value();
+  auto p = log.producer().value();
+  ASSERT_TRUE(p.append_unique(as_bytes("t"), {}, as_bytes("1")));
+  EXPECT_EQ(p.append_unique(as_bytes("t"), {}, as_bytes("x")).error, Errc::kDuplicate);
+  ::usleep(60 * 1000);
+  ASSERT_TRUE(p.append_unique(as_bytes("t"), {}, as_bytes("2"))) << "older than 30 ms";
+}
+
+TEST(Tokens, ATokenWhoseRecordWasNeverKeptIsFreeAgain) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), with_tokens(100)).value();
+  const std::uint32_t child = test::spawn([&] {
+    auto l = Log::open(path.str()).value();
+    auto p = l.producer().value();
+    testing::die_between_claim_and_commit(true);  // takes the token, dies before the commit
+    (void)p.append_unique(as_bytes("tok"), {}, as_bytes("lost"));
+    return 1;
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  auto p = log.producer().value();
+  ASSERT_TRUE(p.append_unique(as_bytes("tok"), {}, as_bytes("kept")));
+  EXPECT_EQ(p.append_unique(as_bytes("tok"), {}, as_bytes("again")).error, Errc::kDuplicate);
+  EXPECT_EQ(values(log), (std::vector<std::string>{"kept"}));
+}
+
+TEST(Tokens, RacingProcessesGetExactlyOneWinnerPerToken) {
+  test::TempLogPath path;
+  constexpr int kTokens = 2000;
+  constexpr int kProcesses = 4;
+  auto log = Log::create(path.str(), with_tokens(4 * kTokens)).value();
+  std::vector<std::uint32_t> pids;
+  for (int w = 0; w < kProcesses; ++w) {
+    pids.push_back(test::spawn([&, w] {
+      auto l = Log::open(path.str()).value();
+      auto p = l.producer().value();
+      int wins = 0;
+      for (int i = 0; i < kTokens; ++i) {
+        const std::string token = "t" + std::to_string((i + w * 37) % kTokens);  // different orders
+        auto r = p.append_unique(as_bytes(token), {}, as_bytes(token));
+        if (r) {
+          ++wins;
+        } else if (r.error != Errc::kDuplicate) {
+          return 200;
+        }
+      }
+      return wins % 200;  // the count is checked through the log below
+    }));
+  }
+  for (auto pid : pids) ASSERT_LT(test::join(pid), 200);
+  std::map<std::string, int> seen;
+  for (const auto& v : values(log)) ++seen[v];
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(kTokens));
+  for (const auto& [token, n] : seen) ASSERT_EQ(n, 1) << token;
+}
+
+TEST(Tokens, ALogWithoutATokenTableRefusesAndBadWindowsAreErrors) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), with_tokens(0)).value();
+  auto p = log.producer().value();
+  EXPECT_EQ(p.append_unique(as_bytes("t"), {}, as_bytes("v")).error, Errc::kBadState);
+  LogOptions o = with_tokens(1ull << 40);
+  EXPECT_NE(validate(o).message().find("token window"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace shmlog
