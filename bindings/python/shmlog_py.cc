@@ -20,7 +20,7 @@ namespace {
 
 // Exception classes, created in the module init.
 py::object g_error, g_not_found, g_already_exists, g_corrupt, g_version_mismatch, g_no_space, g_busy,
-    g_too_large, g_backpressure, g_revoked, g_closed;
+    g_too_large, g_backpressure, g_revoked, g_closed, g_duplicate, g_fenced;
 
 [[noreturn]] void raise(const py::object& type, const std::string& message) {
   PyErr_SetString(type.ptr(), message.c_str());
@@ -36,6 +36,7 @@ py::object g_error, g_not_found, g_already_exists, g_corrupt, g_version_mismatch
     case C::kVersionMismatch: raise(g_version_mismatch, s.message());
     case C::kNoSpace: raise(g_no_space, s.message());
     case C::kBusy: raise(g_busy, s.message());
+    case C::kAborted: raise(g_fenced, s.message());
     case C::kInvalidArgument: throw py::value_error(s.message());
     default: raise(g_error, s.message());
   }
@@ -47,6 +48,8 @@ py::object g_error, g_not_found, g_already_exists, g_corrupt, g_version_mismatch
     case shmlog::Errc::kBackpressureTimeout: raise(g_backpressure, "ring full: no consumer group made room in time");
     case shmlog::Errc::kRevoked: raise(g_revoked, "claim revoked after the claim timeout");
     case shmlog::Errc::kBadPartition: throw py::value_error("partition out of range");
+    case shmlog::Errc::kDuplicate: raise(g_duplicate, shmlog::errc_name(e));
+    case shmlog::Errc::kFenced: raise(g_fenced, shmlog::errc_name(e));
     default: raise(g_error, shmlog::errc_name(e));
   }
 }
@@ -211,6 +214,8 @@ PYBIND11_MODULE(shmlog, m) {
   g_too_large = sub("TooLarge", "Record larger than the log's max record size.");
   g_backpressure = sub("BackpressureTimeout", "The ring stayed full past the producer's timeout.");
   g_revoked = sub("Revoked", "The claim stalled past the claim timeout and was abandoned.");
+  g_duplicate = sub("Duplicate", "The record's sequence or token already reached the log; nothing was written.");
+  g_fenced = sub("Fenced", "A newer instance of this producer id took over.");
   g_closed = sub("Closed", "The log, producer or consumer was closed.");
 
   py::class_<View>(m, "_View", py::buffer_protocol())
@@ -282,6 +287,40 @@ PYBIND11_MODULE(shmlog, m) {
             return claim;
           },
           py::arg("size"), "Claims `size` bytes in place: a writable memoryview to commit.")
+      .def(
+          "append_unique",
+          [](PyProducer& self, py::buffer token, py::buffer value, std::optional<py::buffer> key) {
+            auto& p = self.get();
+            py::buffer_info ti, vi, ki;
+            shmlog::Bytes t = as_span(token, ti);
+            shmlog::Bytes v = as_span(value, vi);
+            shmlog::Bytes k = key ? as_span(*key, ki) : shmlog::Bytes();
+            shmlog::AppendResult r;
+            {
+              py::gil_scoped_release unlocked;
+              r = p.append_unique(t, k, v);
+            }
+            if (!r) raise_errc(r.error);
+            return r.offset;
+          },
+          py::arg("token"), py::arg("value"), py::arg("key") = py::none(),
+          "Appends unless a record with `token` is in the log's token window (then raises Duplicate).")
+      .def_property(
+          "next_sequence", [](PyProducer& self) { return self.get().next_sequence(); },
+          [](PyProducer& self, std::uint64_t s) { self.get().set_next_sequence(s); })
+      .def_property_readonly("last_sequence", [](PyProducer& self) { return self.get().last_sequence(); })
+      .def("begin_transaction", [](PyProducer& self) {
+        shmlog::Status s = self.get().begin_transaction();
+        if (!s.ok()) raise_status(s);
+      })
+      .def("commit_transaction", [](PyProducer& self) {
+        shmlog::Status s = self.get().commit_transaction();
+        if (!s.ok()) raise_status(s);
+      })
+      .def("abort_transaction", [](PyProducer& self) {
+        shmlog::Status s = self.get().abort_transaction();
+        if (!s.ok()) raise_status(s);
+      })
       .def("close", [](PyProducer& self) { self.producer.reset(); })
       .def("__enter__", [](PyProducer& p) -> PyProducer& { return p; }, py::return_value_policy::reference)
       .def("__exit__", [](PyProducer& p, py::object, py::object, py::object) { p.producer.reset(); });
@@ -328,7 +367,7 @@ PYBIND11_MODULE(shmlog, m) {
           "create",
           [](const std::string& path, std::uint32_t partitions, std::uint64_t segment_size, std::uint32_t ring_segments,
              const std::string& policy, std::uint32_t max_record_size, bool checksums, std::optional<int> numa_node,
-             const std::string& pages, const std::string& memory_dir) {
+             const std::string& pages, const std::string& memory_dir, std::uint64_t token_window) {
             shmlog::LogOptions o;
             o.partitions = partitions;
             o.segment_size = segment_size;
@@ -347,11 +386,13 @@ PYBIND11_MODULE(shmlog, m) {
             if (!kind.ok()) throw py::value_error(kind.status().message());
             o.pages = *kind;
             o.memory_dir = memory_dir;
+            o.token_window = token_window;
             return PyLog{unwrap(shmlog::Log::create(path, o))};
           },
           py::arg("path"), py::arg("partitions") = 1, py::arg("segment_size") = 4u << 20, py::arg("ring_segments") = 16,
           py::arg("policy") = "backpressure", py::arg("max_record_size") = 1u << 20, py::arg("checksums") = false,
-          py::arg("numa_node") = std::nullopt, py::arg("pages") = "normal", py::arg("memory_dir") = "")
+          py::arg("numa_node") = std::nullopt, py::arg("pages") = "normal", py::arg("memory_dir") = "",
+          py::arg("token_window") = 0)
       .def_static("open", [](const std::string& path) { return PyLog{unwrap(shmlog::Log::open(path))}; })
       .def_static("delete", [](const std::string& path) {
         shmlog::Status s = shmlog::Log::remove(path);
@@ -359,21 +400,30 @@ PYBIND11_MODULE(shmlog, m) {
       })
       .def(
           "producer",
-          [](PyLog& self, std::uint32_t partition, bool exclusive, double timeout, const std::string& name) {
+          [](PyLog& self, std::uint32_t partition, bool exclusive, double timeout, const std::string& name,
+             const std::string& producer_id, bool transactional) {
             shmlog::ProducerOptions o;
             o.partition = partition;
             o.exclusive = exclusive;
             o.backpressure_timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(timeout));
             o.name = name;
+            o.producer_id = producer_id;
+            o.transactional = transactional;
             return PyProducer{std::make_shared<shmlog::Producer>(unwrap(self.get().producer(o)))};
           },
-          py::arg("partition") = 0, py::arg("exclusive") = false, py::arg("timeout") = 10.0, py::arg("name") = "python")
+          py::arg("partition") = 0, py::arg("exclusive") = false, py::arg("timeout") = 10.0, py::arg("name") = "python",
+          py::arg("producer_id") = "", py::arg("transactional") = false)
       .def(
           "consumer",
           [](PyLog& self, const std::string& group, const std::string& mode, std::uint32_t commit_every, py::object start,
-             std::optional<double> idle_timeout) {
+             std::optional<double> idle_timeout, const std::string& isolation) {
             shmlog::ConsumerOptions o;
             o.group = group;
+            if (isolation == "read_committed") {
+              o.isolation = shmlog::Isolation::kReadCommitted;
+            } else if (isolation != "read_uncommitted") {
+              throw py::value_error("isolation must be 'read_committed' or 'read_uncommitted', got '" + isolation + "'");
+            }
             o.mode = parse_mode(mode);
             o.commit_every = commit_every;
             if (py::isinstance<py::int_>(start)) {
@@ -392,7 +442,7 @@ PYBIND11_MODULE(shmlog, m) {
             return c;
           },
           py::arg("group") = "", py::arg("mode") = "at-least-once", py::arg("commit_every") = 1,
-          py::arg("start") = "earliest", py::arg("idle_timeout") = py::none())
+          py::arg("start") = "earliest", py::arg("idle_timeout") = py::none(), py::arg("isolation") = "read_uncommitted")
       .def_property_readonly("path", [](PyLog& self) { return self.get().path(); })
       .def_property_readonly("partitions", [](PyLog& self) { return self.get().options().partitions; })
       .def("end_offset", [](PyLog& self, std::uint32_t p) {

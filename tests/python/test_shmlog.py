@@ -190,3 +190,32 @@ def test_placement_options_reach_the_log(path):
     with open(os.path.join(path, "shmlog.meta")) as meta:
         assert "numa_node=0\n" in meta.read()
     log.close()
+
+
+def test_producer_ids_transactions_and_tokens(path):
+    log = shmlog.Log.create(path, segment_size=65536, ring_segments=4, max_record_size=1024, token_window=16)
+    with log.producer(producer_id="feed") as p:
+        assert p.last_sequence is None
+        p.append(b"a")
+        p.append(b"b")
+    p = log.producer(producer_id="feed")
+    assert p.last_sequence == 1
+    p.next_sequence = 0
+    with pytest.raises(shmlog.Duplicate):
+        p.append(b"a")  # a re-sent record: nothing written
+    newer = log.producer(producer_id="feed")
+    p.next_sequence = 5
+    with pytest.raises(shmlog.Fenced):
+        p.append(b"stale")
+    newer.append_unique(b"tok", b"c")
+    with pytest.raises(shmlog.Duplicate):
+        newer.append_unique(b"tok", b"again")
+    t = log.producer(producer_id="tx", transactional=True)
+    t.begin_transaction()
+    t.append(b"in txn")
+    committed = log.consumer(isolation="read_committed")
+    assert [bytes(r.value) for r in committed.poll(10)] == [b"a", b"b", b"c"]
+    t.commit_transaction()
+    assert [bytes(r.value) for r in committed.poll(10)] == [b"in txn"]
+    with pytest.raises(ValueError, match="isolation"):
+        log.consumer(isolation="serializable")
