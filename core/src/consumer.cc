@@ -1,11 +1,13 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <vector>
 
 #include "log_state.h"
 #include "record.h"
+#include "txn.h"
 #include "shmlog/log.h"
 
 namespace shmlog {
@@ -61,6 +63,14 @@ struct ConsumerState {
       std::uint64_t marker = 0;  // the marker's offset
     };
     std::vector<Outcome> outcomes;
+    // Participants of transactions spanning logs: the coordinator each names.
+    struct Prepared {
+      std::uint16_t id = 0;
+      std::uint16_t epoch = 0;
+      std::uint64_t position = 0;
+      std::string coordinator;  // encoded TxnRef
+    };
+    std::vector<Prepared> prepared;
     std::uint64_t scanned_to = 0;
     std::uint64_t scan_base = 0;  // the last position asked about (a smaller one means a seek back)
     Clock::time_point txn_checked{};
@@ -72,6 +82,7 @@ struct ConsumerState {
   bool control_records = false;  // shmlog's own readers: deliver markers and offsets too
   std::optional<Producer> helper;  // writes the markers of dead producers' transactions
   std::vector<Record> batch;       // at-most-once: read, commit, then hand out
+  std::map<std::uint64_t, Log> coordinators;  // logs that decide our participants' transactions
   bool announced_sleeper = false;  // this consumer has set the log's `sleepers`
   PollResult* result = nullptr;  // of the poll in progress
 
@@ -158,6 +169,7 @@ ConsumerState::Txn ConsumerState::outcome(Part& part, std::uint64_t position, st
                                           std::uint16_t epoch) noexcept {
   if (position < part.scan_base) {  // moved back (seek): what was pruned may be needed again
     part.outcomes.clear();
+    part.prepared.clear();
     part.scanned_to = position;
   }
   part.scan_base = position;
@@ -170,6 +182,7 @@ ConsumerState::Txn ConsumerState::outcome(Part& part, std::uint64_t position, st
   const Part::Outcome* o = find();
   if (o == nullptr) {
     std::erase_if(part.outcomes, [&](const Part::Outcome& x) { return x.marker < position; });
+    std::erase_if(part.prepared, [&](const Part::Prepared& x) { return x.position < position; });
     look_ahead(part, position);
     o = find();
   }
@@ -196,6 +209,11 @@ void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
         (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
       const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
       part.outcomes.push_back({h->producer_id, h->producer_epoch, d.type == format::RecordType::kTxnCommit, pos});
+    } else if (d.kind == record::Kind::kSkip && d.type == format::RecordType::kTxnPrepare) {
+      const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
+      const std::size_t n = d.frame_length - format::kRecordHeaderSize;
+      part.prepared.push_back({h->producer_id, h->producer_epoch, pos,
+                               std::string(reinterpret_cast<const char*>(at + format::kRecordHeaderSize), n)});
     } else if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip && d.kind != record::Kind::kInProgress) {
       break;  // not claimed yet, being unblocked, or damaged: look again later
     }
@@ -220,6 +238,30 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint16_t id, std::uin
   const bool alive = atomic(slot.state).load(std::memory_order_acquire) == kActive &&
                      shm::is_alive({atomic(slot.pid).load(std::memory_order_relaxed), slot.start_time});
   const std::uint64_t since = now_realtime_ns() - atomic(slot.txn_changed_ns).load(std::memory_order_relaxed);
+  auto write_marker = [&](format::TxnState decision) {
+    if (!helper) {
+      ProducerOptions po;
+      po.name = "shmlog: completes transactions";
+      auto h = Log(log).producer(po);
+      if (!h.ok()) return;
+      helper.emplace(std::move(h).value());
+    }
+    const auto type = decision == format::TxnState::kCommitting ? format::RecordType::kTxnCommit : format::RecordType::kTxnAbort;
+    (void)append_control(*helper, part.partition, static_cast<std::uint8_t>(type), id, epoch, {});
+  };
+  if (format::txn_state(w) == format::TxnState::kPrepared) {
+    // Part of a transaction spanning logs: its coordinator's decision holds.
+    if (alive && since < static_cast<std::uint64_t>(s.claim_timeout.count())) return;  // being committed now
+    for (const auto& pr : part.prepared) {
+      if (pr.id != id || pr.epoch != epoch) continue;
+      const auto refs = decode_refs(pr.coordinator);
+      if (refs.empty()) return;
+      const auto decision = coordinator_decision(refs[0], /*decide_abort=*/false, coordinators);
+      if (decision == format::TxnState::kCommitting || decision == format::TxnState::kAborting) write_marker(decision);
+      return;
+    }
+    return;  // its prepare record is ahead: the look-ahead finds it next time
+  }
   if (format::txn_state(w) == format::TxnState::kOpen) {
     const bool expired = slot.txn_timeout_ms != 0 && since > std::uint64_t{slot.txn_timeout_ms} * 1000000;
     if (alive && !expired) return;
@@ -234,16 +276,7 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint16_t id, std::uin
     return;  // decided: its producer is writing the markers
   }
   const auto state = format::txn_state(w);
-  if (state != format::TxnState::kCommitting && state != format::TxnState::kAborting) return;
-  if (!helper) {
-    ProducerOptions po;
-    po.name = "shmlog: completes transactions";
-    auto h = Log(log).producer(po);
-    if (!h.ok()) return;
-    helper.emplace(std::move(h).value());
-  }
-  const auto type = state == format::TxnState::kCommitting ? format::RecordType::kTxnCommit : format::RecordType::kTxnAbort;
-  (void)append_control(*helper, part.partition, static_cast<std::uint8_t>(type), id, epoch, {});
+  if (state == format::TxnState::kCommitting || state == format::TxnState::kAborting) write_marker(state);
 }
 
 void deliver_control_records(Consumer& consumer) noexcept {

@@ -61,7 +61,9 @@ enum class RecordType : std::uint8_t {
   kTxnCommit = 4,   // the transaction's records in this partition are committed
   kTxnAbort = 5,    // ... are aborted
   kTxnOffsets = 6,  // consumer offsets committed with the transaction (value: see core/README.md)
-  // 7.. reserved.
+  kTxnPrepare = 7,       // a participant of a transaction spanning logs: names the coordinator
+  kTxnParticipants = 8,  // in the coordinator's log: the participants to finish after a crash
+  // 9.. reserved.
 };
 
 // Record flags (in the commit word).
@@ -237,7 +239,7 @@ struct ProducerSlot {
 // The outcome of a transaction is decided by one CAS on txn_word (open ->
 // committing, or open -> aborting); markers follow the decision, written by
 // the producer or, when it died, by whoever completes the transaction.
-enum class TxnState : std::uint8_t { kNone = 0, kOpen = 1, kCommitting = 2, kAborting = 3, kDone = 4 };
+enum class TxnState : std::uint8_t { kNone = 0, kOpen = 1, kCommitting = 2, kAborting = 3, kDone = 4, kPrepared = 5 };
 constexpr std::uint64_t make_txn_word(std::uint16_t epoch, TxnState state) noexcept {
   return static_cast<std::uint64_t>(epoch) << 8 | static_cast<std::uint8_t>(state);
 }

@@ -7,6 +7,7 @@
 
 #include "log_state.h"
 #include "record.h"
+#include "txn.h"
 #include "shmlog/log.h"
 
 namespace shmlog {
@@ -139,7 +140,8 @@ struct ProducerState {
   // Writes `type` markers of transaction `txn_epoch` to the partitions in
   // `which` (all when empty), waiting out backpressure up to its timeout.
   Status write_markers(format::RecordType type, std::uint16_t txn_epoch, const std::vector<bool>& which);
-  Status finish_previous_transaction();
+  Status finish_previous_transaction(const std::map<std::uint16_t, std::string>& prepared,
+                                    const std::map<std::uint16_t, std::string>& participants);
 };
 
 Errc ProducerState::ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept {
@@ -528,10 +530,33 @@ Status ProducerState::write_markers(format::RecordType type, std::uint16_t txn_e
   return {};
 }
 
-Status ProducerState::finish_previous_transaction() {
+Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, std::string>& prepared,
+                                                 const std::map<std::uint16_t, std::string>& participants) {
   auto word_ref = atomic(slot().txn_word);
   std::uint64_t w = word_ref.load(std::memory_order_acquire);
   const std::uint16_t txn_epoch = format::txn_epoch(w);
+  if (format::txn_state(w) == format::TxnState::kPrepared) {
+    // A participant of a transaction spanning logs: the coordinator decides
+    // (undecided means abort now: the instance that was committing is gone).
+    auto it = prepared.find(txn_epoch);
+    const auto refs = it == prepared.end() ? std::vector<TxnRef>{} : decode_refs(it->second);
+    if (refs.empty()) {
+      return Status(Status::Code::kCorrupt, "a prepared transaction names no coordinator (its record is gone from the ring)");
+    }
+    std::map<std::uint64_t, Log> open_logs;
+    const auto decision = coordinator_decision(refs[0], /*decide_abort=*/true, open_logs);
+    if (decision == format::TxnState::kOpen) {
+      return Status(Status::Code::kBusy, "the previous instance's transaction waits for the decision of its coordinator log " +
+                                             refs[0].dir + ", which cannot be opened");
+    }
+    if (decision == format::TxnState::kCommitting || decision == format::TxnState::kAborting) {
+      SHMLOG_RETURN_IF_ERROR(write_markers(decision == format::TxnState::kCommitting ? format::RecordType::kTxnCommit
+                                                                                   : format::RecordType::kTxnAbort,
+                                           txn_epoch, {}));
+    }
+    word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kDone), std::memory_order_acq_rel);
+    return {};
+  }
   if (format::txn_state(w) == format::TxnState::kOpen) {
     // Undecided: abort (a waiting reader may decide the same at once).
     if (word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kAborting),
@@ -541,6 +566,16 @@ Status ProducerState::finish_previous_transaction() {
   }
   const auto state = format::txn_state(w);
   if (state != format::TxnState::kCommitting && state != format::TxnState::kAborting) return {};
+  // A coordinator finishes its participants first: while it is not done,
+  // its decision is what their readers consult.
+  if (auto it = participants.find(txn_epoch); it != participants.end()) {
+    for (const auto& ref : decode_refs(it->second)) {
+      auto other = Log::open(ref.dir);
+      if (!other.ok()) return std::move(other).status().with_context("finishing a transaction's participant");
+      if (other->info().log_id != ref.log_id) continue;  // another log now lives there: nothing of ours
+      SHMLOG_RETURN_IF_ERROR(finish_part(*other, ref.slot, ref.epoch, state));
+    }
+  }
   // Which partitions it touched is not known: every partition gets a marker
   // (one where the transaction wrote nothing is ignored by readers).
   SHMLOG_RETURN_IF_ERROR(write_markers(
@@ -726,6 +761,9 @@ std::optional<std::uint32_t> choose_slot(const detail::LogState& s, const Produc
 struct Recovered {
   std::uint64_t last_sequence_plus_one = 0;  // 0: none
   std::string committed_offsets;             // of the last committed transaction that had any
+  // Transactions spanning logs, by epoch: the coordinator a participant
+  // named (kTxnPrepare), the participants a coordinator listed.
+  std::map<std::uint16_t, std::string> prepared, participants;
 };
 
 // The last sequence of named producer `id` that reached the log, plus one
@@ -758,6 +796,7 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
     std::string offsets;
   };
   std::map<std::uint16_t, Txn> txns;  // by epoch - first (wrap-safe order)
+  std::map<std::uint16_t, std::string> prepared, participants;
   auto reached_end = [&] {
     for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
       if (reader->position(p).value_or(end[p]) < end[p]) return false;
@@ -786,6 +825,10 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
               break;
             case format::RecordType::kTxnCommit: txns[age].committed = true; break;
             case format::RecordType::kTxnOffsets: txns[age].offsets = std::string(as_string(r.value)); break;
+            case format::RecordType::kTxnPrepare: prepared[r.producer_epoch] = std::string(as_string(r.value)); break;
+            case format::RecordType::kTxnParticipants:
+              participants[r.producer_epoch] = std::string(as_string(r.value));
+              break;
             default: break;
           }
         },
@@ -805,6 +848,8 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
   }
   detail::raise_last_sequence(slot, found);
   r.last_sequence_plus_one = format::atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire);
+  r.prepared = std::move(prepared);
+  r.participants = std::move(participants);
   return r;
 }
 
@@ -938,7 +983,7 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       st->committed_offsets = std::move(recovered->committed_offsets);
       // A transaction an older instance left behind: finish it as decided
       // (open means abort), in every partition, before this one writes.
-      Status finished = st->finish_previous_transaction();
+      Status finished = st->finish_previous_transaction(recovered->prepared, recovered->participants);
       if (!finished.ok()) return std::move(finished).with_context("completing the previous instance's transaction");
     }
     return Producer(std::move(st));
@@ -1040,35 +1085,46 @@ Status Producer::commit_transaction() {
   if (st == nullptr || !st->log) return Status(Status::Code::kInvalidArgument, "producer is closed");
   if (!st->transactional) return not_transactional();
   if (!st->txn_open) return Status(Status::Code::kInvalidArgument, "no transaction is open");
+  Status decided = decide_commit();
+  if (!decided.ok()) return decided;
+  return finish_commit();
+}
+
+// The offsets record, then the decision: one CAS from open to committing
+// (a retry after an error finds it committing already). A reader that found
+// the transaction too old may have decided "abort" first: then the abort is
+// finished here and reported.
+Status Producer::decide_commit() {
+  ProducerState* st = state_.get();
   auto word = format::atomic(st->slot().txn_word);
   std::uint64_t w = word.load(std::memory_order_acquire);
   if (w == format::make_txn_word(st->epoch, format::TxnState::kOpen)) {
-    // The offsets are part of the transaction: written before the decision.
     if (!st->txn_offsets.empty()) {
       const std::string value = encode_offsets(st->txn_offsets);
       Errc e = st->append_control(0, format::RecordType::kTxnOffsets, st->id, st->epoch, as_bytes(value));
       if (e != Errc::kOk) return Status(Status::Code::kBusy, std::string("writing the transaction's offsets: ") + errc_name(e));
       st->touched[0] = true;
     }
-    // The decision: one CAS. A reader that found the transaction too old
-    // may have decided "abort" first.
     if (word.compare_exchange_strong(w, format::make_txn_word(st->epoch, format::TxnState::kCommitting),
                                      std::memory_order_acq_rel)) {
       format::atomic(st->slot().txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
-      w = format::make_txn_word(st->epoch, format::TxnState::kCommitting);
+      return {};
     }
   }
-  if (w != format::make_txn_word(st->epoch, format::TxnState::kCommitting)) {
-    if (w == format::make_txn_word(st->epoch, format::TxnState::kAborting)) {
-      Status aborted = abort_transaction();  // finishes the markers the reader did not write
-      return Status(Status::Code::kAborted, "the transaction was aborted: it outlived its timeout (" +
-                                                std::to_string(st->txn_timeout.count()) + " ms)" +
-                                                (aborted.ok() ? "" : "; " + aborted.message()));
-    }
-    st->txn_open = false;  // a newer instance took over and finishes it
-    return Status(Status::Code::kAborted, std::string("the transaction was aborted: ") + errc_name(Errc::kFenced));
+  if (w == format::make_txn_word(st->epoch, format::TxnState::kCommitting)) return {};
+  if (w == format::make_txn_word(st->epoch, format::TxnState::kAborting)) {
+    Status aborted = abort_transaction();  // finishes the markers the reader did not write
+    return Status(Status::Code::kAborted, "the transaction was aborted: it outlived its timeout (" +
+                                              std::to_string(st->txn_timeout.count()) + " ms)" +
+                                              (aborted.ok() ? "" : "; " + aborted.message()));
   }
-  // Decided; the markers follow (a retry after an error resumes here).
+  st->txn_open = false;  // a newer instance took over and finishes it
+  return Status(Status::Code::kAborted, std::string("the transaction was aborted: ") + errc_name(Errc::kFenced));
+}
+
+// Decided: the markers follow, then done.
+Status Producer::finish_commit() {
+  ProducerState* st = state_.get();
   SHMLOG_RETURN_IF_ERROR(st->write_markers(format::RecordType::kTxnCommit, st->epoch, st->touched));
   st->txn_open = false;
   if (st->txn_max_sequence_plus_one > st->last_sequence_plus_one) {
@@ -1076,8 +1132,83 @@ Status Producer::commit_transaction() {
     detail::raise_last_sequence(st->slot(), st->last_sequence_plus_one);
   }
   st->committed_offsets = encode_offsets(st->txn_offsets);
-  word.store(format::make_txn_word(st->epoch, format::TxnState::kDone), std::memory_order_release);
+  format::atomic(st->slot().txn_word).store(format::make_txn_word(st->epoch, format::TxnState::kDone), std::memory_order_release);
   return {};
+}
+
+namespace {
+int g_die_in_multi_log_commit = 0;  // tests: 1 after the prepares, 2 after the decision
+}  // namespace
+
+Status Producer::commit_transactions(std::span<Producer* const> producers) {
+  if (producers.empty()) return Status(Status::Code::kInvalidArgument, "no producers");
+  for (Producer* p : producers) {
+    if (p == nullptr || !p->state_ || !p->state_->log) return Status(Status::Code::kInvalidArgument, "producer is closed");
+    if (!p->state_->transactional) return not_transactional();
+    if (!p->state_->txn_open) return Status(Status::Code::kInvalidArgument, "no transaction is open in " + p->state_->log->path);
+  }
+  if (producers.size() == 1) return producers[0]->commit_transaction();
+  ProducerState* c = producers[0]->state_.get();
+  auto ref_of = [](const ProducerState& st) {
+    return detail::TxnRef{st.log->header->log_id, st.id, st.epoch, st.log->path};
+  };
+  auto fail = [&](Status why) {
+    Status aborted = abort_transactions(producers);
+    return Status(Status::Code::kAborted, why.message() + (aborted.ok() ? "; aborted in every log" : "; " + aborted.message()));
+  };
+  // 1. The coordinator lists its participants, for whoever finishes after a crash.
+  std::vector<detail::TxnRef> participants;
+  for (std::size_t i = 1; i < producers.size(); ++i) participants.push_back(ref_of(*producers[i]->state_));
+  const std::string listed = detail::encode_refs(participants);
+  Errc e = c->append_control(0, format::RecordType::kTxnParticipants, c->id, c->epoch, as_bytes(listed));
+  if (e != Errc::kOk) return fail(Status(Status::Code::kBusy, std::string("writing the participants: ") + errc_name(e)));
+  c->touched[0] = true;
+  // 2. Each participant names the coordinator where its records are, then is prepared.
+  const std::string coordinator = detail::encode_refs({ref_of(*c)});
+  for (std::size_t i = 1; i < producers.size(); ++i) {
+    ProducerState* st = producers[i]->state_.get();
+    for (std::uint32_t p = 0; p < st->log->options.partitions; ++p) {
+      if (!st->touched[p]) continue;
+      e = st->append_control(p, format::RecordType::kTxnPrepare, st->id, st->epoch, as_bytes(coordinator));
+      if (e != Errc::kOk) return fail(Status(Status::Code::kBusy, std::string("preparing ") + st->log->path + ": " + errc_name(e)));
+    }
+    std::uint64_t open = format::make_txn_word(st->epoch, format::TxnState::kOpen);
+    if (!format::atomic(st->slot().txn_word)
+             .compare_exchange_strong(open, format::make_txn_word(st->epoch, format::TxnState::kPrepared),
+                                      std::memory_order_acq_rel)) {
+      return fail(Status(Status::Code::kAborted, "the transaction in " + st->log->path + " was aborted or fenced"));
+    }
+  }
+  if (g_die_in_multi_log_commit == 1) shm::kill_self();
+  // 3. The decision, in the coordinator.
+  Status decided = producers[0]->decide_commit();
+  if (!decided.ok()) {  // aborted (decide_commit finished the coordinator's part) or fenced
+    (void)abort_participants(producers, 1);
+    return decided;
+  }
+  if (g_die_in_multi_log_commit == 2) shm::kill_self();
+  // 4. Markers in the participants, then the coordinator finishes last.
+  for (std::size_t i = 1; i < producers.size(); ++i) SHMLOG_RETURN_IF_ERROR(producers[i]->finish_commit());
+  return producers[0]->finish_commit();
+}
+
+Status Producer::abort_participants(std::span<Producer* const> producers, std::size_t from) {
+  for (std::size_t i = from; i < producers.size(); ++i) {
+    ProducerState* st = producers[i] != nullptr ? producers[i]->state_.get() : nullptr;
+    if (st == nullptr || !st->txn_open) continue;
+    SHMLOG_RETURN_IF_ERROR(st->write_markers(format::RecordType::kTxnAbort, st->epoch, st->touched));
+    st->txn_open = false;
+    format::atomic(st->slot().txn_word).store(format::make_txn_word(st->epoch, format::TxnState::kDone), std::memory_order_release);
+  }
+  return {};
+}
+
+Status Producer::abort_transactions(std::span<Producer* const> producers) {
+  if (producers.empty() || producers[0] == nullptr) return Status(Status::Code::kInvalidArgument, "no producers");
+  // The coordinator decides first; the others follow whatever their state.
+  Status first = producers[0]->in_transaction() ? producers[0]->abort_transaction() : Status();
+  SHMLOG_RETURN_IF_ERROR(abort_participants(producers, 1));
+  return first;
 }
 
 Status Producer::abort_transaction() {
@@ -1284,6 +1415,7 @@ std::size_t Producer::append_batch(std::span<const Bytes> values, AppendResult* 
 
 namespace testing {
 void die_between_claim_and_commit(bool enable) noexcept { detail::g_die_between_claim_and_commit = enable; }
+void die_in_multi_log_commit(int stage) noexcept { g_die_in_multi_log_commit = stage; }
 }  // namespace testing
 
 }  // namespace shmlog

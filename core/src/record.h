@@ -85,6 +85,8 @@ struct Decoded {
     case format::RecordType::kTxnCommit:  // control records: only read_committed looks (d.type says which)
     case format::RecordType::kTxnAbort:
     case format::RecordType::kTxnOffsets:
+    case format::RecordType::kTxnPrepare:
+    case format::RecordType::kTxnParticipants:
       d.kind = Kind::kSkip;
       return d;
     default:

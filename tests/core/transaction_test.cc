@@ -238,5 +238,92 @@ TEST(Transaction, OffsetsCommittedWithATransactionComeBackAfterARestart) {
   EXPECT_EQ(p.committed_offsets("other"), (Offsets{{0, 7}}));
 }
 
+// ---- transactions spanning two logs -----------------------------------------
+
+struct TwoLogs {
+  test::TempLogPath a_path, b_path;
+  Log a = Log::create(a_path.str(), small()).value();
+  Log b = Log::create(b_path.str(), small()).value();
+};
+
+// Records readable through read_committed in both logs, waiting up to ~2 s
+// for `want` of them (a reader may have to finish an abandoned transaction).
+std::vector<std::string> read_both(const Log& a, const Log& b, std::size_t want) {
+  auto ca = a.consumer(committed_reader()).value();
+  auto cb = b.consumer(committed_reader()).value();
+  std::vector<std::string> got;
+  for (int i = 0; i < 100 && got.size() < want; ++i) {
+    for (auto& v : read(ca, std::chrono::milliseconds(10))) got.push_back(v);
+    for (auto& v : read(cb, std::chrono::milliseconds(10))) got.push_back(v);
+  }
+  for (auto& v : read(ca)) got.push_back(v);
+  for (auto& v : read(cb)) got.push_back(v);
+  return sorted(got);
+}
+
+TEST(Transaction, AcrossTwoLogsRecordsAppearTogetherOrNever) {
+  TwoLogs logs;
+  auto pa = logs.a.producer(transactional("multi")).value();
+  auto pb = logs.b.producer(transactional("multi")).value();
+  Producer* both[] = {&pa, &pb};
+  ASSERT_TRUE(pa.begin_transaction().ok());
+  ASSERT_TRUE(pb.begin_transaction().ok());
+  ASSERT_TRUE(pa.append_to(1, {}, as_bytes("a1")));
+  ASSERT_TRUE(pb.append_to(0, {}, as_bytes("b0")));
+  EXPECT_TRUE(read_both(logs.a, logs.b, 0).empty());
+  ASSERT_TRUE(Producer::commit_transactions(both).ok());
+  EXPECT_EQ(read_both(logs.a, logs.b, 2), (std::vector<std::string>{"a1", "b0"}));
+  ASSERT_TRUE(pa.begin_transaction().ok());
+  ASSERT_TRUE(pb.begin_transaction().ok());
+  ASSERT_TRUE(pa.append(as_bytes("a-aborted")));
+  ASSERT_TRUE(pb.append(as_bytes("b-aborted")));
+  ASSERT_TRUE(Producer::abort_transactions(both).ok());
+  EXPECT_FALSE(pa.in_transaction());
+  EXPECT_FALSE(pb.in_transaction());
+  EXPECT_EQ(read_both(logs.a, logs.b, 2), (std::vector<std::string>{"a1", "b0"}));
+}
+
+// The committing process killed after preparing the participant (no
+// decision: abort) or after the decision (commit): readers of both logs
+// finish the transaction the same way.
+void kill_during_commit(int stage, const std::vector<std::string>& expected, bool restart) {
+  TwoLogs logs;
+  const std::uint32_t child = test::spawn([&] {
+    auto a = Log::open(logs.a_path.str()).value();
+    auto b = Log::open(logs.b_path.str()).value();
+    auto pa = a.producer(transactional("multi")).value();
+    auto pb = b.producer(transactional("multi")).value();
+    if (!pa.begin_transaction().ok() || !pb.begin_transaction().ok()) return 1;
+    if (!pa.append_to(0, {}, as_bytes("a0")) || !pb.append_to(1, {}, as_bytes("b1"))) return 2;
+    testing::die_in_multi_log_commit(stage);
+    Producer* both[] = {&pa, &pb};
+    (void)Producer::commit_transactions(both);
+    return 3;
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  if (restart) {  // a new instance, participant first: it asks the coordinator
+    auto pb = logs.b.producer(transactional("multi")).value();
+    auto pa = logs.a.producer(transactional("multi")).value();
+  }
+  auto plain_a = logs.a.producer().value();
+  auto plain_b = logs.b.producer().value();
+  ASSERT_TRUE(plain_a.append_to(0, {}, as_bytes("after-a")));
+  ASSERT_TRUE(plain_b.append_to(1, {}, as_bytes("after-b")));
+  EXPECT_EQ(read_both(logs.a, logs.b, expected.size()), expected);
+}
+
+TEST(Transaction, AcrossTwoLogsKilledBeforeTheDecisionAbortsEverywhere) {
+  kill_during_commit(1, {"after-a", "after-b"}, false);
+}
+
+TEST(Transaction, AcrossTwoLogsKilledAfterTheDecisionCommitsEverywhere) {
+  kill_during_commit(2, {"a0", "after-a", "after-b", "b1"}, false);
+}
+
+TEST(Transaction, AcrossTwoLogsARestartFinishesAsDecided) {
+  kill_during_commit(2, {"a0", "after-a", "after-b", "b1"}, true);
+  kill_during_commit(1, {"after-a", "after-b"}, true);
+}
+
 }  // namespace
 }  // namespace shmlog

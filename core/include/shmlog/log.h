@@ -123,6 +123,7 @@ struct LogState;
 struct ProducerState;
 struct ConsumerState;
 struct LogAccess;  // tests only: reaches the shared-memory state
+struct Internals;  // transactions spanning logs reach other logs' state
 // Appends a transaction control record on behalf of producer `id`, `epoch`.
 Errc append_control(Producer& producer, std::uint32_t partition, std::uint8_t type, std::uint16_t id,
                     std::uint16_t epoch, Bytes value) noexcept;
@@ -228,9 +229,21 @@ class Producer {
   Status commit_transaction();
   Status abort_transaction();
   bool in_transaction() const noexcept;
+  // A transaction spanning several logs: begin_transaction() on each
+  // producer (transactional, one per log, the same producer id in each),
+  // append, then commit or abort them together. The first log holds the
+  // decision: read_committed readers of every log see all of it or none,
+  // also when this process dies half-way (whoever finds it abandoned
+  // finishes it everywhere as decided; undecided means abort).
+  static Status commit_transactions(std::span<Producer* const> producers);
+  static Status abort_transactions(std::span<Producer* const> producers);
   std::vector<std::pair<std::uint32_t, std::uint64_t>> committed_offsets(const std::string& group) const;
 
  private:
+  Status decide_commit();  // commit_transaction's two halves (also used across logs)
+  Status finish_commit();
+  // Abort markers in the participants producers[from..], whatever their state.
+  static Status abort_participants(std::span<Producer* const> producers, std::size_t from);
   friend class Log;
   friend Errc detail::append_control(Producer&, std::uint32_t, std::uint8_t, std::uint16_t, std::uint16_t,
                                      Bytes) noexcept;
@@ -422,6 +435,7 @@ class Log {
  private:
   friend struct detail::LogAccess;
   friend struct detail::ConsumerState;  // completes transactions of dead producers
+  friend struct detail::Internals;
   explicit Log(std::shared_ptr<detail::LogState> state) : state_(std::move(state)) {}
   std::shared_ptr<detail::LogState> state_;
 };
@@ -440,6 +454,9 @@ void die_between_claim_and_commit(bool enable) noexcept;
 // Test-only: the next FileSink::checkpoint of this process kills the process
 // after it wrote the output and before it wrote the checkpoint entry.
 void die_between_output_and_checkpoint(bool enable) noexcept;
+// Test-only: Producer::commit_transactions kills the process after the
+// participants are prepared (1) or after the decision (2); 0: never.
+void die_in_multi_log_commit(int stage) noexcept;
 }  // namespace testing
 
 }  // namespace shmlog

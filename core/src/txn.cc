@@ -1,0 +1,87 @@
+#include "txn.h"
+
+#include <cstring>
+
+#include "shmlog/shm/process.h"
+
+namespace shmlog::detail {
+
+using format::atomic;
+
+const LogState& Internals::state(const Log& log) { return *log.state_; }
+
+std::string encode_refs(const std::vector<TxnRef>& refs) {
+  std::string out;
+  for (const auto& r : refs) {
+    const auto n = static_cast<std::uint16_t>(r.dir.size());
+    out.append(reinterpret_cast<const char*>(&r.log_id), 8);
+    out.append(reinterpret_cast<const char*>(&r.slot), 2);
+    out.append(reinterpret_cast<const char*>(&r.epoch), 2);
+    out.append(reinterpret_cast<const char*>(&n), 2);
+    out.append(r.dir);
+  }
+  return out;
+}
+
+std::vector<TxnRef> decode_refs(std::string_view in) {
+  std::vector<TxnRef> out;
+  while (in.size() >= 14) {
+    TxnRef r;
+    std::uint16_t n = 0;
+    std::memcpy(&r.log_id, in.data(), 8);
+    std::memcpy(&r.slot, in.data() + 8, 2);
+    std::memcpy(&r.epoch, in.data() + 10, 2);
+    std::memcpy(&n, in.data() + 12, 2);
+    if (in.size() < 14u + n) break;
+    r.dir.assign(in.substr(14, n));
+    out.push_back(std::move(r));
+    in.remove_prefix(14u + n);
+  }
+  return out;
+}
+
+format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std::map<std::uint64_t, Log>& open_logs) {
+  auto it = open_logs.find(ref.log_id);
+  if (it == open_logs.end()) {
+    auto log = Log::open(ref.dir);
+    if (!log.ok() || log->info().log_id != ref.log_id) return format::TxnState::kOpen;  // not reachable now: wait
+    it = open_logs.emplace(ref.log_id, std::move(log).value()).first;
+  }
+  const LogState& s = Internals::state(it->second);
+  if (ref.slot >= s.options.max_producers) return format::TxnState::kAborting;  // cannot be: treat as never decided commit
+  auto& slot = s.producer_slot(ref.slot);
+  auto word = atomic(slot.txn_word);
+  std::uint64_t w = word.load(std::memory_order_acquire);
+  if (format::txn_epoch(w) != ref.epoch) return format::TxnState::kDone;  // moved on: it finished everywhere first
+  const auto state = format::txn_state(w);
+  if (state != format::TxnState::kOpen) return state;
+  const bool alive = atomic(slot.state).load(std::memory_order_acquire) == static_cast<std::uint32_t>(format::SlotState::kActive) &&
+                     shm::is_alive({atomic(slot.pid).load(std::memory_order_relaxed), slot.start_time});
+  if (alive && !decide_abort) return format::TxnState::kOpen;
+  std::uint64_t open = w;
+  word.compare_exchange_strong(open, format::make_txn_word(ref.epoch, format::TxnState::kAborting), std::memory_order_acq_rel);
+  w = word.load(std::memory_order_acquire);
+  return format::txn_epoch(w) == ref.epoch ? format::txn_state(w) : format::TxnState::kDone;
+}
+
+Status finish_part(const Log& log, std::uint16_t slot_id, std::uint16_t epoch, format::TxnState decision) {
+  const LogState& s = Internals::state(log);
+  if (slot_id >= s.options.max_producers) return {};
+  ProducerOptions po;
+  po.name = "shmlog: finishes transactions";
+  auto helper = log.producer(po);
+  if (!helper.ok()) return std::move(helper).status();
+  const auto type = decision == format::TxnState::kCommitting ? format::RecordType::kTxnCommit : format::RecordType::kTxnAbort;
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    Errc e = append_control(*helper, p, static_cast<std::uint8_t>(type), slot_id, epoch, {});
+    if (e != Errc::kOk) return Status(Status::Code::kBusy, "writing a transaction marker in " + s.path + ": " + errc_name(e));
+  }
+  auto word = atomic(s.producer_slot(slot_id).txn_word);
+  std::uint64_t w = word.load(std::memory_order_acquire);
+  if (format::txn_epoch(w) == epoch && format::txn_state(w) != format::TxnState::kDone) {
+    word.compare_exchange_strong(w, format::make_txn_word(epoch, format::TxnState::kDone), std::memory_order_acq_rel);
+  }
+  return {};
+}
+
+}  // namespace shmlog::detail

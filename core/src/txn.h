@@ -1,0 +1,46 @@
+// Transactions spanning several logs: the coordinator (the first log) holds
+// the decision; each participant names it in kTxnPrepare records, and the
+// coordinator lists its participants in a kTxnParticipants record, so that
+// whoever finds a transaction abandoned can finish it the same way
+// everywhere. Used by producers (commit, restart) and read_committed readers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "format.h"
+#include "log_state.h"
+#include "shmlog/log.h"
+
+namespace shmlog::detail {
+
+// One log's part of a transaction: the log, the producer slot, the epoch.
+struct TxnRef {
+  std::uint64_t log_id = 0;
+  std::uint16_t slot = 0;
+  std::uint16_t epoch = 0;
+  std::string dir;  // the log directory, to open it
+};
+// Entries: u64 log_id, u16 slot, u16 epoch, u16 dir length, dir bytes.
+std::string encode_refs(const std::vector<TxnRef>& refs);
+std::vector<TxnRef> decode_refs(std::string_view bytes);
+
+// The coordinator's decision on transaction `ref`, opening its log (cached
+// in `open_logs`). Undecided and its producer dead (or `decide_abort`):
+// decides abort by CAS. Returns kCommitting, kAborting, kOpen (undecided,
+// producer alive) or kDone (the coordinator finished: markers everywhere).
+format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std::map<std::uint64_t, Log>& open_logs);
+
+// Writes `decision`'s markers of transaction (slot, epoch) to every
+// partition of `log` (through a producer slot of its own), then marks the
+// transaction done in `slot`.
+Status finish_part(const Log& log, std::uint16_t slot, std::uint16_t epoch, format::TxnState decision);
+
+struct Internals {
+  static const LogState& state(const Log& log);
+};
+
+}  // namespace shmlog::detail
