@@ -143,6 +143,7 @@ void shmlog_log_options_init(shmlog_log_options* o) {
   o->claim_timeout_ms = static_cast<uint32_t>(d.claim_timeout.count());
   o->mode = d.mode;
   o->checksums = d.checksums ? 1 : 0;
+  o->token_window = d.token_window;
 }
 
 shmlog_status shmlog_create(const char* path, const shmlog_log_options* options, shmlog_log** out) {
@@ -168,6 +169,7 @@ shmlog_status shmlog_create(const char* path, const shmlog_log_options* options,
     o.claim_timeout = std::chrono::milliseconds(c.claim_timeout_ms);
     o.mode = c.mode;
     o.checksums = c.checksums != 0;
+    o.token_window = c.token_window;
     auto log = shmlog::Log::create(path, o);
     if (!log.ok()) return from_status(log.status());
     *out = new shmlog_log{std::move(log).value()};
@@ -229,6 +231,8 @@ void shmlog_producer_options_init(shmlog_producer_options* o) {
       std::chrono::duration_cast<std::chrono::milliseconds>(d.backpressure_timeout).count());
   o->timestamps = d.timestamps ? 1 : 0;
   o->name = nullptr;
+  o->producer_id = nullptr;
+  o->transactional = 0;
 }
 
 shmlog_status shmlog_producer_open(shmlog_log* log, const shmlog_producer_options* options,
@@ -245,6 +249,8 @@ shmlog_status shmlog_producer_open(shmlog_log* log, const shmlog_producer_option
     o.backpressure_timeout = std::chrono::milliseconds(c.backpressure_timeout_ms);
     o.timestamps = c.timestamps != 0;
     if (c.name != nullptr) o.name = c.name;
+    if (c.producer_id != nullptr) o.producer_id = c.producer_id;
+    o.transactional = c.transactional != 0;
     auto producer = log->log.producer(o);
     if (!producer.ok()) return from_status(producer.status());
     *out = new shmlog_producer{std::move(producer).value(), std::nullopt};
@@ -261,6 +267,46 @@ shmlog_status shmlog_append(shmlog_producer* p, const void* value, size_t size, 
   if (!r) return from_errc(r.error);
   if (offset != nullptr) *offset = r.offset;
   return SHMLOG_OK;
+}
+
+void shmlog_set_next_sequence(shmlog_producer* p, uint64_t sequence) {
+  if (p != nullptr) p->producer.set_next_sequence(sequence);
+}
+
+shmlog_status shmlog_last_sequence(const shmlog_producer* p, uint64_t* sequence) {
+  if (p == nullptr) return null_argument("producer");
+  if (sequence == nullptr) return null_argument("sequence");
+  auto last = p->producer.last_sequence();
+  if (!last) return SHMLOG_EMPTY;
+  *sequence = *last;
+  return SHMLOG_OK;
+}
+
+shmlog_status shmlog_append_unique(shmlog_producer* p, const void* token, size_t token_size, const void* value,
+                                   size_t value_size, uint64_t* offset) {
+  if (p == nullptr) return null_argument("producer");
+  if ((token == nullptr && token_size != 0) || (value == nullptr && value_size != 0)) return null_argument("token or value");
+  auto r = p->producer.append_unique(shmlog::Bytes(static_cast<const std::byte*>(token), token_size), {},
+                                     shmlog::Bytes(static_cast<const std::byte*>(value), value_size));
+  if (r.error == shmlog::Errc::kBadState) return fail(SHMLOG_BAD_STATE, "the log keeps no uniqueness tokens (token_window is 0)");
+  if (!r) return from_errc(r.error);
+  if (offset != nullptr) *offset = r.offset;
+  return SHMLOG_OK;
+}
+
+shmlog_status shmlog_begin_transaction(shmlog_producer* p) {
+  if (p == nullptr) return null_argument("producer");
+  return guarded([&] { return from_status(p->producer.begin_transaction()); });
+}
+
+shmlog_status shmlog_commit_transaction(shmlog_producer* p) {
+  if (p == nullptr) return null_argument("producer");
+  return guarded([&] { return from_status(p->producer.commit_transaction()); });
+}
+
+shmlog_status shmlog_abort_transaction(shmlog_producer* p) {
+  if (p == nullptr) return null_argument("producer");
+  return guarded([&] { return from_status(p->producer.abort_transaction()); });
 }
 
 shmlog_status shmlog_append_keyed(shmlog_producer* p, const void* key, size_t key_size, const void* value,
@@ -329,6 +375,7 @@ void shmlog_consumer_options_init(shmlog_consumer_options* o) {
   o->from = SHMLOG_FROM_EARLIEST;
   o->from_offset = 0;
   o->wait = SHMLOG_WAIT_BACKOFF;
+  o->read_committed = 0;
 }
 
 shmlog_status shmlog_consumer_open(shmlog_log* log, const shmlog_consumer_options* options,
@@ -361,6 +408,7 @@ shmlog_status shmlog_consumer_open(shmlog_log* log, const shmlog_consumer_option
       case SHMLOG_WAIT_BLOCK: o.wait = shmlog::WaitStrategy::block(); break;
       default: return fail(SHMLOG_INVALID_ARGUMENT, "unknown wait strategy " + std::to_string(enum_value(c.wait)));
     }
+    if (c.read_committed != 0) o.isolation = shmlog::Isolation::kReadCommitted;
     auto consumer = log->log.consumer(o);
     if (!consumer.ok()) return from_status(consumer.status());
     *out = new shmlog_consumer{std::move(consumer).value()};

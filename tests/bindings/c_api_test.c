@@ -87,6 +87,68 @@ static int peer(const char* out_path, const char* in_path, int n) {
   return total == (size_t)n ? 0 : 1;
 }
 
+static void count_record(void* context, const shmlog_record* r) {
+  (void)r;
+  ++*(int*)context;
+}
+
+/* Producer ids, fencing, tokens and transactions through the C API. */
+static int exactly_once(const char* dir) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/eo-%d", dir, (int)getpid());
+  shmlog_log_options lo;
+  shmlog_log_options_init(&lo);
+  lo.segment_size = 64 * 1024;
+  lo.ring_segments = 4;
+  lo.max_record_size = 1024;
+  lo.token_window = 16;
+  shmlog_log* log = NULL;
+  CHECK(shmlog_create(path, &lo, &log) == SHMLOG_OK, "create with tokens");
+  shmlog_producer_options po;
+  shmlog_producer_options_init(&po);
+  po.producer_id = "c-feed";
+  shmlog_producer* p = NULL;
+  CHECK(shmlog_producer_open(log, &po, &p) == SHMLOG_OK, "named producer");
+  uint64_t last = 0;
+  CHECK(shmlog_last_sequence(p, &last) == SHMLOG_EMPTY, "no last sequence yet");
+  CHECK(shmlog_append(p, "a", 1, NULL) == SHMLOG_OK, "append a");
+  shmlog_set_next_sequence(p, 0);
+  CHECK(shmlog_append(p, "a", 1, NULL) == SHMLOG_DUPLICATE, "re-sent record is a duplicate");
+  shmlog_producer* newer = NULL;
+  CHECK(shmlog_producer_open(log, &po, &newer) == SHMLOG_OK, "second instance");
+  CHECK(shmlog_last_sequence(newer, &last) == SHMLOG_OK && last == 0, "last sequence learned");
+  CHECK(shmlog_append(p, "stale", 5, NULL) == SHMLOG_FENCED, "older instance fenced");
+  CHECK(shmlog_append_unique(newer, "t", 1, "b", 1, NULL) == SHMLOG_OK, "token kept");
+  CHECK(shmlog_append_unique(newer, "t", 1, "c", 1, NULL) == SHMLOG_DUPLICATE, "token duplicate");
+  shmlog_producer_options to;
+  shmlog_producer_options_init(&to);
+  to.producer_id = "c-tx";
+  to.transactional = 1;
+  shmlog_producer* tx = NULL;
+  CHECK(shmlog_producer_open(log, &to, &tx) == SHMLOG_OK, "transactional producer");
+  CHECK(shmlog_begin_transaction(tx) == SHMLOG_OK, "begin");
+  CHECK(shmlog_append(tx, "d", 1, NULL) == SHMLOG_OK, "append in transaction");
+  shmlog_consumer_options co;
+  shmlog_consumer_options_init(&co);
+  co.read_committed = 1;
+  shmlog_consumer* c = NULL;
+  CHECK(shmlog_consumer_open(log, &co, &c) == SHMLOG_OK, "read_committed consumer");
+  int n = 0;
+  shmlog_poll(c, count_record, &n, 64, 10, NULL);
+  CHECK(n == 2, "a and b before the commit, got %d", n);
+  CHECK(shmlog_commit_transaction(tx) == SHMLOG_OK, "commit");
+  shmlog_poll(c, count_record, &n, 64, 10, NULL);
+  CHECK(n == 3, "d after the commit, got %d", n);
+  CHECK(shmlog_commit_transaction(tx) == SHMLOG_INVALID_ARGUMENT, "commit without a transaction refused");
+  shmlog_consumer_close(c);
+  shmlog_producer_close(tx);
+  shmlog_producer_close(newer);
+  shmlog_producer_close(p);
+  shmlog_close(log);
+  CHECK(shmlog_delete(path) == SHMLOG_OK, "delete");
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc == 5 && strcmp(argv[1], "--peer") == 0) return peer(argv[2], argv[3], atoi(argv[4]));
   CHECK(argc == 2, "usage: c_api_test DIR | c_api_test --peer OUT_LOG IN_LOG N");
@@ -169,6 +231,7 @@ int main(int argc, char** argv) {
   shmlog_consumer_close(consumer);
   shmlog_close(log);
   CHECK(shmlog_delete(path) == SHMLOG_OK, "delete");
+  CHECK(exactly_once(dir) == 0, "exactly-once calls");
   rmdir(plain);
   rmdir(dir);
   printf("c_api_test: all checks passed\n");

@@ -67,6 +67,7 @@ typedef struct shmlog_log_options {
   uint32_t claim_timeout_ms;
   uint32_t mode;           /* permission bits, e.g. 0600 */
   int checksums;
+  uint64_t token_window;   /* uniqueness tokens remembered (0: none) */
 } shmlog_log_options;
 
 /* Fills `options` with the defaults (those of `shmlog create`). */
@@ -95,6 +96,8 @@ typedef struct shmlog_producer_options {
   uint32_t backpressure_timeout_ms;
   int timestamps;                  /* stamp records with CLOCK_REALTIME */
   const char* name;                /* may be NULL */
+  const char* producer_id;         /* NULL or "": anonymous; else idempotent, fences older instances */
+  int transactional;               /* with a producer_id: begin/commit/abort_transaction */
 } shmlog_producer_options;
 
 void shmlog_producer_options_init(shmlog_producer_options* options);
@@ -121,6 +124,19 @@ typedef struct shmlog_claim {
   uint64_t offset;
 } shmlog_claim;
 shmlog_status shmlog_claim_space(shmlog_producer* producer, size_t value_size, size_t key_size, shmlog_claim* claim);
+
+/* Exactly-once (see the C++ API). A re-sent record of a named producer
+ * returns SHMLOG_DUPLICATE, a fenced instance SHMLOG_FENCED. */
+void shmlog_set_next_sequence(shmlog_producer* producer, uint64_t sequence);
+/* The last sequence that reached the log; SHMLOG_EMPTY when none. */
+shmlog_status shmlog_last_sequence(const shmlog_producer* producer, uint64_t* sequence);
+/* Appends unless a record with `token` is in the log's token window
+ * (SHMLOG_DUPLICATE, nothing written). */
+shmlog_status shmlog_append_unique(shmlog_producer* producer, const void* token, size_t token_size, const void* value,
+                                   size_t value_size, uint64_t* offset);
+shmlog_status shmlog_begin_transaction(shmlog_producer* producer);
+shmlog_status shmlog_commit_transaction(shmlog_producer* producer);
+shmlog_status shmlog_abort_transaction(shmlog_producer* producer);
 shmlog_status shmlog_commit(shmlog_producer* producer, shmlog_claim* claim);
 void shmlog_abort(shmlog_producer* producer, shmlog_claim* claim);
 
@@ -136,6 +152,7 @@ typedef struct shmlog_consumer_options {
   shmlog_from from;
   uint64_t from_offset;
   shmlog_wait wait;
+  int read_committed;  /* transactional records only once committed */
 } shmlog_consumer_options;
 
 typedef struct shmlog_record {
