@@ -55,11 +55,14 @@ int run_copy(const CopyArgs& a, volatile int* interrupted) {
   std::uint64_t copied = 0;
   const auto idle = std::chrono::milliseconds(a.idle_timeout_ms >= 0 ? a.idle_timeout_ms : 200);
   while (*interrupted == 0) {
-    Status s = producer->begin_transaction();
-    if (!s.ok()) return failed(s.message());
+    // A transaction begins with the first record of a poll (each takes an
+    // epoch: idle polls must not use them up).
     AppendResult first_error;
+    Status began;
     auto r = consumer->poll_wait(
         [&](const Record& rec) {
+          if (!producer->in_transaction()) began = producer->begin_transaction();
+          if (!began.ok()) return;
           value.assign(a.prefix);
           value.append(as_string(rec.value));
           auto w = rec.key.empty() ? producer->append_to(rec.partition % out_partitions, {}, as_bytes(value))
@@ -68,12 +71,15 @@ int run_copy(const CopyArgs& a, volatile int* interrupted) {
           producer->add_offsets(key, rec.partition, rec.next_offset);
         },
         a.transaction_size, idle);
+    if (!began.ok()) return failed(began.message());
     if (!first_error) {
       (void)producer->abort_transaction();
       return failed(std::string("appending to ") + a.out + ": " + errc_name(first_error.error));
     }
-    s = producer->commit_transaction();
-    if (!s.ok()) return failed(s.message());
+    if (producer->in_transaction()) {
+      Status s = producer->commit_transaction();
+      if (!s.ok()) return failed(s.message());
+    }
     consumer->commit();  // the group's offsets in IN: lag, and room in its ring
     copied += r.records;
     if (r.records == 0 && a.idle_timeout_ms >= 0) break;

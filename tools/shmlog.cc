@@ -596,7 +596,8 @@ int main(int argc, char** argv) {
   produce->add_option("--transactional-id", pa.transactional_id,
                       "Transactional: every --transaction-size lines commit atomically (line n carries sequence n)")
       ->excludes("--exclusive")
-      ->excludes("--producer-id");
+      ->excludes("--producer-id")
+      ->excludes("--token-separator");
   produce->add_option("--transaction-size", pa.transaction_size, "Lines per transaction (with --transactional-id)")
       ->needs("--transactional-id")
       ->capture_default_str();

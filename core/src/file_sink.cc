@@ -1,6 +1,7 @@
 #include "shmlog/file_sink.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,6 +98,14 @@ Result<FileSink> FileSink::open(const std::string& path, const Log& log) {
   }
   sink.journal_fd_ = ::open(journal.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (sink.journal_fd_ < 0) return Status::from_errno("opening " + journal, errno);
+  // One writer per file: a second one would cut output the first has not
+  // checkpointed yet. The kernel drops the lock when its holder dies.
+  if (::flock(sink.journal_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Status(Status::Code::kBusy, path + " is being written by another exactly-once consumer");
+    }
+    return Status::from_errno("locking " + journal, errno);
+  }
   auto text = read_all(sink.journal_fd_, journal);
   if (!text.ok()) return std::move(text).status();
   // The last whole entry wins; a torn one at the end (a crash mid-write) is cut.
@@ -193,6 +202,8 @@ Status FileSink::checkpoint() {
     int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return Status::from_errno("creating " + tmp, errno);
     Status s = write_all(fd, entry.data(), entry.size(), 0, tmp);
+    // The writer's lock moves to the new journal before it takes the name.
+    if (s.ok() && ::flock(fd, LOCK_EX | LOCK_NB) != 0) s = Status::from_errno("locking " + tmp, errno);
     if (s.ok() && ::rename(tmp.c_str(), journal.c_str()) != 0) s = Status::from_errno("replacing " + journal, errno);
     if (!s.ok()) {
       ::close(fd);

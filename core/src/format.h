@@ -344,18 +344,21 @@ struct LogHeader {
 
 // ---------------------------------------------------------------------------
 // Token table slot, one cache line: open addressing by the token's 64-bit
-// hash. (hash, seq) change together by a 16-byte CAS, so exactly one
-// inserter takes a slot; then it writes `position` (partition + 1 << 48 |
-// offset / 32: the claim that carries the token) and `time_ns`, and last
-// `published_seq = seq`: until then the slot is pending. A later inserter
-// reads the claim's fate there: kept, or gone (the token is free again).
+// hash, within 64 slots of its home. (hash, seq) change together by a
+// 16-byte CAS, so exactly one inserter takes a slot; it then writes
+// `time_ns` and publishes (position, published_seq = seq) by a second
+// 16-byte CAS from the pair it saw before taking the slot, so a late
+// publisher whose slot was taken over meanwhile fails instead of
+// overwriting. `position` is partition + 1 << 48 | offset / 32: the claim
+// that carries the token; until published the slot is pending. A later
+// inserter reads the claim's fate there: kept, or gone (token free again).
 // ---------------------------------------------------------------------------
 struct TokenSlot {
   alignas(64) std::uint64_t hash;  // 0: empty
   std::uint64_t seq;               // token_seq at insertion
-  std::uint64_t position;
+  std::uint64_t position;          // with published_seq: one 16-byte pair
+  std::uint64_t published_seq;     // == seq once published
   std::uint64_t time_ns;           // CLOCK_REALTIME at insertion
-  std::uint64_t published_seq;     // == seq once position and time_ns are written
   std::uint8_t pad[24];
 };
 constexpr std::uint64_t encode_token_position(std::uint32_t partition, std::uint64_t offset) noexcept {

@@ -141,7 +141,16 @@ struct ProducerState {
   // `which` (all when empty), waiting out backpressure up to its timeout.
   Status write_markers(format::RecordType type, std::uint16_t txn_epoch, const std::vector<bool>& which);
   Status finish_previous_transaction(const std::map<std::uint16_t, std::string>& prepared,
-                                    const std::map<std::uint16_t, std::string>& participants);
+                                    const std::map<std::uint16_t, std::string>& participants, bool* acted);
+  // This instance's transaction is finished: its word -> done, by CAS (a
+  // newer instance's word is left alone).
+  void mark_done() noexcept {
+    auto word = atomic(slot().txn_word);
+    std::uint64_t w = word.load(std::memory_order_acquire);
+    while (format::txn_epoch(w) == epoch && format::txn_state(w) != format::TxnState::kDone &&
+           !word.compare_exchange_weak(w, format::make_txn_word(epoch, format::TxnState::kDone), std::memory_order_acq_rel)) {
+    }
+  }
 };
 
 Errc ProducerState::ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept {
@@ -531,7 +540,7 @@ Status ProducerState::write_markers(format::RecordType type, std::uint16_t txn_e
 }
 
 Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, std::string>& prepared,
-                                                 const std::map<std::uint16_t, std::string>& participants) {
+                                                 const std::map<std::uint16_t, std::string>& participants, bool* acted) {
   auto word_ref = atomic(slot().txn_word);
   std::uint64_t w = word_ref.load(std::memory_order_acquire);
   const std::uint16_t txn_epoch = format::txn_epoch(w);
@@ -541,8 +550,12 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
     auto it = prepared.find(txn_epoch);
     const auto refs = it == prepared.end() ? std::vector<TxnRef>{} : decode_refs(it->second);
     if (refs.empty()) {
-      return Status(Status::Code::kCorrupt, "a prepared transaction names no coordinator (its record is gone from the ring)");
+      // Its prepare records left the ring, and with them every record of
+      // it (they come after them in each partition): nothing to finish.
+      word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kDone), std::memory_order_acq_rel);
+      return {};
     }
+    *acted = true;
     std::map<std::uint64_t, Log> open_logs;
     const auto decision = coordinator_decision(refs[0], /*decide_abort=*/true, open_logs);
     if (decision == format::TxnState::kOpen) {
@@ -566,6 +579,7 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
   }
   const auto state = format::txn_state(w);
   if (state != format::TxnState::kCommitting && state != format::TxnState::kAborting) return {};
+  *acted = true;
   // A coordinator finishes its participants first: while it is not done,
   // its decision is what their readers consult.
   if (auto it = participants.find(txn_epoch); it != participants.end()) {
@@ -586,36 +600,34 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
 
 namespace {
 
-// (hash, seq) of a token slot, compared and replaced together.
-bool cas_slot(format::TokenSlot& slot, std::uint64_t& hash, std::uint64_t& seq, std::uint64_t new_hash,
-              std::uint64_t new_seq) noexcept {
+// Two adjacent words of a token slot, 16-byte aligned, compared and
+// replaced together: (hash, seq) or (position, published_seq).
+bool cas_pair(std::uint64_t* pair, std::uint64_t& first, std::uint64_t& second, std::uint64_t new_first,
+              std::uint64_t new_second) noexcept {
 #if defined(__x86_64__)
-  // cmpxchg16b on the 16-byte aligned pair; lock-free across processes.
+  // cmpxchg16b; lock-free across processes.
   bool ok;
   asm volatile("lock cmpxchg16b (%[pair])"
-               : "=@ccz"(ok), "+a"(hash), "+d"(seq)
-               : [pair] "r"(&slot.hash), "b"(new_hash), "c"(new_seq)
+               : "=@ccz"(ok), "+a"(first), "+d"(second)
+               : [pair] "r"(pair), "b"(new_first), "c"(new_second)
                : "memory");
   return ok;
 #else
   __extension__ using Pair = unsigned __int128;
-  Pair expected = static_cast<Pair>(seq) << 64 | hash;
-  const Pair desired = static_cast<Pair>(new_seq) << 64 | new_hash;
-  const bool ok = __atomic_compare_exchange_n(reinterpret_cast<Pair*>(&slot.hash), &expected, desired, false,
+  Pair expected = static_cast<Pair>(second) << 64 | first;
+  const Pair desired = static_cast<Pair>(new_second) << 64 | new_first;
+  const bool ok = __atomic_compare_exchange_n(reinterpret_cast<Pair*>(pair), &expected, desired, false,
                                               __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-  hash = static_cast<std::uint64_t>(expected);
-  seq = static_cast<std::uint64_t>(expected >> 64);
+  first = static_cast<std::uint64_t>(expected);
+  second = static_cast<std::uint64_t>(expected >> 64);
   return ok;
 #endif
 }
 
-std::uint64_t token_hash(Bytes token) noexcept {
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a, then a final mix
-  for (std::byte b : token) h = (h ^ static_cast<std::uint8_t>(b)) * 1099511628211ull;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h | 1;  // never 0 (empty)
+// Reads a pair atomically (a CAS that writes back what it finds).
+void load_pair(std::uint64_t* pair, std::uint64_t& first, std::uint64_t& second) noexcept {
+  first = second = 0;
+  (void)cas_pair(pair, first, second, 0, 0);
 }
 
 enum class Holder : std::uint8_t { kKept, kGone, kPending };
@@ -644,57 +656,77 @@ Errc ProducerState::take_token(Bytes token, std::uint32_t p, std::uint64_t posit
   const std::uint64_t seq = atomic(const_cast<std::uint64_t&>(h.token_seq)).fetch_add(1, std::memory_order_relaxed) + 1;
   const std::uint64_t now = now_realtime_ns();
   const std::uint64_t window_ns = std::uint64_t{h.token_window_ms} * 1000000;
-  // Whether the slot's token is still in the window (a pending one is).
+  const std::uint64_t mine = format::encode_token_position(p, position);
+  format::TokenSlot* table = s.tokens();
+  const std::uint64_t mask = s.geometry.token_slots - 1;
+  const std::uint64_t probes = std::min<std::uint64_t>(64, mask + 1);
+  const auto started = std::chrono::steady_clock::now();
+  // Whether a slot's token is still in the window (a pending one is).
   auto fresh = [&](format::TokenSlot& slot, std::uint64_t slot_seq) {
     if (static_cast<std::int64_t>(seq - slot_seq) >= static_cast<std::int64_t>(h.token_window)) return false;
     if (window_ns == 0 || atomic(slot.published_seq).load(std::memory_order_acquire) != slot_seq) return true;
     return now - atomic(slot.time_ns).load(std::memory_order_relaxed) < window_ns;
   };
-  format::TokenSlot* table = s.tokens();
-  const std::uint64_t mask = s.geometry.token_slots - 1;
-  const auto started = std::chrono::steady_clock::now();
-  auto publish = [&](format::TokenSlot& slot) {
+  // Takes `slot` from (slot_hash, slot_seq), then publishes our claim from
+  // the position pair seen before: kOk, or false when either CAS lost.
+  auto take = [&](format::TokenSlot& slot, std::uint64_t slot_hash, std::uint64_t slot_seq) {
+    std::uint64_t old_position = 0, old_published = 0;
+    load_pair(&slot.position, old_position, old_published);
+    if (!cas_pair(&slot.hash, slot_hash, slot_seq, hash, seq)) return false;
     atomic(slot.time_ns).store(now, std::memory_order_relaxed);
-    atomic(slot.position).store(format::encode_token_position(p, position), std::memory_order_relaxed);
-    atomic(slot.published_seq).store(seq, std::memory_order_release);
-    return Errc::kOk;
+    return cas_pair(&slot.position, old_position, old_published, mine, seq);
   };
-  for (std::uint64_t i = 0; i <= mask;) {
-    format::TokenSlot& slot = table[(hash + i) & mask];
-    std::uint64_t slot_hash = atomic(slot.hash).load(std::memory_order_acquire);
-    std::uint64_t slot_seq = atomic(slot.seq).load(std::memory_order_acquire);
-    if (slot_hash == 0 || (slot_hash != hash && !fresh(slot, slot_seq))) {
-      // Empty, or another token's entry that fell out of the window: take it.
-      if (cas_slot(slot, slot_hash, slot_seq, hash, seq)) return publish(slot);
-      continue;  // lost the race for this slot: look at it again
+  for (;;) {
+    // Our token's slot on the probe path, or else the first slot to reuse.
+    format::TokenSlot* own = nullptr;
+    format::TokenSlot* reusable = nullptr;
+    std::uint64_t own_seq = 0, reuse_hash = 0, reuse_seq = 0;
+    for (std::uint64_t i = 0; i < probes && own == nullptr; ++i) {
+      format::TokenSlot& slot = table[(hash + i) & mask];
+      std::uint64_t slot_hash = 0, slot_seq = 0;
+      load_pair(&slot.hash, slot_hash, slot_seq);
+      if (slot_hash == hash) {
+        own = &slot;
+        own_seq = slot_seq;
+      } else if (reusable == nullptr && (slot_hash == 0 || !fresh(slot, slot_seq))) {
+        reusable = &slot;
+        reuse_hash = slot_hash;
+        reuse_seq = slot_seq;
+      }
+      if (slot_hash == 0) break;  // tokens never sit past an empty slot
     }
-    if (slot_hash != hash) {
-      ++i;
-      continue;
+    if (own == nullptr) {
+      if (reusable == nullptr) return Errc::kBadState;  // 64 slots in the window: cannot happen at half load
+      if (take(*reusable, reuse_hash, reuse_seq)) return Errc::kOk;
+      continue;  // lost a race: look again (perhaps at the same token)
     }
-    if (fresh(slot, slot_seq)) {
-      const bool published = atomic(slot.published_seq).load(std::memory_order_acquire) == slot_seq;
-      const std::uint64_t held = published ? atomic(slot.position).load(std::memory_order_relaxed) : 0;
-      if (published && atomic(slot.seq).load(std::memory_order_acquire) != slot_seq) continue;  // retaken meanwhile
-      const Holder state = held == 0 ? Holder::kPending : holder_state(s, held);
+    if (fresh(*own, own_seq)) {
+      std::uint64_t held = 0, published = 0;
+      load_pair(&own->position, held, published);
+      const Holder state = published != own_seq ? Holder::kPending : holder_state(s, held);
       if (state == Holder::kKept) return Errc::kDuplicate;
       if (state == Holder::kPending) {
         // The holder is between taking the token and committing: wait for
-        // it (it dies or stalls: the claim timeout frees the token).
+        // it; past the claim timeout its claim is resolved (or, never
+        // published, its slot taken over: its publish then fails).
         const auto waited = std::chrono::steady_clock::now() - started;
         if (waited < s.claim_timeout) {
           shm::yield_now();
           continue;
         }
-        if (held != 0) {
-          (void)unblock(s, static_cast<std::uint32_t>((held >> 48) - 1), (held & ((1ull << 48) - 1)) << 5, waited);
+        if (published == own_seq) {
+          const auto partition = static_cast<std::uint32_t>((held >> 48) - 1);
+          if (partition < s.options.partitions && unblock(s, partition, (held & ((1ull << 48) - 1)) << 5, waited)) {
+            continue;  // resolved: look at its fate again
+          }
+          shm::yield_now();
+          continue;
         }
       }
     }
-    // Ours to take: out of the window, or its record was never kept.
-    if (cas_slot(slot, slot_hash, slot_seq, hash, seq)) return publish(slot);
+    // Ours to take: out of the window, its record never kept, or never published.
+    if (take(*own, hash, own_seq)) return Errc::kOk;
   }
-  return Errc::kBadState;  // unreachable: at most half the slots hold tokens in the window
 }
 
 void ProducerState::close() noexcept {
@@ -938,8 +970,9 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       slot.opened_ns = detail::now_realtime_ns();
       // The new epoch fences any older instance of a named producer: its
       // next commit sees it and publishes nothing.
-      const auto epoch = static_cast<std::uint16_t>(slot.epoch + 1);
-      format::atomic(slot.epoch).store(epoch, std::memory_order_seq_cst);
+      // fetch_add: an older instance's begin_transaction CASes the epoch
+      // without the admin lock, and must see it move.
+      const auto epoch = static_cast<std::uint16_t>(format::atomic(slot.epoch).fetch_add(1, std::memory_order_seq_cst) + 1);
       if (!same_identity) {
         format::atomic(slot.last_sequence_plus_one).store(0, std::memory_order_relaxed);
         slot.first_epoch = epoch;
@@ -983,8 +1016,18 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       st->committed_offsets = std::move(recovered->committed_offsets);
       // A transaction an older instance left behind: finish it as decided
       // (open means abort), in every partition, before this one writes.
-      Status finished = st->finish_previous_transaction(recovered->prepared, recovered->participants);
+      bool acted = false;
+      Status finished = st->finish_previous_transaction(recovered->prepared, recovered->participants, &acted);
       if (!finished.ok()) return std::move(finished).with_context("completing the previous instance's transaction");
+      if (acted) {
+        // It may have committed (decided so, or by its coordinator): read
+        // again, now with its markers, for the sequences and offsets.
+        recovered = recover(*this, s, id, st->epoch);
+        if (!recovered.ok()) return std::move(recovered).status();
+        st->last_sequence_plus_one = recovered->last_sequence_plus_one;
+        st->next_sequence = recovered->last_sequence_plus_one;
+        st->committed_offsets = std::move(recovered->committed_offsets);
+      }
     }
     return Producer(std::move(st));
   }
@@ -1086,7 +1129,13 @@ Status Producer::commit_transaction() {
   if (!st->transactional) return not_transactional();
   if (!st->txn_open) return Status(Status::Code::kInvalidArgument, "no transaction is open");
   Status decided = decide_commit();
-  if (!decided.ok()) return decided;
+  if (!decided.ok()) {
+    if (st->txn_open) {  // aborted by a reader: write the markers it did not
+      Status finished = finish_abort();
+      if (!finished.ok()) return Status(decided.code(), decided.message() + "; " + finished.message());
+    }
+    return decided;
+  }
   return finish_commit();
 }
 
@@ -1113,10 +1162,9 @@ Status Producer::decide_commit() {
   }
   if (w == format::make_txn_word(st->epoch, format::TxnState::kCommitting)) return {};
   if (w == format::make_txn_word(st->epoch, format::TxnState::kAborting)) {
-    Status aborted = abort_transaction();  // finishes the markers the reader did not write
+    // Decided "abort" by a reader; the caller finishes it (txn_open stays set).
     return Status(Status::Code::kAborted, "the transaction was aborted: it outlived its timeout (" +
-                                              std::to_string(st->txn_timeout.count()) + " ms)" +
-                                              (aborted.ok() ? "" : "; " + aborted.message()));
+                                              std::to_string(st->txn_timeout.count()) + " ms)");
   }
   st->txn_open = false;  // a newer instance took over and finishes it
   return Status(Status::Code::kAborted, std::string("the transaction was aborted: ") + errc_name(Errc::kFenced));
@@ -1132,7 +1180,7 @@ Status Producer::finish_commit() {
     detail::raise_last_sequence(st->slot(), st->last_sequence_plus_one);
   }
   st->committed_offsets = encode_offsets(st->txn_offsets);
-  format::atomic(st->slot().txn_word).store(format::make_txn_word(st->epoch, format::TxnState::kDone), std::memory_order_release);
+  st->mark_done();
   return {};
 }
 
@@ -1149,6 +1197,18 @@ Status Producer::commit_transactions(std::span<Producer* const> producers) {
   }
   if (producers.size() == 1) return producers[0]->commit_transaction();
   ProducerState* c = producers[0]->state_.get();
+  auto finish = [&]() -> Status {
+    // Participants first: the coordinator's decision stays readable until
+    // every participant has its markers.
+    for (std::size_t i = 1; i < producers.size(); ++i) {
+      if (producers[i]->state_->txn_open) SHMLOG_RETURN_IF_ERROR(producers[i]->finish_commit());
+    }
+    return producers[0]->finish_commit();
+  };
+  if (format::atomic(c->slot().txn_word).load(std::memory_order_acquire) ==
+      format::make_txn_word(c->epoch, format::TxnState::kCommitting)) {
+    return finish();  // a retry after an error while finishing
+  }
   auto ref_of = [](const ProducerState& st) {
     return detail::TxnRef{st.log->header->log_id, st.id, st.epoch, st.log->path};
   };
@@ -1167,6 +1227,9 @@ Status Producer::commit_transactions(std::span<Producer* const> producers) {
   const std::string coordinator = detail::encode_refs({ref_of(*c)});
   for (std::size_t i = 1; i < producers.size(); ++i) {
     ProducerState* st = producers[i]->state_.get();
+    // A participant that wrote nothing has nothing to hold back: it stays
+    // open until the end (a crash leaves it to be aborted, harmlessly).
+    if (std::find(st->touched.begin(), st->touched.end(), true) == st->touched.end()) continue;
     for (std::uint32_t p = 0; p < st->log->options.partitions; ++p) {
       if (!st->touched[p]) continue;
       e = st->append_control(p, format::RecordType::kTxnPrepare, st->id, st->epoch, as_bytes(coordinator));
@@ -1182,14 +1245,14 @@ Status Producer::commit_transactions(std::span<Producer* const> producers) {
   if (g_die_in_multi_log_commit == 1) shm::kill_self();
   // 3. The decision, in the coordinator.
   Status decided = producers[0]->decide_commit();
-  if (!decided.ok()) {  // aborted (decide_commit finished the coordinator's part) or fenced
+  if (!decided.ok()) {  // a reader decided abort (or the coordinator was fenced)
     (void)abort_participants(producers, 1);
+    if (producers[0]->state_->txn_open) (void)producers[0]->finish_abort();
     return decided;
   }
   if (g_die_in_multi_log_commit == 2) shm::kill_self();
   // 4. Markers in the participants, then the coordinator finishes last.
-  for (std::size_t i = 1; i < producers.size(); ++i) SHMLOG_RETURN_IF_ERROR(producers[i]->finish_commit());
-  return producers[0]->finish_commit();
+  return finish();
 }
 
 Status Producer::abort_participants(std::span<Producer* const> producers, std::size_t from) {
@@ -1198,17 +1261,21 @@ Status Producer::abort_participants(std::span<Producer* const> producers, std::s
     if (st == nullptr || !st->txn_open) continue;
     SHMLOG_RETURN_IF_ERROR(st->write_markers(format::RecordType::kTxnAbort, st->epoch, st->touched));
     st->txn_open = false;
-    format::atomic(st->slot().txn_word).store(format::make_txn_word(st->epoch, format::TxnState::kDone), std::memory_order_release);
+    st->mark_done();
   }
   return {};
 }
 
 Status Producer::abort_transactions(std::span<Producer* const> producers) {
   if (producers.empty() || producers[0] == nullptr) return Status(Status::Code::kInvalidArgument, "no producers");
-  // The coordinator decides first; the others follow whatever their state.
-  Status first = producers[0]->in_transaction() ? producers[0]->abort_transaction() : Status();
+  // The coordinator decides first (a decided commit cannot be aborted); the
+  // participants follow, and the coordinator finishes last.
+  if (producers[0]->in_transaction()) {
+    Status decided = producers[0]->decide_abort();
+    if (!decided.ok() && decided.code() != Status::Code::kAborted) return decided;  // committing
+  }
   SHMLOG_RETURN_IF_ERROR(abort_participants(producers, 1));
-  return first;
+  return producers[0]->in_transaction() ? producers[0]->finish_abort() : Status();
 }
 
 Status Producer::abort_transaction() {
@@ -1216,21 +1283,33 @@ Status Producer::abort_transaction() {
   if (st == nullptr || !st->log) return Status(Status::Code::kInvalidArgument, "producer is closed");
   if (!st->transactional) return not_transactional();
   if (!st->txn_open) return Status(Status::Code::kInvalidArgument, "no transaction is open");
-  auto word = format::atomic(st->slot().txn_word);
+  SHMLOG_RETURN_IF_ERROR(decide_abort());
+  return finish_abort();
+}
+
+// Open -> aborting by CAS (aborting already is fine: a reader decided).
+Status Producer::decide_abort() {
+  ProducerState* st = state_.get();
   std::uint64_t w = format::make_txn_word(st->epoch, format::TxnState::kOpen);
-  if (!word.compare_exchange_strong(w, format::make_txn_word(st->epoch, format::TxnState::kAborting),
-                                    std::memory_order_acq_rel) &&
-      w != format::make_txn_word(st->epoch, format::TxnState::kAborting)) {
-    if (w == format::make_txn_word(st->epoch, format::TxnState::kCommitting)) {
-      return Status(Status::Code::kInvalidArgument, "the transaction is committing: call commit_transaction again");
-    }
-    st->txn_open = false;  // fenced: the newer instance finishes it
-    return Status(Status::Code::kAborted, std::string("fenced: ") + errc_name(Errc::kFenced));
+  if (format::atomic(st->slot().txn_word)
+          .compare_exchange_strong(w, format::make_txn_word(st->epoch, format::TxnState::kAborting),
+                                   std::memory_order_acq_rel) ||
+      w == format::make_txn_word(st->epoch, format::TxnState::kAborting)) {
+    return {};
   }
-  // The records of the transaction in this partition's ring are skipped by read_committed readers.
+  if (w == format::make_txn_word(st->epoch, format::TxnState::kCommitting)) {
+    return Status(Status::Code::kInvalidArgument, "the transaction is committing: call commit_transaction again");
+  }
+  st->txn_open = false;  // fenced: the newer instance finishes it
+  return Status(Status::Code::kAborted, std::string("fenced: ") + errc_name(Errc::kFenced));
+}
+
+// Decided "abort": the markers (read_committed readers skip its records), then done.
+Status Producer::finish_abort() {
+  ProducerState* st = state_.get();
   SHMLOG_RETURN_IF_ERROR(st->write_markers(format::RecordType::kTxnAbort, st->epoch, st->touched));
   st->txn_open = false;
-  word.store(format::make_txn_word(st->epoch, format::TxnState::kDone), std::memory_order_release);
+  st->mark_done();
   return {};
 }
 
@@ -1350,7 +1429,10 @@ AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value
 
 AppendResult Producer::append_unique_to(std::uint32_t partition, Bytes token, Bytes key, Bytes value) noexcept {
   ProducerState* st = state_.get();
-  if (st == nullptr || !st->log || st->log->geometry.token_slots == 0) return {Errc::kBadState, partition, 0};
+  // Not inside a transaction: its abort would leave the token taken.
+  if (st == nullptr || !st->log || st->log->geometry.token_slots == 0 || st->txn_open) {
+    return {Errc::kBadState, partition, 0};
+  }
   Claim c = claim_in(partition, value.size(), key.size());
   if (!c) return {c.error(), partition, 0};
   if (!key.empty()) std::memcpy(c.data_, key.data(), key.size());

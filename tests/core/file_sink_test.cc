@@ -170,6 +170,20 @@ TEST(FileSink, ForeignOrDamagedFilesAreRefusedNamingThem) {
   EXPECT_NE(shorter.status().message().find("changed outside shmlog"), std::string::npos);
 }
 
+TEST(FileSink, OneWriterPerFile) {
+  test::TempLogPath path;
+  Files f;
+  auto log = Log::create(path.str(), small()).value();
+  auto first = FileSink::open(f.out, log);
+  ASSERT_TRUE(first.ok());
+  auto second = FileSink::open(f.out, log);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Status::Code::kBusy);
+  EXPECT_NE(second.status().message().find("another exactly-once consumer"), std::string::npos);
+  { auto closed = std::move(first).value(); }
+  EXPECT_TRUE(FileSink::open(f.out, log).ok()) << "the lock goes with its holder";
+}
+
 TEST(FileSink, TheJournalIsCompactedAndStillResumes) {
   test::TempLogPath path;
   Files f;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "log_state.h"
 #include "shmlog/shm/process.h"
 #include "test_util.h"
 
@@ -56,6 +57,42 @@ TEST(Tokens, TheWindowCountsTokens) {
   EXPECT_EQ(p.append_unique(as_bytes("t"), {}, as_bytes("x")).error, Errc::kDuplicate);
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(p.append_unique(as_bytes("u" + std::to_string(i)), {}, as_bytes("u")));
   ASSERT_TRUE(p.append_unique(as_bytes("t"), {}, as_bytes("2"))) << "out of the window of 4";
+}
+
+// T sits one slot past its home because U held the home when T came; once
+// U leaves the window its slot is reusable, but T must still be found.
+TEST(Tokens, ATokenPastACollisionIsStillFoundWhenTheSlotBeforeItGoesStale) {
+  constexpr std::uint64_t kSlots = 4;  // window 2
+  std::string u, t;
+  for (int i = 0; i < 1000 && t.empty(); ++i) {
+    for (int j = 0; j < 1000 && t.empty(); ++j) {
+      const std::string a = "u" + std::to_string(i), b = "t" + std::to_string(j);
+      if ((detail::token_hash(as_bytes(a)) & (kSlots - 1)) == (detail::token_hash(as_bytes(b)) & (kSlots - 1))) {
+        u = a;
+        t = b;
+      }
+    }
+  }
+  ASSERT_FALSE(t.empty());
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), with_tokens(2)).value();
+  auto p = log.producer().value();
+  ASSERT_TRUE(p.append_unique(as_bytes(u), {}, as_bytes("u")));  // token 1: the home slot
+  ASSERT_TRUE(p.append_unique(as_bytes(t), {}, as_bytes("t")));  // token 2: the next slot
+  // Token 3: U is out of the window of 2, T is not.
+  EXPECT_EQ(p.append_unique(as_bytes(t), {}, as_bytes("t again")).error, Errc::kDuplicate);
+  EXPECT_EQ(values(log), (std::vector<std::string>{"u", "t"}));
+}
+
+TEST(Tokens, NotInsideATransaction) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), with_tokens(16)).value();
+  ProducerOptions po;
+  po.producer_id = "tx";
+  po.transactional = true;
+  auto p = log.producer(po).value();
+  ASSERT_TRUE(p.begin_transaction().ok());
+  EXPECT_EQ(p.append_unique(as_bytes("t"), {}, as_bytes("v")).error, Errc::kBadState);
 }
 
 TEST(Tokens, TheWindowCanAlsoBeATimeSpan) {

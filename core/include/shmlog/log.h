@@ -190,7 +190,8 @@ class Producer {
   // A keyed record goes to partition_for(key).
   [[nodiscard]] AppendResult append(Bytes key, Bytes value) noexcept;
   [[nodiscard]] AppendResult append_to(std::uint32_t partition, Bytes key, Bytes value) noexcept;
-  // With a uniqueness token (a log with token_window > 0, else kBadState):
+  // With a uniqueness token (a log with token_window > 0 and no open
+  // transaction, else kBadState):
   // only the first record carrying `token` within the window is kept; a
   // later one returns kDuplicate and writes nothing. Producers racing with
   // the same token: exactly one wins. Lock-free (CAS in a shared table).
@@ -242,6 +243,8 @@ class Producer {
  private:
   Status decide_commit();  // commit_transaction's two halves (also used across logs)
   Status finish_commit();
+  Status decide_abort();
+  Status finish_abort();
   // Abort markers in the participants producers[from..], whatever their state.
   static Status abort_participants(std::span<Producer* const> producers, std::size_t from);
   friend class Log;
