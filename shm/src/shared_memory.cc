@@ -54,13 +54,19 @@ struct Mount {
   std::string point, type, options;
 };
 
+std::vector<Mount> mounts() {
+  std::vector<Mount> out;
+  std::ifstream in("/proc/mounts");
+  std::string device, rest;
+  Mount m;
+  while (in >> device >> m.point >> m.type >> m.options && std::getline(in, rest)) out.push_back(m);
+  return out;
+}
+
 // The mount that holds `dir` (longest mount point that prefixes it).
 Mount mount_of(const std::string& dir) {
-  std::ifstream in("/proc/mounts");
-  std::string device;
-  Mount m, best;
-  std::string rest;
-  while (in >> device >> m.point >> m.type >> m.options && std::getline(in, rest)) {
+  Mount best;
+  for (const Mount& m : mounts()) {
     const bool under = dir == m.point || m.point == "/" ||
                        (dir.rfind(m.point, 0) == 0 && dir.size() > m.point.size() && dir[m.point.size()] == '/');
     if (under && m.point.size() >= best.point.size()) best = m;
@@ -172,10 +178,8 @@ const char* page_kind_name(PageKind kind) noexcept {
 
 Result<std::string> default_memory_dir(PageKind kind) {
   if (kind != PageKind::kHuge) return std::string("/dev/shm");
-  std::ifstream in("/proc/mounts");
-  std::string device, point, type, rest;
-  while (in >> device >> point >> type && std::getline(in, rest)) {
-    if (type == "hugetlbfs") return point;
+  for (const Mount& m : mounts()) {
+    if (m.type == "hugetlbfs") return m.point;
   }
   return Status(Status::Code::kNotFound,
                 "no hugetlbfs file system is mounted for huge pages: `mkdir -p /dev/hugepages && mount -t "

@@ -8,6 +8,8 @@
 #include <memory>
 #include <sstream>
 
+#include "hwloc_util.h"
+
 namespace shmlog::shm {
 namespace {
 
@@ -17,10 +19,6 @@ std::string read_line(const std::string& path) {
   std::getline(in, line);
   return line;
 }
-
-struct TopologyDeleter {
-  void operator()(hwloc_topology* t) const noexcept { hwloc_topology_destroy(t); }
-};
 
 int ancestor_index(hwloc_topology_t t, hwloc_obj_type_t type, hwloc_obj_t pu) {
   hwloc_obj_t o = hwloc_get_ancestor_obj_by_type(t, type, pu);
@@ -83,7 +81,7 @@ const Cpu* Topology::cpu(unsigned os_index) const {
 Result<Topology> load_topology(const std::string& synthetic) {
   hwloc_topology_t raw = nullptr;
   if (hwloc_topology_init(&raw) != 0) return Status(Status::Code::kIoError, "hwloc: cannot initialise a topology");
-  std::unique_ptr<hwloc_topology, TopologyDeleter> t(raw);
+  detail::HwlocTopology t(raw);
   if (!synthetic.empty() && hwloc_topology_set_synthetic(raw, synthetic.c_str()) != 0) {
     return Status(Status::Code::kInvalidArgument, "hwloc: bad synthetic topology '" + synthetic + "'");
   }
