@@ -45,7 +45,7 @@ int run_copy(const CopyArgs& a, volatile int* interrupted) {
     return failed("another member is in group '" + a.group + "' of " + a.in + ": an exactly-once copy needs the group to itself");
   }
   // The offsets live in OUT with the records they produced.
-  const std::string key = a.group + "@" + std::to_string(in->info().log_id);
+  const std::string key = a.group + "@" + std::to_string(in->id());
   for (const auto& [p, offset] : producer->committed_offsets(key)) {
     Status s = consumer->seek(p, offset);
     if (!s.ok()) return failed("cannot resume partition " + std::to_string(p) + " of " + a.in + ": " + s.message());

@@ -246,8 +246,7 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint16_t id, std::uin
       if (!h.ok()) return;
       helper.emplace(std::move(h).value());
     }
-    const auto type = decision == format::TxnState::kCommitting ? format::RecordType::kTxnCommit : format::RecordType::kTxnAbort;
-    (void)append_control(*helper, part.partition, static_cast<std::uint8_t>(type), id, epoch, {});
+    (void)append_control(*helper, part.partition, static_cast<std::uint8_t>(marker_for(decision)), id, epoch, {});
   };
   if (format::txn_state(w) == format::TxnState::kPrepared) {
     // Part of a transaction spanning logs: its coordinator's decision holds.

@@ -80,11 +80,11 @@ Result<std::string> read_all(int fd, const std::string& path) {
 
 Result<FileSink> FileSink::open(const std::string& path, const Log& log) {
   const std::string journal = path + ".offsets";
-  const LogInfo info = log.info();
+  const std::uint32_t log_partitions = log.options().partitions;
   FileSink sink;
   sink.path_ = path;
-  sink.log_id_ = info.log_id;
-  sink.offsets_.assign(info.options.partitions, UINT64_MAX);
+  sink.log_id_ = log.id();
+  sink.offsets_.assign(log_partitions, UINT64_MAX);
   const bool had_journal = ::access(journal.c_str(), F_OK) == 0;
   sink.data_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (sink.data_fd_ < 0) return Status::from_errno("opening " + path, errno);
@@ -119,11 +119,11 @@ Result<FileSink> FileSink::open(const std::string& path, const Log& log) {
     if (at + n > text->size()) break;
     if (crc32c::unmask(get<std::uint32_t>(e + n - 4)) != crc32c::value(e, n - 4)) break;
     if (get<std::uint64_t>(e + 8) != sink.log_id_) {
-      return Status(Status::Code::kInvalidArgument, journal + " belongs to another log (not " + info.path + ")");
+      return Status(Status::Code::kInvalidArgument, journal + " belongs to another log (not " + log.path() + ")");
     }
-    if (partitions != info.options.partitions) {
+    if (partitions != log_partitions) {
       return Status(Status::Code::kCorrupt, journal + " has offsets of " + std::to_string(partitions) +
-                                                " partitions, the log has " + std::to_string(info.options.partitions));
+                                                " partitions, the log has " + std::to_string(log_partitions));
     }
     sink.length_ = get<std::uint64_t>(e + 16);
     for (std::uint32_t p = 0; p < partitions; ++p) sink.offsets_[p] = get<std::uint64_t>(e + kFixed + 8u * p);

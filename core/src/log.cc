@@ -699,6 +699,7 @@ shm::PageReport Log::memory_report() const { return shm::report_pages(state_->ba
 
 const LogOptions& Log::options() const noexcept { return state_->options; }
 const std::string& Log::path() const noexcept { return state_->path; }
+std::uint64_t Log::id() const noexcept { return state_->header->log_id; }
 void Log::sweep() const { detail::sweep(*state_); }
 
 LogInfo Log::info() const {

@@ -563,9 +563,7 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
                                              refs[0].dir + ", which cannot be opened");
     }
     if (decision == format::TxnState::kCommitting || decision == format::TxnState::kAborting) {
-      SHMLOG_RETURN_IF_ERROR(write_markers(decision == format::TxnState::kCommitting ? format::RecordType::kTxnCommit
-                                                                                   : format::RecordType::kTxnAbort,
-                                           txn_epoch, {}));
+      SHMLOG_RETURN_IF_ERROR(write_markers(marker_for(decision), txn_epoch, {}));
     }
     word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kDone), std::memory_order_acq_rel);
     return {};
@@ -586,14 +584,13 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
     for (const auto& ref : decode_refs(it->second)) {
       auto other = Log::open(ref.dir);
       if (!other.ok()) return std::move(other).status().with_context("finishing a transaction's participant");
-      if (other->info().log_id != ref.log_id) continue;  // another log now lives there: nothing of ours
+      if (other->id() != ref.log_id) continue;  // another log now lives there: nothing of ours
       SHMLOG_RETURN_IF_ERROR(finish_part(*other, ref.slot, ref.epoch, state));
     }
   }
   // Which partitions it touched is not known: every partition gets a marker
   // (one where the transaction wrote nothing is ignored by readers).
-  SHMLOG_RETURN_IF_ERROR(write_markers(
-      state == format::TxnState::kCommitting ? format::RecordType::kTxnCommit : format::RecordType::kTxnAbort, txn_epoch, {}));
+  SHMLOG_RETURN_IF_ERROR(write_markers(marker_for(state), txn_epoch, {}));
   word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kDone), std::memory_order_acq_rel);
   return {};
 }

@@ -44,7 +44,7 @@ format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std:
   auto it = open_logs.find(ref.log_id);
   if (it == open_logs.end()) {
     auto log = Log::open(ref.dir);
-    if (!log.ok() || log->info().log_id != ref.log_id) return format::TxnState::kOpen;  // not reachable now: wait
+    if (!log.ok() || log->id() != ref.log_id) return format::TxnState::kOpen;  // not reachable now: wait
     it = open_logs.emplace(ref.log_id, std::move(log).value()).first;
   }
   const LogState& s = Internals::state(it->second);
@@ -71,7 +71,7 @@ Status finish_part(const Log& log, std::uint16_t slot_id, std::uint16_t epoch, f
   po.name = "shmlog: finishes transactions";
   auto helper = log.producer(po);
   if (!helper.ok()) return std::move(helper).status();
-  const auto type = decision == format::TxnState::kCommitting ? format::RecordType::kTxnCommit : format::RecordType::kTxnAbort;
+  const auto type = marker_for(decision);
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
     Errc e = append_control(*helper, p, static_cast<std::uint8_t>(type), slot_id, epoch, {});
     if (e != Errc::kOk) return Status(Status::Code::kBusy, "writing a transaction marker in " + s.path + ": " + errc_name(e));

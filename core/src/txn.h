@@ -39,6 +39,11 @@ format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std:
 // transaction done in `slot`.
 Status finish_part(const Log& log, std::uint16_t slot, std::uint16_t epoch, format::TxnState decision);
 
+// The marker a decided transaction gets: commit for committing, else abort.
+inline format::RecordType marker_for(format::TxnState decision) noexcept {
+  return decision == format::TxnState::kCommitting ? format::RecordType::kTxnCommit : format::RecordType::kTxnAbort;
+}
+
 struct Internals {
   static const LogState& state(const Log& log);
 };

@@ -432,6 +432,8 @@ class Log {
   shm::PageReport memory_report() const;
   const LogOptions& options() const noexcept;
   const std::string& path() const noexcept;
+  // The log's random 64-bit id (names its shared memory; survives renames).
+  std::uint64_t id() const noexcept;
   // Reaps dead producers, members and stalled claims now (open does it too).
   void sweep() const;
 
