@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "durability.h"
 #include "log_state.h"
 #include "record.h"
 #include "txn.h"
@@ -48,7 +49,11 @@ struct ConsumerState {
     std::uint32_t uncommitted = 0;
     std::uint64_t segment = UINT64_MAX;  // segment whose slot was last validated
     std::byte* segment_base = nullptr;
-    const std::uint64_t* descriptor = nullptr;  // that slot's state word
+    // That slot's state word; nullptr while reading a segment file's copy
+    // (durable logs: the ring has moved on; the copy does not change).
+    const std::uint64_t* descriptor = nullptr;
+    SegmentBuffer disk;  // the segment file being read
+    SegmentBuffer look;  // read_committed look-ahead in segment files
     std::uint64_t stall_position = UINT64_MAX;
     std::uint32_t stall_polls = 0;
     Clock::time_point stall_since{};
@@ -79,6 +84,7 @@ struct ConsumerState {
   bool force_stall_check = false;
   bool drop_duplicates = false;
   bool read_committed = false;
+  bool read_durable = false;  // only records below the durable position
   bool control_records = false;  // shmlog's own readers: deliver markers and offsets too
   std::optional<Producer> helper;  // writes the markers of dead producers' transactions
   std::vector<Record> batch;       // at-most-once: read, commit, then hand out
@@ -131,17 +137,21 @@ inline void fill_record(Record* out, std::uint32_t p, std::uint64_t position, co
 // A record boundary at or before `target` in partition p, found by walking
 // from the start of target's segment; stops early at an unresolved record.
 Result<std::uint64_t> find_boundary(const LogState& s, std::uint32_t p, std::uint64_t target) {
-  const std::uint64_t earliest = s.earliest(p);
+  const std::uint64_t earliest = s.retained_start(p);
   const std::uint64_t tail = s.tail(p);
   if (target < earliest || target > tail) {
     return Status(Status::Code::kInvalidArgument,
-                  "offset " + std::to_string(target) + " of partition " + std::to_string(p) +
-                      " is outside the ring (" + std::to_string(earliest) + ".." + std::to_string(tail) + ")");
+                  "offset " + std::to_string(target) + " of partition " + std::to_string(p) + " is not retained (" +
+                      std::to_string(earliest) + ".." + std::to_string(tail) + ")");
   }
   std::uint64_t pos = target & ~s.segment_mask;
   if (pos < earliest) pos = earliest;
-  while (pos < target) {
-    const std::uint64_t v = atomic(*word_at(s, p, pos)).load(std::memory_order_acquire);
+  SegmentBuffer buffer;
+  const std::byte* bytes = segment_bytes(s, p, pos >> s.segment_shift, buffer);
+  while (bytes != nullptr && pos < target) {
+    const std::uint64_t v = atomic(*const_cast<std::uint64_t*>(
+                                       reinterpret_cast<const std::uint64_t*>(bytes + (pos & s.segment_mask))))
+                                .load(std::memory_order_acquire);
     const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
     if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;
     if (pos + d.aligned_length > target) break;
@@ -200,9 +210,10 @@ void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
   const std::uint64_t tail = s.tail(p);
   for (int budget = 1 << 16; pos < tail && budget > 0; --budget) {
     const std::uint64_t segment = pos >> s.segment_shift;
-    const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
-    if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) break;
-    std::byte* at = s.segment_base(p, segment) + (pos & s.segment_mask);
+    // The ring, or a segment file's copy (durable logs).
+    const std::byte* bytes = segment_bytes(s, p, segment, part.look);
+    if (bytes == nullptr) break;
+    std::byte* at = const_cast<std::byte*>(bytes) + (pos & s.segment_mask);
     const std::uint64_t v = atomic(*reinterpret_cast<std::uint64_t*>(at)).load(std::memory_order_acquire);
     const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
     if (d.kind == record::Kind::kSkip &&
@@ -283,7 +294,8 @@ void deliver_control_records(Consumer& consumer) noexcept {
 }
 
 void ConsumerState::on_lapped(Part& part, std::uint64_t& position) noexcept {
-  const std::uint64_t earliest = log->earliest(part.partition);
+  // A durable log still has what the ring lost, back to its oldest file.
+  const std::uint64_t earliest = log->retained_start(part.partition);
   if (earliest > position) {
     lost_bytes += earliest - position;
     if (result != nullptr) result->lost_bytes += earliest - position;
@@ -298,6 +310,7 @@ void ConsumerState::on_lapped(Part& part, std::uint64_t& position) noexcept {
 
 bool ConsumerState::still_valid(const Part& part, std::uint64_t position) const noexcept {
   const std::uint64_t segment = position >> log->segment_shift;
+  if (segment == part.segment && part.descriptor == nullptr) return true;  // a file's copy
   const std::uint64_t* word = segment == part.segment ? part.descriptor
                                                       : &log->descriptor(part.partition, segment).state_word;
   // Pairs with the release that publishes a prepared slot.
@@ -320,12 +333,25 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
     }
   }
   for (;;) {
+    // Pairs with the keeper's release store after its sync.
+    if (read_durable && position >= atomic(s.partition(p).durable_position).load(std::memory_order_acquire)) {
+      return Read::kNone;
+    }
     const std::uint64_t segment = position >> s.segment_shift;
     if (segment != part.segment) {
       const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
       const std::uint64_t held = format::segment_index(w);
       if (held > segment) {
+        // Durable: the ring reused the slot only after the segment was
+        // written, so its file has it whole.
+        if (const std::byte* copy = disk_segment(s, p, segment, part.disk)) {
+          part.segment = segment;
+          part.segment_base = const_cast<std::byte*>(copy);
+          part.descriptor = nullptr;
+          continue;
+        }
         on_lapped(part, position);
+        if ((position >> s.segment_shift) == segment) return Read::kNone;  // file unreadable: try again later
         continue;
       }
       if (held < segment || format::segment_state(w) != format::SegmentState::kReady) return Read::kNone;
@@ -342,8 +368,11 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
       case record::Kind::kData: {
         const std::byte* body = part.segment_base + offset + format::kRecordHeaderSize;
         const std::uint32_t body_size = d.frame_length - static_cast<std::uint32_t>(format::kRecordHeaderSize);
-        if ((d.flags & format::kRecordFlagChecksum) != 0 &&
-            record::checksum(*header, v, body, body_size) != header->checksum) {
+        // In a log with checksums every data record carries one: a record
+        // without (its flags torn on disk) is as bad as a wrong one.
+        const bool has_checksum = (d.flags & format::kRecordFlagChecksum) != 0;
+        if ((has_checksum || s.options.checksums) &&
+            (!has_checksum || record::checksum(*header, v, body, body_size) != header->checksum)) {
           if (!still_valid(part, position)) {
             on_lapped(part, position);
             continue;
@@ -396,6 +425,12 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
       case record::Kind::kEmpty:
       case record::Kind::kInProgress:
       case record::Kind::kUnblocking: {
+        if (part.descriptor == nullptr) {
+          // A segment file is whole: a gap in it is damage, not a claim.
+          if (result != nullptr) result->corrupt += s.segment_size - offset;
+          position = (position | s.segment_mask) + 1;
+          continue;
+        }
         // Usually just "nothing yet". Every 64th look (or before parking),
         // time the stall and let unblock() abandon a dead or stuck claim.
         if (part.stall_position != position) {
@@ -504,7 +539,7 @@ bool ConsumerState::try_acquire(Part& part) {
   }
   // Resume from the group's committed offset (pairs with commit_position's store).
   std::uint64_t committed = atomic(slot(part).committed_offset).load(std::memory_order_acquire);
-  const std::uint64_t earliest = s.earliest(part.partition);
+  const std::uint64_t earliest = s.retained_start(part.partition);
   const std::uint64_t tail = s.tail(part.partition);
   if (committed < earliest) {
     lost_bytes += earliest - committed;
@@ -629,7 +664,7 @@ namespace {
 
 Result<std::uint64_t> start_position(const detail::LogState& s, std::uint32_t p, const StartFrom& from) {
   switch (from.kind) {
-    case StartFrom::Kind::kEarliest: return s.earliest(p);
+    case StartFrom::Kind::kEarliest: return s.retained_start(p);
     case StartFrom::Kind::kLatest: return s.tail(p);
     case StartFrom::Kind::kOffset: {
       auto boundary = detail::find_boundary(s, p, from.offset);
@@ -660,6 +695,10 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
   st->commit_every = options.commit_every;
   st->drop_duplicates = options.drop_duplicates;
   st->read_committed = options.isolation == Isolation::kReadCommitted;
+  st->read_durable = options.read_durable;
+  if (options.read_durable && !s.durable()) {
+    return Status(Status::Code::kInvalidArgument, "read_durable needs a durable log; " + s.path + " has durability none");
+  }
   st->wait = options.wait;
   if (options.group.empty()) {
     std::vector<std::uint32_t> partitions = options.partitions;
@@ -740,7 +779,8 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
     format::atomic(member.state).store(active, std::memory_order_release);
     format::atomic(s.group(g).membership_epoch).fetch_add(1, std::memory_order_acq_rel);
     st->grouped = true;
-    st->may_be_lapped = s.options.policy == Policy::kOverwrite;
+    // Durable: the ring moves on without the group (it then reads files).
+    st->may_be_lapped = s.options.policy == Policy::kOverwrite || s.durable();
     st->group = g;
     st->member = m;
   }
@@ -861,6 +901,81 @@ Status Consumer::seek(std::uint32_t partition, std::uint64_t offset) {
     part.segment = UINT64_MAX;
     part.stall_position = UINT64_MAX;
     return {};
+  }
+  return Status(Status::Code::kInvalidArgument,
+                "partition " + std::to_string(partition) + " is not assigned to this consumer");
+}
+
+namespace {
+
+// The timestamp and offset of the first data record at or after `from` in
+// one segment's bytes, with a timestamp at or after `time_ns`.
+std::optional<std::uint64_t> first_at_or_after(const detail::LogState& s, const std::byte* bytes,
+                                               std::uint64_t from, std::uint64_t end, std::uint64_t time_ns,
+                                               std::uint64_t* first_time) {
+  std::uint64_t pos = from;
+  while (pos < end) {
+    const auto* h = reinterpret_cast<const format::RecordHeader*>(bytes + (pos & s.segment_mask));
+    const std::uint64_t v = format::atomic(const_cast<std::uint64_t&>(h->commit_word)).load(std::memory_order_acquire);
+    const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
+    if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;
+    if (d.kind == record::Kind::kData) {
+      if (first_time != nullptr && *first_time == UINT64_MAX) *first_time = h->timestamp_ns;
+      if (h->timestamp_ns >= time_ns) return pos;
+    }
+    pos += d.aligned_length;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::uint64_t> Consumer::seek_time(std::uint32_t partition, std::uint64_t time_ns) {
+  ConsumerState* st = state_.get();
+  if (st == nullptr || !st->log) return Status(Status::Code::kInvalidArgument, "consumer is closed");
+  const detail::LogState& s = *st->log;
+  for (auto& part : st->parts) {
+    if (part.partition != partition || !part.owned) continue;
+    const std::uint64_t start = s.retained_start(partition);
+    const std::uint64_t tail = s.tail(partition);
+    std::uint64_t found = tail;
+    detail::SegmentBuffer buffer;
+    // Segments in offset order; timestamps are the producers' clocks, so
+    // "first at or after" is in offset order, not the minimum by time.
+    std::uint64_t lo = start >> s.segment_shift, hi = tail == 0 ? 0 : (tail - 1) >> s.segment_shift;
+    // Binary search for the last segment whose first record is older.
+    std::uint64_t from_segment = lo;
+    while (lo <= hi && tail > start) {
+      const std::uint64_t mid = lo + (hi - lo) / 2;
+      const std::byte* bytes = detail::segment_bytes(s, partition, mid, buffer);
+      std::uint64_t first = UINT64_MAX;
+      const std::uint64_t begin = std::max(start, mid << s.segment_shift);
+      if (bytes != nullptr) {
+        (void)first_at_or_after(s, bytes, begin, std::min(tail, (mid + 1) << s.segment_shift), 0, &first);
+      }
+      if (bytes != nullptr && first != UINT64_MAX && first < time_ns) {
+        from_segment = mid;
+        lo = mid + 1;
+      } else {
+        if (mid == 0) break;
+        hi = mid - 1;
+      }
+    }
+    for (std::uint64_t segment = from_segment; (segment << s.segment_shift) < tail; ++segment) {
+      const std::byte* bytes = detail::segment_bytes(s, partition, segment, buffer);
+      if (bytes == nullptr) continue;
+      const std::uint64_t begin = std::max(start, segment << s.segment_shift);
+      auto hit = first_at_or_after(s, bytes, begin, std::min(tail, (segment + 1) << s.segment_shift), time_ns, nullptr);
+      if (hit) {
+        found = *hit;
+        break;
+      }
+    }
+    part.position = found;
+    part.uncommitted = 0;
+    part.segment = UINT64_MAX;
+    part.stall_position = UINT64_MAX;
+    return found;
   }
   return Status(Status::Code::kInvalidArgument,
                 "partition " + std::to_string(partition) + " is not assigned to this consumer");

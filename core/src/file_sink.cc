@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-#include "crc32c.h"
+#include "shmlog/io/crc32c.h"
 #include "shmlog/shm/process.h"
 
 namespace shmlog {

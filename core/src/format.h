@@ -39,7 +39,7 @@ inline constexpr std::size_t kPage = 4096;
 // "SHMLOG\0\1" little-endian; written last at create (release).
 inline constexpr std::uint64_t kLogMagic = 0x0100474F4C4D4853ULL;
 inline constexpr std::uint32_t kVersionMajor = 1;
-inline constexpr std::uint32_t kVersionMinor = 1;  // 1.1: placement keys in shmlog.meta
+inline constexpr std::uint32_t kVersionMinor = 2;  // 1.1: placement keys in shmlog.meta; 1.2: durability
 
 inline constexpr std::size_t kRecordAlignment = 32;
 inline constexpr std::size_t kRecordHeaderSize = 32;
@@ -173,14 +173,21 @@ constexpr std::uint32_t segment_pid(std::uint64_t w) noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// Partition header: the tail on a hot line of its own, the writer mode, and
-// the segment descriptors of the partition's ring.
+// Partition header: the tail on a hot line of its own, the writer mode, the
+// flusher's positions (durable logs), and the segment descriptors.
 //
 //   0    tail_position      (uint64; every shared producer fetch-adds it)
 //   128  writers            (uint32; kExclusiveWriter|producer_id, or count)
 //   136  abandoned_total    (uint64; claims turned into abandoned records)
-//   192  reserved for durability (durable position, flusher state)
+//   256  written_position   (uint64; committed prefix written to segment files)
+//   264  durable_position   (uint64; ... and synced as the durability policy says)
+//   272  sync_request       (uint64; the highest offset a producer waits to be durable)
+//   280  disk_start         (uint64; first offset still in a segment file)
+//   320  flusher counters and the last error (single writer: the keeper)
 //   512  SegmentDescriptor[ring_segments]
+//
+// Positions only grow. With durability, a ring slot is reused only once
+// written_position is past the segment it held.
 // ---------------------------------------------------------------------------
 struct PartitionHeader {
   alignas(kHotLine) std::uint64_t tail_position;
@@ -188,8 +195,23 @@ struct PartitionHeader {
   std::uint32_t writers;
   std::uint32_t reserved0;
   std::uint64_t abandoned_total;
-  std::uint8_t pad1[kCacheLine - 16];
-  std::uint8_t reserved_durability[512 - kHotLine - kCacheLine];
+  std::uint8_t pad1[kHotLine - 16];
+  // 256: the keeper publishes, producers and readers load (acquire).
+  std::uint64_t written_position;
+  std::uint64_t durable_position;
+  std::uint64_t sync_request;
+  std::uint64_t disk_start;
+  std::uint8_t pad2[kCacheLine - 32];
+  // 320: the keeper's counters (relaxed).
+  std::uint64_t disk_bytes;          // bytes the segment files take
+  std::uint32_t disk_segments;       // segment files kept
+  std::uint32_t flush_errno;         // the last write or preallocation error (0: none since)
+  std::uint64_t disk_full_total;     // times a write or preallocation found no space
+  std::uint64_t fsyncs_total;        // fdatasyncs of segment files
+  std::uint64_t flushed_bytes_total; // bytes written to segment files
+  std::uint64_t io_errors_total;     // failed writes or syncs (other than no space)
+  std::uint64_t last_sync_ns;        // CLOCK_REALTIME of the last completed sync
+  std::uint8_t reserved_durability[512 - 2 * kHotLine - kCacheLine - 56];
   // SegmentDescriptor[ring_segments] follows.
 };
 inline constexpr std::uint32_t kExclusiveWriter = 1u << 31;
@@ -309,7 +331,8 @@ struct LogHeader {
   std::uint32_t token_window_ms;  // uniqueness tokens older than this are forgotten (0: by count only)
   std::uint64_t token_window;     // how many recent tokens are remembered (0: no token table)
   std::uint64_t token_slots;      // slots of the token table (a power of two, 2x the window)
-  std::uint64_t reserved4;
+  std::uint32_t durability;       // Durability: 0 none, 1 flush, 2 fsync
+  std::uint32_t reserved4;
   // line 2: where the tables are (byte offsets from the start)
   std::uint64_t producers_offset;
   std::uint64_t groups_offset;
@@ -339,7 +362,22 @@ struct LogHeader {
   char path[1024];
   // 2368: numbers every token insertion (the window counts in these).
   std::uint64_t token_seq;
-  std::uint8_t reserved_tail[kPage - 2368 - 8];
+  std::uint8_t pad4[kCacheLine - 8];
+  // 2432: the keeper's lease (durable logs): pid << 32 | low bits of the
+  // start time of the process whose keeper runs the flusher; taken over by
+  // CAS from a dead holder.
+  std::uint64_t keeper_lease;
+  std::uint64_t keeper_since_ns;      // when the holder took it
+  std::uint64_t keeper_heartbeat_ns;  // the holder's last round (for tools)
+  std::uint64_t keeper_takeovers;     // leases taken from a dead holder
+  std::uint8_t pad5[kCacheLine - 32];
+  // 2496: producers waiting for durability wake the keeper here, and park
+  // on durable_seq until it publishes.
+  std::uint32_t keeper_seq;
+  std::uint32_t keeper_waiters;
+  std::uint32_t durable_seq;
+  std::uint32_t durable_waiters;
+  std::uint8_t reserved_tail[kPage - 2496 - 16];
 };
 
 // ---------------------------------------------------------------------------
@@ -390,6 +428,8 @@ static_assert(sizeof(SegmentDescriptor) == kCacheLine);
 static_assert(sizeof(PartitionHeader) == 512);
 static_assert(alignof(PartitionHeader) == kHotLine);
 static_assert(offsetof(PartitionHeader, writers) == kHotLine);
+static_assert(offsetof(PartitionHeader, written_position) == 256);
+static_assert(offsetof(PartitionHeader, disk_bytes) == 320);
 static_assert(sizeof(ProducerSlot) == 4 * kCacheLine);
 static_assert(offsetof(ProducerSlot, name) == kCacheLine);
 static_assert(offsetof(ProducerSlot, appends_total) == 2 * kCacheLine);
@@ -407,6 +447,8 @@ static_assert(offsetof(LogHeader, space_seq) == 1152);
 static_assert(offsetof(LogHeader, admin_lock) == 1280);
 static_assert(offsetof(LogHeader, path) == 1344);
 static_assert(offsetof(LogHeader, token_seq) == 2368);
+static_assert(offsetof(LogHeader, keeper_lease) == 2432);
+static_assert(offsetof(LogHeader, keeper_seq) == 2496);
 static_assert(sizeof(TokenSlot) == kCacheLine);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);

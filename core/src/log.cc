@@ -7,9 +7,11 @@
 #include <random>
 #include <thread>
 
+#include "durability.h"
 #include "log_state.h"
 #include "record.h"
 #include "shmlog/io/files.h"
+#include "shmlog/io/segment_file.h"
 #include "shmlog/log.h"
 
 namespace shmlog {
@@ -58,6 +60,11 @@ io::KeyValues to_meta(const LogOptions& o, std::uint64_t log_id) {
       {"numa_node", o.numa_node < 0 ? "none" : std::to_string(o.numa_node)},
       {"token_window", std::to_string(o.token_window)},
       {"token_window_ms", std::to_string(o.token_window_time.count())},
+      {"durability", durability_name(o.durability)},
+      {"fsync_interval_bytes", std::to_string(o.fsync_interval_bytes)},
+      {"fsync_interval_us", std::to_string(o.fsync_interval.count())},
+      {"retention_bytes", std::to_string(o.retention_bytes)},
+      {"retention_ms", std::to_string(o.retention_time.count())},
   };
 }
 
@@ -148,6 +155,25 @@ Result<Meta> read_meta(const std::string& dir) {
     SHMLOG_RETURN_IF_ERROR(num("token_window_ms", &ms));
     m.options.token_window_time = std::chrono::milliseconds(ms);
   }
+  // Durability keys came with format 1.2; older logs are memory-only.
+  if (auto d = kv->find("durability"); d != kv->end()) {
+    auto parsed = parse_durability(d->second);
+    if (!parsed.ok()) return Status(Status::Code::kCorrupt, file + ": " + parsed.status().message());
+    m.options.durability = *parsed;
+  }
+  auto duration = [&](const char* key, auto* out) -> Status {
+    if (kv->count(key) == 0) return {};
+    std::uint64_t v = 0;
+    SHMLOG_RETURN_IF_ERROR(num(key, &v));
+    *out = std::remove_pointer_t<decltype(out)>(static_cast<std::int64_t>(v));
+    return {};
+  };
+  if (kv->count("fsync_interval_bytes") != 0) {
+    SHMLOG_RETURN_IF_ERROR(num("fsync_interval_bytes", &m.options.fsync_interval_bytes));
+  }
+  SHMLOG_RETURN_IF_ERROR(duration("fsync_interval_us", &m.options.fsync_interval));
+  if (kv->count("retention_bytes") != 0) SHMLOG_RETURN_IF_ERROR(num("retention_bytes", &m.options.retention_bytes));
+  SHMLOG_RETURN_IF_ERROR(duration("retention_ms", &m.options.retention_time));
   Status valid = validate(m.options);
   if (!valid.ok()) return std::move(valid).with_context(file);
   return m;
@@ -204,6 +230,7 @@ void format_memory(LogState& s, std::uint64_t log_id) {
   h.token_slots = g.token_slots;
   h.token_window = o.token_window;
   h.token_window_ms = static_cast<std::uint32_t>(o.token_window_time.count());
+  h.durability = static_cast<std::uint32_t>(o.durability);
   std::snprintf(h.path, sizeof h.path, "%s", s.path.c_str());
   // Slot i starts out holding segment i, zeroed and ready.
   for (std::uint32_t p = 0; p < o.partitions; ++p) {
@@ -211,9 +238,10 @@ void format_memory(LogState& s, std::uint64_t log_id) {
       s.descriptor(p, i).state_word = format::make_segment_word(i, format::SegmentState::kReady, 0);
     }
   }
-  // Publish: readers wait while magic is zero (pairs with check_header's acquire).
-  atomic(h.magic).store(format::kLogMagic, std::memory_order_release);
 }
+
+// Readers wait while magic is zero (pairs with check_header's acquire).
+void publish(LogState& s) { atomic(s.header->magic).store(format::kLogMagic, std::memory_order_release); }
 
 Status check_header(const LogState& s, std::uint64_t log_id) {
   const auto& h = *s.header;
@@ -247,7 +275,7 @@ Status check_header(const LogState& s, std::uint64_t log_id) {
               h.partitions_offset == g.partitions_offset && h.partition_stride == g.partition_stride &&
               h.data_offset == g.data_offset && h.policy == static_cast<std::uint32_t>(o.policy) &&
               h.tokens_offset == g.tokens_offset && h.token_slots == g.token_slots &&
-              h.token_window == o.token_window;
+              h.token_window == o.token_window && h.durability == static_cast<std::uint32_t>(o.durability);
   if (!same) {
     return Status(Status::Code::kCorrupt,
                   where + " does not match " + join(s.path, kMetaFile) + " (foreign or corrupt object)");
@@ -270,6 +298,15 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
     s->base = s->shm.data();
     s->header = reinterpret_cast<format::LogHeader*>(s->base);
     format_memory(*s, meta.log_id);
+    if (s->durable()) {
+      // After a host crash: the ring comes back from the segment files.
+      Status recovered = detail::recover_from_disk(*s);
+      if (!recovered.ok()) {
+        (void)shm::SharedMemory::unlink(s->memory_path);
+        return std::move(recovered).with_context("recovering " + dir + " from its segment files");
+      }
+    }
+    publish(*s);
     return s;
   }
   auto mem = shm::SharedMemory::open(s->memory_path, sizeof(format::LogHeader), read_only);
@@ -295,6 +332,12 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
 
 namespace detail {
 
+Result<LogMeta> read_log_meta(const std::string& path) {
+  auto found = locate(path);
+  if (!found.ok()) return std::move(found).status();
+  return LogMeta{found->first, found->second.options, found->second.log_id};
+}
+
 Geometry compute_geometry(const LogOptions& o) noexcept {
   auto round_up = [](std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; };
   Geometry g;
@@ -316,6 +359,9 @@ Geometry compute_geometry(const LogOptions& o) noexcept {
   g.total_size = g.tokens_offset + g.token_slots * sizeof(format::TokenSlot);
   return g;
 }
+
+LogState::LogState() = default;
+LogState::~LogState() = default;
 
 void LogState::init_geometry() {
   geometry = compute_geometry(options);
@@ -362,13 +408,30 @@ void LogState::wake_producers() const noexcept {
   shm::futex_wake_all(&header->space_seq);
 }
 
-namespace {
-
 bool holder_alive(std::uint64_t word) noexcept {
   const auto pid = static_cast<std::uint32_t>(word >> 32);
   const std::uint64_t start = shm::start_time_of(pid);
   return start != 0 && (start & 0xffffffffu) == (word & 0xffffffffu);
 }
+
+std::uint64_t holder_word() noexcept {
+  const shm::ProcessId self = shm::self();
+  return std::uint64_t{self.pid} << 32 | (self.start_time & 0xffffffffu);
+}
+
+std::uint64_t LogState::reuse_floor(std::uint32_t p) const noexcept {
+  // Pairs with the keeper's release store after its writes completed.
+  if (durable()) return atomic(partition(p).written_position).load(std::memory_order_acquire);
+  return options.policy == Policy::kBackpressure ? min_committed(p) : UINT64_MAX;
+}
+
+std::uint64_t LogState::retained_start(std::uint32_t p) const noexcept {
+  const std::uint64_t ring = earliest(p);
+  if (!durable()) return ring;
+  return std::min(ring, atomic(partition(p).disk_start).load(std::memory_order_acquire));
+}
+
+namespace {
 
 constexpr std::uint64_t kPoisonWord = static_cast<std::uint32_t>(format::kPoison);
 
@@ -380,8 +443,7 @@ std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t posit
 }
 
 AdminLock::AdminLock(const LogState& log) : word_(&log.header->admin_lock) {
-  const shm::ProcessId self = shm::self();
-  mine_ = std::uint64_t{self.pid} << 32 | (self.start_time & 0xffffffffu);
+  mine_ = holder_word();
   for (std::uint32_t attempt = 0;; ++attempt) {
     std::uint64_t expected = 0;
     // Pairs with the release in ~AdminLock.
@@ -554,6 +616,23 @@ Result<Pages> parse_pages(std::string_view text) {
   return Status(Status::Code::kInvalidArgument, "pages must be normal, thp or huge, got '" + std::string(text) + "'");
 }
 
+Result<Durability> parse_durability(std::string_view text) {
+  for (Durability d : {Durability::kNone, Durability::kFlush, Durability::kFsync}) {
+    if (text == durability_name(d)) return d;
+  }
+  return Status(Status::Code::kInvalidArgument,
+                "durability must be none, flush or fsync, got '" + std::string(text) + "'");
+}
+
+const char* durability_name(Durability d) noexcept {
+  switch (d) {
+    case Durability::kNone: return "none";
+    case Durability::kFlush: return "flush";
+    case Durability::kFsync: return "fsync";
+  }
+  return "unknown";
+}
+
 Status validate(const LogOptions& o) {
   auto bad = [](std::string m) { return Status(Status::Code::kInvalidArgument, std::move(m)); };
   if (o.partitions < 1 || o.partitions > 4096) return bad("partitions must be 1..4096, got " + std::to_string(o.partitions));
@@ -586,13 +665,25 @@ Status validate(const LogOptions& o) {
   if (!o.memory_dir.empty() && o.memory_dir.front() != '/') {
     return bad("memory directory must be an absolute path (every process opens it), got '" + o.memory_dir + "'");
   }
+  if (o.durability != Durability::kNone && o.durability != Durability::kFlush && o.durability != Durability::kFsync) {
+    return bad("unknown durability");
+  }
+  if (o.durability != Durability::kNone && !o.checksums) {
+    return bad("a durable log needs checksums (a torn record on disk must be detectable)");
+  }
+  if (o.fsync_interval.count() < 0 || o.fsync_interval > std::chrono::hours(1)) {
+    return bad("fsync interval must be 0 up to an hour");
+  }
+  if (o.retention_time.count() < 0) return bad("retention time must not be negative");
   const std::uint64_t total = detail::compute_geometry(o).total_size;
   if (total > (1ull << 40)) return bad("the log would need " + std::to_string(total) + " bytes of shared memory");
   return {};
 }
 
-Result<Log> Log::create(const std::string& path, const LogOptions& options) {
+Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
   const std::string context = "creating log " + path;
+  LogOptions options = requested;
+  if (options.durability != Durability::kNone) options.checksums = true;  // torn records must show
   Status valid = validate(options);
   if (!valid.ok()) return std::move(valid).with_context(context);
   const bool existed = io::is_directory(path);
@@ -625,10 +716,11 @@ Result<Log> Log::create(const std::string& path, const LogOptions& options) {
     (void)shm::SharedMemory::unlink((*state)->memory_path);
     return undo(std::move(written));
   }
+  if ((*state)->durable()) (*state)->keeper = detail::Keeper::start(**state);
   return Log(std::move(state).value());
 }
 
-Result<Log> Log::open(const std::string& path) {
+Result<Log> Log::open(const std::string& path, const OpenOptions& options) {
   const std::string context = "opening log " + path;
   auto found = locate(path);
   if (!found.ok()) return std::move(found).status().with_context(context);
@@ -646,6 +738,7 @@ Result<Log> Log::open(const std::string& path) {
   }
   if (!state.ok()) return std::move(state).status().with_context(context);
   detail::sweep(**state);
+  if ((*state)->durable() && options.keeper) (*state)->keeper = detail::Keeper::start(**state);
   return Log(std::move(state).value());
 }
 
@@ -659,7 +752,9 @@ Result<Log> Log::attach(const std::string& path) {
 }
 
 Result<Log> Log::create_in_memory(const LogOptions& options) {
-  Status valid = validate(options);
+  Status valid = options.durability != Durability::kNone
+                     ? Status(Status::Code::kInvalidArgument, "an in-memory log cannot be durable (it has no directory)")
+                     : validate(options);
   if (!valid.ok()) return std::move(valid).with_context("creating in-memory log");
   auto s = std::make_shared<LogState>();
   s->path = "(memory)";
@@ -675,6 +770,7 @@ Result<Log> Log::create_in_memory(const LogOptions& options) {
   s->base = memory;
   s->header = reinterpret_cast<format::LogHeader*>(s->base);
   format_memory(*s, random_log_id());
+  publish(*s);
   return Log(std::move(s));
 }
 
@@ -687,6 +783,20 @@ Status Log::remove(const std::string& path) {
     auto lock = shm::FileLock::acquire(join(dir, kLockFile), meta.options.mode);
     if (!lock.ok()) return std::move(lock).status().with_context(context);
     SHMLOG_RETURN_IF_ERROR(shm::SharedMemory::unlink(memory_path_for(meta.options, meta.log_id)));
+    // Durable logs: segment files, their directories and the checkpoint.
+    for (std::uint32_t p = 0; p < meta.options.partitions; ++p) {
+      const std::string part_dir = io::partition_directory(dir, p);
+      if (!io::is_directory(part_dir)) continue;
+      auto names = io::list_directory(part_dir);
+      if (!names.ok()) return std::move(names).status().with_context(context);
+      for (const auto& name : *names) {
+        if (io::parse_segment_file_name(name) || name.ends_with(".seg.tmp")) {
+          SHMLOG_RETURN_IF_ERROR(io::remove_file(part_dir + "/" + name));
+        }
+      }
+      SHMLOG_RETURN_IF_ERROR(io::remove_directory(part_dir));
+    }
+    if (io::file_exists(join(dir, "shmlog.state"))) SHMLOG_RETURN_IF_ERROR(io::remove_file(join(dir, "shmlog.state")));
     SHMLOG_RETURN_IF_ERROR(io::remove_file(join(dir, kMetaFile)));
     SHMLOG_RETURN_IF_ERROR(io::remove_file(join(dir, kLockFile)));
   }
@@ -701,6 +811,7 @@ const LogOptions& Log::options() const noexcept { return state_->options; }
 const std::string& Log::path() const noexcept { return state_->path; }
 std::uint64_t Log::id() const noexcept { return state_->header->log_id; }
 void Log::sweep() const { detail::sweep(*state_); }
+Status Log::keep(const std::atomic<bool>& stop) const { return detail::keep(*state_, stop); }
 
 LogInfo Log::info() const {
   const LogState& s = *state_;
@@ -722,7 +833,26 @@ LogInfo Log::info() const {
     part.exclusive = (writers & format::kExclusiveWriter) != 0;
     part.writers = part.exclusive ? 1 : writers;
     part.abandoned_claims = atomic(s.partition(p).abandoned_total).load(std::memory_order_relaxed);
+    if (s.durable()) {
+      auto& ph = s.partition(p);
+      part.written_offset = atomic(ph.written_position).load(std::memory_order_acquire);
+      part.durable_offset = atomic(ph.durable_position).load(std::memory_order_acquire);
+      part.disk_start = atomic(ph.disk_start).load(std::memory_order_acquire);
+      part.disk_bytes = atomic(ph.disk_bytes).load(std::memory_order_relaxed);
+      part.disk_segments = atomic(ph.disk_segments).load(std::memory_order_relaxed);
+      part.fsyncs = atomic(ph.fsyncs_total).load(std::memory_order_relaxed);
+      part.disk_full = atomic(ph.disk_full_total).load(std::memory_order_relaxed);
+      part.io_errors = atomic(ph.io_errors_total).load(std::memory_order_relaxed);
+      part.flush_errno = static_cast<int>(atomic(ph.flush_errno).load(std::memory_order_relaxed));
+    }
     info.partitions.push_back(part);
+  }
+  if (s.durable()) {
+    const std::uint64_t lease = atomic(s.header->keeper_lease).load(std::memory_order_acquire);
+    info.keeper_pid = static_cast<std::uint32_t>(lease >> 32);
+    info.keeper_alive = lease != 0 && detail::holder_alive(lease);
+    info.keeper_heartbeat_ns = atomic(s.header->keeper_heartbeat_ns).load(std::memory_order_relaxed);
+    info.keeper_takeovers = atomic(s.header->keeper_takeovers).load(std::memory_order_relaxed);
   }
   for (std::uint32_t g = 0; g < s.options.max_groups; ++g) {
     const auto& group = s.group(g);
@@ -844,6 +974,8 @@ const char* errc_name(Errc e) noexcept {
     case Errc::kBadState: return "bad state";
     case Errc::kFenced: return "fenced: a newer instance of this producer id took over";
     case Errc::kDuplicate: return "duplicate: this sequence already reached the log";
+    case Errc::kDiskFull: return "disk full: the log's segment files cannot grow, so the ring cannot be reused";
+    case Errc::kNotDurable: return "not durable in time (or the log has no durability)";
   }
   return "unknown";
 }

@@ -50,6 +50,8 @@ inline std::uint64_t now_realtime_ns() noexcept {
                                         .count());
 }
 
+class Keeper;  // durability.cc: this process's keeper thread
+
 struct LogState {
   std::string path;
   std::string memory_path;  // the shared-memory file (empty in memory)
@@ -69,8 +71,13 @@ struct LogState {
   std::uint32_t max_frame = 0;  // header + max_record_size
   std::chrono::nanoseconds claim_timeout{};
   bool read_only = false;  // attached by a watching tool
+  // Declared last: stopped and joined first, while the mapping still exists.
+  std::unique_ptr<Keeper> keeper;
 
+  LogState();
+  ~LogState();
   void init_geometry();
+  bool durable() const noexcept { return options.durability != Durability::kNone; }
 
   format::PartitionHeader& partition(std::uint32_t p) const noexcept {
     return *reinterpret_cast<format::PartitionHeader*>(base + geometry.partitions_offset +
@@ -115,6 +122,13 @@ struct LogState {
   std::uint64_t earliest(std::uint32_t p) const noexcept;
   // The smallest committed offset of all active groups for p, or UINT64_MAX.
   std::uint64_t min_committed(std::uint32_t p) const noexcept;
+  // Ring slots holding segments that end at or below this may be reused:
+  // the written position of a durable log, else the groups' committed
+  // minimum (backpressure) or anything (overwrite).
+  std::uint64_t reuse_floor(std::uint32_t p) const noexcept;
+  // The oldest offset a reader can still get: in the ring, or (durable
+  // logs) in the oldest segment file.
+  std::uint64_t retained_start(std::uint32_t p) const noexcept;
 
   void wake_consumers() const noexcept;
   void wake_producers() const noexcept;
@@ -133,6 +147,19 @@ class AdminLock {
   std::uint64_t* word_;
   std::uint64_t mine_;
 };
+
+// A log directory's canonical path, options and id, from its shmlog.meta.
+struct LogMeta {
+  std::string dir;
+  LogOptions options;
+  std::uint64_t log_id = 0;
+};
+Result<LogMeta> read_log_meta(const std::string& path);
+
+// The lease word of the calling process (pid << 32 | low start time bits),
+// and whether the process a lease word names still runs.
+std::uint64_t holder_word() noexcept;
+bool holder_alive(std::uint64_t word) noexcept;
 
 // Resolves the record at `position` of partition p when it is stuck: an
 // in-progress claim whose owner died or which outlived the claim timeout

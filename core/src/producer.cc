@@ -1,10 +1,12 @@
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <map>
 #include <optional>
 #include <cstring>
 #include <vector>
 
+#include "durability.h"
 #include "log_state.h"
 #include "record.h"
 #include "txn.h"
@@ -57,6 +59,8 @@ struct ProducerState {
   bool checksums = false;
   std::uint32_t default_partition = 0;
   std::chrono::nanoseconds backpressure_timeout{};
+  bool acks_durable = false;  // append waits until its record is durable
+  std::chrono::nanoseconds durable_timeout{};
   WaitStrategy wait;
   std::uint64_t next_sequence = 0;
   // Named producers: sequences below this already reached the log.
@@ -129,6 +133,13 @@ struct ProducerState {
   void pad(std::uint32_t p, std::uint64_t position, std::uint64_t length) noexcept;
   Errc claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept;
   AppendResult commit(std::uint64_t timestamp_ns) noexcept;
+  Errc wait_durable(std::uint32_t p, std::uint64_t end, std::chrono::nanoseconds timeout) noexcept;
+  // Why the ring is full when a wait for space times out.
+  Errc full_error(std::uint32_t p) const noexcept {
+    return log->durable() && atomic(log->partition(p).flush_errno).load(std::memory_order_acquire) == ENOSPC
+               ? Errc::kDiskFull
+               : Errc::kBackpressureTimeout;
+  }
   void abort() noexcept;
   void close() noexcept;
 
@@ -193,8 +204,7 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       take = pid != 0 && start != 0 && !shm::is_alive({pid, start});
     } else if (held + s.ring_segments == segment && ready) {
       const std::uint64_t old_end = (held + 1) << s.segment_shift;
-      const std::uint64_t committed =
-          s.options.policy == Policy::kBackpressure ? s.min_committed(p) : UINT64_MAX;
+      const std::uint64_t committed = s.reuse_floor(p);
       if (committed != UINT64_MAX && committed < old_end) {
         if (!may_wait) return Errc::kBackpressureTimeout;
         // Counted when the wait begins (a stall in progress shows), timed when it ends.
@@ -206,12 +216,14 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
             .store(sl.backpressure_wait_ns_total +
                        static_cast<std::uint64_t>((std::chrono::steady_clock::now() - started).count()),
                    std::memory_order_relaxed);
-        if (!room) return Errc::kBackpressureTimeout;
+        if (!room) return full_error(p);
         continue;
       }
       // With no group holding it, the old segment may still have claims in
       // flight: wait for each to commit or be abandoned before zeroing.
       // An exclusive producer is the only live writer: nothing to wait for.
+      // (A group's offset, or the written position of a durable log, past
+      // the segment means every claim in it is resolved.)
       take = committed != UINT64_MAX || exclusive || seal(p, held, may_wait);
       if (!take && !may_wait) return Errc::kBackpressureTimeout;
     }
@@ -230,7 +242,7 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       continue;
     }
     if (!may_wait) return Errc::kBackpressureTimeout;
-    if (std::chrono::steady_clock::now() > deadline) return Errc::kBackpressureTimeout;
+    if (std::chrono::steady_clock::now() > deadline) return full_error(p);
     if (waiter.idle(0)) shm::sleep_for(std::chrono::microseconds(50));
   }
 }
@@ -266,7 +278,7 @@ bool ProducerState::wait_for_space(std::uint32_t p, std::uint64_t needed,
   const LogState& s = *log;
   Waiter waiter(wait);
   for (;;) {
-    if (s.min_committed(p) >= needed) return true;
+    if (s.reuse_floor(p) >= needed) return true;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return false;
     if (!waiter.idle(0)) continue;
@@ -275,7 +287,7 @@ bool ProducerState::wait_for_space(std::uint32_t p, std::uint64_t needed,
     auto seq = atomic(s.header->space_seq);
     waiters.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t seen = seq.load(std::memory_order_seq_cst);
-    if (s.min_committed(p) < needed) {
+    if (s.reuse_floor(p) < needed) {
       const auto left = std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(10));
       shm::futex_wait(&s.header->space_seq, seen, left);
     }
@@ -308,7 +320,7 @@ void ProducerState::start_zeroing_ahead(std::uint32_t p, std::uint64_t segment) 
     return;
   }
   const std::uint64_t old_end = (format::segment_index(w) + 1) << s.segment_shift;
-  if (s.options.policy == Policy::kBackpressure && s.min_committed(p) < old_end) return;
+  if (s.reuse_floor(p) < old_end) return;
   const shm::ProcessId self = shm::self();
   if (!state.compare_exchange_strong(w, format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid),
                                      std::memory_order_acq_rel)) {
@@ -480,6 +492,10 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
     atomic(sl.appends_total).store(sl.appends_total + 1, std::memory_order_relaxed);
     atomic(sl.bytes_total).store(sl.bytes_total + claim_frame - format::kRecordHeaderSize,
                                  std::memory_order_relaxed);
+  }
+  if (acks_durable) {
+    const Errc durable = wait_durable(p, pos + format::align_record(claim_frame), durable_timeout);
+    if (durable != Errc::kOk) return {durable, p, pos};
   }
   return {Errc::kOk, p, pos};
 }
@@ -996,6 +1012,8 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       st->checksums = s.options.checksums;
       st->default_partition = options.partition;
       st->backpressure_timeout = options.backpressure_timeout;
+      st->acks_durable = options.acks == ProducerOptions::Acks::kDurable;
+      st->durable_timeout = options.durable_timeout;
       st->wait = options.wait;
       st->slot_ = &slot;
       st->max_record = s.options.max_record_size;
@@ -1372,6 +1390,39 @@ Claim Producer::claim_in(std::uint32_t partition, std::size_t value_size, std::s
 
 Claim Producer::claim(std::size_t value_size, std::size_t key_size) noexcept {
   return claim_in(state_ ? state_->default_partition : 0, value_size, key_size);
+}
+
+Errc ProducerState::wait_durable(std::uint32_t p, std::uint64_t end, std::chrono::nanoseconds timeout) noexcept {
+  const LogState& s = *log;
+  if (!s.durable() || p >= s.options.partitions) return Errc::kNotDurable;
+  auto durable = atomic(s.partition(p).durable_position);
+  // Pairs with the keeper's release store after its sync completed.
+  if (durable.load(std::memory_order_acquire) >= end) return Errc::kOk;
+  detail::request_sync(s, p, end);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto waiters = atomic(s.header->durable_waiters);
+  auto seq = atomic(s.header->durable_seq);
+  for (;;) {
+    if (durable.load(std::memory_order_acquire) >= end) return Errc::kOk;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      return atomic(s.partition(p).flush_errno).load(std::memory_order_acquire) == ENOSPC ? Errc::kDiskFull
+                                                                                           : Errc::kNotDurable;
+    }
+    // Park until the keeper publishes (it wakes us when waiters > 0).
+    waiters.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t seen = seq.load(std::memory_order_seq_cst);
+    if (durable.load(std::memory_order_seq_cst) < end) {
+      shm::futex_wait(&s.header->durable_seq, seen,
+                      std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(10)));
+    }
+    waiters.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+Errc Producer::wait_durable(std::uint32_t partition, std::uint64_t end, std::chrono::nanoseconds timeout) noexcept {
+  if (!state_) return Errc::kBadState;
+  return state_->wait_durable(partition, end, timeout);
 }
 
 AppendResult Producer::commit(Claim& claim) noexcept {

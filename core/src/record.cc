@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "crc32c.h"
+#include "shmlog/io/crc32c.h"
 
 namespace shmlog::record {
 

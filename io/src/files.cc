@@ -33,6 +33,8 @@ std::string dir_name(const std::string& path) {
   return path.substr(0, slash);
 }
 
+}  // namespace
+
 Status sync_directory(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno("opening directory " + dir, errno);
@@ -42,6 +44,8 @@ Status sync_directory(const std::string& dir) {
   if (rc != 0) return Status::from_errno("syncing directory " + dir, err);
   return Status();
 }
+
+namespace {
 
 bool valid_key(const std::string& key) {
   if (key.empty()) return false;

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <random>
 
-#include "crc32c.h"
+#include "shmlog/io/crc32c.h"
 
 namespace shmlog::record {
 namespace {

@@ -12,6 +12,7 @@
 // outlive the Log object they came from.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +44,17 @@ enum class Policy : std::uint32_t {
   kBackpressure = 2,  // a segment is reused only after every group committed past it
 };
 
+// How far a log's records persist (segment files in the log directory,
+// written by the keeper's io_uring flusher):
+enum class Durability : std::uint32_t {
+  kNone = 0,   // shared memory only: records survive process crashes, not a host crash
+  kFlush = 1,  // written to the segment files (the page cache): survive a crash of every process
+  kFsync = 2,  // and fdatasync'ed: survive a host crash once durable
+};
+// "none", "flush" or "fsync".
+Result<Durability> parse_durability(std::string_view text);
+const char* durability_name(Durability d) noexcept;
+
 // Pages backing the ring: normal, transparent huge pages (a tmpfs mounted
 // with huge=), or explicit huge pages (a hugetlbfs mount, reserved pages).
 using Pages = shm::PageKind;
@@ -70,6 +82,22 @@ struct LogOptions {
   // optionally for how long at most (0: by count only).
   std::uint64_t token_window = 0;
   std::chrono::milliseconds token_window_time{0};
+  // Durability (see Durability). A durable log always carries checksums,
+  // and a ring slot is reused only after the segment it held is written:
+  // consumer groups then no longer hold producers back (a group more than a
+  // ring behind reads the segment files, invisibly).
+  Durability durability = Durability::kNone;
+  // kFsync: sync when this many bytes are unsynced (0: no byte limit) ...
+  std::uint64_t fsync_interval_bytes = 0;
+  // ... or when the oldest unsynced write is this old (0: no time limit),
+  // or when a producer waits for durability. Both 0: every flush syncs.
+  std::chrono::microseconds fsync_interval{0};
+  // Retention of segment files: the oldest are deleted while the files of a
+  // partition take more than this (0: no limit) ...
+  std::uint64_t retention_bytes = 0;
+  // ... or once the segment was last written this long ago (0: no limit).
+  // Segments still in the ring are always kept.
+  std::chrono::milliseconds retention_time{0};
 };
 
 // "normal", "thp" or "huge".
@@ -89,6 +117,8 @@ enum class Errc : std::uint8_t {
   kBadState,             // claim not open, handle moved-from, or similar misuse
   kFenced,               // a newer instance of this named producer took over
   kDuplicate,            // the sequence already reached the log (named producers): nothing written
+  kDiskFull,             // durable log: the ring is full because its segment files cannot grow
+  kNotDurable,           // the record did not become durable in time (or the log is not durable)
 };
 const char* errc_name(Errc e) noexcept;
 
@@ -176,6 +206,12 @@ struct ProducerOptions {
   // An open transaction older than this may be aborted by a read_committed
   // reader waiting on it (also when the producer died: at once).
   std::chrono::milliseconds transaction_timeout{60000};
+  // Durable logs: append returns once the record is in shared memory
+  // (kMemory), or once it is durable as the log's policy says (kDurable:
+  // many waiting producers share one fdatasync). Waits up to durable_timeout,
+  // then kNotDurable (the record stays appended).
+  enum class Acks : std::uint8_t { kMemory, kDurable } acks = Acks::kMemory;
+  std::chrono::nanoseconds durable_timeout = std::chrono::seconds(10);
 };
 
 // Appends records. One thread at a time; not copyable.
@@ -210,6 +246,12 @@ class Producer {
   void abort(Claim& claim) noexcept;
 
   std::uint32_t partition_for(Bytes key) const noexcept;
+  // Waits until partition's records below `end` (an append's offset plus
+  // one, or any offset) are durable: kOk, kNotDurable after `timeout` or
+  // on a log without durability, kDiskFull when the files cannot grow.
+  [[nodiscard]] Errc wait_durable(std::uint32_t partition, std::uint64_t end,
+                                  std::chrono::nanoseconds timeout) noexcept;
+
   std::uint16_t id() const noexcept;
   std::uint16_t epoch() const noexcept;
   // Sets the sequence number the next record carries (it then counts up).
@@ -291,6 +333,9 @@ struct ConsumerOptions {
   // in its partition (a producer's retry); counted in PollResult::duplicates.
   bool drop_duplicates = false;
   Isolation isolation = Isolation::kReadUncommitted;
+  // Durable logs: hand out only records that are durable already (what the
+  // consumer acts on then survives a host crash).
+  bool read_durable = false;
 };
 
 struct PollResult {
@@ -335,8 +380,13 @@ class Consumer {
   // Commits `offset` for `partition` (must be owned and at most the position).
   Status commit(std::uint32_t partition, std::uint64_t offset);
   // Moves the position of an owned partition; `offset` must be a record
-  // boundary that is still in the ring.
+  // boundary that is still retained (in the ring, or in a segment file of
+  // a durable log).
   Status seek(std::uint32_t partition, std::uint64_t offset);
+  // Moves to the first record whose timestamp is at or after `time_ns`
+  // (CLOCK_REALTIME), searching the segment files and the ring; past the
+  // last record: the end. Returns the new position.
+  Result<std::uint64_t> seek_time(std::uint32_t partition, std::uint64_t time_ns);
   std::optional<std::uint64_t> position(std::uint32_t partition) const noexcept;
   // Partitions this consumer reads now (changes when group members come and go).
   std::vector<std::uint32_t> assignment() const;
@@ -366,6 +416,16 @@ struct LogInfo {
     std::uint32_t writers = 0;
     bool exclusive = false;
     std::uint64_t abandoned_claims = 0;  // claims of dead or stalled producers
+    // Durable logs:
+    std::uint64_t written_offset = 0;  // written to segment files
+    std::uint64_t durable_offset = 0;  // durable as the policy says
+    std::uint64_t disk_start = 0;      // first offset still on disk
+    std::uint64_t disk_bytes = 0;
+    std::uint32_t disk_segments = 0;
+    std::uint64_t fsyncs = 0;
+    std::uint64_t disk_full = 0;  // times the files could not grow
+    std::uint64_t io_errors = 0;
+    int flush_errno = 0;          // last write error (0: none)
   };
   std::vector<Partition> partitions;
   struct GroupPartition {
@@ -406,6 +466,18 @@ struct LogInfo {
     std::uint16_t transaction_epoch = 0;
   };
   std::vector<ProducerInfo> producers;
+  // The keeper (durable logs): who holds the lease, and its last round.
+  std::uint32_t keeper_pid = 0;
+  bool keeper_alive = false;
+  std::uint64_t keeper_heartbeat_ns = 0;
+  std::uint64_t keeper_takeovers = 0;
+};
+
+struct OpenOptions {
+  // Durable logs: run a keeper thread in this process (flusher, retention,
+  // unblocking) when no live process holds the keeper lease, and stand by
+  // to take it over when its holder dies. Off: this process never keeps.
+  bool keeper = true;
 };
 
 class Log {
@@ -414,7 +486,10 @@ class Log {
   static Result<Log> create(const std::string& path, const LogOptions& options = {});
   // Opens an existing log; recreates its shared memory if it is gone, and
   // reaps what dead processes left behind (claims, producer ids, members).
-  static Result<Log> open(const std::string& path);
+  // A durable log whose shared memory is gone (host crash, reboot) is
+  // rebuilt from its segment files: torn tails cut, CRCs checked, group
+  // offsets and producer ids restored from their last checkpoint.
+  static Result<Log> open(const std::string& path, const OpenOptions& options = {});
   // Maps an existing log read-only, for tools that watch it (info, stat):
   // nothing is written, no process is reaped; producer() and consumer()
   // refuse.
@@ -436,6 +511,11 @@ class Log {
   std::uint64_t id() const noexcept;
   // Reaps dead producers, members and stalled claims now (open does it too).
   void sweep() const;
+  // Runs the keeper in the calling thread until `stop` becomes true: waits
+  // for the lease (checking every 100 ms), then flushes, syncs, applies
+  // retention and checkpoints offsets. For `shmlog keeper`; an error if the
+  // log is not durable or io_uring is refused.
+  Status keep(const std::atomic<bool>& stop) const;
 
  private:
   friend struct detail::LogAccess;

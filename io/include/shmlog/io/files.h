@@ -32,6 +32,8 @@ Status create_empty_directory(const std::string& path, std::uint32_t mode);
 // Names of the entries in a directory (without "." and "..").
 Result<std::vector<std::string>> list_directory(const std::string& path);
 Status remove_file(const std::string& path);
+// fsyncs a directory, so that entries created or renamed in it persist.
+Status sync_directory(const std::string& dir);
 Status remove_directory(const std::string& path);
 // Absolute, symlink-free path of an existing file or directory.
 Result<std::string> canonical_path(const std::string& path);

@@ -1,0 +1,744 @@
+#include "durability.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "record.h"
+#include "shmlog/io/files.h"
+#include "shmlog/io/segment_file.h"
+#include "shmlog/io/uring.h"
+#include "shmlog/segments.h"
+
+namespace shmlog::detail {
+namespace {
+
+using format::atomic;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kStateFile = "shmlog.state";
+constexpr const char* kStateHeader = "shmlog-state 1";
+constexpr std::uint64_t kMaxRoundBytes = 8u << 20;  // per partition and round
+constexpr auto kLeaseCheck = std::chrono::milliseconds(100);
+constexpr auto kCheckpointEvery = std::chrono::milliseconds(100);
+constexpr auto kRetentionEvery = std::chrono::milliseconds(1000);
+constexpr auto kRetryAfterError = std::chrono::milliseconds(50);
+
+std::string segment_path(const LogState& s, std::uint32_t p, std::uint64_t segment) {
+  return io::partition_directory(s.path, p) + "/" + io::segment_file_name(segment << s.segment_shift);
+}
+
+std::string hex(std::string_view bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+std::optional<std::string> unhex(std::string_view text) {
+  if (text.size() % 2 != 0) return std::nullopt;
+  auto value = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); i += 2) {
+    const int hi = value(text[i]), lo = value(text[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi << 4 | lo);
+  }
+  return out;
+}
+
+std::vector<std::uint64_t> split_numbers(const std::string& text) {
+  std::vector<std::uint64_t> out;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    out.push_back(std::strtoull(text.c_str() + at, nullptr, 10));
+    at = comma + 1;
+  }
+  return out;
+}
+
+std::string name_of(const char* field, std::size_t capacity) { return std::string(field, strnlen(field, capacity)); }
+
+// The state a host crash would otherwise lose: each active group's
+// committed offsets and each producer id's identity, epochs and last
+// transaction. Written atomically (temporary file, rename).
+io::KeyValues checkpoint_values(const LogState& s) {
+  io::KeyValues kv;
+  char id[24];
+  std::snprintf(id, sizeof id, "%016" PRIx64, s.header->log_id);
+  kv["log_id"] = id;
+  const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
+  for (std::uint32_t g = 0; g < s.options.max_groups; ++g) {
+    auto& group = s.group(g);
+    if (atomic(group.state).load(std::memory_order_acquire) != active) continue;
+    const std::string key = "group." + std::to_string(g);
+    kv[key] = hex(name_of(group.name, sizeof group.name));
+    std::string offsets;
+    for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+      if (p != 0) offsets += ',';
+      offsets += std::to_string(atomic(s.offset_slot(p, g).committed_offset).load(std::memory_order_acquire));
+    }
+    kv[key + ".offsets"] = offsets;
+  }
+  for (std::uint32_t i = 0; i < s.options.max_producers; ++i) {
+    auto& slot = s.producer_slot(i);
+    if ((atomic(slot.flags).load(std::memory_order_acquire) & format::kProducerIdempotent) == 0) continue;
+    const std::string name = name_of(slot.name, sizeof slot.name);
+    if (name.empty()) continue;
+    kv["producer." + std::to_string(i)] =
+        hex(name) + "," + std::to_string(atomic(slot.epoch).load(std::memory_order_acquire)) + "," +
+        std::to_string(slot.first_epoch) + "," +
+        std::to_string(atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire)) + "," +
+        std::to_string(atomic(slot.txn_word).load(std::memory_order_acquire)) + "," +
+        std::to_string(slot.txn_timeout_ms) + "," + std::to_string(slot.txn_changed_ns);
+  }
+  return kv;
+}
+
+// Restores a checkpoint into fresh memory (no process attached yet).
+Status restore_checkpoint(LogState& s) {
+  const std::string file = s.path + "/" + kStateFile;
+  if (!io::file_exists(file)) return {};
+  auto kv = io::read_key_value_file(file, kStateHeader);
+  if (!kv.ok()) return std::move(kv).status();
+  const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
+  for (const auto& [key, value] : *kv) {
+    if (key.rfind("group.", 0) == 0 && key.find(".offsets") == std::string::npos) {
+      const auto g = static_cast<std::uint32_t>(std::strtoul(key.c_str() + 6, nullptr, 10));
+      auto name = unhex(value);
+      auto offsets = kv->find(key + ".offsets");
+      if (g >= s.options.max_groups || !name || name->empty() || name->size() >= format::kNameCapacity ||
+          offsets == kv->end()) {
+        return Status(Status::Code::kCorrupt, file + ": bad entry '" + key + "'");
+      }
+      const auto numbers = split_numbers(offsets->second);
+      auto& group = s.group(g);
+      std::memcpy(group.name, name->data(), name->size());
+      group.created_ns = now_realtime_ns();
+      for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+        s.offset_slot(p, g).committed_offset = p < numbers.size() ? numbers[p] : 0;
+      }
+      group.state = active;
+    } else if (key.rfind("producer.", 0) == 0) {
+      const auto i = static_cast<std::uint32_t>(std::strtoul(key.c_str() + 9, nullptr, 10));
+      const std::size_t comma = value.find(',');
+      auto name = unhex(value.substr(0, comma));
+      const auto numbers = split_numbers(comma == std::string::npos ? "" : value.substr(comma + 1));
+      if (i >= s.options.max_producers || !name || name->empty() || name->size() >= format::kNameCapacity ||
+          numbers.size() != 6) {
+        return Status(Status::Code::kCorrupt, file + ": bad entry '" + key + "'");
+      }
+      auto& slot = s.producer_slot(i);
+      std::memcpy(slot.name, name->data(), name->size());
+      slot.flags = format::kProducerIdempotent;
+      slot.epoch = static_cast<std::uint16_t>(numbers[0]);
+      slot.first_epoch = static_cast<std::uint16_t>(numbers[1]);
+      slot.last_sequence_plus_one = numbers[2];
+      slot.txn_word = numbers[3];  // an open transaction is aborted by its first reader (no process holds it)
+      slot.txn_timeout_ms = static_cast<std::uint32_t>(numbers[4]);
+      slot.txn_changed_ns = numbers[5];
+    }
+  }
+  return {};
+}
+
+// Logs that have a keeper thread in this process (one per log).
+std::mutex g_keepers_mutex;
+std::set<std::uint64_t> g_keepers;
+
+// ---------------------------------------------------------------------------
+// The flusher: writes each partition's committed prefix from the ring into
+// its segment files with io_uring, syncs as the policy says, publishes.
+// ---------------------------------------------------------------------------
+class Flusher {
+ public:
+  Flusher(const LogState& s, io::Uring ring) : s_(s), ring_(std::move(ring)), parts_(s.options.partitions) {
+    for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+      auto& ph = s.partition(p);
+      Part& part = parts_[p];
+      part.written = atomic(ph.written_position).load(std::memory_order_acquire);
+      part.durable = atomic(ph.durable_position).load(std::memory_order_acquire);
+      part.scanned = part.written;
+    }
+  }
+
+  // One round over every partition. Returns whether anything moved.
+  bool round();
+  // Retention, disk usage, file preallocation and the checkpoint.
+  void housekeeping(bool force);
+  // Whether a round would find work now (before parking).
+  bool has_work() const noexcept;
+
+ private:
+  struct Part {
+    std::uint64_t scanned = 0;  // committed prefix found (>= written)
+    std::uint64_t written = 0;
+    std::uint64_t durable = 0;
+    Clock::time_point oldest_unsynced{};
+    std::map<std::uint64_t, io::SegmentFile> files;  // open for writing, by segment
+    std::set<std::uint64_t> dirty;                   // segments written since their last sync
+    std::uint64_t stall_position = UINT64_MAX;
+    Clock::time_point stall_since{};
+    Clock::time_point retry_at{};
+  };
+
+  void scan(std::uint32_t p);
+  io::SegmentFile* file_for(std::uint32_t p, std::uint64_t segment);
+  void note_error(std::uint32_t p, int err) noexcept;
+  bool wants_sync(const Part& part, std::uint64_t upto) const noexcept;
+  void apply_retention(std::uint32_t p);
+
+  const LogState& s_;
+  io::Uring ring_;
+  std::vector<Part> parts_;
+  std::vector<io::IoOp> ops_;
+  std::vector<std::uint32_t> op_partition_;
+  std::vector<std::uint64_t> op_end_;  // a write's end position in its partition
+  Clock::time_point next_checkpoint_{};
+  Clock::time_point next_retention_{};
+  io::KeyValues last_checkpoint_;
+};
+
+void Flusher::note_error(std::uint32_t p, int err) noexcept {
+  auto& ph = s_.partition(p);
+  atomic(ph.flush_errno).store(static_cast<std::uint32_t>(err), std::memory_order_release);
+  auto& counter = err == ENOSPC ? ph.disk_full_total : ph.io_errors_total;
+  atomic(counter).store(counter + 1, std::memory_order_relaxed);
+  parts_[p].retry_at = Clock::now() + kRetryAfterError;
+}
+
+io::SegmentFile* Flusher::file_for(std::uint32_t p, std::uint64_t segment) {
+  Part& part = parts_[p];
+  if (auto it = part.files.find(segment); it != part.files.end()) return &it->second;
+  const std::string path = segment_path(s_, p, segment);
+  Result<io::SegmentFile> file = io::file_exists(path) ? io::SegmentFile::open(path, /*writable=*/true, s_.segment_size)
+                                                       : io::SegmentFile::create(io::partition_directory(s_.path, p),
+                                                                                 {p, segment << s_.segment_shift,
+                                                                                  s_.segment_size, s_.header->log_id,
+                                                                                  now_realtime_ns()},
+                                                                                 s_.options.mode & 0666);
+  if (!file.ok()) {
+    note_error(p, file.status().code() == Status::Code::kNoSpace ? ENOSPC : EIO);
+    return nullptr;
+  }
+  return &part.files.emplace(segment, std::move(file).value()).first->second;
+}
+
+// Extends the committed prefix of partition p from where it stopped, within
+// the ring slots that hold their segments.
+void Flusher::scan(std::uint32_t p) {
+  Part& part = parts_[p];
+  const std::uint64_t tail = s_.tail(p);
+  const std::uint64_t limit = part.written + kMaxRoundBytes;
+  std::uint64_t pos = part.scanned;
+  while (pos < tail && pos < limit) {
+    const std::uint64_t segment = pos >> s_.segment_shift;
+    // Producers may have claimed into a slot they still wait to reuse.
+    const std::uint64_t w = atomic(s_.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+    if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) break;
+    // Pairs with the producer's release (seq_cst) commit.
+    const std::uint64_t v = atomic(*word_at(s_, p, pos)).load(std::memory_order_acquire);
+    const auto d = record::decode(v, pos & s_.segment_mask, s_.segment_size, s_.max_frame);
+    if (d.kind == record::Kind::kData || d.kind == record::Kind::kSkip) {
+      pos += d.aligned_length;
+      continue;
+    }
+    if (d.kind == record::Kind::kCorrupt) {  // written as it is; readers skip it
+      pos = (pos | s_.segment_mask) + 1;
+      continue;
+    }
+    // Not committed yet. A claim of a dead or stalled producer would hold
+    // the flusher (and, with it, ring reuse) forever: unblock it in time.
+    const auto now = Clock::now();
+    if (part.stall_position != pos) {
+      part.stall_position = pos;
+      part.stall_since = now;
+      break;
+    }
+    if (!unblock(s_, p, pos, now - part.stall_since)) break;
+  }
+  part.scanned = pos;
+}
+
+bool Flusher::wants_sync(const Part& part, std::uint64_t upto) const noexcept {
+  if (s_.options.durability != Durability::kFsync || upto <= part.durable) return false;
+  const auto& o = s_.options;
+  if (o.fsync_interval_bytes == 0 && o.fsync_interval.count() == 0) return true;
+  if (o.fsync_interval_bytes != 0 && upto - part.durable >= o.fsync_interval_bytes) return true;
+  if (o.fsync_interval.count() != 0 && part.oldest_unsynced != Clock::time_point{} &&
+      Clock::now() - part.oldest_unsynced >= o.fsync_interval) {
+    return true;
+  }
+  return false;
+}
+
+bool Flusher::has_work() const noexcept {
+  for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
+    const Part& part = parts_[p];
+    if (s_.tail(p) > part.scanned || part.scanned > part.written) return true;
+    if (atomic(s_.partition(p).sync_request).load(std::memory_order_acquire) > part.durable &&
+        part.written > part.durable) {
+      return true;
+    }
+    if (part.written > part.durable && wants_sync(part, part.written)) return true;
+  }
+  return false;
+}
+
+bool Flusher::round() {
+  ops_.clear();
+  op_partition_.clear();
+  op_end_.clear();
+  const auto now = Clock::now();
+  std::vector<bool> syncing(s_.options.partitions, false);
+  for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
+    Part& part = parts_[p];
+    if (now < part.retry_at) continue;
+    scan(p);
+    // Writes: [written, scanned), one op per segment piece.
+    std::uint64_t from = part.written;
+    std::vector<std::uint64_t> touched;
+    while (from < part.scanned) {
+      const std::uint64_t segment = from >> s_.segment_shift;
+      const std::uint64_t end = std::min(part.scanned, (segment + 1) << s_.segment_shift);
+      io::SegmentFile* file = file_for(p, segment);
+      if (file == nullptr) break;
+      io::IoOp op;
+      op.kind = io::IoOp::Kind::kWrite;
+      op.fd = file->fd();
+      op.data = s_.segment_base(p, segment) + (from & s_.segment_mask);
+      op.size = static_cast<std::uint32_t>(end - from);
+      op.offset = io::kSegmentHeaderSize + (from & s_.segment_mask);
+      ops_.push_back(op);
+      op_partition_.push_back(p);
+      op_end_.push_back(end);
+      touched.push_back(segment);
+      from = end;
+    }
+    const std::uint64_t upto = from;
+    const bool asked = atomic(s_.partition(p).sync_request).load(std::memory_order_acquire) > part.durable;
+    if (s_.options.durability == Durability::kFsync && upto > part.durable && (asked || wants_sync(part, upto))) {
+      syncing[p] = true;
+      // Each file's writes are linked to its sync; files only dirty from
+      // earlier rounds get a sync of their own.
+      std::set<std::uint64_t> files(part.dirty.begin(), part.dirty.end());
+      files.insert(touched.begin(), touched.end());
+      std::vector<io::IoOp> chained;
+      for (std::uint64_t segment : files) {
+        io::SegmentFile* file = file_for(p, segment);
+        if (file == nullptr) continue;
+        // Link this file's writes (already queued, in order) to the sync.
+        for (std::size_t i = 0; i < ops_.size(); ++i) {
+          if (op_partition_[i] == p && ops_[i].fd == file->fd()) ops_[i].link = true;
+        }
+        io::IoOp sync;
+        sync.kind = io::IoOp::Kind::kDataSync;
+        sync.fd = file->fd();
+        // Place it right after the file's last write (or at the end).
+        std::size_t at = ops_.size();
+        for (std::size_t i = 0; i < ops_.size(); ++i) {
+          if (op_partition_[i] == p && ops_[i].fd == file->fd()) at = i + 1;
+        }
+        ops_.insert(ops_.begin() + static_cast<std::ptrdiff_t>(at), sync);
+        op_partition_.insert(op_partition_.begin() + static_cast<std::ptrdiff_t>(at), p);
+        op_end_.insert(op_end_.begin() + static_cast<std::ptrdiff_t>(at), 0);
+      }
+    }
+  }
+  if (ops_.empty()) return false;
+  Status ran = ring_.run(ops_);
+  if (!ran.ok()) {
+    for (std::uint32_t p = 0; p < s_.options.partitions; ++p) note_error(p, EIO);
+    return false;
+  }
+  bool moved = false;
+  const auto done = Clock::now();
+  for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
+    Part& part = parts_[p];
+    auto& ph = s_.partition(p);
+    std::uint64_t written = part.written;
+    bool writes_ok = true, syncs_ok = true, any_sync = false;
+    for (std::size_t i = 0; i < ops_.size(); ++i) {
+      if (op_partition_[i] != p) continue;
+      const io::IoOp& op = ops_[i];
+      if (op.kind == io::IoOp::Kind::kWrite) {
+        if (!writes_ok) continue;
+        if (op.result == static_cast<int>(op.size)) {
+          written = op_end_[i];
+          part.dirty.insert((op_end_[i] - 1) >> s_.segment_shift);
+        } else {
+          writes_ok = false;
+          if (op.result > 0) written = op_end_[i] - op.size + static_cast<std::uint64_t>(op.result);
+          note_error(p, op.result < 0 ? -op.result : EIO);
+        }
+      } else {
+        any_sync = true;
+        if (op.result != 0) {
+          syncs_ok = false;
+          if (op.result != -ECANCELED) note_error(p, -op.result);
+        }
+      }
+    }
+    if (written > part.written) {
+      atomic(ph.flushed_bytes_total).store(ph.flushed_bytes_total + (written - part.written), std::memory_order_relaxed);
+      if (part.oldest_unsynced == Clock::time_point{}) part.oldest_unsynced = done;
+      part.written = written;
+      // Pairs with the acquire in reuse_floor(): the bytes are in the files.
+      atomic(ph.written_position).store(written, std::memory_order_release);
+      moved = true;
+    }
+    if (part.scanned < part.written) part.scanned = part.written;
+    if (!writes_ok) part.scanned = part.written;  // write the rest again next time
+    std::uint64_t durable = part.durable;
+    if (s_.options.durability == Durability::kFlush) {
+      durable = part.written;
+    } else if (syncing[p] && any_sync && syncs_ok && writes_ok) {
+      durable = part.written;
+      part.dirty.clear();
+      part.oldest_unsynced = {};
+      atomic(ph.fsyncs_total).store(ph.fsyncs_total + 1, std::memory_order_relaxed);
+      atomic(ph.last_sync_ns).store(now_realtime_ns(), std::memory_order_relaxed);
+    }
+    if (writes_ok && syncs_ok && (written > part.durable || durable > part.durable)) {
+      atomic(ph.flush_errno).store(0, std::memory_order_relaxed);
+    }
+    if (durable > part.durable) {
+      part.durable = durable;
+      atomic(ph.durable_position).store(durable, std::memory_order_release);
+      moved = true;
+    }
+  }
+  if (moved) {
+    // Producers waiting for ring space or for durability, readers of
+    // durable records: wake whoever sleeps (seq_cst: after the stores above).
+    if (atomic(s_.header->space_waiters).load(std::memory_order_seq_cst) != 0) s_.wake_producers();
+    if (atomic(s_.header->durable_waiters).load(std::memory_order_seq_cst) != 0) {
+      atomic(s_.header->durable_seq).fetch_add(1, std::memory_order_seq_cst);
+      shm::futex_wake_all(&s_.header->durable_seq);
+    }
+    if (atomic(s_.header->data_waiters).load(std::memory_order_seq_cst) != 0) s_.wake_consumers();
+  }
+  return moved;
+}
+
+void Flusher::apply_retention(std::uint32_t p) {
+  auto& ph = s_.partition(p);
+  const std::string dir = io::partition_directory(s_.path, p);
+  auto bases = io::list_segment_files(dir);
+  if (!bases.ok()) return;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> files;  // base, bytes
+  std::uint64_t total = 0;
+  for (std::uint64_t base : *bases) {
+    const std::uint64_t bytes = io::allocated_bytes(dir + "/" + io::segment_file_name(base));
+    files.emplace_back(base, bytes);
+    total += bytes;
+  }
+  // Never a segment still in the ring (recovery rebuilds the ring from
+  // them) nor one not completely written.
+  const std::uint64_t keep_from = std::min(s_.earliest(p), parts_[p].written & ~s_.segment_mask);
+  const auto& o = s_.options;
+  const std::uint64_t now = now_realtime_ns();
+  std::size_t drop = 0;
+  while (drop < files.size() && files[drop].first + s_.segment_size <= keep_from) {
+    const std::string path = dir + "/" + io::segment_file_name(files[drop].first);
+    const bool too_big = o.retention_bytes != 0 && total > o.retention_bytes;
+    const std::uint64_t age_limit = static_cast<std::uint64_t>(o.retention_time.count()) * 1000000ull;
+    const bool too_old = age_limit != 0 && io::modified_ns(path) + age_limit < now;
+    if (!too_big && !too_old) break;
+    total -= files[drop].second;
+    ++drop;
+  }
+  if (drop > 0) {
+    // Readers learn the new start before the files go (a reader that
+    // still finds a file gone treats it as lapped and moves on).
+    const std::uint64_t start = drop < files.size() ? files[drop].first : keep_from;
+    atomic(ph.disk_start).store(start, std::memory_order_release);
+    for (std::size_t i = 0; i < drop; ++i) {
+      parts_[p].files.erase(files[i].first >> s_.segment_shift);
+      (void)io::remove_file(dir + "/" + io::segment_file_name(files[i].first));
+    }
+    (void)io::sync_directory(dir);
+  }
+  atomic(ph.disk_bytes).store(total, std::memory_order_relaxed);
+  atomic(ph.disk_segments).store(static_cast<std::uint32_t>(files.size() - drop), std::memory_order_relaxed);
+}
+
+void Flusher::housekeeping(bool force) {
+  const auto now = Clock::now();
+  atomic(s_.header->keeper_heartbeat_ns).store(now_realtime_ns(), std::memory_order_relaxed);
+  for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
+    Part& part = parts_[p];
+    if (now < part.retry_at) continue;
+    // Preallocate the next segment's file ahead of need, and close files
+    // that are behind the written position and synced.
+    const std::uint64_t current = part.written >> s_.segment_shift;
+    (void)file_for(p, current + 1);
+    for (auto it = part.files.begin(); it != part.files.end() && it->first < current;) {
+      if (part.dirty.count(it->first) != 0) break;
+      it = part.files.erase(it);
+    }
+  }
+  if (force || now >= next_retention_) {
+    next_retention_ = now + kRetentionEvery;
+    for (std::uint32_t p = 0; p < s_.options.partitions; ++p) apply_retention(p);
+  }
+  if (force || now >= next_checkpoint_) {
+    next_checkpoint_ = now + kCheckpointEvery;
+    io::KeyValues values = checkpoint_values(s_);
+    if (values != last_checkpoint_) {
+      if (io::write_key_value_file(s_.path + "/" + kStateFile, kStateHeader, values, s_.options.mode & 0666).ok()) {
+        last_checkpoint_ = std::move(values);
+      }
+    }
+  }
+}
+
+// Takes the keeper lease (free, or its holder dead); waits while a live
+// process holds it. Returns false when stopped first.
+bool take_lease(const LogState& s, const std::atomic<bool>& stop) {
+  auto lease = atomic(s.header->keeper_lease);
+  const std::uint64_t mine = holder_word();
+  for (;;) {
+    // Tried once more after a stop: a keeper stopped before its first look
+    // must still write what was committed when no one else keeps the log.
+    std::uint64_t current = lease.load(std::memory_order_acquire);
+    const bool dead = current != 0 && !holder_alive(current);
+    if ((current == 0 || dead) && lease.compare_exchange_strong(current, mine, std::memory_order_acq_rel)) {
+      if (dead) atomic(s.header->keeper_takeovers).fetch_add(1, std::memory_order_relaxed);
+      atomic(s.header->keeper_since_ns).store(now_realtime_ns(), std::memory_order_relaxed);
+      return true;
+    }
+    if (stop.load(std::memory_order_acquire)) return false;
+    for (int i = 0; i < 10 && !stop.load(std::memory_order_acquire); ++i) shm::sleep_for(kLeaseCheck / 10);
+  }
+}
+
+}  // namespace
+
+Status keep(const LogState& s, const std::atomic<bool>& stop) {
+  if (!s.durable()) return Status(Status::Code::kInvalidArgument, s.path + " is not durable (created with durability none)");
+  if (s.read_only) return Status(Status::Code::kInvalidArgument, "a read-only attachment cannot keep " + s.path);
+  auto ring = io::Uring::create(64);
+  if (!ring.ok()) return std::move(ring).status();
+  if (!take_lease(s, stop)) return {};
+  Flusher flusher(s, std::move(ring).value());
+  auto keeper_seq = atomic(s.header->keeper_seq);
+  auto keeper_waiters = atomic(s.header->keeper_waiters);
+  std::uint32_t idle_rounds = 0;
+  while (!stop.load(std::memory_order_acquire)) {
+    const bool moved = flusher.round();
+    flusher.housekeeping(false);
+    if (moved) {
+      idle_rounds = 0;
+      continue;
+    }
+    // Idle: park until a producer asks for a sync, or a short timeout (new
+    // records are found by polling: producers never pay to wake the keeper).
+    keeper_waiters.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t seen = keeper_seq.load(std::memory_order_seq_cst);
+    if (!flusher.has_work()) {
+      const auto nap = ++idle_rounds < 100 ? std::chrono::microseconds(200) : std::chrono::microseconds(2000);
+      shm::futex_wait(&s.header->keeper_seq, seen, nap);
+    }
+    keeper_waiters.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  // Leave nothing committed behind: write and sync it all, checkpoint.
+  for (int i = 0; i < 64 && flusher.has_work(); ++i) {
+    if (!flusher.round()) break;
+  }
+  flusher.housekeeping(true);
+  std::uint64_t mine = holder_word();
+  atomic(s.header->keeper_lease).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+  return {};
+}
+
+std::unique_ptr<Keeper> Keeper::start(const LogState& log) {
+  std::lock_guard<std::mutex> lock(g_keepers_mutex);
+  if (!g_keepers.insert(log.header->log_id).second) return nullptr;
+  return std::unique_ptr<Keeper>(new Keeper(log));
+}
+
+Keeper::Keeper(const LogState& log) : log_(log), pid_(::getpid()) {
+  thread_ = std::thread([this] { (void)keep(log_, stop_); });
+}
+
+Keeper::~Keeper() {
+  if (::getpid() != pid_) {  // a forked child: the thread lives only in the parent
+    thread_.detach();
+    return;
+  }
+  stop_.store(true, std::memory_order_release);
+  atomic(log_.header->keeper_seq).fetch_add(1, std::memory_order_seq_cst);
+  shm::futex_wake_all(&log_.header->keeper_seq);
+  thread_.join();
+  std::lock_guard<std::mutex> lock(g_keepers_mutex);
+  g_keepers.erase(log_.header->log_id);
+}
+
+void request_sync(const LogState& s, std::uint32_t p, std::uint64_t end) noexcept {
+  auto request = atomic(s.partition(p).sync_request);
+  std::uint64_t current = request.load(std::memory_order_relaxed);
+  while (current < end && !request.compare_exchange_weak(current, end, std::memory_order_seq_cst)) {
+  }
+  atomic(s.header->keeper_seq).fetch_add(1, std::memory_order_seq_cst);
+  if (atomic(s.header->keeper_waiters).load(std::memory_order_seq_cst) != 0) shm::futex_wake_all(&s.header->keeper_seq);
+}
+
+const std::byte* disk_segment(const LogState& s, std::uint32_t p, std::uint64_t segment, SegmentBuffer& buffer) {
+  if (buffer.partition == p && buffer.segment == segment) return buffer.data.data();
+  if (!s.durable()) return nullptr;
+  auto file = io::SegmentFile::open(segment_path(s, p, segment), /*writable=*/false, s.segment_size);
+  if (!file.ok()) return nullptr;
+  buffer.data.resize(s.segment_size);
+  if (!file->read(0, buffer.data).ok()) {
+    buffer.segment = UINT64_MAX;
+    return nullptr;
+  }
+  buffer.partition = p;
+  buffer.segment = segment;
+  return buffer.data.data();
+}
+
+const std::byte* segment_bytes(const LogState& s, std::uint32_t p, std::uint64_t segment, SegmentBuffer& buffer) {
+  const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+  if (format::segment_index(w) == segment && format::segment_state(w) == format::SegmentState::kReady) {
+    return s.segment_base(p, segment);
+  }
+  if (format::segment_index(w) < segment) return nullptr;  // not written yet
+  return disk_segment(s, p, segment, buffer);
+}
+
+Status recover_from_disk(LogState& s) {
+  SHMLOG_RETURN_IF_ERROR(restore_checkpoint(s));
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    const std::string dir = io::partition_directory(s.path, p);
+    auto bases = io::list_segment_files(dir);
+    if (!bases.ok()) return std::move(bases).status();
+    if (bases->empty()) continue;
+    // The tail: the end of the last good record of the last file that has
+    // one. A torn tail after it is zeroed; files past it hold nothing.
+    std::uint64_t tail = bases->front();
+    for (auto it = bases->rbegin(); it != bases->rend(); ++it) {
+      const std::string path = dir + "/" + io::segment_file_name(*it);
+      {  // A file cut short (a crash while the file system extended it) reads as zeros past its end.
+        auto file = io::SegmentFile::open(path, /*writable=*/true, s.segment_size, /*extend_short=*/true);
+        if (!file.ok()) return std::move(file).status();
+      }
+      auto scanned = scan_segment_file(path, s.max_frame);
+      if (!scanned.ok()) return std::move(scanned).status();
+      if (!scanned->scan.torn.empty()) {
+        auto file = io::SegmentFile::open(path, /*writable=*/true, s.segment_size);
+        if (!file.ok()) return std::move(file).status();
+        SHMLOG_RETURN_IF_ERROR(file->zero_from(scanned->scan.end - *it));
+      }
+      if (scanned->scan.records > 0) {
+        tail = scanned->scan.end;
+        break;
+      }
+    }
+    auto& ph = s.partition(p);
+    const std::uint64_t first = bases->front();
+    const std::uint64_t tail_segment = tail >> s.segment_shift;
+    const std::uint64_t lowest = tail_segment + 1 >= s.ring_segments ? tail_segment + 1 - s.ring_segments : 0;
+    for (std::uint64_t segment = lowest; segment < lowest + s.ring_segments; ++segment) {
+      std::byte* base = s.segment_base(p, segment);
+      s.descriptor(p, segment).state_word = format::make_segment_word(segment, format::SegmentState::kReady, 0);
+      if (segment > tail_segment) continue;  // zero: ready for producers
+      const std::string path = dir + "/" + io::segment_file_name(segment << s.segment_shift);
+      auto file = io::SegmentFile::open(path, /*writable=*/false, s.segment_size);
+      if (file.ok()) {
+        SHMLOG_RETURN_IF_ERROR(file->read(0, {base, s.segment_size}));
+        continue;
+      }
+      // Deleted by retention (or never written): one padding record, so
+      // readers step over it instead of waiting for records there.
+      if ((segment << s.segment_shift) < tail) {
+        const auto pad = format::make_commit_word(static_cast<std::int32_t>(s.segment_size),
+                                                  format::RecordType::kPadding, 0, 0);
+        std::memcpy(base, &pad, sizeof pad);
+      }
+    }
+    ph.tail_position = tail;
+    ph.written_position = tail;
+    ph.durable_position = tail;
+    ph.disk_start = first;
+    // Offsets past what survived resume at the tail.
+    for (std::uint32_t g = 0; g < s.options.max_groups; ++g) {
+      auto& slot = s.offset_slot(p, g);
+      if (slot.committed_offset > tail) slot.committed_offset = tail;
+    }
+  }
+  return {};
+}
+
+}  // namespace shmlog::detail
+
+namespace shmlog {
+
+Result<LogScan> scan_log_files(const std::string& path) {
+  auto meta = detail::read_log_meta(path);
+  if (!meta.ok()) return std::move(meta).status();
+  const auto max_frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + meta->options.max_record_size);
+  LogScan out;
+  for (std::uint32_t p = 0; p < meta->options.partitions; ++p) {
+    const std::string dir = io::partition_directory(meta->dir, p);
+    auto bases = io::list_segment_files(dir);
+    if (!bases.ok()) return std::move(bases).status();
+    for (std::uint64_t base : *bases) {
+      const std::string file = dir + "/" + io::segment_file_name(base);
+      auto scanned = scan_segment_file(file, max_frame);
+      if (!scanned.ok()) {
+        out.bad_files.push_back({base, 0, scanned.status().message()});
+        continue;
+      }
+      if (scanned->partition != p || scanned->scan.base_offset != base || scanned->log_id != meta->log_id) {
+        out.bad_files.push_back({base, 0, file + ": belongs to another partition or log"});
+        continue;
+      }
+      out.files.push_back(std::move(scanned).value());
+    }
+  }
+  return out;
+}
+
+Result<std::vector<SegmentProblem>> repair_log_files(const std::string& path) {
+  auto meta = detail::read_log_meta(path);
+  if (!meta.ok()) return std::move(meta).status();
+  if (auto attached = Log::attach(meta->dir); attached.ok()) {
+    const LogInfo info = attached->info();
+    if (info.keeper_alive) {
+      return Status(Status::Code::kBusy, meta->dir + " is kept by process " + std::to_string(info.keeper_pid) +
+                                             ": stop the log's processes before repairing it");
+    }
+  }
+  auto scan = scan_log_files(meta->dir);
+  if (!scan.ok()) return std::move(scan).status();
+  std::vector<SegmentProblem> removed;
+  for (const auto& f : scan->files) {
+    if (f.scan.torn.empty()) continue;
+    auto file = io::SegmentFile::open(f.path, /*writable=*/true, f.segment_size);
+    if (!file.ok()) return std::move(file).status();
+    SHMLOG_RETURN_IF_ERROR(file->zero_from(f.scan.end - f.scan.base_offset));
+    for (const auto& t : f.scan.torn) removed.push_back({t.offset, t.bytes, f.path + ": " + t.reason});
+  }
+  return removed;
+}
+
+}  // namespace shmlog

@@ -1,0 +1,63 @@
+// Durable logs: the keeper (lease, io_uring flusher, retention, offset
+// checkpoints), recovery of the ring from segment files after a host crash,
+// and reading segments that are no longer in the ring.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "log_state.h"
+
+namespace shmlog::detail {
+
+// This process's keeper thread for one log: it waits for the lease (taking
+// it when free or when its holder died), then runs the keeper until the
+// log's last handle in this process goes away. One per log per process.
+class Keeper {
+ public:
+  // Starts a keeper for `log` unless this process already runs one for it.
+  static std::unique_ptr<Keeper> start(const LogState& log);
+  Keeper(const Keeper&) = delete;
+  Keeper& operator=(const Keeper&) = delete;
+  ~Keeper();
+
+ private:
+  Keeper(const LogState& log);
+  const LogState& log_;
+  std::atomic<bool> stop_{false};
+  int pid_ = 0;  // the process that started the thread (a forked child must not join it)
+  std::thread thread_;
+};
+
+// Runs the keeper in the calling thread until `stop`: waits for the lease,
+// then flushes; on stop, writes and syncs what is committed, checkpoints
+// and releases the lease.
+Status keep(const LogState& log, const std::atomic<bool>& stop);
+
+// Rebuilds a durable log's freshly zeroed shared memory from its segment
+// files and its checkpoint, before the header's magic is published: cuts a
+// torn tail, loads the last segments into the ring, restores group offsets
+// and producer ids. A log without files is left empty.
+Status recover_from_disk(LogState& log);
+
+// The bytes of segment `segment` of a partition: the ring slot while it
+// holds the segment, else (durable logs) the segment's file, read into
+// `buffer`. nullptr when neither has it (deleted by retention, or not
+// written yet). Ring bytes may change under the caller once the slot is
+// reused; file bytes do not.
+struct SegmentBuffer {
+  std::uint32_t partition = UINT32_MAX;
+  std::uint64_t segment = UINT64_MAX;
+  std::vector<std::byte> data;
+};
+const std::byte* disk_segment(const LogState& log, std::uint32_t p, std::uint64_t segment, SegmentBuffer& buffer);
+const std::byte* segment_bytes(const LogState& log, std::uint32_t p, std::uint64_t segment, SegmentBuffer& buffer);
+
+// Durable producers: raises the partition's sync request to `end` and
+// wakes the keeper.
+void request_sync(const LogState& log, std::uint32_t p, std::uint64_t end) noexcept;
+
+}  // namespace shmlog::detail

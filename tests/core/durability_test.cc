@@ -1,0 +1,597 @@
+// Durable logs: segment files written by the keeper, durable acks, slow
+// groups reading from disk, recovery after a (simulated) host crash with
+// torn and corrupt tails, keeper takeover after kill -9, retention, seek by
+// time, disk full as back-pressure. Host crashes are simulated by removing
+// the shared memory of a log whose processes are gone (killed with -9), so
+// that opening it must rebuild the ring from the files alone.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "format.h"
+#include "record.h"
+#include "shmlog/io/crc32c.h"
+#include "shmlog/io/segment_file.h"
+#include "shmlog/segments.h"
+#include "test_util.h"
+
+namespace shmlog {
+namespace {
+
+using namespace std::chrono_literals;
+
+LogOptions durable(Durability d = Durability::kFsync) {
+  LogOptions o;
+  o.partitions = 1;
+  o.segment_size = 64 * 1024;
+  o.ring_segments = 2;
+  o.max_record_size = 4096;
+  o.durability = d;
+  return o;
+}
+
+std::string value_of(int i) { return "record-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 97), 'x'); }
+
+// Reads every record of partition 0 from `from` (a private reader) until
+// `count` arrived or nothing came for a while.
+// `settled`: nothing is being written, so the first empty poll is the end.
+std::vector<std::string> read_all(const Log& log, std::size_t count, PollResult* total = nullptr,
+                                  bool settled = false) {
+  ConsumerOptions co;
+  co.partitions = {0};
+  auto c = log.consumer(co).value();
+  std::vector<std::string> out;
+  int idle = 0;
+  while (out.size() < count && idle < (settled ? 1 : 20)) {
+    auto r = c.poll_wait([&](const Record& rec) { out.push_back(test::bytes_to_string(rec.value)); }, 256,
+                         settled ? 0ms : 50ms);
+    if (total != nullptr) {
+      total->lost_bytes += r.lost_bytes;
+      total->corrupt += r.corrupt;
+    }
+    idle = r.records == 0 ? idle + 1 : 0;
+  }
+  return out;
+}
+
+// The shared memory of a log, as a host crash leaves it: gone.
+void lose_shared_memory(const std::string& path) {
+  auto attached = Log::attach(path);
+  ASSERT_TRUE(attached.ok()) << attached.status().to_string();
+  const std::string memory = attached->info().memory_path;
+  attached = Status(Status::Code::kNotFound, "");
+  ASSERT_EQ(::unlink(memory.c_str()), 0) << memory;
+}
+
+std::string last_segment_file(const std::string& path) {
+  const std::string dir = io::partition_directory(path, 0);
+  auto bases = io::list_segment_files(dir).value();
+  // The last one with records: the keeper preallocates the next.
+  for (auto it = bases.rbegin(); it != bases.rend(); ++it) {
+    const std::string file = dir + "/" + io::segment_file_name(*it);
+    if (scan_segment_file(file)->scan.records > 0) return file;
+  }
+  return {};
+}
+
+TEST(Durability, RecordsReachSegmentFilesAndScanClean) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), durable()).value();
+  EXPECT_TRUE(log.options().checksums);  // forced on: torn records must show
+  ProducerOptions po;
+  po.acks = ProducerOptions::Acks::kDurable;
+  auto p = log.producer(po).value();
+  for (int i = 0; i < 3000; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i)))) << i;
+  const auto info = log.info();
+  EXPECT_EQ(info.partitions[0].durable_offset, info.partitions[0].end_offset);
+  EXPECT_GE(info.partitions[0].fsyncs, 1u);
+  EXPECT_TRUE(info.keeper_alive);
+  auto scan = scan_log_files(path.str()).value();
+  EXPECT_TRUE(scan.bad_files.empty());
+  std::uint64_t data = 0;
+  for (const auto& f : scan.files) {
+    EXPECT_TRUE(f.scan.problems.empty()) << f.path;
+    EXPECT_TRUE(f.scan.torn.empty()) << f.path;
+    auto again = scan_segment_file(f.path, 0, [&](const SegmentRecord& r) {
+      if (r.type == 1) {
+        EXPECT_EQ(r.check, SegmentRecord::Check::kGood);
+        EXPECT_EQ(std::string(reinterpret_cast<const char*>(r.value.data()), r.value.size()),
+                  value_of(static_cast<int>(data)));
+        ++data;
+      }
+    });
+    ASSERT_TRUE(again.ok());
+  }
+  EXPECT_EQ(data, 3000u);
+}
+
+TEST(Durability, NotDurableAndBadOptionsAreClearErrors) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), [] {
+               LogOptions o = durable();
+               o.durability = Durability::kNone;
+               return o;
+             }())
+                 .value();
+  auto p = log.producer().value();
+  auto r = p.append(as_bytes("x"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(p.wait_durable(0, r.offset + 1, 10ms), Errc::kNotDurable);
+  ConsumerOptions co;
+  co.read_durable = true;
+  auto c = log.consumer(co);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("durability none"), std::string::npos) << c.status().message();
+  auto memory = Log::create_in_memory(durable());
+  ASSERT_FALSE(memory.ok());
+  EXPECT_NE(memory.status().message().find("cannot be durable"), std::string::npos);
+  EXPECT_FALSE(parse_durability("sometimes").ok());
+}
+
+// The acceptance test: a group stopped while ten rings' worth of
+// records are produced resumes and reads every record once, in order,
+// crossing from the segment files back into the ring.
+TEST(Durability, StoppedGroupReadsTenRingsFromDiskThenRejoinsTheRing) {
+  test::TempLogPath path;
+  LogOptions o = durable(Durability::kFlush);
+  auto log = Log::create(path.str(), o).value();
+  ConsumerOptions co;
+  co.group = "slow";
+  { auto joined = log.consumer(co).value(); }  // the group exists, committed at 0
+  auto p = log.producer().value();
+  const std::uint64_t ring = o.segment_size * o.ring_segments;
+  int n = 0;
+  // Producers are not held back by the stopped group: the ring moves on
+  // once the keeper wrote each segment.
+  while (log.info().partitions[0].end_offset < 10 * ring) {
+    ASSERT_TRUE(p.append(as_bytes(value_of(n)))) << n;
+    ++n;
+  }
+  EXPECT_GT(log.info().partitions[0].earliest_offset, 0u);  // the ring lapped the group
+  auto c = log.consumer(co).value();
+  std::vector<std::string> got;
+  PollResult total;
+  int idle = 0;
+  while (got.size() < static_cast<std::size_t>(n) && idle < 40) {
+    auto r = c.poll_wait([&](const Record& rec) { got.push_back(test::bytes_to_string(rec.value)); }, 512, 50ms);
+    total.lost_bytes += r.lost_bytes;
+    total.corrupt += r.corrupt;
+    idle = r.records == 0 ? idle + 1 : 0;
+  }
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) ASSERT_EQ(got[static_cast<std::size_t>(i)], value_of(i)) << i;
+  EXPECT_EQ(total.lost_bytes, 0u);
+  EXPECT_EQ(total.corrupt, 0u);
+  // Back in the ring: new records arrive without a gap or a duplicate.
+  ASSERT_TRUE(p.append(as_bytes(value_of(n))));
+  std::vector<std::string> more;
+  c.poll_wait([&](const Record& rec) { more.push_back(test::bytes_to_string(rec.value)); }, 16, 2s);
+  ASSERT_EQ(more, std::vector<std::string>{value_of(n)});
+}
+
+// Acknowledged-durable records survive a host crash: a child appends with
+// acks=durable and reports each acknowledged record, then is killed with
+// -9; the shared memory is removed; opening rebuilds the ring.
+TEST(Durability, HostCrashKeepsEveryAcknowledgedRecord) {
+  test::TempLogPath path;
+  { auto created = Log::create(path.str(), durable()).value(); }
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const auto child = test::spawn([&] {
+    ::close(fds[0]);
+    auto log = Log::open(path.str()).value();
+    ProducerOptions po;
+    po.acks = ProducerOptions::Acks::kDurable;
+    po.producer_id = "writer";
+    auto p = log.producer(po).value();
+    for (int i = 0;; ++i) {
+      if (!p.append(as_bytes(value_of(i)))) return 1;
+      if (::write(fds[1], &i, sizeof i) != sizeof i) return 2;
+    }
+  });
+  ::close(fds[1]);
+  int acked = -1, v = 0;
+  while (acked < 500 && ::read(fds[0], &v, sizeof v) == sizeof v) acked = v;
+  ::kill(static_cast<pid_t>(child), SIGKILL);
+  EXPECT_EQ(test::join(child), 128 + SIGKILL);
+  while (::read(fds[0], &v, sizeof v) == sizeof v) acked = v;
+  ::close(fds[0]);
+  lose_shared_memory(path.str());
+  auto log = Log::open(path.str(), {.keeper = false}).value();
+  auto got = read_all(log, static_cast<std::size_t>(acked) + 1000);
+  ASSERT_GE(got.size(), static_cast<std::size_t>(acked) + 1);
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], value_of(static_cast<int>(i))) << i;
+  // The producer id continues after what reached the disk.
+  ProducerOptions po;
+  po.producer_id = "writer";
+  auto again = log.producer(po).value();
+  ASSERT_TRUE(again.last_sequence().has_value());
+  EXPECT_EQ(*again.last_sequence() + 1, got.size());
+}
+
+// Group offsets come back after a host crash (from the keeper's
+// checkpoint) and the group resumes there, not at the start.
+TEST(Durability, GroupsResumeFromTheirCheckpointedOffsetAfterHostCrash) {
+  test::TempLogPath path;
+  {
+    auto log = Log::create(path.str(), durable()).value();
+    auto p = log.producer().value();
+    for (int i = 0; i < 200; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
+    ConsumerOptions co;
+    co.group = "billing";
+    auto c = log.consumer(co).value();
+    int seen = 0;
+    while (seen < 120) seen += static_cast<int>(c.poll_wait([](const Record&) {}, 120 - seen, 1s).records);
+    c.close();
+    // The handles go: the keeper checkpoints and syncs on the way out.
+  }
+  {
+    std::ifstream in(path.str() + "/shmlog.state");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(text.find("group.0=62696c6c696e67"), std::string::npos) << text;  // "billing"
+  }
+  lose_shared_memory(path.str());
+  auto log = Log::open(path.str()).value();
+  ConsumerOptions co;
+  co.group = "billing";
+  auto c = log.consumer(co).value();
+  std::vector<std::string> got;
+  while (c.poll_wait([&](const Record& r) { got.push_back(test::bytes_to_string(r.value)); }, 256, 200ms).records > 0) {
+  }
+  ASSERT_EQ(got.size(), 80u);
+  EXPECT_EQ(got.front(), value_of(120));
+}
+
+// Every byte position of the last records, zeroed from there on (a torn
+// write) or flipped (a corrupt sector), and the file cut short: opening
+// never crashes, delivers no damaged record, and keeps every record before
+// the damage.
+TEST(Durability, TornOrCorruptTailAtEveryBytePositionIsCut) {
+  test::TempLogPath path;
+  constexpr int kRecords = 40;
+  std::vector<std::uint64_t> offsets;
+  {
+    auto log = Log::create(path.str(), durable()).value();
+    ProducerOptions po;
+    po.acks = ProducerOptions::Acks::kDurable;
+    auto p = log.producer(po).value();
+    for (int i = 0; i < kRecords; ++i) offsets.push_back(p.append(as_bytes(value_of(i))).offset);
+  }
+  const std::string file = last_segment_file(path.str());
+  ASSERT_FALSE(file.empty());
+  std::string original;
+  {
+    std::ifstream in(file, std::ios::binary);
+    original.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::uint64_t from = io::kSegmentHeaderSize + offsets[kRecords - 3];
+  const std::uint64_t to = io::kSegmentHeaderSize + offsets[kRecords - 1] + 32 + value_of(kRecords - 1).size();
+  auto check = [&](const std::string& damage, std::uint64_t at) {
+    lose_shared_memory(path.str());
+    auto log = Log::open(path.str(), {.keeper = false});
+    ASSERT_TRUE(log.ok()) << damage << " at " << at << ": " << log.status().to_string();
+    PollResult total;
+    auto got = read_all(*log, kRecords, &total, /*settled=*/true);
+    const std::uint64_t damaged = at - io::kSegmentHeaderSize;
+    std::size_t intact = 0;
+    while (intact < offsets.size() && offsets[intact] + 32 + value_of(static_cast<int>(intact)).size() <= damaged) {
+      ++intact;
+    }
+    // Every record before the damage, then at most the originals after it
+    // (a flipped byte in the middle of a record loses only that record).
+    ASSERT_GE(got.size(), intact) << damage << " at " << at;
+    std::size_t next = 0;
+    for (const auto& v : got) {
+      while (next < offsets.size() && value_of(static_cast<int>(next)) != v) ++next;
+      ASSERT_LT(next, offsets.size()) << damage << " at " << at << ": delivered a damaged record";
+      if (next < intact) {
+        ASSERT_EQ(v, value_of(static_cast<int>(&v - got.data()))) << damage << " at " << at;
+      }
+      ++next;
+    }
+    EXPECT_EQ(total.lost_bytes, 0u);
+  };
+  auto restore = [&] {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(original.data(), static_cast<std::streamsize>(original.size()));
+  };
+  for (std::uint64_t at = from; at < to; ++at) {
+    std::string zeroed = original;
+    std::fill(zeroed.begin() + static_cast<std::ptrdiff_t>(at), zeroed.end(), '\0');
+    {
+      std::ofstream out(file, std::ios::binary | std::ios::trunc);
+      out.write(zeroed.data(), static_cast<std::streamsize>(zeroed.size()));
+    }
+    check("zeroed", at);
+    restore();
+    std::string flipped = original;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0x5a);
+    {
+      std::ofstream out(file, std::ios::binary | std::ios::trunc);
+      out.write(flipped.data(), static_cast<std::streamsize>(flipped.size()));
+    }
+    check("flipped", at);
+    restore();
+    ASSERT_EQ(::truncate(file.c_str(), static_cast<off_t>(at)), 0);
+    check("truncated", at);
+    restore();
+  }
+}
+
+// The keeper's process is killed with -9 under load: a standby keeper in
+// another process takes the lease, and durable appends go on.
+TEST(Durability, KeeperKilledAnotherProcessTakesOver) {
+  test::TempLogPath path;
+  { auto created = Log::create(path.str(), durable()).value(); }
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const auto keeper = test::spawn([&] {
+    auto log = Log::open(path.str()).value();
+    while (!log.info().keeper_alive || log.info().keeper_pid != static_cast<std::uint32_t>(::getpid())) {
+      std::this_thread::sleep_for(1ms);
+    }
+    char c = 'k';
+    if (::write(ready[1], &c, 1) != 1) return 1;
+    auto p = log.producer().value();
+    for (int i = 0;; ++i) (void)p.append(as_bytes(value_of(i)));
+  });
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  auto log = Log::open(path.str()).value();  // stands by: the child holds the lease
+  ::kill(static_cast<pid_t>(keeper), SIGKILL);
+  EXPECT_EQ(test::join(keeper), 128 + SIGKILL);
+  ProducerOptions po;
+  po.acks = ProducerOptions::Acks::kDurable;
+  po.durable_timeout = 10s;
+  auto p = log.producer(po).value();
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(p.append(as_bytes("after"))) << i;
+  const auto info = log.info();
+  EXPECT_EQ(info.keeper_pid, static_cast<std::uint32_t>(::getpid()));
+  EXPECT_GE(info.keeper_takeovers, 1u);
+  EXPECT_EQ(info.partitions[0].durable_offset, info.partitions[0].end_offset);
+}
+
+// With a long fsync interval nothing is durable until a producer asks; a
+// read_durable consumer sees only what is.
+TEST(Durability, ReadDurableSeesOnlyDurableRecords) {
+  test::TempLogPath path;
+  LogOptions o = durable();
+  o.fsync_interval = std::chrono::minutes(10);
+  auto log = Log::create(path.str(), o).value();
+  auto p = log.producer().value();
+  ASSERT_TRUE(p.append(as_bytes("first")));
+  ConsumerOptions co;
+  co.read_durable = true;
+  auto c = log.consumer(co).value();
+  std::vector<std::string> got;
+  auto take = [&] { c.poll_wait([&](const Record& r) { got.push_back(test::bytes_to_string(r.value)); }, 16, 100ms); };
+  take();
+  EXPECT_TRUE(got.empty());
+  auto r = p.append(as_bytes("second"));
+  ASSERT_EQ(p.wait_durable(0, r.offset + 1, 10s), Errc::kOk);
+  take();
+  EXPECT_EQ(got, (std::vector<std::string>{"first", "second"}));
+  const auto info = log.info();
+  EXPECT_EQ(info.partitions[0].durable_offset, info.partitions[0].end_offset);
+}
+
+// Many producers waiting for durability share fsyncs (group commit).
+TEST(Durability, ConcurrentDurableProducersShareSyncs) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), durable()).value();
+  constexpr int kThreads = 4, kEach = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      ProducerOptions po;
+      po.acks = ProducerOptions::Acks::kDurable;
+      auto p = log.producer(po).value();
+      for (int i = 0; i < kEach; ++i) ASSERT_TRUE(p.append(as_bytes("shared")));
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto info = log.info();
+  EXPECT_EQ(info.partitions[0].durable_offset, info.partitions[0].end_offset);
+  // Not a timing claim: one sync per record at most, usually far fewer.
+  EXPECT_LE(info.partitions[0].fsyncs, static_cast<std::uint64_t>(kThreads * kEach));
+  EXPECT_GE(info.partitions[0].fsyncs, 1u);
+}
+
+TEST(Durability, RetentionDeletesOldestSegmentsAndReadersStartAfterThem) {
+  test::TempLogPath path;
+  LogOptions o = durable(Durability::kFlush);
+  o.retention_bytes = 4 * o.segment_size;
+  auto log = Log::create(path.str(), o).value();
+  auto p = log.producer().value();
+  int n = 0;
+  while (log.info().partitions[0].end_offset < 12 * o.segment_size) ASSERT_TRUE(p.append(as_bytes(value_of(n++))));
+  // Retention runs once a second in the keeper.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (log.info().partitions[0].disk_start == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto info = log.info();
+  ASSERT_GT(info.partitions[0].disk_start, 0u);
+  EXPECT_LE(info.partitions[0].disk_bytes, o.retention_bytes + 2 * (o.segment_size + io::kSegmentHeaderSize));
+  auto first = io::list_segment_files(io::partition_directory(path.str(), 0)).value().front();
+  EXPECT_EQ(first, info.partitions[0].disk_start);
+  // A reader from the earliest starts at the oldest file, not at 0.
+  auto c = log.consumer({}).value();
+  Record r0;
+  c.poll([&](const Record& r) { r0 = r; }, 1);
+  EXPECT_GE(r0.offset, info.partitions[0].disk_start);
+  auto seek = c.seek(0, 0);
+  ASSERT_FALSE(seek.ok());
+  EXPECT_NE(seek.message().find("not retained"), std::string::npos) << seek.message();
+}
+
+TEST(Durability, SeekTimeFindsTheFirstRecordAtOrAfterOnDiskAndInTheRing) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), durable(Durability::kFlush)).value();
+  auto p = log.producer().value();
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> stamps;  // offset, timestamp
+  int n = 0;
+  while (log.info().partitions[0].end_offset < 5 * 64 * 1024) {
+    auto r = p.append(as_bytes(value_of(n++)));
+    ASSERT_TRUE(r);
+    stamps.emplace_back(r.offset, 0);
+  }
+  auto c = log.consumer({}).value();
+  std::size_t i = 0;
+  while (i < stamps.size()) {
+    c.poll([&](const Record& r) { stamps[i++].second = r.timestamp_ns; }, 512);
+  }
+  for (std::size_t pick : {std::size_t{0}, std::size_t{1}, stamps.size() / 3, stamps.size() - 1}) {
+    auto at = c.seek_time(0, stamps[pick].second);
+    ASSERT_TRUE(at.ok());
+    // The first record in offset order with a timestamp at or after.
+    std::size_t expect = 0;
+    while (stamps[expect].second < stamps[pick].second) ++expect;
+    EXPECT_EQ(*at, stamps[expect].first) << pick;
+    Record r1;
+    c.poll([&](const Record& r) { r1 = r; }, 1);
+    EXPECT_EQ(r1.offset, stamps[expect].first);
+  }
+  auto end = c.seek_time(0, UINT64_MAX);
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(*end, log.info().partitions[0].end_offset);
+}
+
+// A file system too small for the log: appends end in kDiskFull (the ring
+// cannot be reused), never a crash; every acknowledged record is readable.
+TEST(Durability, DiskFullIsBackPressureNotACrash) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  char dir[] = "/tmp/shmlog-full-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  if (::mount("tmpfs", dir, "tmpfs", 0, "size=256k") != 0) {
+    ::rmdir(dir);
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
+  }
+  const std::string path = std::string(dir) + "/log";
+  {
+    auto log = Log::create(path, durable(Durability::kFlush)).value();
+    ProducerOptions po;
+    po.backpressure_timeout = 300ms;
+    auto p = log.producer(po).value();
+    int acked = 0;
+    AppendResult r;
+    for (int i = 0; i < 100000; ++i) {
+      r = p.append(as_bytes(value_of(i)));
+      if (!r) break;
+      ++acked;
+    }
+    EXPECT_EQ(r.error, Errc::kDiskFull) << errc_name(r.error);
+    const auto info = log.info();
+    EXPECT_GE(info.partitions[0].disk_full, 1u);
+    EXPECT_EQ(info.partitions[0].flush_errno, ENOSPC);
+    auto got = read_all(log, static_cast<std::size_t>(acked));
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(acked));
+    for (int i = 0; i < acked; ++i) ASSERT_EQ(got[static_cast<std::size_t>(i)], value_of(i));
+  }
+  EXPECT_TRUE(Log::remove(path).ok());
+  ::umount(dir);
+  ::rmdir(dir);
+}
+
+// ---------------------------------------------------------------------------
+// The scanner over forged damage (LevelDB-style helpers).
+
+struct Forge {
+  std::vector<std::byte> data = std::vector<std::byte>(64 * 1024);
+  std::uint64_t at = 0;
+  std::vector<std::uint64_t> offsets;
+  void add(const std::string& value) {
+    const auto frame = static_cast<std::uint32_t>(32 + value.size());
+    format::RecordHeader h{};
+    h.commit_word = format::make_commit_word(static_cast<std::int32_t>(frame), format::RecordType::kData,
+                                             format::kRecordFlagChecksum, 0);
+    h.timestamp_ns = 1;
+    h.sequence = offsets.size();
+    h.checksum = record::checksum(h, h.commit_word, reinterpret_cast<const std::byte*>(value.data()), value.size());
+    std::memcpy(data.data() + at, &h, sizeof h);
+    std::memcpy(data.data() + at + 32, value.data(), value.size());
+    offsets.push_back(at);
+    at += format::align_record(frame);
+  }
+  void increment_byte(std::uint64_t where) { data[where] = std::byte(static_cast<std::uint8_t>(data[where]) + 1); }
+};
+
+TEST(SegmentScan, CleanTailEndsAtTheLastRecord) {
+  Forge f;
+  for (int i = 0; i < 10; ++i) f.add(value_of(i));
+  auto scan = scan_segment(f.data, 1 << 16, 4096);
+  EXPECT_EQ(scan.records, 10u);
+  EXPECT_EQ(scan.end, (1u << 16) + f.at);
+  EXPECT_TRUE(scan.problems.empty());
+  EXPECT_TRUE(scan.torn.empty());
+}
+
+TEST(SegmentScan, BadChecksumInTheMiddleIsReportedAndSkipped) {
+  Forge f;
+  for (int i = 0; i < 10; ++i) f.add(value_of(i));
+  f.increment_byte(f.offsets[4] + 40);  // a value byte of record 4
+  std::vector<std::uint64_t> seen;
+  auto scan = scan_segment(f.data, 0, 4096, [&](const SegmentRecord& r) { seen.push_back(r.offset); });
+  EXPECT_EQ(scan.records, 9u);
+  ASSERT_EQ(scan.problems.size(), 1u);
+  EXPECT_EQ(scan.problems[0].offset, f.offsets[4]);
+  EXPECT_EQ(scan.problems[0].bytes, f.offsets[5] - f.offsets[4]);
+  EXPECT_EQ(scan.problems[0].reason, "checksum mismatch");
+  EXPECT_TRUE(scan.torn.empty());
+  EXPECT_EQ(seen.size(), 9u);
+}
+
+TEST(SegmentScan, DamageAfterTheLastGoodRecordIsTheTornTail) {
+  Forge f;
+  for (int i = 0; i < 10; ++i) f.add(value_of(i));
+  f.increment_byte(f.offsets[9] + 2);  // the last record's length
+  auto scan = scan_segment(f.data, 0, 4096);
+  EXPECT_EQ(scan.records, 9u);
+  EXPECT_EQ(scan.end, f.offsets[9]);
+  EXPECT_TRUE(scan.problems.empty());
+  ASSERT_EQ(scan.torn.size(), 1u);
+  EXPECT_EQ(scan.torn[0].offset, f.offsets[9]);
+  EXPECT_LE(scan.torn[0].bytes, f.at - f.offsets[9]);
+}
+
+TEST(SegmentScan, RandomBytesNeverReadOutOfBounds) {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    std::vector<std::byte> data(4096 + 32 * (rng() % 64));
+    for (auto& b : data) b = std::byte(static_cast<std::uint8_t>(rng() % 4 == 0 ? rng() : 0));
+    auto scan = scan_segment(data, 0, 4096);
+    EXPECT_LE(scan.end, data.size());
+    auto header = io::decode_segment_header(data);
+    EXPECT_FALSE(header.ok());
+  }
+}
+
+TEST(SegmentFileHeader, RoundTripsAndRefusesDamage) {
+  io::SegmentFileHeader h{3, 5u << 16, 1u << 16, 0xabcdef, 42};
+  std::byte fields[io::kSegmentHeaderFields];
+  io::encode_segment_header(h, std::span<std::byte, io::kSegmentHeaderFields>(fields));
+  auto back = io::decode_segment_header(fields);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->partition, 3u);
+  EXPECT_EQ(back->base_offset, 5u << 16);
+  EXPECT_EQ(back->log_id, 0xabcdefu);
+  fields[20] = std::byte{1};
+  EXPECT_NE(io::decode_segment_header(fields).status().message().find("checksum"), std::string::npos);
+  EXPECT_EQ(io::parse_segment_file_name(io::segment_file_name(123456789)), 123456789u);
+  EXPECT_FALSE(io::parse_segment_file_name("00000000000000000001.tmp").has_value());
+}
+
+}  // namespace
+}  // namespace shmlog
