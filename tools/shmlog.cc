@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "json.h"
 #include "bench_cmd.h"
 #include "lat.h"
+#include "durable_cmd.h"
 #include "exec_cmd.h"
 #include "exporter_cmd.h"
 #include "stat_cmd.h"
@@ -94,7 +96,24 @@ struct CreateArgs {
   shmlog::tools::MemoryFlags memory;
   std::uint64_t token_window = 0;
   std::uint64_t token_window_ms = 0;
+  std::string durability = "none";
+  std::vector<std::string> fsync_interval;  // SIZE (bytes) and/or TIME (500us, 2ms, 1s)
+  SizeOpt retention_bytes{"0"};
+  std::uint64_t retention_ms = 0;
 };
+
+// "500us", "2ms", "1s" as microseconds; nullopt when not a duration.
+std::optional<std::uint64_t> parse_micros(const std::string& text) {
+  static const std::pair<const char*, std::uint64_t> units[] = {{"us", 1}, {"ms", 1000}, {"s", 1000000}};
+  for (const auto& [suffix, scale] : units) {
+    const std::size_t n = std::strlen(suffix);
+    if (text.size() <= n || text.compare(text.size() - n, n, suffix) != 0) continue;
+    const std::string number = text.substr(0, text.size() - n);
+    if (number.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoull(number) * scale;
+  }
+  return std::nullopt;
+}
 
 std::string placement_text(const shmlog::LogOptions& o) {
   std::string pages = o.pages == shmlog::Pages::kHuge ? "huge pages"
@@ -138,11 +157,32 @@ int run_create(const CreateArgs& a) {
   o.memory_dir = a.memory.dir;
   o.token_window = a.token_window;
   o.token_window_time = std::chrono::milliseconds(a.token_window_ms);
+  o.durability = check(shmlog::parse_durability(a.durability));
+  for (const auto& interval : a.fsync_interval) {
+    if (auto us = parse_micros(interval)) {
+      o.fsync_interval = std::chrono::microseconds(*us);
+    } else {
+      o.fsync_interval_bytes = SizeOpt{interval}.parse("fsync-interval");
+    }
+  }
+  if (!a.fsync_interval.empty() && o.durability != shmlog::Durability::kFsync) {
+    fail("--fsync-interval needs --durability fsync");
+  }
+  o.retention_bytes = a.retention_bytes.parse("retention-bytes");
+  o.retention_time = std::chrono::milliseconds(a.retention_ms);
+  if ((o.retention_bytes != 0 || a.retention_ms != 0) && o.durability == shmlog::Durability::kNone) {
+    fail("--retention-bytes/--retention-ms need --durability flush or fsync (they apply to segment files)");
+  }
   auto log = check(shmlog::Log::create(a.log, o));
   auto info = log.info();
   std::printf("created %s: %u partition(s), ring %u x %" PRIu64 " bytes, %s, shared memory %s (%s)\n",
               info.path.c_str(), o.partitions, o.ring_segments, o.segment_size, a.policy.c_str(),
               info.memory_path.c_str(), placement_text(o).c_str());
+  if (o.durability != shmlog::Durability::kNone) {
+    std::printf("durability %s: segment files in %s/partition-*, written by the keeper of an attached process "
+                "or `shmlog keeper`\n",
+                shmlog::durability_name(o.durability), info.path.c_str());
+  }
   return 0;
 }
 
@@ -159,6 +199,7 @@ struct ProduceArgs {
   std::string transactional_id;
   std::uint32_t transaction_size = 100;
   std::string token_separator;
+  std::string acks = "memory";
 };
 
 int run_produce(const ProduceArgs& a) {
@@ -178,7 +219,18 @@ int run_produce(const ProduceArgs& a) {
   po.producer_id = transactional ? a.transactional_id : a.producer_id;
   po.transactional = transactional;
   if (transactional && a.transaction_size < 1) fail("--transaction-size must be at least 1");
+  const bool acks_durable = a.acks == "durable";
+  if (!acks_durable && a.acks != "memory") fail("--acks: '" + a.acks + "' is not memory or durable");
+  if (acks_durable && log.options().durability == shmlog::Durability::kNone) {
+    fail("--acks durable: " + a.log + " is not durable (create it with --durability flush or fsync)");
+  }
   auto producer = check(log.producer(po));
+  // --acks durable: each batch is appended, then waited for as a whole
+  // (one sync covers it), per partition it touched.
+  std::vector<std::uint64_t> batch_end(log.options().partitions, 0);
+  auto note_end = [&](const shmlog::AppendResult& r) {
+    if (r) batch_end[r.partition] = std::max(batch_end[r.partition], r.offset + 1);
+  };
   // Idempotent: line n (from 0) carries sequence n, so a re-run of the same
   // input after a crash skips what already reached the log (with
   // transactions: what a committed transaction wrote).
@@ -220,6 +272,7 @@ int run_produce(const ProduceArgs& a) {
       shmlog::AppendResult last;
       std::size_t n = producer.append_batch(values, &last);
       if (n < lines.size()) report(last, first + n, lines[n].size());
+      note_end(last);
     } else {
       for (std::size_t i = 0; i < lines.size(); ++i) {
         std::string_view line = lines[i];
@@ -238,9 +291,19 @@ int run_produce(const ProduceArgs& a) {
                         : producer.append_to(part, shmlog::as_bytes(key), shmlog::as_bytes(value));
         if (r.error == shmlog::Errc::kDuplicate && tokens) ++token_duplicates;
         if (!r && r.error != shmlog::Errc::kDuplicate) report(r, first + i, line.size());
+        note_end(r);
       }
     }
     if (transactional) check(producer.commit_transaction());
+    for (std::uint32_t p = 0; acks_durable && p < batch_end.size(); ++p) {
+      if (batch_end[p] == 0) continue;
+      const auto e = producer.wait_durable(p, batch_end[p], std::chrono::milliseconds(a.timeout_ms));
+      if (e != shmlog::Errc::kOk) {
+        fail("lines up to " + std::to_string(line_no) + " are appended to " + a.log + " but not durable: " +
+             shmlog::errc_name(e));
+      }
+      batch_end[p] = 0;
+    }
     lines.clear();
   };
   std::string line;
@@ -273,6 +336,7 @@ struct ConsumeArgs {
   std::string wait = "backoff";
   std::string out;  // exactly-once: the output file (its offsets are kept beside it)
   std::string isolation = "read_uncommitted";
+  bool read_durable = false;
 };
 
 shmlog::Isolation parse_isolation(const std::string& text) {
@@ -356,6 +420,7 @@ int run_consume(const ConsumeArgs& a) {
   co.group = a.group;
   co.wait = parse_wait(a.wait);
   co.isolation = parse_isolation(a.isolation);
+  co.read_durable = a.read_durable;
   const bool at_most_once = a.mode == "at-most-once";
   const bool exactly_once = a.mode == "exactly-once";
   if (a.mode == "at-least-once") {
@@ -447,10 +512,21 @@ int run_info(const std::string& path, bool json) {
     j.key("ring_segments").value(o.ring_segments).key("policy").value(policy);
     j.key("max_record_size").value(o.max_record_size).key("claim_timeout_ms").value(o.claim_timeout.count());
     j.key("checksums").value(o.checksums).key("shm_bytes").value(info.shm_bytes);
+    j.key("durability").value(shmlog::durability_name(o.durability));
+    if (o.durability != shmlog::Durability::kNone) {
+      j.key("keeper_pid").value(info.keeper_pid).key("keeper_alive").value(info.keeper_alive);
+      j.key("keeper_takeovers").value(info.keeper_takeovers);
+    }
     j.key("partition_offsets").begin_array();
     for (const auto& p : info.partitions) {
       j.begin_object().key("partition").value(p.index).key("earliest_offset").value(p.earliest_offset);
       j.key("end_offset").value(p.end_offset).key("writers").value(p.writers).key("exclusive").value(p.exclusive);
+      if (o.durability != shmlog::Durability::kNone) {
+        j.key("disk_start").value(p.disk_start).key("written_offset").value(p.written_offset);
+        j.key("durable_offset").value(p.durable_offset).key("disk_bytes").value(p.disk_bytes);
+        j.key("disk_segments").value(p.disk_segments).key("fsyncs").value(p.fsyncs);
+        j.key("disk_full").value(p.disk_full).key("io_errors").value(p.io_errors).key("flush_errno").value(p.flush_errno);
+      }
       j.end_object();
     }
     j.end_array().key("producers").begin_array();
@@ -496,10 +572,36 @@ int run_info(const std::string& path, bool json) {
   std::printf("max record     %u bytes\n", o.max_record_size);
   std::printf("claim timeout  %lld ms\n", static_cast<long long>(o.claim_timeout.count()));
   std::printf("checksums      %s\n", o.checksums ? "on" : "off");
-  std::printf("\n%-10s %16s %16s %8s\n", "PARTITION", "EARLIEST", "END", "WRITERS");
+  const bool durable = o.durability != shmlog::Durability::kNone;
+  if (durable) {
+    std::string policy_text = shmlog::durability_name(o.durability);
+    if (o.fsync_interval_bytes != 0) policy_text += ", sync every " + std::to_string(o.fsync_interval_bytes) + " bytes";
+    if (o.fsync_interval.count() != 0) policy_text += ", sync every " + std::to_string(o.fsync_interval.count()) + " us";
+    if (o.retention_bytes != 0) policy_text += ", keep " + std::to_string(o.retention_bytes) + " bytes";
+    if (o.retention_time.count() != 0) policy_text += ", keep " + std::to_string(o.retention_time.count()) + " ms";
+    std::printf("durability     %s\n", policy_text.c_str());
+    const double beat = info.keeper_heartbeat_ns == 0 ? -1.0
+                        : static_cast<double>(static_cast<std::int64_t>(
+                              static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch()).count()) -
+                              info.keeper_heartbeat_ns)) / 1e6;
+    std::printf("keeper         %s (last round %.0f ms ago, %" PRIu64 " takeover(s))\n",
+                info.keeper_pid == 0 ? "none" : (std::string("pid ") + std::to_string(info.keeper_pid) +
+                                                 (info.keeper_alive ? "" : ", dead")).c_str(),
+                beat, info.keeper_takeovers);
+  }
+  std::printf("\n%-10s %16s %16s %8s", "PARTITION", "EARLIEST", "END", "WRITERS");
+  if (durable) std::printf(" %16s %16s %16s %12s %8s %8s", "DISK START", "WRITTEN", "DURABLE", "DISK BYTES", "FSYNCS", "FULL");
+  std::printf("\n");
   for (const auto& p : info.partitions) {
-    std::printf("%-10u %16" PRIu64 " %16" PRIu64 " %8s\n", p.index, p.earliest_offset, p.end_offset,
+    std::printf("%-10u %16" PRIu64 " %16" PRIu64 " %8s", p.index, p.earliest_offset, p.end_offset,
                 p.exclusive ? "excl" : std::to_string(p.writers).c_str());
+    if (durable) {
+      std::printf(" %16" PRIu64 " %16" PRIu64 " %16" PRIu64 " %12" PRIu64 " %8" PRIu64 " %8" PRIu64, p.disk_start,
+                  p.written_offset, p.durable_offset, p.disk_bytes, p.fsyncs, p.disk_full);
+      if (p.flush_errno != 0) std::printf("  last error: %s", std::strerror(p.flush_errno));
+    }
+    std::printf("\n");
   }
   if (!info.producers.empty()) {
     std::printf("\n%-4s %-20s %8s %6s %12s %14s %6s %12s  %s\n", "ID", "NAME", "PID", "ALIVE", "APPENDS", "BYTES",
@@ -577,6 +679,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   create->add_option("--token-window-ms", ca.token_window_ms, "Also forget tokens older than this (0: by count only)")
       ->capture_default_str();
+  create->add_option("--durability", ca.durability,
+                     "none (shared memory only), flush (segment files) or fsync (and fdatasync)")
+      ->capture_default_str();
+  create->add_option("--fsync-interval", ca.fsync_interval,
+                     "fsync: sync after SIZE unsynced bytes (64K, 1M) and/or TIME (500us, 2ms); default: every flush");
+  create->add_option("--retention-bytes", ca.retention_bytes.text,
+                     "Delete the oldest segment files while a partition's take more (0: keep all)")
+      ->capture_default_str();
+  create->add_option("--retention-ms", ca.retention_ms, "Delete segment files last written longer ago (0: keep all)")
+      ->capture_default_str();
 
   ProduceArgs pa;
   auto* produce = app.add_subcommand("produce", "Append one record per stdin line");
@@ -601,6 +713,8 @@ int main(int argc, char** argv) {
   produce->add_option("--transaction-size", pa.transaction_size, "Lines per transaction (with --transactional-id)")
       ->needs("--transactional-id")
       ->capture_default_str();
+  produce->add_option("--acks", pa.acks, "memory, or durable: each batch waits until it is durable (group commit)")
+      ->capture_default_str();
 
   ConsumeArgs ka;
   auto* consume = app.add_subcommand("consume", "Print one record per stdout line");
@@ -620,6 +734,7 @@ int main(int argc, char** argv) {
   consume->add_flag("--print-key", ka.print_key, "Print the key, the separator, then the value");
   consume->add_option("--key-separator", ka.key_separator, "Separator for --print-key (default tab)");
   consume->add_option("--wait", ka.wait, "spin, yield, backoff or block")->capture_default_str();
+  consume->add_flag("--read-durable", ka.read_durable, "Only records that are durable already (durable logs)");
 
   std::string info_log;
   bool info_json = false;
@@ -707,6 +822,26 @@ int main(int argc, char** argv) {
   exporter->add_option("LOG", ea.logs, "Log directories")->required();
   exporter->add_option("--listen", ea.listen, "ADDR:PORT to serve on")->capture_default_str();
 
+  std::string keeper_log;
+  int keeper_core = -1;
+  auto* keeper = app.add_subcommand("keeper", "Run a durable log's keeper (flusher, retention, checkpoints) here");
+  keeper->add_option("LOG", keeper_log, "Log directory")->required();
+  keeper->add_option("--core", keeper_core, "Pin to this CPU (a housekeeping core)");
+
+  std::string dump_file;
+  bool dump_values = false;
+  auto* dump = app.add_subcommand("dump", "Decode a segment file: records, CRC status, where it is torn");
+  dump->add_option("FILE", dump_file, "A segment file (LOG/partition-N/OFFSET.seg)")->required();
+  dump->add_flag("--values", dump_values, "Print the start of each value");
+
+  std::string verify_log;
+  auto* verify = app.add_subcommand("verify", "Check every segment file of a durable log");
+  verify->add_option("LOG", verify_log, "Log directory")->required();
+
+  std::string repair_log;
+  auto* repair = app.add_subcommand("repair", "Cut torn tails of a stopped durable log's segment files");
+  repair->add_option("LOG", repair_log, "Log directory")->required();
+
   shmlog::tools::ExecArgs xa;
   auto* exec = app.add_subcommand("exec", "Run a program pinned to a core, memory on its NUMA node");
   exec->add_option("--core", xa.core, "The core (CPU number) to pin to")->required();
@@ -740,6 +875,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*bench) return shmlog::tools::run_bench(ba);
+  if (*keeper) return shmlog::tools::run_keeper(keeper_log, keeper_core, &g_interrupted_int);
+  if (*dump) return shmlog::tools::run_dump(dump_file, dump_values);
+  if (*verify) return shmlog::tools::run_verify(verify_log);
+  if (*repair) return shmlog::tools::run_repair(repair_log);
   if (*topo) return shmlog::tools::run_topo(topo_json, topo_synthetic);
   if (*exec) return shmlog::tools::run_exec(xa);
   if (*stat) return shmlog::tools::run_stat(sa, &g_interrupted_int);
