@@ -63,6 +63,8 @@ shmlog_status from_errc(shmlog::Errc e) {
     case shmlog::Errc::kBadState: return fail(SHMLOG_BAD_STATE, "no open claim (committed or aborted already?)");
     case shmlog::Errc::kFenced: return fail(SHMLOG_FENCED, shmlog::errc_name(e));
     case shmlog::Errc::kDuplicate: return fail(SHMLOG_DUPLICATE, shmlog::errc_name(e));
+    case shmlog::Errc::kDiskFull: return fail(SHMLOG_DISK_FULL, shmlog::errc_name(e));
+    case shmlog::Errc::kNotDurable: return fail(SHMLOG_NOT_DURABLE, shmlog::errc_name(e));
   }
   return fail(SHMLOG_INTERNAL, "unknown error");
 }
@@ -123,6 +125,8 @@ const char* shmlog_status_name(shmlog_status status) {
     case SHMLOG_INTERNAL: return "internal error";
     case SHMLOG_FENCED: return "fenced";
     case SHMLOG_DUPLICATE: return "duplicate";
+    case SHMLOG_DISK_FULL: return "disk full";
+    case SHMLOG_NOT_DURABLE: return "not durable";
   }
   return "unknown status";
 }
@@ -144,6 +148,7 @@ void shmlog_log_options_init(shmlog_log_options* o) {
   o->mode = d.mode;
   o->checksums = d.checksums ? 1 : 0;
   o->token_window = d.token_window;
+  o->durability = static_cast<uint32_t>(d.durability);
 }
 
 shmlog_status shmlog_create(const char* path, const shmlog_log_options* options, shmlog_log** out) {
@@ -170,6 +175,8 @@ shmlog_status shmlog_create(const char* path, const shmlog_log_options* options,
     o.mode = c.mode;
     o.checksums = c.checksums != 0;
     o.token_window = c.token_window;
+    if (c.durability > 2) return fail(SHMLOG_INVALID_ARGUMENT, "durability must be 0 (none), 1 (flush) or 2 (fsync)");
+    o.durability = static_cast<shmlog::Durability>(c.durability);
     auto log = shmlog::Log::create(path, o);
     if (!log.ok()) return from_status(log.status());
     *out = new shmlog_log{std::move(log).value()};
@@ -233,6 +240,7 @@ void shmlog_producer_options_init(shmlog_producer_options* o) {
   o->name = nullptr;
   o->producer_id = nullptr;
   o->transactional = 0;
+  o->acks_durable = 0;
 }
 
 shmlog_status shmlog_producer_open(shmlog_log* log, const shmlog_producer_options* options,
@@ -251,6 +259,7 @@ shmlog_status shmlog_producer_open(shmlog_log* log, const shmlog_producer_option
     if (c.name != nullptr) o.name = c.name;
     if (c.producer_id != nullptr) o.producer_id = c.producer_id;
     o.transactional = c.transactional != 0;
+    if (c.acks_durable != 0) o.acks = shmlog::ProducerOptions::Acks::kDurable;
     auto producer = log->log.producer(o);
     if (!producer.ok()) return from_status(producer.status());
     *out = new shmlog_producer{std::move(producer).value(), std::nullopt};
@@ -267,6 +276,11 @@ shmlog_status shmlog_append(shmlog_producer* p, const void* value, size_t size, 
   if (!r) return from_errc(r.error);
   if (offset != nullptr) *offset = r.offset;
   return SHMLOG_OK;
+}
+
+shmlog_status shmlog_wait_durable(shmlog_producer* p, uint32_t partition, uint64_t end, uint32_t timeout_ms) {
+  if (p == nullptr) return null_argument("producer");
+  return from_errc(p->producer.wait_durable(partition, end, std::chrono::milliseconds(timeout_ms)));
 }
 
 void shmlog_set_next_sequence(shmlog_producer* p, uint64_t sequence) {

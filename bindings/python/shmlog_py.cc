@@ -367,7 +367,8 @@ PYBIND11_MODULE(shmlog, m) {
           "create",
           [](const std::string& path, std::uint32_t partitions, std::uint64_t segment_size, std::uint32_t ring_segments,
              const std::string& policy, std::uint32_t max_record_size, bool checksums, std::optional<int> numa_node,
-             const std::string& pages, const std::string& memory_dir, std::uint64_t token_window) {
+             const std::string& pages, const std::string& memory_dir, std::uint64_t token_window,
+             const std::string& durability) {
             shmlog::LogOptions o;
             o.partitions = partitions;
             o.segment_size = segment_size;
@@ -387,12 +388,15 @@ PYBIND11_MODULE(shmlog, m) {
             o.pages = *kind;
             o.memory_dir = memory_dir;
             o.token_window = token_window;
+            auto d = shmlog::parse_durability(durability);
+            if (!d.ok()) throw py::value_error(d.status().message());
+            o.durability = *d;
             return PyLog{unwrap(shmlog::Log::create(path, o))};
           },
           py::arg("path"), py::arg("partitions") = 1, py::arg("segment_size") = 4u << 20, py::arg("ring_segments") = 16,
           py::arg("policy") = "backpressure", py::arg("max_record_size") = 1u << 20, py::arg("checksums") = false,
           py::arg("numa_node") = std::nullopt, py::arg("pages") = "normal", py::arg("memory_dir") = "",
-          py::arg("token_window") = 0)
+          py::arg("token_window") = 0, py::arg("durability") = "none")
       .def_static("open", [](const std::string& path) { return PyLog{unwrap(shmlog::Log::open(path))}; })
       .def_static("delete", [](const std::string& path) {
         shmlog::Status s = shmlog::Log::remove(path);
@@ -401,8 +405,13 @@ PYBIND11_MODULE(shmlog, m) {
       .def(
           "producer",
           [](PyLog& self, std::uint32_t partition, bool exclusive, double timeout, const std::string& name,
-             const std::string& producer_id, bool transactional) {
+             const std::string& producer_id, bool transactional, const std::string& acks) {
             shmlog::ProducerOptions o;
+            if (acks == "durable") {
+              o.acks = shmlog::ProducerOptions::Acks::kDurable;
+            } else if (acks != "memory") {
+              throw py::value_error("acks must be 'memory' or 'durable', got '" + acks + "'");
+            }
             o.partition = partition;
             o.exclusive = exclusive;
             o.backpressure_timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(timeout));
@@ -412,7 +421,7 @@ PYBIND11_MODULE(shmlog, m) {
             return PyProducer{std::make_shared<shmlog::Producer>(unwrap(self.get().producer(o)))};
           },
           py::arg("partition") = 0, py::arg("exclusive") = false, py::arg("timeout") = 10.0, py::arg("name") = "python",
-          py::arg("producer_id") = "", py::arg("transactional") = false)
+          py::arg("producer_id") = "", py::arg("transactional") = false, py::arg("acks") = "memory")
       .def(
           "consumer",
           [](PyLog& self, const std::string& group, const std::string& mode, std::uint32_t commit_every, py::object start,

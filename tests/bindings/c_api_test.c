@@ -92,6 +92,34 @@ static void count_record(void* context, const shmlog_record* r) {
   ++*(int*)context;
 }
 
+/* A durable log: appends acknowledged once durable, and the errors. */
+static int durable(const char* dir) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/durable-%d", dir, (int)getpid());
+  shmlog_log_options lo;
+  shmlog_log_options_init(&lo);
+  lo.segment_size = 64 * 1024;
+  lo.ring_segments = 2;
+  lo.max_record_size = 1024;
+  lo.durability = 7;
+  shmlog_log* log = NULL;
+  CHECK(shmlog_create(path, &lo, &log) == SHMLOG_INVALID_ARGUMENT, "bad durability refused");
+  lo.durability = 2;
+  CHECK(shmlog_create(path, &lo, &log) == SHMLOG_OK, "create durable (fsync)");
+  shmlog_producer_options po;
+  shmlog_producer_options_init(&po);
+  po.acks_durable = 1;
+  shmlog_producer* p = NULL;
+  CHECK(shmlog_producer_open(log, &po, &p) == SHMLOG_OK, "durable producer");
+  uint64_t offset = 0;
+  for (int i = 0; i < 3000; ++i) CHECK(shmlog_append(p, "durable", 7, &offset) == SHMLOG_OK, "durable append");
+  CHECK(shmlog_wait_durable(p, 0, offset + 1, 1000) == SHMLOG_OK, "wait_durable");
+  shmlog_producer_close(p);
+  shmlog_close(log);
+  CHECK(shmlog_delete(path) == SHMLOG_OK, "delete durable log");
+  return 0;
+}
+
 /* Producer ids, fencing, tokens and transactions through the C API. */
 static int exactly_once(const char* dir) {
   char path[600];
@@ -232,6 +260,7 @@ int main(int argc, char** argv) {
   shmlog_close(log);
   CHECK(shmlog_delete(path) == SHMLOG_OK, "delete");
   CHECK(exactly_once(dir) == 0, "exactly-once calls");
+  CHECK(durable(dir) == 0, "durable log calls");
   rmdir(plain);
   rmdir(dir);
   printf("c_api_test: all checks passed\n");

@@ -219,3 +219,18 @@ def test_producer_ids_transactions_and_tokens(path):
     assert [bytes(r.value) for r in committed.poll(10)] == [b"in txn"]
     with pytest.raises(ValueError, match="isolation"):
         log.consumer(isolation="serializable")
+
+
+def test_durable_log_keeps_records_in_segment_files(path):
+    with pytest.raises(ValueError, match="none, flush or fsync"):
+        small(path, durability="sometimes")
+    log = small(path, durability="fsync")
+    with pytest.raises(ValueError, match="'memory' or 'durable'"):
+        log.producer(acks="eventually")
+    p = log.producer(acks="durable")
+    for i in range(100):
+        p.append(b"durable-%d" % i)
+    segments = os.listdir(os.path.join(path, "partition-0"))
+    assert "00000000000000000000.seg" in segments
+    c = log.consumer()
+    assert [bytes(r.value) for r in c.poll(200)] == [b"durable-%d" % i for i in range(100)]

@@ -41,7 +41,9 @@ typedef enum shmlog_status {
   SHMLOG_PERMISSION_DENIED = 16,
   SHMLOG_INTERNAL = 17,            /* an unexpected failure inside shmlog */
   SHMLOG_FENCED = 18,              /* a newer instance of this producer id took over */
-  SHMLOG_DUPLICATE = 19            /* the sequence already reached the log; nothing written */
+  SHMLOG_DUPLICATE = 19,           /* the sequence already reached the log; nothing written */
+  SHMLOG_DISK_FULL = 20,           /* durable log: the segment files cannot grow, the ring is full */
+  SHMLOG_NOT_DURABLE = 21          /* not durable in time (or the log has no durability) */
 } shmlog_status;
 
 const char* shmlog_last_error(void);
@@ -68,6 +70,7 @@ typedef struct shmlog_log_options {
   uint32_t mode;           /* permission bits, e.g. 0600 */
   int checksums;
   uint64_t token_window;   /* uniqueness tokens remembered (0: none) */
+  uint32_t durability;     /* 0 none, 1 flush (segment files), 2 fsync (and fdatasync) */
 } shmlog_log_options;
 
 /* Fills `options` with the defaults (those of `shmlog create`). */
@@ -98,6 +101,7 @@ typedef struct shmlog_producer_options {
   const char* name;                /* may be NULL */
   const char* producer_id;         /* NULL or "": anonymous; else idempotent, fences older instances */
   int transactional;               /* with a producer_id: begin/commit/abort_transaction */
+  int acks_durable;                /* durable logs: append returns once the record is durable */
 } shmlog_producer_options;
 
 void shmlog_producer_options_init(shmlog_producer_options* options);
@@ -124,6 +128,10 @@ typedef struct shmlog_claim {
   uint64_t offset;
 } shmlog_claim;
 shmlog_status shmlog_claim_space(shmlog_producer* producer, size_t value_size, size_t key_size, shmlog_claim* claim);
+
+/* Durable logs: waits until the partition's records below `end` (an
+ * append's offset + 1) are durable; SHMLOG_NOT_DURABLE after `timeout_ms`. */
+shmlog_status shmlog_wait_durable(shmlog_producer* producer, uint32_t partition, uint64_t end, uint32_t timeout_ms);
 
 /* Exactly-once (see the C++ API). A re-sent record of a named producer
  * returns SHMLOG_DUPLICATE, a fenced instance SHMLOG_FENCED. */
