@@ -159,6 +159,17 @@ Status restore_checkpoint(LogState& s) {
   return {};
 }
 
+// True when a file's header page is all zeros (or the file is shorter).
+bool header_never_written(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  std::byte fields[io::kSegmentHeaderFields] = {};
+  const std::size_t n = std::fread(fields, 1, sizeof fields, f);
+  std::fclose(f);
+  (void)n;  // a short read leaves zeros
+  return std::all_of(std::begin(fields), std::end(fields), [](std::byte b) { return b == std::byte{0}; });
+}
+
 // Logs that have a keeper thread in this process (one per log).
 std::mutex g_keepers_mutex;
 std::set<std::uint64_t> g_keepers;
@@ -200,7 +211,9 @@ class Flusher {
   };
 
   void scan(std::uint32_t p);
-  io::SegmentFile* file_for(std::uint32_t p, std::uint64_t segment);
+  // The open file of a segment, created (and the directory synced, unless
+  // the caller does it) when missing.
+  io::SegmentFile* file_for(std::uint32_t p, std::uint64_t segment, bool sync_dir = true);
   void note_error(std::uint32_t p, int err) noexcept;
   bool wants_sync(const Part& part, std::uint64_t upto) const noexcept;
   void apply_retention(std::uint32_t p);
@@ -224,7 +237,7 @@ void Flusher::note_error(std::uint32_t p, int err) noexcept {
   parts_[p].retry_at = Clock::now() + kRetryAfterError;
 }
 
-io::SegmentFile* Flusher::file_for(std::uint32_t p, std::uint64_t segment) {
+io::SegmentFile* Flusher::file_for(std::uint32_t p, std::uint64_t segment, bool sync_dir) {
   Part& part = parts_[p];
   if (auto it = part.files.find(segment); it != part.files.end()) return &it->second;
   const std::string path = segment_path(s_, p, segment);
@@ -233,7 +246,7 @@ io::SegmentFile* Flusher::file_for(std::uint32_t p, std::uint64_t segment) {
                                                                                  {p, segment << s_.segment_shift,
                                                                                   s_.segment_size, s_.header->log_id,
                                                                                   now_realtime_ns()},
-                                                                                 s_.options.mode & 0666);
+                                                                                 s_.options.mode & 0666, sync_dir);
   if (!file.ok()) {
     note_error(p, file.status().code() == Status::Code::kNoSpace ? ENOSPC : EIO);
     return nullptr;
@@ -486,10 +499,21 @@ void Flusher::housekeeping(bool force) {
   for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
     Part& part = parts_[p];
     if (now < part.retry_at) continue;
-    // Preallocate the next segment's file ahead of need, and close files
-    // that are behind the written position and synced.
+    // Preallocate the next segments' files ahead of need (16 MiB, 1 to 4
+    // files; one directory sync for all), and close files that are behind
+    // the written position and synced.
     const std::uint64_t current = part.written >> s_.segment_shift;
-    (void)file_for(p, current + 1);
+    const std::uint64_t ahead = std::clamp<std::uint64_t>((16u << 20) / s_.segment_size, 1, 4);
+    bool created = false;
+    for (std::uint64_t k = 1; k <= ahead && now >= part.retry_at; ++k) {
+      if (part.files.count(current + k) != 0) continue;
+      created |= file_for(p, current + k, /*sync_dir=*/false) != nullptr;
+    }
+    if (created && !io::sync_directory(io::partition_directory(s_.path, p)).ok()) {
+      // Files not known to be on disk may not take writes: close them.
+      note_error(p, EIO);
+      for (std::uint64_t k = 1; k <= ahead; ++k) part.files.erase(current + k);
+    }
     for (auto it = part.files.begin(); it != part.files.end() && it->first < current;) {
       if (part.dirty.count(it->first) != 0) break;
       it = part.files.erase(it);
@@ -541,22 +565,25 @@ Status keep(const LogState& s, const std::atomic<bool>& stop) {
   Flusher flusher(s, std::move(ring).value());
   auto keeper_seq = atomic(s.header->keeper_seq);
   auto keeper_waiters = atomic(s.header->keeper_waiters);
-  std::uint32_t idle_rounds = 0;
+  auto last_waited_on = Clock::time_point{};  // when a producer last waited for durability
   while (!stop.load(std::memory_order_acquire)) {
     const bool moved = flusher.round();
     flusher.housekeeping(false);
-    if (moved) {
-      idle_rounds = 0;
+    if (atomic(s.header->durable_waiters).load(std::memory_order_acquire) != 0) last_waited_on = Clock::now();
+    if (moved) continue;
+    // While producers wait for durability, their next request is due soon:
+    // look again without sleeping (a futex wake-up costs more than a sync's
+    // share of the wait). Yield, so that they run.
+    if (Clock::now() - last_waited_on < std::chrono::microseconds(500)) {
+      shm::yield_now();
       continue;
     }
-    // Idle: park until a producer asks for a sync, or a short timeout (new
-    // records are found by polling: producers never pay to wake the keeper).
+    // Idle: park until a producer asks (a durable wait, or ring space), or
+    // a millisecond passes (new records are found by polling: producers
+    // that do not wait never pay to wake the keeper).
     keeper_waiters.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t seen = keeper_seq.load(std::memory_order_seq_cst);
-    if (!flusher.has_work()) {
-      const auto nap = ++idle_rounds < 100 ? std::chrono::microseconds(200) : std::chrono::microseconds(2000);
-      shm::futex_wait(&s.header->keeper_seq, seen, nap);
-    }
+    if (!flusher.has_work()) shm::futex_wait(&s.header->keeper_seq, seen, std::chrono::milliseconds(1));
     keeper_waiters.fetch_sub(1, std::memory_order_seq_cst);
   }
   // Leave nothing committed behind: write and sync it all, checkpoint.
@@ -576,7 +603,12 @@ std::unique_ptr<Keeper> Keeper::start(const LogState& log) {
 }
 
 Keeper::Keeper(const LogState& log) : log_(log), pid_(::getpid()) {
-  thread_ = std::thread([this] { (void)keep(log_, stop_); });
+  thread_ = std::thread([this] {
+    // Background duty inside an application: an application thread waking
+    // on this core runs first (`shmlog keeper` runs at normal priority).
+    (void)shm::lower_thread_priority(10);
+    (void)keep(log_, stop_);
+  });
 }
 
 Keeper::~Keeper() {
@@ -634,6 +666,16 @@ Status recover_from_disk(LogState& s) {
     if (bases->empty()) continue;
     // The tail: the end of the last good record of the last file that has
     // one. A torn tail after it is zeroed; files past it hold nothing.
+    // A segment file created just before the crash may have its name on
+    // disk but not its header: it never held a durable byte (the first
+    // data sync writes the header too). Such files go.
+    while (!bases->empty()) {
+      const std::string path = dir + "/" + io::segment_file_name(bases->back());
+      if (!header_never_written(path)) break;
+      SHMLOG_RETURN_IF_ERROR(io::remove_file(path));
+      bases->pop_back();
+    }
+    if (bases->empty()) continue;
     std::uint64_t tail = bases->front();
     for (auto it = bases->rbegin(); it != bases->rend(); ++it) {
       const std::string path = dir + "/" + io::segment_file_name(*it);

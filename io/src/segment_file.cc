@@ -137,7 +137,7 @@ Result<std::vector<std::uint64_t>> list_segment_files(const std::string& partiti
 }
 
 Result<SegmentFile> SegmentFile::create(const std::string& partition_dir, const SegmentFileHeader& header,
-                                        std::uint32_t mode) {
+                                        std::uint32_t mode, bool sync_dir) {
   if (::mkdir(partition_dir.c_str(), 0700 | (mode & 0070) | ((mode & 0060) ? 0010 : 0)) != 0 && errno != EEXIST) {
     return Status::from_errno("creating " + partition_dir, errno);
   }
@@ -162,9 +162,11 @@ Result<SegmentFile> SegmentFile::create(const std::string& partition_dir, const 
   }
   Status s = pwrite_all(fd, fields, sizeof fields, 0, tmp);
   if (!s.ok()) return fail(std::move(s));
-  if (::fdatasync(fd) != 0) return fail(Status::from_errno("syncing " + tmp, errno));
+  // No sync of the header here: the first fdatasync of the file's data
+  // writes it too, and until then the file holds nothing durable (recovery
+  // drops a segment file whose header never reached the disk).
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(Status::from_errno("renaming " + tmp, errno));
-  Status synced = sync_directory(partition_dir);
+  Status synced = sync_dir ? sync_directory(partition_dir) : Status();
   if (!synced.ok()) {
     ::close(fd);
     return synced;

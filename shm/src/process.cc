@@ -5,11 +5,13 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -94,6 +96,15 @@ int futex_wake_all(std::uint32_t* word) noexcept {
 }
 
 void yield_now() noexcept { ::sched_yield(); }
+
+bool lower_thread_priority(int nice) noexcept {
+  // On Linux the nice value is per thread (PRIO_PROCESS with a thread id).
+  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  errno = 0;
+  const int current = ::getpriority(PRIO_PROCESS, tid);
+  if (current == -1 && errno != 0) return false;
+  return ::setpriority(PRIO_PROCESS, tid, std::min(19, current + nice)) == 0;
+}
 
 void sleep_for(std::chrono::nanoseconds duration) noexcept {
   struct timespec ts;

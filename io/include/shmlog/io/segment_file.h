@@ -53,10 +53,12 @@ Result<std::vector<std::uint64_t>> list_segment_files(const std::string& partiti
 class SegmentFile {
  public:
   // Creates the file whole or not at all: the header and the preallocated
-  // data region are written under a temporary name, synced and renamed into
-  // place. Out of space is kNoSpace naming the file.
+  // data region are written under a temporary name and renamed into place;
+  // the directory is synced unless `sync_directory` is false (the caller
+  // syncs it once for several files). Out of space is kNoSpace naming the
+  // file.
   static Result<SegmentFile> create(const std::string& partition_dir, const SegmentFileHeader& header,
-                                    std::uint32_t mode);
+                                    std::uint32_t mode, bool sync_directory = true);
   // Opens and checks the header (also against `expect_segment_size` when
   // non-zero); the file must hold the whole data region, unless
   // `extend_short` (recovery, writable): a file cut short after its header

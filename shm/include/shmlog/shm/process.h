@@ -41,6 +41,10 @@ inline void cpu_relax() noexcept {
 #endif
 }
 void yield_now() noexcept;
+// Lowers the calling thread's scheduling priority by `nice` steps (for
+// background threads: they then never delay an application thread that
+// wakes on the same core). Best effort: false if the OS refused.
+bool lower_thread_priority(int nice) noexcept;
 void sleep_for(std::chrono::nanoseconds duration) noexcept;
 // SIGKILL to the calling process: crash tests' "die right here".
 [[noreturn]] void kill_self() noexcept;
