@@ -522,6 +522,9 @@ void Flusher::housekeeping(bool force) {
   if (force || now >= next_retention_) {
     next_retention_ = now + kRetentionEvery;
     for (std::uint32_t p = 0; p < s_.options.partitions; ++p) apply_retention(p);
+    // Liveness sweep: producer slots, group members and preparations of
+    // dead processes are reaped even when no process opens the log.
+    sweep(s_);
   }
   if (force || now >= next_checkpoint_) {
     next_checkpoint_ = now + kCheckpointEvery;
