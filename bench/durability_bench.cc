@@ -2,7 +2,7 @@
 // same run, on the same file system (DIR), rounds interleaved, medians:
 //
 //  1. durable append latency (acks=durable, durability fsync, one producer)
-//     against a raw pwrite + fdatasync of the same size;
+//     against a raw pwrite + fdatasync of the same size, the two alternating;
 //  2. group commit: producers appending with acks=durable at once share
 //     fdatasyncs (fsyncs per record);
 //  3. persisted throughput of 64 KiB records (fsync every 8 MiB) against a
@@ -14,6 +14,9 @@
 //     keeper would measure the scheduler, not shmlog).
 //
 //   build/bench/shmlog_durability_bench [ROUNDS] [DIR] [THROUGHPUT_MIB]
+//   [SECTIONS]
+//
+// SECTIONS picks parts by number, e.g. "13" (default "1234").
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -78,7 +81,13 @@ struct Lat {
   double p50 = 0, p99 = 0;
 };
 
-Lat raw_fdatasync(std::size_t size, int count) {
+// Raw syncs and durable appends alternate, one of each per step, so that
+// both see the same disk: its latency drifts over seconds on a shared host.
+struct LatPair {
+  Lat raw, durable;
+};
+
+LatPair durable_vs_raw(std::size_t size, int count) {
   const std::string file = g_dir + "/shmlog-durability-bench-raw-" + std::to_string(::getpid());
   const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) die("cannot create " + file + ": " + std::strerror(errno));
@@ -86,22 +95,7 @@ Lat raw_fdatasync(std::size_t size, int count) {
   if (::posix_fallocate(fd, 0, static_cast<off_t>(total)) != 0) die("cannot preallocate " + file);
   (void)::fdatasync(fd);
   std::vector<char> buf(size, 'r');
-  Histogram h;
-  for (int i = 0; i < count; ++i) {
-    const auto t = Clock::now();
-    if (::pwrite(fd, buf.data(), size, static_cast<off_t>(std::uint64_t{size} * static_cast<std::uint64_t>(i))) !=
-        static_cast<ssize_t>(size)) {
-      die("pwrite failed");
-    }
-    if (::fdatasync(fd) != 0) die("fdatasync failed");
-    h.record(ns_since(t));
-  }
-  ::close(fd);
-  ::unlink(file.c_str());
-  return {static_cast<double>(h.percentile(50)), static_cast<double>(h.percentile(99))};
-}
 
-Lat durable_appends(std::size_t size, int count) {
   LogOptions o;
   o.durability = Durability::kFsync;
   TempLog t(o);
@@ -110,13 +104,26 @@ Lat durable_appends(std::size_t size, int count) {
   auto p = must(t.log.producer(po));
   std::vector<std::byte> value(size, std::byte{'d'});
   for (int i = 0; i < 50; ++i) (void)p.append(value);  // the keeper takes its lease, files exist
-  Histogram h;
+
+  Histogram raw, durable;
   for (int i = 0; i < count; ++i) {
-    const auto start = Clock::now();
+    auto start = Clock::now();
+    if (::pwrite(fd, buf.data(), size, static_cast<off_t>(std::uint64_t{size} * static_cast<std::uint64_t>(i))) !=
+        static_cast<ssize_t>(size)) {
+      die("pwrite failed");
+    }
+    if (::fdatasync(fd) != 0) die("fdatasync failed");
+    raw.record(ns_since(start));
+    start = Clock::now();
     if (!p.append(value)) die("durable append failed");
-    h.record(ns_since(start));
+    durable.record(ns_since(start));
   }
-  return {static_cast<double>(h.percentile(50)), static_cast<double>(h.percentile(99))};
+  ::close(fd);
+  ::unlink(file.c_str());
+  const auto lat = [](const Histogram& h) {
+    return Lat{static_cast<double>(h.percentile(50)), static_cast<double>(h.percentile(99))};
+  };
+  return {lat(raw), lat(durable)};
 }
 
 // ---------------------------------------------------------- 2. group commit
@@ -233,7 +240,7 @@ Lat consumer_latency(Durability d, std::chrono::microseconds fsync_interval, std
   std::atomic<bool> stop_keeper{false};
   std::thread keeper;
   if (d != Durability::kNone) {
-    t.log = must(Log::create_in_memory({}));  // hands the lease back ...
+    t.log = must(Log::create_in_memory({}));             // hands the lease back ...
     t.log = must(Log::open(t.path, {.keeper = false}));  // ... to a pinned keeper
     keeper = std::thread([&] {
       if (!pin_current_thread(0).ok()) die("cannot pin the keeper to core 0");
@@ -262,18 +269,19 @@ Lat consumer_latency(Durability d, std::chrono::microseconds fsync_interval, std
   });
   Histogram h;
   std::thread consumer([&] {
-  auto c = must(t.log.consumer({.wait = WaitStrategy::spin(), .core = last_core}));
-  std::uint64_t seen = 0;
-  while (!done.load(std::memory_order_acquire) || seen == 0) {
-    c.poll(
-        [&](const Record& r) {
-          std::int64_t sent;
-          std::memcpy(&sent, r.value.data(), sizeof sent);
-          const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-          if (++seen > rate / 10) h.record(static_cast<std::uint64_t>(now - sent));  // after a warm-up
-        },
-        64);
-  }
+    auto c = must(t.log.consumer({.wait = WaitStrategy::spin(), .core = last_core}));
+    std::uint64_t seen = 0;
+    while (!done.load(std::memory_order_acquire) || seen == 0) {
+      c.poll(
+          [&](const Record& r) {
+            std::int64_t sent;
+            std::memcpy(&sent, r.value.data(), sizeof sent);
+            const auto now =
+                std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+            if (++seen > rate / 10) h.record(static_cast<std::uint64_t>(now - sent));  // after a warm-up
+          },
+          64);
+    }
   });
   producer.join();
   consumer.join();
@@ -290,41 +298,57 @@ int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::max(1, std::atoi(argv[1])) : 3;
   if (argc > 2) g_dir = argv[2];
   const std::uint64_t mib = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 256;
+  const std::string sections = argc > 4 ? argv[4] : "1234";
+  if (sections.find_first_not_of("1234") != std::string::npos) die("SECTIONS takes the digits 1 to 4, not " + sections);
+  const auto runs = [&](char section) { return sections.find(section) != std::string::npos; };
   std::printf("# shmlog durability: %d round(s), files in %s, %s\n", rounds, g_dir.c_str(),
               shmlog::bench::host_summary().c_str());
 
   std::vector<double> raw50, raw99, dur50, dur99;
-  for (int r = 0; r < rounds; ++r) {
-    const Lat raw = raw_fdatasync(256, 1000);
-    const Lat dur = durable_appends(256, 1000);
+  for (int r = 0; r < rounds && runs('1'); ++r) {
+    const auto [raw, dur] = durable_vs_raw(256, 1000);
     raw50.push_back(raw.p50), raw99.push_back(raw.p99), dur50.push_back(dur.p50), dur99.push_back(dur.p99);
   }
-  std::printf("\n1. durable append, 256 B, one producer (acks=durable, fsync)\n");
-  std::printf("   raw pwrite+fdatasync  p50 %9.1f us  p99 %9.1f us\n", median(raw50) / 1e3, median(raw99) / 1e3);
-  std::printf("   shmlog durable append p50 %9.1f us  p99 %9.1f us   p50 ratio %.2fx (target <= 1.3x)\n",
-              median(dur50) / 1e3, median(dur99) / 1e3, median(dur50) / median(raw50));
+  if (runs('1')) {
+    std::printf("\n1. durable append, 256 B, one producer (acks=durable, fsync)\n");
+    std::printf("   raw pwrite+fdatasync  p50 %9.1f us  p99 %9.1f us\n", median(raw50) / 1e3, median(raw99) / 1e3);
+    std::printf(
+        "   shmlog durable append p50 %9.1f us  p99 %9.1f us   p50 "
+        "ratio %.2fx (target <= 1.3x)\n",
+        median(dur50) / 1e3, median(dur99) / 1e3, median(dur50) / median(raw50));
+  }
 
-  std::printf("\n2. group commit: producers appending with acks=durable at once (256 B, 500 each)\n");
-  for (int producers : {1, 4, 16}) {
-    std::vector<double> rate, per;
-    for (int r = 0; r < rounds; ++r) {
-      const Group g = group_commit(producers, 500);
-      rate.push_back(g.records_per_s);
-      per.push_back(g.fsyncs_per_record);
+  if (runs('2')) {
+    std::printf(
+        "\n2. group commit: producers appending with acks=durable at "
+        "once (256 B, 500 each)\n");
+    for (int producers : {1, 4, 16}) {
+      std::vector<double> rate, per;
+      for (int r = 0; r < rounds; ++r) {
+        const Group g = group_commit(producers, 500);
+        rate.push_back(g.records_per_s);
+        per.push_back(g.fsyncs_per_record);
+      }
+      std::printf(
+          "   %2d producer(s): %9.0f durable records/s, %.3f fsyncs "
+          "per record\n",
+          producers, median(rate), median(per));
     }
-    std::printf("   %2d producer(s): %9.0f durable records/s, %.3f fsyncs per record\n", producers, median(rate),
-                median(per));
   }
 
   std::vector<double> uring, persisted;
-  for (int r = 0; r < rounds; ++r) {
+  for (int r = 0; r < rounds && runs('3'); ++r) {
     uring.push_back(uring_writer_mib_s(mib << 20));
     persisted.push_back(log_persisted_mib_s(mib << 20));
   }
-  std::printf("\n3. persisted throughput, %" PRIu64 " MiB of 64 KiB records, fdatasync every 8 MiB\n", mib);
-  std::printf("   plain io_uring writer %8.1f MiB/s\n", median(uring));
-  std::printf("   shmlog durable log    %8.1f MiB/s   %.0f%% of the writer (target >= 80%%)\n", median(persisted),
-              100 * median(persisted) / median(uring));
+  if (runs('3')) {
+    std::printf("\n3. persisted throughput, %" PRIu64 " MiB of 64 KiB records, fdatasync every 8 MiB\n", mib);
+    std::printf("   plain io_uring writer %8.1f MiB/s\n", median(uring));
+    std::printf(
+        "   shmlog durable log    %8.1f MiB/s   %.0f%% of the writer "
+        "(target >= 80%%)\n",
+        median(persisted), 100 * median(persisted) / median(uring));
+  }
 
   struct Setting {
     const char* name;
@@ -337,17 +361,22 @@ int main(int argc, char** argv) {
                               {"fsync every flush", shmlog::Durability::kFsync, {}}};
   constexpr std::size_t kSettings = std::size(settings);
   std::vector<double> p50[kSettings], p99[kSettings];
-  for (int r = 0; r < rounds; ++r) {
+  for (int r = 0; r < rounds && runs('4'); ++r) {
     for (std::size_t i = 0; i < kSettings; ++i) {
       const Lat l = consumer_latency(settings[i].durability, settings[i].interval, 2000, 3);
       p50[i].push_back(l.p50);
       p99[i].push_back(l.p99);
     }
   }
-  std::printf("\n4. memory-only consumer (spinning, last core), 64 B at 2 000/s, producer -> consumer latency\n");
+  if (!runs('4')) return 0;
+  std::printf(
+      "\n4. memory-only consumer (spinning, last core), 64 B at 2 "
+      "000/s, producer -> consumer latency\n");
   for (std::size_t i = 0; i < kSettings; ++i) {
-    std::printf("   durability %-18s p50 %8.0f ns  p99 %9.0f ns   p99 ratio %.2fx (target <= 1.2x)\n", settings[i].name,
-                median(p50[i]), median(p99[i]), median(p99[i]) / median(p99[0]));
+    std::printf(
+        "   durability %-18s p50 %8.0f ns  p99 %9.0f ns   p99 ratio "
+        "%.2fx (target <= 1.2x)\n",
+        settings[i].name, median(p50[i]), median(p99[i]), median(p99[i]) / median(p99[0]));
   }
   return 0;
 }

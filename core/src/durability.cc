@@ -32,6 +32,10 @@ constexpr auto kLeaseCheck = std::chrono::milliseconds(100);
 constexpr auto kCheckpointEvery = std::chrono::milliseconds(100);
 constexpr auto kRetentionEvery = std::chrono::milliseconds(1000);
 constexpr auto kRetryAfterError = std::chrono::milliseconds(50);
+// A round a producer waits on with at most this much to do runs inline
+// (pwrite, fdatasync) rather than through io_uring (see io::run_inline).
+constexpr std::size_t kInlineOps = 4;
+constexpr std::uint64_t kInlineBytes = 64u << 10;
 
 std::string segment_path(const LogState& s, std::uint32_t p, std::uint64_t segment) {
   return io::partition_directory(s.path, p) + "/" + io::segment_file_name(segment << s.segment_shift);
@@ -321,6 +325,7 @@ bool Flusher::round() {
   op_end_.clear();
   const auto now = Clock::now();
   std::vector<bool> syncing(s_.options.partitions, false);
+  bool any_asked = false;  // a producer waits for a sync
   for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
     Part& part = parts_[p];
     if (now < part.retry_at) continue;
@@ -347,6 +352,7 @@ bool Flusher::round() {
     }
     const std::uint64_t upto = from;
     const bool asked = atomic(s_.partition(p).sync_request).load(std::memory_order_acquire) > part.durable;
+    any_asked |= asked;
     if (s_.options.durability == Durability::kFsync && upto > part.durable && (asked || wants_sync(part, upto))) {
       syncing[p] = true;
       // Each file's writes are linked to its sync; files only dirty from
@@ -376,7 +382,14 @@ bool Flusher::round() {
     }
   }
   if (ops_.empty()) return false;
-  Status ran = ring_.run(ops_);
+  std::uint64_t bytes = 0;
+  for (const io::IoOp& op : ops_) bytes += op.size;
+  Status ran;
+  if (any_asked && ops_.size() <= kInlineOps && bytes <= kInlineBytes) {
+    io::run_inline(ops_);
+  } else {
+    ran = ring_.run(ops_);
+  }
   if (!ran.ok()) {
     for (std::uint32_t p = 0; p < s_.options.partitions; ++p) note_error(p, EIO);
     return false;
@@ -568,22 +581,15 @@ Status keep(const LogState& s, const std::atomic<bool>& stop) {
   Flusher flusher(s, std::move(ring).value());
   auto keeper_seq = atomic(s.header->keeper_seq);
   auto keeper_waiters = atomic(s.header->keeper_waiters);
-  auto last_waited_on = Clock::time_point{};  // when a producer last waited for durability
   while (!stop.load(std::memory_order_acquire)) {
     const bool moved = flusher.round();
     flusher.housekeeping(false);
-    if (atomic(s.header->durable_waiters).load(std::memory_order_acquire) != 0) last_waited_on = Clock::now();
     if (moved) continue;
-    // While producers wait for durability, their next request is due soon:
-    // look again without sleeping (a futex wake-up costs more than a sync's
-    // share of the wait). Yield, so that they run.
-    if (Clock::now() - last_waited_on < std::chrono::microseconds(500)) {
-      shm::yield_now();
-      continue;
-    }
     // Idle: park until a producer asks (a durable wait, or ring space), or
     // a millisecond passes (new records are found by polling: producers
-    // that do not wait never pay to wake the keeper).
+    // that do not wait never pay to wake the keeper). Parked at once, not
+    // after yielding: a yielding keeper takes the core that a waiting
+    // producer or the sync needs (bench/durability_bench.cc part 1).
     keeper_waiters.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t seen = keeper_seq.load(std::memory_order_seq_cst);
     if (!flusher.has_work()) shm::futex_wait(&s.header->keeper_seq, seen, std::chrono::milliseconds(1));

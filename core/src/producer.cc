@@ -1405,11 +1405,11 @@ Errc ProducerState::wait_durable(std::uint32_t p, std::uint64_t end, std::chrono
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   auto waiters = atomic(s.header->durable_waiters);
   auto seq = atomic(s.header->durable_seq);
-  // A sync takes 0.1 to 10 ms, a futex wake-up ~50 us: the default backoff
-  // yields for up to a millisecond before it parks (spin and yield never
-  // park, block parks at once).
-  Waiter waiter(wait.kind == WaitStrategy::Kind::kBackoff ? WaitStrategy::yield() : wait);
-  const auto park_after = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+  // A sync takes 0.1 to 10 ms: the default backoff parks at once, since a
+  // waiter that yields competes with the keeper and the sync for a core (on
+  // 2 cores a durable append took 1.8x a raw fdatasync yielding, 1.1x
+  // parked; bench/durability_bench.cc part 1). Spin and yield never park.
+  Waiter waiter(wait);
   for (;;) {
     if (durable.load(std::memory_order_acquire) >= end) return Errc::kOk;
     const auto now = std::chrono::steady_clock::now();
@@ -1417,7 +1417,9 @@ Errc ProducerState::wait_durable(std::uint32_t p, std::uint64_t end, std::chrono
       return atomic(s.partition(p).flush_errno).load(std::memory_order_acquire) == ENOSPC ? Errc::kDiskFull
                                                                                            : Errc::kNotDurable;
     }
-    if (!waiter.idle(0) && (wait.kind != WaitStrategy::Kind::kBackoff || now < park_after)) continue;
+    if (wait.kind != WaitStrategy::Kind::kBackoff && wait.kind != WaitStrategy::Kind::kBlock && !waiter.idle(0)) {
+      continue;
+    }
     // Park until the keeper publishes (it wakes us when waiters > 0).
     waiters.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t seen = seq.load(std::memory_order_seq_cst);

@@ -1,6 +1,7 @@
 #include "shmlog/io/uring.h"
 
 #include <liburing.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -76,6 +77,29 @@ Status Uring::run(std::span<IoOp> ops) {
     next = end;
   }
   return {};
+}
+
+void run_inline(std::span<IoOp> ops) noexcept {
+  bool cancel = false;  // the previous op was linked and failed
+  for (IoOp& op : ops) {
+    if (cancel) {
+      op.result = -ECANCELED;
+    } else if (op.kind == IoOp::Kind::kWrite) {
+      ssize_t rc;
+      do {
+        rc = ::pwrite(op.fd, op.data, op.size, static_cast<off_t>(op.offset));
+      } while (rc < 0 && errno == EINTR);
+      op.result = rc < 0 ? -errno : static_cast<int>(rc);
+    } else {
+      int rc;
+      do {
+        rc = ::fdatasync(op.fd);
+      } while (rc < 0 && errno == EINTR);
+      op.result = rc < 0 ? -errno : 0;
+    }
+    const bool failed = op.result < 0 || (op.kind == IoOp::Kind::kWrite && op.result != static_cast<int>(op.size));
+    cancel = op.link && failed;
+  }
 }
 
 }  // namespace shmlog::io
