@@ -191,6 +191,14 @@ class Flusher {
       part.written = atomic(ph.written_position).load(std::memory_order_acquire);
       part.durable = atomic(ph.durable_position).load(std::memory_order_acquire);
       part.scanned = part.written;
+      // A keeper before this one may have written past the durable offset
+      // without syncing: those files are dirty until this one syncs them.
+      if (part.written > part.durable) {
+        for (std::uint64_t g = part.durable >> s.segment_shift; g <= (part.written - 1) >> s.segment_shift; ++g) {
+          part.dirty.insert(g);
+        }
+        part.oldest_unsynced = Clock::now();
+      }
     }
   }
 
@@ -453,7 +461,10 @@ bool Flusher::round() {
   }
   if (moved) {
     // Producers waiting for ring space or for durability, readers of
-    // durable records: wake whoever sleeps (seq_cst: after the stores above).
+    // durable records: wake whoever sleeps. The fence keeps the loads of the
+    // waiter counts after the release stores above (a waiter counts itself,
+    // then looks at the offsets).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (atomic(s_.header->space_waiters).load(std::memory_order_seq_cst) != 0) s_.wake_producers();
     if (atomic(s_.header->durable_waiters).load(std::memory_order_seq_cst) != 0) {
       atomic(s_.header->durable_seq).fetch_add(1, std::memory_order_seq_cst);

@@ -363,6 +363,42 @@ TEST(Durability, KeeperKilledAnotherProcessTakesOver) {
   EXPECT_EQ(info.partitions[0].durable_offset, info.partitions[0].end_offset);
 }
 
+// A keeper killed after it wrote records but before it synced them: the
+// next keeper syncs those files before it calls the records durable, even
+// when nothing new arrives.
+TEST(Durability, KeeperTakingOverSyncsWhatTheLastOneWroteUnsynced) {
+  test::TempLogPath path;
+  LogOptions o = durable();
+  o.fsync_interval = std::chrono::minutes(10);
+  { auto created = Log::create(path.str(), o).value(); }
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const auto keeper = test::spawn([&] {
+    auto log = Log::open(path.str()).value();
+    auto p = log.producer().value();
+    AppendResult last;
+    for (int i = 0; i < 300; ++i) last = p.append(as_bytes(value_of(i)));
+    // Written (the keeper polls), not synced (the interval is long).
+    while (log.info().partitions[0].written_offset <= last.offset) std::this_thread::sleep_for(1ms);
+    if (log.info().partitions[0].durable_offset > 0) return 1;
+    char c = 'w';
+    if (::write(ready[1], &c, 1) != 1) return 1;
+    for (;;) std::this_thread::sleep_for(1s);
+  });
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  ::kill(static_cast<pid_t>(keeper), SIGKILL);
+  EXPECT_EQ(test::join(keeper), 128 + SIGKILL);
+  auto log = Log::open(path.str()).value();
+  const std::uint64_t end = log.info().partitions[0].end_offset;
+  ASSERT_GT(end, 0u);
+  auto p = log.producer().value();
+  EXPECT_EQ(p.wait_durable(0, end, 10s), Errc::kOk);
+  EXPECT_EQ(log.info().partitions[0].durable_offset, end);
+}
+
 // With a long fsync interval nothing is durable until a producer asks; a
 // read_durable consumer sees only what is.
 TEST(Durability, ReadDurableSeesOnlyDurableRecords) {
