@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 
@@ -173,10 +172,6 @@ bool header_never_written(const std::string& path) {
   (void)n;  // a short read leaves zeros
   return std::all_of(std::begin(fields), std::end(fields), [](std::byte b) { return b == std::byte{0}; });
 }
-
-// Logs that have a keeper thread in this process (one per log).
-std::mutex g_keepers_mutex;
-std::set<std::uint64_t> g_keepers;
 
 // ---------------------------------------------------------------------------
 // The flusher: writes each partition's committed prefix from the ring into
@@ -616,11 +611,7 @@ Status keep(const LogState& s, const std::atomic<bool>& stop) {
   return {};
 }
 
-std::unique_ptr<Keeper> Keeper::start(const LogState& log) {
-  std::lock_guard<std::mutex> lock(g_keepers_mutex);
-  if (!g_keepers.insert(log.header->log_id).second) return nullptr;
-  return std::unique_ptr<Keeper>(new Keeper(log));
-}
+std::unique_ptr<Keeper> Keeper::start(const LogState& log) { return std::unique_ptr<Keeper>(new Keeper(log)); }
 
 Keeper::Keeper(const LogState& log) : log_(log), pid_(::getpid()) {
   thread_ = std::thread([this] {
@@ -640,8 +631,6 @@ Keeper::~Keeper() {
   atomic(log_.header->keeper_seq).fetch_add(1, std::memory_order_seq_cst);
   shm::futex_wake_all(&log_.header->keeper_seq);
   thread_.join();
-  std::lock_guard<std::mutex> lock(g_keepers_mutex);
-  g_keepers.erase(log_.header->log_id);
 }
 
 void request_sync(const LogState& s, std::uint32_t p, std::uint64_t end) noexcept {

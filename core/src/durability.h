@@ -13,12 +13,11 @@
 
 namespace shmlog::detail {
 
-// This process's keeper thread for one log: it waits for the lease (taking
-// it when free or when its holder died), then runs the keeper until the
-// log's last handle in this process goes away. One per log per process.
+// A keeper thread for one handle of a log: it waits for the lease (taking
+// it when free, when its holder died, or when another handle in this
+// process let it go), then runs the keeper until the handle goes away.
 class Keeper {
  public:
-  // Starts a keeper for `log` unless this process already runs one for it.
   static std::unique_ptr<Keeper> start(const LogState& log);
   Keeper(const Keeper&) = delete;
   Keeper& operator=(const Keeper&) = delete;

@@ -399,6 +399,26 @@ TEST(Durability, KeeperTakingOverSyncsWhatTheLastOneWroteUnsynced) {
   EXPECT_EQ(log.info().partitions[0].durable_offset, end);
 }
 
+// Two handles of one log in one process: closing the one whose keeper holds
+// the lease hands the keeping to the other's.
+TEST(Durability, ClosingOneOfTwoHandlesLeavesTheLogKept) {
+  test::TempLogPath path;
+  auto first = Log::create(path.str(), durable()).value();
+  auto second = Log::open(path.str()).value();
+  while (!first.info().keeper_alive) std::this_thread::sleep_for(1ms);
+  first = Log::create_in_memory({}).value();  // closes the first handle
+  ProducerOptions po;
+  po.acks = ProducerOptions::Acks::kDurable;
+  po.durable_timeout = 10s;
+  auto p = second.producer(po).value();
+  // Four rings' worth: the ring is reused only after the keeper wrote it.
+  const std::string value(1000, 'v');
+  for (int i = 0; i < 4 * 2 * 64; ++i) ASSERT_TRUE(p.append(as_bytes(value))) << i;
+  const auto info = second.info();
+  EXPECT_TRUE(info.keeper_alive);
+  EXPECT_EQ(info.partitions[0].durable_offset, info.partitions[0].end_offset);
+}
+
 // With a long fsync interval nothing is durable until a producer asks; a
 // read_durable consumer sees only what is.
 TEST(Durability, ReadDurableSeesOnlyDurableRecords) {
