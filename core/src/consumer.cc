@@ -97,7 +97,9 @@ struct ConsumerState {
   format::OffsetSlot& slot(const Part& part) const { return log->offset_slot(part.partition, group); }
 
   enum class Read : std::uint8_t { kRecord, kNone };
-  Read read_at(Part& part, std::uint64_t& position, Record* out) noexcept;
+  // `stay_in_file`: records already handed out view the segment file copy
+  // (a batch): stop at its end rather than load the next over it.
+  Read read_at(Part& part, std::uint64_t& position, Record* out, bool stay_in_file = false) noexcept;
   bool is_duplicate(Part& part, const Record& r) noexcept;
   enum class Txn : std::uint8_t { kCommitted, kAborted, kOpen };
   Txn outcome(Part& part, std::uint64_t position, std::uint16_t id, std::uint16_t epoch) noexcept;
@@ -317,7 +319,8 @@ bool ConsumerState::still_valid(const Part& part, std::uint64_t position) const 
   return format::segment_index(atomic(*const_cast<std::uint64_t*>(word)).load(std::memory_order_acquire)) == segment;
 }
 
-ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, Record* out) noexcept {
+ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, Record* out,
+                                           bool stay_in_file) noexcept {
   const LogState& s = *log;
   const std::uint32_t p = part.partition;
   // Fast path: a committed data record without checksum in the validated segment.
@@ -339,6 +342,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
     }
     const std::uint64_t segment = position >> s.segment_shift;
     if (segment != part.segment) {
+      if (stay_in_file && part.descriptor == nullptr) return Read::kNone;
       const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
       const std::uint64_t held = format::segment_index(w);
       if (held > segment) {
@@ -476,7 +480,7 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
       const std::size_t want = std::min({max - delivered, std::size_t{commit_every}, kBatch});
       std::size_t count = 0;
       std::uint64_t position = part.position;
-      while (count < want && read_at(part, position, &batch[count]) == Read::kRecord) {
+      while (count < want && read_at(part, position, &batch[count], count > 0) == Read::kRecord) {
         position = batch[count].next_offset;
         ++count;
       }

@@ -141,12 +141,14 @@ TEST(Durability, NotDurableAndBadOptionsAreClearErrors) {
 // The acceptance test: a group stopped while ten rings' worth of
 // records are produced resumes and reads every record once, in order,
 // crossing from the segment files back into the ring.
-TEST(Durability, StoppedGroupReadsTenRingsFromDiskThenRejoinsTheRing) {
+void stopped_group_reads_ten_rings_then_rejoins(DeliveryMode mode) {
   test::TempLogPath path;
   LogOptions o = durable(Durability::kFlush);
   auto log = Log::create(path.str(), o).value();
   ConsumerOptions co;
   co.group = "slow";
+  co.mode = mode;
+  co.commit_every = 200;  // at-most-once: batches of up to 200 records
   { auto joined = log.consumer(co).value(); }  // the group exists, committed at 0
   auto p = log.producer().value();
   const std::uint64_t ring = o.segment_size * o.ring_segments;
@@ -177,6 +179,16 @@ TEST(Durability, StoppedGroupReadsTenRingsFromDiskThenRejoinsTheRing) {
   std::vector<std::string> more;
   c.poll_wait([&](const Record& rec) { more.push_back(test::bytes_to_string(rec.value)); }, 16, 2s);
   ASSERT_EQ(more, std::vector<std::string>{value_of(n)});
+}
+
+TEST(Durability, StoppedGroupReadsTenRingsFromDiskThenRejoinsTheRing) {
+  stopped_group_reads_ten_rings_then_rejoins(DeliveryMode::kAtLeastOnce);
+}
+
+// At-most-once hands records out in batches: a batch from a segment file
+// ends with the file, so the next file's copy never overwrites it.
+TEST(Durability, StoppedGroupAtMostOnceReadsTenRingsFromDiskThenRejoinsTheRing) {
+  stopped_group_reads_ten_rings_then_rejoins(DeliveryMode::kAtMostOnce);
 }
 
 // Acknowledged-durable records survive a host crash: a child appends with
