@@ -675,19 +675,18 @@ Status recover_from_disk(LogState& s) {
     if (bases->empty()) continue;
     // The tail: the end of the last good record of the last file that has
     // one. A torn tail after it is zeroed; files past it hold nothing.
-    // A segment file created just before the crash may have its name on
-    // disk but not its header: it never held a durable byte (the first
-    // data sync writes the header too). Such files go.
-    while (!bases->empty()) {
-      const std::string path = dir + "/" + io::segment_file_name(bases->back());
-      if (!header_never_written(path)) break;
-      SHMLOG_RETURN_IF_ERROR(io::remove_file(path));
-      bases->pop_back();
-    }
-    if (bases->empty()) continue;
+    // A segment file created ahead of need may have its name on disk but
+    // not its header (the header is synced with the file's first data):
+    // past the tail, such a file never held a durable byte. It goes.
     std::uint64_t tail = bases->front();
+    std::vector<std::uint64_t> gone;
     for (auto it = bases->rbegin(); it != bases->rend(); ++it) {
       const std::string path = dir + "/" + io::segment_file_name(*it);
+      if (header_never_written(path)) {
+        SHMLOG_RETURN_IF_ERROR(io::remove_file(path));
+        gone.push_back(*it);
+        continue;
+      }
       {  // A file cut short (a crash while the file system extended it) reads as zeros past its end.
         auto file = io::SegmentFile::open(path, /*writable=*/true, s.segment_size, /*extend_short=*/true);
         if (!file.ok()) return std::move(file).status();
@@ -704,6 +703,8 @@ Status recover_from_disk(LogState& s) {
         break;
       }
     }
+    std::erase_if(*bases, [&](std::uint64_t base) { return std::find(gone.begin(), gone.end(), base) != gone.end(); });
+    if (bases->empty()) continue;
     auto& ph = s.partition(p);
     const std::uint64_t first = bases->front();
     const std::uint64_t tail_segment = tail >> s.segment_shift;

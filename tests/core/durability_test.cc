@@ -264,6 +264,37 @@ TEST(Durability, GroupsResumeFromTheirCheckpointedOffsetAfterHostCrash) {
   EXPECT_EQ(got.front(), value_of(120));
 }
 
+// Files made ahead of need whose headers never reached the disk, before one
+// whose header did: recovery drops them and opens the log.
+TEST(Durability, PreallocatedFilesWithoutHeadersAfterTheTailAreDropped) {
+  test::TempLogPath path;
+  {
+    auto log = Log::create(path.str(), durable()).value();
+    ProducerOptions po;
+    po.acks = ProducerOptions::Acks::kDurable;
+    auto p = log.producer(po).value();
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
+  }
+  const std::string dir = io::partition_directory(path.str(), 0);
+  auto bases = io::list_segment_files(dir).value();
+  ASSERT_GE(bases.size(), 3u);  // the tail's file and at least two made ahead
+  ASSERT_EQ(bases[0], 0u);
+  {  // The first file made ahead lost its header; the second kept its own.
+    std::fstream f(dir + "/" + io::segment_file_name(bases[1]), std::ios::in | std::ios::out | std::ios::binary);
+    const std::string zeros(io::kSegmentHeaderSize, '\0');
+    f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  lose_shared_memory(path.str());
+  auto log = Log::open(path.str());
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  std::vector<std::string> expected;
+  for (int i = 0; i < 20; ++i) expected.push_back(value_of(i));
+  EXPECT_EQ(read_all(*log, 20, nullptr, true), expected);
+  const std::uint64_t end = log->info().partitions[0].end_offset;
+  auto p = log->producer().value();  // and appends go on after them
+  EXPECT_EQ(p.append(as_bytes("next")).offset, end);
+}
+
 // Every byte position of the last records, zeroed from there on (a torn
 // write) or flipped (a corrupt sector), and the file cut short: opening
 // never crashes, delivers no damaged record, and keeps every record before
