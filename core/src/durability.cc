@@ -395,6 +395,9 @@ bool Flusher::round() {
   }
   if (!ran.ok()) {
     for (std::uint32_t p = 0; p < s_.options.partitions; ++p) note_error(p, EIO);
+    // Nothing of this round is published; the next goes to a fresh ring
+    // (and writes the same bytes again: they stay in the ring until then).
+    if (auto fresh = io::Uring::create(ring_.depth()); fresh.ok()) ring_ = std::move(fresh).value();
     return false;
   }
   bool moved = false;

@@ -11,6 +11,8 @@ namespace shmlog::io {
 struct Uring::Ring {
   struct io_uring ring {};
   bool live = false;
+  bool broken = false;         // an error left work in it: make a new one
+  std::uint32_t generation = 0;  // tags completions with the run() they belong to
   ~Ring() {
     if (live) io_uring_queue_exit(&ring);
   }
@@ -32,7 +34,10 @@ Result<Uring> Uring::create(unsigned depth) {
 }
 
 Status Uring::run(std::span<IoOp> ops) {
+  if (ring_->broken) return Status(Status::Code::kIoError, "io_uring left unusable by an earlier error");
   io_uring* ring = &ring_->ring;
+  const std::uint64_t generation = ++ring_->generation;
+  for (IoOp& op : ops) op.result = -ECANCELED;
   std::size_t next = 0;
   while (next < ops.size()) {
     // Take whole chains while they fit.
@@ -44,35 +49,54 @@ Status Uring::run(std::span<IoOp> ops) {
       if (chain_end - next > depth_ && end > next) break;
       end = chain_end;
     }
-    for (std::size_t i = next; i < end; ++i) {
-      IoOp& op = ops[i];
+    std::size_t prepared = next;
+    for (; prepared < end; ++prepared) {
+      IoOp& op = ops[prepared];
       io_uring_sqe* sqe = io_uring_get_sqe(ring);
-      if (sqe == nullptr) return Status(Status::Code::kIoError, "io_uring submission queue full");
+      if (sqe == nullptr) break;  // cannot happen: every run() drains what it submitted
       if (op.kind == IoOp::Kind::kWrite) {
         io_uring_prep_write(sqe, op.fd, op.data, op.size, op.offset);
       } else {
         io_uring_prep_fsync(sqe, op.fd, IORING_FSYNC_DATASYNC);
       }
       // A chain stops at the batch end (the last op's link is dropped).
-      if (op.link && i + 1 < end) sqe->flags |= IOSQE_IO_LINK;
-      io_uring_sqe_set_data64(sqe, i);
-      op.result = -ECANCELED;
+      if (op.link && prepared + 1 < end) sqe->flags |= IOSQE_IO_LINK;
+      io_uring_sqe_set_data64(sqe, generation << 32 | prepared);
     }
-    std::size_t pending = end - next;
-    int rc;
-    do {
-      rc = io_uring_submit_and_wait(ring, static_cast<unsigned>(pending));
-    } while (rc == -EINTR);
-    if (rc < 0) return Status::from_errno("submitting to io_uring", -rc);
-    while (pending > 0) {
+    // Submit everything prepared, then reap exactly what was submitted:
+    // nothing of this call is left in the ring for the next one.
+    Status failed;
+    std::size_t submitted = 0;
+    while (submitted < prepared - next) {
+      const int rc = io_uring_submit(ring);
+      if (rc == -EINTR || rc == -EAGAIN) continue;
+      if (rc <= 0) {
+        failed = Status::from_errno("submitting to io_uring", rc < 0 ? -rc : EIO);
+        break;
+      }
+      submitted += static_cast<std::size_t>(rc);
+    }
+    std::size_t reaped = 0;
+    while (reaped < submitted) {
       io_uring_cqe* cqe = nullptr;
-      rc = io_uring_wait_cqe(ring, &cqe);
-      if (rc == -EINTR) continue;
-      if (rc < 0) return Status::from_errno("waiting for io_uring", -rc);
-      const auto index = static_cast<std::size_t>(io_uring_cqe_get_data64(cqe));
-      if (index < ops.size()) ops[index].result = cqe->res;
+      const int rc = io_uring_wait_cqe(ring, &cqe);
+      if (rc == -EINTR || rc == -EAGAIN) continue;
+      if (rc < 0) {
+        ring_->broken = true;
+        return Status::from_errno("waiting for io_uring", -rc);
+      }
+      const std::uint64_t tag = io_uring_cqe_get_data64(cqe);
+      const int res = cqe->res;
       io_uring_cqe_seen(ring, cqe);
-      --pending;
+      if ((tag >> 32) != generation) continue;  // not this call's
+      const auto index = static_cast<std::size_t>(tag & 0xffffffffu);
+      if (index < ops.size()) ops[index].result = res;
+      ++reaped;
+    }
+    if (!failed.ok() || prepared < end) {
+      // Prepared entries may still sit in the submission queue.
+      ring_->broken = true;
+      return failed.ok() ? Status(Status::Code::kIoError, "io_uring submission queue full") : failed;
     }
     next = end;
   }

@@ -36,8 +36,9 @@ class Uring {
 
   // Submits every op (at most `depth` in flight; a chain is never split
   // across submissions, so chains must be shorter than depth) and waits for
-  // all of them. Returns an error only when io_uring itself fails; each
-  // op's own outcome is in its `result`.
+  // all of them. Returns an error only when io_uring itself fails (each
+  // op's own outcome is in its `result`); such an error may leave work in
+  // the ring, which then refuses more: make a new Uring.
   Status run(std::span<IoOp> ops);
   unsigned depth() const noexcept { return depth_; }
 
