@@ -82,12 +82,15 @@ struct Decoded {
       return d;
     case format::RecordType::kPadding:
     case format::RecordType::kAbandoned:
+      d.kind = Kind::kSkip;
+      return d;
     case format::RecordType::kTxnCommit:  // control records: only read_committed looks (d.type says which)
     case format::RecordType::kTxnAbort:
     case format::RecordType::kTxnOffsets:
     case format::RecordType::kTxnPrepare:
     case format::RecordType::kTxnParticipants:
-      d.kind = Kind::kSkip;
+      // Their key and value are read: the key must fit in the frame.
+      d.kind = d.key_length > magnitude - format::kRecordHeaderSize ? Kind::kCorrupt : Kind::kSkip;
       return d;
     default:
       d.kind = Kind::kCorrupt;

@@ -55,6 +55,15 @@ TEST(RecordDecode, KeyLongerThanRecordIsCorrupt) {
   EXPECT_EQ(decode(make_commit_word(40, RecordType::kData, 0, 9), 0, kSegment, kMaxFrame).kind, Kind::kCorrupt);
 }
 
+// Control records' keys and values are read too (transaction markers).
+TEST(RecordDecode, ControlRecordKeyLongerThanRecordIsCorrupt) {
+  for (RecordType t : {RecordType::kTxnCommit, RecordType::kTxnAbort, RecordType::kTxnOffsets,
+                       RecordType::kTxnPrepare, RecordType::kTxnParticipants}) {
+    EXPECT_EQ(decode(make_commit_word(40, t, 0, 9), 0, kSegment, kMaxFrame).kind, Kind::kCorrupt);
+    EXPECT_EQ(decode(make_commit_word(40, t, 0, 8), 0, kSegment, kMaxFrame).kind, Kind::kSkip);
+  }
+}
+
 TEST(RecordDecode, DataLongerThanMaxFrameIsCorrupt) {
   EXPECT_EQ(decode(make_commit_word(kMaxFrame + 32, RecordType::kData, 0, 0), 0, kSegment, kMaxFrame).kind,
             Kind::kCorrupt);
