@@ -836,6 +836,11 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
   co.wait = WaitStrategy::yield();
   auto reader = log.consumer(co);
   if (!reader.ok()) return std::move(reader).status();
+  // The ring's records, not a durable log's whole history on disk: what is
+  // older is in the slot already (and in its checkpoint).
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    if (s.retained_start(p) < s.earliest(p)) SHMLOG_RETURN_IF_ERROR(reader->seek(p, s.earliest(p)));
+  }
   detail::deliver_control_records(*reader);
   std::uint64_t plain = 0;  // records outside transactions
   struct Txn {
