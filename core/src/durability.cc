@@ -8,6 +8,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <set>
 #include <string>
@@ -79,10 +80,38 @@ std::vector<std::uint64_t> split_numbers(const std::string& text) {
 
 std::string name_of(const char* field, std::size_t capacity) { return std::string(field, strnlen(field, capacity)); }
 
+// Named producers' last sequences with the tails they were read before:
+// once every partition is durable up to those tails, the records that
+// carried the sequences are too (a producer raises its sequence after its
+// record's claim moved the tail past it).
+struct SequenceSnapshot {
+  std::vector<std::uint64_t> tails;                 // by partition
+  std::map<std::uint32_t, std::uint64_t> sequences;  // slot -> last sequence + 1
+};
+
+SequenceSnapshot take_sequence_snapshot(const LogState& s) {
+  SequenceSnapshot snap;
+  for (std::uint32_t i = 0; i < s.options.max_producers; ++i) {
+    auto& slot = s.producer_slot(i);
+    if ((atomic(slot.flags).load(std::memory_order_acquire) & format::kProducerIdempotent) == 0) continue;
+    snap.sequences[i] = atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire);
+  }
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) snap.tails.push_back(s.tail(p));
+  return snap;
+}
+
+bool snapshot_durable(const LogState& s, const SequenceSnapshot& snap) {
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    if (atomic(s.partition(p).durable_position).load(std::memory_order_acquire) < snap.tails[p]) return false;
+  }
+  return true;
+}
+
 // The state a host crash would otherwise lose: each active group's
-// committed offsets and each producer id's identity, epochs and last
-// transaction. Written atomically (temporary file, rename).
-io::KeyValues checkpoint_values(const LogState& s) {
+// committed offsets and each producer id's identity, epochs, last durable
+// sequence (`durable`) and last transaction. Written atomically (temporary
+// file, rename).
+io::KeyValues checkpoint_values(const LogState& s, const SequenceSnapshot& durable) {
   io::KeyValues kv;
   char id[24];
   std::snprintf(id, sizeof id, "%016" PRIx64, s.header->log_id);
@@ -108,11 +137,26 @@ io::KeyValues checkpoint_values(const LogState& s) {
     kv["producer." + std::to_string(i)] =
         hex(name) + "," + std::to_string(atomic(slot.epoch).load(std::memory_order_acquire)) + "," +
         std::to_string(slot.first_epoch) + "," +
-        std::to_string(atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire)) + "," +
+        std::to_string(durable.sequences.count(i) != 0 ? durable.sequences.at(i) : 0) + "," +
         std::to_string(atomic(slot.txn_word).load(std::memory_order_acquire)) + "," +
         std::to_string(slot.txn_timeout_ms) + "," + std::to_string(slot.txn_changed_ns);
   }
   return kv;
+}
+
+// The producers' sequences in the checkpoint file, by slot (none when it
+// is missing or unreadable).
+std::map<std::uint32_t, std::uint64_t> checkpointed_sequences(const LogState& s) {
+  std::map<std::uint32_t, std::uint64_t> out;
+  auto kv = io::read_key_value_file(s.path + "/" + kStateFile, kStateHeader);
+  if (!kv.ok()) return out;
+  for (const auto& [key, value] : *kv) {
+    if (key.rfind("producer.", 0) != 0) continue;
+    const std::size_t comma = value.find(',');
+    const auto numbers = split_numbers(comma == std::string::npos ? "" : value.substr(comma + 1));
+    if (numbers.size() == 6) out[static_cast<std::uint32_t>(std::strtoul(key.c_str() + 9, nullptr, 10))] = numbers[2];
+  }
+  return out;
 }
 
 // Restores a checkpoint into fresh memory (no process attached yet).
@@ -195,6 +239,9 @@ class Flusher {
         part.oldest_unsynced = Clock::now();
       }
     }
+    // Until a snapshot of its own is durable, the last checkpoint's
+    // sequences stand (they were durable when it was written).
+    durable_sequences_.sequences = checkpointed_sequences(s);
   }
 
   // One round over every partition. Returns whether anything moved.
@@ -233,6 +280,8 @@ class Flusher {
   std::vector<std::uint64_t> op_end_;  // a write's end position in its partition
   Clock::time_point next_checkpoint_{};
   Clock::time_point next_retention_{};
+  std::deque<SequenceSnapshot> pending_sequences_;  // taken, not yet durable, oldest first
+  SequenceSnapshot durable_sequences_;
   io::KeyValues last_checkpoint_;
 };
 
@@ -550,7 +599,13 @@ void Flusher::housekeeping(bool force) {
   }
   if (force || now >= next_checkpoint_) {
     next_checkpoint_ = now + kCheckpointEvery;
-    io::KeyValues values = checkpoint_values(s_);
+    pending_sequences_.push_back(take_sequence_snapshot(s_));
+    while (!pending_sequences_.empty() && snapshot_durable(s_, pending_sequences_.front())) {
+      durable_sequences_ = std::move(pending_sequences_.front());
+      pending_sequences_.pop_front();
+    }
+    if (pending_sequences_.size() > 64) pending_sequences_.pop_front();  // durability stalled: keep the newest
+    io::KeyValues values = checkpoint_values(s_, durable_sequences_);
     if (values != last_checkpoint_) {
       if (io::write_key_value_file(s_.path + "/" + kStateFile, kStateHeader, values, s_.options.mode & 0666).ok()) {
         last_checkpoint_ = std::move(values);

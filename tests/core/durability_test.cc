@@ -231,6 +231,59 @@ TEST(Durability, HostCrashKeepsEveryAcknowledgedRecord) {
   EXPECT_EQ(*again.last_sequence() + 1, got.size());
 }
 
+// The checkpoint holds a named producer's sequence only once its records
+// are durable: records a host crash took leave the sequence where the disk
+// does, so a restarted producer resends them instead of being told they
+// are duplicates.
+TEST(Durability, CheckpointedSequenceNeverRunsAheadOfTheDisk) {
+  test::TempLogPath path;
+  LogOptions o = durable();
+  o.fsync_interval = std::chrono::minutes(10);
+  { auto created = Log::create(path.str(), o).value(); }
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const auto child = test::spawn([&] {
+    auto log = Log::open(path.str()).value();
+    ProducerOptions po;
+    po.producer_id = "sensor";
+    auto p = log.producer(po).value();
+    p.set_next_sequence(1);
+    for (int i = 1; i <= 10; ++i) (void)p.append(as_bytes(value_of(i)));
+    if (p.wait_durable(0, log.info().partitions[0].end_offset, 10s) != Errc::kOk) return 1;
+    for (int i = 11; i <= 20; ++i) (void)p.append(as_bytes(value_of(i)));  // in memory only
+    std::this_thread::sleep_for(400ms);  // checkpoints are taken meanwhile
+    char c = 'c';
+    if (::write(ready[1], &c, 1) != 1) return 1;
+    for (;;) std::this_thread::sleep_for(1s);
+  });
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  ::kill(static_cast<pid_t>(child), SIGKILL);
+  EXPECT_EQ(test::join(child), 128 + SIGKILL);
+  std::uint64_t durable_end = 0;
+  {
+    auto attached = Log::attach(path.str()).value();
+    durable_end = attached.info().partitions[0].durable_offset;
+  }
+  ASSERT_GT(durable_end, 0u);
+  {  // The crash: what was not synced never reached the disk.
+    auto file = io::SegmentFile::open(io::partition_directory(path.str(), 0) + "/" + io::segment_file_name(0),
+                                      /*writable=*/true, o.segment_size)
+                    .value();
+    ASSERT_TRUE(file.zero_from(durable_end).ok());
+  }
+  lose_shared_memory(path.str());
+  auto log = Log::open(path.str(), {.keeper = false}).value();
+  EXPECT_EQ(read_all(log, 20, nullptr, true).size(), 10u);
+  ProducerOptions po;
+  po.producer_id = "sensor";
+  auto again = log.producer(po).value();
+  ASSERT_TRUE(again.last_sequence().has_value());
+  EXPECT_EQ(*again.last_sequence(), 10u);
+}
+
 // Group offsets come back after a host crash (from the keeper's
 // checkpoint) and the group resumes there, not at the start.
 TEST(Durability, GroupsResumeFromTheirCheckpointedOffsetAfterHostCrash) {
