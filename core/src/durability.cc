@@ -646,6 +646,9 @@ Status keep(const LogState& s, const std::atomic<bool>& stop) {
   auto keeper_seq = atomic(s.header->keeper_seq);
   auto keeper_waiters = atomic(s.header->keeper_waiters);
   while (!stop.load(std::memory_order_acquire)) {
+    // A request made after this load is never slept through: it changes
+    // keeper_seq, and the futex below does not wait on a changed word.
+    const std::uint32_t seen = keeper_seq.load(std::memory_order_seq_cst);
     const bool moved = flusher.round();
     flusher.housekeeping(false);
     if (moved) continue;
@@ -654,9 +657,10 @@ Status keep(const LogState& s, const std::atomic<bool>& stop) {
     // that do not wait never pay to wake the keeper). Parked at once, not
     // after yielding: a yielding keeper takes the core that a waiting
     // producer or the sync needs (bench/durability_bench.cc part 1).
+    // Work that did not move (a claim still being written, a retry after
+    // an error) is looked at again a millisecond later, not in a spin.
     keeper_waiters.fetch_add(1, std::memory_order_seq_cst);
-    const std::uint32_t seen = keeper_seq.load(std::memory_order_seq_cst);
-    if (!flusher.has_work()) shm::futex_wait(&s.header->keeper_seq, seen, std::chrono::milliseconds(1));
+    shm::futex_wait(&s.header->keeper_seq, seen, std::chrono::milliseconds(1));
     keeper_waiters.fetch_sub(1, std::memory_order_seq_cst);
   }
   // Leave nothing committed behind: write and sync it all, checkpoint.
