@@ -89,7 +89,10 @@ TEST_P(UringRun, FailedWriteCancelsTheRestOfItsChainOnly) {
   EXPECT_EQ(f.read_all(), "bbbbaaaa");
 }
 
-INSTANTIATE_TEST_SUITE_P(BothWays, UringRun, ::testing::Values(&through_uring, &inline_calls));
+INSTANTIATE_TEST_SUITE_P(BothWays, UringRun, ::testing::Values(&through_uring, &inline_calls),
+                         [](const ::testing::TestParamInfo<Runner>& param) {
+                           return std::string(param.param == &through_uring ? "Uring" : "Inline");
+                         });
 
 TEST(Uring, MoreOpsThanTheRingHoldsRunInSeveralSubmissions) {
   TempFile f;
