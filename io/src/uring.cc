@@ -1,6 +1,7 @@
 #include "shmlog/io/uring.h"
 
 #include <liburing.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,6 +31,12 @@ Result<Uring> Uring::create(unsigned depth) {
     return Status::from_errno("setting up io_uring (" + std::to_string(depth) + " entries)", -rc);
   }
   ring->live = true;
+  // The kernel's worker threads (every fsync runs on one) run where the
+  // creating thread may: a keeper pinned to a housekeeping core keeps its
+  // syncs off the cores of spinning consumers. Best effort (kernel 5.14+).
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0) (void)io_uring_register_iowq_aff(&ring->ring, sizeof cpus, &cpus);
   return Uring(std::move(ring), depth);
 }
 
