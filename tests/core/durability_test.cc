@@ -4,8 +4,8 @@
 // time, disk full as back-pressure. Host crashes are simulated by removing
 // the shared memory of a log whose processes are gone (killed with -9), so
 // that opening it must rebuild the ring from the files alone.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -40,7 +40,9 @@ LogOptions durable(Durability d = Durability::kFsync) {
   return o;
 }
 
-std::string value_of(int i) { return "record-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 97), 'x'); }
+std::string value_of(int i) {
+  return "record-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 97), 'x');
+}
 
 // Reads every record of partition 0 from `from` (a private reader) until
 // `count` arrived or nothing came for a while.
@@ -84,6 +86,28 @@ std::string last_segment_file(const std::string& path) {
   return {};
 }
 
+// Runs `child(ready)` in a process of its own and kills it with -9 once it
+// called ready(): a process dying right at that point.
+template <class Child>
+void kill_when_ready(Child child) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const auto pid = test::spawn([&] {
+    ::close(fds[0]);
+    return child([&] {
+      char c = 'r';
+      return ::write(fds[1], &c, 1) == 1;
+    });
+  });
+  ::close(fds[1]);  // a child that exits first gives end-of-file, not a hang
+  char c = 0;
+  const bool ready = ::read(fds[0], &c, 1) == 1;
+  ::close(fds[0]);
+  ::kill(static_cast<pid_t>(pid), SIGKILL);
+  EXPECT_EQ(test::join(pid), 128 + SIGKILL);
+  ASSERT_TRUE(ready) << "the child ended before it was ready";
+}
+
 TEST(Durability, RecordsReachSegmentFilesAndScanClean) {
   test::TempLogPath path;
   auto log = Log::create(path.str(), durable()).value();
@@ -117,11 +141,12 @@ TEST(Durability, RecordsReachSegmentFilesAndScanClean) {
 
 TEST(Durability, NotDurableAndBadOptionsAreClearErrors) {
   test::TempLogPath path;
-  auto log = Log::create(path.str(), [] {
-               LogOptions o = durable();
-               o.durability = Durability::kNone;
-               return o;
-             }())
+  auto log = Log::create(path.str(),
+                         [] {
+                           LogOptions o = durable();
+                           o.durability = Durability::kNone;
+                           return o;
+                         }())
                  .value();
   auto p = log.producer().value();
   auto r = p.append(as_bytes("x"));
@@ -148,7 +173,7 @@ void stopped_group_reads_ten_rings_then_rejoins(DeliveryMode mode) {
   ConsumerOptions co;
   co.group = "slow";
   co.mode = mode;
-  co.commit_every = 200;  // at-most-once: batches of up to 200 records
+  co.commit_every = 200;                       // at-most-once: batches of up to 200 records
   { auto joined = log.consumer(co).value(); }  // the group exists, committed at 0
   auto p = log.producer().value();
   const std::uint64_t ring = o.segment_size * o.ring_segments;
@@ -240,9 +265,7 @@ TEST(Durability, CheckpointedSequenceNeverRunsAheadOfTheDisk) {
   LogOptions o = durable();
   o.fsync_interval = std::chrono::minutes(10);
   { auto created = Log::create(path.str(), o).value(); }
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  const auto child = test::spawn([&] {
+  kill_when_ready([&](auto ready) {
     auto log = Log::open(path.str()).value();
     ProducerOptions po;
     po.producer_id = "sensor";
@@ -251,17 +274,10 @@ TEST(Durability, CheckpointedSequenceNeverRunsAheadOfTheDisk) {
     for (int i = 1; i <= 10; ++i) (void)p.append(as_bytes(value_of(i)));
     if (p.wait_durable(0, log.info().partitions[0].end_offset, 10s) != Errc::kOk) return 1;
     for (int i = 11; i <= 20; ++i) (void)p.append(as_bytes(value_of(i)));  // in memory only
-    std::this_thread::sleep_for(400ms);  // checkpoints are taken meanwhile
-    char c = 'c';
-    if (::write(ready[1], &c, 1) != 1) return 1;
+    std::this_thread::sleep_for(400ms);                                    // checkpoints are taken meanwhile
+    if (!ready()) return 1;
     for (;;) std::this_thread::sleep_for(1s);
   });
-  char c = 0;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  ::close(ready[0]);
-  ::close(ready[1]);
-  ::kill(static_cast<pid_t>(child), SIGKILL);
-  EXPECT_EQ(test::join(child), 128 + SIGKILL);
   std::uint64_t durable_end = 0;
   {
     auto attached = Log::attach(path.str()).value();
@@ -467,26 +483,16 @@ TEST(Durability, KeeperTakingOverSyncsWhatTheLastOneWroteUnsynced) {
   LogOptions o = durable();
   o.fsync_interval = std::chrono::minutes(10);
   { auto created = Log::create(path.str(), o).value(); }
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  const auto keeper = test::spawn([&] {
+  kill_when_ready([&](auto ready) {
     auto log = Log::open(path.str()).value();
     auto p = log.producer().value();
     AppendResult last;
     for (int i = 0; i < 300; ++i) last = p.append(as_bytes(value_of(i)));
     // Written (the keeper polls), not synced (the interval is long).
     while (log.info().partitions[0].written_offset <= last.offset) std::this_thread::sleep_for(1ms);
-    if (log.info().partitions[0].durable_offset > 0) return 1;
-    char c = 'w';
-    if (::write(ready[1], &c, 1) != 1) return 1;
+    if (log.info().partitions[0].durable_offset > 0 || !ready()) return 1;
     for (;;) std::this_thread::sleep_for(1s);
   });
-  char c = 0;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  ::close(ready[0]);
-  ::close(ready[1]);
-  ::kill(static_cast<pid_t>(keeper), SIGKILL);
-  EXPECT_EQ(test::join(keeper), 128 + SIGKILL);
   auto log = Log::open(path.str()).value();
   const std::uint64_t end = log.info().partitions[0].end_offset;
   ASSERT_GT(end, 0u);
