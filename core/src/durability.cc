@@ -508,16 +508,19 @@ bool Flusher::round() {
   }
   if (moved) {
     // Producers waiting for ring space or for durability, readers of
-    // durable records: wake whoever sleeps. The fence keeps the loads of the
-    // waiter counts after the release stores above (a waiter counts itself,
-    // then looks at the offsets).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (atomic(s_.header->space_waiters).load(std::memory_order_seq_cst) != 0) s_.wake_producers();
-    if (atomic(s_.header->durable_waiters).load(std::memory_order_seq_cst) != 0) {
+    // durable records: wake whoever sleeps. The waiter counts are read with
+    // a read-modify-write (a waiter counts itself, then looks at the
+    // offsets): a plain load could pass the release stores above, and
+    // ThreadSanitizer does not take fences.
+    const auto waiting = [](std::uint32_t& count) {
+      return atomic(count).fetch_add(0, std::memory_order_seq_cst) != 0;
+    };
+    if (waiting(s_.header->space_waiters)) s_.wake_producers();
+    if (waiting(s_.header->durable_waiters)) {
       atomic(s_.header->durable_seq).fetch_add(1, std::memory_order_seq_cst);
       shm::futex_wake_all(&s_.header->durable_seq);
     }
-    if (atomic(s_.header->data_waiters).load(std::memory_order_seq_cst) != 0) s_.wake_consumers();
+    if (waiting(s_.header->data_waiters)) s_.wake_consumers();
   }
   return moved;
 }
