@@ -602,13 +602,18 @@ void Flusher::housekeeping(bool force) {
   }
   if (force || now >= next_checkpoint_) {
     next_checkpoint_ = now + kCheckpointEvery;
-    pending_sequences_.push_back(take_sequence_snapshot(s_));
-    while (!pending_sequences_.empty() && snapshot_durable(s_, pending_sequences_.front())) {
-      durable_sequences_ = std::move(pending_sequences_.front());
-      pending_sequences_.pop_front();
+    io::KeyValues values;
+    {
+      // Slots are filled in under the admin lock: read them under it too.
+      AdminLock lock(s_);
+      pending_sequences_.push_back(take_sequence_snapshot(s_));
+      while (!pending_sequences_.empty() && snapshot_durable(s_, pending_sequences_.front())) {
+        durable_sequences_ = std::move(pending_sequences_.front());
+        pending_sequences_.pop_front();
+      }
+      if (pending_sequences_.size() > 64) pending_sequences_.pop_front();  // durability stalled: keep the newest
+      values = checkpoint_values(s_, durable_sequences_);
     }
-    if (pending_sequences_.size() > 64) pending_sequences_.pop_front();  // durability stalled: keep the newest
-    io::KeyValues values = checkpoint_values(s_, durable_sequences_);
     if (values != last_checkpoint_) {
       if (io::write_key_value_file(s_.path + "/" + kStateFile, kStateHeader, values, s_.options.mode & 0666).ok()) {
         last_checkpoint_ = std::move(values);
