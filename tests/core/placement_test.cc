@@ -106,11 +106,13 @@ TEST(Placement, HugePagesNameTheFixWhenMissingAndBackTheRingWhenReserved) {
   const std::string pool = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
   if (::access(pool.c_str(), W_OK) != 0) GTEST_SKIP() << "no 2 MiB huge page pool here";
   const long before = std::strtol(read_text(pool).c_str(), nullptr, 10);
+  // The mount point is made (and removed) here: the mount lives only in
+  // the child's namespace.
+  char dir[] = "/tmp/shmlog-hugetlbfs-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
   const std::uint32_t pid = test::spawn([&] {
     if (::unshare(CLONE_NEWNS) != 0) return 77;
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 77;
-    char dir[] = "/tmp/shmlog-hugetlbfs-XXXXXX";
-    if (::mkdtemp(dir) == nullptr) return 77;
     if (::mount("none", dir, "hugetlbfs", 0, "pagesize=2M") != 0) return 77;
     test::TempLogPath path;
     LogOptions o = small();
@@ -140,6 +142,7 @@ TEST(Placement, HugePagesNameTheFixWhenMissingAndBackTheRingWhenReserved) {
     return Log::remove(path.str()).ok() ? 0 : 9;
   });
   const int code = test::join(pid);
+  ::rmdir(dir);
   std::ofstream(pool) << before;
   if (code == 77) GTEST_SKIP() << "mount namespaces or hugetlbfs are not available here";
   EXPECT_EQ(code, 0);
@@ -150,12 +153,13 @@ TEST(Placement, TransparentHugePagesNeedATmpfsWithHugeAndThenBackTheRing) {
   if (read_text("/sys/kernel/mm/transparent_hugepage/shmem_enabled").find("[deny]") != std::string::npos) {
     GTEST_SKIP() << "shmem transparent huge pages are denied on this host";
   }
-  const std::uint32_t pid = test::spawn([] {
+  char never[] = "/tmp/shmlog-tmpfs-XXXXXX";
+  char always[] = "/tmp/shmlog-tmpfs-XXXXXX";
+  ASSERT_NE(::mkdtemp(never), nullptr);
+  ASSERT_NE(::mkdtemp(always), nullptr);
+  const std::uint32_t pid = test::spawn([&] {
     if (::unshare(CLONE_NEWNS) != 0) return 77;
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 77;
-    char never[] = "/tmp/shmlog-tmpfs-XXXXXX";
-    char always[] = "/tmp/shmlog-tmpfs-XXXXXX";
-    if (::mkdtemp(never) == nullptr || ::mkdtemp(always) == nullptr) return 77;
     if (::mount("tmpfs", never, "tmpfs", 0, "size=64m,huge=never") != 0) return 77;
     if (::mount("tmpfs", always, "tmpfs", 0, "size=64m,huge=always") != 0) return 77;
     const bool forced = read_text("/sys/kernel/mm/transparent_hugepage/shmem_enabled").find("[force]") != std::string::npos;
@@ -182,6 +186,8 @@ TEST(Placement, TransparentHugePagesNeedATmpfsWithHugeAndThenBackTheRing) {
     return Log::remove(path.str()).ok() ? 0 : 6;
   });
   const int code = test::join(pid);
+  ::rmdir(never);
+  ::rmdir(always);
   if (code == 77) GTEST_SKIP() << "mount namespaces are not available here";
   EXPECT_EQ(code, 0);
 }
