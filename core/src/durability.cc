@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -144,6 +145,29 @@ io::KeyValues checkpoint_values(const LogState& s, const SequenceSnapshot& durab
   return kv;
 }
 
+// One `producer.i` entry of a checkpoint: the slot, the name and the
+// numbers epoch, first_epoch, last_sequence_plus_one, txn_word,
+// txn_timeout_ms, txn_changed_ns; nothing when the entry is malformed.
+struct ProducerEntry {
+  std::uint32_t slot = 0;
+  std::string name;
+  std::vector<std::uint64_t> numbers;
+};
+
+std::optional<ProducerEntry> parse_producer_entry(const LogState& s, const std::string& key, const std::string& value) {
+  ProducerEntry e;
+  e.slot = static_cast<std::uint32_t>(std::strtoul(key.c_str() + 9, nullptr, 10));
+  const std::size_t comma = value.find(',');
+  auto name = unhex(value.substr(0, comma));
+  e.numbers = split_numbers(comma == std::string::npos ? "" : value.substr(comma + 1));
+  if (e.slot >= s.options.max_producers || !name || name->empty() || name->size() >= format::kNameCapacity ||
+      e.numbers.size() != 6) {
+    return std::nullopt;
+  }
+  e.name = std::move(*name);
+  return e;
+}
+
 // The producers' sequences in the checkpoint file, by slot (none when it
 // is missing or unreadable).
 std::map<std::uint32_t, std::uint64_t> checkpointed_sequences(const LogState& s) {
@@ -152,9 +176,7 @@ std::map<std::uint32_t, std::uint64_t> checkpointed_sequences(const LogState& s)
   if (!kv.ok()) return out;
   for (const auto& [key, value] : *kv) {
     if (key.rfind("producer.", 0) != 0) continue;
-    const std::size_t comma = value.find(',');
-    const auto numbers = split_numbers(comma == std::string::npos ? "" : value.substr(comma + 1));
-    if (numbers.size() == 6) out[static_cast<std::uint32_t>(std::strtoul(key.c_str() + 9, nullptr, 10))] = numbers[2];
+    if (auto e = parse_producer_entry(s, key, value)) out[e->slot] = e->numbers[2];
   }
   return out;
 }
@@ -184,16 +206,11 @@ Status restore_checkpoint(LogState& s) {
       }
       group.state = active;
     } else if (key.rfind("producer.", 0) == 0) {
-      const auto i = static_cast<std::uint32_t>(std::strtoul(key.c_str() + 9, nullptr, 10));
-      const std::size_t comma = value.find(',');
-      auto name = unhex(value.substr(0, comma));
-      const auto numbers = split_numbers(comma == std::string::npos ? "" : value.substr(comma + 1));
-      if (i >= s.options.max_producers || !name || name->empty() || name->size() >= format::kNameCapacity ||
-          numbers.size() != 6) {
-        return Status(Status::Code::kCorrupt, file + ": bad entry '" + key + "'");
-      }
-      auto& slot = s.producer_slot(i);
-      std::memcpy(slot.name, name->data(), name->size());
+      auto e = parse_producer_entry(s, key, value);
+      if (!e) return Status(Status::Code::kCorrupt, file + ": bad entry '" + key + "'");
+      const auto& numbers = e->numbers;
+      auto& slot = s.producer_slot(e->slot);
+      std::memcpy(slot.name, e->name.data(), e->name.size());
       slot.flags = format::kProducerIdempotent;
       slot.epoch = static_cast<std::uint16_t>(numbers[0]);
       slot.first_epoch = static_cast<std::uint16_t>(numbers[1]);

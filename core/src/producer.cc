@@ -1414,6 +1414,7 @@ Errc ProducerState::wait_durable(std::uint32_t p, std::uint64_t end, std::chrono
   // waiter that yields competes with the keeper and the sync for a core (on
   // 2 cores a durable append took 1.8x a raw fdatasync yielding, 1.1x
   // parked; bench/durability_bench.cc part 1). Spin and yield never park.
+  const bool parks = wait.kind == WaitStrategy::Kind::kBackoff || wait.kind == WaitStrategy::Kind::kBlock;
   Waiter waiter(wait);
   for (;;) {
     if (durable.load(std::memory_order_acquire) >= end) return Errc::kOk;
@@ -1422,9 +1423,7 @@ Errc ProducerState::wait_durable(std::uint32_t p, std::uint64_t end, std::chrono
       return atomic(s.partition(p).flush_errno).load(std::memory_order_acquire) == ENOSPC ? Errc::kDiskFull
                                                                                            : Errc::kNotDurable;
     }
-    if (wait.kind != WaitStrategy::Kind::kBackoff && wait.kind != WaitStrategy::Kind::kBlock && !waiter.idle(0)) {
-      continue;
-    }
+    if (!parks && !waiter.idle(0)) continue;
     // Park until the keeper publishes (it wakes us when waiters > 0).
     waiters.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t seen = seq.load(std::memory_order_seq_cst);

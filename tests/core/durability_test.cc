@@ -40,6 +40,13 @@ LogOptions durable(Durability d = Durability::kFsync) {
   return o;
 }
 
+// Nothing becomes durable until a producer asks (or ten minutes pass).
+LogOptions synced_on_request() {
+  LogOptions o = durable();
+  o.fsync_interval = std::chrono::minutes(10);
+  return o;
+}
+
 std::string value_of(int i) {
   return "record-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 97), 'x');
 }
@@ -262,8 +269,7 @@ TEST(Durability, HostCrashKeepsEveryAcknowledgedRecord) {
 // are duplicates.
 TEST(Durability, CheckpointedSequenceNeverRunsAheadOfTheDisk) {
   test::TempLogPath path;
-  LogOptions o = durable();
-  o.fsync_interval = std::chrono::minutes(10);
+  const LogOptions o = synced_on_request();
   { auto created = Log::create(path.str(), o).value(); }
   kill_when_ready([&](auto ready) {
     auto log = Log::open(path.str()).value();
@@ -480,8 +486,7 @@ TEST(Durability, KeeperKilledAnotherProcessTakesOver) {
 // when nothing new arrives.
 TEST(Durability, KeeperTakingOverSyncsWhatTheLastOneWroteUnsynced) {
   test::TempLogPath path;
-  LogOptions o = durable();
-  o.fsync_interval = std::chrono::minutes(10);
+  const LogOptions o = synced_on_request();
   { auto created = Log::create(path.str(), o).value(); }
   kill_when_ready([&](auto ready) {
     auto log = Log::open(path.str()).value();
@@ -525,8 +530,7 @@ TEST(Durability, ClosingOneOfTwoHandlesLeavesTheLogKept) {
 // read_durable consumer sees only what is.
 TEST(Durability, ReadDurableSeesOnlyDurableRecords) {
   test::TempLogPath path;
-  LogOptions o = durable();
-  o.fsync_interval = std::chrono::minutes(10);
+  const LogOptions o = synced_on_request();
   auto log = Log::create(path.str(), o).value();
   auto p = log.producer().value();
   ASSERT_TRUE(p.append(as_bytes("first")));
