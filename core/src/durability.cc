@@ -10,14 +10,15 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 
 #include "record.h"
+#include "shmlog/io/file_layer.h"
 #include "shmlog/io/files.h"
 #include "shmlog/io/segment_file.h"
-#include "shmlog/io/uring.h"
 #include "shmlog/segments.h"
 
 namespace shmlog::detail {
@@ -25,6 +26,14 @@ namespace {
 
 using format::atomic;
 using Clock = std::chrono::steady_clock;
+
+std::mutex g_test_file_layer_mu;
+std::shared_ptr<io::FileLayer> g_test_file_layer;  // see set_file_layer_for_testing
+
+std::shared_ptr<io::FileLayer> test_file_layer() {
+  std::lock_guard lock(g_test_file_layer_mu);
+  return g_test_file_layer;
+}
 
 constexpr const char* kStateFile = "shmlog.state";
 constexpr const char* kStateHeader = "shmlog-state 1";
@@ -130,6 +139,12 @@ io::KeyValues checkpoint_values(const LogState& s, const SequenceSnapshot& durab
     }
     kv[key + ".offsets"] = offsets;
   }
+  // Every byte below a partition's durable position was synced: recovery
+  // treats damage there as damage, and cuts only past it.
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    kv["partition." + std::to_string(p) + ".durable"] =
+        std::to_string(atomic(s.partition(p).durable_position).load(std::memory_order_acquire));
+  }
   for (std::uint32_t i = 0; i < s.options.max_producers; ++i) {
     auto& slot = s.producer_slot(i);
     if ((atomic(slot.flags).load(std::memory_order_acquire) & format::kProducerIdempotent) == 0) continue;
@@ -181,15 +196,24 @@ std::map<std::uint32_t, std::uint64_t> checkpointed_sequences(const LogState& s)
   return out;
 }
 
-// Restores a checkpoint into fresh memory (no process attached yet).
-Status restore_checkpoint(LogState& s) {
+// Restores a checkpoint into fresh memory (no process attached yet), and
+// gives each partition's checkpointed durable position (0 when absent).
+Status restore_checkpoint(LogState& s, std::vector<std::uint64_t>& durable) {
+  durable.assign(s.options.partitions, 0);
   const std::string file = s.path + "/" + kStateFile;
   if (!io::file_exists(file)) return {};
   auto kv = io::read_key_value_file(file, kStateHeader);
   if (!kv.ok()) return std::move(kv).status();
   const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
   for (const auto& [key, value] : *kv) {
-    if (key.rfind("group.", 0) == 0 && key.find(".offsets") == std::string::npos) {
+    if (key.rfind("partition.", 0) == 0) {
+      char* end = nullptr;
+      const unsigned long p = std::strtoul(key.c_str() + 10, &end, 10);
+      if (std::string_view(end) != ".durable" || p >= s.options.partitions) {
+        return Status(Status::Code::kCorrupt, file + ": bad entry '" + key + "'");
+      }
+      durable[p] = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (key.rfind("group.", 0) == 0 && key.find(".offsets") == std::string::npos) {
       const auto g = static_cast<std::uint32_t>(std::strtoul(key.c_str() + 6, nullptr, 10));
       auto name = unhex(value);
       auto offsets = kv->find(key + ".offsets");
@@ -240,7 +264,7 @@ bool header_never_written(const std::string& path) {
 // ---------------------------------------------------------------------------
 class Flusher {
  public:
-  Flusher(const LogState& s, io::Uring ring) : s_(s), ring_(std::move(ring)), parts_(s.options.partitions) {
+  Flusher(const LogState& s, io::FileLayer& files) : s_(s), files_(files), parts_(s.options.partitions) {
     for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
       auto& ph = s.partition(p);
       Part& part = parts_[p];
@@ -276,6 +300,9 @@ class Flusher {
     Clock::time_point oldest_unsynced{};
     std::map<std::uint64_t, io::SegmentFile> files;  // open for writing, by segment
     std::set<std::uint64_t> dirty;                   // segments written since their last sync
+    // Whether the directory is known synced since files were last created
+    // in it: a file whose name may not be on disk takes no writes.
+    bool directory_synced = false;
     std::uint64_t stall_position = UINT64_MAX;
     Clock::time_point stall_since{};
     Clock::time_point retry_at{};
@@ -286,11 +313,13 @@ class Flusher {
   // the caller does it) when missing.
   io::SegmentFile* file_for(std::uint32_t p, std::uint64_t segment, bool sync_dir = true);
   void note_error(std::uint32_t p, int err) noexcept;
+  bool sync_directory(std::uint32_t p);
+  void rewrite_unsynced(std::uint32_t p);
   bool wants_sync(const Part& part, std::uint64_t upto) const noexcept;
   void apply_retention(std::uint32_t p);
 
   const LogState& s_;
-  io::Uring ring_;
+  io::FileLayer& files_;
   std::vector<Part> parts_;
   std::vector<io::IoOp> ops_;
   std::vector<std::uint32_t> op_partition_;
@@ -310,21 +339,51 @@ void Flusher::note_error(std::uint32_t p, int err) noexcept {
   parts_[p].retry_at = Clock::now() + kRetryAfterError;
 }
 
+// Syncs partition p's directory through the file layer. A failure leaves
+// it unsynced: files in it take no writes until a later sync succeeds.
+bool Flusher::sync_directory(std::uint32_t p) {
+  Part& part = parts_[p];
+  part.directory_synced = files_.sync_directory(io::partition_directory(s_.path, p)).ok();
+  if (!part.directory_synced) note_error(p, EIO);
+  return part.directory_synced;
+}
+
 io::SegmentFile* Flusher::file_for(std::uint32_t p, std::uint64_t segment, bool sync_dir) {
   Part& part = parts_[p];
   if (auto it = part.files.find(segment); it != part.files.end()) return &it->second;
   const std::string path = segment_path(s_, p, segment);
-  Result<io::SegmentFile> file = io::file_exists(path) ? io::SegmentFile::open(path, /*writable=*/true, s_.segment_size)
-                                                       : io::SegmentFile::create(io::partition_directory(s_.path, p),
-                                                                                 {p, segment << s_.segment_shift,
-                                                                                  s_.segment_size, s_.header->log_id,
-                                                                                  now_realtime_ns()},
-                                                                                 s_.options.mode & 0666, sync_dir);
+  const bool exists = io::file_exists(path);
+  Result<io::SegmentFile> file = exists ? io::SegmentFile::open(path, /*writable=*/true, s_.segment_size)
+                                        : io::SegmentFile::create(io::partition_directory(s_.path, p),
+                                                                  {p, segment << s_.segment_shift, s_.segment_size,
+                                                                   s_.header->log_id, now_realtime_ns()},
+                                                                  s_.options.mode & 0666, /*sync_directory=*/false);
   if (!file.ok()) {
     note_error(p, file.status().code() == Status::Code::kNoSpace ? ENOSPC : EIO);
     return nullptr;
   }
+  if (!exists) part.directory_synced = false;
+  // The caller syncs the directory once for several new files; a file
+  // found unsynced (a failed sync, or made by an earlier keeper) is synced
+  // here before it takes a write.
+  if ((sync_dir || exists) && !part.directory_synced && !sync_directory(p)) return nullptr;
   return &part.files.emplace(segment, std::move(file).value()).first->second;
+}
+
+// After a failed sync, nothing written since the last good one may be
+// called durable: Linux may have dropped those pages and reports the error
+// once, so a later sync that succeeds proves nothing. The bytes are still
+// in the ring (a fsync log's ring slots wait for durability): write them
+// again, through fresh descriptors, and sync again.
+void Flusher::rewrite_unsynced(std::uint32_t p) {
+  Part& part = parts_[p];
+  for (std::uint64_t g = part.durable >> s_.segment_shift; part.written > part.durable &&
+                                                           g <= (part.written - 1) >> s_.segment_shift;
+       ++g) {
+    part.dirty.insert(g);
+  }
+  part.written = part.durable;
+  part.files.clear();
 }
 
 // Extends the committed prefix of partition p from where it stopped, within
@@ -428,10 +487,12 @@ bool Flusher::round() {
       // earlier rounds get a sync of their own.
       std::set<std::uint64_t> files(part.dirty.begin(), part.dirty.end());
       files.insert(touched.begin(), touched.end());
-      std::vector<io::IoOp> chained;
       for (std::uint64_t segment : files) {
         io::SegmentFile* file = file_for(p, segment);
-        if (file == nullptr) continue;
+        if (file == nullptr) {
+          syncing[p] = false;  // a dirty file left unsynced: nothing becomes durable this round
+          continue;
+        }
         // Link this file's writes (already queued, in order) to the sync.
         for (std::size_t i = 0; i < ops_.size(); ++i) {
           if (op_partition_[i] == p && ops_[i].fd == file->fd()) ops_[i].link = true;
@@ -453,17 +514,14 @@ bool Flusher::round() {
   if (ops_.empty()) return false;
   std::uint64_t bytes = 0;
   for (const io::IoOp& op : ops_) bytes += op.size;
-  Status ran;
-  if (any_asked && ops_.size() <= kInlineOps && bytes <= kInlineBytes) {
-    io::run_inline(ops_);
-  } else {
-    ran = ring_.run(ops_);
-  }
+  const Status ran = files_.run(ops_, any_asked && ops_.size() <= kInlineOps && bytes <= kInlineBytes);
   if (!ran.ok()) {
-    for (std::uint32_t p = 0; p < s_.options.partitions; ++p) note_error(p, EIO);
-    // Nothing of this round is published; the next goes to a fresh ring
-    // (and writes the same bytes again: they stay in the ring until then).
-    if (auto fresh = io::Uring::create(ring_.depth()); fresh.ok()) ring_ = std::move(fresh).value();
+    // Nothing of this round is published, and a sync in it may have failed
+    // unseen: everything unsynced is written again.
+    for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
+      note_error(p, EIO);
+      rewrite_unsynced(p);
+    }
     return false;
   }
   bool moved = false;
@@ -472,7 +530,7 @@ bool Flusher::round() {
     Part& part = parts_[p];
     auto& ph = s_.partition(p);
     std::uint64_t written = part.written;
-    bool writes_ok = true, syncs_ok = true, any_sync = false;
+    bool writes_ok = true, syncs_ok = true, any_sync = false, sync_failed = false;
     for (std::size_t i = 0; i < ops_.size(); ++i) {
       if (op_partition_[i] != p) continue;
       const io::IoOp& op = ops_[i];
@@ -490,7 +548,10 @@ bool Flusher::round() {
         any_sync = true;
         if (op.result != 0) {
           syncs_ok = false;
-          if (op.result != -ECANCELED) note_error(p, -op.result);
+          if (op.result != -ECANCELED) {
+            sync_failed = true;
+            note_error(p, -op.result);
+          }
         }
       }
     }
@@ -499,7 +560,10 @@ bool Flusher::round() {
       if (part.oldest_unsynced == Clock::time_point{}) part.oldest_unsynced = done;
       part.written = written;
       // Pairs with the acquire in reuse_floor(): the bytes are in the files.
-      atomic(ph.written_position).store(written, std::memory_order_release);
+      // (Never backwards: a rewrite after a failed sync starts lower.)
+      if (written > atomic(ph.written_position).load(std::memory_order_relaxed)) {
+        atomic(ph.written_position).store(written, std::memory_order_release);
+      }
       moved = true;
     }
     if (part.scanned < part.written) part.scanned = part.written;
@@ -522,6 +586,7 @@ bool Flusher::round() {
       atomic(ph.durable_position).store(durable, std::memory_order_release);
       moved = true;
     }
+    if (sync_failed) rewrite_unsynced(p);
   }
   if (moved) {
     // Producers waiting for ring space or for durability, readers of
@@ -600,9 +665,9 @@ void Flusher::housekeeping(bool force) {
       if (part.files.count(current + k) != 0) continue;
       created |= file_for(p, current + k, /*sync_dir=*/false) != nullptr;
     }
-    if (created && !io::sync_directory(io::partition_directory(s_.path, p)).ok()) {
-      // Files not known to be on disk may not take writes: close them.
-      note_error(p, EIO);
+    if (created && !sync_directory(p)) {
+      // Files not known to be on disk may not take writes: close them (a
+      // later file_for syncs the directory before it opens them again).
       for (std::uint64_t k = 1; k <= ahead; ++k) part.files.erase(current + k);
     }
     for (auto it = part.files.begin(); it != part.files.end() && it->first < current;) {
@@ -632,7 +697,7 @@ void Flusher::housekeeping(bool force) {
       values = checkpoint_values(s_, durable_sequences_);
     }
     if (values != last_checkpoint_) {
-      if (io::write_key_value_file(s_.path + "/" + kStateFile, kStateHeader, values, s_.options.mode & 0666).ok()) {
+      if (files_.replace_file(s_.path + "/" + kStateFile, kStateHeader, values, s_.options.mode & 0666).ok()) {
         last_checkpoint_ = std::move(values);
       }
     }
@@ -664,10 +729,14 @@ bool take_lease(const LogState& s, const std::atomic<bool>& stop) {
 Status keep(const LogState& s, const std::atomic<bool>& stop) {
   if (!s.durable()) return Status(Status::Code::kInvalidArgument, s.path + " is not durable (created with durability none)");
   if (s.read_only) return Status(Status::Code::kInvalidArgument, "a read-only attachment cannot keep " + s.path);
-  auto ring = io::Uring::create(64);
-  if (!ring.ok()) return std::move(ring).status();
+  std::shared_ptr<io::FileLayer> files = test_file_layer();
+  if (files == nullptr) {
+    auto disk = io::make_disk_layer(64);
+    if (!disk.ok()) return std::move(disk).status();
+    files = std::move(disk).value();
+  }
   if (!take_lease(s, stop)) return {};
-  Flusher flusher(s, std::move(ring).value());
+  Flusher flusher(s, *files);
   auto keeper_seq = atomic(s.header->keeper_seq);
   auto keeper_waiters = atomic(s.header->keeper_waiters);
   while (!stop.load(std::memory_order_acquire)) {
@@ -696,6 +765,11 @@ Status keep(const LogState& s, const std::atomic<bool>& stop) {
   std::uint64_t mine = holder_word();
   atomic(s.header->keeper_lease).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
   return {};
+}
+
+void set_file_layer_for_testing(std::shared_ptr<io::FileLayer> layer) {
+  std::lock_guard lock(g_test_file_layer_mu);
+  g_test_file_layer = std::move(layer);
 }
 
 std::unique_ptr<Keeper> Keeper::start(const LogState& log) { return std::unique_ptr<Keeper>(new Keeper(log)); }
@@ -753,44 +827,111 @@ const std::byte* segment_bytes(const LogState& s, std::uint32_t p, std::uint64_t
   return disk_segment(s, p, segment, buffer);
 }
 
+namespace {
+
+// The end of partition p's records after a host crash, with the files
+// made to agree. Below `durable_from` (its checkpointed durable position)
+// every byte was synced before the crash: damage there is damage, left for
+// readers to report and step over. Past it, writeback may have reached the
+// disk in any order within and across files, so records after a hole are
+// not evidence of anything: the partition ends at the first hole, torn
+// record, missing or foreign file, and whatever lies past that end is
+// zeroed (its file) or removed (later files). Acknowledged records were
+// synced, so they are all before the end. `bases` loses the removed files.
+Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vector<std::uint64_t>& bases,
+                                   std::uint64_t durable_from) {
+  const std::string dir = io::partition_directory(s.path, p);
+  auto path_of = [&](std::uint64_t base) { return dir + "/" + io::segment_file_name(base); };
+  // A file created ahead of need may have its name on disk but not its
+  // header (the header is synced with the file's first data): it never
+  // held a durable byte. Below the durable position it is damage.
+  const std::uint64_t floor = std::max(durable_from, bases.front());
+  for (std::uint64_t base : std::vector<std::uint64_t>(bases)) {
+    if (base + s.segment_size > floor && header_never_written(path_of(base))) {
+      SHMLOG_RETURN_IF_ERROR(io::remove_file(path_of(base)));
+      std::erase(bases, base);
+    }
+  }
+  std::uint64_t pos = floor;  // records are contiguous up to here
+  std::uint64_t tail = pos;
+  bool cut_inside = false;  // the file holding `tail` has bytes past it
+  for (;;) {
+    const std::uint64_t base = pos & ~s.segment_mask;
+    if (std::find(bases.begin(), bases.end(), base) == bases.end()) {
+      tail = base == pos ? pos : base;  // nothing of the segment without its file
+      break;
+    }
+    const std::string path = path_of(base);
+    {  // A file cut short (a crash while the file system extended it) reads as zeros past its end.
+      auto file = io::SegmentFile::open(path, /*writable=*/true, s.segment_size, /*extend_short=*/true);
+      if (!file.ok()) {
+        tail = base;
+        break;
+      }
+    }
+    auto scanned = scan_segment_file(path, s.max_frame);
+    if (!scanned.ok() || scanned->partition != p || scanned->scan.base_offset != base ||
+        scanned->log_id != s.header->log_id) {
+      tail = base;  // unreadable, or another segment's file under this name
+      break;
+    }
+    const SegmentScan& scan = scanned->scan;
+    std::uint64_t cut = scan.complete ? base + s.segment_size : std::max(scan.end, base);
+    for (const auto* problems : {&scan.problems, &scan.torn}) {
+      for (const SegmentProblem& problem : *problems) {
+        if (problem.offset + problem.bytes > pos) cut = std::min(cut, problem.offset);
+      }
+    }
+    if (cut < base + s.segment_size) {
+      tail = cut;
+      cut_inside = scan.end > cut || !scan.torn.empty();
+      break;
+    }
+    pos = base + s.segment_size;
+    tail = pos;
+  }
+  if (cut_inside) {
+    auto file = io::SegmentFile::open(path_of(tail & ~s.segment_mask), /*writable=*/true, s.segment_size);
+    if (!file.ok()) return std::move(file).status();
+    SHMLOG_RETURN_IF_ERROR(file->zero_from(tail & s.segment_mask));
+  }
+  // Later files hold nothing durable. Ours with any bytes go, empty ones
+  // (made ahead of need) stay for the keeper; a file whose header names
+  // another segment, partition or log is not ours to delete: it is set
+  // aside as NAME.foreign.
+  bool changed = false;
+  for (std::uint64_t base : std::vector<std::uint64_t>(bases)) {
+    if (base < tail) continue;
+    const std::string path = path_of(base);
+    auto scanned = scan_segment_file(path, s.max_frame);
+    const bool ours = scanned.ok() && scanned->partition == p && scanned->scan.base_offset == base &&
+                      scanned->log_id == s.header->log_id;
+    if (ours && scanned->scan.records == 0 && scanned->scan.torn.empty() && scanned->scan.problems.empty()) continue;
+    if (ours || !scanned.ok()) {
+      SHMLOG_RETURN_IF_ERROR(io::remove_file(path));
+    } else if (std::rename(path.c_str(), (path + ".foreign").c_str()) != 0) {
+      return Status::from_errno("setting aside " + path, errno);
+    }
+    std::erase(bases, base);
+    changed = true;
+  }
+  if (changed) SHMLOG_RETURN_IF_ERROR(io::sync_directory(dir));
+  return tail;
+}
+
+}  // namespace
+
 Status recover_from_disk(LogState& s) {
-  SHMLOG_RETURN_IF_ERROR(restore_checkpoint(s));
+  std::vector<std::uint64_t> durable_from;
+  SHMLOG_RETURN_IF_ERROR(restore_checkpoint(s, durable_from));
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
     const std::string dir = io::partition_directory(s.path, p);
     auto bases = io::list_segment_files(dir);
     if (!bases.ok()) return std::move(bases).status();
     if (bases->empty()) continue;
-    // The tail: the end of the last good record of the last file that has
-    // one. A torn tail after it is zeroed; files past it hold nothing.
-    // A segment file created ahead of need may have its name on disk but
-    // not its header (the header is synced with the file's first data):
-    // past the tail, such a file never held a durable byte. It goes.
-    std::uint64_t tail = bases->front();
-    std::vector<std::uint64_t> gone;
-    for (auto it = bases->rbegin(); it != bases->rend(); ++it) {
-      const std::string path = dir + "/" + io::segment_file_name(*it);
-      if (header_never_written(path)) {
-        SHMLOG_RETURN_IF_ERROR(io::remove_file(path));
-        gone.push_back(*it);
-        continue;
-      }
-      {  // A file cut short (a crash while the file system extended it) reads as zeros past its end.
-        auto file = io::SegmentFile::open(path, /*writable=*/true, s.segment_size, /*extend_short=*/true);
-        if (!file.ok()) return std::move(file).status();
-      }
-      auto scanned = scan_segment_file(path, s.max_frame);
-      if (!scanned.ok()) return std::move(scanned).status();
-      if (!scanned->scan.torn.empty()) {
-        auto file = io::SegmentFile::open(path, /*writable=*/true, s.segment_size);
-        if (!file.ok()) return std::move(file).status();
-        SHMLOG_RETURN_IF_ERROR(file->zero_from(scanned->scan.end - *it));
-      }
-      if (scanned->scan.records > 0) {
-        tail = scanned->scan.end;
-        break;
-      }
-    }
-    std::erase_if(*bases, [&](std::uint64_t base) { return std::find(gone.begin(), gone.end(), base) != gone.end(); });
+    auto found = recover_tail(s, p, *bases, durable_from[p]);
+    if (!found.ok()) return std::move(found).status();
+    const std::uint64_t tail = *found;
     if (bases->empty()) continue;
     auto& ph = s.partition(p);
     const std::uint64_t first = bases->front();

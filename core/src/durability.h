@@ -6,10 +6,15 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <vector>
 
 #include "log_state.h"
+
+namespace shmlog::io {
+class FileLayer;
+}
 
 namespace shmlog::detail {
 
@@ -35,6 +40,11 @@ class Keeper {
 // then flushes; on stop, writes and syncs what is committed, checkpoints
 // and releases the lease.
 Status keep(const LogState& log, const std::atomic<bool>& stop);
+
+// Tests: keepers started from now on write through `layer` (nullptr: the
+// disk, through io_uring). A seam for fault injection; never used by the
+// library itself.
+void set_file_layer_for_testing(std::shared_ptr<io::FileLayer> layer);
 
 // Rebuilds a durable log's freshly zeroed shared memory from its segment
 // files and its checkpoint, before the header's magic is published: cuts a

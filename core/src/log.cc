@@ -420,7 +420,12 @@ std::uint64_t holder_word() noexcept {
 }
 
 std::uint64_t LogState::reuse_floor(std::uint32_t p) const noexcept {
-  // Pairs with the keeper's release store after its writes completed.
+  // Pairs with the keeper's release stores after its writes (syncs)
+  // completed. A fsync log keeps unsynced bytes in the ring: after a failed
+  // sync they are the known-good copy the keeper writes again.
+  if (options.durability == Durability::kFsync) {
+    return atomic(partition(p).durable_position).load(std::memory_order_acquire);
+  }
   if (durable()) return atomic(partition(p).written_position).load(std::memory_order_acquire);
   return options.policy == Policy::kBackpressure ? min_committed(p) : UINT64_MAX;
 }

@@ -123,8 +123,9 @@ struct LogState {
   // The smallest committed offset of all active groups for p, or UINT64_MAX.
   std::uint64_t min_committed(std::uint32_t p) const noexcept;
   // Ring slots holding segments that end at or below this may be reused:
-  // the written position of a durable log, else the groups' committed
-  // minimum (backpressure) or anything (overwrite).
+  // the durable position of a fsync log, the written position of a flush
+  // log, else the groups' committed minimum (backpressure) or anything
+  // (overwrite).
   std::uint64_t reuse_floor(std::uint32_t p) const noexcept;
   // The oldest offset a reader can still get: in the ring, or (durable
   // logs) in the oldest segment file.

@@ -282,8 +282,9 @@ bool ProducerState::wait_for_space(std::uint32_t p, std::uint64_t needed,
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return false;
     if (!waiter.idle(0)) continue;
-    // A durable log's ring moves on once the keeper wrote: nudge it.
-    if (s.durable()) detail::request_sync(s, p, 0);
+    // A durable log's ring moves on once the keeper wrote (fsync: synced)
+    // the old segment: ask for that.
+    if (s.durable()) detail::request_sync(s, p, needed);
     // Park until a consumer commits, or the keeper writes (either wakes us
     // when waiters > 0).
     auto waiters = atomic(s.header->space_waiters);

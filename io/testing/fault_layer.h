@@ -1,0 +1,84 @@
+// A file layer for tests that simulates what a disk and a host crash do to
+// the keeper's writes, the way LevelDB's fault-injection Env and SQLite's
+// crash-test VFS do: writes go to the real files, and the layer remembers
+// each one (the bytes before and after) until an fdatasync of its file
+// succeeds. On a simulated host crash every write not known to be synced is
+// kept, dropped or torn (sector by sector), chosen at random, in any order
+// within and across files. It can also fail a write (EIO, ENOSPC), write
+// short, or fail a sync: like Linux, the failed sync loses the file's
+// unsynced writes for good (a crash drops or tears them) while a later sync
+// of the same file succeeds and proves nothing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "shmlog/io/file_layer.h"
+
+namespace shmlog::io {
+
+class FaultLayer final : public FileLayer {
+ public:
+  explicit FaultLayer(std::uint64_t seed) : rng_(seed) {}
+
+  // Faults armed from now on: the `nth` (1 = next) write or sync run
+  // through the layer fails with `err` (a write: is not done; a sync: loses
+  // the file's unsynced writes), or the nth write writes half its bytes.
+  void fail_write(std::uint64_t nth, int err);
+  void short_write(std::uint64_t nth);
+  void fail_sync(std::uint64_t nth, int err);
+  // The nth directory sync fails, and with `sticky` every one after it.
+  void fail_directory_sync(std::uint64_t nth, int err, bool sticky = false);
+
+  struct CrashReport {
+    std::uint64_t kept = 0, dropped = 0, torn = 0;  // unsynced writes, by what the crash did to them
+    std::uint64_t entries_lost = 0;                 // files whose directory entry was never synced
+  };
+  // What a crash does to each unsynced write: chosen at random per write
+  // (kept, dropped or torn sector by sector), or dropped, all of them.
+  enum class Crash { kRandom, kDropAll };
+  // The host crashes now: unsynced writes are kept, dropped or torn in the
+  // files, and files created in a directory since its last successful sync
+  // through this layer disappear; from now on every op, directory sync and
+  // file replacement fails with EIO, as if nothing the process does reaches
+  // the disk any more.
+  CrashReport crash(Crash how = Crash::kRandom);
+
+  struct Counts {
+    std::uint64_t writes = 0, syncs = 0, faults = 0;
+  };
+  Counts counts() const;
+
+  Status run(std::span<IoOp> ops, bool inline_run) override;
+  Status sync_directory(const std::string& dir) override;
+  Status replace_file(const std::string& path, const std::string& header, const KeyValues& values,
+                      std::uint32_t mode) override;
+
+ private:
+  struct Pending {
+    std::uint64_t dev = 0, ino = 0;
+    std::string path;
+    std::uint64_t offset = 0;
+    std::vector<std::byte> before, after;
+    bool lost = false;  // its sync failed: no later sync covers it
+  };
+  void write(IoOp& op);
+  void sync(IoOp& op);
+
+  mutable std::mutex mu_;
+  std::mt19937_64 rng_;
+  std::vector<Pending> pending_;  // oldest first
+  std::map<std::string, std::set<std::string>> synced_entries_;  // directory -> names at its last good sync
+  std::uint64_t write_fault_at_ = 0, short_write_at_ = 0, sync_fault_at_ = 0, dir_sync_fault_at_ = 0;
+  int write_err_ = 0, sync_err_ = 0, dir_sync_err_ = 0;
+  bool dir_sync_sticky_ = false, dir_sync_failing_ = false;
+  bool crashed_ = false;
+  Counts counts_;
+};
+
+}  // namespace shmlog::io

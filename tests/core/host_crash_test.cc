@@ -1,0 +1,213 @@
+// Host crashes and disk errors, injected with the fault layer: a failed
+// fsync or directory sync is never reported durable; recovery cuts at the
+// first hole past the checkpointed durable position, keeps damage below it,
+// and never takes its tail from a file that is not the segment it names.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "crash_util.h"
+#include "shmlog/io/segment_file.h"
+#include "shmlog/segments.h"
+#include "test_util.h"
+
+namespace shmlog {
+namespace {
+
+using namespace std::chrono_literals;
+
+LogOptions durable_log() {
+  LogOptions o;
+  o.partitions = 1;
+  o.segment_size = 64 * 1024;
+  o.ring_segments = 2;
+  o.max_record_size = 4096;
+  o.durability = Durability::kFsync;
+  o.claim_timeout = 100ms;  // a reader at a hole waits this long, then steps over it
+  return o;
+}
+
+std::string value_of(int i) { return "record-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 61), 'x'); }
+
+// Every record of partition 0 of a log nothing writes to (up to its end).
+std::vector<std::string> read_settled(const Log& log) {
+  ConsumerOptions co;
+  co.partitions = {0};
+  auto c = log.consumer(co).value();
+  const std::uint64_t end = log.info().partitions[0].end_offset;
+  std::vector<std::string> out;
+  for (int idle = 0; c.position(0).value_or(0) < end && idle < 3;) {
+    const std::uint64_t before = c.position(0).value_or(0);
+    (void)c.poll_wait([&](const Record& rec) { out.push_back(test::bytes_to_string(rec.value)); }, 512, 500ms);
+    idle = c.position(0).value_or(0) == before ? idle + 1 : 0;
+  }
+  return out;
+}
+
+// After a crash: the log as recovery rebuilds it from its files alone.
+Log reopen_after_crash(const std::string& path) {
+  EXPECT_TRUE(test::lose_shared_memory(path).ok());
+  auto log = Log::open(path, {.keeper = false});
+  EXPECT_TRUE(log.ok()) << log.status().to_string();
+  return std::move(log).value();
+}
+
+// What survived is exactly value_of(0 .. n-1), and n covers every ack.
+void expect_prefix_with(const std::vector<std::string>& got, int acked_through) {
+  ASSERT_GE(static_cast<int>(got.size()), acked_through + 1)
+      << "acknowledged records lost: " << got.size() << " survived, acked through " << acked_through;
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], value_of(static_cast<int>(i))) << i;
+}
+
+// Linux reports a writeback error once: the sync after a failed one
+// succeeds although the pages it lost never reached the disk. The keeper
+// writes those bytes again before it calls anything durable.
+TEST(HostCrash, FailedSyncIsNeverReportedDurable) {
+  test::TempLogPath path;
+  auto layer = std::make_shared<io::FaultLayer>(1);
+  int acked = -1;
+  {
+    test::FileLayerScope scope(layer);
+    auto log = Log::create(path.str(), durable_log()).value();
+    ProducerOptions po;
+    po.acks = ProducerOptions::Acks::kDurable;
+    auto p = log.producer(po).value();
+    for (int i = 0; i < 40; ++i) {
+      if (i == 20) layer->fail_sync(1, EIO);
+      if (p.append(as_bytes(value_of(i)))) acked = i;
+    }
+    EXPECT_EQ(layer->counts().faults, 1u);
+    EXPECT_GE(log.info().partitions[0].io_errors, 1u);
+    layer->crash(io::FaultLayer::Crash::kDropAll);
+  }
+  auto log = reopen_after_crash(path.str());
+  expect_prefix_with(read_settled(log), acked);
+}
+
+// A file whose directory entry may not be on disk takes no writes: the
+// files made ahead of need in a batch whose directory sync failed are
+// opened again only after a directory sync succeeds. Here none does, so
+// nothing past the first file is acknowledged, and a crash that loses
+// their names loses nothing acknowledged.
+TEST(HostCrash, FailedDirectorySyncKeepsNewFilesFromTakingWrites) {
+  test::TempLogPath path;
+  auto layer = std::make_shared<io::FaultLayer>(2);
+  layer->fail_directory_sync(2, EIO, /*sticky=*/true);  // the first (segment 0's file) succeeds
+  const std::string big(3000, 'v');
+  int acked = -1;
+  {
+    test::FileLayerScope scope(layer);
+    auto log = Log::create(path.str(), durable_log()).value();
+    ProducerOptions po;
+    po.acks = ProducerOptions::Acks::kDurable;
+    po.durable_timeout = 300ms;
+    auto p = log.producer(po).value();
+    for (int i = 0; i < 100 && acked == i - 1; ++i) {  // ~4 segments, until an ack fails
+      if (p.append(as_bytes(value_of(i) + big))) acked = i;
+    }
+    EXPECT_GE(layer->counts().faults, 1u);
+    EXPECT_GT(acked, 0);
+    EXPECT_LT(acked, 99) << "records in files whose names may be lost were acknowledged";
+    layer->crash(io::FaultLayer::Crash::kDropAll);
+  }
+  auto log = reopen_after_crash(path.str());
+  const auto got = read_settled(log);
+  ASSERT_GE(static_cast<int>(got.size()), acked + 1) << "acknowledged records lost";
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], value_of(static_cast<int>(i)) + big);
+}
+
+// Overwrites partition 0's bytes [from, to) with zeros in their file.
+void zero_range(const std::string& path, std::uint64_t segment_size, std::uint64_t from, std::uint64_t to) {
+  const std::uint64_t base = from & ~(segment_size - 1);
+  std::fstream f(io::partition_directory(path, 0) + "/" + io::segment_file_name(base),
+                 std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(f.good());
+  f.seekp(static_cast<std::streamoff>(io::kSegmentHeaderSize + (from - base)));
+  const std::string zeros(to - from, '\0');
+  f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+}
+
+// 60 records by a named producer, written and synced in order.
+std::vector<std::uint64_t> sixty_records(const std::string& path) {
+  std::vector<std::uint64_t> offsets;
+  auto log = Log::create(path, durable_log()).value();
+  ProducerOptions po;
+  po.producer_id = "sensor";
+  auto p = log.producer(po).value();
+  for (int i = 0; i < 60; ++i) offsets.push_back(p.append(as_bytes(value_of(i))).offset);
+  offsets.push_back(log.info().partitions[0].end_offset);
+  return offsets;  // the handle goes: the keeper syncs all and checkpoints
+}
+
+// The checkpoint says only 30 records were synced, and record 40 is gone:
+// the crash left records after a hole, which prove nothing (writeback runs
+// in any order). Recovery ends the partition at the hole, and the named
+// producer resumes there, so its resend of record 40 is appended, not
+// answered "duplicate".
+TEST(HostCrash, RecoveryCutsAtTheFirstHolePastTheDurablePosition) {
+  test::TempLogPath path;
+  const auto offsets = sixty_records(path.str());
+  ASSERT_TRUE(test::rewind_checkpoint(path.str(), 0, offsets[30], 30).ok());
+  zero_range(path.str(), durable_log().segment_size, offsets[40], offsets[41]);
+  auto log = reopen_after_crash(path.str());
+  const auto got = read_settled(log);
+  ASSERT_EQ(got.size(), 40u);
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], value_of(static_cast<int>(i)));
+  EXPECT_EQ(log.info().partitions[0].end_offset, offsets[40]);
+  ProducerOptions po;
+  po.producer_id = "sensor";
+  auto again = log.producer(po).value();
+  ASSERT_TRUE(again.last_sequence().has_value());
+  EXPECT_EQ(*again.last_sequence() + 1, 40u);
+  EXPECT_EQ(again.append(as_bytes(value_of(40))).offset, offsets[40]);
+}
+
+// The same hole below the checkpointed durable position is damage, not a
+// crash's doing: the records after it stay, readers step over it.
+TEST(HostCrash, DamageBelowTheDurablePositionIsSkippedNotCut) {
+  test::TempLogPath path;
+  const auto offsets = sixty_records(path.str());
+  zero_range(path.str(), durable_log().segment_size, offsets[40], offsets[41]);
+  auto log = reopen_after_crash(path.str());
+  const auto got = read_settled(log);
+  ASSERT_EQ(got.size(), 59u);
+  EXPECT_EQ(got[39], value_of(39));
+  EXPECT_EQ(got[40], value_of(41));
+  EXPECT_EQ(got.back(), value_of(59));
+  EXPECT_EQ(log.info().partitions[0].end_offset, offsets[60]);
+}
+
+// A copy of segment 0 under a far-off segment's name is not that segment:
+// recovery neither takes the tail from it nor deletes it (set aside as
+// .foreign), and appends go on where the log ended.
+TEST(HostCrash, StrayCopyUnderAFarOffNameDoesNotMoveTheTail) {
+  test::TempLogPath path;
+  const LogOptions o = durable_log();
+  std::uint64_t end = 0;
+  {
+    auto log = Log::create(path.str(), o).value();
+    auto p = log.producer().value();
+    for (int i = 0; i < 2500; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
+    end = log.info().partitions[0].end_offset;
+  }
+  ASSERT_GT(end, 2 * o.segment_size);  // three segments
+  const std::string dir = io::partition_directory(path.str(), 0);
+  const std::string stray = dir + "/" + io::segment_file_name(50 * o.segment_size);
+  std::filesystem::copy_file(dir + "/" + io::segment_file_name(0), stray);
+  auto log = reopen_after_crash(path.str());
+  EXPECT_EQ(log.info().partitions[0].end_offset, end);
+  EXPECT_FALSE(std::filesystem::exists(stray));
+  EXPECT_TRUE(std::filesystem::exists(stray + ".foreign"));
+  const auto got = read_settled(log);
+  ASSERT_EQ(got.size(), 2500u);
+  EXPECT_EQ(got.back(), value_of(2499));
+  auto p = log.producer().value();
+  EXPECT_EQ(p.append(as_bytes("next")).offset, end);
+}
+
+}  // namespace
+}  // namespace shmlog
