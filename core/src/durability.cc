@@ -160,6 +160,19 @@ io::KeyValues checkpoint_values(const LogState& s, const SequenceSnapshot& durab
   return kv;
 }
 
+// Each named producer's slot, name and first epoch, as one string.
+std::string named_identities(const LogState& s) {
+  std::string out;
+  for (std::uint32_t i = 0; i < s.options.max_producers; ++i) {
+    auto& slot = s.producer_slot(i);
+    if ((atomic(slot.flags).load(std::memory_order_acquire) & format::kProducerIdempotent) == 0) continue;
+    const std::string name = name_of(slot.name, sizeof slot.name);
+    if (name.empty()) continue;
+    out += std::to_string(i) + ":" + hex(name) + ":" + std::to_string(slot.first_epoch) + ";";
+  }
+  return out;
+}
+
 // One `producer.i` entry of a checkpoint: the slot, the name and the
 // numbers epoch, first_epoch, last_sequence_plus_one, txn_word,
 // txn_timeout_ms, txn_changed_ns; nothing when the entry is malformed.
@@ -289,6 +302,8 @@ class Flusher {
   bool round();
   // Retention, disk usage, file preallocation and the checkpoint.
   void housekeeping(bool force);
+  // Writes the checkpoint if it changed; false when that failed.
+  bool checkpoint();
   // Whether a round would find work now (before parking).
   bool has_work() const noexcept;
 
@@ -314,6 +329,11 @@ class Flusher {
   io::SegmentFile* file_for(std::uint32_t p, std::uint64_t segment, bool sync_dir = true);
   void note_error(std::uint32_t p, int err) noexcept;
   bool sync_directory(std::uint32_t p);
+  // Whether every named producer's identity (its slot, name and first
+  // epoch) is in the checkpoint on disk, writing it if not. A record is
+  // never synced before its producer's identity: recovery could not tell
+  // whose sequence it carries.
+  bool identities_durable();
   void rewrite_unsynced(std::uint32_t p);
   bool wants_sync(const Part& part, std::uint64_t upto) const noexcept;
   void apply_retention(std::uint32_t p);
@@ -329,6 +349,7 @@ class Flusher {
   std::deque<SequenceSnapshot> pending_sequences_;  // taken, not yet durable, oldest first
   SequenceSnapshot durable_sequences_;
   io::KeyValues last_checkpoint_;
+  std::string checkpointed_identities_;  // named_identities() as last_checkpoint_ has them
 };
 
 void Flusher::note_error(std::uint32_t p, int err) noexcept {
@@ -455,9 +476,14 @@ bool Flusher::round() {
   std::vector<bool> syncing(s_.options.partitions, false);
   bool any_asked = false;  // a producer waits for a sync
   for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
+    if (now >= parts_[p].retry_at) scan(p);
+  }
+  // After the scans: a producer registers before it claims, so every
+  // record scanned has its identity in the slots read now.
+  const bool may_sync = s_.options.durability == Durability::kFsync && identities_durable();
+  for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
     Part& part = parts_[p];
     if (now < part.retry_at) continue;
-    scan(p);
     // Writes: [written, scanned), one op per segment piece.
     std::uint64_t from = part.written;
     std::vector<std::uint64_t> touched;
@@ -481,7 +507,7 @@ bool Flusher::round() {
     const std::uint64_t upto = from;
     const bool asked = atomic(s_.partition(p).sync_request).load(std::memory_order_acquire) > part.durable;
     any_asked |= asked;
-    if (s_.options.durability == Durability::kFsync && upto > part.durable && (asked || wants_sync(part, upto))) {
+    if (may_sync && upto > part.durable && (asked || wants_sync(part, upto))) {
       syncing[p] = true;
       // Each file's writes are linked to its sync; files only dirty from
       // earlier rounds get a sync of their own.
@@ -540,8 +566,9 @@ bool Flusher::round() {
           written = op_end_[i];
           part.dirty.insert((op_end_[i] - 1) >> s_.segment_shift);
         } else {
+          // A short write counts for nothing: positions stay on record
+          // boundaries (a scan resumes there, acks compare against them).
           writes_ok = false;
-          if (op.result > 0) written = op_end_[i] - op.size + static_cast<std::uint64_t>(op.result);
           note_error(p, op.result < 0 ? -op.result : EIO);
         }
       } else {
@@ -566,8 +593,8 @@ bool Flusher::round() {
       }
       moved = true;
     }
+    // [written, scanned) is written again next round.
     if (part.scanned < part.written) part.scanned = part.written;
-    if (!writes_ok) part.scanned = part.written;  // write the rest again next time
     std::uint64_t durable = part.durable;
     if (s_.options.durability == Durability::kFlush) {
       durable = part.written;
@@ -684,24 +711,38 @@ void Flusher::housekeeping(bool force) {
   }
   if (force || now >= next_checkpoint_) {
     next_checkpoint_ = now + kCheckpointEvery;
-    io::KeyValues values;
-    {
-      // Slots are filled in under the admin lock: read them under it too.
-      AdminLock lock(s_);
-      pending_sequences_.push_back(take_sequence_snapshot(s_));
-      while (!pending_sequences_.empty() && snapshot_durable(s_, pending_sequences_.front())) {
-        durable_sequences_ = std::move(pending_sequences_.front());
-        pending_sequences_.pop_front();
-      }
-      if (pending_sequences_.size() > 64) pending_sequences_.pop_front();  // durability stalled: keep the newest
-      values = checkpoint_values(s_, durable_sequences_);
-    }
-    if (values != last_checkpoint_) {
-      if (files_.replace_file(s_.path + "/" + kStateFile, kStateHeader, values, s_.options.mode & 0666).ok()) {
-        last_checkpoint_ = std::move(values);
-      }
-    }
+    (void)checkpoint();
   }
+}
+
+bool Flusher::checkpoint() {
+  io::KeyValues values;
+  std::string identities;
+  {
+    // Slots are filled in under the admin lock: read them under it too.
+    AdminLock lock(s_);
+    pending_sequences_.push_back(take_sequence_snapshot(s_));
+    while (!pending_sequences_.empty() && snapshot_durable(s_, pending_sequences_.front())) {
+      durable_sequences_ = std::move(pending_sequences_.front());
+      pending_sequences_.pop_front();
+    }
+    if (pending_sequences_.size() > 64) pending_sequences_.pop_front();  // durability stalled: keep the newest
+    values = checkpoint_values(s_, durable_sequences_);
+    identities = named_identities(s_);
+  }
+  if (values == last_checkpoint_) return true;
+  if (!files_.replace_file(s_.path + "/" + kStateFile, kStateHeader, values, s_.options.mode & 0666).ok()) return false;
+  last_checkpoint_ = std::move(values);
+  checkpointed_identities_ = std::move(identities);
+  return true;
+}
+
+bool Flusher::identities_durable() {
+  {
+    AdminLock lock(s_);
+    if (named_identities(s_) == checkpointed_identities_) return true;
+  }
+  return checkpoint();
 }
 
 // Takes the keeper lease (free, or its holder dead); waits while a live
@@ -921,7 +962,71 @@ Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vect
 
 }  // namespace
 
+// What the recovered ring says of the producer ids that wrote to it: the
+// epochs seen (with whether each wrote transactional records and which
+// marker ended them). The checkpoint is up to 100 ms old, and every
+// begin_transaction moves an epoch: the records are the truth.
+struct EpochSeen {
+  bool transactional = false, committed = false, aborted = false;
+};
+using EpochsSeen = std::map<std::uint16_t, std::map<std::uint16_t, EpochSeen>>;  // id -> epoch -> seen
+
+void note_epochs(const LogState& s, std::uint32_t p, std::uint64_t first_segment, std::uint64_t tail, EpochsSeen& seen) {
+  for (std::uint64_t segment = first_segment; (segment << s.segment_shift) < tail; ++segment) {
+    const std::uint64_t base = segment << s.segment_shift;
+    const std::span<const std::byte> bytes(s.segment_base(p, segment), std::min(s.segment_size, tail - base));
+    (void)scan_segment(bytes, base, s.max_frame, [&](const SegmentRecord& r) {
+      const auto type = static_cast<format::RecordType>(r.type);
+      if (type == format::RecordType::kPadding || type == format::RecordType::kAbandoned) return;
+      EpochSeen& e = seen[r.producer_id][r.producer_epoch];
+      e.transactional |= type == format::RecordType::kData && r.transactional;
+      e.committed |= type == format::RecordType::kTxnCommit;
+      e.aborted |= type == format::RecordType::kTxnAbort;
+    });
+  }
+}
+
+// Each named producer's epoch becomes at least the newest its records carry
+// (so the next instance fences them and counts their sequences), and its
+// newest transaction is set to what its markers say: open when none was
+// written (no process holds it after a crash: its first read_committed
+// reader aborts it), never the older transaction the checkpoint names.
+void restore_epochs(LogState& s, const EpochsSeen& seen) {
+  for (const auto& [id, epochs] : seen) {
+    if (id >= s.options.max_producers) continue;
+    auto& slot = s.producer_slot(id);
+    if ((slot.flags & format::kProducerIdempotent) == 0 || slot.name[0] == '\0') continue;
+    const std::uint16_t first = slot.first_epoch;
+    const auto checkpointed = static_cast<std::uint16_t>(slot.epoch - first);
+    std::uint16_t newest = checkpointed;
+    const EpochSeen* newest_txn = nullptr;
+    std::uint16_t newest_txn_epoch = 0;
+    for (const auto& [epoch, e] : epochs) {
+      const auto age = static_cast<std::uint16_t>(epoch - first);
+      // Records of an older identity of the slot lie "behind" its first
+      // epoch, far round the 16-bit circle: not this identity's.
+      if (static_cast<std::uint16_t>(age - checkpointed) >= 0x8000u) continue;
+      newest = std::max(newest, age);
+      if (e.transactional && (newest_txn == nullptr || age >= static_cast<std::uint16_t>(newest_txn_epoch - first))) {
+        newest_txn = &e;
+        newest_txn_epoch = epoch;
+      }
+    }
+    slot.epoch = static_cast<std::uint16_t>(first + newest);
+    if (newest_txn == nullptr || (format::txn_epoch(slot.txn_word) == newest_txn_epoch &&
+                                  format::txn_state(slot.txn_word) != format::TxnState::kOpen)) {
+      continue;  // the checkpoint already knows how it ended
+    }
+    const auto state = newest_txn->committed ? format::TxnState::kCommitting
+                       : newest_txn->aborted ? format::TxnState::kAborting
+                                             : format::TxnState::kOpen;
+    slot.txn_word = format::make_txn_word(newest_txn_epoch, state);
+    slot.txn_changed_ns = 0;
+  }
+}
+
 Status recover_from_disk(LogState& s) {
+  EpochsSeen epochs;
   std::vector<std::uint64_t> durable_from;
   SHMLOG_RETURN_IF_ERROR(restore_checkpoint(s, durable_from));
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
@@ -955,6 +1060,7 @@ Status recover_from_disk(LogState& s) {
         std::memcpy(base, &pad, sizeof pad);
       }
     }
+    note_epochs(s, p, lowest, tail, epochs);
     ph.tail_position = tail;
     ph.written_position = tail;
     ph.durable_position = tail;
@@ -965,6 +1071,7 @@ Status recover_from_disk(LogState& s) {
       if (slot.committed_offset > tail) slot.committed_offset = tail;
     }
   }
+  restore_epochs(s, epochs);
   return {};
 }
 

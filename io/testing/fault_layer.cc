@@ -119,6 +119,11 @@ void FaultLayer::write(IoOp& op) {
 }
 
 void FaultLayer::sync(IoOp& op) {
+  if (counts_down(crash_at_sync_)) {
+    crash_locked(Crash::kRandom);
+    op.result = -EIO;
+    return;
+  }
   ++counts_.syncs;
   const FileId id = identify(op.fd);
   const auto same_file = [&](const Pending& p) { return p.dev == id.dev && p.ino == id.ino; };
@@ -212,10 +217,31 @@ Status FaultLayer::replace_file(const std::string& path, const std::string& head
   return write_key_value_file(path, header, values, mode);
 }
 
+void FaultLayer::crash_before_sync(std::uint64_t nth) {
+  std::lock_guard lock(mu_);
+  crash_at_sync_ = nth;
+}
+
+bool FaultLayer::crashed() const {
+  std::lock_guard lock(mu_);
+  return crashed_;
+}
+
+FaultLayer::CrashReport FaultLayer::crash_report() const {
+  std::lock_guard lock(mu_);
+  return report_;
+}
+
 FaultLayer::CrashReport FaultLayer::crash(Crash how) {
   std::lock_guard lock(mu_);
+  crash_locked(how);
+  return report_;
+}
+
+void FaultLayer::crash_locked(Crash how) {
+  if (crashed_) return;
   crashed_ = true;
-  CrashReport report;
+  CrashReport& report = report_;
   // The disk holds, per sector, the newest write that reached it, else what
   // was there before the first unsynced write: put every range back as it
   // was (newest first), then replay the surviving sectors (oldest first).
@@ -264,7 +290,6 @@ FaultLayer::CrashReport FaultLayer::crash(Crash how) {
     }
   }
   synced_entries_.clear();
-  return report;
 }
 
 }  // namespace shmlog::io

@@ -48,6 +48,12 @@ class FaultLayer final : public FileLayer {
   // file replacement fails with EIO, as if nothing the process does reaches
   // the disk any more.
   CrashReport crash(Crash how = Crash::kRandom);
+  // The host crashes when the nth sync (1 = next) is about to run: every
+  // write since the file's last sync is at the crash's mercy.
+  void crash_before_sync(std::uint64_t nth);
+  // Whether the host has crashed, and what the crash did.
+  bool crashed() const;
+  CrashReport crash_report() const;
 
   struct Counts {
     std::uint64_t writes = 0, syncs = 0, faults = 0;
@@ -69,6 +75,7 @@ class FaultLayer final : public FileLayer {
   };
   void write(IoOp& op);
   void sync(IoOp& op);
+  void crash_locked(Crash how);
 
   mutable std::mutex mu_;
   std::mt19937_64 rng_;
@@ -77,7 +84,9 @@ class FaultLayer final : public FileLayer {
   std::uint64_t write_fault_at_ = 0, short_write_at_ = 0, sync_fault_at_ = 0, dir_sync_fault_at_ = 0;
   int write_err_ = 0, sync_err_ = 0, dir_sync_err_ = 0;
   bool dir_sync_sticky_ = false, dir_sync_failing_ = false;
+  std::uint64_t crash_at_sync_ = 0;
   bool crashed_ = false;
+  CrashReport report_;
   Counts counts_;
 };
 

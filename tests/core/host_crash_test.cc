@@ -3,11 +3,14 @@
 // first hole past the checkpointed durable position, keeps damage below it,
 // and never takes its tail from a file that is not the segment it names.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "crash_util.h"
@@ -82,6 +85,31 @@ TEST(HostCrash, FailedSyncIsNeverReportedDurable) {
     }
     EXPECT_EQ(layer->counts().faults, 1u);
     EXPECT_GE(log.info().partitions[0].io_errors, 1u);
+    layer->crash(io::FaultLayer::Crash::kDropAll);
+  }
+  auto log = reopen_after_crash(path.str());
+  expect_prefix_with(read_settled(log), acked);
+}
+
+// A write that wrote half its bytes: the keeper writes the piece again
+// from its start, and the records after it in the segment still reach
+// the file (the flusher once resumed its scan mid-record, skipped to the
+// segment's end and acknowledged records it never wrote).
+TEST(HostCrash, ShortWriteIsWrittenAgainAndLaterRecordsReachTheDisk) {
+  test::TempLogPath path;
+  auto layer = std::make_shared<io::FaultLayer>(4);
+  layer->short_write(7);
+  int acked = -1;
+  {
+    test::FileLayerScope scope(layer);
+    auto log = Log::create(path.str(), durable_log()).value();
+    ProducerOptions po;
+    po.acks = ProducerOptions::Acks::kDurable;
+    auto p = log.producer(po).value();
+    for (int i = 0; i < 300; ++i) {
+      if (p.append(as_bytes(value_of(i))) && acked == i - 1) acked = i;
+    }
+    EXPECT_EQ(layer->counts().faults, 1u);
     layer->crash(io::FaultLayer::Crash::kDropAll);
   }
   auto log = reopen_after_crash(path.str());
@@ -207,6 +235,108 @@ TEST(HostCrash, StrayCopyUnderAFarOffNameDoesNotMoveTheTail) {
   EXPECT_EQ(got.back(), value_of(2499));
   auto p = log.producer().value();
   EXPECT_EQ(p.append(as_bytes("next")).offset, end);
+}
+
+// A named producer's first records are synced before the periodic
+// checkpoint names it: the keeper checkpoints its identity first, or after
+// a crash nothing would say whose sequences those records carry.
+TEST(HostCrash, NamedProducerIdentityReachesTheDiskBeforeItsRecords) {
+  test::TempLogPath path;
+  auto layer = std::make_shared<io::FaultLayer>(3);
+  {
+    test::FileLayerScope scope(layer);
+    auto log = Log::create(path.str(), durable_log()).value();
+    std::this_thread::sleep_for(20ms);  // the keeper's first checkpoint: no producer yet
+    ProducerOptions po;
+    po.producer_id = "meter";
+    po.acks = ProducerOptions::Acks::kDurable;
+    auto p = log.producer(po).value();
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
+    layer->crash(io::FaultLayer::Crash::kDropAll);  // long before the next periodic checkpoint
+  }
+  auto log = reopen_after_crash(path.str());
+  ASSERT_EQ(read_settled(log).size(), 5u);
+  ProducerOptions po;
+  po.producer_id = "meter";
+  auto again = log.producer(po).value();
+  ASSERT_TRUE(again.last_sequence().has_value()) << "the records survived, whose they are did not";
+  EXPECT_EQ(*again.last_sequence(), 4u);
+  again.set_next_sequence(4);
+  EXPECT_EQ(again.append(as_bytes(value_of(4))).error, Errc::kDuplicate);
+}
+
+// A transactional producer killed with its 21st transaction open, after 20
+// committed ones; the host crash leaves a checkpoint from its second
+// transaction. Its epoch and transactions come from the records, not from
+// that checkpoint: the open transaction is aborted (a read_committed reader
+// passes it), the restarted producer fences every epoch on disk, and its
+// resends of committed records are duplicates.
+TEST(HostCrash, EpochsAndOpenTransactionsComeFromTheRecordsNotAnOldCheckpoint) {
+  test::TempLogPath path;
+  { auto created = Log::create(path.str(), durable_log()).value(); }
+  const std::string state = path.str() + "/shmlog.state";
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const auto child = test::spawn([&] {
+    ::close(fds[0]);
+    auto log = Log::open(path.str()).value();
+    ProducerOptions po;
+    po.producer_id = "payments";
+    po.transactional = true;
+    auto p = log.producer(po).value();
+    for (int i = 0; i < 21; ++i) {
+      if (!p.begin_transaction().ok() || !p.append(as_bytes(value_of(i)))) return 1;
+      if (i == 20) break;  // left open
+      if (!p.commit_transaction().ok()) return 2;
+      if (i == 1) {  // a checkpoint of this moment, for the crash to leave behind
+        std::this_thread::sleep_for(300ms);
+        std::filesystem::copy_file(state, state + ".early", std::filesystem::copy_options::overwrite_existing);
+      }
+    }
+    // Another producer's record after the open transaction: a reader
+    // that waits on the transaction never gets to it.
+    auto other = log.producer().value();
+    if (!other.append(as_bytes("after"))) return 5;
+    if (p.wait_durable(0, log.info().partitions[0].end_offset, 10s) != Errc::kOk) return 3;
+    const std::uint16_t epoch = p.epoch();
+    if (::write(fds[1], &epoch, sizeof epoch) != sizeof epoch) return 4;
+    for (;;) std::this_thread::sleep_for(1s);
+  });
+  ::close(fds[1]);
+  std::uint16_t epoch = 0;
+  const bool ready = ::read(fds[0], &epoch, sizeof epoch) == sizeof epoch;
+  ::close(fds[0]);
+  ::kill(static_cast<pid_t>(child), SIGKILL);
+  EXPECT_EQ(test::join(child), 128 + SIGKILL);
+  ASSERT_TRUE(ready) << "the child ended before it was ready";
+  ASSERT_GE(epoch, 20);  // every transaction moved it
+  std::filesystem::rename(state + ".early", state);
+  auto log = reopen_after_crash(path.str());
+  {
+    ConsumerOptions co;
+    co.partitions = {0};
+    co.isolation = Isolation::kReadCommitted;
+    auto c = log.consumer(co).value();
+    std::vector<std::string> got;
+    for (int idle = 0; got.size() < 22 && idle < 5;) {
+      const auto r = c.poll_wait([&](const Record& rec) { got.push_back(test::bytes_to_string(rec.value)); }, 64, 200ms);
+      idle = r.records == 0 ? idle + 1 : 0;
+    }
+    ASSERT_EQ(got.size(), 21u) << "a read_committed reader stopped at, or delivered, the open transaction";
+    EXPECT_EQ(got[19], value_of(19));
+    EXPECT_EQ(got[20], "after");
+  }
+  ProducerOptions po;
+  po.producer_id = "payments";
+  po.transactional = true;
+  auto again = log.producer(po).value();
+  EXPECT_GT(again.epoch(), epoch);
+  ASSERT_TRUE(again.last_sequence().has_value());
+  EXPECT_EQ(*again.last_sequence(), 19u);
+  again.set_next_sequence(5);
+  ASSERT_TRUE(again.begin_transaction().ok());
+  EXPECT_EQ(again.append(as_bytes(value_of(5))).error, Errc::kDuplicate);
+  EXPECT_TRUE(again.abort_transaction().ok());
 }
 
 }  // namespace
