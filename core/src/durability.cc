@@ -478,9 +478,10 @@ bool Flusher::round() {
   for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
     if (now >= parts_[p].retry_at) scan(p);
   }
-  // After the scans: a producer registers before it claims, so every
-  // record scanned has its identity in the slots read now.
-  const bool may_sync = s_.options.durability == Durability::kFsync && identities_durable();
+  // Looked at after the scans, once a sync is wanted: a producer registers
+  // before it claims, so every record scanned has its identity in the
+  // slots read then.
+  std::optional<bool> identities_ok;
   for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
     Part& part = parts_[p];
     if (now < part.retry_at) continue;
@@ -507,7 +508,9 @@ bool Flusher::round() {
     const std::uint64_t upto = from;
     const bool asked = atomic(s_.partition(p).sync_request).load(std::memory_order_acquire) > part.durable;
     any_asked |= asked;
-    if (may_sync && upto > part.durable && (asked || wants_sync(part, upto))) {
+    const bool want = s_.options.durability == Durability::kFsync && upto > part.durable && (asked || wants_sync(part, upto));
+    if (want && !identities_ok) identities_ok = identities_durable();
+    if (want && *identities_ok) {
       syncing[p] = true;
       // Each file's writes are linked to its sync; files only dirty from
       // earlier rounds get a sync of their own.
