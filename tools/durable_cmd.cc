@@ -118,7 +118,7 @@ int run_verify(const std::string& path) {
   }
   for (const auto& b : scan->bad_files) std::printf("bad file: %s\n", b.reason.c_str());
   std::printf("%zu segment file(s), %" PRIu64 " records; %" PRIu64 " damaged region(s), %" PRIu64
-              " torn tail(s), %zu unreadable file(s)%s\n",
+              " torn tail(s), %zu missing or unreadable file(s)%s\n",
               scan->files.size(), records, damaged, torn, scan->bad_files.size(),
               torn > 0 ? " (shmlog repair cuts torn tails)" : "");
   return damaged == 0 && torn == 0 && scan->bad_files.empty() ? 0 : 1;

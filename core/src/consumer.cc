@@ -8,6 +8,7 @@
 #include "durability.h"
 #include "log_state.h"
 #include "record.h"
+#include "shmlog/segments.h"
 #include "txn.h"
 #include "shmlog/log.h"
 
@@ -106,6 +107,7 @@ struct ConsumerState {
   void look_ahead(Part& part, std::uint64_t from) noexcept;
   void complete_if_abandoned(Part& part, std::uint16_t id, std::uint16_t epoch) noexcept;
   void on_lapped(Part& part, std::uint64_t& position) noexcept;
+  void skip_damage_in_file(Part& part, std::uint64_t& position) noexcept;
   bool still_valid(const Part& part, std::uint64_t position) const noexcept;
   void commit_position(Part& part, std::uint64_t position) noexcept;
   std::size_t poll_partition(Part& part, RecordHandler& handler, std::size_t max);
@@ -354,8 +356,14 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
           part.descriptor = nullptr;
           continue;
         }
-        on_lapped(part, position);
-        if ((position >> s.segment_shift) == segment) return Read::kNone;  // file unreadable: try again later
+        on_lapped(part, position);  // retention took it: counted as lost
+        if ((position >> s.segment_shift) == segment) {
+          // Retained but missing, unreadable or another segment's file:
+          // damage, counted; the next segment goes on.
+          const std::uint64_t segment_end = (position | s.segment_mask) + 1;
+          if (result != nullptr) result->corrupt += segment_end - position;
+          position = segment_end;
+        }
         continue;
       }
       if (held < segment || format::segment_state(w) != format::SegmentState::kReady) return Read::kNone;
@@ -421,8 +429,13 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
           on_lapped(part, position);
           continue;
         }
-        // Nothing after a bad length can be trusted in this segment: skip to
-        // its end and count the bytes.
+        if (part.descriptor == nullptr) {
+          skip_damage_in_file(part, position);
+          continue;
+        }
+        // Nothing after a bad length can be trusted in this segment of the
+        // ring (a claim may be in flight past it): skip to its end and
+        // count the bytes.
         if (result != nullptr) result->corrupt += s.segment_size - offset;
         position = (position | s.segment_mask) + 1;
         continue;
@@ -431,8 +444,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
       case record::Kind::kUnblocking: {
         if (part.descriptor == nullptr) {
           // A segment file is whole: a gap in it is damage, not a claim.
-          if (result != nullptr) result->corrupt += s.segment_size - offset;
-          position = (position | s.segment_mask) + 1;
+          skip_damage_in_file(part, position);
           continue;
         }
         // Usually just "nothing yet". Every 64th look (or before parking),
@@ -456,6 +468,17 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
       }
     }
   }
+}
+
+// A segment file's copy does not change: after damage at `position`,
+// reading resumes at the next good record in it (or the next segment),
+// and the bytes between are counted.
+void ConsumerState::skip_damage_in_file(Part& part, std::uint64_t& position) noexcept {
+  const LogState& s = *log;
+  const std::span<const std::byte> data(part.segment_base, s.segment_size);
+  const std::uint64_t resume = next_good_record(data, position & s.segment_mask, s.max_frame);
+  if (result != nullptr) result->corrupt += resume - (position & s.segment_mask);
+  position = (position & ~s.segment_mask) + resume;
 }
 
 void ConsumerState::commit_position(Part& part, std::uint64_t position) noexcept {

@@ -851,7 +851,12 @@ const std::byte* disk_segment(const LogState& s, std::uint32_t p, std::uint64_t 
   if (buffer.partition == p && buffer.segment == segment) return buffer.data.data();
   if (!s.durable()) return nullptr;
   auto file = io::SegmentFile::open(segment_path(s, p, segment), /*writable=*/false, s.segment_size);
-  if (!file.ok()) return nullptr;
+  // A file under this segment's name whose header names another segment,
+  // partition or log (a stray copy) is not this segment.
+  if (!file.ok() || file->header().base_offset != segment << s.segment_shift || file->header().partition != p ||
+      file->header().log_id != s.header->log_id) {
+    return nullptr;
+  }
   buffer.data.resize(s.segment_size);
   if (!file->read(0, buffer.data).ok()) {
     buffer.segment = UINT64_MAX;
@@ -1091,8 +1096,17 @@ Result<LogScan> scan_log_files(const std::string& path) {
     const std::string dir = io::partition_directory(meta->dir, p);
     auto bases = io::list_segment_files(dir);
     if (!bases.ok()) return std::move(bases).status();
+    std::uint64_t expected = bases->empty() ? 0 : bases->front();
     for (std::uint64_t base : *bases) {
       const std::string file = dir + "/" + io::segment_file_name(base);
+      // Retention removes files from the front only: a gap is damage.
+      for (; expected < base; expected += meta->options.segment_size) {
+        out.bad_files.push_back({expected, meta->options.segment_size,
+                                 dir + "/" + io::segment_file_name(expected) + ": missing (offsets " +
+                                     std::to_string(expected) + ".." +
+                                     std::to_string(expected + meta->options.segment_size) + " lost)"});
+      }
+      expected = base + meta->options.segment_size;
       auto scanned = scan_segment_file(file, max_frame);
       if (!scanned.ok()) {
         out.bad_files.push_back({base, 0, scanned.status().message()});

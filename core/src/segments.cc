@@ -40,6 +40,17 @@ bool good_record(std::span<const std::byte> data, std::uint64_t at, std::uint32_
 
 }  // namespace
 
+std::uint64_t next_good_record(std::span<const std::byte> data, std::uint64_t from, std::uint32_t max_frame) noexcept {
+  const std::uint64_t size = data.size() & ~std::uint64_t{format::kRecordAlignment - 1};
+  std::uint64_t pos = (from + format::kRecordAlignment) & ~std::uint64_t{format::kRecordAlignment - 1};
+  for (; pos < size; pos += format::kRecordAlignment) {
+    record::Decoded d;
+    SegmentRecord::Check check;
+    if (good_record(data, pos, max_frame, &d, &check) && check != SegmentRecord::Check::kBad) return pos;
+  }
+  return data.size();
+}
+
 SegmentScan scan_segment(std::span<const std::byte> data, std::uint64_t base_offset, std::uint32_t max_frame,
                          const std::function<void(const SegmentRecord&)>& each) {
   SegmentScan scan;

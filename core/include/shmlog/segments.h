@@ -53,6 +53,11 @@ struct SegmentScan {
 SegmentScan scan_segment(std::span<const std::byte> data, std::uint64_t base_offset, std::uint32_t max_frame,
                          const std::function<void(const SegmentRecord&)>& each = {});
 
+// Where reading resumes after damage at `from` in a segment's data: the
+// first good record (length, type, and checksum where it has one) past
+// `from`, in 32-byte steps; data.size() when none follows. Pure.
+std::uint64_t next_good_record(std::span<const std::byte> data, std::uint64_t from, std::uint32_t max_frame) noexcept;
+
 // A segment file's header and scan.
 struct SegmentFileScan {
   std::string path;

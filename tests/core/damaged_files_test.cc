@@ -1,0 +1,138 @@
+// Damaged segment files of a durable log: readers report what they skip
+// (PollResult::corrupt) and go on at the next good record or file; a file
+// under another segment's name is not read as that segment; verify names
+// missing files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "shmlog/io/segment_file.h"
+#include "shmlog/segments.h"
+#include "test_util.h"
+
+namespace shmlog {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::uint64_t kSegment = 64 * 1024;
+
+std::string value_of(int i) { return "r" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 53), 'x'); }
+
+// A closed durable log of `count` records over many segments (the ring
+// holds two: the rest are read from the files), and each record's offset.
+std::vector<std::uint64_t> make_log(const std::string& path, int count) {
+  LogOptions o;
+  o.partitions = 1;
+  o.segment_size = kSegment;
+  o.ring_segments = 2;
+  o.max_record_size = 4096;
+  o.durability = Durability::kFlush;
+  auto log = Log::create(path, o).value();
+  auto p = log.producer().value();
+  std::vector<std::uint64_t> offsets;
+  for (int i = 0; i < count; ++i) offsets.push_back(p.append(as_bytes(value_of(i))).offset);
+  return offsets;
+}
+
+std::string segment_file(const std::string& path, std::uint64_t segment) {
+  return io::partition_directory(path, 0) + "/" + io::segment_file_name(segment * kSegment);
+}
+
+struct Read {
+  std::vector<int> indexes;  // which records came, by their value
+  std::uint64_t corrupt = 0;
+  bool reached_end = false;
+};
+
+// Reads partition 0 from the earliest record to the end.
+Read read_all(const std::string& path) {
+  auto log = Log::open(path).value();
+  const std::uint64_t end = log.info().partitions[0].end_offset;
+  ConsumerOptions co;
+  co.partitions = {0};
+  auto c = log.consumer(co).value();
+  Read out;
+  for (int idle = 0; c.position(0).value_or(0) < end && idle < 3;) {
+    const auto r = c.poll_wait(
+        [&](const Record& rec) {
+          const std::string v = test::bytes_to_string(rec.value);
+          out.indexes.push_back(std::stoi(v.substr(1)));
+        },
+        1024, 100ms);
+    out.corrupt += r.corrupt;
+    idle = r.records == 0 && r.corrupt == 0 ? idle + 1 : 0;
+  }
+  out.reached_end = c.position(0).value_or(0) == end;
+  return out;
+}
+
+// The records whose frames lie in [from, to).
+std::vector<int> records_in(const std::vector<std::uint64_t>& offsets, std::uint64_t from, std::uint64_t to) {
+  std::vector<int> out;
+  for (std::size_t i = 0; i < offsets.size(); ++i) {
+    if (offsets[i] >= from && offsets[i] < to) out.push_back(static_cast<int>(i));
+  }
+  return out;
+}
+
+std::vector<int> all_but(int count, const std::vector<int>& lost) {
+  std::vector<int> out;
+  for (int i = 0; i < count; ++i) {
+    if (std::find(lost.begin(), lost.end(), i) == lost.end()) out.push_back(i);
+  }
+  return out;
+}
+
+TEST(DamagedFiles, MissingSegmentFileIsCountedAndReadingGoesOn) {
+  test::TempLogPath path;
+  const auto offsets = make_log(path.str(), 5000);
+  ASSERT_GT(offsets.back(), 5 * kSegment);
+  std::filesystem::remove(segment_file(path.str(), 1));
+  const Read got = read_all(path.str());
+  EXPECT_TRUE(got.reached_end) << "the reader stopped at the missing file";
+  EXPECT_EQ(got.indexes, all_but(5000, records_in(offsets, kSegment, 2 * kSegment)));
+  EXPECT_EQ(got.corrupt, kSegment);
+  auto scan = scan_log_files(path.str()).value();
+  ASSERT_EQ(scan.bad_files.size(), 1u);
+  EXPECT_NE(scan.bad_files[0].reason.find("missing"), std::string::npos) << scan.bad_files[0].reason;
+}
+
+TEST(DamagedFiles, ZeroedBlockInsideASegmentFileLosesOnlyItsRecords) {
+  test::TempLogPath path;
+  const auto offsets = make_log(path.str(), 5000);
+  const std::uint64_t from = kSegment + 8192, to = from + 4096;  // 4 KiB inside segment 1
+  {
+    std::fstream f(segment_file(path.str(), 1), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(io::kSegmentHeaderSize + (from - kSegment)));
+    const std::string zeros(to - from, '\0');
+    f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  const Read got = read_all(path.str());
+  EXPECT_TRUE(got.reached_end);
+  // The records touching the block are lost; the one straddling its start too.
+  std::vector<int> lost = records_in(offsets, from, to);
+  const auto first = std::upper_bound(offsets.begin(), offsets.end(), from) - offsets.begin() - 1;
+  lost.insert(lost.begin(), static_cast<int>(first));
+  EXPECT_EQ(got.indexes, all_but(5000, lost));
+  EXPECT_LT(got.corrupt, 4096u + 256u);
+  EXPECT_GE(got.corrupt, 4096u);
+}
+
+TEST(DamagedFiles, SegmentFileUnderAnotherSegmentsNameIsNotReadAsIt) {
+  test::TempLogPath path;
+  const auto offsets = make_log(path.str(), 5000);
+  std::filesystem::copy_file(segment_file(path.str(), 3), segment_file(path.str(), 1),
+                             std::filesystem::copy_options::overwrite_existing);
+  const Read got = read_all(path.str());
+  EXPECT_TRUE(got.reached_end);
+  // Segment 1's records are lost (counted), segment 3's come once, in place.
+  EXPECT_EQ(got.indexes, all_but(5000, records_in(offsets, kSegment, 2 * kSegment)));
+  EXPECT_EQ(got.corrupt, kSegment);
+}
+
+}  // namespace
+}  // namespace shmlog
