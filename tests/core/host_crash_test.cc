@@ -118,13 +118,13 @@ TEST(HostCrash, ShortWriteIsWrittenAgainAndLaterRecordsReachTheDisk) {
 
 // A file whose directory entry may not be on disk takes no writes: the
 // files made ahead of need in a batch whose directory sync failed are
-// opened again only after a directory sync succeeds. Here none does, so
-// nothing past the first file is acknowledged, and a crash that loses
-// their names loses nothing acknowledged.
+// opened again only after a directory sync succeeds. Here none does once
+// the first record is in, so the records past the files made before then
+// are not acknowledged, and a crash that loses their names loses nothing
+// acknowledged.
 TEST(HostCrash, FailedDirectorySyncKeepsNewFilesFromTakingWrites) {
   test::TempLogPath path;
   auto layer = std::make_shared<io::FaultLayer>(2);
-  layer->fail_directory_sync(2, EIO, /*sticky=*/true);  // the first (segment 0's file) succeeds
   const std::string big(3000, 'v');
   int acked = -1;
   {
@@ -134,12 +134,14 @@ TEST(HostCrash, FailedDirectorySyncKeepsNewFilesFromTakingWrites) {
     po.acks = ProducerOptions::Acks::kDurable;
     po.durable_timeout = 300ms;
     auto p = log.producer(po).value();
-    for (int i = 0; i < 100 && acked == i - 1; ++i) {  // ~4 segments, until an ack fails
+    ASSERT_TRUE(p.append(as_bytes(value_of(0) + big)));
+    acked = 0;
+    layer->fail_directory_sync(1, EIO, /*sticky=*/true);
+    for (int i = 1; i < 200 && acked == i - 1; ++i) {  // ~9 segments, until an ack fails
       if (p.append(as_bytes(value_of(i) + big))) acked = i;
     }
     EXPECT_GE(layer->counts().faults, 1u);
-    EXPECT_GT(acked, 0);
-    EXPECT_LT(acked, 99) << "records in files whose names may be lost were acknowledged";
+    EXPECT_LT(acked, 199) << "records in files whose names may be lost were acknowledged";
     layer->crash(io::FaultLayer::Crash::kDropAll);
   }
   auto log = reopen_after_crash(path.str());
