@@ -700,6 +700,10 @@ Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
     if (!existed) (void)io::remove_directory(path);
     return std::move(s).with_context(context);
   };
+  // A log that exists may be open (its lock held shared): say so at once.
+  if (io::file_exists(join(path, kMetaFile))) {
+    return Status(Status::Code::kAlreadyExists, context + ": a log already exists there");
+  }
   auto lock = shm::FileLock::acquire(join(path, kLockFile), options.mode);
   if (!lock.ok()) return undo(std::move(lock).status());
   if (io::file_exists(join(path, kMetaFile))) {
@@ -721,6 +725,10 @@ Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
     (void)shm::SharedMemory::unlink((*state)->memory_path);
     return undo(std::move(written));
   }
+  lock = shm::FileLock();  // the exclusive lock goes; the handle's shared one comes
+  auto in_use = shm::FileLock::acquire_shared(join(*dir, kLockFile), options.mode);
+  if (!in_use.ok()) return std::move(in_use).status().with_context(context);
+  (*state)->in_use = std::move(in_use).value();
   if ((*state)->durable()) (*state)->keeper = detail::Keeper::start(**state);
   return Log(std::move(state).value());
 }
@@ -730,18 +738,39 @@ Result<Log> Log::open(const std::string& path, const OpenOptions& options) {
   auto found = locate(path);
   if (!found.ok()) return std::move(found).status().with_context(context);
   const auto& [dir, meta] = *found;
-  auto state = map_log(dir, meta, /*create=*/false);
-  if (!state.ok() && state.status().code() == Status::Code::kNotFound) {
-    // The shared memory is gone (reboot, or removed): recreate it empty,
-    // under the directory lock so that concurrent openers create it once.
-    auto lock = shm::FileLock::acquire(join(dir, kLockFile), meta.options.mode);
-    if (!lock.ok()) return std::move(lock).status().with_context(context);
+  const std::string lock_path = join(dir, kLockFile);
+  Result<std::shared_ptr<LogState>> state = Status(Status::Code::kNotFound, "");
+  for (int attempt = 0;; ++attempt) {
     state = map_log(dir, meta, /*create=*/false);
     if (!state.ok() && state.status().code() == Status::Code::kNotFound) {
-      state = map_log(dir, meta, /*create=*/true);
+      // The shared memory is gone (reboot, or removed): make it anew, from
+      // the segment files if durable, under the exclusive lock, which no
+      // one gets while a process still has the log open: two incarnations
+      // of one log would append at the same offsets.
+      auto lock = shm::FileLock::try_acquire(lock_path, meta.options.mode, std::chrono::seconds(1));
+      if (!lock.ok() && lock.status().code() == Status::Code::kBusy) {
+        return Status(Status::Code::kBusy,
+                      "the shared memory " + memory_path_for(meta.options, meta.log_id) +
+                          " was removed while processes still have the log open (systemd-logind's RemoveIPC, "
+                          "or a cleaner of /dev/shm?); it is not made anew under them: stop them, then open again")
+            .with_context(context);
+      }
+      if (!lock.ok()) return std::move(lock).status().with_context(context);
+      state = map_log(dir, meta, /*create=*/false);
+      if (!state.ok() && state.status().code() == Status::Code::kNotFound) {
+        state = map_log(dir, meta, /*create=*/true);
+      }
+    }
+    if (!state.ok()) return std::move(state).status().with_context(context);
+    auto in_use = shm::FileLock::acquire_shared(lock_path, meta.options.mode);
+    if (!in_use.ok()) return std::move(in_use).status().with_context(context);
+    // Under the shared lock the object cannot be made anew: make sure the
+    // one mapped is still the one there (else map again).
+    if ((*state)->shm.still_at_path() || attempt == 2) {
+      (*state)->in_use = std::move(in_use).value();
+      break;
     }
   }
-  if (!state.ok()) return std::move(state).status().with_context(context);
   detail::sweep(**state);
   if ((*state)->durable() && options.keeper) (*state)->keeper = detail::Keeper::start(**state);
   return Log(std::move(state).value());
@@ -785,8 +814,11 @@ Status Log::remove(const std::string& path) {
   if (!found.ok()) return std::move(found).status().with_context(context);
   const auto& [dir, meta] = *found;
   {
-    auto lock = shm::FileLock::acquire(join(dir, kLockFile), meta.options.mode);
-    if (!lock.ok()) return std::move(lock).status().with_context(context);
+    // Processes that still have the log open hold the lock shared: the log
+    // is deleted under them (they keep their mapping; with the meta file
+    // gone nothing can make its memory anew), without the exclusive lock.
+    auto lock = shm::FileLock::try_acquire(join(dir, kLockFile), meta.options.mode, std::chrono::milliseconds(100));
+    if (!lock.ok() && lock.status().code() != Status::Code::kBusy) return std::move(lock).status().with_context(context);
     SHMLOG_RETURN_IF_ERROR(shm::SharedMemory::unlink(memory_path_for(meta.options, meta.log_id)));
     // Durable logs: segment files, their directories and the checkpoint.
     for (std::uint32_t p = 0; p < meta.options.partitions; ++p) {

@@ -207,19 +207,47 @@ FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
-Result<FileLock> FileLock::acquire(const std::string& path, std::uint32_t mode) {
+namespace {
+
+// Opens (creating) the lock file and flocks it with `operation`; retries
+// a LOCK_NB refusal until `deadline`.
+Result<int> lock_file(const std::string& path, std::uint32_t mode, int operation,
+                      std::chrono::steady_clock::time_point deadline) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);
   if (fd < 0) return Status::from_errno("opening lock file " + path, errno);
-  int rc;
-  do {
-    rc = ::flock(fd, LOCK_EX);
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0) {
-    int err = errno;
+  for (;;) {
+    if (::flock(fd, operation) == 0) return fd;
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EWOULDBLOCK && std::chrono::steady_clock::now() < deadline) {
+      sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
     ::close(fd);
+    if (err == EWOULDBLOCK) return Status(Status::Code::kBusy, path + " is locked by another process");
     return Status::from_errno("locking " + path, err);
   }
-  return FileLock(fd);
+}
+
+}  // namespace
+
+Result<FileLock> FileLock::acquire(const std::string& path, std::uint32_t mode) {
+  auto fd = lock_file(path, mode, LOCK_EX, {});
+  if (!fd.ok()) return std::move(fd).status();
+  return FileLock(*fd);
+}
+
+Result<FileLock> FileLock::acquire_shared(const std::string& path, std::uint32_t mode) {
+  auto fd = lock_file(path, mode, LOCK_SH, {});
+  if (!fd.ok()) return std::move(fd).status();
+  return FileLock(*fd);
+}
+
+Result<FileLock> FileLock::try_acquire(const std::string& path, std::uint32_t mode,
+                                       std::chrono::milliseconds patience) {
+  auto fd = lock_file(path, mode, LOCK_EX | LOCK_NB, std::chrono::steady_clock::now() + patience);
+  if (!fd.ok()) return std::move(fd).status();
+  return FileLock(*fd);
 }
 
 }  // namespace shmlog::shm

@@ -188,7 +188,7 @@ Result<std::string> default_memory_dir(PageKind kind) {
 
 SharedMemory::SharedMemory(SharedMemory&& other) noexcept
     : path_(std::move(other.path_)), data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
+      size_(std::exchange(other.size_, 0)), dev_(other.dev_), ino_(other.ino_) {}
 
 SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
   if (this != &other) {
@@ -196,6 +196,8 @@ SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
     path_ = std::move(other.path_);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    dev_ = other.dev_;
+    ino_ = other.ino_;
   }
   return *this;
 }
@@ -266,7 +268,9 @@ Result<SharedMemory> SharedMemory::create(const std::string& path, std::size_t s
     return s;
   }
   prefault(data, bytes, page);
-  return SharedMemory(path, data, bytes);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail("inspecting", errno);
+  return SharedMemory(path, data, bytes, st.st_dev, st.st_ino);
 }
 
 Result<SharedMemory> SharedMemory::open(const std::string& path, std::size_t min_size, bool read_only) {
@@ -283,7 +287,12 @@ Result<SharedMemory> SharedMemory::open(const std::string& path, std::size_t min
   }
   auto mapped = map_fd(fd.get(), size, read_only, /*populate=*/true, path);
   if (!mapped.ok()) return std::move(mapped).status();
-  return SharedMemory(path, mapped.value(), size);
+  return SharedMemory(path, mapped.value(), size, st.st_dev, st.st_ino);
+}
+
+bool SharedMemory::still_at_path() const noexcept {
+  struct stat st {};
+  return ::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
 }
 
 Status SharedMemory::unlink(const std::string& path) {

@@ -341,5 +341,34 @@ TEST(HostCrash, EpochsAndOpenTransactionsComeFromTheRecordsNotAnOldCheckpoint) {
   EXPECT_TRUE(again.abort_transaction().ok());
 }
 
+// systemd-logind's RemoveIPC (or a cleaner of /dev/shm) removes a log's
+// shared memory while a process still runs on it: opening the log must not
+// make a second incarnation that appends at the same offsets into the same
+// files. It is refused until the last process closes the log; then the log
+// comes back from its files with every record once.
+TEST(SharedMemoryRemoved, UnderALiveProcessTheLogIsNotMadeAnew) {
+  test::TempLogPath path;
+  LogOptions o = durable_log();
+  o.durability = Durability::kFlush;
+  {
+    auto log = Log::create(path.str(), o).value();
+    auto p = log.producer().value();
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
+    ASSERT_EQ(::unlink(log.info().memory_path.c_str()), 0);
+    auto second = Log::open(path.str());
+    ASSERT_FALSE(second.ok()) << "a second incarnation was made";
+    EXPECT_EQ(second.status().code(), Status::Code::kBusy);
+    EXPECT_NE(second.status().message().find("was removed while processes still have the log open"),
+              std::string::npos)
+        << second.status().to_string();
+    for (int i = 100; i < 200; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
+  }  // the last handle goes: its keeper writes everything to the files
+  auto log = Log::open(path.str(), {.keeper = false});
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  const auto got = read_settled(*log);
+  ASSERT_EQ(got.size(), 200u);
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], value_of(static_cast<int>(i)));
+}
+
 }  // namespace
 }  // namespace shmlog

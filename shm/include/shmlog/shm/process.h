@@ -78,6 +78,10 @@ class FileLock {
   ~FileLock();
   // Creates `path` if needed (mode 0600 ... or `mode`) and locks it exclusively.
   static Result<FileLock> acquire(const std::string& path, std::uint32_t mode);
+  // The same, shared: any number of holders, none while it is held exclusively.
+  static Result<FileLock> acquire_shared(const std::string& path, std::uint32_t mode);
+  // Exclusively, giving up after `patience` while others hold it (kBusy).
+  static Result<FileLock> try_acquire(const std::string& path, std::uint32_t mode, std::chrono::milliseconds patience);
 
  private:
   explicit FileLock(int fd) : fd_(fd) {}

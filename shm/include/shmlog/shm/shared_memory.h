@@ -57,15 +57,19 @@ class SharedMemory {
   std::byte* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
   const std::string& path() const noexcept { return path_; }
+  // Whether the file at path() is still the one mapped (not removed, nor
+  // removed and made anew).
+  bool still_at_path() const noexcept;
 
  private:
-  SharedMemory(std::string path, std::byte* data, std::size_t size)
-      : path_(std::move(path)), data_(data), size_(size) {}
+  SharedMemory(std::string path, std::byte* data, std::size_t size, std::uint64_t dev, std::uint64_t ino)
+      : path_(std::move(path)), data_(data), size_(size), dev_(dev), ino_(ino) {}
   void reset() noexcept;
 
   std::string path_;
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
+  std::uint64_t dev_ = 0, ino_ = 0;  // the file mapped
 };
 
 // Where a mapping's pages really are, as the kernel reports them.
