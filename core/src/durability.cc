@@ -331,7 +331,7 @@ class Flusher {
   bool sync_directory(std::uint32_t p);
   // Whether every named producer's identity (its slot, name and first
   // epoch) is in the checkpoint on disk, writing it if not. A record is
-  // never synced before its producer's identity: recovery could not tell
+  // never written before its producer's identity: recovery could not tell
   // whose sequence it carries.
   bool identities_durable();
   void rewrite_unsynced(std::uint32_t p);
@@ -478,10 +478,15 @@ bool Flusher::round() {
   for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
     if (now >= parts_[p].retry_at) scan(p);
   }
-  // Looked at after the scans, once a sync is wanted: a producer registers
-  // before it claims, so every record scanned has its identity in the
-  // slots read then.
-  std::optional<bool> identities_ok;
+  // No record reaches a file (where a crash may keep it, synced or not)
+  // before the checkpoint names its producer. Looked at after the scans: a
+  // producer registers before it claims, so every record scanned has its
+  // identity in the slots read then.
+  bool writes = false;
+  for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
+    writes |= now >= parts_[p].retry_at && parts_[p].scanned > parts_[p].written;
+  }
+  if (writes && !identities_durable()) return false;
   for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
     Part& part = parts_[p];
     if (now < part.retry_at) continue;
@@ -508,9 +513,7 @@ bool Flusher::round() {
     const std::uint64_t upto = from;
     const bool asked = atomic(s_.partition(p).sync_request).load(std::memory_order_acquire) > part.durable;
     any_asked |= asked;
-    const bool want = s_.options.durability == Durability::kFsync && upto > part.durable && (asked || wants_sync(part, upto));
-    if (want && !identities_ok) identities_ok = identities_durable();
-    if (want && *identities_ok) {
+    if (s_.options.durability == Durability::kFsync && upto > part.durable && (asked || wants_sync(part, upto))) {
       syncing[p] = true;
       // Each file's writes are linked to its sync; files only dirty from
       // earlier rounds get a sync of their own.

@@ -248,7 +248,7 @@ void FaultLayer::crash_locked(Crash how) {
   enum class Fate { kKept, kDropped, kTorn };
   std::vector<std::vector<bool>> survives;  // per write, per sector of its range
   for (const Pending& p : pending_) {
-    const auto pick = how == Crash::kDropAll ? 1 : static_cast<int>(rng_() % 3);
+    const auto pick = how == Crash::kKeepAll ? 0 : how == Crash::kDropAll ? 1 : static_cast<int>(rng_() % 3);
     const Fate fate = pick == 0 ? Fate::kKept : pick == 1 ? Fate::kDropped : Fate::kTorn;
     const std::uint64_t first = p.offset / kSector, last = (p.offset + p.after.size() - 1) / kSector;
     std::vector<bool> sectors(last - first + 1, fate == Fate::kKept);

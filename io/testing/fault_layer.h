@@ -40,8 +40,8 @@ class FaultLayer final : public FileLayer {
     std::uint64_t entries_lost = 0;                 // files whose directory entry was never synced
   };
   // What a crash does to each unsynced write: chosen at random per write
-  // (kept, dropped or torn sector by sector), or dropped, all of them.
-  enum class Crash { kRandom, kDropAll };
+  // (kept, dropped or torn sector by sector), or the same for all of them.
+  enum class Crash { kRandom, kDropAll, kKeepAll };
   // The host crashes now: unsynced writes are kept, dropped or torn in the
   // files, and files created in a directory since its last successful sync
   // through this layer disappear; from now on every op, directory sync and

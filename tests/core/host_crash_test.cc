@@ -267,6 +267,37 @@ TEST(HostCrash, NamedProducerIdentityReachesTheDiskBeforeItsRecords) {
   EXPECT_EQ(again.append(as_bytes(value_of(4))).error, Errc::kDuplicate);
 }
 
+// Written but never synced, a named producer's records may still be on
+// disk after a crash: the checkpoint names the producer before the keeper
+// writes them at all, so its restart knows they are its own.
+TEST(HostCrash, NamedProducerIdentityReachesTheDiskBeforeItsRecordsAreWritten) {
+  test::TempLogPath path;
+  auto layer = std::make_shared<io::FaultLayer>(5);
+  LogOptions o = durable_log();
+  o.fsync_interval = std::chrono::minutes(10);  // nothing is synced unless asked
+  {
+    test::FileLayerScope scope(layer);
+    auto log = Log::create(path.str(), o).value();
+    std::this_thread::sleep_for(20ms);  // the keeper's first checkpoint: no producer yet
+    ProducerOptions po;
+    po.producer_id = "gauge";
+    auto p = log.producer(po).value();
+    std::uint64_t end = 0;
+    for (int i = 0; i < 10; ++i) end = p.append(as_bytes(value_of(i))).offset + 1;
+    for (int i = 0; i < 2000 && log.info().partitions[0].written_offset < end; ++i) std::this_thread::sleep_for(1ms);
+    ASSERT_GE(log.info().partitions[0].written_offset, end);
+    EXPECT_EQ(log.info().partitions[0].durable_offset, 0u);
+    layer->crash(io::FaultLayer::Crash::kKeepAll);  // the page cache reached the disk after all
+  }
+  auto log = reopen_after_crash(path.str());
+  ASSERT_EQ(read_settled(log).size(), 10u);
+  ProducerOptions po;
+  po.producer_id = "gauge";
+  auto again = log.producer(po).value();
+  ASSERT_TRUE(again.last_sequence().has_value()) << "its records survived, whose they are did not";
+  EXPECT_EQ(*again.last_sequence(), 9u);
+}
+
 // A transactional producer killed with its 21st transaction open, after 20
 // committed ones; the host crash leaves a checkpoint from its second
 // transaction. Its epoch and transactions come from the records, not from
