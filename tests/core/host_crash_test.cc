@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -66,29 +67,40 @@ void expect_prefix_with(const std::vector<std::string>& got, int acked_through) 
   for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], value_of(static_cast<int>(i))) << i;
 }
 
+// Appends value_of(0 .. count-1), each acknowledged durable, on a log whose
+// keeper writes through `layer`; `before(i)` runs before append i (to arm a
+// fault). Then the host crashes, dropping every unsynced write, and the
+// log is reopened from its files: every acknowledged record must be there.
+void append_acked_then_crash(const std::string& path, const std::shared_ptr<io::FaultLayer>& layer, int count,
+                             const std::function<void(int)>& before) {
+  int acked = -1;
+  {
+    test::FileLayerScope scope(layer);
+    auto log = Log::create(path, durable_log()).value();
+    ProducerOptions po;
+    po.acks = ProducerOptions::Acks::kDurable;
+    auto p = log.producer(po).value();
+    for (int i = 0; i < count; ++i) {
+      before(i);
+      if (p.append(as_bytes(value_of(i))) && acked == i - 1) acked = i;
+    }
+    EXPECT_EQ(layer->counts().faults, 1u);
+    EXPECT_GE(log.info().partitions[0].io_errors, 1u);
+    layer->crash(io::FaultLayer::Crash::kDropAll);
+  }
+  auto log = reopen_after_crash(path);
+  expect_prefix_with(read_settled(log), acked);
+}
+
 // Linux reports a writeback error once: the sync after a failed one
 // succeeds although the pages it lost never reached the disk. The keeper
 // writes those bytes again before it calls anything durable.
 TEST(HostCrash, FailedSyncIsNeverReportedDurable) {
   test::TempLogPath path;
   auto layer = std::make_shared<io::FaultLayer>(1);
-  int acked = -1;
-  {
-    test::FileLayerScope scope(layer);
-    auto log = Log::create(path.str(), durable_log()).value();
-    ProducerOptions po;
-    po.acks = ProducerOptions::Acks::kDurable;
-    auto p = log.producer(po).value();
-    for (int i = 0; i < 40; ++i) {
-      if (i == 20) layer->fail_sync(1, EIO);
-      if (p.append(as_bytes(value_of(i)))) acked = i;
-    }
-    EXPECT_EQ(layer->counts().faults, 1u);
-    EXPECT_GE(log.info().partitions[0].io_errors, 1u);
-    layer->crash(io::FaultLayer::Crash::kDropAll);
-  }
-  auto log = reopen_after_crash(path.str());
-  expect_prefix_with(read_settled(log), acked);
+  append_acked_then_crash(path.str(), layer, 40, [&](int i) {
+    if (i == 20) layer->fail_sync(1, EIO);
+  });
 }
 
 // A write that wrote half its bytes: the keeper writes the piece again
@@ -99,21 +111,7 @@ TEST(HostCrash, ShortWriteIsWrittenAgainAndLaterRecordsReachTheDisk) {
   test::TempLogPath path;
   auto layer = std::make_shared<io::FaultLayer>(4);
   layer->short_write(7);
-  int acked = -1;
-  {
-    test::FileLayerScope scope(layer);
-    auto log = Log::create(path.str(), durable_log()).value();
-    ProducerOptions po;
-    po.acks = ProducerOptions::Acks::kDurable;
-    auto p = log.producer(po).value();
-    for (int i = 0; i < 300; ++i) {
-      if (p.append(as_bytes(value_of(i))) && acked == i - 1) acked = i;
-    }
-    EXPECT_EQ(layer->counts().faults, 1u);
-    layer->crash(io::FaultLayer::Crash::kDropAll);
-  }
-  auto log = reopen_after_crash(path.str());
-  expect_prefix_with(read_settled(log), acked);
+  append_acked_then_crash(path.str(), layer, 300, [](int) {});
 }
 
 // A file whose directory entry may not be on disk takes no writes: the
