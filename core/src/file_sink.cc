@@ -62,6 +62,47 @@ Status write_all(int fd, const char* data, std::size_t n, std::uint64_t at, cons
   return {};
 }
 
+Status sync(int fd, const std::string& path) {
+  while (::fdatasync(fd) != 0) {
+    if (errno != EINTR) return Status::from_errno("syncing " + path, errno);
+  }
+  return {};
+}
+
+// The journal's entry at `e` (`n` bytes: `partitions` offsets), if whole:
+// magic, version, partition count and CRC good.
+bool good_entry(const char* e, std::size_t n, std::uint32_t partitions) {
+  return get<std::uint32_t>(e) == kMagic && get<std::uint16_t>(e + 4) == kVersion &&
+         get<std::uint32_t>(e + 24) == partitions && crc32c::unmask(get<std::uint32_t>(e + n - 4)) == crc32c::value(e, n - 4);
+}
+
+// Opens and locks the journal, making sure the lock is on the file that
+// has the name: compaction renames a new journal over it, and an opener
+// that opened the old one would otherwise get the old one's lock.
+Result<int> open_locked_journal(const std::string& journal, const std::string& path, std::uint32_t mode) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int fd = ::open(journal.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) return Status::from_errno("opening " + journal, errno);
+    // One writer per file: a second one would cut output the first has not
+    // checkpointed yet. The kernel drops the lock when its holder dies.
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) {
+        return Status(Status::Code::kBusy, path + " is being written by another exactly-once consumer");
+      }
+      return Status::from_errno("locking " + journal, err);
+    }
+    struct stat held {}, named {};
+    if (::fstat(fd, &held) == 0 && ::stat(journal.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
+        held.st_ino == named.st_ino) {
+      return fd;
+    }
+    ::close(fd);  // replaced meanwhile: lock the one that has the name
+  }
+  return Status(Status::Code::kBusy, journal + " keeps being replaced: another exactly-once consumer compacts it");
+}
+
 Result<std::string> read_all(int fd, const std::string& path) {
   std::string text;
   char buf[65536];
@@ -78,15 +119,17 @@ Result<std::string> read_all(int fd, const std::string& path) {
 
 }  // namespace
 
-Result<FileSink> FileSink::open(const std::string& path, const Log& log) {
+Result<FileSink> FileSink::open(const std::string& path, const Log& log, Survives survives) {
   const std::string journal = path + ".offsets";
   const std::uint32_t log_partitions = log.options().partitions;
   FileSink sink;
   sink.path_ = path;
   sink.log_id_ = log.id();
+  sink.survives_ = survives;
+  sink.mode_ = log.options().mode & 0666;  // the log's records: no more readers than the log has
   sink.offsets_.assign(log_partitions, UINT64_MAX);
   const bool had_journal = ::access(journal.c_str(), F_OK) == 0;
-  sink.data_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  sink.data_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, sink.mode_);
   if (sink.data_fd_ < 0) return Status::from_errno("opening " + path, errno);
   struct stat st {};
   if (::fstat(sink.data_fd_, &st) != 0) return Status::from_errno("inspecting " + path, errno);
@@ -96,41 +139,44 @@ Result<FileSink> FileSink::open(const std::string& path, const Log& log) {
                   path + " holds data but has no " + journal +
                       ": it was not written by an exactly-once consumer (move it away, or start from an empty file)");
   }
-  sink.journal_fd_ = ::open(journal.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (sink.journal_fd_ < 0) return Status::from_errno("opening " + journal, errno);
-  // One writer per file: a second one would cut output the first has not
-  // checkpointed yet. The kernel drops the lock when its holder dies.
-  if (::flock(sink.journal_fd_, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return Status(Status::Code::kBusy, path + " is being written by another exactly-once consumer");
-    }
-    return Status::from_errno("locking " + journal, errno);
-  }
+  auto locked = open_locked_journal(journal, path, sink.mode_);
+  if (!locked.ok()) return std::move(locked).status();
+  sink.journal_fd_ = *locked;
   auto text = read_all(sink.journal_fd_, journal);
   if (!text.ok()) return std::move(text).status();
-  // The last whole entry wins; a torn one at the end (a crash mid-write) is cut.
-  std::size_t at = 0;
-  while (at + kFixed <= text->size()) {
-    const char* e = text->data() + at;
-    if (get<std::uint32_t>(e) != kMagic || get<std::uint16_t>(e + 4) != kVersion) break;
-    const auto partitions = get<std::uint32_t>(e + 24);
-    if (partitions > 65536) break;
-    const std::size_t n = entry_size(partitions);
-    if (at + n > text->size()) break;
-    if (crc32c::unmask(get<std::uint32_t>(e + n - 4)) != crc32c::value(e, n - 4)) break;
-    if (get<std::uint64_t>(e + 8) != sink.log_id_) {
-      return Status(Status::Code::kInvalidArgument, journal + " belongs to another log (not " + log.path() + ")");
-    }
-    if (partitions != log_partitions) {
+  // Entries are all of one size. The newest whole one wins: damage to an
+  // older one does not matter, and what follows the newest (a crash
+  // mid-write, or damage) is cut, its output read again from the newest's
+  // offsets.
+  if (text->size() >= kFixed) {  // whole entries of another partition count
+    const auto partitions = get<std::uint32_t>(text->data() + 24);
+    if (partitions != log_partitions && partitions <= 65536 && entry_size(partitions) <= text->size() &&
+        good_entry(text->data(), entry_size(partitions), partitions)) {
       return Status(Status::Code::kCorrupt, journal + " has offsets of " + std::to_string(partitions) +
                                                 " partitions, the log has " + std::to_string(log_partitions));
     }
-    sink.length_ = get<std::uint64_t>(e + 16);
-    for (std::uint32_t p = 0; p < partitions; ++p) sink.offsets_[p] = get<std::uint64_t>(e + kFixed + 8u * p);
-    at += n;
   }
-  sink.journal_length_ = at;
-  if (at < text->size() && ::ftruncate(sink.journal_fd_, static_cast<off_t>(at)) != 0) {
+  const std::size_t n = entry_size(log_partitions);
+  std::size_t newest_end = 0;
+  for (std::size_t at = 0; at + n <= text->size(); at += n) {
+    const char* e = text->data() + at;
+    if (!good_entry(e, n, log_partitions)) continue;
+    if (get<std::uint64_t>(e + 8) != sink.log_id_) {
+      return Status(Status::Code::kInvalidArgument, journal + " belongs to another log (not " + log.path() + ")");
+    }
+    sink.length_ = get<std::uint64_t>(e + 16);
+    for (std::uint32_t p = 0; p < log_partitions; ++p) sink.offsets_[p] = get<std::uint64_t>(e + kFixed + 8u * p);
+    newest_end = at + n;
+  }
+  if (newest_end == 0 && !text->empty() && size > 0) {
+    return Status(Status::Code::kCorrupt,
+                  journal + " holds no readable checkpoint (" + std::to_string(text->size()) + " bytes, damaged) but " +
+                      path + " holds " + std::to_string(size) +
+                      " bytes of output: where to resume cannot be told, so nothing is cut (restore the journal, or "
+                      "move both files away to start over)");
+  }
+  sink.journal_length_ = newest_end;
+  if (newest_end < text->size() && ::ftruncate(sink.journal_fd_, static_cast<off_t>(newest_end)) != 0) {
     return Status::from_errno("cutting the torn end of " + journal, errno);
   }
   if (size < sink.length_) {
@@ -189,19 +235,26 @@ void FileSink::advance(std::uint32_t partition, std::uint64_t next_offset) {
 
 Status FileSink::checkpoint() {
   if (!dirty_) return {};
-  // The data first: a checkpoint never names bytes that are not in FILE.
+  const bool syncs = survives_ == Survives::kHostCrash;
+  // The data first, on disk before the entry that names it: a checkpoint
+  // never names bytes that are not in FILE, even after a host crash.
   SHMLOG_RETURN_IF_ERROR(write_all(data_fd_, buffer_.data(), buffer_.size(), length_, path_));
+  if (syncs) SHMLOG_RETURN_IF_ERROR(sync(data_fd_, path_));
   length_ += buffer_.size();
   buffer_.clear();
   if (g_die_between_output_and_checkpoint) shm::kill_self();
   const std::string journal = path_ + ".offsets";
   const std::string entry = encode(log_id_, length_, offsets_);
   if (journal_length_ + entry.size() > kCompactAt) {
-    // Rewrite the journal as its last entry (rename is atomic).
+    // Rewrite the journal as its last entry (rename is atomic). A leftover
+    // temporary file (or anything planted there) goes first: created
+    // exclusively, never followed.
     const std::string tmp = journal + ".tmp";
-    int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    (void)::unlink(tmp.c_str());
+    int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_);
     if (fd < 0) return Status::from_errno("creating " + tmp, errno);
     Status s = write_all(fd, entry.data(), entry.size(), 0, tmp);
+    if (s.ok() && syncs) s = sync(fd, tmp);
     // The writer's lock moves to the new journal before it takes the name.
     if (s.ok() && ::flock(fd, LOCK_EX | LOCK_NB) != 0) s = Status::from_errno("locking " + tmp, errno);
     if (s.ok() && ::rename(tmp.c_str(), journal.c_str()) != 0) s = Status::from_errno("replacing " + journal, errno);
@@ -215,6 +268,7 @@ Status FileSink::checkpoint() {
     journal_length_ = entry.size();
   } else {
     SHMLOG_RETURN_IF_ERROR(write_all(journal_fd_, entry.data(), entry.size(), journal_length_, journal));
+    if (syncs) SHMLOG_RETURN_IF_ERROR(sync(journal_fd_, journal));
     journal_length_ += entry.size();
   }
   dirty_ = false;

@@ -145,6 +145,71 @@ TEST(FileSink, ATornJournalEntryIsCutAndTheLastWholeOneUsed) {
   EXPECT_EQ(slurp(f.out), lines(0, 30));
 }
 
+// Damage to the journal's first entry (a flipped byte) does not matter:
+// the newest whole checkpoint is there. The sink once stopped reading at
+// the damage, cut FILE to nothing and resumed at the group's offset, so
+// the output of every checkpoint was lost.
+TEST(FileSink, ADamagedFirstJournalEntryKeepsTheOutput) {
+  test::TempLogPath path;
+  Files f;
+  auto log = Log::create(path.str(), small()).value();
+  produce(log, 0, 60);
+  {
+    auto sink = FileSink::open(f.out, log).value();
+    drain(log, sink, 40);  // several checkpoints
+  }
+  const std::string journal = f.out + ".offsets";
+  {
+    std::fstream j(journal, std::ios::in | std::ios::out | std::ios::binary);
+    j.seekp(17);  // inside the first entry's file length
+    j.put('\x7f');
+  }
+  auto sink = FileSink::open(f.out, log).value();
+  EXPECT_EQ(sink.truncated_at_open(), 0u);
+  EXPECT_EQ(slurp(f.out), lines(0, 40)) << "the output was cut";
+  drain(log, sink);
+  EXPECT_EQ(slurp(f.out), lines(0, 60)) << "every record once";
+}
+
+// A journal with no whole entry left (truncated to a few bytes) beside
+// output: where to resume cannot be told, so nothing is cut.
+TEST(FileSink, AJournalWithNoReadableCheckpointBesideOutputIsRefused) {
+  test::TempLogPath path;
+  Files f;
+  auto log = Log::create(path.str(), small()).value();
+  produce(log, 0, 20);
+  {
+    auto sink = FileSink::open(f.out, log).value();
+    drain(log, sink);
+  }
+  ASSERT_EQ(::truncate((f.out + ".offsets").c_str(), 10), 0);
+  auto refused = FileSink::open(f.out, log);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kCorrupt);
+  EXPECT_NE(refused.status().message().find("no readable checkpoint"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(slurp(f.out), lines(0, 20)) << "the output was cut";
+}
+
+// The output and its journal get the log's mode: records of a 0600 log do
+// not become readable by others through the sink.
+TEST(FileSink, FilesTakeTheLogsMode) {
+  test::TempLogPath path;
+  Files f;
+  LogOptions o = small();
+  o.mode = 0600;
+  auto log = Log::create(path.str(), o).value();
+  const mode_t old = ::umask(0);
+  auto sink = FileSink::open(f.out, log);
+  ::umask(old);
+  ASSERT_TRUE(sink.ok()) << sink.status().to_string();
+  struct stat st {};
+  ASSERT_EQ(::stat(f.out.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat((f.out + ".offsets").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
 TEST(FileSink, ForeignOrDamagedFilesAreRefusedNamingThem) {
   test::TempLogPath path, other_path;
   Files f;
@@ -192,7 +257,7 @@ TEST(FileSink, TheJournalIsCompactedAndStillResumes) {
   auto log = Log::create(path.str(), o).value();
   produce(log, 0, 40000);
   {
-    auto sink = FileSink::open(f.out, log).value();
+    auto sink = FileSink::open(f.out, log, FileSink::Survives::kProcessCrash).value();
     drain(log, sink);  // ~5700 checkpoints of 52 bytes: compacted past 1 MiB
   }
   struct stat st {};

@@ -10,10 +10,15 @@
 //
 // FILE holds the output; FILE.offsets is a journal of checkpoints (file
 // length and one offset per partition, with a CRC), appended after the data
-// it covers. Opening cuts FILE back to the length of the last whole
-// checkpoint, so whatever was written after it (and will be read again) is
-// gone. A process crash (kill -9) loses nothing committed to the file; a
-// host crash needs the file system to keep the order of the two writes.
+// it covers, both synced (fdatasync) before the next: a host crash leaves
+// the journal at most one entry ahead of being written, never ahead of the
+// data. Opening takes the newest whole checkpoint (damaged older entries
+// do not matter, damaged newer ones are a torn tail and cut) and cuts FILE
+// back to its length: whatever was written after it is read again. FILE's
+// output is never cut without a checkpoint saying where to read it again
+// from: a journal with no readable entry beside a FILE with data is
+// refused. Survives::kProcessCrash skips the syncs (a kill -9 still loses
+// nothing; a host crash may).
 #pragma once
 
 #include <cstdint>
@@ -28,10 +33,15 @@ namespace shmlog {
 
 class FileSink {
  public:
-  // Opens or creates FILE and FILE.offsets for `log`. Refuses a FILE with
-  // data but no journal, a journal of another log, or a FILE shorter than
-  // its checkpoint (changed outside shmlog), naming the file.
-  static Result<FileSink> open(const std::string& path, const Log& log);
+  // What a checkpoint survives: kHostCrash syncs the output, then the
+  // journal; kProcessCrash writes both without syncing.
+  enum class Survives : std::uint8_t { kHostCrash, kProcessCrash };
+
+  // Opens or creates FILE and FILE.offsets for `log` (with the log's file
+  // mode). Refuses a FILE with data but no journal or no readable
+  // checkpoint, a journal of another log, or a FILE shorter than its
+  // checkpoint (changed outside shmlog), naming the file.
+  static Result<FileSink> open(const std::string& path, const Log& log, Survives survives = Survives::kHostCrash);
   FileSink(FileSink&&) noexcept;
   FileSink& operator=(FileSink&&) noexcept;
   FileSink(const FileSink&) = delete;
@@ -65,6 +75,8 @@ class FileSink {
   std::vector<std::uint64_t> offsets_;  // UINT64_MAX: none yet
   std::string buffer_;
   bool dirty_ = false;
+  Survives survives_ = Survives::kHostCrash;
+  std::uint32_t mode_ = 0600;
 };
 
 }  // namespace shmlog
