@@ -205,8 +205,19 @@ ConsumerState::Txn ConsumerState::outcome(Part& part, std::uint64_t position, st
   return Txn::kOpen;
 }
 
+// A transaction control record decides what readers deliver: in a log
+// with checksums it counts only with its checksum flag and a matching CRC
+// (a damaged abort marker must not read as a commit).
+static bool intact_control(const LogState& s, const std::byte* at, std::uint64_t word, const record::Decoded& d) noexcept {
+  if (!s.options.checksums) return true;
+  if ((d.flags & format::kRecordFlagChecksum) == 0) return false;
+  const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
+  return record::checksum(*h, word, at + format::kRecordHeaderSize, d.frame_length - format::kRecordHeaderSize) ==
+         h->checksum;
+}
+
 // Reads ahead from where it stopped last (at most 64K records a call) and
-// notes every transaction marker it passes.
+// notes every intact transaction marker it passes.
 void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
   const LogState& s = *log;
   const std::uint32_t p = part.partition;
@@ -220,8 +231,11 @@ void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
     std::byte* at = const_cast<std::byte*>(bytes) + (pos & s.segment_mask);
     const std::uint64_t v = atomic(*reinterpret_cast<std::uint64_t*>(at)).load(std::memory_order_acquire);
     const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
-    if (d.kind == record::Kind::kSkip &&
-        (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
+    const bool control = d.kind == record::Kind::kSkip && d.type >= format::RecordType::kTxnCommit;
+    if (control && !intact_control(s, at, v, d)) {
+      // Damaged: no outcome is taken from it.
+    } else if (d.kind == record::Kind::kSkip &&
+               (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
       const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
       part.outcomes.push_back({h->producer_id, h->producer_epoch, d.type == format::RecordType::kTxnCommit, pos});
     } else if (d.kind == record::Kind::kSkip && d.type == format::RecordType::kTxnPrepare) {
@@ -415,6 +429,15 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         return Read::kRecord;
       }
       case record::Kind::kSkip:
+        if (d.type >= format::RecordType::kTxnCommit && !intact_control(s, part.segment_base + offset, v, d)) {
+          if (!still_valid(part, position)) {
+            on_lapped(part, position);
+            continue;
+          }
+          if (result != nullptr) result->corrupt += d.aligned_length;
+          position += d.aligned_length;
+          continue;
+        }
         if (control_records && d.type >= format::RecordType::kTxnCommit) {
           fill_record(out, p, position, d, *header);
           out->type = static_cast<std::uint8_t>(d.type);

@@ -948,9 +948,9 @@ Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vect
     SHMLOG_RETURN_IF_ERROR(file->zero_from(tail & s.segment_mask));
   }
   // Later files hold nothing durable. Ours with any bytes go, empty ones
-  // (made ahead of need) stay for the keeper; a file whose header names
-  // another segment, partition or log is not ours to delete: it is set
-  // aside as NAME.foreign.
+  // (made ahead of need) stay for the keeper; one whose header names
+  // another segment, partition or log, or is damaged, is not known to be
+  // ours to delete: it is set aside as NAME.foreign or NAME.damaged.
   bool changed = false;
   for (std::uint64_t base : std::vector<std::uint64_t>(bases)) {
     if (base < tail) continue;
@@ -959,10 +959,11 @@ Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vect
     const bool ours = scanned.ok() && scanned->partition == p && scanned->scan.base_offset == base &&
                       scanned->log_id == s.header->log_id;
     if (ours && scanned->scan.records == 0 && scanned->scan.torn.empty() && scanned->scan.problems.empty()) continue;
-    if (ours || !scanned.ok()) {
+    if (ours) {
       SHMLOG_RETURN_IF_ERROR(io::remove_file(path));
-    } else if (std::rename(path.c_str(), (path + ".foreign").c_str()) != 0) {
-      return Status::from_errno("setting aside " + path, errno);
+    } else if (const std::string aside = path + (scanned.ok() ? ".foreign" : ".damaged");
+               std::rename(path.c_str(), aside.c_str()) != 0) {
+      return Status::from_errno("setting aside " + path + " as " + aside, errno);
     }
     std::erase(bases, base);
     changed = true;

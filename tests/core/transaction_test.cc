@@ -54,6 +54,28 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
   return v;
 }
 
+// An abort marker whose type was damaged into "commit" (its CRC no longer
+// matches) is not an outcome: the aborted records are never delivered.
+// Readers trusted control records without a checksum check.
+TEST(Transaction, ADamagedMarkerIsNotTrusted) {
+  test::TempLogPath path;
+  LogOptions o = small();
+  o.partitions = 1;
+  o.checksums = true;
+  auto log = Log::create(path.str(), o).value();
+  auto p = log.producer(transactional("tx")).value();
+  ASSERT_TRUE(p.begin_transaction().ok());
+  ASSERT_TRUE(p.append(as_bytes("aborted")));
+  ASSERT_TRUE(p.abort_transaction().ok());
+  const std::uint64_t marker = log.info().partitions[0].end_offset - 32;  // a marker is one 32-byte header
+  auto& word = *detail::word_at(test::state(log), 0, marker);
+  ASSERT_EQ(format::word_type(word), format::RecordType::kTxnAbort);
+  word = format::make_commit_word(format::word_length(word), format::RecordType::kTxnCommit, format::word_flags(word),
+                                  format::word_key_length(word));
+  auto c = log.consumer(committed_reader()).value();
+  EXPECT_TRUE(read(c, std::chrono::milliseconds(200)).empty()) << "an aborted record was delivered as committed";
+}
+
 TEST(Transaction, RecordsOfSeveralPartitionsAppearTogetherAtCommit) {
   test::TempLogPath path;
   auto log = Log::create(path.str(), small()).value();
