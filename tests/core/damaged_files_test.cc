@@ -3,9 +3,11 @@
 // under another segment's name is not read as that segment; verify names
 // missing files.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -99,6 +101,61 @@ TEST(DamagedFiles, MissingSegmentFileIsCountedAndReadingGoesOn) {
   auto scan = scan_log_files(path.str()).value();
   ASSERT_EQ(scan.bad_files.size(), 1u);
   EXPECT_NE(scan.bad_files[0].reason.find("missing"), std::string::npos) << scan.bad_files[0].reason;
+}
+
+// Each way a whole segment file can be damaged: readers count the segment
+// as corrupt and go on; verify reports the file.
+TEST(DamagedFiles, EveryKindOfLostSegmentFileIsCountedAndSkipped) {
+  const std::vector<std::pair<std::string, std::function<void(const std::string&)>>> damages = {
+      {"emptied", [](const std::string& f) { ASSERT_EQ(::truncate(f.c_str(), 0), 0); }},
+      {"cut in half", [](const std::string& f) { ASSERT_EQ(::truncate(f.c_str(), (4096 + kSegment) / 2), 0); }},
+      {"header flipped",
+       [](const std::string& f) {
+         std::fstream out(f, std::ios::in | std::ios::out | std::ios::binary);
+         out.seekp(9);
+         out.put('\x55');
+       }},
+      {"renamed away",
+       [](const std::string& f) { std::filesystem::rename(f, f + ".old"); }},
+  };
+  for (const auto& [what, damage] : damages) {
+    test::TempLogPath path;
+    const auto offsets = make_log(path.str(), 5000);
+    damage(segment_file(path.str(), 2));
+    const Read got = read_all(path.str());
+    EXPECT_TRUE(got.reached_end) << what;
+    EXPECT_EQ(got.indexes, all_but(5000, records_in(offsets, 2 * kSegment, 3 * kSegment))) << what;
+    EXPECT_EQ(got.corrupt, kSegment) << what;
+    auto scan = scan_log_files(path.str()).value();
+    EXPECT_EQ(scan.bad_files.size(), 1u) << what;
+  }
+}
+
+// A damaged checkpoint or meta file is refused with an error naming it;
+// nothing in the segment files is cut meanwhile.
+TEST(DamagedFiles, DamagedCheckpointOrMetaFileIsRefusedNamingIt) {
+  for (const std::string file : {"shmlog.state", "shmlog.meta"}) {
+    test::TempLogPath path;
+    make_log(path.str(), 3000);
+    {  // a host crash: the shared memory is gone
+      auto attached = Log::attach(path.str()).value();
+      ASSERT_EQ(::unlink(attached.info().memory_path.c_str()), 0);
+    }
+    const std::string before = [&] {
+      std::ifstream in(segment_file(path.str(), 0), std::ios::binary);
+      return std::string((std::istreambuf_iterator<char>(in)), {});
+    }();
+    {
+      std::ofstream out(path.str() + "/" + file, std::ios::app | std::ios::binary);
+      out << "no equals sign here\n";
+    }
+    auto opened = Log::open(path.str());
+    ASSERT_FALSE(opened.ok()) << file;
+    EXPECT_EQ(opened.status().code(), Status::Code::kCorrupt) << opened.status().to_string();
+    EXPECT_NE(opened.status().message().find(file), std::string::npos) << opened.status().to_string();
+    std::ifstream in(segment_file(path.str(), 0), std::ios::binary);
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), {}), before) << file;
+  }
 }
 
 TEST(DamagedFiles, ZeroedBlockInsideASegmentFileLosesOnlyItsRecords) {
