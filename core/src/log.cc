@@ -409,9 +409,9 @@ void LogState::wake_producers() const noexcept {
 }
 
 bool holder_alive(std::uint64_t word) noexcept {
-  const auto pid = static_cast<std::uint32_t>(word >> 32);
-  const std::uint64_t start = shm::start_time_of(pid);
-  return start != 0 && (start & 0xffffffffu) == (word & 0xffffffffu);
+  // Dead only on proof: a holder this process cannot look at keeps its lock.
+  return shm::liveness_of(static_cast<std::uint32_t>(word >> 32), word & 0xffffffffu, 0xffffffffu) !=
+         shm::Liveness::kDead;
 }
 
 std::uint64_t holder_word() noexcept {

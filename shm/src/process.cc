@@ -20,25 +20,33 @@
 namespace shmlog::shm {
 namespace {
 
-// Reads field 22 (starttime) of /proc/PID/stat; 0 when the process is gone.
-// Field 2 (comm) may contain spaces and parentheses, so parse after the last ')'.
-}  // namespace
+// /proc/PID/stat field 22 (starttime), or why there is none.
+struct StatRead {
+  Liveness found = Liveness::kUnknown;  // kAlive: start_time is valid
+  std::uint64_t start_time = 0;
+};
 
-std::uint64_t start_time_of(std::uint32_t pid) noexcept {
+// Field 2 (comm) may contain spaces and parentheses, so parse after the last ')'.
+StatRead read_stat(std::uint32_t pid) noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+  int fd;
+  do {
+    fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return {errno == ENOENT || errno == ESRCH ? Liveness::kDead : Liveness::kUnknown, 0};
   char buf[1024];
   ssize_t n;
   do {
     n = ::read(fd, buf, sizeof buf - 1);
   } while (n < 0 && errno == EINTR);
+  const int err = errno;
   ::close(fd);
-  if (n <= 0) return 0;
+  if (n < 0) return {err == ESRCH ? Liveness::kDead : Liveness::kUnknown, 0};  // it exited while we read
+  if (n == 0) return {Liveness::kUnknown, 0};
   buf[n] = '\0';
   const char* p = std::strrchr(buf, ')');
-  if (p == nullptr) return 0;
+  if (p == nullptr) return {Liveness::kUnknown, 0};
   // After ')' come fields 3..: state is field 3, starttime field 22.
   p += 1;
   int field = 2;
@@ -50,8 +58,25 @@ std::uint64_t start_time_of(std::uint32_t pid) noexcept {
     if (field == 22) break;
     while (*p != ' ' && *p != '\0') ++p;
   }
-  if (field != 22 || state == 'Z' || state == 'X') return 0;
-  return std::strtoull(p, nullptr, 10);
+  if (field != 22) return {Liveness::kUnknown, 0};
+  if (state == 'Z' || state == 'X') return {Liveness::kDead, 0};
+  return {Liveness::kAlive, std::strtoull(p, nullptr, 10)};
+}
+
+}  // namespace
+
+std::uint64_t start_time_of(std::uint32_t pid) noexcept {
+  const StatRead r = read_stat(pid);
+  return r.found == Liveness::kAlive ? r.start_time : 0;
+}
+
+Liveness liveness_of(std::uint32_t pid, std::uint64_t start_time, std::uint64_t start_mask) noexcept {
+  if (pid == 0) return Liveness::kDead;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return Liveness::kDead;
+  const StatRead r = read_stat(pid);
+  if (r.found != Liveness::kAlive) return r.found;
+  // The pid runs another process now (pid reuse).
+  return (r.start_time & start_mask) == (start_time & start_mask) ? Liveness::kAlive : Liveness::kDead;
 }
 
 namespace {
@@ -75,9 +100,7 @@ ProcessId self() noexcept {
 }
 
 bool is_alive(ProcessId process) noexcept {
-  if (process.pid == 0) return false;
-  if (::kill(static_cast<pid_t>(process.pid), 0) != 0 && errno == ESRCH) return false;
-  return start_time_of(process.pid) == process.start_time;
+  return liveness_of(process.pid, process.start_time) != Liveness::kDead;
 }
 
 void futex_wait(std::uint32_t* word, std::uint32_t expected,

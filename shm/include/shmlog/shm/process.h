@@ -20,9 +20,20 @@ struct ProcessId {
 
 // The calling process (cached; refreshed after fork).
 ProcessId self() noexcept;
-// True while the process exists and is not a zombie. pid 0 is never alive.
+
+// What can be proved about a process. "Dead" only on proof: the pid is
+// gone (ESRCH, no /proc entry), a zombie, or taken by another process (its
+// start time differs). A /proc that cannot be read (out of descriptors,
+// hidepid, EACCES) proves nothing: kUnknown, which callers treat as alive.
+enum class Liveness : std::uint8_t { kAlive, kDead, kUnknown };
+// `start_mask` compares only some bits of the start time (a lock word that
+// keeps 32 of them).
+Liveness liveness_of(std::uint32_t pid, std::uint64_t start_time, std::uint64_t start_mask = ~0ull) noexcept;
+// False only when the process is proved dead (see Liveness). pid 0 is
+// never alive.
 bool is_alive(ProcessId process) noexcept;
-// The start time of a running process, 0 when there is none (or a zombie).
+// The start time of a running process, 0 when there is none (or a zombie)
+// or /proc cannot tell.
 std::uint64_t start_time_of(std::uint32_t pid) noexcept;
 
 // FUTEX_WAIT on a word in shared memory (not FUTEX_PRIVATE: other processes
