@@ -24,7 +24,7 @@ constexpr const char* kMetaFile = "shmlog.meta";
 constexpr const char* kLockFile = "shmlog.lock";
 constexpr const char* kMetaHeader = "shmlog-log 1";
 constexpr std::uint64_t kMinSegment = 64 * 1024;
-constexpr std::uint64_t kMaxSegment = 1ull << 30;
+constexpr std::uint64_t kMaxSegment = io::kMaxSegmentSize;  // segment files name no more
 
 std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
 

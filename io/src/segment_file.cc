@@ -92,8 +92,9 @@ Result<SegmentFileHeader> decode_segment_header(std::span<const std::byte> in) {
   h.segment_size = get<std::uint64_t>(in, kSizeAt);
   h.log_id = get<std::uint64_t>(in, kLogIdAt);
   h.created_ns = get<std::uint64_t>(in, kCreatedAt);
-  if (h.segment_size < 4096 || (h.segment_size & (h.segment_size - 1)) != 0 || h.segment_size > (1ull << 40)) {
-    return Status(Status::Code::kCorrupt, "segment header: bad segment size " + std::to_string(h.segment_size));
+  if (h.segment_size < 4096 || (h.segment_size & (h.segment_size - 1)) != 0 || h.segment_size > kMaxSegmentSize) {
+    return Status(Status::Code::kCorrupt, "segment header: bad segment size " + std::to_string(h.segment_size) +
+                                              " (a power of two from 4096 to " + std::to_string(kMaxSegmentSize) + ")");
   }
   if ((h.base_offset & (h.segment_size - 1)) != 0) {
     return Status(Status::Code::kCorrupt, "segment header: base offset " + std::to_string(h.base_offset) +

@@ -158,6 +158,25 @@ TEST(DamagedFiles, DamagedCheckpointOrMetaFileIsRefusedNamingIt) {
   }
 }
 
+// A forged header (its CRC fixed) naming a 1 TiB segment in a sparse file
+// of that size: refused, not allocated (dump, verify and repair died of
+// std::bad_alloc).
+TEST(DamagedFiles, AForgedHugeSegmentSizeIsRefusedNotAllocated) {
+  test::TempLogPath path;
+  std::filesystem::create_directories(path.str());
+  const std::string file = path.str() + "/" + io::segment_file_name(0);
+  io::SegmentFileHeader h;
+  h.segment_size = 1ull << 40;
+  std::vector<std::byte> page(io::kSegmentHeaderSize);
+  io::encode_segment_header(h, std::span<std::byte, io::kSegmentHeaderFields>(page.data(), io::kSegmentHeaderFields));
+  std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(page.data()), static_cast<std::streamsize>(page.size()));
+  ASSERT_EQ(::truncate(file.c_str(), static_cast<off_t>(io::kSegmentHeaderSize + h.segment_size)), 0);
+  auto scanned = scan_segment_file(file);
+  ASSERT_FALSE(scanned.ok());
+  EXPECT_EQ(scanned.status().code(), Status::Code::kCorrupt);
+  EXPECT_NE(scanned.status().message().find("bad segment size"), std::string::npos) << scanned.status().to_string();
+}
+
 TEST(DamagedFiles, ZeroedBlockInsideASegmentFileLosesOnlyItsRecords) {
   test::TempLogPath path;
   const auto offsets = make_log(path.str(), 5000);

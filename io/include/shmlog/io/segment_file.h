@@ -24,6 +24,9 @@ inline constexpr std::uint16_t kSegmentVersionMinor = 0;
 inline constexpr std::uint64_t kSegmentHeaderSize = 4096;
 // The encoded fields occupy the first bytes of the header page; the rest is zero.
 inline constexpr std::size_t kSegmentHeaderFields = 64;
+// The largest segment a log may have: a header naming more is damaged or
+// forged (readers allocate a segment's size to scan it).
+inline constexpr std::uint64_t kMaxSegmentSize = 1ull << 30;
 
 struct SegmentFileHeader {
   std::uint32_t partition = 0;
