@@ -77,7 +77,7 @@ Result<std::uint64_t> meta_number(const io::KeyValues& kv, const char* key, cons
   const char* e = b + it->second.size();
   auto [p, ec] = std::from_chars(b, e, v, base);
   if (ec != std::errc() || p != e || b == e) {
-    return Status(Status::Code::kCorrupt, file + ": '" + key + "' is not a number: " + it->second);
+    return Status(Status::Code::kCorrupt, file + ": '" + key + "' is not a number: " + quoted(it->second));
   }
   return v;
 }
@@ -89,10 +89,15 @@ struct Meta {
 
 Result<Meta> read_meta(const std::string& dir) {
   const std::string file = join(dir, kMetaFile);
-  if (!io::is_directory(dir)) {
+  // What cannot be looked at is said so, not called missing.
+  auto dir_exists = io::path_exists(dir);
+  if (!dir_exists.ok()) return std::move(dir_exists).status();
+  if (!*dir_exists || !io::is_directory(dir)) {
     return Status(Status::Code::kNotFound, "no log at " + dir + ": not a directory");
   }
-  if (!io::file_exists(file)) {
+  auto file_exists = io::path_exists(file);
+  if (!file_exists.ok()) return std::move(file_exists).status();
+  if (!*file_exists) {
     return Status(Status::Code::kNotFound, dir + " is not a shmlog log (" + file + " is missing)");
   }
   auto kv = io::read_key_value_file(file, kMetaHeader);
@@ -113,7 +118,7 @@ Result<Meta> read_meta(const std::string& dir) {
   const std::string ours = std::to_string(format::kVersionMajor) + ".";
   if (version->second.rfind(ours, 0) != 0) {
     return Status(Status::Code::kVersionMismatch,
-                  file + " has format version " + version->second + ", this shmlog reads " +
+                  file + " has format version " + quoted(version->second, 16) + ", this shmlog reads " +
                       std::to_string(format::kVersionMajor) + "." + std::to_string(format::kVersionMinor));
   }
   SHMLOG_RETURN_IF_ERROR(num("partitions", &m.options.partitions));
@@ -136,7 +141,7 @@ Result<Meta> read_meta(const std::string& dir) {
   } else if (policy->second == "backpressure") {
     m.options.policy = Policy::kBackpressure;
   } else {
-    return Status(Status::Code::kCorrupt, file + ": unknown policy '" + policy->second + "'");
+    return Status(Status::Code::kCorrupt, file + ": unknown policy " + quoted(policy->second));
   }
   // Placement keys came with format 1.1; older logs live in /dev/shm.
   m.options.memory_dir = "/dev/shm";
@@ -618,7 +623,7 @@ Result<Pages> parse_pages(std::string_view text) {
   for (Pages p : {Pages::kNormal, Pages::kTransparentHuge, Pages::kHuge}) {
     if (text == shm::page_kind_name(p)) return p;
   }
-  return Status(Status::Code::kInvalidArgument, "pages must be normal, thp or huge, got '" + std::string(text) + "'");
+  return Status(Status::Code::kInvalidArgument, "pages must be normal, thp or huge, got " + quoted(text));
 }
 
 Result<Durability> parse_durability(std::string_view text) {
@@ -626,7 +631,7 @@ Result<Durability> parse_durability(std::string_view text) {
     if (text == durability_name(d)) return d;
   }
   return Status(Status::Code::kInvalidArgument,
-                "durability must be none, flush or fsync, got '" + std::string(text) + "'");
+                "durability must be none, flush or fsync, got " + quoted(text));
 }
 
 const char* durability_name(Durability d) noexcept {
@@ -982,7 +987,7 @@ Status pin_current_thread(unsigned core) {
 Result<std::uint64_t> parse_size(std::string_view text) {
   auto bad = [&] {
     return Status(Status::Code::kInvalidArgument,
-                  "'" + std::string(text) + "' is not a size (use a byte count or a K, M or G suffix)");
+                  quoted(text) + " is not a size (use a byte count or a K, M or G suffix)");
   };
   if (text.empty()) return bad();
   std::uint64_t multiplier = 1;

@@ -118,8 +118,7 @@ Result<KeyValues> read_key_value_file(const std::string& path, const std::string
     ++line_no;
     if (line_no == 1) {
       if (line != header) {
-        return Status(Status::Code::kCorrupt, path + ": first line is '" + line.substr(0, 40) +
-                                                  "', expected '" + header + "'");
+        return Status(Status::Code::kCorrupt, path + ": first line is " + quoted(line, 40) + ", expected '" + header + "'");
       }
       continue;
     }
@@ -142,6 +141,13 @@ bool is_directory(const std::string& path) {
 bool file_exists(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
+}
+
+Result<bool> path_exists(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) return true;
+  if (errno == ENOENT || errno == ENOTDIR) return false;
+  return Status::from_errno("cannot look at " + path, errno);
 }
 
 Status create_empty_directory(const std::string& path, std::uint32_t mode) {

@@ -17,6 +17,22 @@ Status& Status::operator=(const Status& other) {
   return *this;
 }
 
+std::string quoted(std::string_view bytes, std::size_t max) {
+  std::string out = "'";
+  for (std::size_t i = 0; i < bytes.size() && i < max; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+      out += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  if (bytes.size() > max) out += "...";
+  return out + "'";
+}
+
 Status Status::from_errno(std::string_view context, int errnum) {
   Code code = Code::kIoError;
   switch (errnum) {

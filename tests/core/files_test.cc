@@ -148,6 +148,51 @@ TEST(LogFiles, CorruptMetadataFileIsAClearError) {
   EXPECT_NE(r.status().message().find("first line"), std::string::npos) << r.status().message();
 }
 
+// Bytes from a damaged file reach a one-line error escaped and cut, never
+// raw (a damaged meta file once printed binary into the message).
+TEST(LogFiles, DamagedMetadataErrorIsOneLineOfPrintableText) {
+  test::TempLogPath path;
+  UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().memory_path};
+  const std::string meta = path.str() + "/shmlog.meta";
+  for (const std::string& damage : {std::string("\x01\xff\x1b[2J") + std::string(200, 'z') + "\n",
+                                    std::string("partitions=\x02\x7f\xc3\n")}) {
+    {
+      std::ofstream f(meta, std::ios::trunc | std::ios::binary);
+      f << damage;
+    }
+    auto r = Log::open(path.str());
+    ASSERT_FALSE(r.ok());
+    const std::string& m = r.status().message();
+    for (char c : m) {
+      const auto u = static_cast<unsigned char>(c);
+      ASSERT_TRUE(u >= 0x20 && u < 0x7f) << "raw byte " << static_cast<int>(u) << " in: " << quoted(m, 400);
+    }
+    EXPECT_LT(m.size(), 300u) << m;
+    EXPECT_NE(m.find("\\x"), std::string::npos) << m;
+  }
+}
+
+// Another user looking at a 0700 log is told "permission denied", naming
+// the path, not that the log is missing.
+TEST(LogFiles, ALogAnotherUserMayNotReadIsPermissionDeniedNotMissing) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+  test::TempLogPath path;
+  UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().memory_path};
+  ASSERT_EQ(::chmod(path.str().c_str(), 0700), 0);
+  const auto child = test::spawn([&] {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) return 3;  // nobody
+    auto r = Log::open(path.str());
+    if (r.ok()) return 1;
+    const std::string& m = r.status().message();
+    const bool right = r.status().code() == Status::Code::kPermissionDenied &&
+                       m.find("Permission denied") != std::string::npos && m.find(path.str()) != std::string::npos &&
+                       m.find("missing") == std::string::npos;
+    if (!right) std::fprintf(stderr, "%s\n", r.status().to_string().c_str());
+    return right ? 0 : 2;
+  });
+  EXPECT_EQ(test::join(child), 0) << "1: opened; 2: wrong words (see stderr); 3: could not become nobody";
+}
+
 TEST(LogFiles, NewerFormatVersionIsRefusedNamingBothVersions) {
   test::TempLogPath path;
   UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().memory_path};

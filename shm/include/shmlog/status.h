@@ -89,6 +89,11 @@ class [[nodiscard]] Result {
   Status status_;
 };
 
+// Bytes from a file or another process, fit for a one-line message:
+// quoted, anything not printable ASCII written as \xNN, cut after `max`
+// bytes with "...".
+std::string quoted(std::string_view bytes, std::size_t max = 64);
+
 }  // namespace shmlog
 
 // Returns early from the enclosing function with the error of `expr`.

@@ -26,6 +26,9 @@ Result<KeyValues> read_key_value_file(const std::string& path, const std::string
 
 bool is_directory(const std::string& path);
 bool file_exists(const std::string& path);
+// Whether `path` exists; an error (e.g. permission denied) when that
+// cannot be told, so that "missing" is never said of what could not be seen.
+Result<bool> path_exists(const std::string& path);
 // Creates `path` (one level) with `mode`; an existing empty directory is
 // accepted, a non-empty one is kAlreadyExists.
 Status create_empty_directory(const std::string& path, std::uint32_t mode);
