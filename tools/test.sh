@@ -34,7 +34,7 @@ for stage in $STAGES; do
       build build/tsan "thread" -DSHMLOG_BUILD_BENCH=OFF -DSHMLOG_BUILD_PYTHON=OFF
       # The threaded suites; fork-based crash tests run in the other stages.
       TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        ctest --test-dir build/tsan --output-on-failure -j "$JOBS" -R '^(ConcurrentLog|Log|Group)\.|^HostCrash\.(Failed|Recovery|Damage|Stray|Short|Named)|^Durability\.(Concurrent|StoppedGroup|ReadDurable|ClosingOne|Retention|SeekTime|RecordsReach|NotDurable)|Uring'
+        ctest --test-dir build/tsan --output-on-failure -j "$JOBS" -R '^(ConcurrentLog|Log|Group)\.|^HostCrash\.(Failed|Recovery|Damage|Stray|Short|Named)|^(DamagedFiles|SharedMemoryRemoved)\.|^Durability\.(Concurrent|StoppedGroup|ReadDurable|ClosingOne|Retention|SeekTime|RecordsReach|NotDurable)|Uring'
       ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac

@@ -771,9 +771,14 @@ Result<Log> Log::open(const std::string& path, const OpenOptions& options) {
     if (!in_use.ok()) return std::move(in_use).status().with_context(context);
     // Under the shared lock the object cannot be made anew: make sure the
     // one mapped is still the one there (else map again).
-    if ((*state)->shm.still_at_path() || attempt == 2) {
+    if ((*state)->shm.still_at_path()) {
       (*state)->in_use = std::move(in_use).value();
       break;
+    }
+    if (attempt == 2) {
+      return Status(Status::Code::kBusy, "the shared memory " + (*state)->memory_path +
+                                             " keeps being removed or replaced while it is opened")
+          .with_context(context);
     }
   }
   detail::sweep(**state);
