@@ -108,6 +108,7 @@ struct ConsumerState {
   void complete_if_abandoned(Part& part, std::uint16_t id, std::uint16_t epoch) noexcept;
   void on_lapped(Part& part, std::uint64_t& position) noexcept;
   void skip_damage_in_file(Part& part, std::uint64_t& position) noexcept;
+  void skip_bad_record(Part& part, std::uint64_t& position, const record::Decoded& d) noexcept;
   bool still_valid(const Part& part, std::uint64_t position) const noexcept;
   void commit_position(Part& part, std::uint64_t position) noexcept;
   std::size_t poll_partition(Part& part, RecordHandler& handler, std::size_t max);
@@ -205,12 +206,15 @@ ConsumerState::Txn ConsumerState::outcome(Part& part, std::uint64_t position, st
   return Txn::kOpen;
 }
 
-// A transaction control record decides what readers deliver: in a log
-// with checksums it counts only with its checksum flag and a matching CRC
-// (a damaged abort marker must not read as a commit).
-static bool intact_control(const LogState& s, const std::byte* at, std::uint64_t word, const record::Decoded& d) noexcept {
-  if (!s.options.checksums) return true;
-  if ((d.flags & format::kRecordFlagChecksum) == 0) return false;
+// Whether the committed record at `at` (commit word `word`, decoded as
+// `d`) passes its checksum. In a log with checksums every record with a
+// payload carries one (producers set the flag there and only there), so a
+// record without (its flags torn on disk) is as bad as a wrong one. Data
+// records and transaction control records alike: a damaged abort marker
+// must not read as a commit.
+static bool intact(const LogState& s, const std::byte* at, std::uint64_t word, const record::Decoded& d) noexcept {
+  const bool has_checksum = (d.flags & format::kRecordFlagChecksum) != 0;
+  if (!has_checksum) return !s.options.checksums;
   const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
   return record::checksum(*h, word, at + format::kRecordHeaderSize, d.frame_length - format::kRecordHeaderSize) ==
          h->checksum;
@@ -232,7 +236,7 @@ void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
     const std::uint64_t v = atomic(*reinterpret_cast<std::uint64_t*>(at)).load(std::memory_order_acquire);
     const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
     const bool control = d.kind == record::Kind::kSkip && d.type >= format::RecordType::kTxnCommit;
-    if (control && !intact_control(s, at, v, d)) {
+    if (control && !intact(s, at, v, d)) {
       // Damaged: no outcome is taken from it.
     } else if (d.kind == record::Kind::kSkip &&
                (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
@@ -392,19 +396,8 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
     const auto d = record::decode(v, offset, s.segment_size, s.max_frame);
     switch (d.kind) {
       case record::Kind::kData: {
-        const std::byte* body = part.segment_base + offset + format::kRecordHeaderSize;
-        const std::uint32_t body_size = d.frame_length - static_cast<std::uint32_t>(format::kRecordHeaderSize);
-        // In a log with checksums every data record carries one: a record
-        // without (its flags torn on disk) is as bad as a wrong one.
-        const bool has_checksum = (d.flags & format::kRecordFlagChecksum) != 0;
-        if ((has_checksum || s.options.checksums) &&
-            (!has_checksum || record::checksum(*header, v, body, body_size) != header->checksum)) {
-          if (!still_valid(part, position)) {
-            on_lapped(part, position);
-            continue;
-          }
-          if (result != nullptr) result->corrupt += d.aligned_length;
-          position += d.aligned_length;
+        if (!intact(s, part.segment_base + offset, v, d)) {
+          skip_bad_record(part, position, d);
           continue;
         }
         fill_record(out, p, position, d, *header);
@@ -429,13 +422,8 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         return Read::kRecord;
       }
       case record::Kind::kSkip:
-        if (d.type >= format::RecordType::kTxnCommit && !intact_control(s, part.segment_base + offset, v, d)) {
-          if (!still_valid(part, position)) {
-            on_lapped(part, position);
-            continue;
-          }
-          if (result != nullptr) result->corrupt += d.aligned_length;
-          position += d.aligned_length;
+        if (d.type >= format::RecordType::kTxnCommit && !intact(s, part.segment_base + offset, v, d)) {
+          skip_bad_record(part, position, d);
           continue;
         }
         if (control_records && d.type >= format::RecordType::kTxnCommit) {
@@ -491,6 +479,18 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
       }
     }
   }
+}
+
+// A record that failed its checksum: a lapped reader read a reused slot
+// (it moves on as lapped); otherwise the record is damaged, counted and
+// stepped over.
+void ConsumerState::skip_bad_record(Part& part, std::uint64_t& position, const record::Decoded& d) noexcept {
+  if (!still_valid(part, position)) {
+    on_lapped(part, position);
+    return;
+  }
+  if (result != nullptr) result->corrupt += d.aligned_length;
+  position += d.aligned_length;
 }
 
 // A segment file's copy does not change: after damage at `position`,

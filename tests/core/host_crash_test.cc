@@ -237,6 +237,21 @@ TEST(HostCrash, StrayCopyUnderAFarOffNameDoesNotMoveTheTail) {
   EXPECT_EQ(p.append(as_bytes("next")).offset, end);
 }
 
+// After a crash that kept `survived` records of named producer `name`:
+// reopened from the files, the producer resumes right after them and a
+// resend of the last one is a duplicate.
+void expect_named_producer_resumes(const std::string& path, const std::string& name, std::size_t survived) {
+  auto log = reopen_after_crash(path);
+  ASSERT_EQ(read_settled(log).size(), survived);
+  ProducerOptions po;
+  po.producer_id = name;
+  auto again = log.producer(po).value();
+  ASSERT_TRUE(again.last_sequence().has_value()) << "its records survived, whose they are did not";
+  EXPECT_EQ(*again.last_sequence() + 1, survived);
+  again.set_next_sequence(survived - 1);
+  EXPECT_EQ(again.append(as_bytes(value_of(static_cast<int>(survived) - 1))).error, Errc::kDuplicate);
+}
+
 // A named producer's first records are synced before the periodic
 // checkpoint names it: the keeper checkpoints its identity first, or after
 // a crash nothing would say whose sequences those records carry.
@@ -254,15 +269,7 @@ TEST(HostCrash, NamedProducerIdentityReachesTheDiskBeforeItsRecords) {
     for (int i = 0; i < 5; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
     layer->crash(io::FaultLayer::Crash::kDropAll);  // long before the next periodic checkpoint
   }
-  auto log = reopen_after_crash(path.str());
-  ASSERT_EQ(read_settled(log).size(), 5u);
-  ProducerOptions po;
-  po.producer_id = "meter";
-  auto again = log.producer(po).value();
-  ASSERT_TRUE(again.last_sequence().has_value()) << "the records survived, whose they are did not";
-  EXPECT_EQ(*again.last_sequence(), 4u);
-  again.set_next_sequence(4);
-  EXPECT_EQ(again.append(as_bytes(value_of(4))).error, Errc::kDuplicate);
+  expect_named_producer_resumes(path.str(), "meter", 5);
 }
 
 // Written but never synced, a named producer's records may still be on
@@ -287,13 +294,7 @@ TEST(HostCrash, NamedProducerIdentityReachesTheDiskBeforeItsRecordsAreWritten) {
     EXPECT_EQ(log.info().partitions[0].durable_offset, 0u);
     layer->crash(io::FaultLayer::Crash::kKeepAll);  // the page cache reached the disk after all
   }
-  auto log = reopen_after_crash(path.str());
-  ASSERT_EQ(read_settled(log).size(), 10u);
-  ProducerOptions po;
-  po.producer_id = "gauge";
-  auto again = log.producer(po).value();
-  ASSERT_TRUE(again.last_sequence().has_value()) << "its records survived, whose they are did not";
-  EXPECT_EQ(*again.last_sequence(), 9u);
+  expect_named_producer_resumes(path.str(), "gauge", 10);
 }
 
 // A transactional producer killed with its 21st transaction open, after 20
