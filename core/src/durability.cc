@@ -14,7 +14,9 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 
+#include "checkpoint.h"
 #include "record.h"
 #include "shmlog/io/file_layer.h"
 #include "shmlog/io/files.h"
@@ -35,8 +37,6 @@ std::shared_ptr<io::FileLayer> test_file_layer() {
   return g_test_file_layer;
 }
 
-constexpr const char* kStateFile = "shmlog.state";
-constexpr const char* kStateHeader = "shmlog-state 1";
 constexpr std::uint64_t kMaxRoundBytes = 8u << 20;  // per partition and round
 constexpr auto kLeaseCheck = std::chrono::milliseconds(100);
 constexpr auto kCheckpointEvery = std::chrono::milliseconds(100);
@@ -49,43 +49,6 @@ constexpr std::uint64_t kInlineBytes = 64u << 10;
 
 std::string segment_path(const LogState& s, std::uint32_t p, std::uint64_t segment) {
   return io::partition_directory(s.path, p) + "/" + io::segment_file_name(segment << s.segment_shift);
-}
-
-std::string hex(std::string_view bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
-std::optional<std::string> unhex(std::string_view text) {
-  if (text.size() % 2 != 0) return std::nullopt;
-  auto value = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); i += 2) {
-    const int hi = value(text[i]), lo = value(text[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi << 4 | lo);
-  }
-  return out;
-}
-
-std::vector<std::uint64_t> split_numbers(const std::string& text) {
-  std::vector<std::uint64_t> out;
-  std::size_t at = 0;
-  while (at <= text.size()) {
-    const std::size_t comma = std::min(text.find(',', at), text.size());
-    out.push_back(std::strtoull(text.c_str() + at, nullptr, 10));
-    at = comma + 1;
-  }
-  return out;
 }
 
 std::string name_of(const char* field, std::size_t capacity) { return std::string(field, strnlen(field, capacity)); }
@@ -119,93 +82,77 @@ bool snapshot_durable(const LogState& s, const SequenceSnapshot& snap) {
 
 // The state a host crash would otherwise lose: each active group's
 // committed offsets and each producer id's identity, epochs, last durable
-// sequence (`durable`) and last transaction. Written atomically (temporary
-// file, rename).
+// sequence (`durable`) and last transaction.
 io::KeyValues checkpoint_values(const LogState& s, const SequenceSnapshot& durable) {
-  io::KeyValues kv;
-  char id[24];
-  std::snprintf(id, sizeof id, "%016" PRIx64, s.header->log_id);
-  kv["log_id"] = id;
+  Checkpoint c;
+  c.log_id = s.header->log_id;
   const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
   for (std::uint32_t g = 0; g < s.options.max_groups; ++g) {
     auto& group = s.group(g);
     if (atomic(group.state).load(std::memory_order_acquire) != active) continue;
-    const std::string key = "group." + std::to_string(g);
-    kv[key] = hex(name_of(group.name, sizeof group.name));
-    std::string offsets;
+    Checkpoint::Group entry{g, name_of(group.name, sizeof group.name), {}};
     for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
-      if (p != 0) offsets += ',';
-      offsets += std::to_string(atomic(s.offset_slot(p, g).committed_offset).load(std::memory_order_acquire));
+      entry.offsets.push_back(atomic(s.offset_slot(p, g).committed_offset).load(std::memory_order_acquire));
     }
-    kv[key + ".offsets"] = offsets;
+    c.groups.push_back(std::move(entry));
   }
   // Every byte below a partition's durable position was synced: recovery
   // treats damage there as damage, and cuts only past it.
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
-    kv["partition." + std::to_string(p) + ".durable"] =
-        std::to_string(atomic(s.partition(p).durable_position).load(std::memory_order_acquire));
+    c.durable.push_back(atomic(s.partition(p).durable_position).load(std::memory_order_acquire));
   }
   for (std::uint32_t i = 0; i < s.options.max_producers; ++i) {
     auto& slot = s.producer_slot(i);
     if ((atomic(slot.flags).load(std::memory_order_acquire) & format::kProducerIdempotent) == 0) continue;
-    const std::string name = name_of(slot.name, sizeof slot.name);
-    if (name.empty()) continue;
-    kv["producer." + std::to_string(i)] =
-        hex(name) + "," + std::to_string(atomic(slot.epoch).load(std::memory_order_acquire)) + "," +
-        std::to_string(slot.first_epoch) + "," +
-        std::to_string(durable.sequences.count(i) != 0 ? durable.sequences.at(i) : 0) + "," +
-        std::to_string(atomic(slot.txn_word).load(std::memory_order_acquire)) + "," +
-        std::to_string(slot.txn_timeout_ms) + "," + std::to_string(slot.txn_changed_ns);
+    Checkpoint::Producer e;
+    e.slot = i;
+    e.name = name_of(slot.name, sizeof slot.name);
+    if (e.name.empty()) continue;
+    e.epoch = atomic(slot.epoch).load(std::memory_order_acquire);
+    e.first_epoch = slot.first_epoch;
+    e.next_sequence = durable.sequences.count(i) != 0 ? durable.sequences.at(i) : 0;
+    e.txn_word = atomic(slot.txn_word).load(std::memory_order_acquire);
+    e.txn_timeout_ms = slot.txn_timeout_ms;
+    e.txn_changed_ns = slot.txn_changed_ns;
+    c.producers.push_back(std::move(e));
   }
-  return kv;
+  return encode_checkpoint(c);
 }
 
-// Each named producer's slot, name and first epoch, as one string.
-std::string named_identities(const LogState& s) {
-  std::string out;
+// Each named producer's slot, name and first epoch.
+using Identities = std::vector<std::tuple<std::uint32_t, std::string, std::uint16_t>>;
+Identities named_identities(const LogState& s) {
+  Identities out;
   for (std::uint32_t i = 0; i < s.options.max_producers; ++i) {
     auto& slot = s.producer_slot(i);
     if ((atomic(slot.flags).load(std::memory_order_acquire) & format::kProducerIdempotent) == 0) continue;
-    const std::string name = name_of(slot.name, sizeof slot.name);
-    if (name.empty()) continue;
-    out += std::to_string(i) + ":" + hex(name) + ":" + std::to_string(slot.first_epoch) + ";";
+    std::string name = name_of(slot.name, sizeof slot.name);
+    if (!name.empty()) out.emplace_back(i, std::move(name), slot.first_epoch);
   }
   return out;
 }
 
-// One `producer.i` entry of a checkpoint: the slot, the name and the
-// numbers epoch, first_epoch, last_sequence_plus_one, txn_word,
-// txn_timeout_ms, txn_changed_ns; nothing when the entry is malformed.
-struct ProducerEntry {
-  std::uint32_t slot = 0;
-  std::string name;
-  std::vector<std::uint64_t> numbers;
-};
-
-std::optional<ProducerEntry> parse_producer_entry(const LogState& s, const std::string& key, const std::string& value) {
-  ProducerEntry e;
-  e.slot = static_cast<std::uint32_t>(std::strtoul(key.c_str() + 9, nullptr, 10));
-  const std::size_t comma = value.find(',');
-  auto name = unhex(value.substr(0, comma));
-  e.numbers = split_numbers(comma == std::string::npos ? "" : value.substr(comma + 1));
-  if (e.slot >= s.options.max_producers || !name || name->empty() || name->size() >= format::kNameCapacity ||
-      e.numbers.size() != 6) {
-    return std::nullopt;
+// The checkpoint file, if there is one.
+Result<std::optional<Checkpoint>> read_checkpoint(const LogState& s) {
+  const std::string file = s.path + "/" + kStateFile;
+  if (!io::file_exists(file)) return std::optional<Checkpoint>();
+  auto kv = io::read_key_value_file(file, kStateHeader);
+  if (!kv.ok()) return std::move(kv).status();
+  auto c = decode_checkpoint(*kv, s.options, file);
+  if (!c.ok()) return std::move(c).status();
+  if (c->log_id != 0 && c->log_id != s.header->log_id) {
+    return Status(Status::Code::kCorrupt, file + " belongs to another log (its log id is not this log's)");
   }
-  e.name = std::move(*name);
-  return e;
+  return std::optional<Checkpoint>(std::move(c).value());
 }
 
 // The producers' sequences in the checkpoint file, by slot (none when it
 // is missing or unreadable).
 std::map<std::uint32_t, std::uint64_t> checkpointed_sequences(const LogState& s) {
   std::map<std::uint32_t, std::uint64_t> out;
-  auto kv = io::read_key_value_file(s.path + "/" + kStateFile, kStateHeader);
-  if (!kv.ok()) return out;
-  for (const auto& [key, value] : *kv) {
-    if (key.rfind("producer.", 0) != 0) continue;
-    if (auto e = parse_producer_entry(s, key, value)) out[e->slot] = e->numbers[2];
-  }
+  auto c = read_checkpoint(s);
+  if (!c.ok() || !*c) return out;
+  for (const auto& e : (*c)->producers) out[e.slot] = e.next_sequence;
   return out;
 }
 
@@ -213,49 +160,29 @@ std::map<std::uint32_t, std::uint64_t> checkpointed_sequences(const LogState& s)
 // gives each partition's checkpointed durable position (0 when absent).
 Status restore_checkpoint(LogState& s, std::vector<std::uint64_t>& durable) {
   durable.assign(s.options.partitions, 0);
-  const std::string file = s.path + "/" + kStateFile;
-  if (!io::file_exists(file)) return {};
-  auto kv = io::read_key_value_file(file, kStateHeader);
-  if (!kv.ok()) return std::move(kv).status();
+  auto read = read_checkpoint(s);
+  if (!read.ok()) return std::move(read).status();
+  if (!*read) return {};
+  const Checkpoint& c = **read;
+  durable = c.durable;
   const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
-  for (const auto& [key, value] : *kv) {
-    if (key.rfind("partition.", 0) == 0) {
-      char* end = nullptr;
-      const unsigned long p = std::strtoul(key.c_str() + 10, &end, 10);
-      if (std::string_view(end) != ".durable" || p >= s.options.partitions) {
-        return Status(Status::Code::kCorrupt, file + ": bad entry '" + key + "'");
-      }
-      durable[p] = std::strtoull(value.c_str(), nullptr, 10);
-    } else if (key.rfind("group.", 0) == 0 && key.find(".offsets") == std::string::npos) {
-      const auto g = static_cast<std::uint32_t>(std::strtoul(key.c_str() + 6, nullptr, 10));
-      auto name = unhex(value);
-      auto offsets = kv->find(key + ".offsets");
-      if (g >= s.options.max_groups || !name || name->empty() || name->size() >= format::kNameCapacity ||
-          offsets == kv->end()) {
-        return Status(Status::Code::kCorrupt, file + ": bad entry '" + key + "'");
-      }
-      const auto numbers = split_numbers(offsets->second);
-      auto& group = s.group(g);
-      std::memcpy(group.name, name->data(), name->size());
-      group.created_ns = now_realtime_ns();
-      for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
-        s.offset_slot(p, g).committed_offset = p < numbers.size() ? numbers[p] : 0;
-      }
-      group.state = active;
-    } else if (key.rfind("producer.", 0) == 0) {
-      auto e = parse_producer_entry(s, key, value);
-      if (!e) return Status(Status::Code::kCorrupt, file + ": bad entry '" + key + "'");
-      const auto& numbers = e->numbers;
-      auto& slot = s.producer_slot(e->slot);
-      std::memcpy(slot.name, e->name.data(), e->name.size());
-      slot.flags = format::kProducerIdempotent;
-      slot.epoch = static_cast<std::uint16_t>(numbers[0]);
-      slot.first_epoch = static_cast<std::uint16_t>(numbers[1]);
-      slot.last_sequence_plus_one = numbers[2];
-      slot.txn_word = numbers[3];  // an open transaction is aborted by its first reader (no process holds it)
-      slot.txn_timeout_ms = static_cast<std::uint32_t>(numbers[4]);
-      slot.txn_changed_ns = numbers[5];
-    }
+  for (const auto& g : c.groups) {
+    auto& group = s.group(g.slot);
+    std::memcpy(group.name, g.name.data(), g.name.size());
+    group.created_ns = now_realtime_ns();
+    for (std::uint32_t p = 0; p < s.options.partitions; ++p) s.offset_slot(p, g.slot).committed_offset = g.offsets[p];
+    group.state = active;
+  }
+  for (const auto& e : c.producers) {
+    auto& slot = s.producer_slot(e.slot);
+    std::memcpy(slot.name, e.name.data(), e.name.size());
+    slot.flags = format::kProducerIdempotent;
+    slot.epoch = e.epoch;
+    slot.first_epoch = e.first_epoch;
+    slot.last_sequence_plus_one = e.next_sequence;
+    slot.txn_word = e.txn_word;  // an open transaction is aborted by its first reader (no process holds it)
+    slot.txn_timeout_ms = e.txn_timeout_ms;
+    slot.txn_changed_ns = e.txn_changed_ns;
   }
   return {};
 }
@@ -349,7 +276,7 @@ class Flusher {
   std::deque<SequenceSnapshot> pending_sequences_;  // taken, not yet durable, oldest first
   SequenceSnapshot durable_sequences_;
   io::KeyValues last_checkpoint_;
-  std::string checkpointed_identities_;  // named_identities() as last_checkpoint_ has them
+  Identities checkpointed_identities_;  // named_identities() as last_checkpoint_ has them
 };
 
 void Flusher::note_error(std::uint32_t p, int err) noexcept {
@@ -723,7 +650,7 @@ void Flusher::housekeeping(bool force) {
 
 bool Flusher::checkpoint() {
   io::KeyValues values;
-  std::string identities;
+  Identities identities;
   {
     // Slots are filled in under the admin lock: read them under it too.
     AdminLock lock(s_);

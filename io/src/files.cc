@@ -67,8 +67,14 @@ Status write_key_value_file(const std::string& path, const std::string& header,
     }
     text += key + "=" + value + "\n";
   }
+  // A new file, never one found at the name (a symlink planted in a
+  // group-writable directory must not redirect the write); a temporary file
+  // left by a crash is removed first.
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0 && errno == EEXIST && ::unlink(tmp.c_str()) == 0) {
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  }
   if (fd < 0) return Status::from_errno("creating " + tmp, errno);
   Status s = write_all(fd, text, tmp);
   if (s.ok() && ::fdatasync(fd) != 0) s = Status::from_errno("syncing " + tmp, errno);
@@ -84,8 +90,17 @@ Status write_key_value_file(const std::string& path, const std::string& header,
 }
 
 Result<KeyValues> read_key_value_file(const std::string& path, const std::string& header) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::from_errno("opening " + path, errno);
+  // Not through a symlink, and never blocking on a FIFO planted at the name.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ELOOP) return Status(Status::Code::kCorrupt, path + " is a symbolic link, not a shmlog metadata file");
+    return Status::from_errno("opening " + path, errno);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status(Status::Code::kCorrupt, path + " is not a regular file");
+  }
   std::string text;
   char buf[4096];
   for (;;) {
@@ -98,38 +113,47 @@ Result<KeyValues> read_key_value_file(const std::string& path, const std::string
     }
     if (n == 0) break;
     text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > (1u << 20)) {
+    if (text.size() > kMaxKeyValueFile) {
       ::close(fd);
       return Status(Status::Code::kCorrupt, path + " is larger than 1 MiB: not a shmlog metadata file");
     }
   }
   ::close(fd);
+  return parse_key_values(text, header, path);
+}
+
+Result<KeyValues> parse_key_values(std::string_view text, const std::string& header, const std::string& name) {
+  if (text.size() > kMaxKeyValueFile) {
+    return Status(Status::Code::kCorrupt, name + " is larger than 1 MiB: not a shmlog metadata file");
+  }
   KeyValues values;
   std::size_t pos = 0;
   int line_no = 0;
   while (pos < text.size()) {
     std::size_t end = text.find('\n', pos);
     if (end == std::string::npos) {
-      return Status(Status::Code::kCorrupt, path + ": line " + std::to_string(line_no + 1) +
+      return Status(Status::Code::kCorrupt, name + ": line " + std::to_string(line_no + 1) +
                                                 " has no newline (torn write?)");
     }
-    std::string line = text.substr(pos, end - pos);
+    const std::string_view line = text.substr(pos, end - pos);
     pos = end + 1;
     ++line_no;
     if (line_no == 1) {
       if (line != header) {
-        return Status(Status::Code::kCorrupt, path + ": first line is " + quoted(line, 40) + ", expected '" + header + "'");
+        return Status(Status::Code::kCorrupt, name + ": first line is " + quoted(line, 40) + ", expected '" + header + "'");
       }
       continue;
     }
     auto eq = line.find('=');
-    std::string key = eq == std::string::npos ? line : line.substr(0, eq);
+    const std::string key(eq == std::string::npos ? line : line.substr(0, eq));
     if (eq == std::string::npos || !valid_key(key)) {
-      return Status(Status::Code::kCorrupt, path + ": line " + std::to_string(line_no) + " is not key=value");
+      return Status(Status::Code::kCorrupt, name + ": line " + std::to_string(line_no) + " is not key=value");
     }
-    values[key] = line.substr(eq + 1);
+    if (!values.emplace(key, line.substr(eq + 1)).second) {
+      return Status(Status::Code::kCorrupt, name + ": line " + std::to_string(line_no) + " repeats key " + quoted(key, 40));
+    }
   }
-  if (line_no == 0) return Status(Status::Code::kCorrupt, path + " is empty");
+  if (line_no == 0) return Status(Status::Code::kCorrupt, name + " is empty");
   return values;
 }
 

@@ -2,9 +2,11 @@
 // and directory housekeeping. Knows nothing of what the keys mean.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shmlog/status.h"
@@ -22,7 +24,12 @@ Status write_key_value_file(const std::string& path, const std::string& header,
                          const KeyValues& values, std::uint32_t mode);
 // Reads a file written by write_key_value_file. The first line must equal
 // `header`; any malformed line is kCorrupt naming the file and line number.
+// Only a regular file is read (not a symlink or FIFO), at most 1 MiB.
 Result<KeyValues> read_key_value_file(const std::string& path, const std::string& header);
+// The same for text already read; `name` names it in errors. A repeated key
+// is damage. Pure.
+Result<KeyValues> parse_key_values(std::string_view text, const std::string& header, const std::string& name);
+inline constexpr std::size_t kMaxKeyValueFile = 1u << 20;
 
 bool is_directory(const std::string& path);
 bool file_exists(const std::string& path);

@@ -1,0 +1,49 @@
+// The checkpoint file (shmlog.state) of a durable log: what a host crash
+// would otherwise lose from shared memory (group offsets, named producers'
+// identities, partitions' durable positions). key=value lines, replaced
+// atomically by the keeper (durability.cc), read by recovery. The format
+// is in core/README.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmlog/io/files.h"
+#include "shmlog/log.h"
+
+namespace shmlog::detail {
+
+inline constexpr const char* kStateFile = "shmlog.state";
+inline constexpr const char* kStateHeader = "shmlog-state 1";
+
+struct Checkpoint {
+  std::uint64_t log_id = 0;
+  std::vector<std::uint64_t> durable;  // by partition: every byte below was synced
+  struct Group {
+    std::uint32_t slot = 0;
+    std::string name;
+    std::vector<std::uint64_t> offsets;  // committed, by partition
+  };
+  std::vector<Group> groups;
+  struct Producer {
+    std::uint32_t slot = 0;
+    std::string name;
+    std::uint16_t epoch = 0, first_epoch = 0;
+    std::uint64_t next_sequence = 0;  // last durable sequence + 1
+    std::uint64_t txn_word = 0;
+    std::uint32_t txn_timeout_ms = 0;
+    std::uint64_t txn_changed_ns = 0;
+  };
+  std::vector<Producer> producers;
+};
+
+io::KeyValues encode_checkpoint(const Checkpoint& c);
+// Every entry checked against the log's options (slots, partitions, names,
+// number ranges); anything else is kCorrupt naming the file and the entry.
+// Keys this version does not know are ignored. Pure.
+Result<Checkpoint> decode_checkpoint(const io::KeyValues& values, const LogOptions& options, const std::string& file);
+Result<Checkpoint> decode_checkpoint(std::string_view text, const LogOptions& options, const std::string& file);
+
+}  // namespace shmlog::detail
