@@ -4,6 +4,7 @@
 set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build pkg-config make       # toolchain
+  clang libclang-rt-dev                       # fuzz targets (libFuzzer)
   libboost-dev liburing-dev libhwloc-dev      # shared memory, io_uring, topology
   libconcurrentqueue-dev libreaderwriterqueue-dev  # in-process baselines for the benchmarks
   gnuplot-nox                                 # shmlog lat --plot

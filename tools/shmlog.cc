@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "copy_cmd.h"
 #include "demo.h"
 #include "memory_flags.h"
@@ -102,19 +103,6 @@ struct CreateArgs {
   std::uint64_t retention_ms = 0;
 };
 
-// "500us", "2ms", "1s" as microseconds; nullopt when not a duration.
-std::optional<std::uint64_t> parse_micros(const std::string& text) {
-  static const std::pair<const char*, std::uint64_t> units[] = {{"us", 1}, {"ms", 1000}, {"s", 1000000}};
-  for (const auto& [suffix, scale] : units) {
-    const std::size_t n = std::strlen(suffix);
-    if (text.size() <= n || text.compare(text.size() - n, n, suffix) != 0) continue;
-    const std::string number = text.substr(0, text.size() - n);
-    if (number.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-    return std::stoull(number) * scale;
-  }
-  return std::nullopt;
-}
-
 std::string placement_text(const shmlog::LogOptions& o) {
   std::string pages = o.pages == shmlog::Pages::kHuge ? "huge pages"
                       : o.pages == shmlog::Pages::kTransparentHuge ? "transparent huge pages" : "normal pages";
@@ -159,7 +147,9 @@ int run_create(const CreateArgs& a) {
   o.token_window_time = std::chrono::milliseconds(a.token_window_ms);
   o.durability = check(shmlog::parse_durability(a.durability));
   for (const auto& interval : a.fsync_interval) {
-    if (auto us = parse_micros(interval)) {
+    auto parsed = shmlog::tools::parse_micros(interval);
+    if (!parsed.ok()) fail("--fsync-interval: " + parsed.status().message());
+    if (const std::optional<std::uint64_t> us = *parsed) {
       o.fsync_interval = std::chrono::microseconds(*us);
     } else {
       o.fsync_interval_bytes = SizeOpt{interval}.parse("fsync-interval");
@@ -437,18 +427,9 @@ int run_consume(const ConsumeArgs& a) {
   if (!exactly_once && !a.out.empty()) fail("--out is for --mode exactly-once");
   if (a.commit_every < 1) fail("--commit-every must be at least 1");
   co.commit_every = a.commit_every;
-  if (a.from == "earliest") {
-    co.from = shmlog::StartFrom::earliest();
-  } else if (a.from == "latest") {
-    co.from = shmlog::StartFrom::latest();
-  } else {
-    char* end = nullptr;
-    unsigned long long off = std::strtoull(a.from.c_str(), &end, 10);
-    if (a.from.empty() || *end != '\0' || a.from[0] == '-') {
-      fail("--from: '" + a.from + "' is not earliest, latest or an offset");
-    }
-    co.from = shmlog::StartFrom::at(off);
-  }
+  auto from = shmlog::tools::parse_start(a.from);
+  if (!from.ok()) fail("--from: " + from.status().message());
+  co.from = *from;
   const char separator = parse_separator(a.key_separator, "--key-separator");
   if (exactly_once) return run_consume_exactly_once(a, log, co, separator);
   auto consumer = check(log.consumer(co));

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Sets up, builds with warnings as errors and runs the whole test suite in
-# three stages: plain, AddressSanitizer+UBSan, and ThreadSanitizer for the
-# multi-threaded suites. Set SHMLOG_TEST_STAGES to run fewer ("plain asan").
+# four stages: plain, AddressSanitizer+UBSan, ThreadSanitizer for the
+# multi-threaded suites, and the fuzz targets (libFuzzer, clang) run briefly.
+# Set SHMLOG_TEST_STAGES to run fewer ("plain asan").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
-STAGES=${SHMLOG_TEST_STAGES:-"plain asan tsan"}
+STAGES=${SHMLOG_TEST_STAGES:-"plain asan tsan fuzz"}
 JOBS=$(nproc)
 
 build() {  # DIR SANITIZE [extra cmake args]
@@ -35,6 +36,13 @@ for stage in $STAGES; do
       # The threaded suites; fork-based crash tests run in the other stages.
       TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
         ctest --test-dir build/tsan --output-on-failure -j "$JOBS" -R '^(ConcurrentLog|Log|Group)\.|^HostCrash\.(Failed|Recovery|Damage|Stray|Short|Named)|^(DamagedFiles|SharedMemoryRemoved)\.|^Durability\.(Concurrent|StoppedGroup|ReadDurable|ClosingOne|Retention|SeekTime|RecordsReach|NotDurable)|Uring'
+      ;;
+    fuzz)
+      # Each target from its committed corpus for a few seconds (tests/fuzz/README.md).
+      CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMLOG_WERROR=ON \
+        -DSHMLOG_SANITIZE=address,undefined -DSHMLOG_FUZZ=ON -DSHMLOG_BUILD_BENCH=OFF -DSHMLOG_BUILD_PYTHON=OFF >/dev/null
+      cmake --build build/fuzz -j "$JOBS" --target shmlog_fuzzers
+      UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build/fuzz --output-on-failure -j "$JOBS" -L fuzz
       ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "shmlog/io/crc32c.h"
+#include "sink_journal.h"
 #include "shmlog/shm/process.h"
 
 namespace shmlog {
@@ -34,7 +35,11 @@ T get(const char* p) {
   return v;
 }
 
-std::string encode(std::uint64_t log_id, std::uint64_t length, const std::vector<std::uint64_t>& offsets) {
+}  // namespace
+
+namespace detail {
+
+std::string encode_journal_entry(std::uint64_t log_id, std::uint64_t length, const std::vector<std::uint64_t>& offsets) {
   std::string e;
   put(e, kMagic);
   put(e, kVersion);
@@ -47,6 +52,10 @@ std::string encode(std::uint64_t log_id, std::uint64_t length, const std::vector
   put(e, crc32c::mask(crc32c::value(e.data(), e.size())));
   return e;
 }
+
+}  // namespace detail
+
+namespace {
 
 Status write_all(int fd, const char* data, std::size_t n, std::uint64_t at, const std::string& path) {
   while (n > 0) {
@@ -75,6 +84,42 @@ bool good_entry(const char* e, std::size_t n, std::uint32_t partitions) {
   return get<std::uint32_t>(e) == kMagic && get<std::uint16_t>(e + 4) == kVersion &&
          get<std::uint32_t>(e + 24) == partitions && crc32c::unmask(get<std::uint32_t>(e + n - 4)) == crc32c::value(e, n - 4);
 }
+
+}  // namespace
+
+Result<detail::JournalState> detail::decode_journal(std::string_view text, std::uint32_t partitions,
+                                                    std::uint64_t log_id, const std::string& name) {
+  if (text.size() > kMaxJournalBytes) {
+    return Status(Status::Code::kCorrupt, name + " is " + std::to_string(text.size()) +
+                                              " bytes: too large to be an exactly-once journal");
+  }
+  JournalState out;
+  out.offsets.assign(partitions, UINT64_MAX);
+  // Entries are all of one size: whole entries of another partition count
+  // are a journal of another log's shape.
+  if (text.size() >= kFixed) {
+    const auto theirs = get<std::uint32_t>(text.data() + 24);
+    if (theirs != partitions && theirs <= 65536 && entry_size(theirs) <= text.size() &&
+        good_entry(text.data(), entry_size(theirs), theirs)) {
+      return Status(Status::Code::kCorrupt, name + " has offsets of " + std::to_string(theirs) +
+                                                " partitions, the log has " + std::to_string(partitions));
+    }
+  }
+  const std::size_t n = entry_size(partitions);
+  for (std::size_t at = 0; at + n <= text.size(); at += n) {
+    const char* e = text.data() + at;
+    if (!good_entry(e, n, partitions)) continue;
+    if (get<std::uint64_t>(e + 8) != log_id) {
+      return Status(Status::Code::kInvalidArgument, name + " belongs to another log");
+    }
+    out.length = get<std::uint64_t>(e + 16);
+    for (std::uint32_t p = 0; p < partitions; ++p) out.offsets[p] = get<std::uint64_t>(e + kFixed + 8u * p);
+    out.end = at + n;
+  }
+  return out;
+}
+
+namespace {
 
 // Opens and locks the journal, making sure the lock is on the file that
 // has the name: compaction renames a new journal over it, and an opener
@@ -114,6 +159,7 @@ Result<std::string> read_all(int fd, const std::string& path) {
     }
     if (n == 0) return text;
     text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > detail::kMaxJournalBytes) return text;  // the decoder refuses it
   }
 }
 
@@ -144,30 +190,11 @@ Result<FileSink> FileSink::open(const std::string& path, const Log& log, Survive
   sink.journal_fd_ = *locked;
   auto text = read_all(sink.journal_fd_, journal);
   if (!text.ok()) return std::move(text).status();
-  // Entries are all of one size. The newest whole one wins: damage to an
-  // older one does not matter, and what follows the newest (a crash
-  // mid-write, or damage) is cut, its output read again from the newest's
-  // offsets.
-  if (text->size() >= kFixed) {  // whole entries of another partition count
-    const auto partitions = get<std::uint32_t>(text->data() + 24);
-    if (partitions != log_partitions && partitions <= 65536 && entry_size(partitions) <= text->size() &&
-        good_entry(text->data(), entry_size(partitions), partitions)) {
-      return Status(Status::Code::kCorrupt, journal + " has offsets of " + std::to_string(partitions) +
-                                                " partitions, the log has " + std::to_string(log_partitions));
-    }
-  }
-  const std::size_t n = entry_size(log_partitions);
-  std::size_t newest_end = 0;
-  for (std::size_t at = 0; at + n <= text->size(); at += n) {
-    const char* e = text->data() + at;
-    if (!good_entry(e, n, log_partitions)) continue;
-    if (get<std::uint64_t>(e + 8) != sink.log_id_) {
-      return Status(Status::Code::kInvalidArgument, journal + " belongs to another log (not " + log.path() + ")");
-    }
-    sink.length_ = get<std::uint64_t>(e + 16);
-    for (std::uint32_t p = 0; p < log_partitions; ++p) sink.offsets_[p] = get<std::uint64_t>(e + kFixed + 8u * p);
-    newest_end = at + n;
-  }
+  auto decoded = detail::decode_journal(*text, log_partitions, sink.log_id_, journal);
+  if (!decoded.ok()) return std::move(decoded).status();
+  const std::size_t newest_end = decoded->end;
+  sink.length_ = decoded->length;
+  sink.offsets_ = std::move(decoded->offsets);
   if (newest_end == 0 && !text->empty() && size > 0) {
     return Status(Status::Code::kCorrupt,
                   journal + " holds no readable checkpoint (" + std::to_string(text->size()) + " bytes, damaged) but " +
@@ -244,7 +271,7 @@ Status FileSink::checkpoint() {
   buffer_.clear();
   if (g_die_between_output_and_checkpoint) shm::kill_self();
   const std::string journal = path_ + ".offsets";
-  const std::string entry = encode(log_id_, length_, offsets_);
+  const std::string entry = detail::encode_journal_entry(log_id_, length_, offsets_);
   if (journal_length_ + entry.size() > kCompactAt) {
     // Rewrite the journal as its last entry (rename is atomic). A leftover
     // temporary file (or anything planted there) goes first: created

@@ -527,7 +527,7 @@ Status validate(const LogOptions& o) {
   }
   if (o.numa_node < -1) return bad("NUMA node must be >= 0 (or -1 for the kernel's policy), got " + std::to_string(o.numa_node));
   if (!o.memory_dir.empty() && o.memory_dir.front() != '/') {
-    return bad("memory directory must be an absolute path (every process opens it), got '" + o.memory_dir + "'");
+    return bad("memory directory must be an absolute path (every process opens it), got " + quoted(o.memory_dir));
   }
   if (o.durability != Durability::kNone && o.durability != Durability::kFlush && o.durability != Durability::kFsync) {
     return bad("unknown durability");

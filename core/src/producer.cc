@@ -72,7 +72,7 @@ struct ProducerState {
   bool txn_open = false;
   std::chrono::milliseconds txn_timeout{};
   std::vector<bool> touched;               // partitions written in the open transaction
-  std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> txn_offsets;  // to commit with it
+  TxnOffsets txn_offsets;  // to commit with it
   std::uint64_t txn_max_sequence_plus_one = 0;
   std::string committed_offsets;  // of the last committed transaction (encoded)
   // The next commit writes a control record (a marker or offsets) instead of data.
@@ -1077,39 +1077,6 @@ std::optional<std::uint64_t> Producer::last_sequence() const noexcept {
 
 namespace {
 
-// The offsets a transaction commits, as the value of its kTxnOffsets
-// record: per entry u16 group length, the group's bytes, u32 partition,
-// u64 offset (little endian; see core/README.md).
-std::string encode_offsets(const std::map<std::pair<std::string, std::uint32_t>, std::uint64_t>& offsets) {
-  std::string out;
-  for (const auto& [key, offset] : offsets) {
-    const auto& [group, partition] = key;
-    const auto n = static_cast<std::uint16_t>(group.size());
-    out.append(reinterpret_cast<const char*>(&n), 2);
-    out.append(group);
-    out.append(reinterpret_cast<const char*>(&partition), 4);
-    out.append(reinterpret_cast<const char*>(&offset), 8);
-  }
-  return out;
-}
-
-std::vector<std::pair<std::uint32_t, std::uint64_t>> decode_offsets(std::string_view in, const std::string& group) {
-  std::vector<std::pair<std::uint32_t, std::uint64_t>> out;
-  while (in.size() >= 2) {
-    std::uint16_t n = 0;
-    std::memcpy(&n, in.data(), 2);
-    if (in.size() < 2u + n + 12u) break;  // damaged: stop (the record had a whole commit word)
-    const std::string_view name = in.substr(2, n);
-    std::uint32_t partition = 0;
-    std::uint64_t offset = 0;
-    std::memcpy(&partition, in.data() + 2 + n, 4);
-    std::memcpy(&offset, in.data() + 6 + n, 8);
-    if (name == group) out.emplace_back(partition, offset);
-    in.remove_prefix(2u + n + 12u);
-  }
-  return out;
-}
-
 Status not_transactional() {
   return Status(Status::Code::kInvalidArgument,
                 "not a transactional producer (open it with a producer id and transactional = true)");
@@ -1173,7 +1140,7 @@ Status Producer::decide_commit() {
   std::uint64_t w = word.load(std::memory_order_acquire);
   if (w == format::make_txn_word(st->epoch, format::TxnState::kOpen)) {
     if (!st->txn_offsets.empty()) {
-      const std::string value = encode_offsets(st->txn_offsets);
+      const std::string value = detail::encode_offsets(st->txn_offsets);
       Errc e = st->append_control(0, format::RecordType::kTxnOffsets, st->id, st->epoch, as_bytes(value));
       if (e != Errc::kOk) return Status(Status::Code::kBusy, std::string("writing the transaction's offsets: ") + errc_name(e));
       st->touched[0] = true;
@@ -1203,7 +1170,7 @@ Status Producer::finish_commit() {
     st->last_sequence_plus_one = st->txn_max_sequence_plus_one;
     detail::raise_last_sequence(st->slot(), st->last_sequence_plus_one);
   }
-  st->committed_offsets = encode_offsets(st->txn_offsets);
+  st->committed_offsets = detail::encode_offsets(st->txn_offsets);
   st->mark_done();
   return {};
 }
@@ -1339,7 +1306,7 @@ Status Producer::finish_abort() {
 
 std::vector<std::pair<std::uint32_t, std::uint64_t>> Producer::committed_offsets(const std::string& group) const {
   if (!state_) return {};
-  return decode_offsets(state_->committed_offsets, group);
+  return detail::decode_offsets(state_->committed_offsets, group);
 }
 
 namespace detail {

@@ -40,6 +40,36 @@ std::vector<TxnRef> decode_refs(std::string_view in) {
   return out;
 }
 
+std::string encode_offsets(const std::map<std::pair<std::string, std::uint32_t>, std::uint64_t>& offsets) {
+  std::string out;
+  for (const auto& [key, offset] : offsets) {
+    const auto& [group, partition] = key;
+    const auto n = static_cast<std::uint16_t>(group.size());
+    out.append(reinterpret_cast<const char*>(&n), 2);
+    out.append(group);
+    out.append(reinterpret_cast<const char*>(&partition), 4);
+    out.append(reinterpret_cast<const char*>(&offset), 8);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::uint32_t, std::uint64_t>> decode_offsets(std::string_view in, const std::string& group) {
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> out;
+  while (in.size() >= 2) {
+    std::uint16_t n = 0;
+    std::memcpy(&n, in.data(), 2);
+    if (in.size() < 2u + n + 12u) break;  // damaged: stop (the record had a whole commit word)
+    const std::string_view name = in.substr(2, n);
+    std::uint32_t partition = 0;
+    std::uint64_t offset = 0;
+    std::memcpy(&partition, in.data() + 2 + n, 4);
+    std::memcpy(&offset, in.data() + 6 + n, 8);
+    if (name == group) out.emplace_back(partition, offset);
+    in.remove_prefix(2u + n + 12u);
+  }
+  return out;
+}
+
 format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std::map<std::uint64_t, Log>& open_logs) {
   auto it = open_logs.find(ref.log_id);
   if (it == open_logs.end()) {

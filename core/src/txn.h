@@ -28,6 +28,14 @@ struct TxnRef {
 std::string encode_refs(const std::vector<TxnRef>& refs);
 std::vector<TxnRef> decode_refs(std::string_view bytes);
 
+// The offsets a transaction commits, as the value of its kTxnOffsets
+// record: per entry u16 group length, the group's bytes, u32 partition,
+// u64 offset (little endian; see core/README.md). Decoding keeps `group`'s
+// entries and stops at the first that does not fit (pure).
+using TxnOffsets = std::map<std::pair<std::string, std::uint32_t>, std::uint64_t>;
+std::string encode_offsets(const TxnOffsets& offsets);
+std::vector<std::pair<std::uint32_t, std::uint64_t>> decode_offsets(std::string_view bytes, const std::string& group);
+
 // The coordinator's decision on transaction `ref`, opening its log (cached
 // in `open_logs`). Undecided and its producer dead (or `decide_abort`):
 // decides abort by CAS. Returns kCommitting, kAborting, kOpen (undecided,

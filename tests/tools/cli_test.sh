@@ -49,6 +49,7 @@ pass "--help for every subcommand"
 expect_error "oversize record" "too large.*max 1024" -- bash -c "head -c 2000 /dev/zero | tr '\\0' x | '$SHMLOG' produce '$WORK/log-small'"
 expect_error "partition out of range" "out of range" -- "$SHMLOG" produce "$WORK/log-small" --partition 3
 expect_error "bad --from" "not earliest, latest" -- "$SHMLOG" consume "$WORK/log-small" --from soon
+expect_error "--from past 2^64" "not earliest, latest" -- "$SHMLOG" consume "$WORK/log-small" --from 99999999999999999999
 expect_error "offset not a boundary" "not a record boundary" -- bash -c "echo hello | '$SHMLOG' produce '$WORK/log-small' && '$SHMLOG' consume '$WORK/log-small' --from 32 --idle-timeout-ms 10"
 # A group that never consumes fills the ring; the producer gives up with a clear error.
 "$SHMLOG" consume "$WORK/log-small" --group stuck --max 1 >/dev/null || fail "join stuck group"
@@ -244,6 +245,7 @@ last=$(timeout 20 "$SHMLOG" consume "$LOG" --idle-timeout-ms 2000 | tail -1)
 # --- durable logs: host crash, torn tail, verify/repair, keeper kill -9 -------
 DLOG="$WORK/log-durable"
 expect_error "fsync interval without fsync" "needs --durability fsync" -- "$SHMLOG" create "$WORK/x" --fsync-interval 1M
+expect_error "fsync interval overflowing" "too long a duration" -- "$SHMLOG" create "$WORK/x" --durability fsync --fsync-interval 99999999999999999999s
 expect_error "retention without durability" "need --durability" -- "$SHMLOG" create "$WORK/x" --retention-bytes 1M
 expect_error "bad durability" "none, flush or fsync" -- "$SHMLOG" create "$WORK/x" --durability sometimes
 "$SHMLOG" create "$DLOG" --durability fsync --fsync-interval 2ms --segment-size 64K --ring-segments 2 >/dev/null \
