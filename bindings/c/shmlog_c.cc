@@ -65,6 +65,7 @@ shmlog_status from_errc(shmlog::Errc e) {
     case shmlog::Errc::kDuplicate: return fail(SHMLOG_DUPLICATE, shmlog::errc_name(e));
     case shmlog::Errc::kDiskFull: return fail(SHMLOG_DISK_FULL, shmlog::errc_name(e));
     case shmlog::Errc::kNotDurable: return fail(SHMLOG_NOT_DURABLE, shmlog::errc_name(e));
+    case shmlog::Errc::kCorrupt: return fail(SHMLOG_CORRUPT, shmlog::errc_name(e));
   }
   return fail(SHMLOG_INTERNAL, "unknown error");
 }

@@ -987,7 +987,8 @@ Result<std::uint64_t> Consumer::seek_time(std::uint32_t partition, std::uint64_t
   for (auto& part : st->parts) {
     if (part.partition != partition || !part.owned) continue;
     const std::uint64_t start = s.retained_start(partition);
-    const std::uint64_t tail = s.tail(partition);
+    // Not past what the ring holds: a tail damaged in memory is not walked.
+    const std::uint64_t tail = std::min(s.tail(partition), s.ring_end(partition));
     std::uint64_t found = tail;
     detail::SegmentBuffer buffer;
     // Segments in offset order; timestamps are the producers' clocks, so
@@ -1011,9 +1012,15 @@ Result<std::uint64_t> Consumer::seek_time(std::uint32_t partition, std::uint64_t
         hi = mid - 1;
       }
     }
+    // Segments from the start to the tail are all in the ring or on disk,
+    // but for damage: a run of missing ones longer than the ring means the
+    // positions are damaged, and nothing past it is walked.
+    std::uint32_t missing = 0;
     for (std::uint64_t segment = from_segment; (segment << s.segment_shift) < tail; ++segment) {
       const std::byte* bytes = detail::segment_bytes(s, partition, segment, buffer);
+      if (bytes == nullptr && ++missing > s.ring_segments) break;
       if (bytes == nullptr) continue;
+      missing = 0;
       const std::uint64_t begin = std::max(start, segment << s.segment_shift);
       auto hit = first_at_or_after(s, bytes, begin, std::min(tail, (segment + 1) << s.segment_shift), time_ns, nullptr);
       if (hit) {

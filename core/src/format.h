@@ -39,9 +39,17 @@ inline constexpr std::size_t kPage = 4096;
 // "SHMLOG\0\1" little-endian; written last at create (release).
 inline constexpr std::uint64_t kLogMagic = 0x0100474F4C4D4853ULL;
 inline constexpr std::uint32_t kVersionMajor = 1;
-inline constexpr std::uint32_t kVersionMinor = 2;  // 1.1: placement keys in shmlog.meta; 1.2: durability
+inline constexpr std::uint32_t kVersionMinor = 3;  // 1.1: placement keys in shmlog.meta; 1.2: durability;
+                                                    // 1.3: the memory nonce (meta file and header)
 
 inline constexpr std::size_t kRecordAlignment = 32;
+// No position of a partition reaches this (2^62 bytes: 14 years at 10 GB/s);
+// one at or past it in shared memory is damage, and so is one off the
+// record alignment.
+inline constexpr std::uint64_t kMaxPosition = 1ull << 62;
+constexpr bool plausible_position(std::uint64_t pos) noexcept {
+  return pos < kMaxPosition && (pos & (kRecordAlignment - 1)) == 0;
+}
 inline constexpr std::size_t kRecordHeaderSize = 32;
 inline constexpr std::size_t kNameCapacity = 64;  // NUL-terminated, so 63 chars
 
@@ -342,7 +350,10 @@ struct LogHeader {
   std::uint64_t partition_stride;
   std::uint64_t data_offset;
   std::uint64_t tokens_offset;  // the token table, after the rings
-  std::uint8_t pad0[1024 - 3 * kCacheLine];
+  // line 3: the random part of the object's name, as the meta file has it
+  // (0 in logs made before 1.3): an opener compares the two.
+  std::uint64_t memory_nonce;
+  std::uint8_t pad0[1024 - 3 * kCacheLine - 8];
   // 1024: consumers sleep on data_seq; producers wake them when waiters > 0.
   // `sleepers` is set (for good) before any consumer first parks: until
   // then producers publish with a plain release store, no full barrier.
@@ -441,6 +452,7 @@ static_assert(sizeof(OffsetSlot) == kCacheLine);
 static_assert(sizeof(LogHeader) == kPage);
 static_assert(offsetof(LogHeader, segment_size) == kCacheLine);
 static_assert(offsetof(LogHeader, producers_offset) == 2 * kCacheLine);
+static_assert(offsetof(LogHeader, memory_nonce) == 3 * kCacheLine);
 static_assert(offsetof(LogHeader, data_seq) == 1024);
 static_assert(offsetof(LogHeader, sleepers) == 1032);
 static_assert(offsetof(LogHeader, space_seq) == 1152);

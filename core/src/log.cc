@@ -7,6 +7,8 @@
 #include <random>
 #include <thread>
 
+#include <unistd.h>
+
 #include "durability.h"
 #include "log_state.h"
 #include "meta.h"
@@ -24,6 +26,8 @@ using detail::LogState;
 using detail::Meta;
 using detail::read_meta;
 using detail::to_meta;
+using detail::memory_path_for;
+using detail::random_nonzero;
 using format::atomic;
 
 constexpr const char* kLockFile = "shmlog.lock";
@@ -32,11 +36,6 @@ constexpr std::uint64_t kMaxSegment = io::kMaxSegmentSize;  // segment files nam
 
 std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
 
-std::string memory_path_for(const LogOptions& o, std::uint64_t log_id) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "/shmlog-%016llx", static_cast<unsigned long long>(log_id));
-  return o.memory_dir + buf;
-}
 
 // The log directory's canonical path and its metadata.
 Result<std::pair<std::string, Meta>> locate(const std::string& path) {
@@ -47,16 +46,10 @@ Result<std::pair<std::string, Meta>> locate(const std::string& path) {
   return std::pair<std::string, Meta>(std::move(dir).value(), std::move(meta).value());
 }
 
-std::uint64_t random_log_id() {
-  std::random_device rd;
-  std::uint64_t id = 0;
-  while (id == 0) id = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-  return id;
-}
 
 // Writes a fresh header and the initial segment descriptors into zeroed
 // memory, then publishes the magic.
-void format_memory(LogState& s, std::uint64_t log_id) {
+void format_memory(LogState& s, std::uint64_t log_id, std::uint64_t memory_nonce) {
   auto& h = *s.header;
   const auto& o = s.options;
   const auto& g = s.geometry;
@@ -65,6 +58,7 @@ void format_memory(LogState& s, std::uint64_t log_id) {
   h.version_minor = format::kVersionMinor;
   h.total_size = g.total_size;
   h.log_id = log_id;
+  h.memory_nonce = memory_nonce;
   h.created_ns = detail::now_realtime_ns();
   h.creator_pid = self.pid;
   h.creator_start_time = self.start_time;
@@ -102,7 +96,8 @@ void format_memory(LogState& s, std::uint64_t log_id) {
 // Readers wait while magic is zero (pairs with check_header's acquire).
 void publish(LogState& s) { atomic(s.header->magic).store(format::kLogMagic, std::memory_order_release); }
 
-Status check_header(const LogState& s, std::uint64_t log_id) {
+Status check_header(const LogState& s, const Meta& meta) {
+  const std::uint64_t log_id = meta.log_id;
   const auto& h = *s.header;
   const std::string where = "shared memory " + s.memory_path;
   // A creator publishes magic last; wait briefly for one that is still at it.
@@ -125,7 +120,7 @@ Status check_header(const LogState& s, std::uint64_t log_id) {
   }
   const auto& g = s.geometry;
   const auto& o = s.options;
-  bool same = h.log_id == log_id && h.total_size == g.total_size && h.segment_size == o.segment_size &&
+  bool same = h.log_id == log_id && h.memory_nonce == meta.memory_nonce && h.total_size == g.total_size && h.segment_size == o.segment_size &&
               h.ring_segments == o.ring_segments && h.partitions == o.partitions &&
               h.max_record_size == o.max_record_size && h.max_producers == o.max_producers &&
               h.max_groups == o.max_groups && h.max_members == o.max_members &&
@@ -142,12 +137,47 @@ Status check_header(const LogState& s, std::uint64_t log_id) {
   return {};
 }
 
+// The positions in shared memory, as far as they can be checked without
+// stopping writers: each on the record alignment and below 2^62, and in
+// the order they move in (read in the reverse order, so that concurrent
+// progress cannot break it): committed offsets and the keeper's durable
+// and written positions at or below the tail.
+Status check_positions(const LogState& s) {
+  auto bad = [&](std::uint32_t p, const char* what, std::uint64_t v) {
+    return Status(Status::Code::kCorrupt, "shared memory " + s.memory_path + ": partition " + std::to_string(p) + "'s " +
+                                              what + " " + std::to_string(v) + " cannot be right (damaged or foreign)");
+  };
+  const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    std::vector<std::uint64_t> committed;
+    for (std::uint32_t g = 0; g < s.options.max_groups; ++g) {
+      if (atomic(s.group(g).state).load(std::memory_order_acquire) != active) continue;
+      const std::uint64_t c = atomic(s.offset_slot(p, g).committed_offset).load(std::memory_order_acquire);
+      if (!format::plausible_position(c)) return bad(p, "committed offset", c);
+      committed.push_back(c);
+    }
+    const auto& ph = s.partition(p);
+    const std::uint64_t durable = atomic(ph.durable_position).load(std::memory_order_acquire);
+    const std::uint64_t written = atomic(ph.written_position).load(std::memory_order_acquire);
+    const std::uint64_t tail = s.tail(p);
+    if (!format::plausible_position(tail)) return bad(p, "tail position", tail);
+    for (std::uint64_t c : committed) {
+      if (c > tail) return bad(p, "committed offset (past the tail)", c);
+    }
+    if (s.durable()) {
+      if (!format::plausible_position(written) || written > tail) return bad(p, "written position", written);
+      if (!format::plausible_position(durable) || durable > written) return bad(p, "durable position", durable);
+    }
+  }
+  return {};
+}
+
 Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& meta, bool create,
                                           bool read_only = false) {
   auto s = std::make_shared<LogState>();
   s->path = dir;
   s->options = meta.options;
-  s->memory_path = memory_path_for(meta.options, meta.log_id);
+  s->memory_path = memory_path_for(meta);
   s->init_geometry();
   if (create) {
     auto mem = shm::SharedMemory::create(s->memory_path, s->geometry.total_size, meta.options.mode,
@@ -156,7 +186,7 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
     s->shm = std::move(mem).value();
     s->base = s->shm.data();
     s->header = reinterpret_cast<format::LogHeader*>(s->base);
-    format_memory(*s, meta.log_id);
+    format_memory(*s, meta.log_id, meta.memory_nonce);
     if (s->durable()) {
       // After a host crash: the ring comes back from the segment files.
       Status recovered = detail::recover_from_disk(*s);
@@ -168,7 +198,9 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
     publish(*s);
     return s;
   }
-  auto mem = shm::SharedMemory::open(s->memory_path, sizeof(format::LogHeader), read_only);
+  // Made by the log's owner, with no more permission than the log has.
+  const shm::SharedMemory::Expected expected{meta.owner, meta.options.mode & 0777};
+  auto mem = shm::SharedMemory::open(s->memory_path, sizeof(format::LogHeader), read_only, &expected);
   if (!mem.ok()) return std::move(mem).status();
   s->read_only = read_only;
   s->shm = std::move(mem).value();
@@ -181,8 +213,24 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
                       std::to_string(s->shm.size()) + " bytes, expected " +
                       std::to_string(s->geometry.total_size) + " (truncated or foreign object)");
   }
-  SHMLOG_RETURN_IF_ERROR(check_header(*s, meta.log_id));
+  SHMLOG_RETURN_IF_ERROR(check_header(*s, meta));
+  SHMLOG_RETURN_IF_ERROR(check_positions(*s));
   return s;
+}
+
+// Under the log's exclusive lock, with no shared memory of the log's at its
+// name: makes it under a new random name, which the meta file then names
+// (a planted object at the old name stays unused).
+Result<std::shared_ptr<LogState>> make_memory_anew(const std::string& dir, Meta& meta) {
+  Meta next = meta;
+  next.memory_nonce = random_nonzero();
+  next.owner = ::geteuid();
+  // The name first: a crash before the memory exists leaves a name with
+  // nothing at it (made anew by the next open), never an object no one names.
+  Status written = io::write_key_value_file(join(dir, kMetaFile), kMetaHeader, to_meta(next), next.options.mode & 0666);
+  if (!written.ok()) return std::move(written).with_context("naming the new shared memory in " + join(dir, kMetaFile));
+  meta = std::move(next);
+  return map_log(dir, meta, /*create=*/true);
 }
 
 }  // namespace
@@ -242,6 +290,15 @@ std::uint64_t LogState::earliest(std::uint32_t p) const noexcept {
     }
   }
   return oldest == UINT64_MAX ? tail(p) : oldest << segment_shift;
+}
+
+std::uint64_t LogState::ring_end(std::uint32_t p) const noexcept {
+  std::uint64_t newest = 0;
+  for (std::uint32_t i = 0; i < ring_segments; ++i) {
+    const std::uint64_t index = format::segment_index(atomic(descriptor(p, i).state_word).load(std::memory_order_acquire));
+    if (index % ring_segments == i) newest = std::max(newest, index + 1);
+  }
+  return newest << segment_shift;
 }
 
 std::uint64_t LogState::min_committed(std::uint32_t p) const noexcept {
@@ -570,7 +627,7 @@ Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
   }
   auto dir = io::canonical_path(path);
   if (!dir.ok()) return undo(std::move(dir).status());
-  Meta meta{options, random_log_id()};
+  Meta meta{options, random_nonzero(), random_nonzero(), ::geteuid()};
   if (meta.options.memory_dir.empty()) {
     auto memory = shm::default_memory_dir(options.pages);
     if (!memory.ok()) return undo(std::move(memory).status());
@@ -578,7 +635,7 @@ Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
   }
   auto state = map_log(*dir, meta, /*create=*/true);
   if (!state.ok()) return undo(std::move(state).status());
-  Status written = io::write_key_value_file(join(*dir, kMetaFile), kMetaHeader, to_meta(meta.options, meta.log_id),
+  Status written = io::write_key_value_file(join(*dir, kMetaFile), kMetaHeader, to_meta(meta),
                                             options.mode & 0666);
   if (!written.ok()) {
     (void)shm::SharedMemory::unlink((*state)->memory_path);
@@ -596,29 +653,36 @@ Result<Log> Log::open(const std::string& path, const OpenOptions& options) {
   const std::string context = "opening log " + path;
   auto found = locate(path);
   if (!found.ok()) return std::move(found).status().with_context(context);
-  const auto& [dir, meta] = *found;
+  const std::string dir = found->first;
+  Meta meta = found->second;
   const std::string lock_path = join(dir, kLockFile);
   Result<std::shared_ptr<LogState>> state = Status(Status::Code::kNotFound, "");
+  // Gone (reboot, or removed), or an object that is not this log's at its
+  // name (planted by another user): the memory is made anew.
+  auto absent = [](const Status& s) {
+    return s.code() == Status::Code::kNotFound || s.code() == Status::Code::kPermissionDenied;
+  };
   for (int attempt = 0;; ++attempt) {
     state = map_log(dir, meta, /*create=*/false);
-    if (!state.ok() && state.status().code() == Status::Code::kNotFound) {
-      // The shared memory is gone (reboot, or removed): make it anew, from
-      // the segment files if durable, under the exclusive lock, which no
-      // one gets while a process still has the log open: two incarnations
-      // of one log would append at the same offsets.
+    if (!state.ok() && absent(state.status())) {
+      // Made anew from the segment files if durable, under the exclusive
+      // lock, which no one gets while a process still has the log open:
+      // two incarnations of one log would append at the same offsets.
       auto lock = shm::FileLock::try_acquire(lock_path, meta.options.mode, std::chrono::seconds(1));
       if (!lock.ok() && lock.status().code() == Status::Code::kBusy) {
         return Status(Status::Code::kBusy,
-                      "the shared memory " + memory_path_for(meta.options, meta.log_id) +
+                      "the shared memory " + memory_path_for(meta) +
                           " was removed while processes still have the log open (systemd-logind's RemoveIPC, "
                           "or a cleaner of /dev/shm?); it is not made anew under them: stop them, then open again")
             .with_context(context);
       }
       if (!lock.ok()) return std::move(lock).status().with_context(context);
+      // Another opener may have made it meanwhile: its meta file says where.
+      auto fresh = read_meta(dir);
+      if (!fresh.ok()) return std::move(fresh).status().with_context(context);
+      meta = std::move(fresh).value();
       state = map_log(dir, meta, /*create=*/false);
-      if (!state.ok() && state.status().code() == Status::Code::kNotFound) {
-        state = map_log(dir, meta, /*create=*/true);
-      }
+      if (!state.ok() && absent(state.status())) state = make_memory_anew(dir, meta);
     }
     if (!state.ok()) return std::move(state).status().with_context(context);
     auto in_use = shm::FileLock::acquire_shared(lock_path, meta.options.mode);
@@ -667,7 +731,7 @@ Result<Log> Log::create_in_memory(const LogOptions& options) {
   s->heap.reset(memory);
   s->base = memory;
   s->header = reinterpret_cast<format::LogHeader*>(s->base);
-  format_memory(*s, random_log_id());
+  format_memory(*s, random_nonzero(), 0);
   publish(*s);
   return Log(std::move(s));
 }
@@ -683,7 +747,7 @@ Status Log::remove(const std::string& path) {
     // gone nothing can make its memory anew), without the exclusive lock.
     auto lock = shm::FileLock::try_acquire(join(dir, kLockFile), meta.options.mode, std::chrono::milliseconds(100));
     if (!lock.ok() && lock.status().code() != Status::Code::kBusy) return std::move(lock).status().with_context(context);
-    SHMLOG_RETURN_IF_ERROR(shm::SharedMemory::unlink(memory_path_for(meta.options, meta.log_id)));
+    SHMLOG_RETURN_IF_ERROR(shm::SharedMemory::unlink(memory_path_for(meta)));
     // Durable logs: segment files, their directories and the checkpoint.
     for (std::uint32_t p = 0; p < meta.options.partitions; ++p) {
       const std::string part_dir = io::partition_directory(dir, p);
@@ -775,9 +839,12 @@ LogInfo Log::info() const {
       gp.owner = owner == 0 ? -1 : static_cast<int>(owner - 1);
       gp.lost_bytes = atomic(slot.lost_bytes_total).load(std::memory_order_relaxed);
       const std::uint64_t now_ns = detail::now_realtime_ns();
-      // Count records by walking from the committed offset (bounded by the ring).
+      // Count records by walking from the committed offset, at most one
+      // ring's worth (positions damaged in memory are not walked).
       std::uint64_t pos = std::max(gp.committed_offset, s.earliest(p));
-      while (pos < gp.end_offset) {
+      const std::uint64_t stop = std::min(gp.end_offset, pos + s.geometry.ring_bytes);
+      if (!format::plausible_position(pos) || !format::plausible_position(gp.end_offset)) pos = stop;
+      while (pos < stop) {
         const std::uint64_t v = atomic(*detail::word_at(s, p, pos)).load(std::memory_order_acquire);
         auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
         if (d.kind == record::Kind::kData) {
@@ -877,6 +944,7 @@ const char* errc_name(Errc e) noexcept {
     case Errc::kDuplicate: return "duplicate: this sequence already reached the log";
     case Errc::kDiskFull: return "disk full: the log's segment files cannot grow, so the ring cannot be reused";
     case Errc::kNotDurable: return "not durable in time (or the log has no durability)";
+    case Errc::kCorrupt: return "the log's shared memory is damaged (a position that cannot be right)";
   }
   return "unknown";
 }

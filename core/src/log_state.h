@@ -124,6 +124,10 @@ struct LogState {
   }
   // Oldest position still in partition p's ring (start of its oldest segment).
   std::uint64_t earliest(std::uint32_t p) const noexcept;
+  // End of the newest segment partition p's ring holds (ready or being
+  // prepared): nothing past it was written, whatever the tail says.
+  // Descriptors that name a segment their slot cannot hold are ignored.
+  std::uint64_t ring_end(std::uint32_t p) const noexcept;
   // The smallest committed offset of all active groups for p, or UINT64_MAX.
   std::uint64_t min_committed(std::uint32_t p) const noexcept;
   // Ring slots holding segments that end at or below this may be reused:

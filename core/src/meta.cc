@@ -1,6 +1,10 @@
 #include "meta.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <charconv>
+#include <random>
 #include <cstdio>
 
 #include "format.h"
@@ -11,12 +15,31 @@ namespace shmlog::detail {
 
 const char* policy_name(Policy p) { return p == Policy::kOverwrite ? "overwrite" : "backpressure"; }
 
-io::KeyValues to_meta(const LogOptions& o, std::uint64_t log_id) {
+std::uint64_t random_nonzero() {
+  std::random_device rd;
+  std::uint64_t v = 0;
+  while (v == 0) v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  return v;
+}
+
+std::string memory_path_for(const Meta& m) {
+  char buf[64];
+  if (m.memory_nonce == 0) {
+    std::snprintf(buf, sizeof buf, "/shmlog-%016llx", static_cast<unsigned long long>(m.log_id));
+  } else {
+    std::snprintf(buf, sizeof buf, "/shmlog-%016llx-%016llx", static_cast<unsigned long long>(m.log_id),
+                  static_cast<unsigned long long>(m.memory_nonce));
+  }
+  return m.options.memory_dir + buf;
+}
+
+io::KeyValues to_meta(const Meta& m) {
+  const LogOptions& o = m.options;
   char id[24];
-  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(log_id));
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(m.log_id));
   char mode[16];
   std::snprintf(mode, sizeof mode, "%04o", o.mode);
-  return {
+  io::KeyValues kv{
       {"log_id", id},
       {"format_version", std::to_string(format::kVersionMajor) + "." + std::to_string(format::kVersionMinor)},
       {"partitions", std::to_string(o.partitions)},
@@ -41,6 +64,12 @@ io::KeyValues to_meta(const LogOptions& o, std::uint64_t log_id) {
       {"retention_bytes", std::to_string(o.retention_bytes)},
       {"retention_ms", std::to_string(o.retention_time.count())},
   };
+  if (m.memory_nonce != 0) {
+    char nonce[24];
+    std::snprintf(nonce, sizeof nonce, "%016llx", static_cast<unsigned long long>(m.memory_nonce));
+    kv["memory_nonce"] = nonce;
+  }
+  return kv;
 }
 
 namespace {
@@ -74,6 +103,11 @@ Result<Meta> decode_meta(const io::KeyValues& values, const std::string& file) {
     return {};
   };
   SHMLOG_RETURN_IF_ERROR(num("log_id", &m.log_id, 16));
+  // The memory's random name part came with format 1.3.
+  if (kv->count("memory_nonce") != 0) {
+    SHMLOG_RETURN_IF_ERROR(num("memory_nonce", &m.memory_nonce, 16));
+    if (m.memory_nonce == 0) return Status(Status::Code::kCorrupt, file + ": 'memory_nonce' is 0");
+  }
   auto version = kv->find("format_version");
   if (version == kv->end()) return Status(Status::Code::kCorrupt, file + ": missing 'format_version'");
   const std::string ours = std::to_string(format::kVersionMajor) + ".";
@@ -161,7 +195,12 @@ Result<Meta> read_meta(const std::string& dir) {
   }
   auto kv = io::read_key_value_file(file, kMetaHeader);
   if (!kv.ok()) return std::move(kv).status();
-  return decode_meta(*kv, file);
+  auto meta = decode_meta(*kv, file);
+  if (!meta.ok()) return meta;
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return Status::from_errno("inspecting " + file, errno);
+  meta->owner = st.st_uid;
+  return meta;
 }
 
 Result<Meta> decode_meta(std::string_view text, const std::string& file) {

@@ -17,10 +17,20 @@ inline constexpr const char* kMetaHeader = "shmlog-log 1";
 struct Meta {
   LogOptions options;
   std::uint64_t log_id = 0;
+  // The random part of the shared memory's name, new each time the memory
+  // is made (0: a log from before names had one). Kept only here (the
+  // file has the log's mode), so another user cannot plant an object at
+  // the next name; the header holds it too, and an opener compares them.
+  std::uint64_t memory_nonce = 0;
+  std::uint32_t owner = 0;  // uid of the meta file (not encoded): who made the memory
 };
 
 const char* policy_name(Policy p);
-io::KeyValues to_meta(const LogOptions& o, std::uint64_t log_id);
+io::KeyValues to_meta(const Meta& m);
+// <memory_dir>/shmlog-<log id>-<nonce> (or without the nonce when it is 0).
+std::string memory_path_for(const Meta& m);
+// A random 64-bit number, never 0 (log ids and nonces).
+std::uint64_t random_nonzero();
 
 // The log in directory `dir`: kNotFound when there is none, "permission
 // denied" naming the path when that cannot be told.

@@ -390,6 +390,7 @@ Errc ProducerState::claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* p
   for (;;) {
     // The claim: positions [pos, pos + aligned) now belong to this producer.
     const std::uint64_t pos = tail.fetch_add(aligned, std::memory_order_relaxed);
+    if (!format::plausible_position(pos)) [[unlikely]] return Errc::kCorrupt;
     const std::uint64_t segment_end = (pos | s.segment_mask) + 1;
     if (pos + aligned > segment_end) {
       // Crossing a segment end: both pieces become padding; claim again.
@@ -1030,6 +1031,15 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       for (std::uint32_t q = 0; q < s.options.partitions; ++q) {
         st->cursors[q].tail = s.tail(q);
         st->cursors[q].tail_position = &s.partition(q).tail_position;
+      }
+    }
+    // An exclusive producer writes at its own copy of the tail from here on:
+    // one damaged in memory is refused, not written at.
+    for (std::uint32_t q = 0; q < s.options.partitions; ++q) {
+      if (!format::plausible_position(st->cursors[q].tail)) {
+        return Status(Status::Code::kCorrupt, "partition " + std::to_string(q) + "'s tail position " +
+                                                  std::to_string(st->cursors[q].tail) +
+                                                  " in shared memory cannot be right (damaged)");
       }
     }
     if (named) {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -273,12 +274,29 @@ Result<SharedMemory> SharedMemory::create(const std::string& path, std::size_t s
   return SharedMemory(path, data, bytes, st.st_dev, st.st_ino);
 }
 
-Result<SharedMemory> SharedMemory::open(const std::string& path, std::size_t min_size, bool read_only) {
-  int raw = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+Result<SharedMemory> SharedMemory::open(const std::string& path, std::size_t min_size, bool read_only,
+                                        const Expected* expected) {
+  auto foreign = [&](const std::string& why) {
+    return Status(Status::Code::kPermissionDenied,
+                  "shared memory " + path + " " + why + ": not made by shmlog for this log (planted by another user?)");
+  };
+  int raw = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (raw < 0 && errno == ELOOP) return foreign("is a symbolic link");
   if (raw < 0) return Status::from_errno("opening shared memory " + path, errno);
   Fd fd(raw);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Status::from_errno("inspecting " + path, errno);
+  if (!S_ISREG(st.st_mode)) return foreign("is not a regular file");
+  if (expected != nullptr && st.st_uid != expected->owner) {
+    return foreign("belongs to uid " + std::to_string(st.st_uid) + ", the log to uid " +
+                   std::to_string(expected->owner));
+  }
+  if (expected != nullptr && (st.st_mode & 07777 & ~expected->max_mode) != 0) {
+    char modes[64];
+    std::snprintf(modes, sizeof modes, "has mode %04o, more than the log's %04o", st.st_mode & 07777,
+                  expected->max_mode);
+    return foreign(modes);
+  }
   auto size = static_cast<std::size_t>(st.st_size);
   if (size < min_size) {
     return Status(Status::Code::kCorrupt, "shared memory " + path + " is " + std::to_string(size) +

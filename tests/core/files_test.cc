@@ -199,7 +199,7 @@ TEST(LogFiles, NewerFormatVersionIsRefusedNamingBothVersions) {
   const std::string meta = path.str() + "/shmlog.meta";
   std::ifstream in(meta);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto pos = text.find("format_version=1.2");
+  auto pos = text.find("format_version=1.3");
   ASSERT_NE(pos, std::string::npos);
   text.replace(pos, 18, "format_version=7.2");
   std::ofstream(meta, std::ios::trunc) << text;
@@ -207,7 +207,7 @@ TEST(LogFiles, NewerFormatVersionIsRefusedNamingBothVersions) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kVersionMismatch);
   EXPECT_NE(r.status().message().find("7.2"), std::string::npos);
-  EXPECT_NE(r.status().message().find("1.2"), std::string::npos);
+  EXPECT_NE(r.status().message().find("1.3"), std::string::npos);
 }
 
 TEST(LogFiles, TruncatedSharedMemoryObjectIsRefused) {

@@ -14,10 +14,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   FUZZ_CHECK(validate(meta->options).ok());
-  const auto kv = detail::to_meta(meta->options, meta->log_id);
+  const auto kv = detail::to_meta(*meta);
   auto again = detail::decode_meta(kv, "shmlog.meta");
   FUZZ_CHECK(again.ok());
-  FUZZ_CHECK(again->log_id == meta->log_id);
-  FUZZ_CHECK(detail::to_meta(again->options, again->log_id) == kv);
+  FUZZ_CHECK(again->log_id == meta->log_id && again->memory_nonce == meta->memory_nonce);
+  FUZZ_CHECK(detail::to_meta(*again) == kv);
   return 0;
 }

@@ -119,6 +119,7 @@ enum class Errc : std::uint8_t {
   kDuplicate,            // the sequence already reached the log (named producers): nothing written
   kDiskFull,             // durable log: the ring is full because its segment files cannot grow
   kNotDurable,           // the record did not become durable in time (or the log is not durable)
+  kCorrupt,              // the log's shared memory holds a position that cannot be right (damage)
 };
 const char* errc_name(Errc e) noexcept;
 

@@ -48,9 +48,19 @@ class SharedMemory {
   // contents are zero. On failure nothing is left behind.
   static Result<SharedMemory> create(const std::string& path, std::size_t size, std::uint32_t mode,
                                      const MemoryOptions& options = {});
+  // Who may have made an object that is opened: its owner, and the
+  // permission bits it may have at most.
+  struct Expected {
+    std::uint32_t owner = 0;
+    std::uint32_t max_mode = 0600;
+  };
   // Maps an existing file read-write (or read-only); its size must be at
-  // least `min_size` bytes, else kCorrupt naming both sizes.
-  static Result<SharedMemory> open(const std::string& path, std::size_t min_size, bool read_only = false);
+  // least `min_size` bytes, else kCorrupt naming both sizes. A symlink, a
+  // non-regular file, or (with `expected`) an object of another owner or
+  // with more permission bits is kPermissionDenied saying so: another user
+  // may have planted it.
+  static Result<SharedMemory> open(const std::string& path, std::size_t min_size, bool read_only = false,
+                                   const Expected* expected = nullptr);
   static Status unlink(const std::string& path);
   static bool exists(const std::string& path);
 
