@@ -76,7 +76,8 @@ Status write_key_value_file(const std::string& path, const std::string& header,
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   }
   if (fd < 0) return Status::from_errno("creating " + tmp, errno);
-  Status s = write_all(fd, text, tmp);
+  Status s = ::fchmod(fd, mode & 0777) == 0 ? Status() : Status::from_errno("setting the mode of " + tmp, errno);
+  if (s.ok()) s = write_all(fd, text, tmp);
   if (s.ok() && ::fdatasync(fd) != 0) s = Status::from_errno("syncing " + tmp, errno);
   ::close(fd);
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -175,17 +176,28 @@ Result<bool> path_exists(const std::string& path) {
 }
 
 Status create_empty_directory(const std::string& path, std::uint32_t mode) {
-  if (::mkdir(path.c_str(), mode) == 0) return Status();
+  // The mode exactly (not narrowed by the umask), and only on a directory
+  // of the caller's: one another user made could be changed under them.
+  auto own = [&]() -> Status {
+    if (::chmod(path.c_str(), mode & 07777) != 0) return Status::from_errno("setting the mode of " + path, errno);
+    return Status();
+  };
+  if (::mkdir(path.c_str(), mode) == 0) return own();
   if (errno != EEXIST) return Status::from_errno("creating directory " + path, errno);
-  if (!is_directory(path)) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Status(Status::Code::kAlreadyExists, path + " exists and is not a directory");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return Status(Status::Code::kPermissionDenied, "directory " + path + " belongs to uid " + std::to_string(st.st_uid) +
+                                                        ": a log's directory must be its owner's");
   }
   auto entries = list_directory(path);
   if (!entries.ok()) return std::move(entries).status();
   if (!entries->empty()) {
     return Status(Status::Code::kAlreadyExists, "directory " + path + " exists and is not empty");
   }
-  return Status();
+  return own();
 }
 
 Result<std::vector<std::string>> list_directory(const std::string& path) {

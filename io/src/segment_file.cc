@@ -139,13 +139,29 @@ Result<std::vector<std::uint64_t>> list_segment_files(const std::string& partiti
 
 Result<SegmentFile> SegmentFile::create(const std::string& partition_dir, const SegmentFileHeader& header,
                                         std::uint32_t mode, bool sync_dir) {
-  if (::mkdir(partition_dir.c_str(), 0700 | (mode & 0070) | ((mode & 0060) ? 0010 : 0)) != 0 && errno != EEXIST) {
+  // The log's mode exactly (not narrowed by the umask): group members'
+  // keepers write here too.
+  const std::uint32_t dir_mode = 0700 | (mode & 0070) | ((mode & 0060) ? 0010 : 0);
+  if (::mkdir(partition_dir.c_str(), dir_mode) == 0) {
+    if (::chmod(partition_dir.c_str(), dir_mode) != 0) return Status::from_errno("setting the mode of " + partition_dir, errno);
+  } else if (errno != EEXIST) {
     return Status::from_errno("creating " + partition_dir, errno);
   }
   const std::string path = partition_dir + "/" + segment_file_name(header.base_offset);
   const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  // A new file, never one found at the name (a symlink planted in a
+  // group-writable directory); a temporary file left by a crash goes first.
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0 && errno == EEXIST && ::unlink(tmp.c_str()) == 0) {
+    fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  }
   if (fd < 0) return Status::from_errno("creating " + tmp, errno);
+  if (::fchmod(fd, mode & 0777) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Status::from_errno("setting the mode of " + tmp, err);
+  }
   auto fail = [&](Status s) {
     ::close(fd);
     ::unlink(tmp.c_str());

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -236,8 +237,13 @@ namespace {
 // a LOCK_NB refusal until `deadline`.
 Result<int> lock_file(const std::string& path, std::uint32_t mode, int operation,
                       std::chrono::steady_clock::time_point deadline) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return Status::from_errno("opening lock file " + path, errno);
+  // The log's mode, not the umask's: group members open it read-write too.
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() && (st.st_mode & 0777) != (mode & 0777)) {
+    (void)::fchmod(fd, mode & 0777);
+  }
   for (;;) {
     if (::flock(fd, operation) == 0) return fd;
     const int err = errno;
