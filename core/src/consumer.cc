@@ -597,6 +597,8 @@ bool ConsumerState::try_acquire(Part& part) {
     committed = earliest;
   }
   if (committed > tail) committed = tail;
+  // Damaged positions: at least stay on the record alignment, below 2^62.
+  if (!format::plausible_position(committed)) committed = std::min(committed, format::kMaxPosition) & ~std::uint64_t{format::kRecordAlignment - 1};
   // Shared memory is written by others: resume only at a record boundary.
   auto boundary = find_boundary(s, part.partition, committed);
   part.position = boundary.ok() ? *boundary : committed;
@@ -712,10 +714,17 @@ using detail::ConsumerState;
 
 namespace {
 
+// A position read from shared memory, or kCorrupt saying it cannot be right.
+Result<std::uint64_t> checked(std::uint32_t p, std::uint64_t position) {
+  if (format::plausible_position(position)) return position;
+  return Status(Status::Code::kCorrupt, "partition " + std::to_string(p) + "'s position " + std::to_string(position) +
+                                            " in shared memory cannot be right (damaged)");
+}
+
 Result<std::uint64_t> start_position(const detail::LogState& s, std::uint32_t p, const StartFrom& from) {
   switch (from.kind) {
-    case StartFrom::Kind::kEarliest: return s.retained_start(p);
-    case StartFrom::Kind::kLatest: return s.tail(p);
+    case StartFrom::Kind::kEarliest: return checked(p, s.retained_start(p));
+    case StartFrom::Kind::kLatest: return checked(p, s.tail(p));
     case StartFrom::Kind::kOffset: {
       auto boundary = detail::find_boundary(s, p, from.offset);
       if (!boundary.ok()) return boundary;
@@ -986,9 +995,13 @@ Result<std::uint64_t> Consumer::seek_time(std::uint32_t partition, std::uint64_t
   const detail::LogState& s = *st->log;
   for (auto& part : st->parts) {
     if (part.partition != partition || !part.owned) continue;
-    const std::uint64_t start = s.retained_start(partition);
+    auto start_or = checked(partition, s.retained_start(partition));
+    auto tail_or = checked(partition, s.tail(partition));
+    if (!start_or.ok()) return start_or;
+    if (!tail_or.ok()) return tail_or;
+    const std::uint64_t start = *start_or;
     // Not past what the ring holds: a tail damaged in memory is not walked.
-    const std::uint64_t tail = std::min(s.tail(partition), s.ring_end(partition));
+    const std::uint64_t tail = std::min(*tail_or, s.ring_end(partition));
     std::uint64_t found = tail;
     detail::SegmentBuffer buffer;
     // Segments in offset order; timestamps are the producers' clocks, so

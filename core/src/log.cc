@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "durability.h"
@@ -96,16 +97,19 @@ void format_memory(LogState& s, std::uint64_t log_id, std::uint64_t memory_nonce
 // Readers wait while magic is zero (pairs with check_header's acquire).
 void publish(LogState& s) { atomic(s.header->magic).store(format::kLogMagic, std::memory_order_release); }
 
-Status check_header(const LogState& s, const Meta& meta) {
+// `creator_may_run`: without the log's exclusive lock a creator may still
+// be at work; under it, one that has not published the magic died, and
+// the object is as good as absent (kNotFound: made anew).
+Status check_header(const LogState& s, const Meta& meta, bool creator_may_run) {
   const std::uint64_t log_id = meta.log_id;
   const auto& h = *s.header;
   const std::string where = "shared memory " + s.memory_path;
   // A creator publishes magic last; wait briefly for one that is still at it.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(creator_may_run ? 2 : 0);
   std::uint64_t magic;
   while ((magic = atomic(const_cast<std::uint64_t&>(h.magic)).load(std::memory_order_acquire)) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Status(Status::Code::kCorrupt, where + " was never initialised (its creator died?)");
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status(Status::Code::kNotFound, where + " was never initialised (its creator died?)");
     }
     shm::sleep_for(std::chrono::milliseconds(1));
   }
@@ -172,8 +176,10 @@ Status check_positions(const LogState& s) {
   return {};
 }
 
+// Maps the log's memory, making it (`create`) or opening it; `locked`: the
+// caller holds the log's exclusive lock (no creator can be at work).
 Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& meta, bool create,
-                                          bool read_only = false) {
+                                          bool read_only = false, bool locked = false) {
   auto s = std::make_shared<LogState>();
   s->path = dir;
   s->options = meta.options;
@@ -213,7 +219,7 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
                       std::to_string(s->shm.size()) + " bytes, expected " +
                       std::to_string(s->geometry.total_size) + " (truncated or foreign object)");
   }
-  SHMLOG_RETURN_IF_ERROR(check_header(*s, meta));
+  SHMLOG_RETURN_IF_ERROR(check_header(*s, meta, /*creator_may_run=*/!locked));
   SHMLOG_RETURN_IF_ERROR(check_positions(*s));
   return s;
 }
@@ -222,6 +228,13 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
 // name: makes it under a new random name, which the meta file then names
 // (a planted object at the old name stays unused).
 Result<std::shared_ptr<LogState>> make_memory_anew(const std::string& dir, Meta& meta) {
+  // An object of the log's owner left there (a creator that died before
+  // publishing it) goes; a planted one stays, unused.
+  const std::string old_path = memory_path_for(meta);
+  struct stat st {};
+  if (::lstat(old_path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == meta.owner) {
+    (void)shm::SharedMemory::unlink(old_path);
+  }
   Meta next = meta;
   next.memory_nonce = random_nonzero();
   next.owner = ::geteuid();
@@ -671,9 +684,10 @@ Result<Log> Log::open(const std::string& path, const OpenOptions& options) {
       auto lock = shm::FileLock::try_acquire(lock_path, meta.options.mode, std::chrono::seconds(1));
       if (!lock.ok() && lock.status().code() == Status::Code::kBusy) {
         return Status(Status::Code::kBusy,
-                      "the shared memory " + memory_path_for(meta) +
-                          " was removed while processes still have the log open (systemd-logind's RemoveIPC, "
-                          "or a cleaner of /dev/shm?); it is not made anew under them: stop them, then open again")
+                      "the shared memory " + memory_path_for(meta) + " cannot be used (" + state.status().message() +
+                          ") and processes still have the log open: it was removed under them (systemd-logind's "
+                          "RemoveIPC, or a cleaner of /dev/shm?) or is being made: it is not made anew under them; "
+                          "stop them, then open again")
             .with_context(context);
       }
       if (!lock.ok()) return std::move(lock).status().with_context(context);
@@ -681,7 +695,7 @@ Result<Log> Log::open(const std::string& path, const OpenOptions& options) {
       auto fresh = read_meta(dir);
       if (!fresh.ok()) return std::move(fresh).status().with_context(context);
       meta = std::move(fresh).value();
-      state = map_log(dir, meta, /*create=*/false);
+      state = map_log(dir, meta, /*create=*/false, /*read_only=*/false, /*locked=*/true);
       if (!state.ok() && absent(state.status())) state = make_memory_anew(dir, meta);
     }
     if (!state.ok()) return std::move(state).status().with_context(context);

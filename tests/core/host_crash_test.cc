@@ -388,7 +388,7 @@ TEST(SharedMemoryRemoved, UnderALiveProcessTheLogIsNotMadeAnew) {
     auto second = Log::open(path.str());
     ASSERT_FALSE(second.ok()) << "a second incarnation was made";
     EXPECT_EQ(second.status().code(), Status::Code::kBusy);
-    EXPECT_NE(second.status().message().find("was removed while processes still have the log open"),
+    EXPECT_NE(second.status().message().find("processes still have the log open: it was removed under them"),
               std::string::npos)
         << second.status().to_string();
     for (int i = 100; i < 200; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));

@@ -130,5 +130,24 @@ TEST(Security, AMetaFileFromBeforeNoncesStillOpens) {
   ASSERT_TRUE(Log::remove(path.str()).ok());
 }
 
+TEST(Security, MemoryWhoseCreatorDiedBeforePublishingItIsMadeAnew) {
+  test::TempLogPath path;
+  std::string memory;
+  {
+    auto log = Log::create(path.str(), small()).value();
+    memory = log.info().memory_path;
+    // As a process that made the memory anew and died before its last
+    // store would leave it: everything but the magic.
+    format::atomic(test::state(log).header->magic).store(0);
+  }
+  auto log = Log::open(path.str());
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  EXPECT_NE(log->info().memory_path, memory);
+  struct stat st {};
+  EXPECT_NE(::stat(memory.c_str(), &st), 0) << "the dead creator's object is left behind";
+  ASSERT_TRUE(log->producer().value().append(as_bytes("works")));
+  ASSERT_TRUE(Log::remove(path.str()).ok());
+}
+
 }  // namespace
 }  // namespace shmlog
