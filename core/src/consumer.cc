@@ -223,92 +223,102 @@ static bool intact(const LogState& s, const std::byte* at, std::uint64_t word, c
 // Reads ahead from where it stopped last (at most 64K records a call) and
 // notes every intact transaction marker it passes.
 void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
-  const LogState& s = *log;
-  const std::uint32_t p = part.partition;
-  std::uint64_t pos = std::max(from, part.scanned_to);
-  const std::uint64_t tail = s.tail(p);
-  for (int budget = 1 << 16; pos < tail && budget > 0; --budget) {
-    const std::uint64_t segment = pos >> s.segment_shift;
-    // The ring, or a segment file's copy (durable logs).
-    const std::byte* bytes = segment_bytes(s, p, segment, part.look);
-    if (bytes == nullptr) break;
-    std::byte* at = const_cast<std::byte*>(bytes) + (pos & s.segment_mask);
-    const std::uint64_t v = atomic(*reinterpret_cast<std::uint64_t*>(at)).load(std::memory_order_acquire);
-    const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
-    const bool control = d.kind == record::Kind::kSkip && d.type >= format::RecordType::kTxnCommit;
-    if (control && !intact(s, at, v, d)) {
-      // Damaged: no outcome is taken from it.
-    } else if (d.kind == record::Kind::kSkip &&
-               (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
-      const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
-      part.outcomes.push_back({h->producer_id, h->producer_epoch, d.type == format::RecordType::kTxnCommit, pos});
-    } else if (d.kind == record::Kind::kSkip && d.type == format::RecordType::kTxnPrepare) {
-      const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
-      const std::size_t n = d.frame_length - format::kRecordHeaderSize;
-      part.prepared.push_back({h->producer_id, h->producer_epoch, pos,
-                               std::string(reinterpret_cast<const char*>(at + format::kRecordHeaderSize), n)});
-    } else if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip && d.kind != record::Kind::kInProgress) {
-      break;  // not claimed yet, being unblocked, or damaged: look again later
+  try {
+    const LogState& s = *log;
+    const std::uint32_t p = part.partition;
+    std::uint64_t pos = std::max(from, part.scanned_to);
+    const std::uint64_t tail = s.tail(p);
+    for (int budget = 1 << 16; pos < tail && budget > 0; --budget) {
+      const std::uint64_t segment = pos >> s.segment_shift;
+      // The ring, or a segment file's copy (durable logs).
+      const std::byte* bytes = segment_bytes(s, p, segment, part.look);
+      if (bytes == nullptr) break;
+      std::byte* at = const_cast<std::byte*>(bytes) + (pos & s.segment_mask);
+      const std::uint64_t v = atomic(*reinterpret_cast<std::uint64_t*>(at)).load(std::memory_order_acquire);
+      const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
+      const bool control = d.kind == record::Kind::kSkip && d.type >= format::RecordType::kTxnCommit;
+      if (control && !intact(s, at, v, d)) {
+        // Damaged: no outcome is taken from it.
+      } else if (d.kind == record::Kind::kSkip &&
+                 (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
+        const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
+        part.outcomes.push_back({h->producer_id, h->producer_epoch, d.type == format::RecordType::kTxnCommit, pos});
+      } else if (d.kind == record::Kind::kSkip && d.type == format::RecordType::kTxnPrepare) {
+        const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
+        const std::size_t n = d.frame_length - format::kRecordHeaderSize;
+        part.prepared.push_back({h->producer_id, h->producer_epoch, pos,
+                                 std::string(reinterpret_cast<const char*>(at + format::kRecordHeaderSize), n)});
+      } else if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip && d.kind != record::Kind::kInProgress) {
+        break;  // not claimed yet, being unblocked, or damaged: look again later
+      }
+      pos += d.aligned_length;
     }
-    pos += d.aligned_length;
+    part.scanned_to = pos;
+  } catch (...) {
+    // Out of memory: nothing more is taken from the records ahead; the next poll looks again.
   }
-  part.scanned_to = pos;
 }
 
 // A transaction nobody will finish: its producer died (or it outlived its
 // timeout) while open, or died while writing the markers it decided on.
 // Decide "abort" if undecided, then write this partition's marker.
 void ConsumerState::complete_if_abandoned(Part& part, std::uint16_t id, std::uint16_t epoch) noexcept {
-  const auto now = Clock::now();
-  if (now - part.txn_checked < std::chrono::milliseconds(10)) return;  // liveness reads /proc: not every poll
-  part.txn_checked = now;
-  const LogState& s = *log;
-  if (id >= s.options.max_producers) return;
-  auto& slot = s.producer_slot(id);
-  auto word = atomic(slot.txn_word);
-  std::uint64_t w = word.load(std::memory_order_acquire);
-  if (format::txn_epoch(w) != epoch) return;  // the slot moved on: whoever did finishes this one
-  const bool alive = atomic(slot.state).load(std::memory_order_acquire) == kActive &&
-                     shm::is_alive({atomic(slot.pid).load(std::memory_order_relaxed), slot.start_time});
-  const std::uint64_t since = now_realtime_ns() - atomic(slot.txn_changed_ns).load(std::memory_order_relaxed);
-  auto write_marker = [&](format::TxnState decision) {
-    if (!helper) {
-      ProducerOptions po;
-      po.name = "shmlog: completes transactions";
-      auto h = Log(log).producer(po);
-      if (!h.ok()) return;
-      helper.emplace(std::move(h).value());
+  try {
+    const auto now = Clock::now();
+    if (now - part.txn_checked < std::chrono::milliseconds(10)) return;  // liveness reads /proc: not every poll
+    part.txn_checked = now;
+    const LogState& s = *log;
+    if (id >= s.options.max_producers) return;
+    auto& slot = s.producer_slot(id);
+    auto word = atomic(slot.txn_word);
+    std::uint64_t w = word.load(std::memory_order_acquire);
+    if (format::txn_epoch(w) != epoch) return;  // the slot moved on: whoever did finishes this one
+    const bool alive = atomic(slot.state).load(std::memory_order_acquire) == kActive &&
+                       shm::is_alive({atomic(slot.pid).load(std::memory_order_relaxed), slot.start_time});
+    const std::uint64_t since = now_realtime_ns() - atomic(slot.txn_changed_ns).load(std::memory_order_relaxed);
+    auto write_marker = [&](format::TxnState decision) {
+      if (!helper) {
+        ProducerOptions po;
+        po.name = "shmlog: completes transactions";
+        auto h = Log(log).producer(po);
+        if (!h.ok()) return;
+        helper.emplace(std::move(h).value());
+      }
+      (void)append_control(*helper, part.partition, static_cast<std::uint8_t>(marker_for(decision)), id, epoch, {});
+    };
+    if (format::txn_state(w) == format::TxnState::kPrepared) {
+      // Part of a transaction spanning logs: its coordinator's decision holds.
+      if (alive && since < static_cast<std::uint64_t>(s.claim_timeout.count())) return;  // being committed now
+      for (const auto& pr : part.prepared) {
+        if (pr.id != id || pr.epoch != epoch) continue;
+        const auto refs = decode_refs(pr.coordinator);
+        if (refs.empty()) return;
+        const auto decision =
+            coordinator_decision(refs[0], /*decide_abort=*/false, coordinators, Reach::kExistingOnly, s.owner);
+        if (decision == format::TxnState::kCommitting || decision == format::TxnState::kAborting) write_marker(decision);
+        return;
+      }
+      return;  // its prepare record is ahead: the look-ahead finds it next time
     }
-    (void)append_control(*helper, part.partition, static_cast<std::uint8_t>(marker_for(decision)), id, epoch, {});
-  };
-  if (format::txn_state(w) == format::TxnState::kPrepared) {
-    // Part of a transaction spanning logs: its coordinator's decision holds.
-    if (alive && since < static_cast<std::uint64_t>(s.claim_timeout.count())) return;  // being committed now
-    for (const auto& pr : part.prepared) {
-      if (pr.id != id || pr.epoch != epoch) continue;
-      const auto refs = decode_refs(pr.coordinator);
-      if (refs.empty()) return;
-      const auto decision = coordinator_decision(refs[0], /*decide_abort=*/false, coordinators);
-      if (decision == format::TxnState::kCommitting || decision == format::TxnState::kAborting) write_marker(decision);
-      return;
+    if (format::txn_state(w) == format::TxnState::kOpen) {
+      const bool expired = slot.txn_timeout_ms != 0 && since > std::uint64_t{slot.txn_timeout_ms} * 1000000;
+      if (alive && !expired) return;
+      std::uint64_t open = w;
+      if (word.compare_exchange_strong(open, format::make_txn_word(epoch, format::TxnState::kAborting),
+                                       std::memory_order_acq_rel)) {
+        atomic(slot.txn_changed_ns).store(now_realtime_ns(), std::memory_order_relaxed);
+      }
+      w = word.load(std::memory_order_acquire);
+      if (format::txn_epoch(w) != epoch) return;
+    } else if (alive && since < static_cast<std::uint64_t>(s.claim_timeout.count())) {
+      return;  // decided: its producer is writing the markers
     }
-    return;  // its prepare record is ahead: the look-ahead finds it next time
+    const auto state = format::txn_state(w);
+    if (state == format::TxnState::kCommitting || state == format::TxnState::kAborting) write_marker(state);
+  } catch (...) {
+    // Out of memory (or a failure reaching the coordinator): the transaction stays
+    // undecided here; the next poll tries again.
   }
-  if (format::txn_state(w) == format::TxnState::kOpen) {
-    const bool expired = slot.txn_timeout_ms != 0 && since > std::uint64_t{slot.txn_timeout_ms} * 1000000;
-    if (alive && !expired) return;
-    std::uint64_t open = w;
-    if (word.compare_exchange_strong(open, format::make_txn_word(epoch, format::TxnState::kAborting),
-                                     std::memory_order_acq_rel)) {
-      atomic(slot.txn_changed_ns).store(now_realtime_ns(), std::memory_order_relaxed);
-    }
-    w = word.load(std::memory_order_acquire);
-    if (format::txn_epoch(w) != epoch) return;
-  } else if (alive && since < static_cast<std::uint64_t>(s.claim_timeout.count())) {
-    return;  // decided: its producer is writing the markers
-  }
-  const auto state = format::txn_state(w);
-  if (state == format::TxnState::kCommitting || state == format::TxnState::kAborting) write_marker(state);
 }
 
 void deliver_control_records(Consumer& consumer) noexcept {

@@ -14,6 +14,7 @@
 #include "log_state.h"
 #include "meta.h"
 #include "record.h"
+#include "txn.h"
 #include "shmlog/io/files.h"
 #include "shmlog/io/segment_file.h"
 #include "shmlog/log.h"
@@ -182,6 +183,7 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
                                           bool read_only = false, bool locked = false) {
   auto s = std::make_shared<LogState>();
   s->path = dir;
+  s->owner = meta.owner;
   s->options = meta.options;
   s->memory_path = memory_path_for(meta);
   s->init_geometry();
@@ -251,6 +253,26 @@ Result<std::shared_ptr<LogState>> make_memory_anew(const std::string& dir, Meta&
 // ----------------------------------------------------------------------------
 
 namespace detail {
+
+Result<Log> Internals::open_existing(const std::string& dir, std::uint32_t owner) {
+  if (dir.empty() || dir.front() != '/') return Status(Status::Code::kInvalidArgument, "not an absolute path: " + quoted(dir));
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != owner) {
+    return Status(Status::Code::kPermissionDenied, quoted(dir) + " is not a log directory of uid " + std::to_string(owner));
+  }
+  auto meta = read_meta(dir);
+  if (!meta.ok()) return std::move(meta).status();
+  if (meta->owner != owner) return Status(Status::Code::kPermissionDenied, quoted(dir) + "'s meta file is another user's");
+  auto state = map_log(dir, *meta, /*create=*/false);
+  if (!state.ok()) return std::move(state).status();
+  // Held shared like any handle's, so the memory is not made anew under
+  // this one; not waited for.
+  auto in_use = shm::FileLock::try_acquire_shared(join(dir, kLockFile), meta->options.mode, std::chrono::milliseconds(0));
+  if (!in_use.ok()) return std::move(in_use).status();
+  (*state)->in_use = std::move(in_use).value();
+  if (!(*state)->shm.still_at_path()) return Status(Status::Code::kBusy, dir + "'s memory was just replaced");
+  return Log(std::move(state).value());
+}
 
 Result<LogMeta> read_log_meta(const std::string& path) {
   auto found = locate(path);
@@ -745,6 +767,7 @@ Result<Log> Log::create_in_memory(const LogOptions& options) {
   s->heap.reset(memory);
   s->base = memory;
   s->header = reinterpret_cast<format::LogHeader*>(s->base);
+  s->owner = ::geteuid();
   format_memory(*s, random_nonzero(), 0);
   publish(*s);
   return Log(std::move(s));

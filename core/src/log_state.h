@@ -71,6 +71,7 @@ struct LogState {
   std::uint32_t max_frame = 0;  // header + max_record_size
   std::chrono::nanoseconds claim_timeout{};
   bool read_only = false;  // attached by a watching tool
+  std::uint32_t owner = 0;  // uid of the log's owner (of its meta file; this process for in-memory logs)
   // Held shared (flock on shmlog.lock) for as long as the handle lives: the
   // shared memory is made anew only under the exclusive lock, so never
   // while any process still runs on an object that was removed under it.

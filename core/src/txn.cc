@@ -70,10 +70,11 @@ std::vector<std::pair<std::uint32_t, std::uint64_t>> decode_offsets(std::string_
   return out;
 }
 
-format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std::map<std::uint64_t, Log>& open_logs) {
+format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std::map<std::uint64_t, Log>& open_logs,
+                                      Reach reach, std::uint32_t owner) {
   auto it = open_logs.find(ref.log_id);
   if (it == open_logs.end()) {
-    auto log = Log::open(ref.dir);
+    auto log = reach == Reach::kOpen ? Log::open(ref.dir) : Internals::open_existing(ref.dir, owner);
     if (!log.ok() || log->id() != ref.log_id) return format::TxnState::kOpen;  // not reachable now: wait
     it = open_logs.emplace(ref.log_id, std::move(log).value()).first;
   }

@@ -36,11 +36,21 @@ using TxnOffsets = std::map<std::pair<std::string, std::uint32_t>, std::uint64_t
 std::string encode_offsets(const TxnOffsets& offsets);
 std::vector<std::pair<std::uint32_t, std::uint64_t>> decode_offsets(std::string_view bytes, const std::string& group);
 
+// How a coordinator named in a record is reached: a restarting producer
+// opens it as any opener does; a reader (read_committed, inside poll) only
+// maps memory that exists, of a log its own log's owner owns, without
+// blocking, recovering, sweeping or keeping (a record is input: its path
+// may name anything).
+enum class Reach : std::uint8_t { kOpen, kExistingOnly };
+
 // The coordinator's decision on transaction `ref`, opening its log (cached
 // in `open_logs`). Undecided and its producer dead (or `decide_abort`):
 // decides abort by CAS. Returns kCommitting, kAborting, kOpen (undecided,
-// producer alive) or kDone (the coordinator finished: markers everywhere).
-format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std::map<std::uint64_t, Log>& open_logs);
+// producer alive, or the coordinator not reachable) or kDone (the
+// coordinator finished: markers everywhere). `owner`: the uid whose logs
+// kExistingOnly may reach.
+format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std::map<std::uint64_t, Log>& open_logs,
+                                      Reach reach = Reach::kOpen, std::uint32_t owner = 0);
 
 // Writes `decision`'s markers of transaction (slot, epoch) to every
 // partition of `log` (through a producer slot of its own), then marks the
@@ -54,6 +64,9 @@ inline format::RecordType marker_for(format::TxnState decision) noexcept {
 
 struct Internals {
   static const LogState& state(const Log& log);
+  // Reach::kExistingOnly (log.cc): the log at `dir` if it is `owner`'s and
+  // its memory exists; never makes, recovers, sweeps, keeps or blocks.
+  static Result<Log> open_existing(const std::string& dir, std::uint32_t owner);
 };
 
 }  // namespace shmlog::detail

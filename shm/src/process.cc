@@ -279,4 +279,11 @@ Result<FileLock> FileLock::try_acquire(const std::string& path, std::uint32_t mo
   return FileLock(*fd);
 }
 
+Result<FileLock> FileLock::try_acquire_shared(const std::string& path, std::uint32_t mode,
+                                              std::chrono::milliseconds patience) {
+  auto fd = lock_file(path, mode, LOCK_SH | LOCK_NB, std::chrono::steady_clock::now() + patience);
+  if (!fd.ok()) return std::move(fd).status();
+  return FileLock(*fd);
+}
+
 }  // namespace shmlog::shm

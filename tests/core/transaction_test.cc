@@ -3,13 +3,16 @@
 // open transaction; dead, fenced and timed-out transactions are finished;
 // offsets committed with a transaction come back after a restart.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "log_access.h"
+#include "meta.h"
 #include "shmlog/shm/process.h"
 #include "test_util.h"
 
@@ -345,6 +348,56 @@ TEST(Transaction, AcrossTwoLogsKilledAfterTheDecisionCommitsEverywhere) {
 TEST(Transaction, AcrossTwoLogsARestartFinishesAsDecided) {
   kill_during_commit(2, {"a0", "after-a", "after-b", "b1"}, true);
   kill_during_commit(1, {"after-a", "after-b"}, true);
+}
+
+// A prepare record names its coordinator's directory, and a record is
+// input: a read_committed reader that asks the coordinator only maps
+// memory that exists. The coordinator's memory gone (its processes
+// stopped, the host rebooted), or its meta file a FIFO: the reader neither
+// makes the memory (nor recovers, sweeps or keeps that log) nor blocks;
+// the transaction waits undecided, its records undelivered.
+void prepared_then_coordinator_unusable(const std::function<void(const std::string& dir)>& spoil) {
+  test::TempLogPath a_path, b_path;
+  (void)Log::create(a_path.str(), small()).value();
+  (void)Log::create(b_path.str(), small()).value();
+  const std::uint32_t child = test::spawn([&] {
+    auto a = Log::open(a_path.str()).value();
+    auto b = Log::open(b_path.str()).value();
+    auto pa = a.producer(transactional("multi")).value();
+    auto pb = b.producer(transactional("multi")).value();
+    if (!pa.begin_transaction().ok() || !pb.begin_transaction().ok()) return 1;
+    if (!pa.append_to(0, {}, as_bytes("a0")) || !pb.append_to(1, {}, as_bytes("b1"))) return 2;
+    testing::die_in_multi_log_commit(1);  // after the prepares, before the decision
+    Producer* both[] = {&pa, &pb};
+    (void)Producer::commit_transactions(both);
+    return 3;
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  const std::string memory = Log::open(a_path.str()).value().info().memory_path;
+  ASSERT_EQ(::unlink(memory.c_str()), 0);  // no process has log a open now
+  spoil(a_path.str());
+  auto b = Log::open(b_path.str()).value();
+  auto reader = b.consumer(committed_reader()).value();
+  EXPECT_TRUE(read(reader, std::chrono::milliseconds(200)).empty());
+  struct stat st {};
+  EXPECT_NE(::stat(memory.c_str(), &st), 0) << "a reader made the coordinator's memory anew";
+  auto meta = detail::read_meta(a_path.str());
+  if (meta.ok()) {
+    EXPECT_NE(::stat(detail::memory_path_for(*meta).c_str(), &st), 0) << "a reader made the coordinator's memory anew";
+  }
+  (void)Log::remove(b_path.str());
+}
+
+TEST(Transaction, AReaderDoesNotMakeTheMemoryOfACoordinatorNamedInARecord) {
+  prepared_then_coordinator_unusable([](const std::string&) {});
+}
+
+TEST(Transaction, AReaderDoesNotBlockOnACoordinatorWhoseMetaFileIsAFifo) {
+  prepared_then_coordinator_unusable([](const std::string& dir) {
+    const std::string meta = dir + "/shmlog.meta";
+    ASSERT_EQ(::unlink(meta.c_str()), 0);
+    ASSERT_EQ(::mkfifo(meta.c_str(), 0600), 0);
+  });
 }
 
 }  // namespace

@@ -93,6 +93,9 @@ class FileLock {
   static Result<FileLock> acquire_shared(const std::string& path, std::uint32_t mode);
   // Exclusively, giving up after `patience` while others hold it (kBusy).
   static Result<FileLock> try_acquire(const std::string& path, std::uint32_t mode, std::chrono::milliseconds patience);
+  // Shared, giving up after `patience` while it is held exclusively (kBusy).
+  static Result<FileLock> try_acquire_shared(const std::string& path, std::uint32_t mode,
+                                             std::chrono::milliseconds patience);
 
  private:
   explicit FileLock(int fd) : fd_(fd) {}
