@@ -121,7 +121,7 @@ struct ProducerState {
 
   Errc ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept;
   Errc prepare(std::uint32_t p, std::uint64_t segment, bool may_wait) noexcept;
-  bool seal(std::uint32_t p, std::uint64_t segment, bool may_wait) noexcept;
+  bool seal(std::uint32_t p, std::uint64_t segment, bool may_wait, std::chrono::steady_clock::time_point deadline) noexcept;
   bool wait_for_space(std::uint32_t p, std::uint64_t needed,
                       std::chrono::steady_clock::time_point deadline) noexcept;
   void try_prepare_ahead(std::uint32_t p, std::uint64_t segment) noexcept {
@@ -224,8 +224,9 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       // An exclusive producer is the only live writer: nothing to wait for.
       // (A group's offset, or the written position of a durable log, past
       // the segment means every claim in it is resolved.)
-      take = committed != UINT64_MAX || exclusive || seal(p, held, may_wait);
+      take = committed != UINT64_MAX || exclusive || seal(p, held, may_wait, deadline);
       if (!take && !may_wait) return Errc::kBackpressureTimeout;
+      if (!take && std::chrono::steady_clock::now() > deadline) return full_error(p);
     }
     if (take) {
       const shm::ProcessId self = shm::self();
@@ -247,7 +248,8 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
   }
 }
 
-bool ProducerState::seal(std::uint32_t p, std::uint64_t segment, bool may_wait) noexcept {
+bool ProducerState::seal(std::uint32_t p, std::uint64_t segment, bool may_wait,
+                         std::chrono::steady_clock::time_point deadline) noexcept {
   const LogState& s = *log;
   std::uint64_t position = segment << s.segment_shift;
   const std::uint64_t end = position + s.segment_size;
@@ -264,6 +266,7 @@ bool ProducerState::seal(std::uint32_t p, std::uint64_t segment, bool may_wait) 
     if (d.kind == record::Kind::kEmpty && s.tail(p) <= position) return true;
     if (!may_wait) return false;
     const auto now = std::chrono::steady_clock::now();
+    if (now > deadline) return false;  // a word that never resolves (damage): the append times out
     if (stall_position != position) {
       stall_position = position;
       stall_since = now;
