@@ -214,9 +214,11 @@ class Flusher {
       // A keeper before this one may have written past the durable offset
       // without syncing: those files are dirty until this one syncs them.
       if (part.written > part.durable) {
-        for (std::uint64_t g = part.durable >> s.segment_shift; g <= (part.written - 1) >> s.segment_shift; ++g) {
-          part.dirty.insert(g);
-        }
+        // At most a ring's worth: ring slots wait for durability, so more
+        // between the two positions is damage, not files to sync.
+        const std::uint64_t last = (part.written - 1) >> s.segment_shift;
+        const std::uint64_t first = std::max(part.durable >> s.segment_shift, last < s.ring_segments ? 0 : last - s.ring_segments);
+        for (std::uint64_t g = first; g <= last; ++g) part.dirty.insert(g);
         part.oldest_unsynced = Clock::now();
       }
     }
