@@ -38,9 +38,22 @@ inline constexpr std::size_t kPage = 4096;
 
 // "SHMLOG\0\1" little-endian; written last at create (release).
 inline constexpr std::uint64_t kLogMagic = 0x0100474F4C4D4853ULL;
-inline constexpr std::uint32_t kVersionMajor = 1;
-inline constexpr std::uint32_t kVersionMinor = 3;  // 1.1: placement keys in shmlog.meta; 1.2: durability;
-                                                    // 1.3: the memory nonce (meta file and header)
+// 1.1: placement keys in shmlog.meta; 1.2: durability; 2.0: the memory
+// nonce and incompatible-feature flags. Major 2, because a 1.x binary
+// would ignore the nonce (and open or make the memory under the old name,
+// a second incarnation of the log) and reuse ring slots of a durable log
+// before they are on disk. Logs of major 1 are still read.
+inline constexpr std::uint32_t kVersionMajor = 2;
+inline constexpr std::uint32_t kVersionMinor = 0;
+inline constexpr std::uint32_t kOldestMajorRead = 1;
+
+// Incompatible features: what a log uses that a binary must understand to
+// open it at all (the meta file names them, the header has the bits). A
+// binary refuses a log with one it does not know, naming it; features that
+// older binaries may safely ignore need no flag.
+inline constexpr std::uint32_t kFeatureDurability = 1u << 0;   // segment files: ring reuse waits for the keeper
+inline constexpr std::uint32_t kFeatureMemoryNonce = 1u << 1;  // the memory's name has a random part
+inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce;
 
 inline constexpr std::size_t kRecordAlignment = 32;
 // No position of a partition reaches this (2^62 bytes: 14 years at 10 GB/s);
@@ -340,7 +353,7 @@ struct LogHeader {
   std::uint64_t token_window;     // how many recent tokens are remembered (0: no token table)
   std::uint64_t token_slots;      // slots of the token table (a power of two, 2x the window)
   std::uint32_t durability;       // Durability: 0 none, 1 flush, 2 fsync
-  std::uint32_t reserved4;
+  std::uint32_t features;         // incompatible features (kFeature*), as the meta file names them (2.0)
   // line 2: where the tables are (byte offsets from the start)
   std::uint64_t producers_offset;
   std::uint64_t groups_offset;
@@ -351,7 +364,7 @@ struct LogHeader {
   std::uint64_t data_offset;
   std::uint64_t tokens_offset;  // the token table, after the rings
   // line 3: the random part of the object's name, as the meta file has it
-  // (0 in logs made before 1.3): an opener compares the two.
+  // (0 in logs of format 1.x): an opener compares the two.
   std::uint64_t memory_nonce;
   std::uint8_t pad0[1024 - 3 * kCacheLine - 8];
   // 1024: consumers sleep on data_seq; producers wake them when waiters > 0.

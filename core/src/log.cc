@@ -51,13 +51,14 @@ Result<std::pair<std::string, Meta>> locate(const std::string& path) {
 
 // Writes a fresh header and the initial segment descriptors into zeroed
 // memory, then publishes the magic.
-void format_memory(LogState& s, std::uint64_t log_id, std::uint64_t memory_nonce) {
+void format_memory(LogState& s, std::uint64_t log_id, std::uint64_t memory_nonce, std::uint32_t features) {
   auto& h = *s.header;
   const auto& o = s.options;
   const auto& g = s.geometry;
   const shm::ProcessId self = shm::self();
   h.version_major = format::kVersionMajor;
   h.version_minor = format::kVersionMinor;
+  h.features = features;
   h.total_size = g.total_size;
   h.log_id = log_id;
   h.memory_nonce = memory_nonce;
@@ -117,15 +118,21 @@ Status check_header(const LogState& s, const Meta& meta, bool creator_may_run) {
   if (magic != format::kLogMagic) {
     return Status(Status::Code::kCorrupt, where + " is not a shmlog log (bad magic)");
   }
-  if (h.version_major != format::kVersionMajor) {
+  if (h.version_major != meta.version_major) {
     return Status(Status::Code::kVersionMismatch,
                   where + " has format version " + std::to_string(h.version_major) + "." +
-                      std::to_string(h.version_minor) + ", this shmlog reads " +
-                      std::to_string(format::kVersionMajor) + "." + std::to_string(format::kVersionMinor));
+                      std::to_string(h.version_minor) + ", its meta file " + std::to_string(meta.version_major) +
+                      ".x (this shmlog reads " + std::to_string(format::kOldestMajorRead) + ".x to " +
+                      std::to_string(format::kVersionMajor) + "." + std::to_string(format::kVersionMinor) + ")");
   }
+  if ((h.features & ~format::kKnownFeatures) != 0) {
+    return Status(Status::Code::kVersionMismatch, where + " uses features (bits " + std::to_string(h.features) +
+                                                      ") this shmlog does not know (upgrade it)");
+  }
+  const std::uint32_t features = meta.version_major >= 2 ? detail::features_of(meta) : 0;
   const auto& g = s.geometry;
   const auto& o = s.options;
-  bool same = h.log_id == log_id && h.memory_nonce == meta.memory_nonce && h.total_size == g.total_size && h.segment_size == o.segment_size &&
+  bool same = h.log_id == log_id && h.memory_nonce == meta.memory_nonce && h.features == features && h.total_size == g.total_size && h.segment_size == o.segment_size &&
               h.ring_segments == o.ring_segments && h.partitions == o.partitions &&
               h.max_record_size == o.max_record_size && h.max_producers == o.max_producers &&
               h.max_groups == o.max_groups && h.max_members == o.max_members &&
@@ -194,7 +201,7 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
     s->shm = std::move(mem).value();
     s->base = s->shm.data();
     s->header = reinterpret_cast<format::LogHeader*>(s->base);
-    format_memory(*s, meta.log_id, meta.memory_nonce);
+    format_memory(*s, meta.log_id, meta.memory_nonce, detail::features_of(meta));
     if (s->durable()) {
       // After a host crash: the ring comes back from the segment files.
       Status recovered = detail::recover_from_disk(*s);
@@ -768,7 +775,7 @@ Result<Log> Log::create_in_memory(const LogOptions& options) {
   s->base = memory;
   s->header = reinterpret_cast<format::LogHeader*>(s->base);
   s->owner = ::geteuid();
-  format_memory(*s, random_nonzero(), 0);
+  format_memory(*s, random_nonzero(), 0, 0);
   publish(*s);
   return Log(std::move(s));
 }

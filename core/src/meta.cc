@@ -22,6 +22,30 @@ std::uint64_t random_nonzero() {
   return v;
 }
 
+namespace {
+
+constexpr std::pair<std::uint32_t, const char*> kFeatureNames[] = {
+    {format::kFeatureDurability, "durability"},
+    {format::kFeatureMemoryNonce, "memory_nonce"},
+};
+
+}  // namespace
+
+std::uint32_t features_of(const Meta& m) {
+  return (m.options.durability != Durability::kNone ? format::kFeatureDurability : 0) |
+         (m.memory_nonce != 0 ? format::kFeatureMemoryNonce : 0);
+}
+
+std::string feature_names(std::uint32_t features) {
+  std::string out;
+  for (const auto& [bit, name] : kFeatureNames) {
+    if ((features & bit) == 0) continue;
+    if (!out.empty()) out += ',';
+    out += name;
+  }
+  return out;
+}
+
 std::string memory_path_for(const Meta& m) {
   char buf[64];
   if (m.memory_nonce == 0) {
@@ -69,6 +93,7 @@ io::KeyValues to_meta(const Meta& m) {
     std::snprintf(nonce, sizeof nonce, "%016llx", static_cast<unsigned long long>(m.memory_nonce));
     kv["memory_nonce"] = nonce;
   }
+  kv["features"] = feature_names(features_of(m));
   return kv;
 }
 
@@ -103,18 +128,44 @@ Result<Meta> decode_meta(const io::KeyValues& values, const std::string& file) {
     return {};
   };
   SHMLOG_RETURN_IF_ERROR(num("log_id", &m.log_id, 16));
-  // The memory's random name part came with format 1.3.
+  // The memory's random name part came with format 2.0.
   if (kv->count("memory_nonce") != 0) {
     SHMLOG_RETURN_IF_ERROR(num("memory_nonce", &m.memory_nonce, 16));
     if (m.memory_nonce == 0) return Status(Status::Code::kCorrupt, file + ": 'memory_nonce' is 0");
   }
   auto version = kv->find("format_version");
   if (version == kv->end()) return Status(Status::Code::kCorrupt, file + ": missing 'format_version'");
-  const std::string ours = std::to_string(format::kVersionMajor) + ".";
-  if (version->second.rfind(ours, 0) != 0) {
+  const std::string& written_as = version->second;
+  std::uint32_t major = 0;
+  auto [end, ec] = std::from_chars(written_as.data(), written_as.data() + written_as.size(), major);
+  if (ec != std::errc() || end == written_as.data() + written_as.size() || *end != '.' ||
+      major < format::kOldestMajorRead || major > format::kVersionMajor) {
     return Status(Status::Code::kVersionMismatch,
-                  file + " has format version " + quoted(version->second, 16) + ", this shmlog reads " +
-                      std::to_string(format::kVersionMajor) + "." + std::to_string(format::kVersionMinor));
+                  file + " has format version " + quoted(written_as, 16) + ", this shmlog reads " +
+                      std::to_string(format::kOldestMajorRead) + ".x to " + std::to_string(format::kVersionMajor) +
+                      "." + std::to_string(format::kVersionMinor));
+  }
+  m.version_major = major;
+  // Features a log of 2.0 or later uses: one this binary does not know
+  // means it may not open the log at all.
+  if (auto named = kv->find("features"); named != kv->end() && !named->second.empty()) {
+    std::string_view rest = named->second;
+    while (!rest.empty()) {
+      const std::size_t comma = rest.find(',');
+      const std::string_view name = rest.substr(0, comma);
+      bool known = false;
+      for (const auto& [bit, known_name] : kFeatureNames) {
+        if (name == known_name) {
+          m.features |= bit;
+          known = true;
+        }
+      }
+      if (!known) {
+        return Status(Status::Code::kVersionMismatch,
+                      file + ": the log uses feature " + quoted(name, 32) + ", which this shmlog does not know (upgrade it)");
+      }
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
   }
   SHMLOG_RETURN_IF_ERROR(num("partitions", &m.options.partitions));
   SHMLOG_RETURN_IF_ERROR(num("segment_size", &m.options.segment_size));
@@ -174,6 +225,10 @@ Result<Meta> decode_meta(const io::KeyValues& values, const std::string& file) {
   SHMLOG_RETURN_IF_ERROR(duration("fsync_interval_us", &m.options.fsync_interval));
   if (kv->count("retention_bytes") != 0) SHMLOG_RETURN_IF_ERROR(num("retention_bytes", &m.options.retention_bytes));
   SHMLOG_RETURN_IF_ERROR(duration("retention_ms", &m.options.retention_time));
+  if (m.version_major >= 2 && m.features != features_of(m)) {
+    return Status(Status::Code::kCorrupt, file + ": 'features' (" + quoted(feature_names(m.features)) +
+                                              ") do not match the log's options (" + feature_names(features_of(m)) + ")");
+  }
   Status valid = validate(m.options);
   if (!valid.ok()) return std::move(valid).with_context(file);
   return m;

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "format.h"
 #include "shmlog/io/files.h"
 #include "shmlog/log.h"
 
@@ -23,7 +24,14 @@ struct Meta {
   // the next name; the header holds it too, and an opener compares them.
   std::uint64_t memory_nonce = 0;
   std::uint32_t owner = 0;  // uid of the meta file (not encoded): who made the memory
+  std::uint32_t version_major = format::kVersionMajor;  // of the format the file was written in
+  std::uint32_t features = 0;       // format::kFeature* the log uses (`features`, 2.0)
 };
+
+// The features a log of these options made now uses.
+std::uint32_t features_of(const Meta& m);
+// "durability,memory_nonce"
+std::string feature_names(std::uint32_t features);
 
 const char* policy_name(Policy p);
 io::KeyValues to_meta(const Meta& m);

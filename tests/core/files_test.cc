@@ -10,9 +10,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <optional>
 
 #include "log_access.h"
+#include "shmlog/io/files.h"
 #include "shmlog/shm/shared_memory.h"
 #include "test_util.h"
 
@@ -199,7 +201,7 @@ TEST(LogFiles, NewerFormatVersionIsRefusedNamingBothVersions) {
   const std::string meta = path.str() + "/shmlog.meta";
   std::ifstream in(meta);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto pos = text.find("format_version=1.3");
+  auto pos = text.find("format_version=2.0");
   ASSERT_NE(pos, std::string::npos);
   text.replace(pos, 18, "format_version=7.2");
   std::ofstream(meta, std::ios::trunc) << text;
@@ -207,7 +209,90 @@ TEST(LogFiles, NewerFormatVersionIsRefusedNamingBothVersions) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kVersionMismatch);
   EXPECT_NE(r.status().message().find("7.2"), std::string::npos);
-  EXPECT_NE(r.status().message().find("1.3"), std::string::npos);
+  EXPECT_NE(r.status().message().find("2.0"), std::string::npos);
+}
+
+// Rewrites a log's meta file with `edit` applied to its keys.
+void edit_meta(const std::string& dir, const std::function<void(io::KeyValues&)>& edit) {
+  auto kv = io::read_key_value_file(dir + "/shmlog.meta", "shmlog-log 1").value();
+  edit(kv);
+  ASSERT_TRUE(io::write_key_value_file(dir + "/shmlog.meta", "shmlog-log 1", kv, 0600).ok());
+}
+
+// A log of format 1.2 as a 1.2 binary left it: its meta file without the
+// nonce and features, its memory under the old name with a 1.x header.
+TEST(LogFiles, ALogOfFormatOneIsStillReadAsItIs) {
+  test::TempLogPath path;
+  std::string legacy;
+  {
+    auto log = Log::create(path.str(), small()).value();
+    ASSERT_TRUE(log.producer().value().append(as_bytes("written by 1.2")));
+    auto& h = *test::state(log).header;
+    h.version_major = 1;
+    h.version_minor = 2;
+    h.features = 0;
+    h.memory_nonce = 0;
+    const std::string memory = log.info().memory_path;
+    legacy = memory.substr(0, memory.rfind('-'));
+    ASSERT_EQ(::rename(memory.c_str(), legacy.c_str()), 0);
+  }
+  UnlinkOnExit shm_object{legacy};
+  edit_meta(path.str(), [](io::KeyValues& kv) {
+    kv.erase("memory_nonce");
+    kv.erase("features");
+    kv["format_version"] = "1.2";
+  });
+  auto log = Log::open(path.str());
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  EXPECT_EQ(log->info().memory_path, legacy);
+  auto consumer = log->consumer().value();
+  std::string got;
+  consumer.poll([&](const Record& r) { got = test::bytes_to_string(r.value); });
+  EXPECT_EQ(got, "written by 1.2");
+}
+
+// The same log after its memory was lost: made anew, it becomes a 2.0 log
+// (a nonce, features named), which 1.x binaries refuse.
+TEST(LogFiles, ALogOfFormatOneBecomesTwoWhenItsMemoryIsMadeAnew) {
+  test::TempLogPath path;
+  {
+    auto log = Log::create(path.str(), small()).value();
+    ASSERT_EQ(::unlink(log.info().memory_path.c_str()), 0);
+  }
+  edit_meta(path.str(), [](io::KeyValues& kv) {
+    kv.erase("memory_nonce");
+    kv.erase("features");
+    kv["format_version"] = "1.2";
+  });
+  auto log = Log::open(path.str());
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  UnlinkOnExit shm_object{log->info().memory_path};
+  auto kv = io::read_key_value_file(path.str() + "/shmlog.meta", "shmlog-log 1").value();
+  EXPECT_EQ(kv["format_version"], "2.0");
+  EXPECT_EQ(kv["features"], "memory_nonce");
+  EXPECT_EQ(kv.count("memory_nonce"), 1u);
+}
+
+TEST(LogFiles, AFeatureThisShmlogDoesNotKnowIsRefusedNamingIt) {
+  test::TempLogPath path;
+  UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().memory_path};
+  edit_meta(path.str(), [](io::KeyValues& kv) { kv["features"] = "memory_nonce,time_travel"; });
+  auto r = Log::open(path.str());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kVersionMismatch);
+  EXPECT_NE(r.status().message().find("time_travel"), std::string::npos) << r.status().message();
+}
+
+TEST(LogFiles, AHeaderWithAFeatureBitThisShmlogDoesNotKnowIsRefused) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  UnlinkOnExit shm_object{log.info().memory_path};
+  test::state(log).header->features |= 1u << 31;
+  auto r = Log::open(path.str());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kVersionMismatch);
+  EXPECT_NE(r.status().message().find("does not know"), std::string::npos) << r.status().message();
+  test::state(log).header->features &= ~(1u << 31);
 }
 
 TEST(LogFiles, TruncatedSharedMemoryObjectIsRefused) {
