@@ -365,6 +365,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
       if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
     }
   }
+  std::uint32_t skipped = 0;  // missing segments stepped over in this call
   for (;;) {
     // Pairs with the keeper's release store after its sync.
     if (read_durable && position >= atomic(s.partition(p).durable_position).load(std::memory_order_acquire)) {
@@ -387,10 +388,13 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         on_lapped(part, position);  // retention took it: counted as lost
         if ((position >> s.segment_shift) == segment) {
           // Retained but missing, unreadable or another segment's file:
-          // damage, counted; the next segment goes on.
+          // damage, counted; the next segment goes on, but not past the
+          // tail, and no more than a ring's worth per call (descriptors
+          // damaged in memory could name any segment).
           const std::uint64_t segment_end = (position | s.segment_mask) + 1;
           if (result != nullptr) result->corrupt += segment_end - position;
           position = segment_end;
+          if (++skipped > s.ring_segments || position >= s.tail(p)) return Read::kNone;
         }
         continue;
       }
