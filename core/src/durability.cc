@@ -1065,6 +1065,17 @@ Result<std::vector<SegmentProblem>> repair_log_files(const std::string& path) {
                                              ": stop the log's processes before repairing it");
     }
   }
+  // Every file read and writable first: "nothing to repair" is said only
+  // of files that were looked at.
+  for (std::uint32_t p = 0; p < meta->options.partitions; ++p) {
+    const std::string dir = io::partition_directory(meta->dir, p);
+    auto bases = io::list_segment_files(dir);
+    if (!bases.ok()) return std::move(bases).status();
+    for (std::uint64_t base : *bases) {
+      const std::string file = dir + "/" + io::segment_file_name(base);
+      if (::access(file.c_str(), R_OK | W_OK) != 0) return Status::from_errno("repair needs to read and write " + file, errno);
+    }
+  }
   auto scan = scan_log_files(meta->dir);
   if (!scan.ok()) return std::move(scan).status();
   std::vector<SegmentProblem> removed;

@@ -69,6 +69,13 @@ got=$(as_member "$SHMLOG" consume "$DURABLE" --idle-timeout-ms 50 | tr '\n' ,)
 [ "$got" = "from owner,from member," ] || fail "a group member recovers '$got' from the segment files"
 got=$("$SHMLOG" consume "$DURABLE" --idle-timeout-ms 50 | tr '\n' ,)
 [ "$got" = "from owner,from member," ] || fail "the owner reads '$got' after a member made the memory anew"
+# repair, by a member who may not read one of the files: refused naming it,
+# not "nothing to repair".
+seg=$(find "$DURABLE/partition-0" -name '*.seg' | head -1)
+chmod 0600 "$seg"
+out=$(as_member "$SHMLOG" repair "$DURABLE" 2>&1) && fail "repair with an unreadable file succeeded: $out"
+grep -qi "permission denied" <<<"$out" && grep -q "$seg" <<<"$out" || fail "unclear refusal of repair: $out"
+chmod 0660 "$seg"
 bad_modes=$(find "$DURABLE" \( -type f ! -perm 0660 \) -o \( -type d ! -perm 0770 \) | grep -v '/shmlog.state.tmp$' || true)
 [ -z "$bad_modes" ] || fail "files or directories without the log's mode: $bad_modes"
 
