@@ -1,11 +1,14 @@
 // The Python module `shmlog`: logs, producers and consumers, with records
 // handed out as read-only memoryviews into shared memory (zero-copy). A
 // view is released at the consumer's next poll or commit, so that using it
-// afterwards raises ValueError instead of reading reused memory.
+// afterwards raises ValueError instead of reading reused memory. In a group
+// at-least-once, a poll's records are committed only then (or at close):
+// a Python process that dies before has not committed what it was handed.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -127,6 +130,14 @@ struct PyConsumer {
   std::shared_ptr<shmlog::Consumer> consumer;
   std::vector<py::object> handed_out;  // memoryviews to release at the next poll
   std::optional<double> idle_timeout;  // iteration stops after this long without records
+  // At-least-once in a group: the engine runs in manual mode and a poll's
+  // records are committed at the next poll (every commit_every records),
+  // commit or close, after their views are released: Python has seen them
+  // by then. A process that dies first gets them again.
+  bool deferred = false;
+  std::uint32_t commit_every = 1;
+  std::map<std::uint32_t, std::uint64_t> pending;  // partition -> offset after the last record handed out
+  std::size_t pending_records = 0;
 
   shmlog::Consumer& get() {
     if (!consumer) raise(g_closed, "the consumer is closed");
@@ -142,9 +153,24 @@ struct PyConsumer {
     }
     handed_out.clear();
   }
+  void commit_pending(bool all) {
+    if (pending.empty() || (!all && pending_records < commit_every)) return;
+    // A partition a rebalance took meanwhile refuses: its new owner reads
+    // those records again (at least once).
+    for (const auto& [partition, offset] : pending) (void)consumer->commit(partition, offset);
+    pending.clear();
+    pending_records = 0;
+  }
+  // Releases the views, commits what was handed out, closes.
+  void close() {
+    release_views();
+    if (consumer) commit_pending(true);
+    consumer.reset();
+  }
   py::list poll(std::size_t max, std::optional<double> timeout) {
     auto& c = get();
     release_views();
+    commit_pending(false);
     std::vector<shmlog::Record> got;
     got.reserve(std::min<std::size_t>(max, 4096));
     auto handler = [&](const shmlog::Record& r) { got.push_back(r); };
@@ -172,7 +198,9 @@ struct PyConsumer {
       handed_out.push_back(rec.key);
       handed_out.push_back(rec.value);
       out.append(py::cast(std::move(rec)));
+      if (deferred) pending[r.partition] = r.next_offset;
     }
+    if (deferred) pending_records += got.size();
     return out;
   }
 };
@@ -331,7 +359,12 @@ PYBIND11_MODULE(shmlog, m) {
       .def("commit",
            [](PyConsumer& self) {
              self.release_views();
-             self.get().commit();
+             if (self.deferred) {
+               self.get();  // a closed consumer raises
+               self.commit_pending(true);
+             } else {
+               self.get().commit();
+             }
            })
       .def("seek",
            [](PyConsumer& self, std::uint32_t partition, std::uint64_t offset) {
@@ -340,17 +373,9 @@ PYBIND11_MODULE(shmlog, m) {
            })
       .def("position", [](PyConsumer& self, std::uint32_t partition) { return self.get().position(partition); })
       .def_property_readonly("lost_bytes", [](PyConsumer& self) { return self.get().lost_bytes(); })
-      .def("close",
-           [](PyConsumer& self) {
-             self.release_views();
-             self.consumer.reset();
-           })
+      .def("close", &PyConsumer::close, "Commits what was handed out (at-least-once) and leaves the group.")
       .def("__enter__", [](PyConsumer& c) -> PyConsumer& { return c; }, py::return_value_policy::reference)
-      .def("__exit__",
-           [](PyConsumer& self, py::object, py::object, py::object) {
-             self.release_views();
-             self.consumer.reset();
-           })
+      .def("__exit__", [](PyConsumer& self, py::object, py::object, py::object) { self.close(); })
       .def("__iter__", [](PyConsumer& self) -> PyConsumer& { return self; }, py::return_value_policy::reference)
       .def("__next__", [](PyConsumer& self) {
         // One record at a time; stops after idle_timeout seconds without one.
@@ -435,6 +460,8 @@ PYBIND11_MODULE(shmlog, m) {
             }
             o.mode = parse_mode(mode);
             o.commit_every = commit_every;
+            const bool deferred = o.mode == shmlog::DeliveryMode::kAtLeastOnce && !group.empty();
+            if (deferred) o.mode = shmlog::DeliveryMode::kManual;  // committed by PyConsumer, after Python saw them
             if (py::isinstance<py::int_>(start)) {
               o.from = shmlog::StartFrom::at(start.cast<std::uint64_t>());
             } else {
@@ -447,7 +474,11 @@ PYBIND11_MODULE(shmlog, m) {
                 throw py::value_error("start must be 'earliest', 'latest' or an offset, got '" + s + "'");
               }
             }
-            PyConsumer c{std::make_shared<shmlog::Consumer>(unwrap(self.get().consumer(o))), {}, idle_timeout};
+            PyConsumer c;
+            c.consumer = std::make_shared<shmlog::Consumer>(unwrap(self.get().consumer(o)));
+            c.idle_timeout = idle_timeout;
+            c.deferred = deferred;
+            c.commit_every = commit_every;
             return c;
           },
           py::arg("group") = "", py::arg("mode") = "at-least-once", py::arg("commit_every") = 1,

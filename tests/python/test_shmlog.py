@@ -75,6 +75,35 @@ def test_round_trip_across_two_python_processes(path):
     assert got == [b"rec %d" % i for i in range(2000)]
 
 
+def _poll_then_die(path, n):
+    c = shmlog.Log.open(path).consumer(group="g")
+    got = c.poll(n)
+    os._exit(0 if len(got) == n else 1)  # no next poll, commit or close
+
+
+def test_at_least_once_commits_a_poll_only_after_python_saw_it(path):
+    log = small(path)
+    p = log.producer()
+    for i in range(5):
+        p.append(b"r%d" % i)
+    # A process that dies before its next poll, commit or close has not
+    # committed what it was handed: the group gets those records again.
+    child = multiprocessing.get_context("fork").Process(target=_poll_then_die, args=(path, 5))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    c = log.consumer(group="g")
+    assert [bytes(r.value) for r in c.poll(10, timeout=2.0)] == [b"r%d" % i for i in range(5)]
+    # The next poll commits them (their views released first), and close
+    # commits the last poll's.
+    assert c.poll(10) == []
+    p.append(b"r5")
+    assert [bytes(r.value) for r in c.poll(10, timeout=2.0)] == [b"r5"]
+    c.close()
+    again = log.consumer(group="g")
+    assert again.poll(10, timeout=0.2) == []
+
+
 def test_values_are_views_into_shared_memory(path):
     log = small(path)
     p = log.producer()
