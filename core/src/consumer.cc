@@ -546,6 +546,18 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
       }
       part.position = position;
       if (count == 0) break;
+      // The views stay valid while the handler runs: the hold keeps the
+      // ring from reusing their segments (backpressure) though the commit
+      // is past them.
+      struct Hold {  // released however the handler leaves
+        std::atomic_ref<std::uint64_t> word;
+        const LogState& log;
+        ~Hold() {
+          word.store(0, std::memory_order_seq_cst);
+          if (atomic(log.header->space_waiters).load(std::memory_order_seq_cst) != 0) log.wake_producers();
+        }
+      } hold{atomic(slot(part).hold), *log};
+      hold.word.store(batch[0].offset + 1, std::memory_order_seq_cst);
       commit_position(part, position);
       for (std::size_t i = 0; i < count; ++i) {
         handler(batch[i]);

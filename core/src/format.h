@@ -321,7 +321,11 @@ struct OffsetSlot {
   std::uint32_t reserved0;
   std::uint64_t commit_time_ns;
   std::uint64_t lost_bytes_total;  // skipped because the ring lapped the owner
-  std::uint8_t reserved[kCacheLine - 32];
+  // At-most-once commits before its handler runs: while it runs, the first
+  // record handed out + 1 (0: none) holds the ring like a committed offset
+  // would, so the views stay valid (set before the commit, cleared after).
+  std::uint64_t hold;
+  std::uint8_t reserved[kCacheLine - 40];
 };
 
 // ---------------------------------------------------------------------------

@@ -351,7 +351,12 @@ std::uint64_t LogState::min_committed(std::uint32_t p) const noexcept {
         static_cast<std::uint32_t>(format::SlotState::kActive)) {
       continue;
     }
-    least = std::min(least, atomic(offset_slot(p, g).committed_offset).load(std::memory_order_acquire));
+    // The committed offset first: an at-most-once member sets its hold
+    // before it commits past the records its handler still reads.
+    const auto& slot = offset_slot(p, g);
+    least = std::min(least, atomic(slot.committed_offset).load(std::memory_order_seq_cst));
+    const std::uint64_t hold = atomic(slot.hold).load(std::memory_order_seq_cst);
+    if (hold != 0) least = std::min(least, hold - 1);
   }
   return least;
 }
@@ -488,7 +493,10 @@ bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
 void release_member(const LogState& log, std::uint32_t g, std::uint32_t m) noexcept {
   for (std::uint32_t p = 0; p < log.options.partitions; ++p) {
     std::uint32_t owner = m + 1;
-    atomic(log.offset_slot(p, g).owner).compare_exchange_strong(owner, 0, std::memory_order_acq_rel);
+    auto& slot = log.offset_slot(p, g);
+    if (atomic(slot.owner).compare_exchange_strong(owner, 0, std::memory_order_acq_rel)) {
+      atomic(slot.hold).store(0, std::memory_order_release);  // its handler is gone
+    }
   }
   atomic(log.member(g, m).state).store(static_cast<std::uint32_t>(format::SlotState::kFree),
                                        std::memory_order_release);
