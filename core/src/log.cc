@@ -1,14 +1,13 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <bit>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <random>
 #include <thread>
-
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "durability.h"
 #include "log_state.h"
@@ -25,11 +24,11 @@ namespace {
 using detail::kMetaFile;
 using detail::kMetaHeader;
 using detail::LogState;
+using detail::memory_path_for;
 using detail::Meta;
+using detail::random_nonzero;
 using detail::read_meta;
 using detail::to_meta;
-using detail::memory_path_for;
-using detail::random_nonzero;
 using format::atomic;
 
 constexpr const char* kLockFile = "shmlog.lock";

@@ -4,8 +4,9 @@
 
 #include <cerrno>
 #include <charconv>
-#include <random>
 #include <cstdio>
+#include <random>
+#include <utility>
 
 #include "format.h"
 #include "shmlog/io/files.h"
