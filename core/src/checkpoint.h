@@ -2,7 +2,7 @@
 // would otherwise lose from shared memory (group offsets, named producers'
 // identities, partitions' durable positions). key=value lines, replaced
 // atomically by the keeper (durability.cc), read by recovery. The format
-// is in core/README.md.
+// is in io/README.md ("shmlog.state").
 #pragma once
 
 #include <cstdint>
