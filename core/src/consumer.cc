@@ -167,7 +167,7 @@ Result<std::uint64_t> find_boundary(const LogState& s, std::uint32_t p, std::uin
 
 bool ConsumerState::is_duplicate(Part& part, const Record& r) noexcept {
   if (r.producer_id >= log->options.max_producers) return false;
-  if (part.next_sequence.empty()) part.next_sequence.resize(log->options.max_producers);  // cold: once
+  if (part.next_sequence.empty()) return false;  // sized by poll_partition, outside the noexcept read path
   auto& [epoch_plus_one, expected] = part.next_sequence[r.producer_id];
   if (epoch_plus_one == r.producer_epoch + 1u && r.sequence < expected) return true;
   epoch_plus_one = r.producer_epoch + 1u;
@@ -531,6 +531,9 @@ void ConsumerState::commit_position(Part& part, std::uint64_t position) noexcept
 }
 
 std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, std::size_t max) {
+  // Cold, once per partition: allocated here, where a failure reaches the
+  // caller as an exception, not in read_at, where it would terminate.
+  if (drop_duplicates && part.next_sequence.empty()) part.next_sequence.resize(log->options.max_producers);
   const bool lappable = may_be_lapped;
   std::size_t delivered = 0;
   if (mode == DeliveryMode::kAtMostOnce && grouped) {
