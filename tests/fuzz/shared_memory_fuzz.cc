@@ -11,9 +11,12 @@
 // since before the damage, not a new one), then patches: u32 where (high
 // bit set: within the control region before the ring), u8 length, bytes.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include "format.h"
@@ -31,11 +34,36 @@ struct Fixture {
   std::vector<std::byte> pristine;
 };
 
+// The log and its memory live under one scratch directory in /dev/shm, so
+// that removing the directory frees both. libFuzzer may end a run without
+// running exit handlers (a crash, a timeout): directories of runs whose
+// process is gone are removed first.
+constexpr const char* kScratchPrefix = "shmlog-fuzz-shm-";
+
+void remove_stale_scratch() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(kScratchPrefix, 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + std::strlen(kScratchPrefix), nullptr, 10);
+    if (pid <= 0 || pid == ::getpid()) continue;
+    // Gone, or a zombie nobody reaped: its run is over.
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    const bool running = std::getline(stat, line) && line.find(") Z ") == std::string::npos;
+    if (!running) std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+
+std::string scratch_root() { return std::string("/dev/shm/") + kScratchPrefix + std::to_string(::getpid()); }
+
 Fixture* make_fixture() {
-  const std::string root = fuzz::scratch_path("shm");
+  remove_stale_scratch();
+  const std::string root = scratch_root();
   std::filesystem::remove_all(root);
-  std::filesystem::create_directories(root);
+  std::filesystem::create_directories(root + "/memory");
   LogOptions o;
+  o.memory_dir = root + "/memory";
   o.partitions = 2;
   o.segment_size = 64 * 1024;
   o.ring_segments = 2;
@@ -75,11 +103,7 @@ Fixture* make_fixture() {
   auto* f = new Fixture{root + "/log", std::move(log).value(), {}};
   const auto& s = test::state(f->log);
   f->pristine.assign(s.base, s.base + s.geometry.total_size);
-  std::atexit([] {
-    const std::string scratch = fuzz::scratch_path("shm");
-    (void)Log::remove(scratch + "/log");
-    std::filesystem::remove_all(scratch);
-  });
+  std::atexit([] { std::filesystem::remove_all(scratch_root()); });
   return f;
 }
 
