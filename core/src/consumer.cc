@@ -743,17 +743,10 @@ using detail::ConsumerState;
 
 namespace {
 
-// A position read from shared memory, or kCorrupt saying it cannot be right.
-Result<std::uint64_t> checked(std::uint32_t p, std::uint64_t position) {
-  if (format::plausible_position(position)) return position;
-  return Status(Status::Code::kCorrupt, "partition " + std::to_string(p) + "'s position " + std::to_string(position) +
-                                            " in shared memory cannot be right (damaged)");
-}
-
 Result<std::uint64_t> start_position(const detail::LogState& s, std::uint32_t p, const StartFrom& from) {
   switch (from.kind) {
-    case StartFrom::Kind::kEarliest: return checked(p, s.retained_start(p));
-    case StartFrom::Kind::kLatest: return checked(p, s.tail(p));
+    case StartFrom::Kind::kEarliest: return detail::checked_position(s, p, "start position", s.retained_start(p));
+    case StartFrom::Kind::kLatest: return detail::checked_position(s, p, "tail position", s.tail(p));
     case StartFrom::Kind::kOffset: {
       auto boundary = detail::find_boundary(s, p, from.offset);
       if (!boundary.ok()) return boundary;
@@ -1024,8 +1017,8 @@ Result<std::uint64_t> Consumer::seek_time(std::uint32_t partition, std::uint64_t
   const detail::LogState& s = *st->log;
   for (auto& part : st->parts) {
     if (part.partition != partition || !part.owned) continue;
-    auto start_or = checked(partition, s.retained_start(partition));
-    auto tail_or = checked(partition, s.tail(partition));
+    auto start_or = detail::checked_position(s, partition, "start position", s.retained_start(partition));
+    auto tail_or = detail::checked_position(s, partition, "tail position", s.tail(partition));
     if (!start_or.ok()) return start_or;
     if (!tail_or.ok()) return tail_or;
     const std::uint64_t start = *start_or;

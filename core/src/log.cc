@@ -154,10 +154,7 @@ Status check_header(const LogState& s, const Meta& meta, bool creator_may_run) {
 // progress cannot break it): committed offsets and the keeper's durable
 // and written positions at or below the tail.
 Status check_positions(const LogState& s) {
-  auto bad = [&](std::uint32_t p, const char* what, std::uint64_t v) {
-    return Status(Status::Code::kCorrupt, "shared memory " + s.memory_path + ": partition " + std::to_string(p) + "'s " +
-                                              what + " " + std::to_string(v) + " cannot be right (damaged or foreign)");
-  };
+  auto bad = [&](std::uint32_t p, const char* what, std::uint64_t v) { return detail::damaged_position(s, p, what, v); };
   const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
     std::vector<std::uint64_t> committed;

@@ -158,6 +158,20 @@ class AdminLock {
   std::uint64_t mine_;
 };
 
+// A position read from shared memory that format::plausible_position
+// refuses, or that is out of order: kCorrupt naming the memory, the
+// partition and what the position is.
+inline Status damaged_position(const LogState& s, std::uint32_t p, const std::string& what, std::uint64_t v) {
+  return Status(Status::Code::kCorrupt, "shared memory " + s.memory_path + ": partition " + std::to_string(p) + "'s " +
+                                            what + " " + std::to_string(v) + " cannot be right (damaged or foreign)");
+}
+// `v` if plausible, else damaged_position.
+inline Result<std::uint64_t> checked_position(const LogState& s, std::uint32_t p, const std::string& what,
+                                              std::uint64_t v) {
+  if (format::plausible_position(v)) return v;
+  return damaged_position(s, p, what, v);
+}
+
 // A log directory's canonical path, options and id, from its shmlog.meta.
 struct LogMeta {
   std::string dir;

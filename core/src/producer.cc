@@ -1039,11 +1039,8 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
     // An exclusive producer writes at its own copy of the tail from here on:
     // one damaged in memory is refused, not written at.
     for (std::uint32_t q = 0; q < s.options.partitions; ++q) {
-      if (!format::plausible_position(st->cursors[q].tail)) {
-        return Status(Status::Code::kCorrupt, "partition " + std::to_string(q) + "'s tail position " +
-                                                  std::to_string(st->cursors[q].tail) +
-                                                  " in shared memory cannot be right (damaged)");
-      }
+      auto tail = detail::checked_position(s, q, "tail position", st->cursors[q].tail);
+      if (!tail.ok()) return std::move(tail).status();
     }
     if (named) {
       auto recovered = recover(*this, s, id, st->epoch);

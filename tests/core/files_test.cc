@@ -219,6 +219,13 @@ void edit_meta(const std::string& dir, const std::function<void(io::KeyValues&)>
   ASSERT_TRUE(io::write_key_value_file(dir + "/shmlog.meta", "shmlog-log 1", kv, 0600).ok());
 }
 
+// A meta file's keys as a 1.2 binary wrote them: no nonce, no features.
+void as_written_by_1_2(io::KeyValues& kv) {
+  kv.erase("memory_nonce");
+  kv.erase("features");
+  kv["format_version"] = "1.2";
+}
+
 // A log of format 1.2 as a 1.2 binary left it: its meta file without the
 // nonce and features, its memory under the old name with a 1.x header.
 TEST(LogFiles, ALogOfFormatOneIsStillReadAsItIs) {
@@ -237,11 +244,7 @@ TEST(LogFiles, ALogOfFormatOneIsStillReadAsItIs) {
     ASSERT_EQ(::rename(memory.c_str(), legacy.c_str()), 0);
   }
   UnlinkOnExit shm_object{legacy};
-  edit_meta(path.str(), [](io::KeyValues& kv) {
-    kv.erase("memory_nonce");
-    kv.erase("features");
-    kv["format_version"] = "1.2";
-  });
+  edit_meta(path.str(), as_written_by_1_2);
   auto log = Log::open(path.str());
   ASSERT_TRUE(log.ok()) << log.status().to_string();
   EXPECT_EQ(log->info().memory_path, legacy);
@@ -259,11 +262,7 @@ TEST(LogFiles, ALogOfFormatOneBecomesTwoWhenItsMemoryIsMadeAnew) {
     auto log = Log::create(path.str(), small()).value();
     ASSERT_EQ(::unlink(log.info().memory_path.c_str()), 0);
   }
-  edit_meta(path.str(), [](io::KeyValues& kv) {
-    kv.erase("memory_nonce");
-    kv.erase("features");
-    kv["format_version"] = "1.2";
-  });
+  edit_meta(path.str(), as_written_by_1_2);
   auto log = Log::open(path.str());
   ASSERT_TRUE(log.ok()) << log.status().to_string();
   UnlinkOnExit shm_object{log->info().memory_path};
