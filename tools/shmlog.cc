@@ -443,13 +443,11 @@ int run_consume(const ConsumeArgs& a) {
   };
   const auto idle = a.idle_timeout_ms >= 0 ? std::chrono::milliseconds(a.idle_timeout_ms)
                                            : std::chrono::milliseconds(200);
-  std::uint64_t lost = 0;
   while (!g_interrupted && !write_failed && (a.max == 0 || seen < a.max)) {
     // at-least-once commits after each poll, so a poll takes --commit-every records at most.
     std::size_t want = at_most_once ? 256 : std::min<std::size_t>(256, a.commit_every);
     if (a.max != 0) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, a.max - seen));
     auto r = consumer.poll_wait(handler, want, idle);
-    lost += r.lost_bytes;
     if (r.lost_bytes > 0) {
       std::fprintf(stderr, "shmlog: consumer was lapped: %" PRIu64 " bytes of records lost\n", r.lost_bytes);
     }
