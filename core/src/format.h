@@ -164,8 +164,11 @@ constexpr std::uint64_t align_record(std::uint64_t n) noexcept {
 //  |          segment_index (40 bits)         |state| preparer pid   |
 //  +------------------------------------------+-----+----------------+
 //
-// A slot moves from (s - ring_segments, READY) to (s, PREPARING) by CAS, is
-// zeroed by the preparer, and is published as (s, READY) with release.
+// A slot moves from (s - ring_segments, READY) to (s, PREPARING) by a 16-byte
+// CAS that writes the preparer's start time with the word (so the pid and the
+// start time are never seen apart), is zeroed by the preparer, and is
+// published as (s, READY) with release. A preparation whose process died is
+// taken over (the same CAS) by the next producer that needs the slot.
 // ---------------------------------------------------------------------------
 enum class SegmentState : std::uint64_t { kReady = 0, kPreparing = 1 };
 
@@ -453,6 +456,7 @@ static_assert(offsetof(RecordHeader, producer_epoch) == 14);
 static_assert(offsetof(RecordHeader, timestamp_ns) == 16);
 static_assert(offsetof(RecordHeader, sequence) == 24);
 static_assert(sizeof(SegmentDescriptor) == kCacheLine);
+static_assert(offsetof(SegmentDescriptor, preparer_start_time) == 8);  // a 16-byte pair with state_word
 static_assert(sizeof(PartitionHeader) == 512);
 static_assert(alignof(PartitionHeader) == kHotLine);
 static_assert(offsetof(PartitionHeader, writers) == kHotLine);

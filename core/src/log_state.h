@@ -194,9 +194,13 @@ bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
              std::chrono::nanoseconds stalled_for) noexcept;
 std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t position) noexcept;
 
-// Reaps producer ids, group members and segment preparations of dead
-// processes. Cold path; takes the admin lock.
+// Reaps producer ids and group members of dead processes. Cold path; takes
+// the admin lock. (A dead process's segment preparation is taken over by the
+// next producer that needs the slot; nobody else waits on it.)
 void sweep(const LogState& log);
+
+// Test-only: called right after this process took a ring slot for preparing.
+extern void (*g_after_taking_slot)(std::uint32_t p, std::uint64_t segment);
 void release_member(const LogState& log, std::uint32_t g, std::uint32_t m) noexcept;
 
 }  // namespace shmlog::detail

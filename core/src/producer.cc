@@ -10,6 +10,7 @@
 #include "log_state.h"
 #include "record.h"
 #include "txn.h"
+#include "word_pair.h"
 #include "shmlog/log.h"
 
 namespace shmlog {
@@ -176,6 +177,29 @@ Errc ProducerState::ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint
   return Errc::kOk;
 }
 
+void (*g_after_taking_slot)(std::uint32_t p, std::uint64_t segment) = nullptr;
+
+namespace {
+
+// Marks the ring slot of `segment` as being prepared by this process if it
+// still holds (w, start). The word (with our pid) and our start time change
+// in one 16-byte CAS: a reader of the word always finds the start time of
+// the process it names, never the previous preparer's, which would make a
+// live preparer look dead and its slot free to take.
+bool take_slot(const LogState& s, std::uint32_t p, std::uint64_t segment, std::uint64_t w,
+               std::uint64_t start) noexcept {
+  const shm::ProcessId self = shm::self();
+  auto& d = s.descriptor(p, segment);
+  if (!cas_pair(&d.state_word, w, start,
+                format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid), self.start_time)) {
+    return false;
+  }
+  if (g_after_taking_slot != nullptr) g_after_taking_slot(p, segment);
+  return true;
+}
+
+}  // namespace
+
 // Makes the ring slot of `segment` hold it, zeroed: waits for the policy to
 // allow reuse of the slot's previous segment, checks that every claim in
 // that segment is resolved, zeroes it and publishes it.
@@ -195,12 +219,12 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       finish_zeroing_ahead(p);
       continue;
     }
+    // Read after the word, so never older than it (both change in one CAS).
+    const std::uint64_t start = atomic(s.descriptor(p, segment).preparer_start_time).load(std::memory_order_relaxed);
     bool take = false;
     if (held == segment) {
       // Another producer zeroes it; take over only if that process died.
       const std::uint32_t pid = format::segment_pid(w);
-      const std::uint64_t start =
-          atomic(s.descriptor(p, segment).preparer_start_time).load(std::memory_order_relaxed);
       take = pid != 0 && start != 0 && !shm::is_alive({pid, start});
     } else if (held + s.ring_segments == segment && ready) {
       const std::uint64_t old_end = (held + 1) << s.segment_shift;
@@ -229,11 +253,8 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       if (!take && std::chrono::steady_clock::now() > deadline) return full_error(p);
     }
     if (take) {
-      const shm::ProcessId self = shm::self();
-      const std::uint64_t mine = format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid);
-      if (state.compare_exchange_strong(w, mine, std::memory_order_acq_rel)) {
+      if (take_slot(s, p, segment, w, start)) {
         auto& d = s.descriptor(p, segment);
-        atomic(d.preparer_start_time).store(self.start_time, std::memory_order_relaxed);
         std::memset(s.segment_base(p, segment), 0, s.segment_size);
         atomic(d.prepared_ns).store(now_realtime_ns(), std::memory_order_relaxed);
         state.store(format::make_segment_word(segment, format::SegmentState::kReady, 0),
@@ -326,14 +347,10 @@ void ProducerState::start_zeroing_ahead(std::uint32_t p, std::uint64_t segment) 
       format::segment_state(w) != format::SegmentState::kReady) {
     return;
   }
+  const std::uint64_t start = atomic(s.descriptor(p, segment).preparer_start_time).load(std::memory_order_relaxed);
   const std::uint64_t old_end = (format::segment_index(w) + 1) << s.segment_shift;
   if (s.reuse_floor(p) < old_end) return;
-  const shm::ProcessId self = shm::self();
-  if (!state.compare_exchange_strong(w, format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid),
-                                     std::memory_order_acq_rel)) {
-    return;
-  }
-  atomic(s.descriptor(p, segment).preparer_start_time).store(self.start_time, std::memory_order_relaxed);
+  if (!take_slot(s, p, segment, w, start)) return;
   c.ahead_segment = segment;
   c.ahead_zeroed = 0;
 }
@@ -621,35 +638,8 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
 
 namespace {
 
-// Two adjacent words of a token slot, 16-byte aligned, compared and
-// replaced together: (hash, seq) or (position, published_seq).
-bool cas_pair(std::uint64_t* pair, std::uint64_t& first, std::uint64_t& second, std::uint64_t new_first,
-              std::uint64_t new_second) noexcept {
-#if defined(__x86_64__)
-  // cmpxchg16b; lock-free across processes.
-  bool ok;
-  asm volatile("lock cmpxchg16b (%[pair])"
-               : "=@ccz"(ok), "+a"(first), "+d"(second)
-               : [pair] "r"(pair), "b"(new_first), "c"(new_second)
-               : "memory");
-  return ok;
-#else
-  __extension__ using Pair = unsigned __int128;
-  Pair expected = static_cast<Pair>(second) << 64 | first;
-  const Pair desired = static_cast<Pair>(new_second) << 64 | new_first;
-  const bool ok = __atomic_compare_exchange_n(reinterpret_cast<Pair*>(pair), &expected, desired, false,
-                                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-  first = static_cast<std::uint64_t>(expected);
-  second = static_cast<std::uint64_t>(expected >> 64);
-  return ok;
-#endif
-}
-
-// Reads a pair atomically (a CAS that writes back what it finds).
-void load_pair(std::uint64_t* pair, std::uint64_t& first, std::uint64_t& second) noexcept {
-  first = second = 0;
-  (void)cas_pair(pair, first, second, 0, 0);
-}
+// A token slot's two pairs, (hash, seq) and (position, published_seq), are
+// each compared and replaced together (word_pair.h).
 
 enum class Holder : std::uint8_t { kKept, kGone, kPending };
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -244,6 +245,71 @@ TEST(MultiProcess, SlotLeftHalfZeroedByADeadExclusiveProducerIsTakenOver) {
   EXPECT_EQ(format::segment_state(format::atomic(s.descriptor(0, last + 1).state_word).load()),
             format::SegmentState::kReady);
   EXPECT_EQ(format::segment_index(format::atomic(s.descriptor(0, last + 1).state_word).load()), last + 1);
+}
+
+// Two producers of this process cross into the same segment. The first
+// takes the segment's ring slot and is held there, before it zeroes it; the
+// slot's previous preparer was another process, now gone. The second must
+// wait for the first, not take the previous preparer's start time for the
+// first's and judge it dead: it would zero and publish the slot, append, and
+// the first would then zero it again under the committed record.
+std::atomic<bool> g_hold_preparer{false};
+std::atomic<bool> g_preparer_held{false};
+std::atomic<std::uint64_t> g_held_segment{0};
+thread_local bool t_is_held_preparer = false;
+
+TEST(MultiProcess, ALivePreparerIsNotJudgedByThePreviousPreparersStartTime) {
+  test::TempLogPath path;
+  auto o = options();
+  o.policy = Policy::kOverwrite;
+  { auto log = Log::create(path.str(), o).value(); }
+  const std::uint64_t ring = o.ring_segments;
+  // A process that exits prepares slot 0 for segment `ring`.
+  auto pid = test::spawn([&] {
+    auto log = Log::open(path.str()).value();
+    format::atomic(test::state(log).partition(0).tail_position).store((ring - 1) * o.segment_size + o.segment_size - 512);
+    auto producer = log.producer().value();
+    return producer.append(as_bytes(std::string(1000, 'c'))) ? 0 : 1;
+  });
+  ASSERT_EQ(test::join(pid), 0);
+
+  auto log = Log::open(path.str()).value();
+  auto& s = test::state(log);
+  const std::uint64_t segment = 2 * ring;  // slot 0 again
+  g_held_segment = segment;
+  format::atomic(s.partition(0).tail_position).store(segment * o.segment_size - 512);
+  detail::g_after_taking_slot = [](std::uint32_t, std::uint64_t taken) {
+    if (!t_is_held_preparer || taken != g_held_segment) return;
+    g_preparer_held = true;
+    while (g_hold_preparer) std::this_thread::sleep_for(1ms);
+  };
+  g_hold_preparer = true;
+  std::thread first([&] {
+    t_is_held_preparer = true;
+    auto producer = log.producer().value();
+    EXPECT_TRUE(producer.append(as_bytes(std::string(1000, 'a'))));
+  });
+  for (int i = 0; i < 10000 && !g_preparer_held; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(g_preparer_held);
+  std::atomic<bool> second_done{false};
+  std::thread second([&] {
+    auto producer = log.producer({.backpressure_timeout = 30s}).value();
+    EXPECT_TRUE(producer.append(as_bytes("b")));
+    second_done = true;
+  });
+  // Give the second producer time to (wrongly) finish; it must wait instead.
+  for (int i = 0; i < 2000 && !second_done; ++i) std::this_thread::sleep_for(1ms);
+  g_hold_preparer = false;
+  first.join();
+  second.join();
+  detail::g_after_taking_slot = nullptr;
+
+  auto consumer = log.consumer({.from = StartFrom::at(segment * o.segment_size)}).value();
+  std::string values;
+  for (int i = 0; i < 100 && values.size() < 2; ++i) {
+    consumer.poll_wait([&](const Record& r) { values += static_cast<char>(r.value[0]); }, 16, 100ms);
+  }
+  EXPECT_EQ(values, "ba");  // the second claimed first, after the first's padding
 }
 
 TEST(MultiProcess, StaleStateOfDeadProcessesIsReapedOnOpen) {
