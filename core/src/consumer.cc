@@ -42,6 +42,12 @@ struct ConsumerState {
   std::uint64_t lost_bytes = 0;
   std::size_t next = 0;  // round-robin start among partitions
 
+  // How long reading has been stuck at one position (see stall()).
+  struct Stall {
+    std::uint64_t position = UINT64_MAX;
+    std::uint32_t polls = 0;
+    Clock::time_point since{};
+  };
   struct Part {
     std::uint32_t partition = 0;
     bool owned = false;
@@ -55,9 +61,8 @@ struct ConsumerState {
     const std::uint64_t* descriptor = nullptr;
     SegmentBuffer disk;  // the segment file being read
     SegmentBuffer look;  // read_committed look-ahead in segment files
-    std::uint64_t stall_position = UINT64_MAX;
-    std::uint32_t stall_polls = 0;
-    Clock::time_point stall_since{};
+    Stall stall;       // reading, at the read position
+    Stall look_stall;  // the look-ahead, at a hole past an open transaction
     // drop_duplicates: per producer id, (epoch + 1, next sequence expected).
     std::vector<std::pair<std::uint32_t, std::uint64_t>> next_sequence;
     // read_committed: outcomes of transactions found ahead, and how far
@@ -78,6 +83,9 @@ struct ConsumerState {
     };
     std::vector<Prepared> prepared;
     std::uint64_t scanned_to = 0;
+    // Claims in flight that the look-ahead passed below scanned_to: each
+    // may still become a marker, so each is looked at again.
+    std::vector<std::uint64_t> in_flight;
     std::uint64_t scan_base = 0;  // the last position asked about (a smaller one means a seek back)
     Clock::time_point txn_checked{};
   };
@@ -105,9 +113,10 @@ struct ConsumerState {
   enum class Txn : std::uint8_t { kCommitted, kAborted, kOpen };
   Txn outcome(Part& part, std::uint64_t position, std::uint16_t id, std::uint16_t epoch) noexcept;
   void look_ahead(Part& part, std::uint64_t from) noexcept;
-  void complete_if_abandoned(Part& part, std::uint16_t id, std::uint16_t epoch) noexcept;
+  void complete_if_abandoned(Part& part, std::uint64_t position, std::uint16_t id, std::uint16_t epoch) noexcept;
   void on_lapped(Part& part, std::uint64_t& position) noexcept;
   void skip_damage_in_file(Part& part, std::uint64_t& position) noexcept;
+  std::optional<Clock::duration> stalled(Stall& stall, std::uint64_t position, bool idle) noexcept;
   void skip_bad_record(Part& part, std::uint64_t& position, const record::Decoded& d) noexcept;
   bool still_valid(const Part& part, std::uint64_t position) const noexcept;
   void commit_position(Part& part, std::uint64_t position) noexcept;
@@ -185,6 +194,7 @@ ConsumerState::Txn ConsumerState::outcome(Part& part, std::uint64_t position, st
   if (position < part.scan_base) {  // moved back (seek): what was pruned may be needed again
     part.outcomes.clear();
     part.prepared.clear();
+    part.in_flight.clear();
     part.scanned_to = position;
   }
   part.scan_base = position;
@@ -202,7 +212,14 @@ ConsumerState::Txn ConsumerState::outcome(Part& part, std::uint64_t position, st
     o = find();
   }
   if (o != nullptr) return o->committed ? Txn::kCommitted : Txn::kAborted;
-  complete_if_abandoned(part, id, epoch);
+  complete_if_abandoned(part, position, id, epoch);
+  // A decision in the producer's slot is final, markers or not: they need
+  // ring space, which this reader's own group may be what holds.
+  if (id < log->options.max_producers) {
+    const std::uint64_t w = atomic(log->producer_slot(id).txn_word).load(std::memory_order_acquire);
+    if (format::txn_epoch(w) == epoch && format::txn_state(w) == format::TxnState::kAborting) return Txn::kAborted;
+    if (format::txn_epoch(w) == epoch && format::txn_state(w) == format::TxnState::kCommitting) return Txn::kCommitted;
+  }
   return Txn::kOpen;
 }
 
@@ -221,35 +238,62 @@ static bool intact(const LogState& s, const std::byte* at, std::uint64_t word, c
 }
 
 // Reads ahead from where it stopped last (at most 64K records a call) and
-// notes every intact transaction marker it passes.
+// notes every intact transaction marker it passes; claims it passed in
+// flight are looked at again until they resolve.
 void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
   try {
     const LogState& s = *log;
     const std::uint32_t p = part.partition;
+    // What the word at `pos` is; a marker or prepare record is noted.
+    auto note = [&](std::uint64_t pos, const std::byte* bytes) {
+      std::byte* at = const_cast<std::byte*>(bytes) + (pos & s.segment_mask);
+      const std::uint64_t v = atomic(*reinterpret_cast<std::uint64_t*>(at)).load(std::memory_order_acquire);
+      const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
+      const bool control = d.kind == record::Kind::kSkip && d.type >= format::RecordType::kTxnCommit;
+      if (control && !intact(s, at, v, d)) return d;  // damaged: no outcome is taken from it
+      const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
+      if (d.kind == record::Kind::kSkip &&
+          (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
+        part.outcomes.push_back({h->producer_id, h->producer_epoch, d.type == format::RecordType::kTxnCommit, pos});
+      } else if (d.kind == record::Kind::kSkip && d.type == format::RecordType::kTxnPrepare) {
+        const std::size_t n = d.frame_length - format::kRecordHeaderSize;
+        part.prepared.push_back({h->producer_id, h->producer_epoch, pos,
+                                 std::string(reinterpret_cast<const char*>(at + format::kRecordHeaderSize), n)});
+      }
+      return d;
+    };
+    std::erase_if(part.in_flight, [&](std::uint64_t pos) {
+      if (pos < from) return true;
+      const std::byte* bytes = segment_bytes(s, p, pos >> s.segment_shift, part.look);
+      return bytes == nullptr || note(pos, bytes).kind != record::Kind::kInProgress;
+    });
     std::uint64_t pos = std::max(from, part.scanned_to);
     const std::uint64_t tail = s.tail(p);
     for (int budget = 1 << 16; pos < tail && budget > 0; --budget) {
       const std::uint64_t segment = pos >> s.segment_shift;
       // The ring, or a segment file's copy (durable logs).
       const std::byte* bytes = segment_bytes(s, p, segment, part.look);
-      if (bytes == nullptr) break;
-      std::byte* at = const_cast<std::byte*>(bytes) + (pos & s.segment_mask);
-      const std::uint64_t v = atomic(*reinterpret_cast<std::uint64_t*>(at)).load(std::memory_order_acquire);
-      const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
-      const bool control = d.kind == record::Kind::kSkip && d.type >= format::RecordType::kTxnCommit;
-      if (control && !intact(s, at, v, d)) {
-        // Damaged: no outcome is taken from it.
-      } else if (d.kind == record::Kind::kSkip &&
-                 (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
-        const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
-        part.outcomes.push_back({h->producer_id, h->producer_epoch, d.type == format::RecordType::kTxnCommit, pos});
-      } else if (d.kind == record::Kind::kSkip && d.type == format::RecordType::kTxnPrepare) {
-        const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
-        const std::size_t n = d.frame_length - format::kRecordHeaderSize;
-        part.prepared.push_back({h->producer_id, h->producer_epoch, pos,
-                                 std::string(reinterpret_cast<const char*>(at + format::kRecordHeaderSize), n)});
-      } else if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip && d.kind != record::Kind::kInProgress) {
-        break;  // not claimed yet, being unblocked, or damaged: look again later
+      if (bytes == nullptr) {
+        // Claimed into but never prepared (see read_at).
+        const auto stuck = stalled(part.look_stall, pos, /*idle=*/false);
+        if (stuck && *stuck >= s.claim_timeout && prepare_unprepared(s, p, segment)) continue;
+        break;
+      }
+      const auto d = note(pos, bytes);
+      if (d.kind == record::Kind::kInProgress) {
+        if (part.in_flight.size() >= 1024) break;  // enough to look at again
+        part.in_flight.push_back(pos);
+      } else if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) {
+        // Not claimed yet, being unblocked, or damaged: look again later.
+        // A hole whose producer died before registering its claim is
+        // abandoned here as by a reader standing on it: this reader stands
+        // at an open transaction before it and would never reach it, and
+        // the markers past it would stay unseen.
+        if (d.kind == record::Kind::kEmpty || d.kind == record::Kind::kUnblocking) {
+          const auto stuck = stalled(part.look_stall, pos, /*idle=*/d.kind == record::Kind::kEmpty && tail <= pos);
+          if (stuck && unblock(s, p, pos, *stuck)) continue;
+        }
+        break;
       }
       pos += d.aligned_length;
     }
@@ -260,9 +304,13 @@ void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
 }
 
 // A transaction nobody will finish: its producer died (or it outlived its
-// timeout) while open, or died while writing the markers it decided on.
-// Decide "abort" if undecided, then write this partition's marker.
-void ConsumerState::complete_if_abandoned(Part& part, std::uint16_t id, std::uint16_t epoch) noexcept {
+// timeout) while open, or died while writing the markers it decided on; or
+// one that cannot finish: the backpressure ring filled up behind its record
+// at `position` (readers cannot pass it, so producers, its own included,
+// wait for room that never comes). Decide "abort" if undecided, then write
+// this partition's marker.
+void ConsumerState::complete_if_abandoned(Part& part, std::uint64_t position, std::uint16_t id,
+                                          std::uint16_t epoch) noexcept {
   try {
     const auto now = Clock::now();
     if (now - part.txn_checked < std::chrono::milliseconds(10)) return;  // liveness reads /proc: not every poll
@@ -280,6 +328,9 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint16_t id, std::uin
       if (!helper) {
         ProducerOptions po;
         po.name = "shmlog: completes transactions";
+        // Never waits for room in the poll: the slot holds the decision
+        // meanwhile, and the next look tries again.
+        po.backpressure_timeout = std::chrono::nanoseconds(0);
         auto h = Log(log).producer(po);
         if (!h.ok()) return;
         helper.emplace(std::move(h).value());
@@ -302,7 +353,10 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint16_t id, std::uin
     }
     if (format::txn_state(w) == format::TxnState::kOpen) {
       const bool expired = slot.txn_timeout_ms != 0 && since > std::uint64_t{slot.txn_timeout_ms} * 1000000;
-      if (alive && !expired) return;
+      const bool ring_full_behind = s.options.policy == Policy::kBackpressure && !s.durable() &&
+                                    atomic(s.header->space_waiters).load(std::memory_order_relaxed) > 0 &&
+                                    s.tail(part.partition) - position >= (s.ring_segments - 1) << s.segment_shift;
+      if (alive && !expired && !ring_full_behind) return;
       std::uint64_t open = w;
       if (word.compare_exchange_strong(open, format::make_txn_word(epoch, format::TxnState::kAborting),
                                        std::memory_order_acq_rel)) {
@@ -310,7 +364,15 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint16_t id, std::uin
       }
       w = word.load(std::memory_order_acquire);
       if (format::txn_epoch(w) != epoch) return;
-    } else if (alive && since < static_cast<std::uint64_t>(s.claim_timeout.count())) {
+    }
+    if (alive && format::txn_state(w) == format::TxnState::kAborting) {
+      // A live producer may still append to it: it writes the markers
+      // itself, after its last record, once its commit or abort learns of
+      // the decision (a marker before a record would not cover it).
+      // Readers skip it meanwhile by the decision in its slot.
+      return;
+    }
+    if (alive && since < static_cast<std::uint64_t>(s.claim_timeout.count())) {
       return;  // decided: its producer is writing the markers
     }
     const auto state = format::txn_state(w);
@@ -398,7 +460,18 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         }
         continue;
       }
-      if (held < segment || format::segment_state(w) != format::SegmentState::kReady) return Read::kNone;
+      if (held < segment || format::segment_state(w) != format::SegmentState::kReady) {
+        // Claimed into but never prepared (its producer died waiting for
+        // room): after the claim timeout, prepare it.
+        if (held + s.ring_segments == segment && position < s.tail(p)) {
+          const auto stuck = stalled(part.stall, position, /*idle=*/false);
+          if (stuck && *stuck >= s.claim_timeout && prepare_unprepared(s, p, segment)) {
+            part.stall.position = UINT64_MAX;
+            continue;
+          }
+        }
+        return Read::kNone;
+      }
       part.segment = segment;
       part.segment_base = s.segment_base(p, segment);
       part.descriptor = &s.descriptor(p, segment).state_word;
@@ -472,27 +545,33 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
           skip_damage_in_file(part, position);
           continue;
         }
-        // Usually just "nothing yet". Every 64th look (or before parking),
-        // time the stall and let unblock() abandon a dead or stuck claim.
-        if (part.stall_position != position) {
-          part.stall_position = position;
-          part.stall_polls = 0;
-          part.stall_since = Clock::time_point{};
-          return Read::kNone;
-        }
-        if ((++part.stall_polls & 63) != 0 && !force_stall_check) return Read::kNone;
-        const auto now = Clock::now();
-        if (part.stall_since == Clock::time_point{}) {
-          if (d.kind == record::Kind::kEmpty && s.tail(p) <= position) return Read::kNone;  // idle
-          part.stall_since = now;
-          return Read::kNone;
-        }
-        if (!unblock(s, p, position, now - part.stall_since)) return Read::kNone;
-        part.stall_position = UINT64_MAX;
+        // Usually just "nothing yet"; unblock() abandons a dead or stuck claim.
+        const auto stuck = stalled(part.stall, position, d.kind == record::Kind::kEmpty && s.tail(p) <= position);
+        if (!stuck || !unblock(s, p, position, *stuck)) return Read::kNone;
+        part.stall.position = UINT64_MAX;
         continue;
       }
     }
   }
+}
+
+// How long reading has been stuck at `position`, timed every 64th look (or
+// before parking); nullopt when not timed this look. `idle`: nothing is
+// claimed there, so it is not a stall.
+std::optional<Clock::duration> ConsumerState::stalled(Stall& stall, std::uint64_t position, bool idle) noexcept {
+  if (stall.position != position) {
+    stall.position = position;
+    stall.polls = 0;
+    stall.since = Clock::time_point{};
+    return std::nullopt;
+  }
+  if ((++stall.polls & 63) != 0 && !force_stall_check) return std::nullopt;
+  const auto now = Clock::now();
+  if (stall.since == Clock::time_point{}) {
+    if (!idle) stall.since = now;
+    return std::nullopt;
+  }
+  return now - stall.since;
 }
 
 // A record that failed its checksum: a lapped reader read a reused slot
@@ -634,7 +713,7 @@ bool ConsumerState::try_acquire(Part& part) {
   part.committed = part.position;
   part.uncommitted = 0;
   part.segment = UINT64_MAX;
-  part.stall_position = UINT64_MAX;
+  part.stall.position = UINT64_MAX;
   part.owned = true;
   return true;
 }
@@ -980,7 +1059,7 @@ Status Consumer::seek(std::uint32_t partition, std::uint64_t offset) {
     part.position = *start;
     part.uncommitted = 0;
     part.segment = UINT64_MAX;
-    part.stall_position = UINT64_MAX;
+    part.stall.position = UINT64_MAX;
     return {};
   }
   return Status(Status::Code::kInvalidArgument,
@@ -1066,7 +1145,7 @@ Result<std::uint64_t> Consumer::seek_time(std::uint32_t partition, std::uint64_t
     part.position = found;
     part.uncommitted = 0;
     part.segment = UINT64_MAX;
-    part.stall_position = UINT64_MAX;
+    part.stall.position = UINT64_MAX;
     return found;
   }
   return Status(Status::Code::kInvalidArgument,

@@ -199,6 +199,13 @@ std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t posit
 // next producer that needs the slot; nobody else waits on it.)
 void sweep(const LogState& log);
 
+// A segment claimed into (below the tail) whose ring slot still holds the
+// previous lap: its producer died waiting for room, and no other claim
+// falls in it. A reader stuck there past the claim timeout prepares it
+// (takes the slot, zeroes it, publishes it) if the ring may reuse the slot
+// now. True if the slot holds `segment`, ready.
+bool prepare_unprepared(const LogState& log, std::uint32_t p, std::uint64_t segment) noexcept;
+
 // Test-only: called right after this process took a ring slot for preparing.
 extern void (*g_after_taking_slot)(std::uint32_t p, std::uint64_t segment);
 void release_member(const LogState& log, std::uint32_t g, std::uint32_t m) noexcept;

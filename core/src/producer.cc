@@ -122,7 +122,6 @@ struct ProducerState {
 
   Errc ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept;
   Errc prepare(std::uint32_t p, std::uint64_t segment, bool may_wait) noexcept;
-  bool seal(std::uint32_t p, std::uint64_t segment, bool may_wait, std::chrono::steady_clock::time_point deadline) noexcept;
   bool wait_for_space(std::uint32_t p, std::uint64_t needed,
                       std::chrono::steady_clock::time_point deadline) noexcept;
   void try_prepare_ahead(std::uint32_t p, std::uint64_t segment) noexcept {
@@ -198,7 +197,63 @@ bool take_slot(const LogState& s, std::uint32_t p, std::uint64_t segment, std::u
   return true;
 }
 
+// Zeroes the slot this process took for `segment` and publishes it ready.
+void zero_and_publish(const LogState& s, std::uint32_t p, std::uint64_t segment) noexcept {
+  auto& d = s.descriptor(p, segment);
+  std::memset(s.segment_base(p, segment), 0, s.segment_size);
+  atomic(d.prepared_ns).store(now_realtime_ns(), std::memory_order_relaxed);
+  // Pairs with the acquire of producers and consumers checking the slot.
+  atomic(d.state_word).store(format::make_segment_word(segment, format::SegmentState::kReady, 0),
+                             std::memory_order_release);
+}
+
+// True once every claim in `segment` is resolved (committed, padding or
+// abandoned): nothing in it needs protecting from zeroing. Waits for
+// (and unblocks) claims in flight if may_wait, until `deadline`.
+bool seal_segment(const LogState& s, std::uint32_t p, std::uint64_t segment, bool may_wait,
+                  std::chrono::steady_clock::time_point deadline) noexcept {
+  std::uint64_t position = segment << s.segment_shift;
+  const std::uint64_t end = position + s.segment_size;
+  auto stall_since = std::chrono::steady_clock::time_point{};
+  std::uint64_t stall_position = UINT64_MAX;
+  while (position < end) {
+    const std::uint64_t v = atomic(*word_at(s, p, position)).load(std::memory_order_acquire);
+    const auto d = record::decode(v, position & s.segment_mask, s.segment_size, s.max_frame);
+    if (d.kind == record::Kind::kData || d.kind == record::Kind::kSkip) {
+      position += d.aligned_length;
+      continue;
+    }
+    if (d.kind == record::Kind::kCorrupt) return true;  // nothing valid to protect beyond
+    if (d.kind == record::Kind::kEmpty && s.tail(p) <= position) return true;
+    if (!may_wait) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now > deadline) return false;  // a word that never resolves (damage): the append times out
+    if (stall_position != position) {
+      stall_position = position;
+      stall_since = now;
+    }
+    if (!unblock(s, p, position, now - stall_since)) shm::sleep_for(std::chrono::microseconds(100));
+  }
+  return true;
+}
+
 }  // namespace
+
+bool prepare_unprepared(const LogState& s, std::uint32_t p, std::uint64_t segment) noexcept {
+  auto& d = s.descriptor(p, segment);
+  const std::uint64_t w = atomic(d.state_word).load(std::memory_order_acquire);
+  const std::uint64_t start = atomic(d.preparer_start_time).load(std::memory_order_relaxed);
+  const std::uint64_t held = format::segment_index(w);
+  const bool ready = format::segment_state(w) == format::SegmentState::kReady;
+  if (held == segment) return ready;
+  if (held + s.ring_segments != segment || !ready) return false;
+  const std::uint64_t floor = s.reuse_floor(p);
+  const bool reusable = floor != UINT64_MAX ? floor >= (held + 1) << s.segment_shift
+                                            : seal_segment(s, p, held, /*may_wait=*/false, {});
+  if (!reusable || !take_slot(s, p, segment, w, start)) return false;
+  zero_and_publish(s, p, segment);
+  return true;
+}
 
 // Makes the ring slot of `segment` hold it, zeroed: waits for the policy to
 // allow reuse of the slot's previous segment, checks that every claim in
@@ -248,17 +303,13 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       // An exclusive producer is the only live writer: nothing to wait for.
       // (A group's offset, or the written position of a durable log, past
       // the segment means every claim in it is resolved.)
-      take = committed != UINT64_MAX || exclusive || seal(p, held, may_wait, deadline);
+      take = committed != UINT64_MAX || exclusive || seal_segment(s, p, held, may_wait, deadline);
       if (!take && !may_wait) return Errc::kBackpressureTimeout;
       if (!take && std::chrono::steady_clock::now() > deadline) return full_error(p);
     }
     if (take) {
       if (take_slot(s, p, segment, w, start)) {
-        auto& d = s.descriptor(p, segment);
-        std::memset(s.segment_base(p, segment), 0, s.segment_size);
-        atomic(d.prepared_ns).store(now_realtime_ns(), std::memory_order_relaxed);
-        state.store(format::make_segment_word(segment, format::SegmentState::kReady, 0),
-                    std::memory_order_release);
+        zero_and_publish(s, p, segment);
         return Errc::kOk;
       }
       continue;
@@ -267,34 +318,6 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
     if (std::chrono::steady_clock::now() > deadline) return full_error(p);
     if (waiter.idle(0)) shm::sleep_for(std::chrono::microseconds(50));
   }
-}
-
-bool ProducerState::seal(std::uint32_t p, std::uint64_t segment, bool may_wait,
-                         std::chrono::steady_clock::time_point deadline) noexcept {
-  const LogState& s = *log;
-  std::uint64_t position = segment << s.segment_shift;
-  const std::uint64_t end = position + s.segment_size;
-  auto stall_since = std::chrono::steady_clock::time_point{};
-  std::uint64_t stall_position = UINT64_MAX;
-  while (position < end) {
-    const std::uint64_t v = atomic(*word_at(s, p, position)).load(std::memory_order_acquire);
-    const auto d = record::decode(v, position & s.segment_mask, s.segment_size, s.max_frame);
-    if (d.kind == record::Kind::kData || d.kind == record::Kind::kSkip) {
-      position += d.aligned_length;
-      continue;
-    }
-    if (d.kind == record::Kind::kCorrupt) return true;  // nothing valid to protect beyond
-    if (d.kind == record::Kind::kEmpty && s.tail(p) <= position) return true;
-    if (!may_wait) return false;
-    const auto now = std::chrono::steady_clock::now();
-    if (now > deadline) return false;  // a word that never resolves (damage): the append times out
-    if (stall_position != position) {
-      stall_position = position;
-      stall_since = now;
-    }
-    if (!unblock(s, p, position, now - stall_since)) shm::sleep_for(std::chrono::microseconds(100));
-  }
-  return true;
 }
 
 bool ProducerState::wait_for_space(std::uint32_t p, std::uint64_t needed,
@@ -1154,8 +1177,9 @@ Status Producer::decide_commit() {
   if (w == format::make_txn_word(st->epoch, format::TxnState::kCommitting)) return {};
   if (w == format::make_txn_word(st->epoch, format::TxnState::kAborting)) {
     // Decided "abort" by a reader; the caller finishes it (txn_open stays set).
-    return Status(Status::Code::kAborted, "the transaction was aborted: it outlived its timeout (" +
-                                              std::to_string(st->txn_timeout.count()) + " ms)");
+    return Status(Status::Code::kAborted, "the transaction was aborted by a reader: it outlived its timeout (" +
+                                              std::to_string(st->txn_timeout.count()) +
+                                              " ms), or the ring filled up behind it while it was open");
   }
   st->txn_open = false;  // a newer instance took over and finishes it
   return Status(Status::Code::kAborted, std::string("the transaction was aborted: ") + errc_name(Errc::kFenced));

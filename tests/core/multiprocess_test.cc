@@ -312,6 +312,46 @@ TEST(MultiProcess, ALivePreparerIsNotJudgedByThePreviousPreparersStartTime) {
   EXPECT_EQ(values, "ba");  // the second claimed first, after the first's padding
 }
 
+// A producer claimed into the next segment (the tail moved) and died before
+// it prepared the segment's ring slot, and no other claim falls there: the
+// slot still holds the previous lap. Readers then stood before it for good,
+// and a restarting named producer failed: "the log stayed unreadable below
+// its tail" (found by the kill torture). A reader stuck there past the claim
+// timeout prepares it.
+TEST(MultiProcess, ASegmentClaimedIntoButNeverPreparedIsPreparedByAReader) {
+  test::TempLogPath path;
+  auto o = options();
+  o.ring_segments = 2;
+  o.claim_timeout = 20ms;
+  auto log = Log::create(path.str(), o).value();
+  // The group holds the ring, so no producer prepares segment 2 ahead.
+  auto group = log.consumer({.group = "g"}).value();
+  const std::string value(1000, 'n');
+  int appended = 0;
+  {
+    auto producer = log.producer({.producer_id = "n"}).value();
+    while (log.info().partitions[0].end_offset < o.segment_size + o.segment_size / 2) {
+      ASSERT_TRUE(producer.append(as_bytes(value)));
+      ++appended;
+    }
+  }
+  // As left by a producer that claimed 64 bytes into segment 2 and died.
+  format::atomic(test::state(log).partition(0).tail_position).store(2 * o.segment_size + 64);
+  int read = 0;
+  for (int i = 0; i < 100; ++i) read += static_cast<int>(group.poll_wait([](const Record&) {}, 256, 5ms).records);
+  EXPECT_EQ(read, appended);
+  auto restarted = log.producer({.producer_id = "n"});
+  ASSERT_TRUE(restarted.ok()) << restarted.status().to_string();
+  ASSERT_TRUE(restarted->last_sequence().has_value());
+  EXPECT_EQ(*restarted->last_sequence(), static_cast<std::uint64_t>(appended - 1));
+  ASSERT_TRUE(restarted->append(as_bytes("after")));
+  bool after = false;
+  for (int i = 0; i < 200 && !after; ++i) {
+    group.poll_wait([&](const Record& r) { after = test::bytes_to_string(r.value) == "after"; }, 256, 20ms);
+  }
+  EXPECT_TRUE(after);
+}
+
 TEST(MultiProcess, StaleStateOfDeadProcessesIsReapedOnOpen) {
   test::TempLogPath path;
   { auto log = Log::create(path.str(), options()).value(); }

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <thread>
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -77,6 +79,32 @@ TEST(Transaction, ADamagedMarkerIsNotTrusted) {
                                   format::word_key_length(word));
   auto c = log.consumer(committed_reader()).value();
   EXPECT_TRUE(read(c, std::chrono::milliseconds(200)).empty()) << "an aborted record was delivered as committed";
+}
+
+// A read_committed reader waiting at a transaction looks ahead for its
+// marker. A marker still being written (claimed, not yet committed) when the
+// look-ahead passes it must be looked at again: the look-ahead stepped over
+// claims in flight for good, and the reader waited at the transaction
+// forever (found by the kill torture).
+TEST(Transaction, AMarkerInFlightWhenTheLookAheadPassedIsSeenOnceWritten) {
+  test::TempLogPath path;
+  LogOptions o = small();
+  o.partitions = 1;
+  auto log = Log::create(path.str(), o).value();
+  auto p = log.producer(transactional("tx")).value();
+  ASSERT_TRUE(p.begin_transaction().ok());
+  ASSERT_TRUE(p.append(as_bytes("a")));
+  ASSERT_TRUE(p.commit_transaction().ok());
+  const std::uint64_t marker = log.info().partitions[0].end_offset - 32;
+  auto word = format::atomic(*detail::word_at(test::state(log), 0, marker));
+  const std::uint64_t written = word.load();
+  ASSERT_EQ(format::word_type(written), format::RecordType::kTxnCommit);
+  // As while its producer writes it: a registered claim of 32 bytes.
+  word.store(format::make_commit_word(-32, format::RecordType::kNone, 0, p.id()));
+  auto c = log.consumer(committed_reader()).value();
+  EXPECT_TRUE(read(c).empty());
+  word.store(written);
+  EXPECT_EQ(read(c, std::chrono::milliseconds(200)), (std::vector<std::string>{"a"}));
 }
 
 TEST(Transaction, RecordsOfSeveralPartitionsAppearTogetherAtCommit) {
@@ -221,6 +249,79 @@ TEST(Transaction, AnOpenTransactionPastItsTimeoutIsAbortedAndItsCommitFails) {
   EXPECT_EQ(s.code(), Status::Code::kAborted);
   EXPECT_NE(s.message().find("outlived its timeout"), std::string::npos) << s.message();
   EXPECT_TRUE(read(c).empty());
+}
+
+// Backpressure, a read_committed group and an open transaction: the group
+// cannot pass the transaction, so it holds the ring, and another producer
+// fills the ring behind it. The group's reader aborts the transaction then
+// (its producer learns it at commit) instead of leaving the log stuck with
+// every producer waiting for room, the transaction's own included.
+TEST(Transaction, AnOpenTransactionTheRingFilledUpBehindIsAbortedNotLeftStuck) {
+  test::TempLogPath path;
+  LogOptions o = small();
+  o.partitions = 1;
+  o.ring_segments = 2;
+  auto log = Log::create(path.str(), o).value();
+  ConsumerOptions co = committed_reader();
+  co.group = "g";
+  auto c = log.consumer(co).value();  // the group holds the ring from here
+  auto t = log.producer(transactional("t")).value();
+  ASSERT_TRUE(t.begin_transaction().ok());
+  ASSERT_TRUE(t.append(as_bytes("in the transaction")));
+  const std::string value(900, 'v');
+  std::atomic<int> appended{0};
+  std::thread filler([&] {
+    auto plain = log.producer({.backpressure_timeout = std::chrono::seconds(30)}).value();
+    for (int i = 0; i < 300; ++i) {  // three rings' worth
+      if (!plain.append(as_bytes(value))) return;
+      ++appended;
+    }
+  });
+  int read_count = 0;
+  for (int i = 0; i < 3000 && read_count < 300; ++i) {
+    read_count += static_cast<int>(
+        c.poll_wait([&](const Record& r) { EXPECT_EQ(r.value.size(), value.size()); }, 64, std::chrono::milliseconds(10))
+            .records);
+  }
+  filler.join();
+  EXPECT_EQ(appended.load(), 300);
+  EXPECT_EQ(read_count, 300);
+  Status s = t.commit_transaction();
+  EXPECT_EQ(s.code(), Status::Code::kAborted);
+  EXPECT_NE(s.message().find("ring filled up behind it"), std::string::npos) << s.message();
+}
+
+// A dead producer's transaction, the ring full behind it: its abort marker
+// finds no room (the reader's own group holds the ring), and the reader
+// takes the decision from the producer's slot instead of waiting for the
+// marker, in every poll, for good.
+TEST(Transaction, ADeadProducersTransactionIsPassedWhenItsAbortMarkerFindsNoRoom) {
+  test::TempLogPath path;
+  LogOptions o = small();
+  o.partitions = 1;
+  o.ring_segments = 2;
+  auto log = Log::create(path.str(), o).value();
+  ConsumerOptions co = committed_reader();
+  co.group = "g";
+  { auto c = log.consumer(co).value(); }  // the group holds the ring from here
+  const std::string value(900, 'v');
+  auto child = test::spawn([&] {
+    auto t = log.producer(transactional("dies")).value();
+    if (!t.begin_transaction().ok() || !t.append(as_bytes("in the transaction"))) return 1;
+    auto plain = log.producer({.backpressure_timeout = std::chrono::milliseconds(100)}).value();
+    while (plain.append(as_bytes(value))) {  // until the ring is full
+    }
+    shm::kill_self();
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  auto c = log.consumer(co).value();
+  int read_count = 0;
+  for (int i = 0; i < 500 && read_count == 0; ++i) {
+    read_count += static_cast<int>(c.poll_wait([](const Record&) {}, 256, std::chrono::milliseconds(10)).records);
+  }
+  EXPECT_GT(read_count, 0);
+  auto plain = log.producer({.backpressure_timeout = std::chrono::seconds(10)}).value();
+  EXPECT_TRUE(plain.append(as_bytes(value)));  // room again
 }
 
 TEST(Transaction, ANewerInstanceFencesTheOlderOnesTransaction) {
