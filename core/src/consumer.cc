@@ -609,6 +609,30 @@ void ConsumerState::commit_position(Part& part, std::uint64_t position) noexcept
   if (atomic(log->header->space_waiters).load(std::memory_order_seq_cst) != 0) log->wake_producers();
 }
 
+namespace {
+
+// A group member's hold on the ring from `position` while its handler runs
+// (format::OffsetSlot::hold), released however the handler leaves.
+class Hold {
+ public:
+  Hold(std::atomic_ref<std::uint64_t> word, const LogState& log, std::uint64_t position_plus_one) noexcept
+      : word_(word), log_(log) {
+    word_.store(position_plus_one, std::memory_order_seq_cst);
+  }
+  Hold(const Hold&) = delete;
+  Hold& operator=(const Hold&) = delete;
+  ~Hold() {
+    word_.store(0, std::memory_order_seq_cst);
+    if (atomic(log_.header->space_waiters).load(std::memory_order_seq_cst) != 0) log_.wake_producers();
+  }
+
+ private:
+  std::atomic_ref<std::uint64_t> word_;
+  const LogState& log_;
+};
+
+}  // namespace
+
 std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, std::size_t max) {
   // Cold, once per partition: allocated here, where a failure reaches the
   // caller as an exception, not in read_at, where it would terminate.
@@ -620,6 +644,10 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
     if (batch.empty()) batch.resize(kBatch);  // once: 256 records are 25 KB to construct
     while (delivered < max) {
       const std::size_t want = std::min({max - delivered, std::size_t{commit_every}, kBatch});
+      // The views stay valid while the handler runs: the hold keeps the
+      // ring from reusing their segments though the commit is past them
+      // (set before reading: a durable log reuses what the keeper wrote).
+      Hold hold(atomic(slot(part).hold), *log, part.position + 1);
       std::size_t count = 0;
       std::uint64_t position = part.position;
       while (count < want && read_at(part, position, &batch[count], count > 0) == Read::kRecord) {
@@ -628,18 +656,6 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
       }
       part.position = position;
       if (count == 0) break;
-      // The views stay valid while the handler runs: the hold keeps the
-      // ring from reusing their segments (backpressure) though the commit
-      // is past them.
-      struct Hold {  // released however the handler leaves
-        std::atomic_ref<std::uint64_t> word;
-        const LogState& log;
-        ~Hold() {
-          word.store(0, std::memory_order_seq_cst);
-          if (atomic(log.header->space_waiters).load(std::memory_order_seq_cst) != 0) log.wake_producers();
-        }
-      } hold{atomic(slot(part).hold), *log};
-      hold.word.store(batch[0].offset + 1, std::memory_order_seq_cst);
       commit_position(part, position);
       for (std::size_t i = 0; i < count; ++i) {
         handler(batch[i]);
@@ -653,6 +669,12 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
     }
     return delivered;
   }
+  // A durable log reuses the ring once the keeper wrote it, whatever the
+  // groups committed: a member's hold keeps the views of this poll valid
+  // while the handler runs. Set before reading (producers taking a slot
+  // look at the holds again after taking it, see take_reusable_slot).
+  std::optional<Hold> hold;
+  if (grouped && log->durable()) hold.emplace(atomic(slot(part).hold), *log, part.position + 1);
   Record r;
   while (delivered < max) {
     std::uint64_t position = part.position;

@@ -339,7 +339,7 @@ std::uint64_t LogState::ring_end(std::uint32_t p) const noexcept {
   return newest << segment_shift;
 }
 
-std::uint64_t LogState::min_committed(std::uint32_t p) const noexcept {
+std::uint64_t LogState::min_committed(std::uint32_t p, bool holds_only) const noexcept {
   std::uint64_t least = UINT64_MAX;
   for (std::uint32_t g = 0; g < options.max_groups; ++g) {
     // Pairs with the release that activates a group after its slots are set.
@@ -350,7 +350,7 @@ std::uint64_t LogState::min_committed(std::uint32_t p) const noexcept {
     // The committed offset first: an at-most-once member sets its hold
     // before it commits past the records its handler still reads.
     const auto& slot = offset_slot(p, g);
-    least = std::min(least, atomic(slot.committed_offset).load(std::memory_order_seq_cst));
+    if (!holds_only) least = std::min(least, atomic(slot.committed_offset).load(std::memory_order_seq_cst));
     const std::uint64_t hold = atomic(slot.hold).load(std::memory_order_seq_cst);
     if (hold != 0) least = std::min(least, hold - 1);
   }
@@ -382,10 +382,12 @@ std::uint64_t LogState::reuse_floor(std::uint32_t p) const noexcept {
   // Pairs with the keeper's release stores after its writes (syncs)
   // completed. A fsync log keeps unsynced bytes in the ring: after a failed
   // sync they are the known-good copy the keeper writes again.
-  if (options.durability == Durability::kFsync) {
-    return atomic(partition(p).durable_position).load(std::memory_order_acquire);
+  if (durable()) {
+    const std::uint64_t on_disk = atomic(options.durability == Durability::kFsync ? partition(p).durable_position
+                                                                                 : partition(p).written_position)
+                                      .load(std::memory_order_acquire);
+    return std::min(on_disk, min_committed(p, /*holds_only=*/true));
   }
-  if (durable()) return atomic(partition(p).written_position).load(std::memory_order_acquire);
   return options.policy == Policy::kBackpressure ? min_committed(p) : UINT64_MAX;
 }
 

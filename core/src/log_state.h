@@ -129,12 +129,13 @@ struct LogState {
   // prepared): nothing past it was written, whatever the tail says.
   // Descriptors that name a segment their slot cannot hold are ignored.
   std::uint64_t ring_end(std::uint32_t p) const noexcept;
-  // The smallest committed offset of all active groups for p, or UINT64_MAX.
-  std::uint64_t min_committed(std::uint32_t p) const noexcept;
+  // The smallest committed offset of all active groups for p (and of their
+  // holds), or UINT64_MAX; with holds_only, of their holds alone.
+  std::uint64_t min_committed(std::uint32_t p, bool holds_only = false) const noexcept;
   // Ring slots holding segments that end at or below this may be reused:
   // the durable position of a fsync log, the written position of a flush
-  // log, else the groups' committed minimum (backpressure) or anything
-  // (overwrite).
+  // log (either below a group member's hold: its handler's views), else the
+  // groups' committed minimum (backpressure) or anything (overwrite).
   std::uint64_t reuse_floor(std::uint32_t p) const noexcept;
   // The oldest offset a reader can still get: in the ring, or (durable
   // logs) in the oldest segment file.

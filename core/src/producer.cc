@@ -185,13 +185,26 @@ namespace {
 // in one 16-byte CAS: a reader of the word always finds the start time of
 // the process it names, never the previous preparer's, which would make a
 // live preparer look dead and its slot free to take.
+//
+// Taking the previous lap's slot, it looks at the reuse floor again after
+// the CAS and gives the slot back if it dropped below the old segment's
+// end: a group member sets its hold before it reads a slot's state, so
+// either it sees the slot taken (and reads the segment's file) or this
+// sees its hold (Dekker's order: each stores, then loads the other's).
 bool take_slot(const LogState& s, std::uint32_t p, std::uint64_t segment, std::uint64_t w,
                std::uint64_t start) noexcept {
   const shm::ProcessId self = shm::self();
   auto& d = s.descriptor(p, segment);
-  if (!cas_pair(&d.state_word, w, start,
-                format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid), self.start_time)) {
-    return false;
+  const std::uint64_t mine = format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid);
+  const std::uint64_t old = w, old_start = start;
+  if (!cas_pair(&d.state_word, w, start, mine, self.start_time)) return false;
+  if (format::segment_index(old) + s.ring_segments == segment) {
+    const std::uint64_t floor = s.reuse_floor(p);
+    if (floor != UINT64_MAX && floor < (format::segment_index(old) + 1) << s.segment_shift) {
+      std::uint64_t taken = mine, taken_start = self.start_time;
+      (void)cas_pair(&d.state_word, taken, taken_start, old, old_start);  // ours: nobody else changes it
+      return false;
+    }
   }
   if (g_after_taking_slot != nullptr) g_after_taking_slot(p, segment);
   return true;

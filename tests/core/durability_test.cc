@@ -226,6 +226,40 @@ TEST(Durability, StoppedGroupAtMostOnceReadsTenRingsFromDiskThenRejoinsTheRing) 
 // Acknowledged-durable records survive a host crash: a child appends with
 // acks=durable and reports each acknowledged record, then is killed with
 // -9; the shared memory is removed; opening rebuilds the ring.
+// A durable log reuses the ring once the keeper wrote a segment, whatever
+// the groups committed. A group member's views stay valid while its
+// handler runs, in every mode: its hold keeps the slot (issue 14, defect 3;
+// the view was overwritten while the handler ran).
+TEST(Durability, AGroupMembersViewsStayValidWhileItsHandlerRuns) {
+  for (DeliveryMode mode : {DeliveryMode::kAtLeastOnce, DeliveryMode::kAtMostOnce, DeliveryMode::kManual}) {
+    SCOPED_TRACE(static_cast<int>(mode));
+    test::TempLogPath path;
+    auto log = Log::create(path.str(), durable(Durability::kFlush)).value();
+    auto c = log.consumer({.group = "g", .mode = mode, .commit_every = 1000}).value();
+    auto producer =
+        log.producer({.backpressure_timeout = 300ms, .acks = ProducerOptions::Acks::kDurable}).value();
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(producer.append(as_bytes(std::string(1000, 'L'))));  // segments 0, 1
+    bool checked = false;
+    c.poll(
+        [&](const Record& r) {
+          if (checked) return;
+          checked = true;
+          const std::string before = test::bytes_to_string(r.value);
+          // The keeper has written segment 0: without the hold the
+          // producer reuses its slot and overwrites this record.
+          Errc last = Errc::kOk;
+          for (int i = 0; i < 100 && last == Errc::kOk; ++i) {
+            last = producer.append(as_bytes(std::string(1000, 'J'))).error;
+          }
+          EXPECT_EQ(last, Errc::kBackpressureTimeout);
+          EXPECT_TRUE(test::bytes_to_string(r.value) == before) << "the view changed under its handler";
+        },
+        1000);
+    EXPECT_TRUE(checked);
+    EXPECT_TRUE(producer.append(as_bytes(std::string(1000, 'J'))));  // the handler returned: the ring moves on
+  }
+}
+
 TEST(Durability, HostCrashKeepsEveryAcknowledgedRecord) {
   test::TempLogPath path;
   { auto created = Log::create(path.str(), durable()).value(); }
