@@ -509,6 +509,12 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         return Read::kRecord;
       }
       case record::Kind::kSkip:
+        // Stepped over only if still this segment's: a reused slot's bytes
+        // would make the reader step over a record of its own segment.
+        if (may_be_lapped && !still_valid(part, position)) {
+          on_lapped(part, position);
+          continue;
+        }
         if (d.type >= format::RecordType::kTxnCommit && !intact(s, part.segment_base + offset, v, d)) {
           skip_bad_record(part, position, d);
           continue;
@@ -543,6 +549,10 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         if (part.descriptor == nullptr) {
           // A segment file is whole: a gap in it is damage, not a claim.
           skip_damage_in_file(part, position);
+          continue;
+        }
+        if (may_be_lapped && !still_valid(part, position)) {  // not ours to unblock: a reused slot
+          on_lapped(part, position);
           continue;
         }
         // Usually just "nothing yet"; unblock() abandons a dead or stuck claim.

@@ -107,6 +107,41 @@ TEST(Transaction, AMarkerInFlightWhenTheLookAheadPassedIsSeenOnceWritten) {
   EXPECT_EQ(read(c, std::chrono::milliseconds(200)), (std::vector<std::string>{"a"}));
 }
 
+// A reader stopped at an open transaction whose ring slot is then reused
+// (overwrite) must see that it was lapped before it acts on the slot's new
+// bytes: it stepped over the new segment's padding as if it were its own
+// segment's, so the transaction's record was neither delivered nor counted
+// lost (found by the kill torture on a durable log, where the skipped
+// record was still in the segment file).
+TEST(Transaction, AReaderLappedAtAnOpenTransactionCountsItsRecordLost) {
+  test::TempLogPath path;
+  LogOptions o = small();
+  o.partitions = 1;
+  o.ring_segments = 2;
+  o.policy = Policy::kOverwrite;
+  auto log = Log::create(path.str(), o).value();
+  auto plain = log.producer().value();
+  const std::string value(1000, 'v');  // 1 056 bytes a record: 62 fill a segment up to 65 472
+  for (int i = 0; i < 62; ++i) ASSERT_TRUE(plain.append(as_bytes(value)));
+  auto t = log.producer(transactional("t")).value();
+  ASSERT_TRUE(t.begin_transaction().ok());
+  ASSERT_TRUE(t.append(as_bytes("in the last 64 bytes")));
+  ASSERT_EQ(log.info().partitions[0].end_offset, o.segment_size);
+  auto c = log.consumer(committed_reader()).value();
+  EXPECT_EQ(read(c).size(), 62u);  // then it waits at the transaction
+  // Segments 1, 2 and into 3: slot 0 now holds segment 2, with padding
+  // where the transaction's record was.
+  for (int i = 0; i < 3 * 62; ++i) ASSERT_TRUE(plain.append(as_bytes(value)));
+  ASSERT_TRUE(t.commit_transaction().ok());
+  const auto before = log.info().partitions[0];
+  std::uint64_t lost = 0;
+  for (int i = 0; i < 10; ++i) lost += c.poll_wait([](const Record&) {}, 256, std::chrono::milliseconds(10)).lost_bytes;
+  EXPECT_EQ(lost, before.earliest_offset - (o.segment_size - 64))
+      << "lost from the transaction's record up to the oldest segment in the ring";
+  EXPECT_EQ(log.info().partitions[0].abandoned_claims, before.abandoned_claims)
+      << "the reader unblocked a claim in the segment that reused the slot";
+}
+
 TEST(Transaction, RecordsOfSeveralPartitionsAppearTogetherAtCommit) {
   test::TempLogPath path;
   auto log = Log::create(path.str(), small()).value();
