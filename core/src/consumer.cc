@@ -462,8 +462,8 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
       }
       if (held < segment || format::segment_state(w) != format::SegmentState::kReady) {
         // Claimed into but never prepared (its producer died waiting for
-        // room): after the claim timeout, prepare it.
-        if (held + s.ring_segments == segment && position < s.tail(p)) {
+        // room, or preparing it): after the claim timeout, prepare it.
+        if ((held == segment || held + s.ring_segments == segment) && position < s.tail(p)) {
           const auto stuck = stalled(part.stall, position, /*idle=*/false);
           if (stuck && *stuck >= s.claim_timeout && prepare_unprepared(s, p, segment)) {
             part.stall.position = UINT64_MAX;

@@ -201,10 +201,11 @@ std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t posit
 void sweep(const LogState& log);
 
 // A segment claimed into (below the tail) whose ring slot still holds the
-// previous lap: its producer died waiting for room, and no other claim
-// falls in it. A reader stuck there past the claim timeout prepares it
-// (takes the slot, zeroes it, publishes it) if the ring may reuse the slot
-// now. True if the slot holds `segment`, ready.
+// previous lap, or is being prepared by a process that died: its producer
+// died waiting for room or preparing, and no other claim falls in it. A
+// reader stuck there past the claim timeout prepares it (takes the slot,
+// zeroes it, publishes it) if the ring may reuse the slot now. True if the
+// slot holds `segment`, ready.
 bool prepare_unprepared(const LogState& log, std::uint32_t p, std::uint64_t segment) noexcept;
 
 // Test-only: called right after this process took a ring slot for preparing.

@@ -258,7 +258,13 @@ bool prepare_unprepared(const LogState& s, std::uint32_t p, std::uint64_t segmen
   const std::uint64_t start = atomic(d.preparer_start_time).load(std::memory_order_relaxed);
   const std::uint64_t held = format::segment_index(w);
   const bool ready = format::segment_state(w) == format::SegmentState::kReady;
-  if (held == segment) return ready;
+  if (held == segment && ready) return true;
+  if (held == segment) {  // being prepared: only a dead preparer's is taken over
+    const std::uint32_t pid = format::segment_pid(w);
+    if (pid == 0 || start == 0 || shm::is_alive({pid, start}) || !take_slot(s, p, segment, w, start)) return false;
+    zero_and_publish(s, p, segment);
+    return true;
+  }
   if (held + s.ring_segments != segment || !ready) return false;
   const std::uint64_t floor = s.reuse_floor(p);
   const bool reusable = floor != UINT64_MAX ? floor >= (held + 1) << s.segment_shift

@@ -352,6 +352,40 @@ TEST(MultiProcess, ASegmentClaimedIntoButNeverPreparedIsPreparedByAReader) {
   EXPECT_TRUE(after);
 }
 
+// The same when the producer died while preparing the segment (zeroing it
+// ahead): the slot stays "being prepared" by a dead process, and until a
+// producer crossed into it nobody took it over; a restarting named
+// producer's recovery waited there and failed (found by the kill torture).
+TEST(MultiProcess, ASegmentClaimedIntoWhosePreparerDiedIsPreparedByAReader) {
+  test::TempLogPath path;
+  auto o = options();
+  o.claim_timeout = 20ms;
+  { auto log = Log::create(path.str(), o).value(); }
+  const std::uint64_t last = o.ring_segments - 1;
+  {
+    auto log = Log::open(path.str()).value();
+    auto named = log.producer({.producer_id = "n"}).value();
+    ASSERT_TRUE(named.append(as_bytes("n0")));
+  }
+  auto pid = test::spawn([&] {
+    auto log = Log::open(path.str()).value();
+    format::atomic(test::state(log).partition(0).tail_position).store(last * o.segment_size);
+    auto producer = log.producer({.exclusive = true}).value();
+    for (int i = 0; i < 10; ++i) {
+      if (!producer.append(as_bytes("x"))) return 1;
+    }
+    shm::kill_self();  // slot 0 is now "being prepared" by this process
+  });
+  ASSERT_EQ(test::join(pid), 128 + SIGKILL);
+  auto log = Log::open(path.str()).value();
+  // As if it had also claimed 64 bytes into that segment.
+  format::atomic(test::state(log).partition(0).tail_position).store((last + 1) * o.segment_size + 64);
+  auto restarted = log.producer({.producer_id = "n"});
+  ASSERT_TRUE(restarted.ok()) << restarted.status().to_string();
+  ASSERT_TRUE(restarted->last_sequence().has_value());
+  EXPECT_EQ(*restarted->last_sequence(), 0u);
+}
+
 TEST(MultiProcess, StaleStateOfDeadProcessesIsReapedOnOpen) {
   test::TempLogPath path;
   { auto log = Log::create(path.str(), options()).value(); }
