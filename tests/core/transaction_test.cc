@@ -286,6 +286,23 @@ TEST(Transaction, AnOpenTransactionPastItsTimeoutIsAbortedAndItsCommitFails) {
   EXPECT_TRUE(read(c).empty());
 }
 
+ConsumerOptions committed_group() {
+  ConsumerOptions co = committed_reader();
+  co.group = "g";
+  return co;
+}
+
+// One partition, a ring of two segments, and the read_committed group "g",
+// which holds the ring from the start.
+Log ring_of_two_held_by_a_group(const test::TempLogPath& path) {
+  LogOptions o = small();
+  o.partitions = 1;
+  o.ring_segments = 2;
+  auto log = Log::create(path.str(), o).value();
+  (void)log.consumer(committed_group()).value();
+  return log;
+}
+
 // Backpressure, a read_committed group and an open transaction: the group
 // cannot pass the transaction, so it holds the ring, and another producer
 // fills the ring behind it. The group's reader aborts the transaction then
@@ -293,13 +310,8 @@ TEST(Transaction, AnOpenTransactionPastItsTimeoutIsAbortedAndItsCommitFails) {
 // every producer waiting for room, the transaction's own included.
 TEST(Transaction, AnOpenTransactionTheRingFilledUpBehindIsAbortedNotLeftStuck) {
   test::TempLogPath path;
-  LogOptions o = small();
-  o.partitions = 1;
-  o.ring_segments = 2;
-  auto log = Log::create(path.str(), o).value();
-  ConsumerOptions co = committed_reader();
-  co.group = "g";
-  auto c = log.consumer(co).value();  // the group holds the ring from here
+  auto log = ring_of_two_held_by_a_group(path);
+  auto c = log.consumer(committed_group()).value();
   auto t = log.producer(transactional("t")).value();
   ASSERT_TRUE(t.begin_transaction().ok());
   ASSERT_TRUE(t.append(as_bytes("in the transaction")));
@@ -332,13 +344,7 @@ TEST(Transaction, AnOpenTransactionTheRingFilledUpBehindIsAbortedNotLeftStuck) {
 // marker, in every poll, for good.
 TEST(Transaction, ADeadProducersTransactionIsPassedWhenItsAbortMarkerFindsNoRoom) {
   test::TempLogPath path;
-  LogOptions o = small();
-  o.partitions = 1;
-  o.ring_segments = 2;
-  auto log = Log::create(path.str(), o).value();
-  ConsumerOptions co = committed_reader();
-  co.group = "g";
-  { auto c = log.consumer(co).value(); }  // the group holds the ring from here
+  auto log = ring_of_two_held_by_a_group(path);
   const std::string value(900, 'v');
   auto child = test::spawn([&] {
     auto t = log.producer(transactional("dies")).value();
@@ -349,7 +355,7 @@ TEST(Transaction, ADeadProducersTransactionIsPassedWhenItsAbortMarkerFindsNoRoom
     shm::kill_self();
   });
   ASSERT_EQ(test::join(child), 128 + SIGKILL);
-  auto c = log.consumer(co).value();
+  auto c = log.consumer(committed_group()).value();
   int read_count = 0;
   for (int i = 0; i < 500 && read_count == 0; ++i) {
     read_count += static_cast<int>(c.poll_wait([](const Record&) {}, 256, std::chrono::milliseconds(10)).records);

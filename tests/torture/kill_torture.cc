@@ -15,10 +15,12 @@
 //   exactly-once writes each once and in order; a zero-copy view never
 //   changes while its handler runs.
 //
-//   shmlog_kill_torture [--trials N] [--seed S] [--dir D] [--durable]
+//   shmlog_kill_torture [--trials N] [--seed S] [--dir D] [--durable] [--kinds K,...]
 //
 // --durable runs every trial on a log with durability flush (a keeper in
-// each process, killed with it). Exits 1 naming the trial and seed of the
+// each process, killed with it); --kinds runs only the kinds named (shared,
+// exclusive, idempotent, transactional, at-least-once, at-most-once,
+// exactly-once). Exits 1 naming the trial and seed of the
 // first violation, or of a process that hung.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -218,7 +220,10 @@ std::string producer_trial(std::mt19937_64& rng, int kind, const std::string& pa
     auto log = Log::open(path);
     if (!log.ok()) return 10;
     auto producer = log->producer(po);
-    if (!producer.ok()) return 11;
+    if (!producer.ok()) {
+      std::fprintf(stderr, "producer: %s\n", producer.status().to_string().c_str());
+      return 11;
+    }
     board.started = 1;
     for (std::uint32_t i = from; i < n;) {
       if (transactional && !producer->begin_transaction().ok()) return 12;
@@ -432,9 +437,10 @@ std::string consumer_trial(std::mt19937_64& rng, int kind, const std::string& pa
   return {};
 }
 
-std::string trial(std::uint64_t number, std::uint64_t seed, const std::string& dir, bool durable, Totals& totals) {
+std::string trial(std::uint64_t number, std::uint64_t seed, const std::string& dir, bool durable,
+                  const std::vector<int>& kinds, Totals& totals) {
   std::mt19937_64 rng(seed);
-  const int kind = static_cast<int>(rng() % 7);
+  const int kind = kinds[rng() % kinds.size()];
   const std::string path = dir + "/kill-torture-" + std::to_string(::getpid()) + "-" + std::to_string(number);
   void* mem = ::mmap(nullptr, sizeof(Board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return "mmap failed";
@@ -465,10 +471,24 @@ int main(int argc, char** argv) {
   std::uint64_t trials = 100, seed = static_cast<std::uint64_t>(std::random_device{}()) << 20;
   std::string dir = "/tmp";
   bool durable = false;
+  std::vector<int> kinds = {0, 1, 2, 3, 4, 5, 6};
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--durable") {
       durable = true;
+    } else if (flag == "--kinds" && i + 1 < argc) {
+      kinds.clear();
+      const std::string list = std::string(argv[++i]) + ",";
+      for (std::size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1) {
+        const std::string name = list.substr(at, comma - at);
+        int k = 0;
+        while (k < 7 && name != shmlog::kKindNames[k]) ++k;
+        if (k == 7) {
+          std::fprintf(stderr, "shmlog_kill_torture: unknown kind '%s'\n", name.c_str());
+          return 2;
+        }
+        kinds.push_back(k);
+      }
     } else if (flag == "--trials" && i + 1 < argc) {
       trials = std::strtoull(argv[++i], nullptr, 10);
     } else if (flag == "--seed" && i + 1 < argc) {
@@ -483,7 +503,7 @@ int main(int argc, char** argv) {
   const auto started = std::chrono::steady_clock::now();
   shmlog::Totals totals;
   for (std::uint64_t n = 0; n < trials; ++n) {
-    const std::string error = shmlog::trial(n, seed + n, dir, durable, totals);
+    const std::string error = shmlog::trial(n, seed + n, dir, durable, kinds, totals);
     if (!error.empty()) {
       std::fprintf(stderr, "trial %llu (--seed %llu --trials 1%s): %s\n", static_cast<unsigned long long>(n),
                    static_cast<unsigned long long>(seed + n), durable ? " --durable" : "", error.c_str());
@@ -491,15 +511,15 @@ int main(int argc, char** argv) {
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::string kinds;
+  std::string by_kind;
   for (int k = 0; k < 7; ++k) {
-    kinds += std::string(k ? ", " : "") + shmlog::kKindNames[k] + " " + std::to_string(totals.by_kind[k]);
+    by_kind += std::string(k ? ", " : "") + shmlog::kKindNames[k] + " " + std::to_string(totals.by_kind[k]);
   }
   std::printf("%llu trials%s in %.0f s (seed %llu), %llu kills: 0 violations, 0 hangs; %llu records checked,"
               " %llu acknowledged before a kill, %llu handed to members; trials by kind: %s\n",
               static_cast<unsigned long long>(totals.trials), durable ? " (durable)" : "", seconds,
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(totals.kills),
               static_cast<unsigned long long>(totals.records_checked), static_cast<unsigned long long>(totals.acked),
-              static_cast<unsigned long long>(totals.handled), kinds.c_str());
+              static_cast<unsigned long long>(totals.handled), by_kind.c_str());
   return 0;
 }
