@@ -42,7 +42,7 @@ struct ConsumerState {
   std::uint64_t lost_bytes = 0;
   std::size_t next = 0;  // round-robin start among partitions
 
-  // How long reading has been stuck at one position (see stall()).
+  // How long reading has been stuck at one position (see stalled()).
   struct Stall {
     std::uint64_t position = UINT64_MAX;
     std::uint32_t polls = 0;
