@@ -210,10 +210,11 @@ bool take_slot(const LogState& s, std::uint32_t p, std::uint64_t segment, std::u
   return true;
 }
 
-// Zeroes the slot this process took for `segment` and publishes it ready.
-void zero_and_publish(const LogState& s, std::uint32_t p, std::uint64_t segment) noexcept {
+// Zeroes the slot this process took for `segment` (from `zeroed`, what is
+// zeroed already) and publishes it ready.
+void zero_and_publish(const LogState& s, std::uint32_t p, std::uint64_t segment, std::uint64_t zeroed = 0) noexcept {
   auto& d = s.descriptor(p, segment);
-  std::memset(s.segment_base(p, segment), 0, s.segment_size);
+  if (zeroed < s.segment_size) std::memset(s.segment_base(p, segment) + zeroed, 0, s.segment_size - zeroed);
   atomic(d.prepared_ns).store(now_realtime_ns(), std::memory_order_relaxed);
   // Pairs with the acquire of producers and consumers checking the slot.
   atomic(d.state_word).store(format::make_segment_word(segment, format::SegmentState::kReady, 0),
@@ -411,15 +412,7 @@ void ProducerState::finish_zeroing_ahead(std::uint32_t p) noexcept {
   const LogState& s = *log;
   Cursor& c = cursors[p];
   if (c.ahead_segment == UINT64_MAX) return;
-  const std::uint64_t segment = c.ahead_segment;
-  if (c.ahead_zeroed < s.segment_size) {
-    std::memset(s.segment_base(p, segment) + c.ahead_zeroed, 0, s.segment_size - c.ahead_zeroed);
-  }
-  auto& d = s.descriptor(p, segment);
-  atomic(d.prepared_ns).store(now_realtime_ns(), std::memory_order_relaxed);
-  // Pairs with the acquire of producers and consumers checking the slot.
-  atomic(d.state_word).store(format::make_segment_word(segment, format::SegmentState::kReady, 0),
-                             std::memory_order_release);
+  zero_and_publish(s, p, c.ahead_segment, c.ahead_zeroed);
   c.ahead_segment = UINT64_MAX;
   c.ahead_zeroed = s.segment_size;
 }

@@ -219,22 +219,28 @@ TEST(MultiProcess, DeadMembersPartitionsGoToTheSurvivor) {
   ::close(ready_pipe[1]);
 }
 
-TEST(MultiProcess, SlotLeftHalfZeroedByADeadExclusiveProducerIsTakenOver) {
-  test::TempLogPath path;
-  auto o = options();
-  { auto log = Log::create(path.str(), o).value(); }
+// An exclusive producer in a child that starts in the last segment of the
+// first lap, zeroes the next one (slot 0) ahead, and dies: slot 0 is left
+// "being prepared" by a dead process. Returns the child's exit status.
+int die_preparing_slot_zero(const std::string& path, const LogOptions& o) {
   const std::uint64_t last = o.ring_segments - 1;
-  auto pid = test::spawn([&] {
-    auto log = Log::open(path.str()).value();
-    // Start in the last segment of the first lap: the next one reuses slot 0.
+  return test::join(test::spawn([&] {
+    auto log = Log::open(path).value();
     format::atomic(test::state(log).partition(0).tail_position).store(last * o.segment_size);
     auto producer = log.producer({.exclusive = true}).value();
     for (int i = 0; i < 10; ++i) {
       if (!producer.append(as_bytes("x"))) return 1;
     }
-    shm::kill_self();  // slot 0 is now "being prepared" by this process
-  });
-  EXPECT_EQ(test::join(pid), 128 + SIGKILL);
+    shm::kill_self();
+  }));
+}
+
+TEST(MultiProcess, SlotLeftHalfZeroedByADeadExclusiveProducerIsTakenOver) {
+  test::TempLogPath path;
+  auto o = options();
+  { auto log = Log::create(path.str(), o).value(); }
+  const std::uint64_t last = o.ring_segments - 1;
+  EXPECT_EQ(die_preparing_slot_zero(path.str(), o), 128 + SIGKILL);
   auto log = Log::open(path.str()).value();
   auto& s = test::state(log);
   EXPECT_EQ(format::segment_state(format::atomic(s.descriptor(0, last + 1).state_word).load()),
@@ -367,16 +373,7 @@ TEST(MultiProcess, ASegmentClaimedIntoWhosePreparerDiedIsPreparedByAReader) {
     auto named = log.producer({.producer_id = "n"}).value();
     ASSERT_TRUE(named.append(as_bytes("n0")));
   }
-  auto pid = test::spawn([&] {
-    auto log = Log::open(path.str()).value();
-    format::atomic(test::state(log).partition(0).tail_position).store(last * o.segment_size);
-    auto producer = log.producer({.exclusive = true}).value();
-    for (int i = 0; i < 10; ++i) {
-      if (!producer.append(as_bytes("x"))) return 1;
-    }
-    shm::kill_self();  // slot 0 is now "being prepared" by this process
-  });
-  ASSERT_EQ(test::join(pid), 128 + SIGKILL);
+  ASSERT_EQ(die_preparing_slot_zero(path.str(), o), 128 + SIGKILL);
   auto log = Log::open(path.str()).value();
   // As if it had also claimed 64 bytes into that segment.
   format::atomic(test::state(log).partition(0).tail_position).store((last + 1) * o.segment_size + 64);
