@@ -358,7 +358,7 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint64_t position, st
                                     s.tail(part.partition) - position >= (s.ring_segments - 1) << s.segment_shift;
       if (alive && !expired && !ring_full_behind) return;
       std::uint64_t open = w;
-      if (word.compare_exchange_strong(open, format::make_txn_word(epoch, format::TxnState::kAborting),
+      if (word.compare_exchange_strong(open, format::with_txn_state(w, format::TxnState::kAborting),
                                        std::memory_order_acq_rel)) {
         atomic(slot.txn_changed_ns).store(now_realtime_ns(), std::memory_order_relaxed);
       }

@@ -109,7 +109,7 @@ io::KeyValues checkpoint_values(const LogState& s, const SequenceSnapshot& durab
     e.name = name_of(slot.name, sizeof slot.name);
     if (e.name.empty()) continue;
     e.epoch = atomic(slot.epoch).load(std::memory_order_acquire);
-    e.first_epoch = slot.first_epoch;
+    e.first_epoch = atomic(slot.first_epoch).load(std::memory_order_relaxed);
     e.next_sequence = durable.sequences.count(i) != 0 ? durable.sequences.at(i) : 0;
     e.txn_word = atomic(slot.txn_word).load(std::memory_order_acquire);
     e.txn_timeout_ms = slot.txn_timeout_ms;
@@ -127,7 +127,7 @@ Identities named_identities(const LogState& s) {
     auto& slot = s.producer_slot(i);
     if ((atomic(slot.flags).load(std::memory_order_acquire) & format::kProducerIdempotent) == 0) continue;
     std::string name = name_of(slot.name, sizeof slot.name);
-    if (!name.empty()) out.emplace_back(i, std::move(name), slot.first_epoch);
+    if (!name.empty()) out.emplace_back(i, std::move(name), atomic(slot.first_epoch).load(std::memory_order_relaxed));
   }
   return out;
 }
@@ -961,7 +961,7 @@ void restore_epochs(LogState& s, const EpochsSeen& seen) {
     const auto state = newest_txn->committed ? format::TxnState::kCommitting
                        : newest_txn->aborted ? format::TxnState::kAborting
                                              : format::TxnState::kOpen;
-    slot.txn_word = format::make_txn_word(newest_txn_epoch, state);
+    slot.txn_word = format::make_txn_word(format::txn_fence(slot.txn_word), newest_txn_epoch, state);
     slot.txn_changed_ns = 0;
   }
 }

@@ -53,7 +53,8 @@ inline constexpr std::uint32_t kOldestMajorRead = 1;
 // older binaries may safely ignore need no flag.
 inline constexpr std::uint32_t kFeatureDurability = 1u << 0;   // segment files: ring reuse waits for the keeper
 inline constexpr std::uint32_t kFeatureMemoryNonce = 1u << 1;  // the memory's name has a random part
-inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce;
+inline constexpr std::uint32_t kFeatureTxnFence = 1u << 2;     // producers fence by the fence in txn_word
+inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeatureTxnFence;
 
 inline constexpr std::size_t kRecordAlignment = 32;
 // No position of a partition reaches this (2^62 bytes: 14 years at 10 GB/s);
@@ -277,7 +278,7 @@ struct ProducerSlot {
   std::uint16_t first_epoch;
   std::uint16_t reserved1;
   std::uint32_t txn_timeout_ms;          // an open transaction older than this may be aborted
-  std::uint64_t txn_word;                // the last transaction: epoch << 8 | TxnState
+  std::uint64_t txn_word;                // the fence and the last transaction (see below)
   std::uint64_t txn_changed_ns;          // when txn_word last changed (CLOCK_REALTIME)
   std::uint8_t pad2[kCacheLine - 32];
 };
@@ -285,12 +286,34 @@ struct ProducerSlot {
 // The outcome of a transaction is decided by one CAS on txn_word (open ->
 // committing, or open -> aborting); markers follow the decision, written by
 // the producer or, when it died, by whoever completes the transaction.
+//
+//   63                    32 31        24 23                 8 7        0
+//  +------------------------+------------+--------------------+----------+
+//  |   fence (32 bits)      |  reserved  |  transaction epoch |  state   |
+//  +------------------------+------------+--------------------+----------+
+//
+// The fence is bumped only when an instance opens the slot, and every
+// instance checks it (in this word) before a commit publishes: a fenced
+// instance never passes again until 2^32 more instances have opened. The
+// 16-bit epoch (bumped by each open and each begin_transaction) only names
+// a transaction in its records, which match their marker by the first one
+// of that epoch ahead in the partition; it may wrap.
 enum class TxnState : std::uint8_t { kNone = 0, kOpen = 1, kCommitting = 2, kAborting = 3, kDone = 4, kPrepared = 5 };
-constexpr std::uint64_t make_txn_word(std::uint16_t epoch, TxnState state) noexcept {
-  return static_cast<std::uint64_t>(epoch) << 8 | static_cast<std::uint8_t>(state);
+constexpr std::uint64_t make_txn_word(std::uint32_t fence, std::uint16_t epoch, TxnState state) noexcept {
+  return static_cast<std::uint64_t>(fence) << 32 | static_cast<std::uint64_t>(epoch) << 8 |
+         static_cast<std::uint8_t>(state);
 }
+constexpr std::uint32_t txn_fence(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w >> 32); }
 constexpr std::uint16_t txn_epoch(std::uint64_t w) noexcept { return static_cast<std::uint16_t>(w >> 8); }
 constexpr TxnState txn_state(std::uint64_t w) noexcept { return static_cast<TxnState>(static_cast<std::uint8_t>(w)); }
+// The same transaction (fence and epoch kept) in another state.
+constexpr std::uint64_t with_txn_state(std::uint64_t w, TxnState state) noexcept {
+  return (w & ~std::uint64_t{0xff}) | static_cast<std::uint8_t>(state);
+}
+// A named identity's epochs in use span less than this from its first
+// epoch (begin_transaction moves the first epoch up before they would
+// reach it), so "age = epoch - first" orders them without wrapping.
+inline constexpr std::uint16_t kEpochWindow = 0x4000;
 
 // ---------------------------------------------------------------------------
 // Consumer group slot: 128-byte header, then MemberSlot[max_members].

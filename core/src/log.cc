@@ -170,7 +170,11 @@ Status check_positions(const LogState& s) {
     const std::uint64_t tail = s.tail(p);
     if (!format::plausible_position(tail)) return bad(p, "tail position", tail);
     for (std::uint64_t c : committed) {
-      if (c > tail) return bad(p, "committed offset (past the tail)", c);
+      // A reader may have read (and committed) past the tail a record whose
+      // exclusive writer died before moving the tail: the sweep moves it.
+      if (c > tail && detail::committed_end(s, p, tail, c - tail) < c) {
+        return bad(p, "committed offset (past the tail)", c);
+      }
     }
     if (s.durable()) {
       if (!format::plausible_position(written) || written > tail) return bad(p, "written position", written);
@@ -243,6 +247,9 @@ Result<std::shared_ptr<LogState>> make_memory_anew(const std::string& dir, Meta&
   Meta next = meta;
   next.memory_nonce = random_nonzero();
   next.owner = ::geteuid();
+  // New memory: its producer slots follow this binary's fencing (a binary
+  // that does not know it refuses the log from now on).
+  next.features |= format::kFeatureTxnFence;
   // The name first: a crash before the memory exists leaves a name with
   // nothing at it (made anew by the next open), never an object no one names.
   Status written = io::write_key_value_file(join(dir, kMetaFile), kMetaHeader, to_meta(next), next.options.mode & 0666);
@@ -502,6 +509,20 @@ void release_member(const LogState& log, std::uint32_t g, std::uint32_t m) noexc
   log.wake_consumers();  // members parked on data_seq re-check their assignment
 }
 
+std::uint64_t committed_end(const LogState& log, std::uint32_t p, std::uint64_t position, std::uint64_t limit) noexcept {
+  const std::uint64_t from = position;
+  while (position - from < limit) {
+    const std::uint64_t segment = position >> log.segment_shift;
+    const std::uint64_t w = atomic(log.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+    if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) break;
+    const std::uint64_t v = atomic(*word_at(log, p, position)).load(std::memory_order_acquire);
+    auto d = record::decode(v, position & log.segment_mask, log.segment_size, log.max_frame);
+    if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;
+    position += d.aligned_length;
+  }
+  return position;
+}
+
 namespace {
 
 // A dead exclusive writer may have committed a record without moving the
@@ -509,16 +530,7 @@ namespace {
 // committed records and zero what lies beyond, before anyone writes there.
 void repair_exclusive_tail(const LogState& log, std::uint32_t p) noexcept {
   auto tail = atomic(log.partition(p).tail_position);
-  std::uint64_t pos = tail.load(std::memory_order_acquire);
-  for (;;) {
-    const std::uint64_t segment = pos >> log.segment_shift;
-    const std::uint64_t w = atomic(log.descriptor(p, segment).state_word).load(std::memory_order_acquire);
-    if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) break;
-    const std::uint64_t v = atomic(*word_at(log, p, pos)).load(std::memory_order_acquire);
-    auto d = record::decode(v, pos & log.segment_mask, log.segment_size, log.max_frame);
-    if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;
-    pos += d.aligned_length;
-  }
+  const std::uint64_t pos = committed_end(log, p, tail.load(std::memory_order_acquire), UINT64_MAX);
   const std::uint64_t segment = pos >> log.segment_shift;
   const std::uint64_t w = atomic(log.descriptor(p, segment).state_word).load(std::memory_order_acquire);
   if (format::segment_index(w) == segment && format::segment_state(w) == format::SegmentState::kReady) {
@@ -676,6 +688,7 @@ Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
   auto dir = io::canonical_path(path);
   if (!dir.ok()) return undo(std::move(dir).status());
   Meta meta{options, random_nonzero(), random_nonzero(), ::geteuid()};
+  meta.features = format::kFeatureTxnFence;
   if (meta.options.memory_dir.empty()) {
     auto memory = shm::default_memory_dir(options.pages);
     if (!memory.ok()) return undo(std::move(memory).status());

@@ -194,6 +194,10 @@ bool holder_alive(std::uint64_t word) noexcept;
 bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
              std::chrono::nanoseconds stalled_for) noexcept;
 std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t position) noexcept;
+// Where the committed records that follow `position` in partition `p`
+// end, walking at most `limit` bytes: a dead exclusive writer may have
+// committed a record without moving the tail past it.
+std::uint64_t committed_end(const LogState& log, std::uint32_t p, std::uint64_t position, std::uint64_t limit) noexcept;
 
 // Reaps producer ids and group members of dead processes. Cold path; takes
 // the admin lock. (A dead process's segment preparation is taken over by the

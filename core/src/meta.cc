@@ -28,13 +28,16 @@ namespace {
 constexpr std::pair<std::uint32_t, const char*> kFeatureNames[] = {
     {format::kFeatureDurability, "durability"},
     {format::kFeatureMemoryNonce, "memory_nonce"},
+    {format::kFeatureTxnFence, "txn_fence"},
 };
 
 }  // namespace
 
 std::uint32_t features_of(const Meta& m) {
   return (m.options.durability != Durability::kNone ? format::kFeatureDurability : 0) |
-         (m.memory_nonce != 0 ? format::kFeatureMemoryNonce : 0);
+         (m.memory_nonce != 0 ? format::kFeatureMemoryNonce : 0) |
+         // Not an option: every log made or remade since it came uses it.
+         (m.features & format::kFeatureTxnFence);
 }
 
 std::string feature_names(std::uint32_t features) {

@@ -31,6 +31,18 @@ void raise_last_sequence(format::ProducerSlot& slot, std::uint64_t plus_one) noe
   }
 }
 
+// Moves a named identity's first epoch up once `epoch` is half the 16-bit
+// circle past it, so that its epochs in use (those of records still in the
+// ring, which recovery reads) always lie within less than the circle and
+// order by their age. Records older than the window count for nothing in
+// recovery: the slot's last sequence covers them.
+void keep_epoch_window(format::ProducerSlot& slot, std::uint16_t epoch) noexcept {
+  auto first = atomic(slot.first_epoch);
+  if (static_cast<std::uint16_t>(epoch - first.load(std::memory_order_relaxed)) >= 2 * format::kEpochWindow) {
+    first.store(static_cast<std::uint16_t>(epoch - format::kEpochWindow), std::memory_order_relaxed);
+  }
+}
+
 #ifndef SHMLOG_HOT_COUNTERS
 #define SHMLOG_HOT_COUNTERS 1
 #endif
@@ -54,7 +66,8 @@ void leave_writers(const LogState& s, std::uint32_t count, bool exclusive) noexc
 struct ProducerState {
   std::shared_ptr<LogState> log;
   std::uint16_t id = 0;
-  std::uint16_t epoch = 0;
+  std::uint16_t epoch = 0;  // names this instance's records (and its transaction's)
+  std::uint32_t fence = 0;  // this instance's fence in the slot's txn_word
   bool exclusive = false;
   bool timestamps = true;
   bool checksums = false;
@@ -158,9 +171,16 @@ struct ProducerState {
   void mark_done() noexcept {
     auto word = atomic(slot().txn_word);
     std::uint64_t w = word.load(std::memory_order_acquire);
-    while (format::txn_epoch(w) == epoch && format::txn_state(w) != format::TxnState::kDone &&
-           !word.compare_exchange_weak(w, format::make_txn_word(epoch, format::TxnState::kDone), std::memory_order_acq_rel)) {
+    while (format::txn_fence(w) == fence && format::txn_epoch(w) == epoch &&
+           format::txn_state(w) != format::TxnState::kDone &&
+           !word.compare_exchange_weak(w, txn(format::TxnState::kDone), std::memory_order_acq_rel)) {
     }
+  }
+  // This instance's transaction in `state`, as its slot's txn_word.
+  std::uint64_t txn(format::TxnState state) const noexcept { return format::make_txn_word(fence, epoch, state); }
+  // A newer instance of this named producer opened the slot.
+  bool fenced() const noexcept {
+    return format::txn_fence(atomic(slot().txn_word).load(std::memory_order_seq_cst)) != fence;
   }
 };
 
@@ -481,7 +501,7 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
   const std::uint64_t pos = claim_position;
   claim_open = false;
   format::RecordHeader* header = claim_header;
-  if (idempotent && atomic(slot().epoch).load(std::memory_order_seq_cst) != epoch) {
+  if (idempotent && fenced()) {
     // A newer instance of this producer id took over: publish nothing.
     claim_open = true;
     abort();
@@ -529,7 +549,7 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
       auto& counter = slot().revoked_total;
       atomic(counter).store(counter + 1, std::memory_order_relaxed);
       // A newer instance revokes the claims it finds in flight when it fences us.
-      if (idempotent && atomic(slot().epoch).load(std::memory_order_seq_cst) != epoch) return {Errc::kFenced, p, pos};
+      if (idempotent && fenced()) return {Errc::kFenced, p, pos};
       return {Errc::kRevoked, p, pos};
     }
   }
@@ -628,7 +648,7 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
     if (refs.empty()) {
       // Its prepare records left the ring, and with them every record of
       // it (they come after them in each partition): nothing to finish.
-      word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kDone), std::memory_order_acq_rel);
+      word_ref.compare_exchange_strong(w, format::with_txn_state(w, format::TxnState::kDone), std::memory_order_acq_rel);
       return {};
     }
     *acted = true;
@@ -641,14 +661,14 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
     if (decision == format::TxnState::kCommitting || decision == format::TxnState::kAborting) {
       SHMLOG_RETURN_IF_ERROR(write_markers(marker_for(decision), txn_epoch, {}));
     }
-    word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kDone), std::memory_order_acq_rel);
+    word_ref.compare_exchange_strong(w, format::with_txn_state(w, format::TxnState::kDone), std::memory_order_acq_rel);
     return {};
   }
   if (format::txn_state(w) == format::TxnState::kOpen) {
     // Undecided: abort (a waiting reader may decide the same at once).
-    if (word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kAborting),
+    if (word_ref.compare_exchange_strong(w, format::with_txn_state(w, format::TxnState::kAborting),
                                          std::memory_order_acq_rel)) {
-      w = format::make_txn_word(txn_epoch, format::TxnState::kAborting);
+      w = format::with_txn_state(w, format::TxnState::kAborting);
     }
   }
   const auto state = format::txn_state(w);
@@ -667,7 +687,7 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
   // Which partitions it touched is not known: every partition gets a marker
   // (one where the transaction wrote nothing is ignored by readers).
   SHMLOG_RETURN_IF_ERROR(write_markers(marker_for(state), txn_epoch, {}));
-  word_ref.compare_exchange_strong(w, format::make_txn_word(txn_epoch, format::TxnState::kDone), std::memory_order_acq_rel);
+  word_ref.compare_exchange_strong(w, format::with_txn_state(w, format::TxnState::kDone), std::memory_order_acq_rel);
   return {};
 }
 
@@ -784,7 +804,7 @@ void ProducerState::close() noexcept {
   {
     AdminLock lock(s);  // released before log.reset(), which may unmap the log
     // Fenced: the newer instance owns the slot and our writer counts now.
-    if (atomic(slot().epoch).load(std::memory_order_acquire) == epoch) {
+    if (!fenced()) {
       leave_writers(s, s.options.partitions, exclusive);
       atomic(slot().state).store(static_cast<std::uint32_t>(format::SlotState::kFree), std::memory_order_release);
     }
@@ -854,13 +874,13 @@ struct Recovered {
 // commit, or revoked by this reader.
 Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32_t id, std::uint16_t epoch) {
   auto& slot = s.producer_slot(id);
-  // A full barrier between the epoch store and the reads below (a seq_cst
+  // A full barrier between the fence's store and the reads below (a seq_cst
   // read-modify-write: the same locked instruction as a fence on x86, and
   // visible to ThreadSanitizer, which does not model fences).
-  (void)format::atomic(slot.epoch).fetch_add(0, std::memory_order_seq_cst);
+  (void)format::atomic(slot.txn_word).fetch_add(0, std::memory_order_seq_cst);
   std::vector<std::uint64_t> end(s.options.partitions);
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) end[p] = s.tail(p);
-  const std::uint16_t first = slot.first_epoch;
+  const std::uint16_t first = format::atomic(slot.first_epoch).load(std::memory_order_relaxed);
   ConsumerOptions co;
   co.from = StartFrom::earliest();
   co.wait = WaitStrategy::yield();
@@ -1019,14 +1039,23 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       format::atomic(slot.pid).store(self.pid, std::memory_order_relaxed);
       slot.start_time = self.start_time;
       slot.opened_ns = detail::now_realtime_ns();
-      // The new epoch fences any older instance of a named producer: its
-      // next commit sees it and publishes nothing.
-      // fetch_add: an older instance's begin_transaction CASes the epoch
-      // without the admin lock, and must see it move.
+      // A new epoch names this instance's records, and a new fence stops
+      // any older instance of a named producer: its next commit, and its
+      // next transaction decision (a CAS of the word), sees it and
+      // publishes nothing. The word keeps the previous transaction and its
+      // state, which the recovery below finishes.
       const auto epoch = static_cast<std::uint16_t>(format::atomic(slot.epoch).fetch_add(1, std::memory_order_seq_cst) + 1);
+      auto word = format::atomic(slot.txn_word);
+      std::uint64_t w = word.load(std::memory_order_acquire);
+      while (!word.compare_exchange_weak(w, format::make_txn_word(format::txn_fence(w) + 1, format::txn_epoch(w), format::txn_state(w)),
+                                         std::memory_order_seq_cst)) {
+      }
+      const std::uint32_t fence = format::txn_fence(w) + 1;
       if (!same_identity) {
         format::atomic(slot.last_sequence_plus_one).store(0, std::memory_order_relaxed);
-        slot.first_epoch = epoch;
+        format::atomic(slot.first_epoch).store(epoch, std::memory_order_relaxed);
+      } else {
+        detail::keep_epoch_window(slot, epoch);
       }
       slot.appends_total = 0;
       slot.bytes_total = 0;
@@ -1042,6 +1071,7 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       st->log = state_;
       st->id = static_cast<std::uint16_t>(id);
       st->epoch = epoch;
+      st->fence = fence;
       st->exclusive = options.exclusive;
       st->idempotent = named;
       st->transactional = options.transactional;
@@ -1125,17 +1155,23 @@ Status Producer::begin_transaction() {
   if (!st->transactional) return not_transactional();
   if (st->txn_open) return Status(Status::Code::kInvalidArgument, "a transaction is already open");
   auto& slot = st->slot();
-  // Each transaction gets its own epoch, so (id, epoch) names it. A CAS, so
-  // that a fenced instance cannot move the epoch under the newer one.
-  std::uint16_t expected = st->epoch;
-  if (!format::atomic(slot.epoch).compare_exchange_strong(expected, static_cast<std::uint16_t>(st->epoch + 1),
-                                                         std::memory_order_seq_cst)) {
-    return Status(Status::Code::kAborted, std::string("fenced: ") + errc_name(Errc::kFenced));
-  }
-  st->epoch = static_cast<std::uint16_t>(st->epoch + 1);
+  auto fenced = [] { return Status(Status::Code::kAborted, std::string("fenced: ") + errc_name(Errc::kFenced)); };
+  auto word = format::atomic(slot.txn_word);
+  std::uint64_t w = word.load(std::memory_order_acquire);
+  if (format::txn_fence(w) != st->fence) return fenced();
+  // Each transaction gets its own epoch, so (id, epoch) names it in the
+  // records. The word opens it with this instance's fence, by CAS: a
+  // fenced instance cannot open one under the newer instance (its epoch
+  // taken meanwhile is only a number skipped).
+  const auto epoch = static_cast<std::uint16_t>(format::atomic(slot.epoch).fetch_add(1, std::memory_order_seq_cst) + 1);
   slot.txn_timeout_ms = static_cast<std::uint32_t>(std::min<std::int64_t>(st->txn_timeout.count(), UINT32_MAX));
   format::atomic(slot.txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
-  format::atomic(slot.txn_word).store(format::make_txn_word(st->epoch, format::TxnState::kOpen), std::memory_order_seq_cst);
+  while (!word.compare_exchange_weak(w, format::make_txn_word(st->fence, epoch, format::TxnState::kOpen),
+                                     std::memory_order_seq_cst)) {
+    if (format::txn_fence(w) != st->fence) return fenced();
+  }
+  st->epoch = epoch;
+  detail::keep_epoch_window(slot, epoch);
   st->txn_open = true;
   st->touched.assign(st->log->options.partitions, false);
   st->txn_offsets.clear();
@@ -1173,21 +1209,21 @@ Status Producer::decide_commit() {
   ProducerState* st = state_.get();
   auto word = format::atomic(st->slot().txn_word);
   std::uint64_t w = word.load(std::memory_order_acquire);
-  if (w == format::make_txn_word(st->epoch, format::TxnState::kOpen)) {
+  if (w == st->txn(format::TxnState::kOpen)) {
     if (!st->txn_offsets.empty()) {
       const std::string value = detail::encode_offsets(st->txn_offsets);
       Errc e = st->append_control(0, format::RecordType::kTxnOffsets, st->id, st->epoch, as_bytes(value));
       if (e != Errc::kOk) return Status(Status::Code::kBusy, std::string("writing the transaction's offsets: ") + errc_name(e));
       st->touched[0] = true;
     }
-    if (word.compare_exchange_strong(w, format::make_txn_word(st->epoch, format::TxnState::kCommitting),
+    if (word.compare_exchange_strong(w, st->txn(format::TxnState::kCommitting),
                                      std::memory_order_acq_rel)) {
       format::atomic(st->slot().txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
       return {};
     }
   }
-  if (w == format::make_txn_word(st->epoch, format::TxnState::kCommitting)) return {};
-  if (w == format::make_txn_word(st->epoch, format::TxnState::kAborting)) {
+  if (w == st->txn(format::TxnState::kCommitting)) return {};
+  if (w == st->txn(format::TxnState::kAborting)) {
     // Decided "abort" by a reader; the caller finishes it (txn_open stays set).
     return Status(Status::Code::kAborted, "the transaction was aborted by a reader: it outlived its timeout (" +
                                               std::to_string(st->txn_timeout.count()) +
@@ -1233,7 +1269,7 @@ Status Producer::commit_transactions(std::span<Producer* const> producers) {
     return producers[0]->finish_commit();
   };
   if (format::atomic(c->slot().txn_word).load(std::memory_order_acquire) ==
-      format::make_txn_word(c->epoch, format::TxnState::kCommitting)) {
+      c->txn(format::TxnState::kCommitting)) {
     return finish();  // a retry after an error while finishing
   }
   auto ref_of = [](const ProducerState& st) {
@@ -1262,9 +1298,9 @@ Status Producer::commit_transactions(std::span<Producer* const> producers) {
       e = st->append_control(p, format::RecordType::kTxnPrepare, st->id, st->epoch, as_bytes(coordinator));
       if (e != Errc::kOk) return fail(Status(Status::Code::kBusy, std::string("preparing ") + st->log->path + ": " + errc_name(e)));
     }
-    std::uint64_t open = format::make_txn_word(st->epoch, format::TxnState::kOpen);
+    std::uint64_t open = st->txn(format::TxnState::kOpen);
     if (!format::atomic(st->slot().txn_word)
-             .compare_exchange_strong(open, format::make_txn_word(st->epoch, format::TxnState::kPrepared),
+             .compare_exchange_strong(open, st->txn(format::TxnState::kPrepared),
                                       std::memory_order_acq_rel)) {
       return fail(Status(Status::Code::kAborted, "the transaction in " + st->log->path + " was aborted or fenced"));
     }
@@ -1317,14 +1353,14 @@ Status Producer::abort_transaction() {
 // Open -> aborting by CAS (aborting already is fine: a reader decided).
 Status Producer::decide_abort() {
   ProducerState* st = state_.get();
-  std::uint64_t w = format::make_txn_word(st->epoch, format::TxnState::kOpen);
+  std::uint64_t w = st->txn(format::TxnState::kOpen);
   if (format::atomic(st->slot().txn_word)
-          .compare_exchange_strong(w, format::make_txn_word(st->epoch, format::TxnState::kAborting),
+          .compare_exchange_strong(w, st->txn(format::TxnState::kAborting),
                                    std::memory_order_acq_rel) ||
-      w == format::make_txn_word(st->epoch, format::TxnState::kAborting)) {
+      w == st->txn(format::TxnState::kAborting)) {
     return {};
   }
-  if (w == format::make_txn_word(st->epoch, format::TxnState::kCommitting)) {
+  if (w == st->txn(format::TxnState::kCommitting)) {
     return Status(Status::Code::kInvalidArgument, "the transaction is committing: call commit_transaction again");
   }
   st->txn_open = false;  // fenced: the newer instance finishes it

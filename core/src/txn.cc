@@ -90,7 +90,7 @@ format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std:
                      shm::is_alive({atomic(slot.pid).load(std::memory_order_relaxed), slot.start_time});
   if (alive && !decide_abort) return format::TxnState::kOpen;
   std::uint64_t open = w;
-  word.compare_exchange_strong(open, format::make_txn_word(ref.epoch, format::TxnState::kAborting), std::memory_order_acq_rel);
+  word.compare_exchange_strong(open, format::with_txn_state(w, format::TxnState::kAborting), std::memory_order_acq_rel);
   w = word.load(std::memory_order_acquire);
   return format::txn_epoch(w) == ref.epoch ? format::txn_state(w) : format::TxnState::kDone;
 }
@@ -110,7 +110,7 @@ Status finish_part(const Log& log, std::uint16_t slot_id, std::uint16_t epoch, f
   auto word = atomic(s.producer_slot(slot_id).txn_word);
   std::uint64_t w = word.load(std::memory_order_acquire);
   if (format::txn_epoch(w) == epoch && format::txn_state(w) != format::TxnState::kDone) {
-    word.compare_exchange_strong(w, format::make_txn_word(epoch, format::TxnState::kDone), std::memory_order_acq_rel);
+    word.compare_exchange_strong(w, format::with_txn_state(w, format::TxnState::kDone), std::memory_order_acq_rel);
   }
   return {};
 }

@@ -255,7 +255,8 @@ TEST(LogFiles, ALogOfFormatOneIsStillReadAsItIs) {
 }
 
 // The same log after its memory was lost: made anew, it becomes a 2.0 log
-// (a nonce, features named), which 1.x binaries refuse.
+// (a nonce, features named, producers fenced by the fence in their
+// transaction word), which 1.x binaries refuse.
 TEST(LogFiles, ALogOfFormatOneBecomesTwoWhenItsMemoryIsMadeAnew) {
   test::TempLogPath path;
   {
@@ -268,7 +269,7 @@ TEST(LogFiles, ALogOfFormatOneBecomesTwoWhenItsMemoryIsMadeAnew) {
   UnlinkOnExit shm_object{log->info().memory_path};
   auto kv = io::read_key_value_file(path.str() + "/shmlog.meta", "shmlog-log 1").value();
   EXPECT_EQ(kv["format_version"], "2.0");
-  EXPECT_EQ(kv["features"], "memory_nonce");
+  EXPECT_EQ(kv["features"], "memory_nonce,txn_fence");
   EXPECT_EQ(kv.count("memory_nonce"), 1u);
 }
 

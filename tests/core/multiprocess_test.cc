@@ -419,5 +419,40 @@ TEST(MultiProcess, StaleStateOfDeadProcessesIsReapedOnOpen) {
   EXPECT_EQ(got[51], "b");
 }
 
+// An exclusive writer publishes a record's commit word, then the tail; one
+// killed between the two leaves a record past the tail that a group reads
+// and commits. Opening the log then took the group's offset past the tail
+// for damage and refused the log (found by the kill torture).
+TEST(MultiProcess, AGroupThatReadPastTheTailOfADeadExclusiveWriterDoesNotMakeTheLogUnopenable) {
+  test::TempLogPath path;
+  { auto log = Log::create(path.str(), options()).value(); }
+  auto pid = test::spawn([&] {
+    auto log = Log::open(path.str()).value();
+    auto producer = log.producer({.exclusive = true}).value();
+    if (!producer.append(as_bytes("first"))) return 1;
+    auto last = producer.append(as_bytes("second"));
+    if (!last) return 1;
+    // As if it died between the record's commit word and the tail.
+    format::atomic(test::state(log).partition(0).tail_position).store(last.offset, std::memory_order_release);
+    auto member = log.consumer({.group = "g", .mode = DeliveryMode::kAtLeastOnce}).value();
+    int read = 0;
+    for (int i = 0; i < 100 && read < 2; ++i) read += static_cast<int>(member.poll_wait([](const Record&) {}, 8, 10ms).records);
+    if (read != 2) return 3;
+    member.commit();
+    shm::kill_self();
+    return 2;
+  });
+  ASSERT_EQ(test::join(pid), 128 + SIGKILL);
+  auto log = Log::open(path.str());
+  ASSERT_TRUE(log.ok()) << log.status().to_string();
+  auto producer = log->producer({.exclusive = true});
+  ASSERT_TRUE(producer.ok()) << producer.status().to_string();
+  ASSERT_TRUE(producer->append(as_bytes("third")));
+  auto member = log->consumer({.group = "g"}).value();
+  std::vector<std::string> got;
+  member.poll_wait([&](const Record& r) { got.push_back(test::bytes_to_string(r.value)); }, 8, 100ms);
+  EXPECT_EQ(got, std::vector<std::string>{"third"});
+}
+
 }  // namespace
 }  // namespace shmlog

@@ -236,7 +236,7 @@ TEST(Transaction, ADecidedCommitIsFinishedWhenItsProducerDiedBeforeTheMarkers) {
   std::uint32_t id = 0;
   while (std::string(s.producer_slot(id).name) != "half") ++id;
   auto& slot = s.producer_slot(id);
-  slot.txn_word = format::make_txn_word(format::txn_epoch(slot.txn_word), format::TxnState::kCommitting);
+  slot.txn_word = format::with_txn_state(slot.txn_word, format::TxnState::kCommitting);
   auto c = log.consumer(committed_reader()).value();
   std::vector<std::string> got;
   for (int i = 0; i < 200 && got.size() < 2; ++i) {
@@ -380,6 +380,53 @@ TEST(Transaction, ANewerInstanceFencesTheOlderOnesTransaction) {
   ASSERT_TRUE(new_instance.commit_transaction().ok());
   auto c = log.consumer(committed_reader()).value();
   EXPECT_EQ(read(c), (std::vector<std::string>{"new"}));
+}
+
+// The 16-bit epoch that names transactions comes round after 65 536 of
+// them (22 ms at 3 M/s). A fenced instance whose epoch came round passed
+// the fence: its record went into the newer instance's open transaction,
+// and its commit committed that transaction.
+TEST(Transaction, AFencedInstanceStaysFencedAfterTheNewerOneWentRoundTheEpochs) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  auto old_instance = log.producer(transactional("twin")).value();
+  ASSERT_TRUE(old_instance.begin_transaction().ok());
+  ASSERT_TRUE(old_instance.append(as_bytes("old")));
+  auto new_instance = log.producer(transactional("twin")).value();
+  // Empty transactions until the newer instance's open one has the older one's epoch.
+  for (;;) {
+    ASSERT_TRUE(new_instance.begin_transaction().ok());
+    if (new_instance.epoch() == old_instance.epoch()) break;
+    ASSERT_TRUE(new_instance.commit_transaction().ok());
+  }
+  ASSERT_TRUE(new_instance.append(as_bytes("new")));
+  EXPECT_EQ(old_instance.append(as_bytes("old 2")).error, Errc::kFenced);
+  EXPECT_EQ(old_instance.commit_transaction().code(), Status::Code::kAborted);
+  auto c = log.consumer(committed_reader()).value();
+  EXPECT_EQ(read(c), std::vector<std::string>{}) << "the newer instance's transaction is still open";
+  ASSERT_TRUE(new_instance.commit_transaction().ok());
+  EXPECT_EQ(read(c), (std::vector<std::string>{"new"}));
+}
+
+// Recovery orders a named producer's transactions by their epochs' age
+// from the identity's first epoch. Once the epochs went round, a restart
+// missed the last offsets committed just before they came round.
+TEST(Transaction, TheLastCommittedOffsetsComeBackAfterTheEpochsWentRound) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  constexpr int kTransactions = 65540;  // the restart's epoch is then 5 past the first
+  constexpr int kWithOffsets = 65530;   // ... and this one's 65 531 past it
+  {
+    auto p = log.producer(transactional("pipe")).value();
+    for (int i = 0; i < kTransactions; ++i) {
+      ASSERT_TRUE(p.begin_transaction().ok());
+      if (i == kWithOffsets) p.add_offsets("input", 0, 4096);
+      ASSERT_TRUE(p.commit_transaction().ok());
+    }
+  }
+  auto p = log.producer(transactional("pipe")).value();
+  using Offsets = std::vector<std::pair<std::uint32_t, std::uint64_t>>;
+  EXPECT_EQ(p.committed_offsets("input"), (Offsets{{0, 4096}}));
 }
 
 TEST(Transaction, OffsetsCommittedWithATransactionComeBackAfterARestart) {

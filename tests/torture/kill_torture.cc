@@ -296,7 +296,10 @@ std::string producer_trial(std::mt19937_64& rng, int kind, const std::string& pa
         return write(from, false);
       }
       auto log = Log::open(path);
-      if (!log.ok()) return 32;
+      if (!log.ok()) {
+        std::fprintf(stderr, "restarted producer: %s\n", log.status().to_string().c_str());
+        return 32;
+      }
       return log->producer({.exclusive = exclusive, .backpressure_timeout = 10s}).ok() ? 0 : 33;
     });
     const int code = join(restart, 30s);
