@@ -10,6 +10,7 @@
 #include "record.h"
 #include "shmlog/segments.h"
 #include "txn.h"
+#include "word_pair.h"
 #include "shmlog/log.h"
 
 namespace shmlog {
@@ -30,6 +31,8 @@ struct ConsumerState {
   bool grouped = false;
   std::uint32_t group = 0;
   std::uint32_t member = 0;
+  std::uint64_t joined_ns = 0;  // the member slot's join stamp when this member took it
+  bool released = false;        // the others released this member (judged dead): it reads no more
   DeliveryMode mode = DeliveryMode::kAtLeastOnce;
   std::uint32_t commit_every = 1;
   // Whether the ring can reuse a slot under this consumer: always under
@@ -51,6 +54,7 @@ struct ConsumerState {
   struct Part {
     std::uint32_t partition = 0;
     bool owned = false;
+    std::uint64_t ownership = 0;  // grouped: the slot's ownership word this member acquired it with
     std::uint64_t position = 0;
     std::uint64_t committed = 0;
     std::uint32_t uncommitted = 0;
@@ -119,7 +123,10 @@ struct ConsumerState {
   std::optional<Clock::duration> stalled(Stall& stall, std::uint64_t position, bool idle) noexcept;
   void skip_bad_record(Part& part, std::uint64_t& position, const record::Decoded& d) noexcept;
   bool still_valid(const Part& part, std::uint64_t position) const noexcept;
-  void commit_position(Part& part, std::uint64_t position) noexcept;
+  // False when another member owns the partition now (this one was
+  // released, judged dead): nothing is written, and the partition is no
+  // longer this member's.
+  bool commit_position(Part& part, std::uint64_t position) noexcept;
   std::size_t poll_partition(Part& part, RecordHandler& handler, std::size_t max);
   void rebalance();
   void check_liveness();
@@ -607,16 +614,28 @@ void ConsumerState::skip_damage_in_file(Part& part, std::uint64_t& position) noe
   position = (position & ~s.segment_mask) + resume;
 }
 
-void ConsumerState::commit_position(Part& part, std::uint64_t position) noexcept {
+bool ConsumerState::commit_position(Part& part, std::uint64_t position) noexcept {
   part.uncommitted = 0;
-  if (!grouped || position == part.committed) return;
-  part.committed = position;
+  if (!grouped || position == part.committed) return true;
   auto& sl = slot(part);
+  // One CAS of (offset, ownership) expecting this member's acquisition: a
+  // member released while it ran (judged dead) can never move the offset
+  // back. A full barrier, so it is ordered before the waiter check
+  // (producers increment space_waiters, then re-read committed offsets).
+  std::uint64_t offset = part.committed;
+  std::uint64_t ownership = part.ownership;
+  while (!cas_pair(&sl.committed_offset, offset, ownership, position, part.ownership)) {
+    if (ownership != part.ownership) {
+      part.owned = false;
+      return false;
+    }
+    // The offset was not what this member last wrote (its acquisition moved
+    // it to a record boundary): it is still the owner, so commit over it.
+  }
+  part.committed = position;
   atomic(sl.commit_time_ns).store(now_realtime_ns(), std::memory_order_relaxed);
-  // seq_cst: ordered before the waiter check (producers increment
-  // space_waiters, then re-read committed offsets).
-  atomic(sl.committed_offset).store(position, std::memory_order_seq_cst);
   if (atomic(log->header->space_waiters).load(std::memory_order_seq_cst) != 0) log->wake_producers();
+  return true;
 }
 
 namespace {
@@ -626,19 +645,23 @@ namespace {
 class Hold {
  public:
   Hold(std::atomic_ref<std::uint64_t> word, const LogState& log, std::uint64_t position_plus_one) noexcept
-      : word_(word), log_(log) {
+      : word_(word), log_(log), mine_(position_plus_one) {
     word_.store(position_plus_one, std::memory_order_seq_cst);
   }
   Hold(const Hold&) = delete;
   Hold& operator=(const Hold&) = delete;
   ~Hold() {
-    word_.store(0, std::memory_order_seq_cst);
+    // Only its own: a member released while its handler ran leaves the
+    // hold of the partition's new owner alone.
+    std::uint64_t mine = mine_;
+    word_.compare_exchange_strong(mine, 0, std::memory_order_seq_cst);
     if (atomic(log_.header->space_waiters).load(std::memory_order_seq_cst) != 0) log_.wake_producers();
   }
 
  private:
   std::atomic_ref<std::uint64_t> word_;
   const LogState& log_;
+  std::uint64_t mine_;
 };
 
 }  // namespace
@@ -666,7 +689,7 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
       }
       part.position = position;
       if (count == 0) break;
-      commit_position(part, position);
+      if (!commit_position(part, position)) break;  // not ours now: its new owner hands them out
       for (std::size_t i = 0; i < count; ++i) {
         handler(batch[i]);
         if (lappable && !still_valid(part, batch[i].offset)) {
@@ -699,8 +722,9 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
       on_lapped(part, part.position);
       break;
     }
-    if (mode == DeliveryMode::kAtLeastOnce && ++part.uncommitted >= commit_every) {
-      commit_position(part, part.position);
+    if (mode == DeliveryMode::kAtLeastOnce && ++part.uncommitted >= commit_every &&
+        !commit_position(part, part.position)) {
+      break;  // not ours now: its new owner resumes at the last commit
     }
   }
   return delivered;
@@ -708,25 +732,24 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
 
 bool ConsumerState::try_acquire(Part& part) {
   const LogState& s = *log;
-  auto owner = atomic(slot(part).owner);
-  std::uint32_t current = owner.load(std::memory_order_acquire);
-  if (current != 0 && current != member + 1) {
+  auto ownership = atomic(slot(part).ownership);
+  std::uint64_t current = ownership.load(std::memory_order_acquire);
+  const std::uint32_t owner = format::ownership_owner(current);
+  const std::uint32_t acquisitions = format::ownership_acquisitions(current);
+  if (owner != 0 && owner != member + 1) {
     // Held by another member: it lets go when it sees the new membership,
     // or is reaped when it is dead.
-    const std::uint32_t m = current - 1;
-    if (m >= s.options.max_members) {
-      owner.compare_exchange_strong(current, 0, std::memory_order_acq_rel);  // garbage: clear it
-    } else {
-      const auto& other = s.member(group, m);
-      if (atomic(const_cast<std::uint32_t&>(other.state)).load(std::memory_order_acquire) == kFree) {
-        owner.compare_exchange_strong(current, 0, std::memory_order_acq_rel);
-      }
-    }
+    const std::uint32_t m = owner - 1;
+    const bool gone = m >= s.options.max_members ||  // garbage
+                      atomic(const_cast<std::uint32_t&>(s.member(group, m).state)).load(std::memory_order_acquire) == kFree;
+    if (gone) ownership.compare_exchange_strong(current, format::make_ownership(0, acquisitions), std::memory_order_acq_rel);
     return false;
   }
-  if (current == 0 && !owner.compare_exchange_strong(current, member + 1, std::memory_order_acq_rel)) {
-    return false;
-  }
+  // A new acquisition (also over an earlier holder of this member index):
+  // commits of any earlier one fail from here on.
+  const std::uint64_t mine = format::make_ownership(member + 1, acquisitions + 1);
+  if (!ownership.compare_exchange_strong(current, mine, std::memory_order_acq_rel)) return false;
+  part.ownership = mine;
   // Resume from the group's committed offset (pairs with commit_position's store).
   std::uint64_t committed = atomic(slot(part).committed_offset).load(std::memory_order_acquire);
   const std::uint64_t earliest = s.retained_start(part.partition);
@@ -753,8 +776,10 @@ bool ConsumerState::try_acquire(Part& part) {
 void ConsumerState::release(Part& part) noexcept {
   if (!part.owned) return;
   if (mode == DeliveryMode::kAtLeastOnce) commit_position(part, part.position);
-  std::uint32_t mine = member + 1;
-  atomic(slot(part).owner).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+  std::uint64_t mine = part.ownership;
+  atomic(slot(part).ownership)
+      .compare_exchange_strong(mine, format::make_ownership(0, format::ownership_acquisitions(part.ownership)),
+                               std::memory_order_acq_rel);
   part.owned = false;
 }
 
@@ -774,7 +799,7 @@ void ConsumerState::check_liveness() {
 }
 
 void ConsumerState::rebalance() {
-  if (!grouped) return;
+  if (!grouped || released) return;
   const LogState& s = *log;
   // The clock is read every 1024 polls (or before parking), not every poll.
   if (++polls_since_check >= 1024 || force_stall_check) {
@@ -789,6 +814,16 @@ void ConsumerState::rebalance() {
   if (epoch != epoch_seen) {
     epoch_seen = epoch;
     // Partition p goes to the (p mod n)-th live member, in slot order.
+    // Released by the others (judged dead while it ran; its slot may be
+    // another member's now): it owns nothing and must not act as a member.
+    const auto& me = s.member(group, member);
+    if (atomic(const_cast<std::uint32_t&>(me.state)).load(std::memory_order_acquire) != kActive ||
+        atomic(const_cast<std::uint64_t&>(me.joined_ns)).load(std::memory_order_acquire) != joined_ns) {
+      released = true;
+      for (Part& part : parts) part.owned = false;  // their acquisitions are stale: commits fail anyway
+      parts.clear();
+      return;
+    }
     std::uint32_t rank = 0, live = 0;
     for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
       if (atomic(s.member(group, m).state).load(std::memory_order_acquire) != kActive) continue;
@@ -837,10 +872,13 @@ bool ConsumerState::any_ready() const noexcept {
 
 void ConsumerState::close() noexcept {
   if (!log) return;
-  if (grouped) {
+  if (grouped && !released) {
     for (Part& part : parts) release(part);
     AdminLock lock(*log);
-    release_member(*log, group, member);
+    const auto& me = log->member(group, member);
+    if (atomic(const_cast<std::uint64_t&>(me.joined_ns)).load(std::memory_order_acquire) == joined_ns) {
+      release_member(*log, group, member);
+    }
   }
   parts.clear();
   log.reset();
@@ -942,7 +980,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
         auto start = start_position(s, p, options.from);
         if (!start.ok()) return std::move(start).status();
         auto& slot = s.offset_slot(p, g);
-        slot.owner = 0;
+        slot.ownership = format::make_ownership(0, format::ownership_acquisitions(slot.ownership));
         slot.commit_time_ns = 0;
         slot.lost_bytes_total = 0;
         format::atomic(slot.committed_offset).store(*start, std::memory_order_relaxed);
@@ -967,7 +1005,10 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
     const shm::ProcessId self = shm::self();
     member.pid = self.pid;
     member.start_time = self.start_time;
-    member.joined_ns = detail::now_realtime_ns();
+    // Also this join's stamp: never the slot's previous member's, so a
+    // member released from this slot can tell it is not its own now.
+    const std::uint64_t joined = std::max(detail::now_realtime_ns(), member.joined_ns + 1);
+    format::atomic(member.joined_ns).store(joined, std::memory_order_relaxed);
     format::atomic(member.state).store(active, std::memory_order_release);
     format::atomic(s.group(g).membership_epoch).fetch_add(1, std::memory_order_acq_rel);
     st->grouped = true;
@@ -975,6 +1016,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
     st->may_be_lapped = s.options.policy == Policy::kOverwrite || s.durable();
     st->group = g;
     st->member = m;
+    st->joined_ns = joined;
   }
   s.wake_consumers();  // members parked in poll_wait pick up the new membership
   st->rebalance();
@@ -1074,7 +1116,11 @@ Status Consumer::commit(std::uint32_t partition, std::uint64_t offset) {
         return Status(Status::Code::kInvalidArgument, "offset " + std::to_string(offset) + " is not a record boundary");
       }
     }
-    st->commit_position(part, offset);
+    if (!st->commit_position(part, offset)) {
+      return Status(Status::Code::kAborted, "partition " + std::to_string(partition) + " of group '" + std::string(st->log->group(st->group).name) +
+                                                "' belongs to another member now (this one was released as dead): "
+                                                "the commit was refused");
+    }
     return {};
   }
   return Status(Status::Code::kInvalidArgument,

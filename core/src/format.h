@@ -53,8 +53,8 @@ inline constexpr std::uint32_t kOldestMajorRead = 1;
 // older binaries may safely ignore need no flag.
 inline constexpr std::uint32_t kFeatureDurability = 1u << 0;   // segment files: ring reuse waits for the keeper
 inline constexpr std::uint32_t kFeatureMemoryNonce = 1u << 1;  // the memory's name has a random part
-inline constexpr std::uint32_t kFeatureTxnFence = 1u << 2;     // producers fence by the fence in txn_word
-inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeatureTxnFence;
+inline constexpr std::uint32_t kFeatureFences = 1u << 2;  // the fence in txn_word; acquisitions in ownership
+inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeatureFences;
 
 inline constexpr std::size_t kRecordAlignment = 32;
 // No position of a partition reaches this (2^62 bytes: 14 years at 10 GB/s);
@@ -339,12 +339,16 @@ struct MemberSlot {
 
 // ---------------------------------------------------------------------------
 // Offset slot, 64 bytes per (partition, group): the committed offset, written
-// only by the member that owns the partition (owner = member index + 1).
+// only by the member that owns the partition. `ownership` holds the owner
+// (member index + 1; 0: none) and, above it, how many times the partition
+// was acquired: a member commits by one 16-byte CAS of (committed_offset,
+// ownership) that expects its own acquisition, so a member the others
+// released (judged dead) can never move the offset again, even after its
+// member index was reused.
 // ---------------------------------------------------------------------------
 struct OffsetSlot {
-  std::uint64_t committed_offset;
-  std::uint32_t owner;
-  std::uint32_t reserved0;
+  std::uint64_t committed_offset;  // with `ownership`, a 16-byte pair (word_pair.h)
+  std::uint64_t ownership;
   std::uint64_t commit_time_ns;
   std::uint64_t lost_bytes_total;  // skipped because the ring lapped the owner
   // At-most-once commits before its handler runs: while it runs, the first
@@ -353,6 +357,12 @@ struct OffsetSlot {
   std::uint64_t hold;
   std::uint8_t reserved[kCacheLine - 40];
 };
+
+constexpr std::uint64_t make_ownership(std::uint32_t owner, std::uint32_t acquisitions) noexcept {
+  return static_cast<std::uint64_t>(acquisitions) << 32 | owner;
+}
+constexpr std::uint32_t ownership_owner(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w); }
+constexpr std::uint32_t ownership_acquisitions(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w >> 32); }
 
 // ---------------------------------------------------------------------------
 // Log header, the first 4 KiB. Lines 0-1 are written once at create; the
@@ -480,6 +490,7 @@ static_assert(offsetof(RecordHeader, timestamp_ns) == 16);
 static_assert(offsetof(RecordHeader, sequence) == 24);
 static_assert(sizeof(SegmentDescriptor) == kCacheLine);
 static_assert(offsetof(SegmentDescriptor, preparer_start_time) == 8);  // a 16-byte pair with state_word
+static_assert(offsetof(OffsetSlot, ownership) == 8);  // a 16-byte pair with committed_offset
 static_assert(sizeof(PartitionHeader) == 512);
 static_assert(alignof(PartitionHeader) == kHotLine);
 static_assert(offsetof(PartitionHeader, writers) == kHotLine);

@@ -247,9 +247,9 @@ Result<std::shared_ptr<LogState>> make_memory_anew(const std::string& dir, Meta&
   Meta next = meta;
   next.memory_nonce = random_nonzero();
   next.owner = ::geteuid();
-  // New memory: its producer slots follow this binary's fencing (a binary
-  // that does not know it refuses the log from now on).
-  next.features |= format::kFeatureTxnFence;
+  // New memory: its producer and offset slots follow this binary's
+  // fencing (a binary that does not know it refuses the log from now on).
+  next.features |= format::kFeatureFences;
   // The name first: a crash before the memory exists leaves a name with
   // nothing at it (made anew by the next open), never an object no one names.
   Status written = io::write_key_value_file(join(dir, kMetaFile), kMetaHeader, to_meta(next), next.options.mode & 0666);
@@ -497,9 +497,12 @@ bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
 
 void release_member(const LogState& log, std::uint32_t g, std::uint32_t m) noexcept {
   for (std::uint32_t p = 0; p < log.options.partitions; ++p) {
-    std::uint32_t owner = m + 1;
     auto& slot = log.offset_slot(p, g);
-    if (atomic(slot.owner).compare_exchange_strong(owner, 0, std::memory_order_acq_rel)) {
+    auto ownership = atomic(slot.ownership);
+    std::uint64_t w = ownership.load(std::memory_order_acquire);
+    if (format::ownership_owner(w) == m + 1 &&
+        ownership.compare_exchange_strong(w, format::make_ownership(0, format::ownership_acquisitions(w)),
+                                          std::memory_order_acq_rel)) {
       atomic(slot.hold).store(0, std::memory_order_release);  // its handler is gone
     }
   }
@@ -688,7 +691,7 @@ Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
   auto dir = io::canonical_path(path);
   if (!dir.ok()) return undo(std::move(dir).status());
   Meta meta{options, random_nonzero(), random_nonzero(), ::geteuid()};
-  meta.features = format::kFeatureTxnFence;
+  meta.features = format::kFeatureFences;
   if (meta.options.memory_dir.empty()) {
     auto memory = shm::default_memory_dir(options.pages);
     if (!memory.ok()) return undo(std::move(memory).status());
@@ -898,7 +901,7 @@ LogInfo Log::info() const {
       gp.committed_offset = atomic(slot.committed_offset).load(std::memory_order_acquire);
       gp.end_offset = s.tail(p);
       gp.lag_bytes = gp.end_offset > gp.committed_offset ? gp.end_offset - gp.committed_offset : 0;
-      const std::uint32_t owner = atomic(slot.owner).load(std::memory_order_acquire);
+      const std::uint32_t owner = format::ownership_owner(atomic(slot.ownership).load(std::memory_order_acquire));
       gp.owner = owner == 0 ? -1 : static_cast<int>(owner - 1);
       gp.lost_bytes = atomic(slot.lost_bytes_total).load(std::memory_order_relaxed);
       const std::uint64_t now_ns = detail::now_realtime_ns();

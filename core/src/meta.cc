@@ -28,7 +28,7 @@ namespace {
 constexpr std::pair<std::uint32_t, const char*> kFeatureNames[] = {
     {format::kFeatureDurability, "durability"},
     {format::kFeatureMemoryNonce, "memory_nonce"},
-    {format::kFeatureTxnFence, "txn_fence"},
+    {format::kFeatureFences, "fences"},
 };
 
 }  // namespace
@@ -37,7 +37,7 @@ std::uint32_t features_of(const Meta& m) {
   return (m.options.durability != Durability::kNone ? format::kFeatureDurability : 0) |
          (m.memory_nonce != 0 ? format::kFeatureMemoryNonce : 0) |
          // Not an option: every log made or remade since it came uses it.
-         (m.features & format::kFeatureTxnFence);
+         (m.features & format::kFeatureFences);
 }
 
 std::string feature_names(std::uint32_t features) {

@@ -117,6 +117,36 @@ TEST(Group, ManualModeCommitsOnlyWhenAsked) {
   EXPECT_FALSE(c.commit(7, 0).ok());         // not assigned
 }
 
+// A member the others released as dead (its process judged gone while it
+// ran) kept committing with a plain store: its offset went back under the
+// member that took the partition over, which had committed further, and
+// the records between came again. Its member index was reused by that
+// member, so the owner alone could not tell them apart.
+TEST(Group, AMemberReleasedAsDeadCannotMoveTheOffsetBack) {
+  auto log = Log::create_in_memory(options()).value();
+  auto producer = log.producer().value();
+  append_n(producer, 0, 10);
+  ConsumerOptions co;
+  co.group = "g";
+  co.mode = DeliveryMode::kManual;
+  auto released = log.consumer(co).value();
+  EXPECT_EQ(released.poll([](const Record&) {}, 4).records, 4u);
+  const std::uint64_t its_position = released.position(0).value();
+  detail::release_member(test::state(log), 0, 0);  // as the liveness check does for a dead member
+  auto successor = log.consumer(co).value();  // takes member slot 0 again
+  EXPECT_EQ(poll_all(successor).size(), 10u);
+  successor.commit();
+  const std::uint64_t end = test::state(log).offset_slot(0, 0).committed_offset;
+  ASSERT_GT(end, its_position);
+  const Status refused = released.commit(0, its_position);
+  EXPECT_EQ(refused.code(), Status::Code::kAborted) << refused.to_string();
+  released.commit();
+  EXPECT_EQ(test::state(log).offset_slot(0, 0).committed_offset, end);
+  EXPECT_TRUE(poll_all(released).empty()) << "the released member still reads the partition";
+  { Consumer closed = std::move(released); }
+  EXPECT_EQ(log.info().groups.at(0).members, 1u) << "closing the released member freed its successor's slot";
+}
+
 TEST(Group, NewGroupStartsWhereFromSays) {
   auto log = Log::create_in_memory(options()).value();
   auto producer = log.producer().value();
