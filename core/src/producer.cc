@@ -176,6 +176,13 @@ struct ProducerState {
            !word.compare_exchange_weak(w, txn(format::TxnState::kDone), std::memory_order_acq_rel)) {
     }
   }
+  // The committed transaction's sequences reached the log.
+  void count_transaction_sequences() noexcept {
+    if (txn_max_sequence_plus_one > last_sequence_plus_one) {
+      last_sequence_plus_one = txn_max_sequence_plus_one;
+      raise_last_sequence(slot(), last_sequence_plus_one);
+    }
+  }
   // This instance's transaction in `state`, as its slot's txn_word.
   std::uint64_t txn(format::TxnState state) const noexcept { return format::make_txn_word(fence, epoch, state); }
   // A newer instance of this named producer opened the slot.
@@ -909,8 +916,18 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
   const auto deadline = std::chrono::steady_clock::now() + s.claim_timeout + std::chrono::seconds(5);
   while (!reached_end()) {
     if (std::chrono::steady_clock::now() > deadline) {
+      std::string where;
+      for (std::uint32_t p = 0; p < s.options.partitions && where.empty(); ++p) {
+        const std::uint64_t at = reader->position(p).value_or(end[p]);
+        if (at >= end[p]) continue;
+        const std::uint64_t segment = at >> s.segment_shift;
+        const std::uint64_t w = format::atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+        where = " (partition " + std::to_string(p) + " at offset " + std::to_string(at) + " of " + std::to_string(end[p]) +
+                "; its ring slot holds segment " + std::to_string(format::segment_index(w)) +
+                (format::segment_state(w) == format::SegmentState::kReady ? ", ready" : ", being prepared") + ")";
+      }
       return Status(Status::Code::kTimeout, "recovering the state of producer id '" + std::string(slot.name) +
-                                                "': the log stayed unreadable below its tail");
+                                                "': the log stayed unreadable below its tail" + where);
     }
     reader->poll_wait(
         [&](const Record& r) {
@@ -1219,6 +1236,11 @@ Status Producer::decide_commit() {
     if (word.compare_exchange_strong(w, st->txn(format::TxnState::kCommitting),
                                      std::memory_order_acq_rel)) {
       format::atomic(st->slot().txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
+      // Its sequences count from the decision on (a reader may deliver the
+      // records now): a restart that finds the slot past them needs no
+      // record of them in the ring, which other producers may be reusing
+      // while it reads.
+      st->count_transaction_sequences();
       return {};
     }
   }
@@ -1233,15 +1255,17 @@ Status Producer::decide_commit() {
   return Status(Status::Code::kAborted, std::string("the transaction was aborted: ") + errc_name(Errc::kFenced));
 }
 
+namespace {
+bool g_die_after_commit_markers = false;  // tests
+}  // namespace
+
 // Decided: the markers follow, then done.
 Status Producer::finish_commit() {
   ProducerState* st = state_.get();
   SHMLOG_RETURN_IF_ERROR(st->write_markers(format::RecordType::kTxnCommit, st->epoch, st->touched));
+  if (g_die_after_commit_markers) shm::kill_self();
   st->txn_open = false;
-  if (st->txn_max_sequence_plus_one > st->last_sequence_plus_one) {
-    st->last_sequence_plus_one = st->txn_max_sequence_plus_one;
-    detail::raise_last_sequence(st->slot(), st->last_sequence_plus_one);
-  }
+  st->count_transaction_sequences();  // a participant of a commit across logs: not counted at a decision
   st->committed_offsets = detail::encode_offsets(st->txn_offsets);
   st->mark_done();
   return {};
@@ -1601,6 +1625,7 @@ std::size_t Producer::append_batch(std::span<const Bytes> values, AppendResult* 
 namespace testing {
 void die_between_claim_and_commit(bool enable) noexcept { detail::g_die_between_claim_and_commit = enable; }
 void die_in_multi_log_commit(int stage) noexcept { g_die_in_multi_log_commit = stage; }
+void die_after_commit_markers(bool enable) noexcept { g_die_after_commit_markers = enable; }
 }  // namespace testing
 
 }  // namespace shmlog

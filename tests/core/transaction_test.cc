@@ -429,6 +429,39 @@ TEST(Transaction, TheLastCommittedOffsetsComeBackAfterTheEpochsWentRound) {
   EXPECT_EQ(p.committed_offsets("input"), (Offsets{{0, 4096}}));
 }
 
+// A restart learns the last committed sequence from the slot, or from the
+// records still in the ring. The slot learned a transaction's sequences
+// only after its markers: a producer that died between the two, its
+// records overwritten while it was down, came back before them, and its
+// re-sends were written again (found by the kill torture as a record
+// delivered twice).
+TEST(Transaction, ACommittedTransactionsSequencesCountBeforeItsMarkersAreWritten) {
+  test::TempLogPath path;
+  LogOptions o = small();
+  o.policy = Policy::kOverwrite;
+  o.ring_segments = 2;
+  auto log = Log::create(path.str(), o).value();
+  auto child = test::spawn([&] {
+    auto p = log.producer(transactional("resumer")).value();
+    if (!p.begin_transaction().ok()) return 1;
+    for (int i = 0; i < 3; ++i) {
+      if (!p.append_to(0, {}, as_bytes("r" + std::to_string(i)))) return 2;
+    }
+    testing::die_after_commit_markers(true);
+    (void)p.commit_transaction();
+    return 3;
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  {
+    auto other = log.producer().value();  // overwrites the ring: the transaction's records go
+    const std::string filler(900, 'x');
+    for (int i = 0; i < 400; ++i) ASSERT_TRUE(other.append_to(0, {}, as_bytes(filler)));
+  }
+  auto restarted = log.producer(transactional("resumer")).value();
+  ASSERT_TRUE(restarted.last_sequence().has_value()) << "the committed transaction was forgotten";
+  EXPECT_EQ(*restarted.last_sequence(), 2u);
+}
+
 TEST(Transaction, OffsetsCommittedWithATransactionComeBackAfterARestart) {
   test::TempLogPath path;
   auto log = Log::create(path.str(), small()).value();

@@ -61,6 +61,9 @@ struct Board {
   std::atomic<std::uint32_t> checker_ready;
   std::atomic<std::uint32_t> seen[kWriters][kMaxRecords];
   std::atomic<std::uint32_t> out_of_order[kWriters];
+  // The first disorder per writer: the record, the one before it, and its offset.
+  std::atomic<std::uint32_t> disorder_record[kWriters], disorder_after[kWriters];
+  std::atomic<std::uint64_t> disorder_offset[kWriters];
   std::atomic<std::uint32_t> invented;
 };
 
@@ -164,7 +167,11 @@ int check_producers(const std::string& path, Board& board) {
             return;
           }
           board.seen[w][i].fetch_add(1);
-          if (any[w] && i <= last[w]) board.out_of_order[w].fetch_add(1);
+          if (any[w] && i <= last[w] && board.out_of_order[w].fetch_add(1) == 0) {
+            board.disorder_record[w] = i;
+            board.disorder_after[w] = last[w];
+            board.disorder_offset[w] = rec.offset;
+          }
           any[w] = true;
           last[w] = i;
         },
@@ -178,7 +185,13 @@ int check_producers(const std::string& path, Board& board) {
 // first `acked` there, none twice, in order.
 std::string check_writer(const Board& board, std::uint32_t w, std::uint32_t n, std::uint64_t acked, bool exact,
                          const char* who) {
-  if (board.out_of_order[w].load() > 0) return std::string(who) + ": records out of order";
+  if (board.out_of_order[w].load() > 0) {
+    return std::string(who) + ": records out of order (" + std::to_string(board.out_of_order[w].load()) +
+           " times; first record " + std::to_string(board.disorder_record[w].load()) + " after " +
+           std::to_string(board.disorder_after[w].load()) + ", at offset " + std::to_string(board.disorder_offset[w].load()) +
+           "; record " + std::to_string(board.disorder_record[w].load()) + " was seen " +
+           std::to_string(board.seen[w][board.disorder_record[w].load()].load()) + " times)";
+  }
   for (std::uint32_t i = 0; i < kMaxRecords; ++i) {
     const std::uint32_t count = board.seen[w][i].load();
     if (count > 0 && i >= n) return std::string(who) + ": record " + std::to_string(i) + " was never written";
