@@ -750,7 +750,7 @@ bool ConsumerState::try_acquire(Part& part) {
   const std::uint64_t mine = format::make_ownership(member + 1, acquisitions + 1);
   if (!ownership.compare_exchange_strong(current, mine, std::memory_order_acq_rel)) return false;
   part.ownership = mine;
-  // Resume from the group's committed offset (pairs with commit_position's store).
+  // Resume from the group's committed offset (pairs with commit_position's CAS).
   std::uint64_t committed = atomic(slot(part).committed_offset).load(std::memory_order_acquire);
   const std::uint64_t earliest = s.retained_start(part.partition);
   const std::uint64_t tail = s.tail(part.partition);
@@ -813,7 +813,6 @@ void ConsumerState::rebalance() {
   const std::uint64_t epoch = atomic(s.group(group).membership_epoch).load(std::memory_order_acquire);
   if (epoch != epoch_seen) {
     epoch_seen = epoch;
-    // Partition p goes to the (p mod n)-th live member, in slot order.
     // Released by the others (judged dead while it ran; its slot may be
     // another member's now): it owns nothing and must not act as a member.
     const auto& me = s.member(group, member);
@@ -824,6 +823,7 @@ void ConsumerState::rebalance() {
       parts.clear();
       return;
     }
+    // Partition p goes to the (p mod n)-th live member, in slot order.
     std::uint32_t rank = 0, live = 0;
     for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
       if (atomic(s.member(group, m).state).load(std::memory_order_acquire) != kActive) continue;
@@ -1117,7 +1117,8 @@ Status Consumer::commit(std::uint32_t partition, std::uint64_t offset) {
       }
     }
     if (!st->commit_position(part, offset)) {
-      return Status(Status::Code::kAborted, "partition " + std::to_string(partition) + " of group '" + std::string(st->log->group(st->group).name) +
+      const std::string group_name(st->log->group(st->group).name);
+      return Status(Status::Code::kAborted, "partition " + std::to_string(partition) + " of group '" + group_name +
                                                 "' belongs to another member now (this one was released as dead): "
                                                 "the commit was refused");
     }

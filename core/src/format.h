@@ -310,9 +310,10 @@ constexpr TxnState txn_state(std::uint64_t w) noexcept { return static_cast<TxnS
 constexpr std::uint64_t with_txn_state(std::uint64_t w, TxnState state) noexcept {
   return (w & ~std::uint64_t{0xff}) | static_cast<std::uint8_t>(state);
 }
-// A named identity's epochs in use span less than this from its first
-// epoch (begin_transaction moves the first epoch up before they would
-// reach it), so "age = epoch - first" orders them without wrapping.
+// A named identity's epochs in use lie less than twice this past its first
+// epoch (an open or begin_transaction that reaches twice this moves the
+// first epoch up to `epoch - kEpochWindow`), so "age = epoch - first"
+// orders them without wrapping.
 inline constexpr std::uint16_t kEpochWindow = 0x4000;
 
 // ---------------------------------------------------------------------------

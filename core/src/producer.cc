@@ -35,7 +35,9 @@ void raise_last_sequence(format::ProducerSlot& slot, std::uint64_t plus_one) noe
 // circle past it, so that its epochs in use (those of records still in the
 // ring, which recovery reads) always lie within less than the circle and
 // order by their age. Records older than the window count for nothing in
-// recovery: the slot's last sequence covers them.
+// recovery: the slot's last sequence covers them. (What the window cannot
+// tell apart: records of the slot's previous identity still in the ring
+// after 16 384 transactions of this one.)
 void keep_epoch_window(format::ProducerSlot& slot, std::uint16_t epoch) noexcept {
   auto first = atomic(slot.first_epoch);
   if (static_cast<std::uint16_t>(epoch - first.load(std::memory_order_relaxed)) >= 2 * format::kEpochWindow) {
