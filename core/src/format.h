@@ -280,7 +280,10 @@ struct ProducerSlot {
   std::uint32_t txn_timeout_ms;          // an open transaction older than this may be aborted
   std::uint64_t txn_word;                // the fence and the last transaction (see below)
   std::uint64_t txn_changed_ns;          // when txn_word last changed (CLOCK_REALTIME)
-  std::uint8_t pad2[kCacheLine - 32];
+  // The last sequence + 1 of the transaction in txn_word, written before
+  // its decision: a restart counts it when the decision was commit.
+  std::uint64_t txn_sequence_plus_one;
+  std::uint8_t pad2[kCacheLine - 40];
 };
 
 // The outcome of a transaction is decided by one CAS on txn_word (open ->

@@ -20,6 +20,7 @@ using format::atomic;
 
 namespace {
 bool g_die_between_claim_and_commit = false;
+int g_die_in_commit = 0;  // tests: 1 right after the decision, 2 after the commit markers
 
 // The instances of one named producer may overlap briefly (a fenced one
 // finishing a commit): the recorded last sequence only ever goes up.
@@ -670,6 +671,9 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
     if (decision == format::TxnState::kCommitting || decision == format::TxnState::kAborting) {
       SHMLOG_RETURN_IF_ERROR(write_markers(marker_for(decision), txn_epoch, {}));
     }
+    if (decision == format::TxnState::kCommitting) {
+      raise_last_sequence(slot(), atomic(slot().txn_sequence_plus_one).load(std::memory_order_acquire));
+    }
     word_ref.compare_exchange_strong(w, format::with_txn_state(w, format::TxnState::kDone), std::memory_order_acq_rel);
     return {};
   }
@@ -958,11 +962,13 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
   }
   // A transaction decided "commit" whose markers did not all get written counts as committed.
   const std::uint64_t w = format::atomic(slot.txn_word).load(std::memory_order_acquire);
+  std::uint64_t found = plain;
   if (format::txn_state(w) == format::TxnState::kCommitting) {
     txns[static_cast<std::uint16_t>(format::txn_epoch(w) - first)].committed = true;
+    // Its records may have left the ring while this read it: the slot has their last sequence.
+    found = std::max(found, format::atomic(slot.txn_sequence_plus_one).load(std::memory_order_acquire));
   }
   Recovered r;
-  std::uint64_t found = plain;
   for (const auto& [age, t] : txns) {
     if (!t.committed) continue;
     found = std::max(found, t.max_plus_one);
@@ -1235,8 +1241,10 @@ Status Producer::decide_commit() {
       if (e != Errc::kOk) return Status(Status::Code::kBusy, std::string("writing the transaction's offsets: ") + errc_name(e));
       st->touched[0] = true;
     }
+    format::atomic(st->slot().txn_sequence_plus_one).store(st->txn_max_sequence_plus_one, std::memory_order_relaxed);
     if (word.compare_exchange_strong(w, st->txn(format::TxnState::kCommitting),
                                      std::memory_order_acq_rel)) {
+      if (detail::g_die_in_commit == 1) shm::kill_self();
       format::atomic(st->slot().txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
       // Its sequences count from the decision on (a reader may deliver the
       // records now): a restart that finds the slot past them needs no
@@ -1257,15 +1265,11 @@ Status Producer::decide_commit() {
   return Status(Status::Code::kAborted, std::string("the transaction was aborted: ") + errc_name(Errc::kFenced));
 }
 
-namespace {
-bool g_die_after_commit_markers = false;  // tests
-}  // namespace
-
 // Decided: the markers follow, then done.
 Status Producer::finish_commit() {
   ProducerState* st = state_.get();
   SHMLOG_RETURN_IF_ERROR(st->write_markers(format::RecordType::kTxnCommit, st->epoch, st->touched));
-  if (g_die_after_commit_markers) shm::kill_self();
+  if (detail::g_die_in_commit == 2) shm::kill_self();
   st->txn_open = false;
   st->count_transaction_sequences();  // a participant of a commit across logs: not counted at a decision
   st->committed_offsets = detail::encode_offsets(st->txn_offsets);
@@ -1324,6 +1328,7 @@ Status Producer::commit_transactions(std::span<Producer* const> producers) {
       e = st->append_control(p, format::RecordType::kTxnPrepare, st->id, st->epoch, as_bytes(coordinator));
       if (e != Errc::kOk) return fail(Status(Status::Code::kBusy, std::string("preparing ") + st->log->path + ": " + errc_name(e)));
     }
+    format::atomic(st->slot().txn_sequence_plus_one).store(st->txn_max_sequence_plus_one, std::memory_order_relaxed);
     std::uint64_t open = st->txn(format::TxnState::kOpen);
     if (!format::atomic(st->slot().txn_word)
              .compare_exchange_strong(open, st->txn(format::TxnState::kPrepared),
@@ -1627,7 +1632,7 @@ std::size_t Producer::append_batch(std::span<const Bytes> values, AppendResult* 
 namespace testing {
 void die_between_claim_and_commit(bool enable) noexcept { detail::g_die_between_claim_and_commit = enable; }
 void die_in_multi_log_commit(int stage) noexcept { g_die_in_multi_log_commit = stage; }
-void die_after_commit_markers(bool enable) noexcept { g_die_after_commit_markers = enable; }
+void die_in_commit(int stage) noexcept { detail::g_die_in_commit = stage; }
 }  // namespace testing
 
 }  // namespace shmlog

@@ -434,8 +434,8 @@ TEST(Transaction, TheLastCommittedOffsetsComeBackAfterTheEpochsWentRound) {
 // only after its markers: a producer that died between the two, its
 // records overwritten while it was down, came back before them, and its
 // re-sends were written again (found by the kill torture as a record
-// delivered twice).
-TEST(Transaction, ACommittedTransactionsSequencesCountBeforeItsMarkersAreWritten) {
+// delivered twice). `stage`: where the producer dies (testing::die_in_commit).
+void restart_after_dying_in_a_commit_whose_records_left_the_ring(int stage) {
   test::TempLogPath path;
   LogOptions o = small();
   o.policy = Policy::kOverwrite;
@@ -447,7 +447,7 @@ TEST(Transaction, ACommittedTransactionsSequencesCountBeforeItsMarkersAreWritten
     for (int i = 0; i < 3; ++i) {
       if (!p.append_to(0, {}, as_bytes("r" + std::to_string(i)))) return 2;
     }
-    testing::die_after_commit_markers(true);
+    testing::die_in_commit(stage);
     (void)p.commit_transaction();
     return 3;
   });
@@ -460,6 +460,16 @@ TEST(Transaction, ACommittedTransactionsSequencesCountBeforeItsMarkersAreWritten
   auto restarted = log.producer(transactional("resumer")).value();
   ASSERT_TRUE(restarted.last_sequence().has_value()) << "the committed transaction was forgotten";
   EXPECT_EQ(*restarted.last_sequence(), 2u);
+}
+
+TEST(Transaction, ACommittedTransactionsSequencesCountBeforeItsMarkersAreWritten) {
+  restart_after_dying_in_a_commit_whose_records_left_the_ring(2);
+}
+
+// The same, killed right after the decision: the slot's transaction word
+// says committing, and its last sequence was written before the decision.
+TEST(Transaction, ACommittedTransactionsSequencesCountFromTheDecisionOn) {
+  restart_after_dying_in_a_commit_whose_records_left_the_ring(1);
 }
 
 TEST(Transaction, OffsetsCommittedWithATransactionComeBackAfterARestart) {

@@ -543,9 +543,9 @@ void die_between_output_and_checkpoint(bool enable) noexcept;
 // Test-only: Producer::commit_transactions kills the process after the
 // participants are prepared (1) or after the decision (2); 0: never.
 void die_in_multi_log_commit(int stage) noexcept;
-// Test-only: the next commit_transaction of this process kills the process
-// once its commit markers are written, before it finishes.
-void die_after_commit_markers(bool enable) noexcept;
+// Test-only: commit_transaction kills the process right after its decision
+// (1) or once its commit markers are written (2); 0: never.
+void die_in_commit(int stage) noexcept;
 }  // namespace testing
 
 }  // namespace shmlog
