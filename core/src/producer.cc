@@ -1070,12 +1070,8 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       // publishes nothing. The word keeps the previous transaction and its
       // state, which the recovery below finishes.
       const auto epoch = static_cast<std::uint16_t>(format::atomic(slot.epoch).fetch_add(1, std::memory_order_seq_cst) + 1);
-      auto word = format::atomic(slot.txn_word);
-      std::uint64_t w = word.load(std::memory_order_acquire);
-      while (!word.compare_exchange_weak(w, format::make_txn_word(format::txn_fence(w) + 1, format::txn_epoch(w), format::txn_state(w)),
-                                         std::memory_order_seq_cst)) {
-      }
-      const std::uint32_t fence = format::txn_fence(w) + 1;
+      const std::uint32_t fence =
+          format::txn_fence(format::atomic(slot.txn_word).fetch_add(std::uint64_t{1} << 32, std::memory_order_seq_cst)) + 1;
       if (!same_identity) {
         format::atomic(slot.last_sequence_plus_one).store(0, std::memory_order_relaxed);
         format::atomic(slot.first_epoch).store(epoch, std::memory_order_relaxed);
