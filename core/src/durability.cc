@@ -904,11 +904,13 @@ Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vect
 }  // namespace
 
 // What the recovered ring says of the producer ids that wrote to it: the
-// epochs seen (with whether each wrote transactional records and which
-// marker ended them). The checkpoint is up to 100 ms old, and every
-// begin_transaction moves an epoch: the records are the truth.
+// epochs seen (with whether each wrote transactional records, which marker
+// ended them, and the highest sequences of each kind). The checkpoint is up
+// to 100 ms old, and every begin_transaction moves an epoch: the records
+// are the truth.
 struct EpochSeen {
   bool transactional = false, committed = false, aborted = false;
+  std::uint64_t plain_plus_one = 0, transactional_plus_one = 0;  // highest sequence + 1 (0: none)
 };
 using EpochsSeen = std::map<std::uint16_t, std::map<std::uint16_t, EpochSeen>>;  // id -> epoch -> seen
 
@@ -920,6 +922,10 @@ void note_epochs(const LogState& s, std::uint32_t p, std::uint64_t first_segment
       const auto type = static_cast<format::RecordType>(r.type);
       if (type == format::RecordType::kPadding || type == format::RecordType::kAbandoned) return;
       EpochSeen& e = seen[r.producer_id][r.producer_epoch];
+      if (type == format::RecordType::kData) {
+        auto& highest = r.transactional ? e.transactional_plus_one : e.plain_plus_one;
+        highest = std::max(highest, r.sequence + 1);
+      }
       e.transactional |= type == format::RecordType::kData && r.transactional;
       e.committed |= type == format::RecordType::kTxnCommit;
       e.aborted |= type == format::RecordType::kTxnAbort;
@@ -928,10 +934,12 @@ void note_epochs(const LogState& s, std::uint32_t p, std::uint64_t first_segment
 }
 
 // Each named producer's epoch becomes at least the newest its records carry
-// (so the next instance fences them and counts their sequences), and its
-// newest transaction is set to what its markers say: open when none was
-// written (no process holds it after a crash: its first read_committed
-// reader aborts it), never the older transaction the checkpoint names.
+// (so the next instance fences them), its last sequence at least the
+// highest its records carry (plain ones, and those of transactions that
+// committed), and its newest transaction is set to what its markers say:
+// open when none was written (no process holds it after a crash: its first
+// read_committed reader aborts it), never the older transaction the
+// checkpoint names.
 void restore_epochs(LogState& s, const EpochsSeen& seen) {
   for (const auto& [id, epochs] : seen) {
     if (id >= s.options.max_producers) continue;
@@ -942,18 +950,26 @@ void restore_epochs(LogState& s, const EpochsSeen& seen) {
     std::uint16_t newest = checkpointed;
     const EpochSeen* newest_txn = nullptr;
     std::uint16_t newest_txn_epoch = 0;
+    // A transaction the checkpoint says was decided "commit".
+    const bool committing = format::txn_state(slot.txn_word) == format::TxnState::kCommitting;
+    std::uint64_t sequence_plus_one = slot.last_sequence_plus_one;
     for (const auto& [epoch, e] : epochs) {
       const auto age = static_cast<std::uint16_t>(epoch - first);
       // Records of an older identity of the slot lie "behind" its first
       // epoch, far round the 16-bit circle: not this identity's.
       if (static_cast<std::uint16_t>(age - checkpointed) >= 0x8000u) continue;
       newest = std::max(newest, age);
+      sequence_plus_one = std::max(sequence_plus_one, e.plain_plus_one);
+      if (e.committed || (committing && format::txn_epoch(slot.txn_word) == epoch)) {
+        sequence_plus_one = std::max(sequence_plus_one, e.transactional_plus_one);
+      }
       if (e.transactional && (newest_txn == nullptr || age >= static_cast<std::uint16_t>(newest_txn_epoch - first))) {
         newest_txn = &e;
         newest_txn_epoch = epoch;
       }
     }
     slot.epoch = static_cast<std::uint16_t>(first + newest);
+    slot.last_sequence_plus_one = sequence_plus_one;
     if (newest_txn == nullptr || (format::txn_epoch(slot.txn_word) == newest_txn_epoch &&
                                   format::txn_state(slot.txn_word) != format::TxnState::kOpen)) {
       continue;  // the checkpoint already knows how it ended

@@ -54,7 +54,11 @@ inline constexpr std::uint32_t kOldestMajorRead = 1;
 inline constexpr std::uint32_t kFeatureDurability = 1u << 0;   // segment files: ring reuse waits for the keeper
 inline constexpr std::uint32_t kFeatureMemoryNonce = 1u << 1;  // the memory's name has a random part
 inline constexpr std::uint32_t kFeatureFences = 1u << 2;  // the fence in txn_word; acquisitions in ownership
-inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeatureFences;
+// A named producer's slot names its claim in flight (pending_position);
+// ring reuse counts it before the old lap goes.
+inline constexpr std::uint32_t kFeaturePendingClaims = 1u << 3;
+inline constexpr std::uint32_t kKnownFeatures =
+    kFeatureDurability | kFeatureMemoryNonce | kFeatureFences | kFeaturePendingClaims;
 
 inline constexpr std::size_t kRecordAlignment = 32;
 // No position of a partition reaches this (2^62 bytes: 14 years at 10 GB/s);
@@ -283,7 +287,14 @@ struct ProducerSlot {
   // The last sequence + 1 of the transaction in txn_word, written before
   // its decision: a restart counts it when the decision was commit.
   std::uint64_t txn_sequence_plus_one;
-  std::uint8_t pad2[kCacheLine - 40];
+  // The claim a named producer registers next or last registered (position
+  // + 1; 0: none), stored before the claim's registration: the one record
+  // that may be published but not yet counted in last_sequence_plus_one.
+  // Whoever reuses the ring slot holding it, and a restart, count it.
+  std::uint32_t pending_partition;
+  std::uint32_t reserved2;
+  std::uint64_t pending_position_plus_one;
+  std::uint8_t pad2[kCacheLine - 56];
 };
 
 // The outcome of a transaction is decided by one CAS on txn_word (open ->
@@ -410,7 +421,10 @@ struct LogHeader {
   // line 3: the random part of the object's name, as the meta file has it
   // (0 in logs of format 1.x): an opener compares the two.
   std::uint64_t memory_nonce;
-  std::uint8_t pad0[1024 - 3 * kCacheLine - 8];
+  // Past the highest producer slot a named producer ever held: the slots
+  // ring reuse looks at for pending claims (raised under the admin lock).
+  std::uint32_t named_slots_end;
+  std::uint8_t pad0[1024 - 3 * kCacheLine - 12];
   // 1024: consumers sleep on data_seq; producers wake them when waiters > 0.
   // `sleepers` is set (for good) before any consumer first parks: until
   // then producers publish with a plain release store, no full barrier.
@@ -504,6 +518,7 @@ static_assert(sizeof(ProducerSlot) == 4 * kCacheLine);
 static_assert(offsetof(ProducerSlot, name) == kCacheLine);
 static_assert(offsetof(ProducerSlot, appends_total) == 2 * kCacheLine);
 static_assert(offsetof(ProducerSlot, last_sequence_plus_one) == 3 * kCacheLine);
+static_assert(offsetof(ProducerSlot, pending_position_plus_one) == 3 * kCacheLine + 48);
 static_assert(sizeof(GroupHeader) == 2 * kCacheLine);
 static_assert(offsetof(GroupHeader, name) == kCacheLine);
 static_assert(sizeof(MemberSlot) == kCacheLine);
@@ -512,6 +527,7 @@ static_assert(sizeof(LogHeader) == kPage);
 static_assert(offsetof(LogHeader, segment_size) == kCacheLine);
 static_assert(offsetof(LogHeader, producers_offset) == 2 * kCacheLine);
 static_assert(offsetof(LogHeader, memory_nonce) == 3 * kCacheLine);
+static_assert(offsetof(LogHeader, named_slots_end) == 3 * kCacheLine + 8);
 static_assert(offsetof(LogHeader, data_seq) == 1024);
 static_assert(offsetof(LogHeader, sleepers) == 1032);
 static_assert(offsetof(LogHeader, space_seq) == 1152);

@@ -249,7 +249,7 @@ Result<std::shared_ptr<LogState>> make_memory_anew(const std::string& dir, Meta&
   next.owner = ::geteuid();
   // New memory: its producer and offset slots follow this binary's
   // fencing (a binary that does not know it refuses the log from now on).
-  next.features |= format::kFeatureFences;
+  next.features |= format::kFeatureFences | format::kFeaturePendingClaims;
   // The name first: a crash before the memory exists leaves a name with
   // nothing at it (made anew by the next open), never an object no one names.
   Status written = io::write_key_value_file(join(dir, kMetaFile), kMetaHeader, to_meta(next), next.options.mode & 0666);
@@ -691,7 +691,7 @@ Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
   auto dir = io::canonical_path(path);
   if (!dir.ok()) return undo(std::move(dir).status());
   Meta meta{options, random_nonzero(), random_nonzero(), ::geteuid()};
-  meta.features = format::kFeatureFences;
+  meta.features = format::kFeatureFences | format::kFeaturePendingClaims;
   if (meta.options.memory_dir.empty()) {
     auto memory = shm::default_memory_dir(options.pages);
     if (!memory.ok()) return undo(std::move(memory).status());

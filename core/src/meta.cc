@@ -29,6 +29,7 @@ constexpr std::pair<std::uint32_t, const char*> kFeatureNames[] = {
     {format::kFeatureDurability, "durability"},
     {format::kFeatureMemoryNonce, "memory_nonce"},
     {format::kFeatureFences, "fences"},
+    {format::kFeaturePendingClaims, "pending_claims"},
 };
 
 }  // namespace
@@ -36,8 +37,8 @@ constexpr std::pair<std::uint32_t, const char*> kFeatureNames[] = {
 std::uint32_t features_of(const Meta& m) {
   return (m.options.durability != Durability::kNone ? format::kFeatureDurability : 0) |
          (m.memory_nonce != 0 ? format::kFeatureMemoryNonce : 0) |
-         // Not an option: every log made or remade since it came uses it.
-         (m.features & format::kFeatureFences);
+         // Not options: every log made or remade since they came uses them.
+         (m.features & (format::kFeatureFences | format::kFeaturePendingClaims));
 }
 
 std::string feature_names(std::uint32_t features) {

@@ -20,6 +20,7 @@ using format::atomic;
 
 namespace {
 bool g_die_between_claim_and_commit = false;
+bool g_die_between_commit_and_count = false;
 int g_die_in_commit = 0;  // tests: 1 right after the decision, 2 after the commit markers
 
 // The instances of one named producer may overlap briefly (a fenced one
@@ -29,6 +30,46 @@ void raise_last_sequence(format::ProducerSlot& slot, std::uint64_t plus_one) noe
   std::uint64_t seen = last.load(std::memory_order_relaxed);
   while (seen < plus_one && !last.compare_exchange_weak(seen, plus_one, std::memory_order_release,
                                                         std::memory_order_relaxed)) {
+  }
+}
+
+// The sequence + 1 of the record `d` (decoded at `position` of partition
+// p) if it is a published plain (not transactional) record of the identity
+// in producer slot `id`, else 0. Reads the header atomically: a restart
+// reads it while the ring slot may be reused, and checks the slot after.
+std::uint64_t plain_sequence_plus_one(const LogState& s, format::ProducerSlot& slot, std::uint32_t id,
+                                      std::uint32_t p, std::uint64_t position, const record::Decoded& d) noexcept {
+  if (d.kind != record::Kind::kData || (d.flags & format::kRecordFlagTransactional) != 0) return 0;
+  auto& h = *reinterpret_cast<format::RecordHeader*>(word_at(s, p, position));
+  if (atomic(h.producer_id).load(std::memory_order_relaxed) != id) return 0;
+  // One of this identity's epochs, from its first to the slot's newest (the
+  // slot's previous identity's records lie before its first).
+  const std::uint16_t first = atomic(slot.first_epoch).load(std::memory_order_relaxed);
+  const auto age = static_cast<std::uint16_t>(atomic(h.producer_epoch).load(std::memory_order_relaxed) - first);
+  if (age > static_cast<std::uint16_t>(atomic(slot.epoch).load(std::memory_order_relaxed) - first)) return 0;
+  return atomic(h.sequence).load(std::memory_order_relaxed) + 1;
+}
+
+// Before the ring slot holding `segment` of partition p is reused: counts
+// the pending claims of named producers that lie in it (their records are
+// resolved by now: published, or abandoned). A named producer counts its
+// record itself just after publishing it; this covers one that died, or
+// was stopped, between the two, whose record would otherwise leave the
+// ring uncounted and be written again by its restart.
+void count_pending_claims(const LogState& s, std::uint32_t p, std::uint64_t segment) noexcept {
+  const std::uint32_t named = std::min(atomic(s.header->named_slots_end).load(std::memory_order_acquire),
+                                       s.options.max_producers);
+  const std::uint64_t begin = segment << s.segment_shift;
+  for (std::uint32_t id = 0; id < named; ++id) {
+    auto& slot = s.producer_slot(id);
+    const std::uint64_t at = atomic(slot.pending_position_plus_one).load(std::memory_order_acquire);
+    if (at <= begin || at > begin + s.segment_size) continue;
+    if (atomic(slot.pending_partition).load(std::memory_order_relaxed) != p) continue;
+    const std::uint64_t v = atomic(*word_at(s, p, at - 1)).load(std::memory_order_acquire);
+    const auto d = record::decode(v, (at - 1) & s.segment_mask, s.segment_size, s.max_frame);
+    if (const std::uint64_t plus_one = plain_sequence_plus_one(s, slot, id, p, at - 1, d)) {
+      raise_last_sequence(slot, plus_one);
+    }
   }
 }
 
@@ -227,6 +268,7 @@ bool take_slot(const LogState& s, std::uint32_t p, std::uint64_t segment, std::u
   auto& d = s.descriptor(p, segment);
   const std::uint64_t mine = format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid);
   const std::uint64_t old = w, old_start = start;
+  if (format::segment_index(old) + s.ring_segments == segment) count_pending_claims(s, p, format::segment_index(old));
   if (!cas_pair(&d.state_word, w, start, mine, self.start_time)) return false;
   if (format::segment_index(old) + s.ring_segments == segment) {
     const std::uint64_t floor = s.reuse_floor(p);
@@ -490,6 +532,13 @@ Errc ProducerState::claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* p
     }
     Errc e = ensure_ready(p, pos, pos + aligned);
     if (e != Errc::kOk) return e;  // the unclaimed hole is abandoned by readers later
+    if (idempotent) {
+      // Named before it registers (the registration orders the two stores
+      // before this instance's fence check): see pending_position_plus_one.
+      auto& sl = slot();
+      atomic(sl.pending_partition).store(p, std::memory_order_relaxed);
+      atomic(sl.pending_position_plus_one).store(pos + 1, std::memory_order_release);
+    }
     // Register the claim: the negated length (and our id, for liveness).
     std::uint64_t expected = 0;
     const std::uint64_t claimed =
@@ -572,6 +621,7 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
       // Counts only once the transaction commits.
       txn_max_sequence_plus_one = std::max(txn_max_sequence_plus_one, header->sequence + 1);
     } else {
+      if (g_die_between_commit_and_count) [[unlikely]] shm::kill_self();
       last_sequence_plus_one = header->sequence + 1;
       raise_last_sequence(slot(), last_sequence_plus_one);
     }
@@ -877,20 +927,72 @@ struct Recovered {
   std::map<std::uint16_t, std::string> prepared, participants;
 };
 
-// The last sequence of named producer `id` that reached the log, plus one
-// (0: none): the slot's record of it, or a later record found in the ring
-// (the previous instance may have died between a commit and recording it);
-// records of transactions count only when the transaction committed (a
-// marker in the ring, or the slot's decision). Reads every partition up to
-// its tail as it was after the new epoch was published, so each claim of an
-// older instance is either seen committed here or resolved: fenced at its
-// commit, or revoked by this reader.
-Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32_t id, std::uint16_t epoch) {
+// Counts the pending claim of named producer `id`'s previous instance (see
+// ProducerSlot::pending_position_plus_one): waits until the claim is
+// published or abandoned (a dead owner's after the claim timeout) and
+// counts it if published. If its ring slot was reused meanwhile, the reuse
+// counted it. Called after the new fence is stored: an older instance that
+// registers a claim later finds itself fenced at its commit.
+Status count_pending_claim(const detail::LogState& s, std::uint32_t id) {
+  auto& slot = s.producer_slot(id);
+  const std::uint64_t at = format::atomic(slot.pending_position_plus_one).load(std::memory_order_seq_cst);
+  if (at == 0) return {};
+  const std::uint32_t p = format::atomic(slot.pending_partition).load(std::memory_order_relaxed);
+  const std::uint64_t position = at - 1;
+  if (p >= s.options.partitions || !format::plausible_position(position)) {
+    return Status(Status::Code::kCorrupt, "shared memory " + s.memory_path + ": producer id '" + std::string(slot.name) +
+                                              "' names a claim at partition " + std::to_string(p) + ", offset " +
+                                              std::to_string(position) + " that cannot be right (damaged or foreign)");
+  }
+  const std::uint64_t segment = position >> s.segment_shift;
+  auto state = format::atomic(s.descriptor(p, segment).state_word);
+  const auto since = std::chrono::steady_clock::now();
+  const auto deadline = since + s.claim_timeout + std::chrono::seconds(5);
+  for (;;) {
+    const std::uint64_t w = state.load(std::memory_order_acquire);
+    // Reused (and counted before it was), or never prepared (nothing published).
+    if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) return {};
+    const std::uint64_t v = format::atomic(*detail::word_at(s, p, position)).load(std::memory_order_acquire);
+    const auto d = record::decode(v, position & s.segment_mask, s.segment_size, s.max_frame);
+    const std::uint64_t plus_one = detail::plain_sequence_plus_one(s, slot, id, p, position, d);
+    if (state.load(std::memory_order_acquire) != w) continue;  // what was read may be the next lap's
+    if (d.kind == record::Kind::kData || d.kind == record::Kind::kSkip || d.kind == record::Kind::kCorrupt) {
+      detail::raise_last_sequence(slot, plus_one);
+      return {};
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now > deadline) {
+      return Status(Status::Code::kTimeout, "recovering the state of producer id '" + std::string(slot.name) +
+                                                "': its previous instance's claim at partition " + std::to_string(p) +
+                                                ", offset " + std::to_string(position) + " stayed unresolved");
+    }
+    if (!detail::unblock(s, p, position, now - since)) shm::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
+// What a named producer's restart learns: the last sequence that reached
+// the log (the slot's, with the previous instance's pending claim and a
+// transaction decided "commit" counted), and for an identity that used
+// transactions what the ring's records of its older epochs say: the last
+// committed offsets and the transactions spanning logs. The ring's records
+// are read up to each tail as it was after the new fence was stored, so
+// every claim of an older instance in them is published or resolved first.
+Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32_t id, std::uint16_t epoch,
+                          bool transactional) {
   auto& slot = s.producer_slot(id);
   // A full barrier between the fence's store and the reads below (a seq_cst
   // read-modify-write: the same locked instruction as a fence on x86, and
   // visible to ThreadSanitizer, which does not model fences).
   (void)format::atomic(slot.txn_word).fetch_add(0, std::memory_order_seq_cst);
+  SHMLOG_RETURN_IF_ERROR(count_pending_claim(s, id));
+  // A transaction decided "commit" whose instance died before counting it:
+  // the slot has its last sequence from before the decision.
+  const std::uint64_t w = format::atomic(slot.txn_word).load(std::memory_order_acquire);
+  const bool committing = format::txn_state(w) == format::TxnState::kCommitting;
+  if (committing) detail::raise_last_sequence(slot, format::atomic(slot.txn_sequence_plus_one).load(std::memory_order_acquire));
+  Recovered r;
+  r.last_sequence_plus_one = format::atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire);
+  if (!transactional && format::txn_state(w) == format::TxnState::kNone) return r;
   std::vector<std::uint64_t> end(s.options.partitions);
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) end[p] = s.tail(p);
   const std::uint16_t first = format::atomic(slot.first_epoch).load(std::memory_order_relaxed);
@@ -899,20 +1001,16 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
   co.wait = WaitStrategy::yield();
   auto reader = log.consumer(co);
   if (!reader.ok()) return std::move(reader).status();
-  // The ring's records, not a durable log's whole history on disk: what is
-  // older is in the slot already (and in its checkpoint).
+  // The ring's records, not a durable log's whole history on disk.
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
     if (s.retained_start(p) < s.earliest(p)) SHMLOG_RETURN_IF_ERROR(reader->seek(p, s.earliest(p)));
   }
   detail::deliver_control_records(*reader);
-  std::uint64_t plain = 0;  // records outside transactions
   struct Txn {
-    std::uint64_t max_plus_one = 0;
     bool committed = false;
     std::string offsets;
   };
   std::map<std::uint16_t, Txn> txns;  // by epoch - first (wrap-safe order)
-  std::map<std::uint16_t, std::string> prepared, participants;
   auto reached_end = [&] {
     for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
       if (reader->position(p).value_or(end[p]) < end[p]) return false;
@@ -927,57 +1025,35 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
         const std::uint64_t at = reader->position(p).value_or(end[p]);
         if (at >= end[p]) continue;
         const std::uint64_t segment = at >> s.segment_shift;
-        const std::uint64_t w = format::atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+        const std::uint64_t sw = format::atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
         where = " (partition " + std::to_string(p) + " at offset " + std::to_string(at) + " of " + std::to_string(end[p]) +
-                "; its ring slot holds segment " + std::to_string(format::segment_index(w)) +
-                (format::segment_state(w) == format::SegmentState::kReady ? ", ready" : ", being prepared") + ")";
+                "; its ring slot holds segment " + std::to_string(format::segment_index(sw)) +
+                (format::segment_state(sw) == format::SegmentState::kReady ? ", ready" : ", being prepared") + ")";
       }
       return Status(Status::Code::kTimeout, "recovering the state of producer id '" + std::string(slot.name) +
                                                 "': the log stayed unreadable below its tail" + where);
     }
     reader->poll_wait(
-        [&](const Record& r) {
+        [&](const Record& rec) {
           // Records of this identity: its epochs from the first up to ours.
-          const auto age = static_cast<std::uint16_t>(r.producer_epoch - first);
-          if (r.producer_id != id || age >= static_cast<std::uint16_t>(epoch - first)) return;
-          switch (static_cast<format::RecordType>(r.type)) {
-            case format::RecordType::kData:
-              if (r.transactional) {
-                auto& t = txns[age];
-                t.max_plus_one = std::max(t.max_plus_one, r.sequence + 1);
-              } else {
-                plain = std::max(plain, r.sequence + 1);
-              }
-              break;
+          const auto age = static_cast<std::uint16_t>(rec.producer_epoch - first);
+          if (rec.producer_id != id || age >= static_cast<std::uint16_t>(epoch - first)) return;
+          switch (static_cast<format::RecordType>(rec.type)) {
             case format::RecordType::kTxnCommit: txns[age].committed = true; break;
-            case format::RecordType::kTxnOffsets: txns[age].offsets = std::string(as_string(r.value)); break;
-            case format::RecordType::kTxnPrepare: prepared[r.producer_epoch] = std::string(as_string(r.value)); break;
+            case format::RecordType::kTxnOffsets: txns[age].offsets = std::string(as_string(rec.value)); break;
+            case format::RecordType::kTxnPrepare: r.prepared[rec.producer_epoch] = std::string(as_string(rec.value)); break;
             case format::RecordType::kTxnParticipants:
-              participants[r.producer_epoch] = std::string(as_string(r.value));
+              r.participants[rec.producer_epoch] = std::string(as_string(rec.value));
               break;
             default: break;
           }
         },
         4096, std::chrono::milliseconds(10));
   }
-  // A transaction decided "commit" whose markers did not all get written counts as committed.
-  const std::uint64_t w = format::atomic(slot.txn_word).load(std::memory_order_acquire);
-  std::uint64_t found = plain;
-  if (format::txn_state(w) == format::TxnState::kCommitting) {
-    txns[static_cast<std::uint16_t>(format::txn_epoch(w) - first)].committed = true;
-    // Its records may have left the ring while this read it: the slot has their last sequence.
-    found = std::max(found, format::atomic(slot.txn_sequence_plus_one).load(std::memory_order_acquire));
-  }
-  Recovered r;
+  if (committing) txns[static_cast<std::uint16_t>(format::txn_epoch(w) - first)].committed = true;
   for (const auto& [age, t] : txns) {
-    if (!t.committed) continue;
-    found = std::max(found, t.max_plus_one);
-    if (!t.offsets.empty()) r.committed_offsets = t.offsets;  // the map is in epoch order
+    if (t.committed && !t.offsets.empty()) r.committed_offsets = t.offsets;  // the map is in epoch order
   }
-  detail::raise_last_sequence(slot, found);
-  r.last_sequence_plus_one = format::atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire);
-  r.prepared = std::move(prepared);
-  r.participants = std::move(participants);
   return r;
 }
 
@@ -1075,6 +1151,7 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       if (!same_identity) {
         format::atomic(slot.last_sequence_plus_one).store(0, std::memory_order_relaxed);
         format::atomic(slot.first_epoch).store(epoch, std::memory_order_relaxed);
+        format::atomic(slot.pending_position_plus_one).store(0, std::memory_order_relaxed);
       } else {
         detail::keep_epoch_window(slot, epoch);
       }
@@ -1089,6 +1166,10 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       std::memcpy(slot.name, label.data(), label.size());
       format::atomic(slot.state).store(static_cast<std::uint32_t>(format::SlotState::kActive),
                                        std::memory_order_release);
+      if (named) {
+        auto end = format::atomic(s.header->named_slots_end);
+        if (end.load(std::memory_order_relaxed) <= id) end.store(id + 1, std::memory_order_release);
+      }
       st->log = state_;
       st->id = static_cast<std::uint16_t>(id);
       st->epoch = epoch;
@@ -1119,7 +1200,7 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       if (!tail.ok()) return std::move(tail).status();
     }
     if (named) {
-      auto recovered = recover(*this, s, id, st->epoch);
+      auto recovered = recover(*this, s, id, st->epoch, options.transactional);
       if (!recovered.ok()) return std::move(recovered).status();
       st->last_sequence_plus_one = recovered->last_sequence_plus_one;
       st->next_sequence = recovered->last_sequence_plus_one;
@@ -1132,7 +1213,7 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       if (acted) {
         // It may have committed (decided so, or by its coordinator): read
         // again, now with its markers, for the sequences and offsets.
-        recovered = recover(*this, s, id, st->epoch);
+        recovered = recover(*this, s, id, st->epoch, options.transactional);
         if (!recovered.ok()) return std::move(recovered).status();
         st->last_sequence_plus_one = recovered->last_sequence_plus_one;
         st->next_sequence = recovered->last_sequence_plus_one;
@@ -1627,6 +1708,7 @@ std::size_t Producer::append_batch(std::span<const Bytes> values, AppendResult* 
 
 namespace testing {
 void die_between_claim_and_commit(bool enable) noexcept { detail::g_die_between_claim_and_commit = enable; }
+void die_between_commit_and_count(bool enable) noexcept { detail::g_die_between_commit_and_count = enable; }
 void die_in_multi_log_commit(int stage) noexcept { g_die_in_multi_log_commit = stage; }
 void die_in_commit(int stage) noexcept { detail::g_die_in_commit = stage; }
 }  // namespace testing

@@ -122,11 +122,80 @@ TEST(Idempotent, LearnsACommitThatWasNeverRecorded) {
     if (std::string(s.producer_slot(id).name) == "crashy") break;
   }
   ASSERT_LT(id, s.options.max_producers);
-  s.producer_slot(id).last_sequence_plus_one = 3;  // recorded up to sequence 2 only
+  s.producer_slot(id).last_sequence_plus_one = 4;  // recorded up to sequence 3 only
   auto p = log.producer(named("crashy")).value();
   ASSERT_TRUE(p.last_sequence().has_value());
-  EXPECT_EQ(*p.last_sequence(), 4u) << "read from the records in the ring";
+  EXPECT_EQ(*p.last_sequence(), 4u) << "counted from the record its slot names as pending";
   EXPECT_EQ(p.epoch(), s.producer_slot(id).epoch);
+}
+
+// A named producer counts a record in its slot just after publishing it.
+// One killed between the two, whose record other producers then pushed out
+// of the ring before it restarted (`lapped`), came back without it (the
+// restart read the ring) and wrote it again: found by the kill torture as
+// a record delivered twice. The slot names the claim in flight, and ring
+// reuse counts it before the record goes.
+void restart_after_dying_between_publishing_and_counting(bool lapped) {
+  test::TempLogPath path;
+  LogOptions o = small();
+  o.policy = Policy::kOverwrite;
+  o.ring_segments = 2;
+  auto log = Log::create(path.str(), o).value();
+  const std::uint32_t child = test::spawn([&] {
+    auto p = log.producer(named("crashy")).value();
+    for (int i = 0; i < 5; ++i) {
+      if (!p.append_to(0, {}, as_bytes("r" + std::to_string(i)))) return 1;
+    }
+    testing::die_between_commit_and_count(true);
+    (void)p.append_to(0, {}, as_bytes("r5"));
+    return 2;
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  if (lapped) {
+    auto other = log.producer().value();
+    const std::string filler(900, 'x');
+    for (int i = 0; i < 400; ++i) ASSERT_TRUE(other.append_to(0, {}, as_bytes(filler)));
+  }
+  auto restarted = log.producer(named("crashy")).value();
+  ASSERT_TRUE(restarted.last_sequence().has_value());
+  EXPECT_EQ(*restarted.last_sequence(), 5u) << "the published record r5 was forgotten";
+  restarted.set_next_sequence(5);
+  EXPECT_EQ(restarted.append_to(0, {}, as_bytes("r5")).error, Errc::kDuplicate);
+  if (!lapped) {
+    std::vector<std::string> values;
+    read_all(log, &values);
+    EXPECT_EQ(values, (std::vector<std::string>{"r0", "r1", "r2", "r3", "r4", "r5"}));
+  }
+}
+
+TEST(Idempotent, ARecordPublishedJustBeforeADeathCountsAfterTheRingReusedIt) {
+  restart_after_dying_between_publishing_and_counting(/*lapped=*/true);
+}
+
+TEST(Idempotent, ARecordPublishedJustBeforeADeathCountsWhileItIsInTheRing) {
+  restart_after_dying_between_publishing_and_counting(/*lapped=*/false);
+}
+
+// A claim registered but never committed (its producer died) counts for
+// nothing: the restart waits for it to be abandoned and re-sends it.
+TEST(Idempotent, AClaimItsProducerDiedInDoesNotCount) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small(std::chrono::milliseconds(50))).value();
+  const std::uint32_t child = test::spawn([&] {
+    auto p = log.producer(named("crashy")).value();
+    if (!p.append_to(0, {}, as_bytes("r0"))) return 1;
+    testing::die_between_claim_and_commit(true);
+    (void)p.append_to(0, {}, as_bytes("r1"));
+    return 2;
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  auto restarted = log.producer(named("crashy")).value();
+  ASSERT_TRUE(restarted.last_sequence().has_value());
+  EXPECT_EQ(*restarted.last_sequence(), 0u);
+  ASSERT_TRUE(restarted.append_to(0, {}, as_bytes("r1")));
+  std::vector<std::string> values;
+  read_all(log, &values);
+  EXPECT_EQ(values, (std::vector<std::string>{"r0", "r1"}));
 }
 
 TEST(Idempotent, ANewerInstanceFencesTheOlderOne) {

@@ -537,6 +537,10 @@ namespace testing {
 // Test-only: the next claim committed by this process kills the process
 // (SIGKILL) after its claim is registered and before it commits.
 void die_between_claim_and_commit(bool enable) noexcept;
+// Test-only: the next plain record a named producer of this process commits
+// kills the process (SIGKILL) right after it is published, before the
+// producer counts its sequence.
+void die_between_commit_and_count(bool enable) noexcept;
 // Test-only: the next FileSink::checkpoint of this process kills the process
 // after it wrote the output and before it wrote the checkpoint entry.
 void die_between_output_and_checkpoint(bool enable) noexcept;
