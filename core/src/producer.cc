@@ -35,24 +35,26 @@ void raise_last_sequence(format::ProducerSlot& slot, std::uint64_t plus_one) noe
 
 // The sequence + 1 of the record `d` (decoded at `position` of partition
 // p) if it is a published plain (not transactional) record of the identity
-// in producer slot `id`, else 0. Reads the header atomically: a restart
-// reads it while the ring slot may be reused, and checks the slot after.
+// in producer slot `id`, else 0. Reads the header with acquire loads: a
+// restart reads it while the ring slot may be reused, and checks the
+// slot's state after (no later load moves before these).
 std::uint64_t plain_sequence_plus_one(const LogState& s, format::ProducerSlot& slot, std::uint32_t id,
                                       std::uint32_t p, std::uint64_t position, const record::Decoded& d) noexcept {
   if (d.kind != record::Kind::kData || (d.flags & format::kRecordFlagTransactional) != 0) return 0;
   auto& h = *reinterpret_cast<format::RecordHeader*>(word_at(s, p, position));
-  if (atomic(h.producer_id).load(std::memory_order_relaxed) != id) return 0;
+  if (atomic(h.producer_id).load(std::memory_order_acquire) != id) return 0;
   // One of this identity's epochs, from its first to the slot's newest (the
   // slot's previous identity's records lie before its first).
   const std::uint16_t first = atomic(slot.first_epoch).load(std::memory_order_relaxed);
-  const auto age = static_cast<std::uint16_t>(atomic(h.producer_epoch).load(std::memory_order_relaxed) - first);
+  const auto age = static_cast<std::uint16_t>(atomic(h.producer_epoch).load(std::memory_order_acquire) - first);
   if (age > static_cast<std::uint16_t>(atomic(slot.epoch).load(std::memory_order_relaxed) - first)) return 0;
-  return atomic(h.sequence).load(std::memory_order_relaxed) + 1;
+  return atomic(h.sequence).load(std::memory_order_acquire) + 1;
 }
 
-// Before the ring slot holding `segment` of partition p is reused: counts
-// the pending claims of named producers that lie in it (their records are
-// resolved by now: published, or abandoned). A named producer counts its
+// When the ring slot holding `segment` of partition p was taken for its
+// next lap, before it is zeroed: counts the pending claims of named
+// producers that lie in it (their records are resolved by now: published,
+// or abandoned). A named producer counts its
 // record itself just after publishing it; this covers one that died, or
 // was stopped, between the two, whose record would otherwise leave the
 // ring uncounted and be written again by its restart.
@@ -268,7 +270,6 @@ bool take_slot(const LogState& s, std::uint32_t p, std::uint64_t segment, std::u
   auto& d = s.descriptor(p, segment);
   const std::uint64_t mine = format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid);
   const std::uint64_t old = w, old_start = start;
-  if (format::segment_index(old) + s.ring_segments == segment) count_pending_claims(s, p, format::segment_index(old));
   if (!cas_pair(&d.state_word, w, start, mine, self.start_time)) return false;
   if (format::segment_index(old) + s.ring_segments == segment) {
     const std::uint64_t floor = s.reuse_floor(p);
@@ -279,6 +280,10 @@ bool take_slot(const LogState& s, std::uint32_t p, std::uint64_t segment, std::u
     }
   }
   if (g_after_taking_slot != nullptr) g_after_taking_slot(p, segment);
+  // Ours now, the previous lap still in it: count its pending claims before
+  // anything is zeroed. Taking over a dead preparer's slot counts again
+  // what it left: it counted before it zeroed anything.
+  if (segment >= s.ring_segments) count_pending_claims(s, p, segment - s.ring_segments);
   return true;
 }
 
@@ -727,14 +732,7 @@ Status ProducerState::finish_previous_transaction(const std::map<std::uint16_t, 
     word_ref.compare_exchange_strong(w, format::with_txn_state(w, format::TxnState::kDone), std::memory_order_acq_rel);
     return {};
   }
-  if (format::txn_state(w) == format::TxnState::kOpen) {
-    // Undecided: abort (a waiting reader may decide the same at once).
-    if (word_ref.compare_exchange_strong(w, format::with_txn_state(w, format::TxnState::kAborting),
-                                         std::memory_order_acq_rel)) {
-      w = format::with_txn_state(w, format::TxnState::kAborting);
-    }
-  }
-  const auto state = format::txn_state(w);
+  const auto state = format::txn_state(w);  // never open: decided before the recovery read
   if (state != format::TxnState::kCommitting && state != format::TxnState::kAborting) return {};
   *acted = true;
   // A coordinator finishes its participants first: while it is not done,
@@ -1200,6 +1198,18 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       if (!tail.ok()) return std::move(tail).status();
     }
     if (named) {
+      // An older instance's open transaction can only end aborted now (it
+      // is fenced): decide so first, so that read_committed readers pass
+      // its records by the decision; on a backpressure ring they hold the
+      // room the recovery read below may need. (A waiting reader may
+      // decide the same at once.)
+      auto txn = format::atomic(s.producer_slot(id).txn_word);
+      std::uint64_t w = txn.load(std::memory_order_acquire);
+      if (format::txn_state(w) == format::TxnState::kOpen &&
+          txn.compare_exchange_strong(w, format::with_txn_state(w, format::TxnState::kAborting),
+                                      std::memory_order_acq_rel)) {
+        format::atomic(s.producer_slot(id).txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
+      }
       auto recovered = recover(*this, s, id, st->epoch, options.transactional);
       if (!recovered.ok()) return std::move(recovered).status();
       st->last_sequence_plus_one = recovered->last_sequence_plus_one;

@@ -176,6 +176,47 @@ TEST(Idempotent, ARecordPublishedJustBeforeADeathCountsWhileItIsInTheRing) {
   restart_after_dying_between_publishing_and_counting(/*lapped=*/false);
 }
 
+// The same when the process that took the record's ring slot for the next
+// lap died before it counted the pending claim there: whoever takes the
+// preparation over counts it.
+TEST(Idempotent, ARecordPublishedJustBeforeADeathCountsWhenTheRingSlotsPreparerDiedToo) {
+  test::TempLogPath path;
+  LogOptions o = small(std::chrono::milliseconds(50));
+  o.policy = Policy::kOverwrite;
+  o.ring_segments = 2;
+  auto log = Log::create(path.str(), o).value();
+  ASSERT_EQ(test::join(test::spawn([&] {
+              auto p = log.producer(named("crashy")).value();
+              for (int i = 0; i < 5; ++i) {
+                if (!p.append_to(0, {}, as_bytes("r" + std::to_string(i)))) return 1;
+              }
+              testing::die_between_commit_and_count(true);
+              (void)p.append_to(0, {}, as_bytes("r5"));
+              return 2;
+            })),
+            128 + SIGKILL);
+  const std::string filler(900, 'x');
+  // Dies right after taking ring slot 0 (segment 0, with r5) for segment 2.
+  ASSERT_EQ(test::join(test::spawn([&] {
+              detail::g_after_taking_slot = [](std::uint32_t, std::uint64_t segment) {
+                if (segment == 2) shm::kill_self();
+              };
+              auto other = log.producer().value();
+              for (int i = 0; i < 400; ++i) {
+                if (!other.append_to(0, {}, as_bytes(filler))) return 1;
+              }
+              return 2;
+            })),
+            128 + SIGKILL);
+  {
+    auto other = log.producer().value();  // takes the dead preparer's slot over, and laps the ring
+    for (int i = 0; i < 400; ++i) ASSERT_TRUE(other.append_to(0, {}, as_bytes(filler)));
+  }
+  auto restarted = log.producer(named("crashy")).value();
+  ASSERT_TRUE(restarted.last_sequence().has_value());
+  EXPECT_EQ(*restarted.last_sequence(), 5u) << "the published record r5 was forgotten";
+}
+
 // A claim registered but never committed (its producer died) counts for
 // nothing: the restart waits for it to be abandoned and re-sends it.
 TEST(Idempotent, AClaimItsProducerDiedInDoesNotCount) {
