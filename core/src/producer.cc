@@ -928,9 +928,10 @@ struct Recovered {
 // Counts the pending claim of named producer `id`'s previous instance (see
 // ProducerSlot::pending_position_plus_one): waits until the claim is
 // published or abandoned (a dead owner's after the claim timeout) and
-// counts it if published. If its ring slot was reused meanwhile, the reuse
-// counted it. Called after the new fence is stored: an older instance that
-// registers a claim later finds itself fenced at its commit.
+// counts it if published. If its ring slot was taken for the next lap
+// meanwhile, the taker counts it (before zeroing: this waits for that).
+// Called after the new fence is stored: an older instance that registers a
+// claim later finds itself fenced at its commit.
 Status count_pending_claim(const detail::LogState& s, std::uint32_t id) {
   auto& slot = s.producer_slot(id);
   const std::uint64_t at = format::atomic(slot.pending_position_plus_one).load(std::memory_order_seq_cst);
@@ -947,9 +948,24 @@ Status count_pending_claim(const detail::LogState& s, std::uint32_t id) {
   const auto since = std::chrono::steady_clock::now();
   const auto deadline = since + s.claim_timeout + std::chrono::seconds(5);
   for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now > deadline) {
+      return Status(Status::Code::kTimeout, "recovering the state of producer id '" + std::string(slot.name) +
+                                                "': its previous instance's claim at partition " + std::to_string(p) +
+                                                ", offset " + std::to_string(position) + " stayed unresolved");
+    }
     const std::uint64_t w = state.load(std::memory_order_acquire);
-    // Reused (and counted before it was), or never prepared (nothing published).
-    if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) return {};
+    const std::uint64_t held = format::segment_index(w);
+    const bool ready = format::segment_state(w) == format::SegmentState::kReady;
+    if (held == segment + s.ring_segments && !ready) {
+      // Taken for the next lap: its preparer counts the claim before it
+      // zeroes the slot. Wait for that (a dead preparer's is taken over
+      // here, which counts again).
+      if (!detail::prepare_unprepared(s, p, held)) shm::sleep_for(std::chrono::microseconds(100));
+      continue;
+    }
+    // Reused and counted, or never prepared (nothing was published).
+    if (held != segment || !ready) return {};
     const std::uint64_t v = format::atomic(*detail::word_at(s, p, position)).load(std::memory_order_acquire);
     const auto d = record::decode(v, position & s.segment_mask, s.segment_size, s.max_frame);
     const std::uint64_t plus_one = detail::plain_sequence_plus_one(s, slot, id, p, position, d);
@@ -957,12 +973,6 @@ Status count_pending_claim(const detail::LogState& s, std::uint32_t id) {
     if (d.kind == record::Kind::kData || d.kind == record::Kind::kSkip || d.kind == record::Kind::kCorrupt) {
       detail::raise_last_sequence(slot, plus_one);
       return {};
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (now > deadline) {
-      return Status(Status::Code::kTimeout, "recovering the state of producer id '" + std::string(slot.name) +
-                                                "': its previous instance's claim at partition " + std::to_string(p) +
-                                                ", offset " + std::to_string(position) + " stayed unresolved");
     }
     if (!detail::unblock(s, p, position, now - since)) shm::sleep_for(std::chrono::microseconds(100));
   }
