@@ -329,7 +329,7 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint64_t position, st
     std::uint64_t w = word.load(std::memory_order_acquire);
     if (format::txn_epoch(w) != epoch) return;  // the slot moved on: whoever did finishes this one
     const bool alive = atomic(slot.state).load(std::memory_order_acquire) == kActive &&
-                       shm::is_alive({atomic(slot.pid).load(std::memory_order_relaxed), slot.start_time});
+                       shm::is_alive(producer_owner(slot));
     const std::uint64_t since = now_realtime_ns() - atomic(slot.txn_changed_ns).load(std::memory_order_relaxed);
     auto write_marker = [&](format::TxnState decision) {
       if (!helper) {

@@ -452,8 +452,7 @@ bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
       const std::uint16_t id = format::word_key_length(v);
       if (id < log.options.max_producers) {
         const auto& slot = log.producer_slot(id);
-        dead = !shm::is_alive({atomic(const_cast<std::uint32_t&>(slot.pid)).load(std::memory_order_relaxed),
-                               slot.start_time});
+        dead = !shm::is_alive(producer_owner(slot));
       }
     }
     if (!dead && !timed_out) return false;
@@ -573,7 +572,7 @@ void sweep(const LogState& log) {
   for (std::uint32_t id = 0; id < log.options.max_producers; ++id) {
     auto& slot = log.producer_slot(id);
     if (atomic(slot.state).load(std::memory_order_acquire) == active &&
-        !shm::is_alive({slot.pid, slot.start_time})) {
+        !shm::is_alive(producer_owner(slot))) {
       reap_producer(log, id);
     }
   }
@@ -950,8 +949,9 @@ LogInfo Log::info() const {
     pi.transaction_epoch = format::txn_epoch(txn);
     pi.id = static_cast<std::uint16_t>(id);
     pi.name.assign(slot.name, strnlen(slot.name, sizeof slot.name));
-    pi.pid = slot.pid;
-    pi.alive = running && shm::is_alive({slot.pid, slot.start_time});
+    const shm::ProcessId owner = detail::producer_owner(slot);
+    pi.pid = owner.pid;
+    pi.alive = running && shm::is_alive(owner);
     pi.exclusive = (slot.flags & format::kProducerExclusive) != 0;
     auto counter = [](const std::uint64_t& c) {
       return atomic(const_cast<std::uint64_t&>(c)).load(std::memory_order_relaxed);

@@ -181,6 +181,17 @@ struct LogMeta {
 };
 Result<LogMeta> read_log_meta(const std::string& path);
 
+// The process in a producer slot: its pid (acquire), then its start time.
+// Log::producer stores the start time first and the pid with release, so
+// a reader that sees a new owner's pid sees its start time too; a reader
+// that still sees the old pid may pair it with the new start time and
+// judge the old owner gone, which it is (or is being fenced).
+inline shm::ProcessId producer_owner(const format::ProducerSlot& slot) noexcept {
+  auto& s = const_cast<format::ProducerSlot&>(slot);
+  const std::uint32_t pid = format::atomic(s.pid).load(std::memory_order_acquire);
+  return {pid, format::atomic(s.start_time).load(std::memory_order_relaxed)};
+}
+
 // The lease word of the calling process (pid << 32 | low start time bits),
 // and whether the process a lease word names still runs.
 std::uint64_t holder_word() noexcept;
