@@ -57,8 +57,11 @@ inline constexpr std::uint32_t kFeatureFences = 1u << 2;  // the fence in txn_wo
 // A named producer's slot names its claim in flight (pending_position);
 // ring reuse counts it before the old lap goes.
 inline constexpr std::uint32_t kFeaturePendingClaims = 1u << 3;
-inline constexpr std::uint32_t kKnownFeatures =
-    kFeatureDurability | kFeatureMemoryNonce | kFeatureFences | kFeaturePendingClaims;
+// Two buffers per producer slot keep a named producer's last committed
+// transaction offsets (the OffsetsBuffer table after the token table).
+inline constexpr std::uint32_t kFeatureCommittedOffsets = 1u << 4;
+inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeatureFences |
+                                                kFeaturePendingClaims | kFeatureCommittedOffsets;
 
 inline constexpr std::size_t kRecordAlignment = 32;
 // No position of a partition reaches this (2^62 bytes: 14 years at 10 GB/s);
@@ -292,7 +295,9 @@ struct ProducerSlot {
   // that may be published but not yet counted in last_sequence_plus_one.
   // Whoever reuses the ring slot holding it, and a restart, count it.
   std::uint32_t pending_partition;
-  std::uint32_t reserved2;
+  // Which OffsetsBuffer of this slot holds the last committed transaction's
+  // offsets (index + 1; 0: none).
+  std::uint32_t committed_offsets_buffer;
   std::uint64_t pending_position_plus_one;
   std::uint8_t pad2[kCacheLine - 56];
 };
@@ -424,7 +429,9 @@ struct LogHeader {
   // Past the highest producer slot a named producer ever held: the slots
   // ring reuse looks at for pending claims (raised under the admin lock).
   std::uint32_t named_slots_end;
-  std::uint8_t pad0[1024 - 3 * kCacheLine - 12];
+  std::uint32_t reserved_line3;
+  std::uint64_t offsets_buffers_offset;  // the OffsetsBuffer table (0: none, before `committed_offsets`)
+  std::uint8_t pad0[1024 - 3 * kCacheLine - 24];
   // 1024: consumers sleep on data_seq; producers wake them when waiters > 0.
   // `sleepers` is set (for good) before any consumer first parks: until
   // then producers publish with a plain release store, no full barrier.
@@ -481,6 +488,25 @@ struct TokenSlot {
   std::uint64_t time_ns;           // CLOCK_REALTIME at insertion
   std::uint8_t pad[24];
 };
+// ---------------------------------------------------------------------------
+// Offsets buffer, 1 KiB, two per producer slot: the consumer offsets a named
+// producer's transaction commits (encoded as its kTxnOffsets record's
+// value). Written before the transaction's decision into the buffer the
+// slot does not name (with length 0 when it has none), named by the slot
+// after the decision; a restart that finds the decision "commit" but the
+// slot naming the other buffer takes this one. So the last committed
+// offsets outlive their record in the ring.
+// ---------------------------------------------------------------------------
+inline constexpr std::size_t kOffsetsBufferSize = 1024;
+inline constexpr std::uint32_t kOffsetsTooLarge = 0xffffffffu;  // length: in the ring's record only
+struct OffsetsBuffer {
+  std::uint32_t length;  // bytes used (0: none; kOffsetsTooLarge: they did not fit)
+  std::uint16_t epoch;   // the transaction's
+  std::uint16_t reserved;
+  std::uint64_t reserved2;
+  std::byte bytes[kOffsetsBufferSize - 16];
+};
+
 constexpr std::uint64_t encode_token_position(std::uint32_t partition, std::uint64_t offset) noexcept {
   return static_cast<std::uint64_t>(partition + 1) << 48 | offset >> 5;
 }
@@ -494,6 +520,7 @@ SHMLOG_ASSERT_SHARED(SegmentDescriptor);
 SHMLOG_ASSERT_SHARED(PartitionHeader);
 SHMLOG_ASSERT_SHARED(ProducerSlot);
 SHMLOG_ASSERT_SHARED(TokenSlot);
+SHMLOG_ASSERT_SHARED(OffsetsBuffer);
 SHMLOG_ASSERT_SHARED(GroupHeader);
 SHMLOG_ASSERT_SHARED(MemberSlot);
 SHMLOG_ASSERT_SHARED(OffsetSlot);
@@ -528,6 +555,8 @@ static_assert(offsetof(LogHeader, segment_size) == kCacheLine);
 static_assert(offsetof(LogHeader, producers_offset) == 2 * kCacheLine);
 static_assert(offsetof(LogHeader, memory_nonce) == 3 * kCacheLine);
 static_assert(offsetof(LogHeader, named_slots_end) == 3 * kCacheLine + 8);
+static_assert(offsetof(LogHeader, offsets_buffers_offset) == 3 * kCacheLine + 16);
+static_assert(sizeof(OffsetsBuffer) == kOffsetsBufferSize);
 static_assert(offsetof(LogHeader, data_seq) == 1024);
 static_assert(offsetof(LogHeader, sleepers) == 1032);
 static_assert(offsetof(LogHeader, space_seq) == 1152);

@@ -83,6 +83,7 @@ void format_memory(LogState& s, std::uint64_t log_id, std::uint64_t memory_nonce
   h.data_offset = g.data_offset;
   h.tokens_offset = g.tokens_offset;
   h.token_slots = g.token_slots;
+  h.offsets_buffers_offset = g.offsets_buffers_offset;
   h.token_window = o.token_window;
   h.token_window_ms = static_cast<std::uint32_t>(o.token_window_time.count());
   h.durability = static_cast<std::uint32_t>(o.durability);
@@ -140,6 +141,7 @@ Status check_header(const LogState& s, const Meta& meta, bool creator_may_run) {
               h.partitions_offset == g.partitions_offset && h.partition_stride == g.partition_stride &&
               h.data_offset == g.data_offset && h.policy == static_cast<std::uint32_t>(o.policy) &&
               h.tokens_offset == g.tokens_offset && h.token_slots == g.token_slots &&
+              h.offsets_buffers_offset == g.offsets_buffers_offset &&
               h.token_window == o.token_window && h.durability == static_cast<std::uint32_t>(o.durability);
   if (!same) {
     return Status(Status::Code::kCorrupt,
@@ -193,7 +195,7 @@ Result<std::shared_ptr<LogState>> map_log(const std::string& dir, const Meta& me
   s->owner = meta.owner;
   s->options = meta.options;
   s->memory_path = memory_path_for(meta);
-  s->init_geometry();
+  s->init_geometry(meta.version_major >= 2 ? detail::features_of(meta) : 0);
   if (create) {
     auto mem = shm::SharedMemory::create(s->memory_path, s->geometry.total_size, meta.options.mode,
                                          {meta.options.pages, meta.options.numa_node});
@@ -249,7 +251,7 @@ Result<std::shared_ptr<LogState>> make_memory_anew(const std::string& dir, Meta&
   next.owner = ::geteuid();
   // New memory: its producer and offset slots follow this binary's
   // fencing (a binary that does not know it refuses the log from now on).
-  next.features |= format::kFeatureFences | format::kFeaturePendingClaims;
+  next.features |= format::kFeatureFences | format::kFeaturePendingClaims | format::kFeatureCommittedOffsets;
   // The name first: a crash before the memory exists leaves a name with
   // nothing at it (made anew by the next open), never an object no one names.
   Status written = io::write_key_value_file(join(dir, kMetaFile), kMetaHeader, to_meta(next), next.options.mode & 0666);
@@ -290,7 +292,7 @@ Result<LogMeta> read_log_meta(const std::string& path) {
   return LogMeta{found->first, found->second.options, found->second.log_id};
 }
 
-Geometry compute_geometry(const LogOptions& o) noexcept {
+Geometry compute_geometry(const LogOptions& o, std::uint32_t features) noexcept {
   auto round_up = [](std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; };
   Geometry g;
   g.producers_offset = sizeof(format::LogHeader);
@@ -309,14 +311,18 @@ Geometry compute_geometry(const LogOptions& o) noexcept {
   g.tokens_offset = g.data_offset + o.partitions * g.ring_bytes;
   g.token_slots = o.token_window == 0 ? 0 : std::bit_ceil(2 * o.token_window);
   g.total_size = g.tokens_offset + g.token_slots * sizeof(format::TokenSlot);
+  if ((features & format::kFeatureCommittedOffsets) != 0) {
+    g.offsets_buffers_offset = round_up(g.total_size, format::kPage);
+    g.total_size = g.offsets_buffers_offset + 2 * std::uint64_t{o.max_producers} * sizeof(format::OffsetsBuffer);
+  }
   return g;
 }
 
 LogState::LogState() = default;
 LogState::~LogState() = default;
 
-void LogState::init_geometry() {
-  geometry = compute_geometry(options);
+void LogState::init_geometry(std::uint32_t features) {
+  geometry = compute_geometry(options, features);
   segment_size = options.segment_size;
   segment_mask = segment_size - 1;
   segment_shift = static_cast<unsigned>(__builtin_ctzll(segment_size));
@@ -658,7 +664,7 @@ Status validate(const LogOptions& o) {
     return bad("fsync interval must be 0 up to an hour");
   }
   if (o.retention_time.count() < 0) return bad("retention time must not be negative");
-  const std::uint64_t total = detail::compute_geometry(o).total_size;
+  const std::uint64_t total = detail::compute_geometry(o, format::kKnownFeatures).total_size;
   if (total > (1ull << 40)) return bad("the log would need " + std::to_string(total) + " bytes of shared memory");
   return {};
 }
@@ -690,7 +696,7 @@ Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
   auto dir = io::canonical_path(path);
   if (!dir.ok()) return undo(std::move(dir).status());
   Meta meta{options, random_nonzero(), random_nonzero(), ::geteuid()};
-  meta.features = format::kFeatureFences | format::kFeaturePendingClaims;
+  meta.features = format::kFeatureFences | format::kFeaturePendingClaims | format::kFeatureCommittedOffsets;
   if (meta.options.memory_dir.empty()) {
     auto memory = shm::default_memory_dir(options.pages);
     if (!memory.ok()) return undo(std::move(memory).status());
@@ -785,7 +791,10 @@ Result<Log> Log::create_in_memory(const LogOptions& options) {
   auto s = std::make_shared<LogState>();
   s->path = "(memory)";
   s->options = options;
-  s->init_geometry();
+  // What a log made now uses (without a directory: no durability, no memory name).
+  constexpr std::uint32_t kFeatures =
+      format::kFeatureFences | format::kFeaturePendingClaims | format::kFeatureCommittedOffsets;
+  s->init_geometry(kFeatures);
   auto* memory = static_cast<std::byte*>(std::aligned_alloc(format::kPage, s->geometry.total_size));
   if (memory == nullptr) {
     return Status(Status::Code::kNoSpace, "creating in-memory log: cannot allocate " +
@@ -796,7 +805,7 @@ Result<Log> Log::create_in_memory(const LogOptions& options) {
   s->base = memory;
   s->header = reinterpret_cast<format::LogHeader*>(s->base);
   s->owner = ::geteuid();
-  format_memory(*s, random_nonzero(), 0, 0);
+  format_memory(*s, random_nonzero(), 0, kFeatures);
   publish(*s);
   return Log(std::move(s));
 }

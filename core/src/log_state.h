@@ -30,9 +30,12 @@ struct Geometry {
   std::uint64_t ring_bytes = 0;
   std::uint64_t tokens_offset = 0;
   std::uint64_t token_slots = 0;
+  std::uint64_t offsets_buffers_offset = 0;  // 0: none (a log without `committed_offsets`)
   std::uint64_t total_size = 0;
 };
-Geometry compute_geometry(const LogOptions& options) noexcept;
+// `features`: the log's format::kFeature* (the table of offsets buffers
+// exists only with kFeatureCommittedOffsets).
+Geometry compute_geometry(const LogOptions& options, std::uint32_t features) noexcept;
 
 // A uniqueness token's hash: its home in the token table. Never 0 (empty).
 inline std::uint64_t token_hash(Bytes token) noexcept {
@@ -81,7 +84,7 @@ struct LogState {
 
   LogState();
   ~LogState();
-  void init_geometry();
+  void init_geometry(std::uint32_t features);
   bool durable() const noexcept { return options.durability != Durability::kNone; }
 
   format::PartitionHeader& partition(std::uint32_t p) const noexcept {
@@ -101,6 +104,11 @@ struct LogState {
   }
   format::TokenSlot* tokens() const noexcept {
     return reinterpret_cast<format::TokenSlot*>(base + geometry.tokens_offset);
+  }
+  // Producer slot i's two offsets buffers, or nullptr (no table).
+  format::OffsetsBuffer* offsets_buffers(std::uint32_t i) const noexcept {
+    if (geometry.offsets_buffers_offset == 0) return nullptr;
+    return reinterpret_cast<format::OffsetsBuffer*>(base + geometry.offsets_buffers_offset) + 2 * std::uint64_t{i};
   }
   format::ProducerSlot& producer_slot(std::uint32_t i) const noexcept {
     return reinterpret_cast<format::ProducerSlot*>(base + geometry.producers_offset)[i];

@@ -978,6 +978,25 @@ Status count_pending_claim(const detail::LogState& s, std::uint32_t id) {
   }
 }
 
+// The offsets buffer holding named producer `id`'s last committed
+// transaction offsets, or nullptr: the one the slot names, or the other
+// when it was written for the transaction `w` says was decided "commit"
+// (its producer died before naming it: named now).
+const format::OffsetsBuffer* kept_offsets(const detail::LogState& s, std::uint32_t id, std::uint64_t w) noexcept {
+  format::OffsetsBuffer* buffers = s.offsets_buffers(id);
+  if (buffers == nullptr) return nullptr;
+  auto named = format::atomic(s.producer_slot(id).committed_offsets_buffer);
+  const std::uint32_t current = named.load(std::memory_order_acquire);
+  const std::uint32_t other = current == 1 ? 1 : 0;
+  if (format::txn_state(w) == format::TxnState::kCommitting && buffers[other].epoch == format::txn_epoch(w) &&
+      buffers[other].length != 0) {
+    named.store(other + 1, std::memory_order_release);
+    return &buffers[other];
+  }
+  if (current == 0 || current > 2) return nullptr;
+  return &buffers[current - 1];
+}
+
 // What a named producer's restart learns: the last sequence that reached
 // the log (the slot's, with the previous instance's pending claim and a
 // transaction decided "commit" counted), and for an identity that used
@@ -1001,6 +1020,7 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
   Recovered r;
   r.last_sequence_plus_one = format::atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire);
   if (!transactional && format::txn_state(w) == format::TxnState::kNone) return r;
+  const format::OffsetsBuffer* kept = kept_offsets(s, id, w);
   std::vector<std::uint64_t> end(s.options.partitions);
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) end[p] = s.tail(p);
   const std::uint16_t first = format::atomic(slot.first_epoch).load(std::memory_order_relaxed);
@@ -1059,8 +1079,20 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
         4096, std::chrono::milliseconds(10));
   }
   if (committing) txns[static_cast<std::uint16_t>(format::txn_epoch(w) - first)].committed = true;
+  // The newest committed transaction with offsets: the slot's (unless they
+  // did not fit there), or a newer one in the ring (the slot's memory was
+  // made anew from a checkpoint that had none).
+  const auto window = static_cast<std::uint16_t>(epoch - first);
+  const std::uint16_t kept_age = kept != nullptr ? static_cast<std::uint16_t>(kept->epoch - first) : 0;
+  const bool kept_in_window = kept != nullptr && kept_age < window;
+  const bool kept_usable = kept != nullptr && kept->length != format::kOffsetsTooLarge;
   for (const auto& [age, t] : txns) {
-    if (t.committed && !t.offsets.empty()) r.committed_offsets = t.offsets;  // the map is in epoch order
+    if (!t.committed || t.offsets.empty()) continue;
+    if (kept_in_window && (age < kept_age || (age == kept_age && kept_usable))) continue;
+    r.committed_offsets = t.offsets;  // the map is in epoch order
+  }
+  if (r.committed_offsets.empty() && kept_usable) {
+    r.committed_offsets.assign(reinterpret_cast<const char*>(kept->bytes), kept->length);
   }
   return r;
 }
@@ -1160,6 +1192,7 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
         format::atomic(slot.last_sequence_plus_one).store(0, std::memory_order_relaxed);
         format::atomic(slot.first_epoch).store(epoch, std::memory_order_relaxed);
         format::atomic(slot.pending_position_plus_one).store(0, std::memory_order_relaxed);
+        format::atomic(slot.committed_offsets_buffer).store(0, std::memory_order_relaxed);
       } else {
         detail::keep_epoch_window(slot, epoch);
       }
@@ -1332,16 +1365,28 @@ Status Producer::decide_commit() {
   auto word = format::atomic(st->slot().txn_word);
   std::uint64_t w = word.load(std::memory_order_acquire);
   if (w == st->txn(format::TxnState::kOpen)) {
+    std::string value;
     if (!st->txn_offsets.empty()) {
-      const std::string value = detail::encode_offsets(st->txn_offsets);
+      value = detail::encode_offsets(st->txn_offsets);
       Errc e = st->append_control(0, format::RecordType::kTxnOffsets, st->id, st->epoch, as_bytes(value));
       if (e != Errc::kOk) return Status(Status::Code::kBusy, std::string("writing the transaction's offsets: ") + errc_name(e));
       st->touched[0] = true;
+    }
+    // The offsets also go to the slot's buffer it does not name: the
+    // record may leave the ring before a restart reads it.
+    auto named = format::atomic(st->slot().committed_offsets_buffer);
+    const std::uint32_t next = named.load(std::memory_order_relaxed) == 1 ? 1 : 0;
+    if (format::OffsetsBuffer* buffers = st->log->offsets_buffers(st->id)) {
+      format::OffsetsBuffer& b = buffers[next];
+      b.epoch = st->epoch;
+      b.length = value.size() <= sizeof b.bytes ? static_cast<std::uint32_t>(value.size()) : format::kOffsetsTooLarge;
+      if (b.length != format::kOffsetsTooLarge) std::memcpy(b.bytes, value.data(), value.size());
     }
     format::atomic(st->slot().txn_sequence_plus_one).store(st->txn_max_sequence_plus_one, std::memory_order_relaxed);
     if (word.compare_exchange_strong(w, st->txn(format::TxnState::kCommitting),
                                      std::memory_order_acq_rel)) {
       if (detail::g_die_in_commit == 1) shm::kill_self();
+      if (!value.empty() && st->log->offsets_buffers(st->id) != nullptr) named.store(next + 1, std::memory_order_release);
       format::atomic(st->slot().txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
       // Its sequences count from the decision on (a reader may deliver the
       // records now): a restart that finds the slot past them needs no
@@ -1369,7 +1414,7 @@ Status Producer::finish_commit() {
   if (detail::g_die_in_commit == 2) shm::kill_self();
   st->txn_open = false;
   st->count_transaction_sequences();  // a participant of a commit across logs: not counted at a decision
-  st->committed_offsets = detail::encode_offsets(st->txn_offsets);
+  if (!st->txn_offsets.empty()) st->committed_offsets = detail::encode_offsets(st->txn_offsets);
   st->mark_done();
   return {};
 }

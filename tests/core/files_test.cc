@@ -239,6 +239,8 @@ TEST(LogFiles, ALogOfFormatOneIsStillReadAsItIs) {
     h.version_minor = 2;
     h.features = 0;
     h.memory_nonce = 0;
+    h.total_size = h.offsets_buffers_offset;  // 1.x has no offsets buffers
+    h.offsets_buffers_offset = 0;
     const std::string memory = log.info().memory_path;
     legacy = memory.substr(0, memory.rfind('-'));
     ASSERT_EQ(::rename(memory.c_str(), legacy.c_str()), 0);
@@ -269,7 +271,7 @@ TEST(LogFiles, ALogOfFormatOneBecomesTwoWhenItsMemoryIsMadeAnew) {
   UnlinkOnExit shm_object{log->info().memory_path};
   auto kv = io::read_key_value_file(path.str() + "/shmlog.meta", "shmlog-log 1").value();
   EXPECT_EQ(kv["format_version"], "2.0");
-  EXPECT_EQ(kv["features"], "memory_nonce,fences,pending_claims");
+  EXPECT_EQ(kv["features"], "memory_nonce,fences,pending_claims,committed_offsets");
   EXPECT_EQ(kv.count("memory_nonce"), 1u);
 }
 

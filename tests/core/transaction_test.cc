@@ -481,6 +481,7 @@ void restart_after_dying_in_a_commit_whose_records_left_the_ring(int stage) {
     for (int i = 0; i < 3; ++i) {
       if (!p.append_to(0, {}, as_bytes("r" + std::to_string(i)))) return 2;
     }
+    p.add_offsets("input", 0, 4096);
     testing::die_in_commit(stage);
     (void)p.commit_transaction();
     return 3;
@@ -494,6 +495,8 @@ void restart_after_dying_in_a_commit_whose_records_left_the_ring(int stage) {
   auto restarted = log.producer(transactional("resumer")).value();
   ASSERT_TRUE(restarted.last_sequence().has_value()) << "the committed transaction was forgotten";
   EXPECT_EQ(*restarted.last_sequence(), 2u);
+  using Offsets = std::vector<std::pair<std::uint32_t, std::uint64_t>>;
+  EXPECT_EQ(restarted.committed_offsets("input"), (Offsets{{0, 4096}})) << "its offsets were forgotten";
 }
 
 TEST(Transaction, ACommittedTransactionsSequencesCountBeforeItsMarkersAreWritten) {
@@ -504,6 +507,64 @@ TEST(Transaction, ACommittedTransactionsSequencesCountBeforeItsMarkersAreWritten
 // says committing, and its last sequence was written before the decision.
 TEST(Transaction, ACommittedTransactionsSequencesCountFromTheDecisionOn) {
   restart_after_dying_in_a_commit_whose_records_left_the_ring(1);
+}
+
+// The last committed offsets come back from the producer slot once their
+// record left the ring: `shmlog copy`, restarted after a crash between its
+// commit and its input group's commit, fell back to the group's offset
+// and copied its last transaction twice.
+TEST(Transaction, TheLastCommittedOffsetsComeBackAfterTheirRecordLeftTheRing) {
+  test::TempLogPath path;
+  LogOptions o = small();
+  o.policy = Policy::kOverwrite;
+  o.ring_segments = 2;
+  auto log = Log::create(path.str(), o).value();
+  {
+    auto p = log.producer(transactional("pipe")).value();
+    ASSERT_TRUE(p.begin_transaction().ok());
+    ASSERT_TRUE(p.append_to(0, {}, as_bytes("out 1")));
+    p.add_offsets("input", 0, 4096);
+    ASSERT_TRUE(p.commit_transaction().ok());
+    ASSERT_TRUE(p.begin_transaction().ok());  // committed without offsets: the last ones stay
+    ASSERT_TRUE(p.append_to(0, {}, as_bytes("out 2")));
+    ASSERT_TRUE(p.commit_transaction().ok());
+    ASSERT_TRUE(p.begin_transaction().ok());  // aborted: its offsets do not count
+    p.add_offsets("input", 0, 8192);
+    ASSERT_TRUE(p.abort_transaction().ok());
+  }
+  {
+    auto other = log.producer().value();
+    const std::string filler(900, 'x');
+    for (int i = 0; i < 400; ++i) ASSERT_TRUE(other.append_to(0, {}, as_bytes(filler)));
+  }
+  auto p = log.producer(transactional("pipe")).value();
+  using Offsets = std::vector<std::pair<std::uint32_t, std::uint64_t>>;
+  EXPECT_EQ(p.committed_offsets("input"), (Offsets{{0, 4096}}));
+}
+
+// Offsets too many for the slot's buffer come back from their record
+// while it is in the ring, newer than the buffer's older ones.
+TEST(Transaction, OffsetsTooManyForTheSlotComeBackFromTheirRecord) {
+  test::TempLogPath path;
+  LogOptions o = small();
+  o.max_record_size = 8192;  // the offsets record holds them
+  auto log = Log::create(path.str(), o).value();
+  using Offsets = std::vector<std::pair<std::uint32_t, std::uint64_t>>;
+  Offsets many;
+  {
+    auto p = log.producer(transactional("pipe")).value();
+    ASSERT_TRUE(p.begin_transaction().ok());
+    p.add_offsets("input", 0, 64);
+    ASSERT_TRUE(p.commit_transaction().ok());
+    ASSERT_TRUE(p.begin_transaction().ok());
+    for (std::uint32_t i = 0; i < 200; ++i) {  // 200 x 19 bytes
+      p.add_offsets("input", i, 4096 + i);
+      many.emplace_back(i, 4096 + i);
+    }
+    ASSERT_TRUE(p.commit_transaction().ok());
+  }
+  auto p = log.producer(transactional("pipe")).value();
+  EXPECT_EQ(p.committed_offsets("input"), many);
 }
 
 TEST(Transaction, OffsetsCommittedWithATransactionComeBackAfterARestart) {
