@@ -789,10 +789,10 @@ void ConsumerState::check_liveness() {
     if (m == member) continue;
     const auto& other = s.member(group, m);
     if (atomic(const_cast<std::uint32_t&>(other.state)).load(std::memory_order_acquire) != kActive) continue;
-    if (shm::is_alive({other.pid, other.start_time})) continue;
+    if (shm::is_alive(member_owner(other))) continue;
     AdminLock lock(s);
     if (atomic(const_cast<std::uint32_t&>(other.state)).load(std::memory_order_acquire) == kActive &&
-        !shm::is_alive({other.pid, other.start_time})) {
+        !shm::is_alive(member_owner(other))) {
       release_member(s, group, m);
     }
   }
@@ -1003,8 +1003,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
     }
     auto& member = s.member(g, m);
     const shm::ProcessId self = shm::self();
-    member.pid = self.pid;
-    member.start_time = self.start_time;
+    detail::store_owner(member.pid, member.start_time, self);
     // Also this join's stamp: never the slot's previous member's, so a
     // member released from this slot can tell it is not its own now.
     const std::uint64_t joined = std::max(detail::now_realtime_ns(), member.joined_ns + 1);

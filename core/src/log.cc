@@ -587,7 +587,7 @@ void sweep(const LogState& log) {
     for (std::uint32_t m = 0; m < log.options.max_members; ++m) {
       auto& member = log.member(g, m);
       if (atomic(member.state).load(std::memory_order_acquire) == active &&
-          !shm::is_alive({member.pid, member.start_time})) {
+          !shm::is_alive(member_owner(member))) {
         release_member(log, g, m);
       }
     }
