@@ -329,7 +329,7 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint64_t position, st
     std::uint64_t w = word.load(std::memory_order_acquire);
     if (format::txn_epoch(w) != epoch) return;  // the slot moved on: whoever did finishes this one
     const bool alive = atomic(slot.state).load(std::memory_order_acquire) == kActive &&
-                       shm::is_alive(producer_owner(slot));
+                       shm::is_alive(load_owner(slot));
     const std::uint64_t since = now_realtime_ns() - atomic(slot.txn_changed_ns).load(std::memory_order_relaxed);
     auto write_marker = [&](format::TxnState decision) {
       if (!helper) {
@@ -789,10 +789,10 @@ void ConsumerState::check_liveness() {
     if (m == member) continue;
     const auto& other = s.member(group, m);
     if (atomic(const_cast<std::uint32_t&>(other.state)).load(std::memory_order_acquire) != kActive) continue;
-    if (shm::is_alive(member_owner(other))) continue;
+    if (shm::is_alive(load_owner(other))) continue;
     AdminLock lock(s);
     if (atomic(const_cast<std::uint32_t&>(other.state)).load(std::memory_order_acquire) == kActive &&
-        !shm::is_alive(member_owner(other))) {
+        !shm::is_alive(load_owner(other))) {
       release_member(s, group, m);
     }
   }
@@ -1003,7 +1003,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
     }
     auto& member = s.member(g, m);
     const shm::ProcessId self = shm::self();
-    detail::store_owner(member.pid, member.start_time, self);
+    detail::store_owner(member, self);
     // Also this join's stamp: never the slot's previous member's, so a
     // member released from this slot can tell it is not its own now.
     const std::uint64_t joined = std::max(detail::now_realtime_ns(), member.joined_ns + 1);

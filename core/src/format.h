@@ -272,7 +272,8 @@ struct ProducerSlot {
   std::uint16_t reserved0;
   std::uint64_t start_time;
   std::uint64_t opened_ns;
-  std::uint8_t pad0[kCacheLine - 32];
+  std::uint64_t pid_namespace;  // whose pid and start time (0: unknown)
+  std::uint8_t pad0[kCacheLine - 40];
   char name[kNameCapacity];
   std::uint64_t appends_total;
   std::uint64_t bytes_total;
@@ -354,7 +355,8 @@ struct MemberSlot {
   std::uint32_t pid;
   std::uint64_t start_time;
   std::uint64_t joined_ns;
-  std::uint8_t pad[kCacheLine - 24];
+  std::uint64_t pid_namespace;  // whose pid and start time (0: unknown)
+  std::uint8_t pad[kCacheLine - 32];
 };
 
 // ---------------------------------------------------------------------------

@@ -458,7 +458,7 @@ bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
       const std::uint16_t id = format::word_key_length(v);
       if (id < log.options.max_producers) {
         const auto& slot = log.producer_slot(id);
-        dead = !shm::is_alive(producer_owner(slot));
+        dead = !shm::is_alive(load_owner(slot));
       }
     }
     if (!dead && !timed_out) return false;
@@ -578,7 +578,7 @@ void sweep(const LogState& log) {
   for (std::uint32_t id = 0; id < log.options.max_producers; ++id) {
     auto& slot = log.producer_slot(id);
     if (atomic(slot.state).load(std::memory_order_acquire) == active &&
-        !shm::is_alive(producer_owner(slot))) {
+        !shm::is_alive(load_owner(slot))) {
       reap_producer(log, id);
     }
   }
@@ -587,7 +587,7 @@ void sweep(const LogState& log) {
     for (std::uint32_t m = 0; m < log.options.max_members; ++m) {
       auto& member = log.member(g, m);
       if (atomic(member.state).load(std::memory_order_acquire) == active &&
-          !shm::is_alive(member_owner(member))) {
+          !shm::is_alive(load_owner(member))) {
         release_member(log, g, m);
       }
     }
@@ -958,7 +958,7 @@ LogInfo Log::info() const {
     pi.transaction_epoch = format::txn_epoch(txn);
     pi.id = static_cast<std::uint16_t>(id);
     pi.name.assign(slot.name, strnlen(slot.name, sizeof slot.name));
-    const shm::ProcessId owner = detail::producer_owner(slot);
+    const shm::ProcessId owner = detail::load_owner(slot);
     pi.pid = owner.pid;
     pi.alive = running && shm::is_alive(owner);
     pi.exclusive = (slot.flags & format::kProducerExclusive) != 0;

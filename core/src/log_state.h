@@ -190,25 +190,25 @@ struct LogMeta {
 Result<LogMeta> read_log_meta(const std::string& path);
 
 // The process that owns a producer or member slot, as the slot's (pid,
-// start time) fields hold it: written by store_owner (start time first,
-// the pid last with release) and read by load_owner (the pid with
-// acquire, then the start time), so a reader that sees a new owner's pid
-// sees its start time too. A reader that still sees the old pid may pair
-// it with the new start time and judge the old owner gone, which it is:
-// the slot is reused only after its owner left, died or was fenced.
-inline void store_owner(std::uint32_t& pid, std::uint64_t& start_time, shm::ProcessId who) noexcept {
-  format::atomic(start_time).store(who.start_time, std::memory_order_relaxed);
-  format::atomic(pid).store(who.pid, std::memory_order_release);
+// start time, pid namespace) fields hold it: written by store_owner (the
+// start time and namespace first, the pid last with release) and read by
+// load_owner (the pid with acquire, then the rest), so a reader that sees
+// a new owner's pid sees the rest of it too. A reader that still sees the
+// old pid may pair it with the new start time and judge the old owner
+// gone, which it is: the slot is reused only after its owner left, died or
+// was fenced.
+template <typename Slot>
+void store_owner(Slot& slot, shm::ProcessId who) noexcept {
+  format::atomic(slot.start_time).store(who.start_time, std::memory_order_relaxed);
+  format::atomic(slot.pid_namespace).store(who.pid_namespace, std::memory_order_relaxed);
+  format::atomic(slot.pid).store(who.pid, std::memory_order_release);
 }
-inline shm::ProcessId load_owner(const std::uint32_t& pid, const std::uint64_t& start_time) noexcept {
-  const std::uint32_t p = format::atomic(const_cast<std::uint32_t&>(pid)).load(std::memory_order_acquire);
-  return {p, format::atomic(const_cast<std::uint64_t&>(start_time)).load(std::memory_order_relaxed)};
-}
-inline shm::ProcessId producer_owner(const format::ProducerSlot& slot) noexcept {
-  return load_owner(slot.pid, slot.start_time);
-}
-inline shm::ProcessId member_owner(const format::MemberSlot& slot) noexcept {
-  return load_owner(slot.pid, slot.start_time);
+template <typename Slot>
+shm::ProcessId load_owner(const Slot& slot) noexcept {
+  auto& s = const_cast<Slot&>(slot);
+  const std::uint32_t pid = format::atomic(s.pid).load(std::memory_order_acquire);
+  return {pid, format::atomic(s.start_time).load(std::memory_order_relaxed),
+          format::atomic(s.pid_namespace).load(std::memory_order_relaxed)};
 }
 
 // The lease word of the calling process (pid << 32 | low start time bits),

@@ -1177,7 +1177,7 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       const shm::ProcessId self = shm::self();
       const bool same_identity = named && slot_named(slot, options.producer_id);
       slot.flags = (options.exclusive ? format::kProducerExclusive : 0) | (named ? format::kProducerIdempotent : 0);
-      detail::store_owner(slot.pid, slot.start_time, self);
+      detail::store_owner(slot, self);
       slot.opened_ns = detail::now_realtime_ns();
       // A new epoch names this instance's records, and a new fence stops
       // any older instance of a named producer: its next commit, and its

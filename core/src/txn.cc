@@ -87,7 +87,7 @@ format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std:
   const auto state = format::txn_state(w);
   if (state != format::TxnState::kOpen) return state;
   const bool alive = atomic(slot.state).load(std::memory_order_acquire) == static_cast<std::uint32_t>(format::SlotState::kActive) &&
-                     shm::is_alive(producer_owner(slot));
+                     shm::is_alive(load_owner(slot));
   if (alive && !decide_abort) return format::TxnState::kOpen;
   std::uint64_t open = w;
   word.compare_exchange_strong(open, format::with_txn_state(w, format::TxnState::kAborting), std::memory_order_acq_rel);

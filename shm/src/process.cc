@@ -28,9 +28,15 @@ struct StatRead {
 };
 
 // Field 2 (comm) may contain spaces and parentheses, so parse after the last ')'.
+// pid 0: the calling process (/proc/self, right also where /proc is another
+// pid namespace's).
 StatRead read_stat(std::uint32_t pid) noexcept {
   char path[64];
-  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  if (pid == 0) {
+    std::snprintf(path, sizeof path, "/proc/self/stat");
+  } else {
+    std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  }
   int fd;
   do {
     fd = ::open(path, O_RDONLY | O_CLOEXEC);
@@ -67,6 +73,7 @@ StatRead read_stat(std::uint32_t pid) noexcept {
 }  // namespace
 
 std::uint64_t start_time_of(std::uint32_t pid) noexcept {
+  if (pid == 0) return 0;
   const StatRead r = read_stat(pid);
   return r.found == Liveness::kAlive ? r.start_time : 0;
 }
@@ -94,13 +101,17 @@ ProcessId self() noexcept {
   pid_t pid = ::getpid();
   if (self_cache.pid != pid) {
     self_cache.pid = pid;
-    self_cache.id = ProcessId{static_cast<std::uint32_t>(pid),
-                              start_time_of(static_cast<std::uint32_t>(pid))};
+    const StatRead r = read_stat(0);
+    struct stat ns {};
+    self_cache.id = ProcessId{static_cast<std::uint32_t>(pid), r.found == Liveness::kAlive ? r.start_time : 0,
+                              ::stat("/proc/self/ns/pid", &ns) == 0 ? static_cast<std::uint64_t>(ns.st_ino) : 0};
   }
   return self_cache.id;
 }
 
 bool is_alive(ProcessId process) noexcept {
+  const std::uint64_t here = self().pid_namespace;
+  if (process.pid != 0 && process.pid_namespace != 0 && here != 0 && process.pid_namespace != here) return true;
   return liveness_of(process.pid, process.start_time) != Liveness::kDead;
 }
 

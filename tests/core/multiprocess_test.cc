@@ -2,7 +2,9 @@
 // chosen and random points. Waits are bounded; nothing here asserts speed.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -118,6 +120,54 @@ TEST(MultiProcess, FourProducersTwoMembersEveryRecordOnceInProducerOrder) {
   EXPECT_EQ(all.size(), 4u * kPer);
   ::unlink(out_a.c_str());
   ::unlink(out_b.c_str());
+}
+
+// A producer in another pid namespace that shares the memory (a container
+// given the host's /dev/shm): its pid names another process here, or
+// none. Liveness judged it by this namespace's /proc, found it dead, and
+// the sweep reaped its live producer id. The slot now records the owner's
+// pid namespace, and an owner in another one is never judged from here.
+TEST(MultiProcess, AProducerInAnotherPidNamespaceIsNotJudgedDeadFromHere) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a pid namespace";
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), options()).value();
+  int ready[2], release[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(release), 0);
+  const std::uint32_t outer = test::spawn([&] {
+    if (::unshare(CLONE_NEWPID) != 0) return 77;
+    const pid_t inner = ::fork();  // pid 1 of the new namespace
+    if (inner < 0) return 78;
+    if (inner == 0) {
+      auto l = Log::open(path.str());
+      if (!l.ok()) ::_exit(1);
+      auto producer = l->producer({.name = "contained"});
+      if (!producer.ok()) ::_exit(2);
+      char c = 'r';
+      if (::write(ready[1], &c, 1) != 1) ::_exit(3);
+      if (::read(release[0], &c, 1) != 1) ::_exit(4);
+      ::_exit(0);
+    }
+    int status = 0;
+    if (::waitpid(inner, &status, 0) != inner) return 79;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 80;
+  });
+  ::close(ready[1]);
+  char c = 0;
+  if (::read(ready[0], &c, 1) != 1) {
+    const int code = test::join(outer);
+    if (code == 77) GTEST_SKIP() << "pid namespaces are not available here";
+    FAIL() << "the contained producer failed: " << code;
+  }
+  detail::sweep(test::state(log));
+  auto info = log.info();
+  EXPECT_EQ(::write(release[1], &c, 1), 1);
+  EXPECT_EQ(test::join(outer), 0);
+  ASSERT_EQ(info.producers.size(), 1u) << "the sweep reaped the live producer";
+  EXPECT_TRUE(info.producers[0].alive);
+  ::close(ready[0]);
+  ::close(release[0]);
+  ::close(release[1]);
 }
 
 TEST(MultiProcess, ProducerKilledBetweenClaimAndCommitDoesNotStallReaders) {

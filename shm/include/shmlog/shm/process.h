@@ -12,9 +12,13 @@ namespace shmlog::shm {
 
 // A process, named so that pid reuse cannot fool a liveness check: the
 // start time (clock ticks since boot, /proc/PID/stat field 22) differs.
+// `pid_namespace` (the inode of /proc/self/ns/pid; 0: unknown) tells whose
+// numbers pid and start time are: a process in another pid namespace
+// sharing the memory cannot be judged from here.
 struct ProcessId {
   std::uint32_t pid = 0;
   std::uint64_t start_time = 0;
+  std::uint64_t pid_namespace = 0;
   friend bool operator==(const ProcessId&, const ProcessId&) = default;
 };
 
@@ -30,7 +34,8 @@ enum class Liveness : std::uint8_t { kAlive, kDead, kUnknown };
 // keeps 32 of them).
 Liveness liveness_of(std::uint32_t pid, std::uint64_t start_time, std::uint64_t start_mask = ~0ull) noexcept;
 // False only when the process is proved dead (see Liveness). pid 0 is
-// never alive.
+// never alive; one in another pid namespace than the caller's is kUnknown
+// (alive) whatever this namespace's /proc says of its pid.
 bool is_alive(ProcessId process) noexcept;
 // The start time of a running process, 0 when there is none (or a zombie)
 // or /proc cannot tell.
