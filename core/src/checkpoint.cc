@@ -40,6 +40,23 @@ std::optional<std::string> unhex_name(std::string_view text) {
   return out;
 }
 
+// Any bytes, two lowercase hex digits each, at most `limit` of them.
+std::optional<std::string> unhex(std::string_view text, std::size_t limit) {
+  if (text.size() % 2 != 0 || text.size() / 2 > limit) return std::nullopt;
+  auto value = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); i += 2) {
+    const int hi = value(text[i]), lo = value(text[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi << 4 | lo);
+  }
+  return out;
+}
+
 std::optional<std::uint64_t> number(std::string_view text, int base = 10) {
   std::uint64_t v = 0;
   const char* end = text.data() + text.size();
@@ -99,6 +116,9 @@ io::KeyValues encode_checkpoint(const Checkpoint& c) {
         hex(e.name) + "," + std::to_string(e.epoch) + "," + std::to_string(e.first_epoch) + "," +
         std::to_string(e.next_sequence) + "," + std::to_string(e.txn_word) + "," + std::to_string(e.txn_timeout_ms) +
         "," + std::to_string(e.txn_changed_ns);
+    if (e.has_offsets) {
+      kv["producer." + std::to_string(e.slot) + ".offsets"] = std::to_string(e.offsets_epoch) + "," + hex(e.offsets);
+    }
   }
   return kv;
 }
@@ -139,6 +159,11 @@ Result<Checkpoint> decode_checkpoint(const io::KeyValues& values, const LogOptio
       group.offsets = std::move(*list);
       c.groups.push_back(std::move(group));
     } else if (key.starts_with("producer.")) {
+      if (key.ends_with(".offsets")) {
+        if (!slot_in(key, "producer.", ".offsets", options.max_producers)) return bad(key, "names no producer slot");
+        if (values.count(key.substr(0, key.size() - 8)) == 0) return bad(key, "belongs to no producer entry");
+        continue;  // read with its producer
+      }
       auto slot = slot_in(key, "producer.", "", options.max_producers);
       if (!slot) return bad(key, "names no producer slot");
       const std::size_t comma = value.find(',');
@@ -160,6 +185,17 @@ Result<Checkpoint> decode_checkpoint(const io::KeyValues& values, const LogOptio
       e.txn_word = v[3];
       e.txn_timeout_ms = static_cast<std::uint32_t>(v[4]);
       e.txn_changed_ns = v[5];
+      if (auto kept = values.find(key + ".offsets"); kept != values.end()) {
+        const std::string_view text = kept->second;
+        const std::size_t at = text.find(',');
+        auto epoch = at == std::string_view::npos ? std::nullopt : number(text.substr(0, at));
+        if (!epoch || *epoch > kU16) return bad(kept->first, "has no epoch before its offsets");
+        auto bytes = unhex(text.substr(at + 1), sizeof format::OffsetsBuffer::bytes);
+        if (!bytes || bytes->empty()) return bad(kept->first, "has no offsets of at most 1008 bytes in hex");
+        e.has_offsets = true;
+        e.offsets_epoch = static_cast<std::uint16_t>(*epoch);
+        e.offsets = std::move(*bytes);
+      }
       c.producers.push_back(std::move(e));
     }
   }

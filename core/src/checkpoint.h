@@ -35,6 +35,11 @@ struct Checkpoint {
     std::uint64_t txn_word = 0;
     std::uint32_t txn_timeout_ms = 0;
     std::uint64_t txn_changed_ns = 0;
+    // The last committed transaction offsets (an OffsetsBuffer's bytes),
+    // when kept: `producer.N.offsets` = epoch,hex.
+    bool has_offsets = false;
+    std::uint16_t offsets_epoch = 0;
+    std::string offsets;
   };
   std::vector<Producer> producers;
 };

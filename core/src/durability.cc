@@ -57,17 +57,56 @@ std::string name_of(const char* field, std::size_t capacity) { return std::strin
 // once every partition is durable up to those tails, the records that
 // carried the sequences are too (a producer raises its sequence after its
 // record's claim moved the tail past it).
+//
+// Likewise each slot's last committed transaction offsets, once the
+// transaction's markers are written (then below the tails): a checkpoint
+// that named offsets whose commit marker a host crash lost would resume
+// the input past output that a restore aborts.
+struct KeptOffsets {
+  std::string name;  // the identity they belong to
+  std::uint16_t epoch = 0;
+  std::string bytes;
+};
 struct SequenceSnapshot {
   std::vector<std::uint64_t> tails;                 // by partition
   std::map<std::uint32_t, std::uint64_t> sequences;  // slot -> last sequence + 1
+  std::map<std::uint32_t, KeptOffsets> offsets;      // slot -> last committed offsets
 };
 
-SequenceSnapshot take_sequence_snapshot(const LogState& s) {
+// Slot i's last committed offsets if its transaction is done (its markers
+// written) and nothing changed while they were read.
+std::optional<KeptOffsets> done_offsets(const LogState& s, std::uint32_t i) {
+  const format::OffsetsBuffer* buffers = s.offsets_buffers(i);
+  if (buffers == nullptr) return std::nullopt;
+  auto& slot = s.producer_slot(i);
+  auto word = atomic(slot.txn_word);
+  const std::uint64_t before = word.load(std::memory_order_acquire);
+  const std::uint32_t named = atomic(slot.committed_offsets_buffer).load(std::memory_order_acquire);
+  if (named == 0 || named > 2) return std::nullopt;
+  const format::OffsetsBuffer& b = buffers[named - 1];
+  if (b.length == 0 || b.length > sizeof b.bytes) return std::nullopt;
+  KeptOffsets kept{name_of(slot.name, sizeof slot.name), b.epoch,
+                   std::string(reinterpret_cast<const char*>(b.bytes), b.length)};
+  const std::uint64_t after = word.load(std::memory_order_acquire);
+  if (before != after) return std::nullopt;  // a decision moved on: the buffers may have changed
+  if (format::txn_epoch(after) == kept.epoch && format::txn_state(after) != format::TxnState::kDone) return std::nullopt;
+  return kept;
+}
+
+// `previous`: the newest snapshot before this one, whose offsets stand for
+// a slot whose transaction is being committed right now.
+SequenceSnapshot take_sequence_snapshot(const LogState& s, const SequenceSnapshot& previous) {
   SequenceSnapshot snap;
   for (std::uint32_t i = 0; i < s.options.max_producers; ++i) {
     auto& slot = s.producer_slot(i);
     if ((atomic(slot.flags).load(std::memory_order_acquire) & format::kProducerIdempotent) == 0) continue;
     snap.sequences[i] = atomic(slot.last_sequence_plus_one).load(std::memory_order_acquire);
+    if (auto kept = done_offsets(s, i)) {
+      snap.offsets[i] = std::move(*kept);
+    } else if (auto it = previous.offsets.find(i);
+               it != previous.offsets.end() && it->second.name == name_of(slot.name, sizeof slot.name)) {
+      snap.offsets[i] = it->second;
+    }
   }
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) snap.tails.push_back(s.tail(p));
   return snap;
@@ -114,6 +153,11 @@ io::KeyValues checkpoint_values(const LogState& s, const SequenceSnapshot& durab
     e.txn_word = atomic(slot.txn_word).load(std::memory_order_acquire);
     e.txn_timeout_ms = slot.txn_timeout_ms;
     e.txn_changed_ns = slot.txn_changed_ns;
+    if (auto kept = durable.offsets.find(i); kept != durable.offsets.end() && kept->second.name == e.name) {
+      e.has_offsets = true;
+      e.offsets_epoch = kept->second.epoch;
+      e.offsets = kept->second.bytes;
+    }
     c.producers.push_back(std::move(e));
   }
   return encode_checkpoint(c);
@@ -146,13 +190,16 @@ Result<std::optional<Checkpoint>> read_checkpoint(const LogState& s) {
   return std::optional<Checkpoint>(std::move(c).value());
 }
 
-// The producers' sequences in the checkpoint file, by slot (none when it
-// is missing or unreadable).
-std::map<std::uint32_t, std::uint64_t> checkpointed_sequences(const LogState& s) {
-  std::map<std::uint32_t, std::uint64_t> out;
+// The producers' sequences and kept offsets in the checkpoint file, by
+// slot (none when it is missing or unreadable).
+SequenceSnapshot checkpointed_sequences(const LogState& s) {
+  SequenceSnapshot out;
   auto c = read_checkpoint(s);
   if (!c.ok() || !*c) return out;
-  for (const auto& e : (*c)->producers) out[e.slot] = e.next_sequence;
+  for (const auto& e : (*c)->producers) {
+    out.sequences[e.slot] = e.next_sequence;
+    if (e.has_offsets) out.offsets[e.slot] = KeptOffsets{e.name, e.offsets_epoch, e.offsets};
+  }
   return out;
 }
 
@@ -183,6 +230,12 @@ Status restore_checkpoint(LogState& s, std::vector<std::uint64_t>& durable) {
     slot.txn_word = e.txn_word;  // an open transaction is aborted by its first reader (no process holds it)
     slot.txn_timeout_ms = e.txn_timeout_ms;
     slot.txn_changed_ns = e.txn_changed_ns;
+    if (format::OffsetsBuffer* buffers = s.offsets_buffers(e.slot); buffers != nullptr && e.has_offsets) {
+      buffers[0].epoch = e.offsets_epoch;
+      buffers[0].length = static_cast<std::uint32_t>(e.offsets.size());  // at most 1008: the decoder checked
+      std::memcpy(buffers[0].bytes, e.offsets.data(), e.offsets.size());
+      slot.committed_offsets_buffer = 1;
+    }
   }
   return {};
 }
@@ -223,8 +276,8 @@ class Flusher {
       }
     }
     // Until a snapshot of its own is durable, the last checkpoint's
-    // sequences stand (they were durable when it was written).
-    durable_sequences_.sequences = checkpointed_sequences(s);
+    // sequences and offsets stand (they were durable when it was written).
+    durable_sequences_ = checkpointed_sequences(s);
   }
 
   // One round over every partition. Returns whether anything moved.
@@ -656,7 +709,8 @@ bool Flusher::checkpoint() {
   {
     // Slots are filled in under the admin lock: read them under it too.
     AdminLock lock(s_);
-    pending_sequences_.push_back(take_sequence_snapshot(s_));
+    pending_sequences_.push_back(
+        take_sequence_snapshot(s_, pending_sequences_.empty() ? durable_sequences_ : pending_sequences_.back()));
     while (!pending_sequences_.empty() && snapshot_durable(s_, pending_sequences_.front())) {
       durable_sequences_ = std::move(pending_sequences_.front());
       pending_sequences_.pop_front();

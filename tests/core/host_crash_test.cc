@@ -371,6 +371,33 @@ TEST(HostCrash, EpochsAndOpenTransactionsComeFromTheRecordsNotAnOldCheckpoint) {
   EXPECT_TRUE(again.abort_transaction().ok());
 }
 
+// A transactional producer's last committed offsets come back after a
+// host crash once their record is older than the ring the files restore:
+// the checkpoint keeps them. Before, the restart found none, and `shmlog
+// copy` resumed from its input group's offset and copied its last
+// transaction again.
+TEST(HostCrash, TheLastCommittedOffsetsComeBackFromTheCheckpoint) {
+  test::TempLogPath path;
+  ProducerOptions po;
+  po.producer_id = "copier";
+  po.transactional = true;
+  {
+    auto log = Log::create(path.str(), durable_log()).value();
+    auto p = log.producer(po).value();
+    ASSERT_TRUE(p.begin_transaction().ok());
+    ASSERT_TRUE(p.append(as_bytes("out")));
+    p.add_offsets("input", 0, 4096);
+    ASSERT_TRUE(p.commit_transaction().ok());
+    auto other = log.producer().value();
+    const std::string filler(3000, 'f');
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(other.append(as_bytes(filler)));  // past the 128 KiB ring
+  }  // the last handle goes: its keeper syncs all and checkpoints
+  auto log = reopen_after_crash(path.str());
+  auto again = log.producer(po).value();
+  using Offsets = std::vector<std::pair<std::uint32_t, std::uint64_t>>;
+  EXPECT_EQ(again.committed_offsets("input"), (Offsets{{0, 4096}}));
+}
+
 // systemd-logind's RemoveIPC (or a cleaner of /dev/shm) removes a log's
 // shared memory while a process still runs on it: opening the log must not
 // make a second incarnation that appends at the same offsets into the same

@@ -24,6 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   for (const auto& e : c->producers) {
     FUZZ_CHECK(e.slot < o.max_producers && !e.name.empty() && e.name.size() < 64);
+    FUZZ_CHECK(!e.has_offsets || (!e.offsets.empty() && e.offsets.size() <= 1008));
   }
   auto again = detail::decode_checkpoint(detail::encode_checkpoint(*c), o, "shmlog.state");
   FUZZ_CHECK(again.ok());
