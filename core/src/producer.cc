@@ -1081,7 +1081,7 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
   if (committing) txns[static_cast<std::uint16_t>(format::txn_epoch(w) - first)].committed = true;
   // The newest committed transaction with offsets: the slot's (unless they
   // did not fit there), or a newer one in the ring (the slot's memory was
-  // made anew from a checkpoint that had none).
+  // made anew from the files, its buffer from a checkpoint up to 100 ms old).
   const auto window = static_cast<std::uint16_t>(epoch - first);
   const std::uint16_t kept_age = kept != nullptr ? static_cast<std::uint16_t>(kept->epoch - first) : 0;
   const bool kept_in_window = kept != nullptr && kept_age < window;
