@@ -23,23 +23,6 @@ std::string hex(std::string_view bytes) {
   return out;
 }
 
-// A name as the slots hold it: 1..63 bytes, no NUL.
-std::optional<std::string> unhex_name(std::string_view text) {
-  if (text.empty() || text.size() % 2 != 0 || text.size() / 2 >= format::kNameCapacity) return std::nullopt;
-  auto value = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); i += 2) {
-    const int hi = value(text[i]), lo = value(text[i + 1]);
-    if (hi < 0 || lo < 0 || (hi | lo) == 0) return std::nullopt;
-    out += static_cast<char>(hi << 4 | lo);
-  }
-  return out;
-}
-
 // Any bytes, two lowercase hex digits each, at most `limit` of them.
 std::optional<std::string> unhex(std::string_view text, std::size_t limit) {
   if (text.size() % 2 != 0 || text.size() / 2 > limit) return std::nullopt;
@@ -55,6 +38,13 @@ std::optional<std::string> unhex(std::string_view text, std::size_t limit) {
     out += static_cast<char>(hi << 4 | lo);
   }
   return out;
+}
+
+// A name as the slots hold it: 1..63 bytes, no NUL.
+std::optional<std::string> unhex_name(std::string_view text) {
+  auto name = unhex(text, format::kNameCapacity - 1);
+  if (!name || name->empty() || name->find('\0') != std::string::npos) return std::nullopt;
+  return name;
 }
 
 std::optional<std::uint64_t> number(std::string_view text, int base = 10) {
