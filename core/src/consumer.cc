@@ -364,11 +364,7 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint64_t position, st
                                     atomic(s.header->space_waiters).load(std::memory_order_relaxed) > 0 &&
                                     s.tail(part.partition) - position >= (s.ring_segments - 1) << s.segment_shift;
       if (alive && !expired && !ring_full_behind) return;
-      std::uint64_t open = w;
-      if (word.compare_exchange_strong(open, format::with_txn_state(w, format::TxnState::kAborting),
-                                       std::memory_order_acq_rel)) {
-        atomic(slot.txn_changed_ns).store(now_realtime_ns(), std::memory_order_relaxed);
-      }
+      (void)decide_abort(slot, w);
       w = word.load(std::memory_order_acquire);
       if (format::txn_epoch(w) != epoch) return;
     }

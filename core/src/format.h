@@ -60,8 +60,11 @@ inline constexpr std::uint32_t kFeaturePendingClaims = 1u << 3;
 // Two buffers per producer slot keep a named producer's last committed
 // transaction offsets (the OffsetsBuffer table after the token table).
 inline constexpr std::uint32_t kFeatureCommittedOffsets = 1u << 4;
-inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeatureFences |
-                                                kFeaturePendingClaims | kFeatureCommittedOffsets;
+// The features no option chooses: every log made, or whose memory is made
+// anew, by this binary uses them.
+inline constexpr std::uint32_t kFeaturesOfThisBinary =
+    kFeatureFences | kFeaturePendingClaims | kFeatureCommittedOffsets;
+inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeaturesOfThisBinary;
 
 inline constexpr std::size_t kRecordAlignment = 32;
 // No position of a partition reaches this (2^62 bytes: 14 years at 10 GB/s);
@@ -501,6 +504,9 @@ struct TokenSlot {
 // ---------------------------------------------------------------------------
 inline constexpr std::size_t kOffsetsBufferSize = 1024;
 inline constexpr std::uint32_t kOffsetsTooLarge = 0xffffffffu;  // length: in the ring's record only
+// The buffer a transaction writes its offsets to: the one a slot's
+// committed_offsets_buffer (index + 1; 0: none) does not name.
+constexpr std::uint32_t unnamed_offsets_buffer(std::uint32_t named) noexcept { return named == 1 ? 1 : 0; }
 struct OffsetsBuffer {
   std::uint32_t length;  // bytes used (0: none; kOffsetsTooLarge: they did not fit)
   std::uint16_t epoch;   // the transaction's

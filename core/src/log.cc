@@ -249,9 +249,9 @@ Result<std::shared_ptr<LogState>> make_memory_anew(const std::string& dir, Meta&
   Meta next = meta;
   next.memory_nonce = random_nonzero();
   next.owner = ::geteuid();
-  // New memory: its producer and offset slots follow this binary's
-  // fencing (a binary that does not know it refuses the log from now on).
-  next.features |= format::kFeatureFences | format::kFeaturePendingClaims | format::kFeatureCommittedOffsets;
+  // New memory: its slots follow this binary's protocols (a binary that
+  // does not know them refuses the log from now on).
+  next.features |= format::kFeaturesOfThisBinary;
   // The name first: a crash before the memory exists leaves a name with
   // nothing at it (made anew by the next open), never an object no one names.
   Status written = io::write_key_value_file(join(dir, kMetaFile), kMetaHeader, to_meta(next), next.options.mode & 0666);
@@ -696,7 +696,7 @@ Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
   auto dir = io::canonical_path(path);
   if (!dir.ok()) return undo(std::move(dir).status());
   Meta meta{options, random_nonzero(), random_nonzero(), ::geteuid()};
-  meta.features = format::kFeatureFences | format::kFeaturePendingClaims | format::kFeatureCommittedOffsets;
+  meta.features = format::kFeaturesOfThisBinary;
   if (meta.options.memory_dir.empty()) {
     auto memory = shm::default_memory_dir(options.pages);
     if (!memory.ok()) return undo(std::move(memory).status());
@@ -791,10 +791,8 @@ Result<Log> Log::create_in_memory(const LogOptions& options) {
   auto s = std::make_shared<LogState>();
   s->path = "(memory)";
   s->options = options;
-  // What a log made now uses (without a directory: no durability, no memory name).
-  constexpr std::uint32_t kFeatures =
-      format::kFeatureFences | format::kFeaturePendingClaims | format::kFeatureCommittedOffsets;
-  s->init_geometry(kFeatures);
+  // Without a directory: no durability, no memory name.
+  s->init_geometry(format::kFeaturesOfThisBinary);
   auto* memory = static_cast<std::byte*>(std::aligned_alloc(format::kPage, s->geometry.total_size));
   if (memory == nullptr) {
     return Status(Status::Code::kNoSpace, "creating in-memory log: cannot allocate " +
@@ -805,7 +803,7 @@ Result<Log> Log::create_in_memory(const LogOptions& options) {
   s->base = memory;
   s->header = reinterpret_cast<format::LogHeader*>(s->base);
   s->owner = ::geteuid();
-  format_memory(*s, random_nonzero(), 0, kFeatures);
+  format_memory(*s, random_nonzero(), 0, format::kFeaturesOfThisBinary);
   publish(*s);
   return Log(std::move(s));
 }

@@ -39,7 +39,7 @@ std::uint32_t features_of(const Meta& m) {
   return (m.options.durability != Durability::kNone ? format::kFeatureDurability : 0) |
          (m.memory_nonce != 0 ? format::kFeatureMemoryNonce : 0) |
          // Not options: every log made or remade since they came uses them.
-         (m.features & (format::kFeatureFences | format::kFeaturePendingClaims | format::kFeatureCommittedOffsets));
+         (m.features & format::kFeaturesOfThisBinary);
 }
 
 std::string feature_names(std::uint32_t features) {

@@ -987,7 +987,7 @@ const format::OffsetsBuffer* kept_offsets(const detail::LogState& s, std::uint32
   if (buffers == nullptr) return nullptr;
   auto named = format::atomic(s.producer_slot(id).committed_offsets_buffer);
   const std::uint32_t current = named.load(std::memory_order_acquire);
-  const std::uint32_t other = current == 1 ? 1 : 0;
+  const std::uint32_t other = format::unnamed_offsets_buffer(current);
   if (format::txn_state(w) == format::TxnState::kCommitting && buffers[other].epoch == format::txn_epoch(w) &&
       buffers[other].length != 0) {
     named.store(other + 1, std::memory_order_release);
@@ -1245,13 +1245,8 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
       // its records by the decision; on a backpressure ring they hold the
       // room the recovery read below may need. (A waiting reader may
       // decide the same at once.)
-      auto txn = format::atomic(s.producer_slot(id).txn_word);
-      std::uint64_t w = txn.load(std::memory_order_acquire);
-      if (format::txn_state(w) == format::TxnState::kOpen &&
-          txn.compare_exchange_strong(w, format::with_txn_state(w, format::TxnState::kAborting),
-                                      std::memory_order_acq_rel)) {
-        format::atomic(s.producer_slot(id).txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
-      }
+      const std::uint64_t w = format::atomic(s.producer_slot(id).txn_word).load(std::memory_order_acquire);
+      if (format::txn_state(w) == format::TxnState::kOpen) (void)detail::decide_abort(s.producer_slot(id), w);
       auto recovered = recover(*this, s, id, st->epoch, options.transactional);
       if (!recovered.ok()) return std::move(recovered).status();
       st->last_sequence_plus_one = recovered->last_sequence_plus_one;
@@ -1374,7 +1369,7 @@ Status Producer::decide_commit() {
     // The offsets also go to the slot's buffer it does not name: the
     // record may leave the ring before a restart reads it.
     auto named = format::atomic(st->slot().committed_offsets_buffer);
-    const std::uint32_t next = named.load(std::memory_order_relaxed) == 1 ? 1 : 0;
+    const std::uint32_t next = format::unnamed_offsets_buffer(named.load(std::memory_order_relaxed));
     if (format::OffsetsBuffer* buffers = st->log->offsets_buffers(st->id)) {
       format::OffsetsBuffer& b = buffers[next];
       b.epoch = st->epoch;

@@ -95,6 +95,16 @@ format::TxnState coordinator_decision(const TxnRef& ref, bool decide_abort, std:
   return format::txn_epoch(w) == ref.epoch ? format::txn_state(w) : format::TxnState::kDone;
 }
 
+bool decide_abort(format::ProducerSlot& slot, std::uint64_t open_word) noexcept {
+  if (!atomic(slot.txn_word)
+           .compare_exchange_strong(open_word, format::with_txn_state(open_word, format::TxnState::kAborting),
+                                    std::memory_order_acq_rel)) {
+    return false;
+  }
+  atomic(slot.txn_changed_ns).store(now_realtime_ns(), std::memory_order_relaxed);
+  return true;
+}
+
 Status finish_part(const Log& log, std::uint16_t slot_id, std::uint16_t epoch, format::TxnState decision) {
   const LogState& s = Internals::state(log);
   if (slot_id >= s.options.max_producers) return {};

@@ -36,6 +36,11 @@ using TxnOffsets = std::map<std::pair<std::string, std::uint32_t>, std::uint64_t
 std::string encode_offsets(const TxnOffsets& offsets);
 std::vector<std::pair<std::uint32_t, std::uint64_t>> decode_offsets(std::string_view bytes, const std::string& group);
 
+// Decides "abort" for the open transaction `open_word` of producer slot
+// `slot`: one CAS of its txn_word from that word to aborting, stamping
+// txn_changed_ns when it moved the word. False if the word had moved on.
+bool decide_abort(format::ProducerSlot& slot, std::uint64_t open_word) noexcept;
+
 // How a coordinator named in a record is reached: a restarting producer
 // opens it as any opener does; a reader (read_committed, inside poll) only
 // maps memory that exists, of a log its own log's owner owns, without
