@@ -1085,7 +1085,8 @@ Result<Recovered> recover(const Log& log, const detail::LogState& s, std::uint32
   const auto window = static_cast<std::uint16_t>(epoch - first);
   const std::uint16_t kept_age = kept != nullptr ? static_cast<std::uint16_t>(kept->epoch - first) : 0;
   const bool kept_in_window = kept != nullptr && kept_age < window;
-  const bool kept_usable = kept != nullptr && kept->length != format::kOffsetsTooLarge;
+  // (A length past the buffer is kOffsetsTooLarge, or damage: not read either way.)
+  const bool kept_usable = kept != nullptr && kept->length <= sizeof kept->bytes;
   for (const auto& [age, t] : txns) {
     if (!t.committed || t.offsets.empty()) continue;
     if (kept_in_window && (age < kept_age || (age == kept_age && kept_usable))) continue;

@@ -567,6 +567,29 @@ TEST(Transaction, OffsetsTooManyForTheSlotComeBackFromTheirRecord) {
   EXPECT_EQ(p.committed_offsets("input"), many);
 }
 
+// Shared memory is written by other processes: a damaged length in the
+// slot's offsets buffer is not read past the buffer; the offsets then come
+// from their record.
+TEST(Transaction, ADamagedOffsetsBufferLengthIsNotReadPastTheBuffer) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), small()).value();
+  std::uint16_t id = 0;
+  {
+    auto p = log.producer(transactional("pipe")).value();
+    id = p.id();
+    ASSERT_TRUE(p.begin_transaction().ok());
+    p.add_offsets("input", 0, 4096);
+    ASSERT_TRUE(p.commit_transaction().ok());
+  }
+  auto& s = test::state(log);
+  const std::uint32_t named = s.producer_slot(id).committed_offsets_buffer;
+  ASSERT_TRUE(named == 1 || named == 2);
+  s.offsets_buffers(id)[named - 1].length = 1u << 30;
+  auto p = log.producer(transactional("pipe")).value();
+  using Offsets = std::vector<std::pair<std::uint32_t, std::uint64_t>>;
+  EXPECT_EQ(p.committed_offsets("input"), (Offsets{{0, 4096}}));
+}
+
 TEST(Transaction, OffsetsCommittedWithATransactionComeBackAfterARestart) {
   test::TempLogPath path;
   auto log = Log::create(path.str(), small()).value();
