@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
@@ -31,6 +32,8 @@ using Clock = std::chrono::steady_clock;
 
 std::mutex g_test_file_layer_mu;
 std::shared_ptr<io::FileLayer> g_test_file_layer;  // see set_file_layer_for_testing
+
+std::atomic<std::int64_t> g_pause_in_recovery_ms{0};  // see testing::pause_in_recovery
 
 std::shared_ptr<io::FileLayer> test_file_layer() {
   std::lock_guard lock(g_test_file_layer_mu);
@@ -1037,6 +1040,7 @@ void restore_epochs(LogState& s, const EpochsSeen& seen) {
 }
 
 Status recover_from_disk(LogState& s) {
+  if (const auto pause = g_pause_in_recovery_ms.load(); pause > 0) shm::sleep_for(std::chrono::milliseconds(pause));
   EpochsSeen epochs;
   std::vector<std::uint64_t> durable_from;
   SHMLOG_RETURN_IF_ERROR(restore_checkpoint(s, durable_from));
@@ -1158,5 +1162,9 @@ Result<std::vector<SegmentProblem>> repair_log_files(const std::string& path) {
   }
   return removed;
 }
+
+namespace testing {
+void pause_in_recovery(std::chrono::milliseconds pause) noexcept { detail::g_pause_in_recovery_ms = pause.count(); }
+}  // namespace testing
 
 }  // namespace shmlog

@@ -719,6 +719,8 @@ Result<Log> Log::create(const std::string& path, const LogOptions& requested) {
 }
 
 Result<Log> Log::open(const std::string& path, const OpenOptions& options) {
+  // Maps tried before open gives up on memory that keeps going away.
+  constexpr int kOpenAttempts = 3;
   const std::string context = "opening log " + path;
   auto found = locate(path);
   if (!found.ok()) return std::move(found).status().with_context(context);
@@ -737,13 +739,35 @@ Result<Log> Log::open(const std::string& path, const OpenOptions& options) {
       // Made anew from the segment files if durable, under the exclusive
       // lock, which no one gets while a process still has the log open:
       // two incarnations of one log would append at the same offsets.
+      // (Patient: other openers hold the lock shared for a moment.)
       auto lock = shm::FileLock::try_acquire(lock_path, meta.options.mode, std::chrono::seconds(1));
       if (!lock.ok() && lock.status().code() == Status::Code::kBusy) {
+        // Held exclusively: another process makes the memory (or creates,
+        // repairs or deletes the log): wait for it, then map what it made.
+        // Held shared only: handles are open on memory removed under them.
+        auto shared = shm::FileLock::try_acquire_shared(lock_path, meta.options.mode, std::chrono::milliseconds(0));
+        const bool made_by_another = !shared.ok() && shared.status().code() == Status::Code::kBusy;
+        if (made_by_another) {
+          shared = shm::FileLock::try_acquire_shared(lock_path, meta.options.mode, options.maker_patience);
+          if (!shared.ok() && shared.status().code() == Status::Code::kBusy) {
+            return Status(Status::Code::kBusy, "another process has held the log's lock exclusively for " +
+                                                   std::to_string(options.maker_patience.count()) +
+                                                   " ms (making its memory from the segment files?)")
+                .with_context(context);
+          }
+        }
+        if (!shared.ok()) return std::move(shared).status().with_context(context);
+        if (made_by_another && attempt + 1 < kOpenAttempts) {
+          auto fresh = read_meta(dir);
+          if (!fresh.ok()) return std::move(fresh).status().with_context(context);
+          meta = std::move(fresh).value();
+          continue;
+        }
         return Status(Status::Code::kBusy,
                       "the shared memory " + memory_path_for(meta) + " cannot be used (" + state.status().message() +
                           ") and processes still have the log open: it was removed under them (systemd-logind's "
-                          "RemoveIPC, or a cleaner of /dev/shm?) or is being made: it is not made anew under them; "
-                          "stop them, then open again")
+                          "RemoveIPC, or a cleaner of /dev/shm?): it is not made anew under them; stop them, then "
+                          "open again")
             .with_context(context);
       }
       if (!lock.ok()) return std::move(lock).status().with_context(context);
@@ -763,7 +787,7 @@ Result<Log> Log::open(const std::string& path, const OpenOptions& options) {
       (*state)->in_use = std::move(in_use).value();
       break;
     }
-    if (attempt == 2) {
+    if (attempt + 1 >= kOpenAttempts) {
       return Status(Status::Code::kBusy, "the shared memory " + (*state)->memory_path +
                                              " keeps being removed or replaced while it is opened")
           .with_context(context);
@@ -779,6 +803,17 @@ Result<Log> Log::attach(const std::string& path) {
   auto found = locate(path);
   if (!found.ok()) return std::move(found).status().with_context(context);
   auto state = map_log(found->first, found->second, /*create=*/false, /*read_only=*/true);
+  if (!state.ok() && state.status().code() == Status::Code::kNotFound) {
+    // Not waited for (a watcher tries again): held exclusively, the lock
+    // says another process is making the memory.
+    auto probe = shm::FileLock::try_acquire_shared(join(found->first, kLockFile), found->second.options.mode,
+                                                   std::chrono::milliseconds(0));
+    if (!probe.ok() && probe.status().code() == Status::Code::kBusy) {
+      return Status(Status::Code::kBusy, "another process is making its shared memory (from its segment files?); "
+                                         "try again")
+          .with_context(context);
+    }
+  }
   if (!state.ok()) return std::move(state).status().with_context(context);
   return Log(std::move(state).value());
 }

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "crash_util.h"
+#include "meta.h"
+#include "shmlog/shm/process.h"
 #include "shmlog/io/segment_file.h"
 #include "shmlog/segments.h"
 #include "test_util.h"
@@ -425,6 +427,63 @@ TEST(SharedMemoryRemoved, UnderALiveProcessTheLogIsNotMadeAnew) {
   const auto got = read_settled(*log);
   ASSERT_EQ(got.size(), 200u);
   for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], value_of(static_cast<int>(i)));
+}
+
+// True once the log's meta file names memory other than `before`'s (an
+// opener that makes the memory names it first), within `within`.
+bool seen_named_anew(const std::string& path, const detail::Meta& before, std::chrono::seconds within) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto now = detail::read_meta(path);
+    if (now.ok() && now->memory_nonce != before.memory_nonce) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
+}
+
+TEST(SharedMemoryRemoved, AnOpenWaitsForAnotherOpenerThatRecoversTheLogFromItsFiles) {
+  test::TempLogPath path;
+  {
+    auto log = Log::create(path.str(), durable_log()).value();
+    auto p = log.producer().value();
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
+  }
+  ASSERT_TRUE(test::lose_shared_memory(path.str()).ok());
+  const auto before = detail::read_meta(path.str()).value();
+  // The first opener recovers for 3 s (as a large log's recovery takes).
+  const auto recovering = test::spawn([&] {
+    testing::pause_in_recovery(3s);
+    return Log::open(path.str(), {.keeper = false}).ok() ? 0 : 1;
+  });
+  const bool seen = seen_named_anew(path.str(), before, 20s);
+  auto second = Log::open(path.str(), {.keeper = false});
+  EXPECT_EQ(test::join(recovering), 0) << "the recovering opener failed";
+  ASSERT_TRUE(seen) << "the recovering opener never named its memory";
+  ASSERT_TRUE(second.ok()) << second.status().to_string();
+  EXPECT_EQ(second->info().memory_path, detail::memory_path_for(detail::read_meta(path.str()).value()))
+      << "the second opener made memory of its own";
+  const auto got = read_settled(*second);
+  ASSERT_EQ(got.size(), 100u);
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], value_of(static_cast<int>(i)));
+}
+
+TEST(SharedMemoryRemoved, AnOpenGivesUpOnAMakerPastItsPatienceAndSaysSo) {
+  test::TempLogPath path;
+  (void)Log::create(path.str(), durable_log()).value();
+  ASSERT_TRUE(test::lose_shared_memory(path.str()).ok());
+  auto maker = shm::FileLock::acquire(path.str() + "/shmlog.lock", 0600).value();
+  auto opened = Log::open(path.str(), {.keeper = false, .maker_patience = 200ms});
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), Status::Code::kBusy);
+  EXPECT_NE(opened.status().message().find("held the log's lock exclusively for 200 ms"), std::string::npos)
+      << opened.status().to_string();
+  auto attached = Log::attach(path.str());
+  ASSERT_FALSE(attached.ok());
+  EXPECT_EQ(attached.status().code(), Status::Code::kBusy);
+  EXPECT_NE(attached.status().message().find("another process is making its shared memory"), std::string::npos)
+      << attached.status().to_string();
+  maker = shm::FileLock();
+  EXPECT_TRUE(Log::open(path.str(), {.keeper = false}).ok());
 }
 
 }  // namespace

@@ -479,6 +479,11 @@ struct OpenOptions {
   // unblocking) when no live process holds the keeper lease, and stand by
   // to take it over when its holder dies. Off: this process never keeps.
   bool keeper = true;
+  // While another process holds the log's lock exclusively (it makes the
+  // log's memory anew, from the segment files after a host crash, which
+  // takes minutes for a large log; or it creates, repairs or deletes the
+  // log), open waits this long for it, then fails with kBusy.
+  std::chrono::milliseconds maker_patience = std::chrono::minutes(5);
 };
 
 class Log {
@@ -550,6 +555,9 @@ void die_in_multi_log_commit(int stage) noexcept;
 // Test-only: commit_transaction kills the process right after its decision
 // (1) or once its commit markers are written (2); 0: never.
 void die_in_commit(int stage) noexcept;
+// Test-only: recovery from the segment files in this process sleeps this
+// long before it reads them (as a large log's recovery takes); 0: never.
+void pause_in_recovery(std::chrono::milliseconds pause) noexcept;
 }  // namespace testing
 
 }  // namespace shmlog
