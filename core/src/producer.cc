@@ -66,6 +66,8 @@ void count_pending_claims(const LogState& s, std::uint32_t p, std::uint64_t segm
     auto& slot = s.producer_slot(id);
     const std::uint64_t at = atomic(slot.pending_position_plus_one).load(std::memory_order_acquire);
     if (at <= begin || at > begin + s.segment_size) continue;
+    // Damaged (off the record alignment): nothing to count there.
+    if (!format::plausible_position(at - 1)) continue;
     if (atomic(slot.pending_partition).load(std::memory_order_relaxed) != p) continue;
     const std::uint64_t v = atomic(*word_at(s, p, at - 1)).load(std::memory_order_acquire);
     const auto d = record::decode(v, (at - 1) & s.segment_mask, s.segment_size, s.max_frame);
