@@ -8,8 +8,11 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 
+#include "log_access.h"
 #include "shmlog/shm/process.h"
+#include "shmlog/shm/shared_memory.h"
 
 namespace shmlog::test {
 
@@ -51,6 +54,23 @@ int join(std::uint32_t pid, std::chrono::seconds timeout) {
     return shm::wait_process(pid);
   }
   return code;
+}
+
+std::uint32_t spawn_scribbler(const Log& log, std::uint64_t seed, std::chrono::microseconds pause) {
+  const std::string memory = log.info().memory_path;
+  const std::uint64_t size = state(log).geometry.total_size;
+  const std::uint64_t control = state(log).geometry.data_offset;
+  return spawn([=] {
+    auto mem = shm::SharedMemory::open(memory, size);
+    if (!mem.ok()) return 1;
+    std::mt19937_64 rng(seed);
+    for (;;) {
+      const std::uint64_t at = rng() % 3 != 0 ? rng() % control : rng() % size;
+      const std::size_t n = 1 + rng() % 16;
+      for (std::size_t i = 0; i < n && at + i < size; ++i) mem->data()[at + i] = static_cast<std::byte>(rng());
+      if (pause.count() > 0) shm::sleep_for(pause);
+    }
+  });
 }
 
 }  // namespace shmlog::test

@@ -10,8 +10,6 @@
 #include <random>
 #include <string>
 
-#include "log_access.h"
-#include "shmlog/shm/shared_memory.h"
 #include "test_util.h"
 
 namespace shmlog {
@@ -34,24 +32,9 @@ TEST(HostileMemory, AScribblerInTheSharedMemoryNeverCrashesOrHangsItsUsers) {
     for (int i = 0; i < 3000; ++i) (void)producer.append(as_bytes("record " + std::to_string(i)));
   }
   auto member = log.consumer({.group = "g"}).value();
-  const std::string memory = log.info().memory_path;
-  const std::uint64_t size = test::state(log).geometry.total_size;
-
-  // The scribbler: random bytes at random places, 2 of 3 of them in the
-  // control region (header, slots, partition headers) where they hurt most.
-  const std::uint64_t control = test::state(log).geometry.data_offset;
   const std::uint64_t seed = std::random_device{}();
   RecordProperty("seed", std::to_string(seed));
-  const std::uint32_t scribbler = test::spawn([&] {
-    auto mem = shm::SharedMemory::open(memory, size);
-    if (!mem.ok()) return 1;
-    std::mt19937_64 rng(seed);
-    for (;;) {
-      const std::uint64_t at = rng() % 3 != 0 ? rng() % control : rng() % size;
-      const std::size_t n = 1 + rng() % 16;
-      for (std::size_t i = 0; i < n && at + i < size; ++i) mem->data()[at + i] = static_cast<std::byte>(rng());
-    }
-  });
+  const std::uint32_t scribbler = test::spawn_scribbler(log, seed);
 
   std::size_t polls = 0, infos = 0, appends = 0, errors = 0;
   std::uint64_t corrupt = 0;
