@@ -350,6 +350,18 @@ void format_line(const ConsumeArgs& a, char separator, const shmlog::Record& r, 
 // --mode exactly-once --out FILE: the records and the offsets they came
 // from advance together (FileSink), so kill -9 at any point and a restart
 // with the same arguments leave every record in FILE once, in order.
+// What a poll stepped over, on stderr: records lost to a lap, and damage
+// (the offsets lost, the file and why).
+void report_skipped(const shmlog::PollResult& r, shmlog::Consumer& consumer) {
+  if (r.lost_bytes > 0) {
+    std::fprintf(stderr, "shmlog: consumer was lapped: %" PRIu64 " bytes of records lost\n", r.lost_bytes);
+  }
+  for (const auto& d : consumer.take_damage()) {
+    std::fprintf(stderr, "shmlog: partition %" PRIu32 ": offsets %" PRIu64 "..%" PRIu64 " skipped: %s\n", d.partition,
+                 d.from, d.to, d.what.c_str());
+  }
+}
+
 int run_consume_exactly_once(const ConsumeArgs& a, const shmlog::Log& log, shmlog::ConsumerOptions co, char separator) {
   co.mode = shmlog::DeliveryMode::kManual;  // the group offset follows the file's checkpoint
   co.drop_duplicates = true;
@@ -391,9 +403,7 @@ int run_consume_exactly_once(const ConsumeArgs& a, const shmlog::Log& log, shmlo
     if (a.max != 0) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, a.max - seen));
     auto r = consumer.poll_wait(handler, want, idle);
     duplicates += r.duplicates;
-    if (r.lost_bytes > 0) {
-      std::fprintf(stderr, "shmlog: consumer was lapped: %" PRIu64 " bytes of records lost\n", r.lost_bytes);
-    }
+    report_skipped(r, consumer);
     check(sink.checkpoint());
     consumer.commit();
     own_everything();
@@ -448,9 +458,7 @@ int run_consume(const ConsumeArgs& a) {
     std::size_t want = at_most_once ? 256 : std::min<std::size_t>(256, a.commit_every);
     if (a.max != 0) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, a.max - seen));
     auto r = consumer.poll_wait(handler, want, idle);
-    if (r.lost_bytes > 0) {
-      std::fprintf(stderr, "shmlog: consumer was lapped: %" PRIu64 " bytes of records lost\n", r.lost_bytes);
-    }
+    report_skipped(r, consumer);
     // at-least-once: what was handed out is on its way before it is committed.
     if (std::fflush(stdout) != 0) write_failed = true;
     if (!write_failed && !at_most_once) consumer.commit();

@@ -104,6 +104,7 @@ struct ConsumerState {
   std::map<std::uint64_t, Log> coordinators;  // logs that decide our participants' transactions
   bool announced_sleeper = false;  // this consumer has set the log's `sleepers`
   PollResult* result = nullptr;  // of the poll in progress
+  std::vector<Damage> damage;    // stepped over since take_damage (see note_damage)
 
   ~ConsumerState() { close(); }
 
@@ -120,6 +121,8 @@ struct ConsumerState {
   void complete_if_abandoned(Part& part, std::uint64_t position, std::uint16_t id, std::uint16_t epoch) noexcept;
   void on_lapped(Part& part, std::uint64_t& position) noexcept;
   void skip_damage_in_file(Part& part, std::uint64_t& position) noexcept;
+  void note_damage(std::uint32_t p, std::uint64_t from, std::uint64_t to, const std::string& what) noexcept;
+  void note_damage(const Part& part, std::uint64_t from, std::uint64_t to, const char* why) noexcept;
   std::optional<Clock::duration> stalled(Stall& stall, std::uint64_t position, bool idle) noexcept;
   void skip_bad_record(Part& part, std::uint64_t& position, const record::Decoded& d) noexcept;
   bool still_valid(const Part& part, std::uint64_t position) const noexcept;
@@ -458,6 +461,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
           // damaged in memory could name any segment).
           const std::uint64_t segment_end = (position | s.segment_mask) + 1;
           if (result != nullptr) result->corrupt += segment_end - position;
+          note_damage(p, position, segment_end, part.disk.failure);
           position = segment_end;
           if (++skipped > s.ring_segments || position >= s.tail(p)) return Read::kNone;
         }
@@ -544,6 +548,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         // ring (a claim may be in flight past it): skip to its end and
         // count the bytes.
         if (result != nullptr) result->corrupt += s.segment_size - offset;
+        note_damage(part, position, (position | s.segment_mask) + 1, "a record with an impossible length");
         position = (position | s.segment_mask) + 1;
         continue;
       case record::Kind::kEmpty:
@@ -596,6 +601,7 @@ void ConsumerState::skip_bad_record(Part& part, std::uint64_t& position, const r
     return;
   }
   if (result != nullptr) result->corrupt += d.aligned_length;
+  note_damage(part, position, position + d.aligned_length, "a record whose checksum does not match");
   position += d.aligned_length;
 }
 
@@ -607,7 +613,38 @@ void ConsumerState::skip_damage_in_file(Part& part, std::uint64_t& position) noe
   const std::span<const std::byte> data(part.segment_base, s.segment_size);
   const std::uint64_t resume = next_good_record(data, position & s.segment_mask, s.max_frame);
   if (result != nullptr) result->corrupt += resume - (position & s.segment_mask);
+  note_damage(part, position, (position & ~s.segment_mask) + resume, "damaged records");
   position = (position & ~s.segment_mask) + resume;
+}
+
+// Damage stepped over at [from, to) of partition `p`, kept for
+// take_damage: merged with the last region when adjacent, dropped past 64
+// (counted in PollResult::corrupt all the same). Cold: allocation
+// failures drop the note, never the reader.
+void ConsumerState::note_damage(std::uint32_t p, std::uint64_t from, std::uint64_t to,
+                                const std::string& what) noexcept {
+  constexpr std::size_t kKept = 64;
+  try {
+    if (!damage.empty()) {
+      Damage& last = damage.back();
+      if (last.partition == p && last.to == from && last.what == what) {
+        last.to = to;
+        return;
+      }
+    }
+    if (damage.size() < kKept) damage.push_back(Damage{p, from, to, what});
+  } catch (...) {
+  }
+}
+
+// Where `part` reads now: its segment file's copy, or the ring.
+void ConsumerState::note_damage(const Part& part, std::uint64_t from, std::uint64_t to, const char* why) noexcept {
+  try {
+    const std::string where = part.descriptor != nullptr ? (log->memory_path.empty() ? "the log's memory" : "shared memory " + log->memory_path)
+                                                         : part.disk.path;
+    note_damage(part.partition, from, to, where + ": " + why);
+  } catch (...) {
+  }
 }
 
 bool ConsumerState::commit_position(Part& part, std::uint64_t position) noexcept {
@@ -1244,6 +1281,11 @@ std::vector<std::uint32_t> Consumer::assignment() const {
 }
 
 std::uint64_t Consumer::lost_bytes() const noexcept { return state_ ? state_->lost_bytes : 0; }
+
+std::vector<Damage> Consumer::take_damage() {
+  if (!state_) return {};
+  return std::exchange(state_->damage, {});
+}
 
 void Consumer::close() noexcept {
   if (state_) state_->close();

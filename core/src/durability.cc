@@ -839,20 +839,30 @@ void request_sync(const LogState& s, std::uint32_t p, std::uint64_t end) noexcep
 const std::byte* disk_segment(const LogState& s, std::uint32_t p, std::uint64_t segment, SegmentBuffer& buffer) {
   if (buffer.partition == p && buffer.segment == segment) return buffer.data.data();
   if (!s.durable()) return nullptr;
-  auto file = io::SegmentFile::open(segment_path(s, p, segment), /*writable=*/false, s.segment_size);
+  const std::string path = segment_path(s, p, segment);
+  auto file = io::SegmentFile::open(path, /*writable=*/false, s.segment_size);
+  if (!file.ok()) {
+    buffer.failure = file.status().message();
+    return nullptr;
+  }
   // A file under this segment's name whose header names another segment,
   // partition or log (a stray copy) is not this segment.
-  if (!file.ok() || file->header().base_offset != segment << s.segment_shift || file->header().partition != p ||
-      file->header().log_id != s.header->log_id) {
+  const auto& h = file->header();
+  if (h.base_offset != segment << s.segment_shift || h.partition != p || h.log_id != s.header->log_id) {
+    buffer.failure = path + " holds offset " + std::to_string(h.base_offset) + " of partition " +
+                     std::to_string(h.partition) + (h.log_id != s.header->log_id ? " of another log" : "") +
+                     ", not this segment";
     return nullptr;
   }
   buffer.data.resize(s.segment_size);
-  if (!file->read(0, buffer.data).ok()) {
+  if (Status read = file->read(0, buffer.data); !read.ok()) {
     buffer.segment = UINT64_MAX;
+    buffer.failure = read.message();
     return nullptr;
   }
   buffer.partition = p;
   buffer.segment = segment;
+  buffer.path = path;
   return buffer.data.data();
 }
 

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -61,6 +62,8 @@ struct SegmentBuffer {
   std::uint32_t partition = UINT32_MAX;
   std::uint64_t segment = UINT64_MAX;
   std::vector<std::byte> data;
+  std::string path;     // the file `data` came from
+  std::string failure;  // why the last disk_segment found no copy (one line, naming the file)
 };
 const std::byte* disk_segment(const LogState& log, std::uint32_t p, std::uint64_t segment, SegmentBuffer& buffer);
 const std::byte* segment_bytes(const LogState& log, std::uint32_t p, std::uint64_t segment, SegmentBuffer& buffer);

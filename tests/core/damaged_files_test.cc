@@ -47,6 +47,7 @@ std::string segment_file(const std::string& path, std::uint64_t segment) {
 struct Read {
   std::vector<int> indexes;  // which records came, by their value
   std::uint64_t corrupt = 0;
+  std::vector<Damage> damage;  // as the consumer reported it
   bool reached_end = false;
 };
 
@@ -66,6 +67,7 @@ Read read_all(const std::string& path) {
         },
         1024, 100ms);
     out.corrupt += r.corrupt;
+    for (auto& d : c.take_damage()) out.damage.push_back(std::move(d));
     idle = r.records == 0 && r.corrupt == 0 ? idle + 1 : 0;
   }
   out.reached_end = c.position(0).value_or(0) == end;
@@ -79,6 +81,21 @@ std::vector<int> records_in(const std::vector<std::uint64_t>& offsets, std::uint
     if (offsets[i] >= from && offsets[i] < to) out.push_back(static_cast<int>(i));
   }
   return out;
+}
+
+// The consumer reported one damaged region, [from, to), naming `file`
+// and saying `why`.
+void expect_one_damage(const Read& got, std::uint64_t from, std::uint64_t to, const std::string& file,
+                       const std::string& why, const std::string& what = "") {
+  ASSERT_EQ(got.damage.size(), 1u) << what;
+  const Damage& d = got.damage[0];
+  EXPECT_EQ(d.partition, 0u) << what;
+  EXPECT_EQ(d.from, from) << what << ": " << d.what;
+  EXPECT_EQ(d.to, to) << what << ": " << d.what;
+  EXPECT_NE(d.what.find(file), std::string::npos) << what << ": " << d.what;
+  EXPECT_NE(d.what.find(why), std::string::npos) << what << ": " << d.what;
+  EXPECT_EQ(d.what.find('\n'), std::string::npos) << what << ": " << d.what;
+  EXPECT_EQ(got.corrupt, to - from) << what;
 }
 
 std::vector<int> all_but(int count, const std::vector<int>& lost) {
@@ -97,7 +114,7 @@ TEST(DamagedFiles, MissingSegmentFileIsCountedAndReadingGoesOn) {
   const Read got = read_all(path.str());
   EXPECT_TRUE(got.reached_end) << "the reader stopped at the missing file";
   EXPECT_EQ(got.indexes, all_but(5000, records_in(offsets, kSegment, 2 * kSegment)));
-  EXPECT_EQ(got.corrupt, kSegment);
+  expect_one_damage(got, kSegment, 2 * kSegment, segment_file(path.str(), 1), "No such file");
   auto scan = scan_log_files(path.str()).value();
   ASSERT_EQ(scan.bad_files.size(), 1u);
   EXPECT_NE(scan.bad_files[0].reason.find("missing"), std::string::npos) << scan.bad_files[0].reason;
@@ -125,7 +142,7 @@ TEST(DamagedFiles, EveryKindOfLostSegmentFileIsCountedAndSkipped) {
     const Read got = read_all(path.str());
     EXPECT_TRUE(got.reached_end) << what;
     EXPECT_EQ(got.indexes, all_but(5000, records_in(offsets, 2 * kSegment, 3 * kSegment))) << what;
-    EXPECT_EQ(got.corrupt, kSegment) << what;
+    expect_one_damage(got, 2 * kSegment, 3 * kSegment, segment_file(path.str(), 2), "", what);
     auto scan = scan_log_files(path.str()).value();
     EXPECT_EQ(scan.bad_files.size(), 1u) << what;
   }
@@ -196,6 +213,19 @@ TEST(DamagedFiles, ZeroedBlockInsideASegmentFileLosesOnlyItsRecords) {
   EXPECT_EQ(got.indexes, all_but(5000, lost));
   EXPECT_LT(got.corrupt, 4096u + 256u);
   EXPECT_GE(got.corrupt, 4096u);
+  // Two regions: the straddling record (its checksum), then the block up
+  // to the next good record.
+  const auto at = [&](std::size_t i) { return offsets[i]; };
+  const auto straddling = static_cast<std::size_t>(first);
+  ASSERT_EQ(got.damage.size(), 2u);
+  Read one = got;
+  one.damage = {got.damage[0]};
+  one.corrupt = at(straddling + 1) - at(straddling);
+  expect_one_damage(one, at(straddling), at(straddling + 1), segment_file(path.str(), 1), "checksum does not match");
+  one.damage = {got.damage[1]};
+  one.corrupt = got.corrupt - one.corrupt;
+  expect_one_damage(one, at(straddling + 1), at(static_cast<std::size_t>(lost.back()) + 1), segment_file(path.str(), 1),
+                    "damaged records");
 }
 
 TEST(DamagedFiles, SegmentFileUnderAnotherSegmentsNameIsNotReadAsIt) {
@@ -207,7 +237,8 @@ TEST(DamagedFiles, SegmentFileUnderAnotherSegmentsNameIsNotReadAsIt) {
   EXPECT_TRUE(got.reached_end);
   // Segment 1's records are lost (counted), segment 3's come once, in place.
   EXPECT_EQ(got.indexes, all_but(5000, records_in(offsets, kSegment, 2 * kSegment)));
-  EXPECT_EQ(got.corrupt, kSegment);
+  expect_one_damage(got, kSegment, 2 * kSegment, segment_file(path.str(), 1),
+                    "holds offset " + std::to_string(3 * kSegment) + " of partition 0, not this segment");
 }
 
 }  // namespace

@@ -389,6 +389,12 @@ TEST(Log, ChecksumMismatchIsReportedAndTheRecordSkipped) {
   auto r = consumer.poll([&](const Record& rec) { got.push_back(bytes_to_string(rec.value)); });
   EXPECT_EQ(got, std::vector<std::string>{"intact"});
   EXPECT_EQ(r.corrupt, 64u);
+  const auto damage = consumer.take_damage();
+  ASSERT_EQ(damage.size(), 1u);
+  EXPECT_EQ(damage[0].from, bad.offset);
+  EXPECT_EQ(damage[0].to, bad.offset + 64);
+  EXPECT_EQ(damage[0].what, "the log's memory: a record whose checksum does not match");
+  EXPECT_TRUE(consumer.take_damage().empty()) << "taken twice";
 }
 
 TEST(Log, CorruptLengthInSharedMemoryIsSkippedToTheSegmentEnd) {
@@ -404,6 +410,10 @@ TEST(Log, CorruptLengthInSharedMemoryIsSkippedToTheSegmentEnd) {
   EXPECT_EQ(r.records, 0u);
   EXPECT_EQ(r.corrupt, 64u * 1024);
   EXPECT_EQ(consumer.position(0), 64u * 1024);
+  const auto damage = consumer.take_damage();
+  ASSERT_EQ(damage.size(), 1u);
+  EXPECT_EQ(damage[0].to, 64u * 1024);
+  EXPECT_EQ(damage[0].what, "the log's memory: a record with an impossible length");
 }
 
 TEST(Log, SeekToARecordBoundaryAndRefuseAnythingElse) {

@@ -287,6 +287,14 @@ wait "$PRODUCER" && pass "durable appends go on after the keeper is killed" || f
 "$SHMLOG" info "$DLOG" --json | grep -q '"keeper_takeovers": *[1-9]' && pass "the lease was taken over" \
   || fail "no takeover: $("$SHMLOG" info "$DLOG" --json)"
 expect_error "dump of a file that is no segment" "not a shmlog segment file|ends at|truncated" -- "$SHMLOG" dump "$DLOG/shmlog.meta"
+# A segment file gone: consume reads on, and says on stderr which offsets
+# it skipped and which file it missed.
+rm "$DLOG/partition-0/00000000000000065536.seg"
+"$SHMLOG" consume "$DLOG" --idle-timeout-ms 300 >"$WORK/damaged-out.txt" 2>"$WORK/damaged-err.txt" || fail "consume over a missing file"
+grep -q "^shmlog: partition 0: offsets 65536..131072 skipped: opening $DLOG/partition-0/00000000000000065536.seg: No such file" \
+  "$WORK/damaged-err.txt" && pass "consume names the missing file and the offsets lost" \
+  || fail "consume over a missing file said: $(cat "$WORK/damaged-err.txt")"
+[ "$(wc -l <"$WORK/damaged-out.txt")" -gt "$(wc -l <"$WORK/durable-out.txt")" ] || fail "consume stopped at the missing file"
 
 # --- the latency profiler runs (briefly) and its outputs parse -------------------
 if "$SHMLOG" lat --count 2000 --baseline-seconds 0.05 --json --hdr-out "$WORK/lat.hgrm" > "$WORK/lat.json" 2>"$WORK/lat.err"; then

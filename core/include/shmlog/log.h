@@ -346,6 +346,15 @@ struct PollResult {
   std::uint64_t duplicates = 0;  // records skipped by drop_duplicates
 };
 
+// Damage a consumer stepped over (its bytes are counted in
+// PollResult::corrupt): the offsets lost and, in one line, where and why.
+struct Damage {
+  std::uint32_t partition = 0;
+  std::uint64_t from = 0;  // offsets [from, to) were skipped
+  std::uint64_t to = 0;
+  std::string what;        // names the segment file (or the shared memory)
+};
+
 // A callable reference (non-owning) for poll handlers: one indirect call
 // per record, no allocation.
 class RecordHandler {
@@ -392,6 +401,10 @@ class Consumer {
   // Partitions this consumer reads now (changes when group members come and go).
   std::vector<std::uint32_t> assignment() const;
   std::uint64_t lost_bytes() const noexcept;
+  // The damage stepped over since the last call, oldest first (adjacent
+  // regions merged; at most 64 kept between calls, later ones only counted
+  // in PollResult::corrupt).
+  std::vector<Damage> take_damage();
   // Leaves the group (committing as the mode says) and releases partitions.
   void close() noexcept;
 
