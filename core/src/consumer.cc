@@ -155,7 +155,10 @@ inline void fill_record(Record* out, std::uint32_t p, std::uint64_t position, co
   out->transactional = (d.flags & format::kRecordFlagTransactional) != 0;
   out->type = 1;
   out->key = Bytes(body, d.key_length);
-  out->value = Bytes(body + d.key_length, body_size - d.key_length);
+  // (Bounded by the body: a damaged flag must not make the value wrap.)
+  const std::uint32_t trailer =
+      (d.flags & format::kRecordFlagToken) != 0 ? std::min(format::kTokenTrailer, body_size - d.key_length) : 0;
+  out->value = Bytes(body + d.key_length, body_size - d.key_length - trailer);
 }
 
 // A record boundary at or before `target` in partition p, found by walking

@@ -1049,6 +1049,66 @@ void restore_epochs(LogState& s, const EpochsSeen& seen) {
   }
 }
 
+// The uniqueness-token window after a host crash (the table starts
+// empty): the newest token_window records that end in a token's hash
+// (kRecordFlagToken), from the ring just restored and the segment files
+// behind it, go back into the table in the order they were appended (by
+// timestamp), so that a resend of a token whose record survived is a
+// duplicate again. Tokens of records that did not survive are free.
+void restore_tokens(LogState& s) {
+  if (s.geometry.token_slots == 0) return;
+  struct Token {
+    std::uint64_t time_ns, position, hash;
+    std::uint32_t partition;
+  };
+  const std::uint64_t window = s.options.token_window;
+  std::vector<Token> found;
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    const auto& ph = s.partition(p);
+    const std::uint64_t tail = ph.tail_position;
+    std::vector<Token> partition;  // newest segments first
+    SegmentBuffer buffer;
+    for (std::uint64_t segment = tail >> s.segment_shift; partition.size() < window; --segment) {
+      if (const std::byte* bytes = segment_bytes(s, p, segment, buffer)) {
+        std::vector<Token> in_segment;
+        scan_segment({bytes, s.segment_size}, segment << s.segment_shift, s.max_frame, [&](const SegmentRecord& r) {
+          if (r.token_hash != 0 && r.type == static_cast<std::uint8_t>(format::RecordType::kData) && r.offset < tail) {
+            in_segment.push_back({r.timestamp_ns, r.offset, r.token_hash, p});
+          }
+        });
+        partition.insert(partition.end(), in_segment.rbegin(), in_segment.rend());
+      }
+      if (segment == 0 || (segment << s.segment_shift) <= ph.disk_start) break;
+    }
+    if (partition.size() > window) partition.resize(window);
+    found.insert(found.end(), partition.begin(), partition.end());
+  }
+  std::sort(found.begin(), found.end(), [](const Token& a, const Token& b) {
+    return std::tie(a.time_ns, a.partition, a.position) < std::tie(b.time_ns, b.partition, b.position);
+  });
+  if (found.size() > window) found.erase(found.begin(), found.end() - static_cast<std::ptrdiff_t>(window));
+  format::TokenSlot* table = s.tokens();
+  const std::uint64_t mask = s.geometry.token_slots - 1;
+  const std::uint64_t now = now_realtime_ns();
+  std::uint64_t seq = 0;
+  for (const Token& t : found) {
+    ++seq;
+    // The table holds at most `window` of its 2 x window slots: a free one
+    // is near (the probe length take_token uses).
+    for (std::uint64_t i = 0; i < std::min<std::uint64_t>(64, mask + 1); ++i) {
+      format::TokenSlot& slot = table[(t.hash + i) & mask];
+      if (slot.hash != 0 && slot.hash != t.hash) continue;
+      slot.hash = t.hash;
+      slot.seq = seq;
+      slot.position = format::encode_token_position(t.partition, t.position);
+      slot.published_seq = seq;
+      slot.time_ns = t.time_ns != 0 ? t.time_ns : now;
+      break;
+    }
+  }
+  s.header->token_seq = seq;
+}
+
 Status recover_from_disk(LogState& s) {
   if (const auto pause = g_pause_in_recovery_ms.load(); pause > 0) shm::sleep_for(std::chrono::milliseconds(pause));
   EpochsSeen epochs;
@@ -1097,6 +1157,7 @@ Status recover_from_disk(LogState& s) {
     }
   }
   restore_epochs(s, epochs);
+  restore_tokens(s);
   return {};
 }
 

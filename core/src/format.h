@@ -60,10 +60,13 @@ inline constexpr std::uint32_t kFeaturePendingClaims = 1u << 3;
 // Two buffers per producer slot keep a named producer's last committed
 // transaction offsets (the OffsetsBuffer table after the token table).
 inline constexpr std::uint32_t kFeatureCommittedOffsets = 1u << 4;
+// Records appended with a uniqueness token end in its hash
+// (kRecordFlagToken): an older binary would hand it out as value.
+inline constexpr std::uint32_t kFeatureTokenHashes = 1u << 5;
 // The features no option chooses: every log made, or whose memory is made
 // anew, by this binary uses them.
 inline constexpr std::uint32_t kFeaturesOfThisBinary =
-    kFeatureFences | kFeaturePendingClaims | kFeatureCommittedOffsets;
+    kFeatureFences | kFeaturePendingClaims | kFeatureCommittedOffsets | kFeatureTokenHashes;
 inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeaturesOfThisBinary;
 
 inline constexpr std::size_t kRecordAlignment = 32;
@@ -101,6 +104,11 @@ enum class RecordType : std::uint8_t {
 // Record flags (in the commit word).
 inline constexpr std::uint8_t kRecordFlagChecksum = 1u << 0;       // checksum field is valid
 inline constexpr std::uint8_t kRecordFlagTransactional = 1u << 1;  // visible to read_committed after its commit marker
+// The frame's last 8 bytes are the hash of the record's uniqueness token
+// (Producer::append_unique), not value: recovery rebuilds the token table
+// from them after a host crash.
+inline constexpr std::uint8_t kRecordFlagToken = 1u << 2;
+inline constexpr std::uint32_t kTokenTrailer = 8;
 
 // ---------------------------------------------------------------------------
 // Record header, 32 bytes, at a 32-byte aligned position.

@@ -31,6 +31,7 @@ constexpr std::pair<std::uint32_t, const char*> kFeatureNames[] = {
     {format::kFeatureFences, "fences"},
     {format::kFeaturePendingClaims, "pending_claims"},
     {format::kFeatureCommittedOffsets, "committed_offsets"},
+    {format::kFeatureTokenHashes, "token_hashes"},
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <map>
 #include <optional>
+#include <utility>
 #include <cstring>
 #include <vector>
 
@@ -133,6 +134,7 @@ struct ProducerState {
   bool transactional = false;
   bool txn_open = false;
   std::chrono::milliseconds txn_timeout{};
+  bool token_trailer = false;  // the claim being committed ends in its token's hash (append_unique)
   std::vector<bool> touched;               // partitions written in the open transaction
   TxnOffsets txn_offsets;  // to commit with it
   std::uint64_t txn_max_sequence_plus_one = 0;
@@ -567,6 +569,7 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
   const std::uint64_t pos = claim_position;
   claim_open = false;
   format::RecordHeader* header = claim_header;
+  const bool ends_in_token = std::exchange(token_trailer, false);
   if (idempotent && fenced()) {
     // A newer instance of this producer id took over: publish nothing.
     claim_open = true;
@@ -574,6 +577,7 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
     return {Errc::kFenced, p, pos};
   }
   std::uint8_t flags = checksums ? format::kRecordFlagChecksum : 0;
+  if (ends_in_token) [[unlikely]] flags |= format::kRecordFlagToken;
   format::RecordType type = format::RecordType::kData;
   if (control.active) [[unlikely]] {
     header->producer_id = control.id;
@@ -1706,10 +1710,17 @@ AppendResult Producer::append_unique_to(std::uint32_t partition, Bytes token, By
   if (st == nullptr || !st->log || st->log->geometry.token_slots == 0 || st->txn_open) {
     return {Errc::kBadState, partition, 0};
   }
-  Claim c = claim_in(partition, value.size(), key.size());
+  // The record ends in its token's hash (recovery rebuilds the token table
+  // from it), where the log's format has it.
+  const bool trailer = (st->log->header->features & format::kFeatureTokenHashes) != 0;
+  Claim c = claim_in(partition, value.size() + (trailer ? format::kTokenTrailer : 0), key.size());
   if (!c) return {c.error(), partition, 0};
   if (!key.empty()) std::memcpy(c.data_, key.data(), key.size());
   if (!value.empty()) std::memcpy(c.data_ + key.size(), value.data(), value.size());
+  if (trailer) {
+    const std::uint64_t hash = detail::token_hash(token);
+    std::memcpy(c.data_ + key.size() + value.size(), &hash, sizeof hash);
+  }
   // The claim exists before the token is taken, so the token always names
   // a claim whose fate a later producer can read.
   if (st->take_token(token, partition, c.offset_) != Errc::kOk) {
@@ -1717,6 +1728,7 @@ AppendResult Producer::append_unique_to(std::uint32_t partition, Bytes token, By
     abort(c);
     return {Errc::kDuplicate, partition, offset};
   }
+  st->token_trailer = trailer;
   return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
 }
 

@@ -87,7 +87,13 @@ SegmentScan scan_segment(std::span<const std::byte> data, std::uint64_t base_off
         if (d.kind == record::Kind::kData || d.type >= format::RecordType::kTxnCommit) {
           const std::byte* body = data.data() + pos + format::kRecordHeaderSize;
           r.key = {body, d.key_length};
-          r.value = {body + d.key_length, d.frame_length - format::kRecordHeaderSize - d.key_length};
+          const std::uint32_t rest = d.frame_length - static_cast<std::uint32_t>(format::kRecordHeaderSize) - d.key_length;
+          if ((d.flags & format::kRecordFlagToken) != 0 && rest >= format::kTokenTrailer) {
+            std::memcpy(&r.token_hash, body + d.key_length + rest - format::kTokenTrailer, sizeof r.token_hash);
+            r.value = {body + d.key_length, rest - format::kTokenTrailer};
+          } else {
+            r.value = {body + d.key_length, rest};
+          }
         }
         each(r);
       }

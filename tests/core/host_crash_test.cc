@@ -486,5 +486,31 @@ TEST(SharedMemoryRemoved, AnOpenGivesUpOnAMakerPastItsPatienceAndSaysSo) {
   EXPECT_TRUE(Log::open(path.str(), {.keeper = false}).ok());
 }
 
+TEST(HostCrash, UniquenessTokensComeBackFromTheRecordsThatSurvived) {
+  test::TempLogPath path;
+  LogOptions o = durable_log();
+  o.token_window = 4096;
+  constexpr int kTokens = 3000;  // ~3 rings' worth: the older ones are in files only
+  {
+    auto log = Log::create(path.str(), o).value();
+    auto p = log.producer().value();
+    for (int i = 0; i < kTokens; ++i) {
+      const auto r = p.append_unique(as_bytes("token-" + std::to_string(i)), {}, as_bytes(value_of(i)));
+      ASSERT_EQ(r.error, Errc::kOk) << i;
+    }
+  }  // the last handle goes: its keeper writes everything to the files
+  auto log = reopen_after_crash(path.str());
+  auto p = log.producer().value();
+  for (int i : {0, 1, kTokens / 2, kTokens - 1}) {
+    EXPECT_EQ(p.append_unique(as_bytes("token-" + std::to_string(i)), {}, as_bytes("again")).error, Errc::kDuplicate)
+        << "token " << i << " was taken again after the crash";
+  }
+  EXPECT_EQ(p.append_unique(as_bytes("token-new"), {}, as_bytes(value_of(kTokens))).error, Errc::kOk);
+  // Readers see the values, not the tokens' hashes the records end in.
+  const auto got = read_settled(log);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kTokens) + 1);
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], value_of(static_cast<int>(i)));
+}
+
 }  // namespace
 }  // namespace shmlog

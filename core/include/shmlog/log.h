@@ -232,6 +232,9 @@ class Producer {
   // only the first record carrying `token` within the window is kept; a
   // later one returns kDuplicate and writes nothing. Producers racing with
   // the same token: exactly one wins. Lock-free (CAS in a shared table).
+  // The record ends in the token's 8-byte hash (readers see key and value
+  // only), so key and value may take max_record_size - 8 bytes; durable
+  // logs rebuild the window from these after a host crash.
   [[nodiscard]] AppendResult append_unique(Bytes token, Bytes key, Bytes value) noexcept;
   [[nodiscard]] AppendResult append_unique_to(std::uint32_t partition, Bytes token, Bytes key, Bytes value) noexcept;
   // Appends values in order; stops at the first error. Returns the number

@@ -24,6 +24,7 @@ struct SegmentRecord {
   std::uint64_t sequence = 0;
   std::uint64_t timestamp_ns = 0;
   enum class Check : std::uint8_t { kGood, kNone, kBad } check = Check::kNone;  // CRC status
+  std::uint64_t token_hash = 0;  // of its uniqueness token (append_unique); 0: none
   std::span<const std::byte> key, value;  // valid during the callback
 };
 
