@@ -3,7 +3,6 @@
 #include <cerrno>
 #include <map>
 #include <optional>
-#include <utility>
 #include <cstring>
 #include <vector>
 
@@ -134,7 +133,6 @@ struct ProducerState {
   bool transactional = false;
   bool txn_open = false;
   std::chrono::milliseconds txn_timeout{};
-  bool token_trailer = false;  // the claim being committed ends in its token's hash (append_unique)
   std::vector<bool> touched;               // partitions written in the open transaction
   TxnOffsets txn_offsets;  // to commit with it
   std::uint64_t txn_max_sequence_plus_one = 0;
@@ -195,7 +193,8 @@ struct ProducerState {
   void finish_zeroing_ahead(std::uint32_t p) noexcept;
   void pad(std::uint32_t p, std::uint64_t position, std::uint64_t length) noexcept;
   Errc claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept;
-  AppendResult commit(std::uint64_t timestamp_ns) noexcept;
+  // `extra_flags`: record flags the claim's bytes call for (kRecordFlagToken).
+  AppendResult commit(std::uint64_t timestamp_ns, std::uint8_t extra_flags = 0) noexcept;
   Errc wait_durable(std::uint32_t p, std::uint64_t end, std::chrono::nanoseconds timeout) noexcept;
   // Why the ring is full when a wait for space times out.
   Errc full_error(std::uint32_t p) const noexcept {
@@ -563,21 +562,19 @@ Errc ProducerState::claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* p
   }
 }
 
-AppendResult ProducerState::commit(std::uint64_t timestamp_ns) noexcept {
+AppendResult ProducerState::commit(std::uint64_t timestamp_ns, std::uint8_t extra_flags) noexcept {
   const LogState& s = *log;
   const std::uint32_t p = claim_partition;
   const std::uint64_t pos = claim_position;
   claim_open = false;
   format::RecordHeader* header = claim_header;
-  const bool ends_in_token = std::exchange(token_trailer, false);
   if (idempotent && fenced()) {
     // A newer instance of this producer id took over: publish nothing.
     claim_open = true;
     abort();
     return {Errc::kFenced, p, pos};
   }
-  std::uint8_t flags = checksums ? format::kRecordFlagChecksum : 0;
-  if (ends_in_token) [[unlikely]] flags |= format::kRecordFlagToken;
+  std::uint8_t flags = extra_flags | (checksums ? format::kRecordFlagChecksum : 0);
   format::RecordType type = format::RecordType::kData;
   if (control.active) [[unlikely]] {
     header->producer_id = control.id;
@@ -1728,8 +1725,7 @@ AppendResult Producer::append_unique_to(std::uint32_t partition, Bytes token, By
     abort(c);
     return {Errc::kDuplicate, partition, offset};
   }
-  st->token_trailer = trailer;
-  return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
+  return st->commit(st->timestamps ? detail::now_realtime_ns() : 0, trailer ? format::kRecordFlagToken : 0);
 }
 
 AppendResult Producer::append_unique(Bytes token, Bytes key, Bytes value) noexcept {
