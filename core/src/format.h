@@ -499,8 +499,12 @@ struct TokenSlot {
   std::uint64_t position;          // with published_seq: one 16-byte pair
   std::uint64_t published_seq;     // == seq once published
   std::uint64_t time_ns;           // CLOCK_REALTIME at insertion
-  std::uint8_t pad[24];
+  // The fate of the claim `seq` names, learnt before its ring slot was
+  // reused: seq | kTokenKept (committed), or seq (aborted, abandoned).
+  std::uint64_t resolved_seq;
+  std::uint8_t pad[16];
 };
+inline constexpr std::uint64_t kTokenKept = 1ull << 63;
 // ---------------------------------------------------------------------------
 // Offsets buffer, 1 KiB, two per producer slot: the consumer offsets a named
 // producer's transaction commits (encoded as its kTxnOffsets record's

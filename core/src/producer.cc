@@ -91,6 +91,32 @@ void keep_epoch_window(format::ProducerSlot& slot, std::uint16_t epoch) noexcept
   }
 }
 
+// Token slots whose claim lies in `segment` of partition p, about to be
+// reused (as count_pending_claims): each notes its claim's fate (kept, or
+// gone: aborted or abandoned) before the ring forgets it, for a producer
+// that meets the token later (holder_state). Logs with a token window only.
+void resolve_tokens(const LogState& s, std::uint32_t p, std::uint64_t segment) noexcept {
+  if (s.geometry.token_slots == 0) return;
+  const std::uint64_t begin = segment << s.segment_shift;
+  format::TokenSlot* table = s.tokens();
+  for (std::uint64_t i = 0; i < s.geometry.token_slots; ++i) {
+    format::TokenSlot& slot = table[i];
+    std::uint64_t hash = 0, seq = 0, held = 0, published = 0;
+    load_pair(&slot.hash, hash, seq);
+    if (hash == 0) continue;
+    load_pair(&slot.position, held, published);
+    if (published != seq) continue;  // never published: a later producer takes it over
+    const auto partition = static_cast<std::uint32_t>((held >> 48) - 1);
+    const std::uint64_t position = (held & ((1ull << 48) - 1)) << 5;
+    if (partition != p || position < begin || position >= begin + s.segment_size) continue;
+    auto resolved = atomic(slot.resolved_seq);
+    if ((resolved.load(std::memory_order_acquire) & ~format::kTokenKept) == seq) continue;
+    const std::uint64_t v = atomic(*word_at(s, p, position)).load(std::memory_order_acquire);
+    const bool kept = format::word_length(v) > 0 && format::word_type(v) == format::RecordType::kData;
+    resolved.store(seq | (kept ? format::kTokenKept : 0), std::memory_order_release);
+  }
+}
+
 #ifndef SHMLOG_HOT_COUNTERS
 #define SHMLOG_HOT_COUNTERS 1
 #endif
@@ -286,7 +312,10 @@ bool take_slot(const LogState& s, std::uint32_t p, std::uint64_t segment, std::u
   // Ours now, the previous lap still in it: count its pending claims before
   // anything is zeroed. Taking over a dead preparer's slot counts again
   // what it left: it counted before it zeroed anything.
-  if (segment >= s.ring_segments) count_pending_claims(s, p, segment - s.ring_segments);
+  if (segment >= s.ring_segments) {
+    count_pending_claims(s, p, segment - s.ring_segments);
+    resolve_tokens(s, p, segment - s.ring_segments);
+  }
   return true;
 }
 
@@ -760,17 +789,31 @@ namespace {
 // A token slot's two pairs, (hash, seq) and (position, published_seq), are
 // each compared and replaced together (word_pair.h).
 
-enum class Holder : std::uint8_t { kKept, kGone, kPending };
+// kReused: its ring slot is being taken for a later lap (the fate is
+// noted before the slot is zeroed).
+enum class Holder : std::uint8_t { kKept, kGone, kPending, kReused };
 
-// What became of the claim that took a token: kept (committed, or already
-// overwritten), gone (aborted or abandoned: the token is free), pending.
-Holder holder_state(const LogState& s, std::uint64_t encoded) noexcept {
+// What became of the claim that took a token (`seq`, in `slot`): kept
+// (committed), gone (aborted or abandoned: the token is free), pending.
+Holder holder_state(const LogState& s, std::uint64_t encoded, const format::TokenSlot& slot,
+                    std::uint64_t seq) noexcept {
   const auto p = static_cast<std::uint32_t>((encoded >> 48) - 1);
   const std::uint64_t position = (encoded & ((1ull << 48) - 1)) << 5;
   if (p >= s.options.partitions) return Holder::kKept;
   const std::uint64_t segment = position >> s.segment_shift;
   const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
-  if (format::segment_index(w) != segment) return Holder::kKept;  // the ring moved on: it was kept then
+  const std::uint64_t held = format::segment_index(w);
+  if (held != segment) {
+    // The ring moved on: whoever took the slot for a later lap noted the
+    // fate first (resolve_tokens); still taking it: wait. Not noted: a
+    // record restored after a host crash (those are all kept).
+    if (held == segment + s.ring_segments && format::segment_state(w) != format::SegmentState::kReady) {
+      return Holder::kReused;
+    }
+    const std::uint64_t resolved = atomic(const_cast<std::uint64_t&>(slot.resolved_seq)).load(std::memory_order_acquire);
+    if ((resolved & ~format::kTokenKept) == seq) return (resolved & format::kTokenKept) != 0 ? Holder::kKept : Holder::kGone;
+    return Holder::kKept;
+  }
   const std::uint64_t v = atomic(*word_at(s, p, position)).load(std::memory_order_acquire);
   const std::int32_t length = format::word_length(v);
   if (length <= 0) return Holder::kPending;
@@ -833,8 +876,17 @@ Errc ProducerState::take_token(Bytes token, std::uint32_t p, std::uint64_t posit
     if (fresh(*own, own_seq)) {
       std::uint64_t held = 0, published = 0;
       load_pair(&own->position, held, published);
-      const Holder state = published != own_seq ? Holder::kPending : holder_state(s, held);
+      const Holder state = published != own_seq ? Holder::kPending : holder_state(s, held, *own, own_seq);
       if (state == Holder::kKept) return Errc::kDuplicate;
+      if (state == Holder::kReused) {
+        // Wait for the slot's taker to note the fate (take a dead one's over).
+        const auto partition = static_cast<std::uint32_t>((held >> 48) - 1);
+        const std::uint64_t segment = ((held & ((1ull << 48) - 1)) << 5 >> s.segment_shift) + s.ring_segments;
+        if (std::chrono::steady_clock::now() - started < s.claim_timeout || !prepare_unprepared(s, partition, segment)) {
+          shm::yield_now();
+        }
+        continue;
+      }
       if (state == Holder::kPending) {
         // The holder is between taking the token and committing: wait for
         // it; past the claim timeout its claim is resolved (or, never

@@ -122,6 +122,35 @@ TEST(Tokens, ATokenWhoseRecordWasNeverKeptIsFreeAgain) {
   EXPECT_EQ(values(log), (std::vector<std::string>{"kept"}));
 }
 
+// Found by the kill torture: the dead producer's claim was abandoned, then
+// the ring moved on past it; the token was taken for kept ("it was kept
+// then") and the restart's re-send dropped as a duplicate of nothing.
+TEST(Tokens, ATokenWhoseRecordWasNeverKeptIsFreeAfterTheRingMovedOn) {
+  test::TempLogPath path;
+  LogOptions o = with_tokens(100);
+  o.segment_size = 64 * 1024;
+  o.ring_segments = 2;
+  auto log = Log::create(path.str(), o).value();
+  const std::uint32_t child = test::spawn([&] {
+    auto l = Log::open(path.str()).value();
+    auto p = l.producer().value();
+    testing::die_between_claim_and_commit(true);  // takes the token, dies before the commit
+    (void)p.append_unique(as_bytes("tok"), {}, as_bytes("lost"));
+    return 1;
+  });
+  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  log.sweep();  // the dead producer's claim: abandoned
+  {
+    // Two rings' worth: the segment of the abandoned claim is reused.
+    auto other = log.producer().value();
+    const std::string filler(900, 'f');
+    for (int i = 0; i < 2 * 2 * 64; ++i) ASSERT_TRUE(other.append(as_bytes(filler))) << i;
+  }
+  auto p = log.producer().value();
+  EXPECT_EQ(p.append_unique(as_bytes("tok"), {}, as_bytes("kept")).error, Errc::kOk);
+  EXPECT_EQ(p.append_unique(as_bytes("tok"), {}, as_bytes("again")).error, Errc::kDuplicate);
+}
+
 TEST(Tokens, RacingProcessesGetExactlyOneWinnerPerToken) {
   test::TempLogPath path;
   constexpr int kTokens = 2000;

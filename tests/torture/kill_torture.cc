@@ -3,10 +3,11 @@
 // commit), each followed by a restart, while the other processes of the
 // trial go on. An independent checker asks whether each promise held:
 //
-// - producers (shared, exclusive, idempotent, transactional): every
+// - producers (shared, exclusive, idempotent, transactional, unique): every
 //   acknowledged record is there; nothing is invented, repeated or out of
-//   order per producer; an idempotent producer's re-sends are dropped, so
-//   each record is there once; read_committed sees whole transactions only;
+//   order per producer; an idempotent producer's re-sends, and a unique
+//   one's (append_unique, a token per record), are dropped, so each record
+//   is there once; read_committed sees whole transactions only;
 //   the log goes on (the dead producer's claims are resolved, other
 //   producers finish, new ones append).
 // - group members (at-least-once, at-most-once, exactly-once into a
@@ -20,7 +21,7 @@
 // --durable runs every trial on a log with durability flush (a keeper in
 // each process, killed with it); --kinds runs only the kinds named (shared,
 // exclusive, idempotent, transactional, at-least-once, at-most-once,
-// exactly-once). Exits 1 naming the trial and seed of the
+// exactly-once, unique). Exits 1 naming the trial and seed of the
 // first violation, or of a process that hung.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -122,15 +123,20 @@ bool parse(Bytes value, std::uint32_t* writer, std::uint32_t* i) {
          pad == std::string(pad.size(), static_cast<char>('a' + *i % 26));
 }
 
+constexpr int kKinds = 8;
+constexpr int kUnique = 7;  // a producer kind (numbered after the members': seeds of older runs keep their kind)
+
 struct Totals {
   std::uint64_t trials = 0, kills = 0, acked = 0, records_checked = 0, handled = 0;
-  std::uint64_t by_kind[7] = {};
+  std::uint64_t by_kind[kKinds] = {};
 };
 
-const char* const kKindNames[7] = {"shared",        "exclusive",    "idempotent",   "transactional",
-                                   "at-least-once", "at-most-once", "exactly-once"};
+const char* const kKindNames[kKinds] = {"shared",        "exclusive",    "idempotent",   "transactional",
+                                        "at-least-once", "at-most-once", "exactly-once", "unique"};
 
-LogOptions options_for(std::mt19937_64& rng, bool durable) {
+bool producer_kind(int kind) { return kind < 4 || kind == kUnique; }
+
+LogOptions options_for(std::mt19937_64& rng, bool durable, int kind) {
   LogOptions o;
   o.partitions = 1;
   o.segment_size = 64 * 1024;
@@ -138,6 +144,7 @@ LogOptions options_for(std::mt19937_64& rng, bool durable) {
   o.max_record_size = 1024;
   o.claim_timeout = 20ms;
   o.max_producers = 16;
+  if (kind == kUnique) o.token_window = 4096;  // more than a trial's records
   if (durable) o.durability = Durability::kFlush;
   return o;
 }
@@ -215,9 +222,9 @@ std::string check_output(const std::string& file, std::uint32_t n) {
   return expected == n ? std::string() : "exactly-once output: " + std::to_string(expected) + " of " + std::to_string(n) + " records";
 }
 
-// A producer of kind 0..3 is killed and restarted while a survivor appends.
+// A producer of kind 0..3 or unique is killed and restarted while a survivor appends.
 std::string producer_trial(std::mt19937_64& rng, int kind, const std::string& path, Board& board, Totals& totals) {
-  const bool exclusive = kind == 1, idempotent = kind == 2, transactional = kind == 3;
+  const bool exclusive = kind == 1, idempotent = kind == 2, transactional = kind == 3, unique = kind == kUnique;
   const std::uint32_t n = 200 + static_cast<std::uint32_t>(rng() % 1500);
   const std::uint32_t pad = static_cast<std::uint32_t>(rng() % 300);
   const std::uint32_t txn_size = 1 + static_cast<std::uint32_t>(rng() % 8);
@@ -244,8 +251,10 @@ std::string producer_trial(std::mt19937_64& rng, int kind, const std::string& pa
       for (std::uint32_t k = i; k < end; ++k) {
         if (die && k == die_at) testing::die_between_claim_and_commit(true);
         if (idempotent) producer->set_next_sequence(k);
-        auto r = producer->append(as_bytes(value_of(0, k, pad)));
-        if (!r && !(idempotent && r.error == Errc::kDuplicate)) {
+        const std::string value = value_of(0, k, pad);
+        auto r = unique ? producer->append_unique(as_bytes("token-" + std::to_string(k)), {}, as_bytes(value))
+                        : producer->append(as_bytes(value));
+        if (!r && !((idempotent || unique) && r.error == Errc::kDuplicate)) {
           std::fprintf(stderr, "killed producer, append %u of %u: %s\n", k, n, errc_name(r.error));
           return 13;
         }
@@ -287,13 +296,13 @@ std::string producer_trial(std::mt19937_64& rng, int kind, const std::string& pa
   const std::uint64_t acked = board.acked.load();
   totals.acked += acked;
   if (killed_code != 0) {
-    // Restart: an idempotent producer re-sends from what was acknowledged
-    // (what reached the log past it must come back kDuplicate); a
+    // Restart: an idempotent or unique producer re-sends from what was
+    // acknowledged (what reached the log past it must come back kDuplicate); a
     // transactional one from the last committed transaction; the others
     // only open a producer of the same kind (an exclusive one needs the
     // dead one gone).
     const std::uint32_t restart = spawn([&]() -> int {
-      if (idempotent) return write(static_cast<std::uint32_t>(acked), false);
+      if (idempotent || unique) return write(static_cast<std::uint32_t>(acked), false);
       if (transactional) {
         auto log = Log::open(path);
         if (!log.ok()) return 30;
@@ -334,10 +343,10 @@ std::string producer_trial(std::mt19937_64& rng, int kind, const std::string& pa
   if (board.invented.load() > 0) return std::to_string(board.invented.load()) + " record(s) no writer wrote, lost or corrupt";
   std::string e = check_writer(board, 2, n, n, true, "survivor");
   if (e.empty()) {
-    // Idempotent: re-sends dropped. Transactional: the restart writes again
-    // what an aborted transaction held, so a part of one seen by
-    // read_committed shows as a record twice.
-    const bool exact = idempotent || transactional || killed_code == 0;
+    // Idempotent and unique: re-sends dropped. Transactional: the restart
+    // writes again what an aborted transaction held, so a part of one seen
+    // by read_committed shows as a record twice.
+    const bool exact = idempotent || unique || transactional || killed_code == 0;
     e = check_writer(board, 0, n, acked, exact, "killed producer");
   }
   totals.records_checked += 2 * n;
@@ -463,11 +472,12 @@ std::string trial(std::uint64_t number, std::uint64_t seed, const std::string& d
   Board& board = *new (mem) Board{};
   std::string error;
   {
-    auto log = Log::create(path, options_for(rng, durable));
+    auto log = Log::create(path, options_for(rng, durable, kind));
     if (!log.ok()) error = "create: " + log.status().to_string();
   }
   if (error.empty()) {
-    error = kind < 4 ? producer_trial(rng, kind, path, board, totals) : consumer_trial(rng, kind, path, board, totals);
+    error = producer_kind(kind) ? producer_trial(rng, kind, path, board, totals)
+                                : consumer_trial(rng, kind, path, board, totals);
   }
   ::munmap(mem, sizeof(Board));
   if (!error.empty()) return std::string(kKindNames[kind]) + ": " + error + " (log left at " + path + ")";
@@ -487,7 +497,7 @@ int main(int argc, char** argv) {
   std::uint64_t trials = 100, seed = static_cast<std::uint64_t>(std::random_device{}()) << 20;
   std::string dir = "/tmp";
   bool durable = false;
-  std::vector<int> kinds = {0, 1, 2, 3, 4, 5, 6};
+  std::vector<int> kinds = {0, 1, 2, 3, 4, 5, 6, 7};
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--durable") {
@@ -498,8 +508,8 @@ int main(int argc, char** argv) {
       for (std::size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1) {
         const std::string name = list.substr(at, comma - at);
         int k = 0;
-        while (k < 7 && name != shmlog::kKindNames[k]) ++k;
-        if (k == 7) {
+        while (k < shmlog::kKinds && name != shmlog::kKindNames[k]) ++k;
+        if (k == shmlog::kKinds) {
           std::fprintf(stderr, "shmlog_kill_torture: unknown kind '%s'\n", name.c_str());
           return 2;
         }
@@ -528,7 +538,7 @@ int main(int argc, char** argv) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::string by_kind;
-  for (int k = 0; k < 7; ++k) {
+  for (int k = 0; k < shmlog::kKinds; ++k) {
     by_kind += std::string(k ? ", " : "") + shmlog::kKindNames[k] + " " + std::to_string(totals.by_kind[k]);
   }
   std::printf("%llu trials%s in %.0f s (seed %llu), %llu kills: 0 violations, 0 hangs; %llu records checked,"
