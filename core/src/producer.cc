@@ -91,29 +91,46 @@ void keep_epoch_window(format::ProducerSlot& slot, std::uint16_t epoch) noexcept
   }
 }
 
-// Token slots whose claim lies in `segment` of partition p, about to be
-// reused (as count_pending_claims): each notes its claim's fate (kept, or
-// gone: aborted or abandoned) before the ring forgets it, for a producer
-// that meets the token later (holder_state). Logs with a token window only.
+// The token claims of `segment`'s lap in partition p, about to be reused
+// (as count_pending_claims): each token slot still naming one notes its
+// fate (kept, or gone: aborted or abandoned) before the ring forgets it,
+// for a producer that meets the token later (holder_state). A claim's
+// bytes end in its token's hash (written before the token is taken), so
+// walking the lap's records finds them: committed data flagged
+// kRecordFlagToken, and padding or abandoned records (an aborted or dead
+// claim), whose last 8 bytes are looked up (a slot must name this very
+// position to count). Logs with a token window and token_hashes only.
 void resolve_tokens(const LogState& s, std::uint32_t p, std::uint64_t segment) noexcept {
-  if (s.geometry.token_slots == 0) return;
+  if (s.geometry.token_slots == 0 || (s.header->features & format::kFeatureTokenHashes) == 0) return;
+  const std::byte* base = s.segment_base(p, segment);
   const std::uint64_t begin = segment << s.segment_shift;
-  format::TokenSlot* table = s.tokens();
-  for (std::uint64_t i = 0; i < s.geometry.token_slots; ++i) {
-    format::TokenSlot& slot = table[i];
-    std::uint64_t hash = 0, seq = 0, held = 0, published = 0;
-    load_pair(&slot.hash, hash, seq);
-    if (hash == 0) continue;
-    load_pair(&slot.position, held, published);
-    if (published != seq) continue;  // never published: a later producer takes it over
-    const auto partition = static_cast<std::uint32_t>((held >> 48) - 1);
-    const std::uint64_t position = (held & ((1ull << 48) - 1)) << 5;
-    if (partition != p || position < begin || position >= begin + s.segment_size) continue;
-    auto resolved = atomic(slot.resolved_seq);
-    if ((resolved.load(std::memory_order_acquire) & ~format::kTokenKept) == seq) continue;
-    const std::uint64_t v = atomic(*word_at(s, p, position)).load(std::memory_order_acquire);
-    const bool kept = format::word_length(v) > 0 && format::word_type(v) == format::RecordType::kData;
-    resolved.store(seq | (kept ? format::kTokenKept : 0), std::memory_order_release);
+  const format::TokenSlot* table = s.tokens();
+  const std::uint64_t mask = s.geometry.token_slots - 1;
+  for (std::uint64_t at = 0; at < s.segment_size;) {
+    const std::uint64_t v = atomic(*reinterpret_cast<const std::uint64_t*>(base + at)).load(std::memory_order_acquire);
+    const auto d = record::decode(v, at, s.segment_size, s.max_frame);
+    if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;  // the lap's end (or damage)
+    const bool data = d.kind == record::Kind::kData;
+    const bool candidate = data ? (d.flags & format::kRecordFlagToken) != 0
+                                : d.type == format::RecordType::kPadding || d.type == format::RecordType::kAbandoned;
+    if (candidate && d.frame_length >= format::kRecordHeaderSize + format::kTokenTrailer) {
+      std::uint64_t hash = 0;
+      std::memcpy(&hash, base + at + d.frame_length - format::kTokenTrailer, sizeof hash);
+      const std::uint64_t mine = format::encode_token_position(p, begin + at);
+      for (std::uint64_t i = 0; hash != 0 && i < std::min<std::uint64_t>(64, mask + 1); ++i) {
+        auto& slot = const_cast<format::TokenSlot&>(table[(hash + i) & mask]);
+        std::uint64_t slot_hash = 0, seq = 0, held = 0, published = 0;
+        load_pair(&slot.hash, slot_hash, seq);
+        if (slot_hash == 0) break;  // tokens never sit past an empty slot
+        if (slot_hash != hash) continue;
+        load_pair(&slot.position, held, published);
+        if (published == seq && held == mine) {
+          atomic(slot.resolved_seq).store(seq | (data ? format::kTokenKept : 0), std::memory_order_release);
+        }
+        break;
+      }
+    }
+    at += d.aligned_length;
   }
 }
 
