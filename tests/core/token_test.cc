@@ -105,17 +105,22 @@ TEST(Tokens, TheWindowCanAlsoBeATimeSpan) {
   ASSERT_TRUE(p.append_unique(as_bytes("t"), {}, as_bytes("2"))) << "older than 30 ms";
 }
 
-TEST(Tokens, ATokenWhoseRecordWasNeverKeptIsFreeAgain) {
-  test::TempLogPath path;
-  auto log = Log::create(path.str(), with_tokens(100)).value();
+// A process that takes `token` for its claim and dies before the commit.
+void die_holding_token(const std::string& path, const std::string& token) {
   const std::uint32_t child = test::spawn([&] {
-    auto l = Log::open(path.str()).value();
+    auto l = Log::open(path).value();
     auto p = l.producer().value();
-    testing::die_between_claim_and_commit(true);  // takes the token, dies before the commit
-    (void)p.append_unique(as_bytes("tok"), {}, as_bytes("lost"));
+    testing::die_between_claim_and_commit(true);
+    (void)p.append_unique(as_bytes(token), {}, as_bytes("lost"));
     return 1;
   });
   ASSERT_EQ(test::join(child), 128 + SIGKILL);
+}
+
+TEST(Tokens, ATokenWhoseRecordWasNeverKeptIsFreeAgain) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), with_tokens(100)).value();
+  die_holding_token(path.str(), "tok");
   auto p = log.producer().value();
   ASSERT_TRUE(p.append_unique(as_bytes("tok"), {}, as_bytes("kept")));
   EXPECT_EQ(p.append_unique(as_bytes("tok"), {}, as_bytes("again")).error, Errc::kDuplicate);
@@ -131,14 +136,7 @@ TEST(Tokens, ATokenWhoseRecordWasNeverKeptIsFreeAfterTheRingMovedOn) {
   o.segment_size = 64 * 1024;
   o.ring_segments = 2;
   auto log = Log::create(path.str(), o).value();
-  const std::uint32_t child = test::spawn([&] {
-    auto l = Log::open(path.str()).value();
-    auto p = l.producer().value();
-    testing::die_between_claim_and_commit(true);  // takes the token, dies before the commit
-    (void)p.append_unique(as_bytes("tok"), {}, as_bytes("lost"));
-    return 1;
-  });
-  ASSERT_EQ(test::join(child), 128 + SIGKILL);
+  die_holding_token(path.str(), "tok");
   log.sweep();  // the dead producer's claim: abandoned
   {
     // Two rings' worth: the segment of the abandoned claim is reused.
