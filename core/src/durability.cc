@@ -1054,8 +1054,12 @@ void restore_epochs(LogState& s, const EpochsSeen& seen) {
 // (kRecordFlagToken), from the ring just restored and the segment files
 // behind it, go back into the table in the order they were appended (by
 // timestamp), so that a resend of a token whose record survived is a
-// duplicate again. Tokens of records that did not survive are free.
+// duplicate again. Tokens of records that did not survive are free. The
+// walk back stops at the window's count, at its time span (when it has
+// one), or after kMaxSegments segments per partition, so that recovery
+// never reads a long retention's every file for a few tokens.
 void restore_tokens(LogState& s) {
+  constexpr std::uint64_t kMaxSegments = 256;
   if (s.geometry.token_slots == 0) return;
   struct Token {
     std::uint64_t time_ns, position, hash;
@@ -1068,7 +1072,10 @@ void restore_tokens(LogState& s) {
     const std::uint64_t tail = ph.tail_position;
     std::vector<Token> partition;  // newest segments first
     SegmentBuffer buffer;
-    for (std::uint64_t segment = tail >> s.segment_shift; partition.size() < window; --segment) {
+    const std::uint64_t span_ns = static_cast<std::uint64_t>(s.options.token_window_time.count()) * 1000000;
+    std::uint64_t newest_ns = 0;
+    for (std::uint64_t segment = tail >> s.segment_shift, walked = 0; partition.size() < window && walked < kMaxSegments;
+         --segment, ++walked) {
       if (const std::byte* bytes = segment_bytes(s, p, segment, buffer)) {
         std::vector<Token> in_segment;
         scan_segment({bytes, s.segment_size}, segment << s.segment_shift, s.max_frame, [&](const SegmentRecord& r) {
@@ -1077,6 +1084,9 @@ void restore_tokens(LogState& s) {
           }
         });
         partition.insert(partition.end(), in_segment.rbegin(), in_segment.rend());
+        if (!partition.empty()) newest_ns = std::max(newest_ns, partition.front().time_ns);
+        // Every token of this segment out of the time span: older ones are too.
+        if (span_ns != 0 && !in_segment.empty() && in_segment.back().time_ns + span_ns < newest_ns) break;
       }
       if (segment == 0 || (segment << s.segment_shift) <= ph.disk_start) break;
     }
