@@ -757,12 +757,14 @@ Result<Log> Log::open(const std::string& path, const OpenOptions& options) {
           }
         }
         if (!shared.ok()) return std::move(shared).status().with_context(context);
-        if (made_by_another && attempt + 1 < kOpenAttempts) {
-          auto fresh = read_meta(dir);
-          if (!fresh.ok()) return std::move(fresh).status().with_context(context);
-          meta = std::move(fresh).value();
-          continue;
-        }
+        // Under the shared lock no one makes it: map what is there now (a
+        // maker may have finished just before).
+        auto fresh = read_meta(dir);
+        if (!fresh.ok()) return std::move(fresh).status().with_context(context);
+        meta = std::move(fresh).value();
+        const bool made =
+            made_by_another || map_log(dir, meta, /*create=*/false, /*read_only=*/false, /*locked=*/true).ok();
+        if (made && attempt + 1 < kOpenAttempts) continue;
         return Status(Status::Code::kBusy,
                       "the shared memory " + memory_path_for(meta) + " cannot be used (" + state.status().message() +
                           ") and processes still have the log open: it was removed under them (systemd-logind's "

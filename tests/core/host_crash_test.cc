@@ -4,6 +4,7 @@
 // and never takes its tail from a file that is not the segment it names.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -430,12 +431,17 @@ TEST(SharedMemoryRemoved, UnderALiveProcessTheLogIsNotMadeAnew) {
 }
 
 // True once the log's meta file names memory other than `before`'s (an
-// opener that makes the memory names it first), within `within`.
-bool seen_named_anew(const std::string& path, const detail::Meta& before, std::chrono::seconds within) {
+// opener that makes the memory names it first) and that memory exists (not
+// yet published while it recovers), within `within`.
+bool seen_made_anew(const std::string& path, const detail::Meta& before, std::chrono::seconds within) {
   const auto deadline = std::chrono::steady_clock::now() + within;
   while (std::chrono::steady_clock::now() < deadline) {
     auto now = detail::read_meta(path);
-    if (now.ok() && now->memory_nonce != before.memory_nonce) return true;
+    struct stat st {};
+    if (now.ok() && now->memory_nonce != before.memory_nonce &&
+        ::stat(detail::memory_path_for(*now).c_str(), &st) == 0) {
+      return true;
+    }
     std::this_thread::sleep_for(1ms);
   }
   return false;
@@ -450,15 +456,20 @@ TEST(SharedMemoryRemoved, AnOpenWaitsForAnotherOpenerThatRecoversTheLogFromItsFi
   }
   ASSERT_TRUE(test::lose_shared_memory(path.str()).ok());
   const auto before = detail::read_meta(path.str()).value();
-  // The first opener recovers for 3 s (as a large log's recovery takes).
+  // The first opener recovers for 2.5 s (as a large log's recovery
+  // takes): it finishes while the second, which found its memory not yet
+  // published (2 s), tries for the exclusive lock (1 s).
+  // Then it keeps the log open, as its user would.
   const auto recovering = test::spawn([&] {
-    testing::pause_in_recovery(3s);
-    return Log::open(path.str(), {.keeper = false}).ok() ? 0 : 1;
+    testing::pause_in_recovery(2500ms);
+    auto log = Log::open(path.str(), {.keeper = false});
+    std::this_thread::sleep_for(3s);
+    return log.ok() ? 0 : 1;
   });
-  const bool seen = seen_named_anew(path.str(), before, 20s);
+  const bool seen = seen_made_anew(path.str(), before, 20s);
   auto second = Log::open(path.str(), {.keeper = false});
   EXPECT_EQ(test::join(recovering), 0) << "the recovering opener failed";
-  ASSERT_TRUE(seen) << "the recovering opener never named its memory";
+  ASSERT_TRUE(seen) << "the recovering opener never made its memory";
   ASSERT_TRUE(second.ok()) << second.status().to_string();
   EXPECT_EQ(second->info().memory_path, detail::memory_path_for(detail::read_meta(path.str()).value()))
       << "the second opener made memory of its own";
