@@ -303,6 +303,7 @@ class Flusher {
     // Whether the directory is known synced since files were last created
     // in it: a file whose name may not be on disk takes no writes.
     bool directory_synced = false;
+    bool made_files = false;  // since retention last looked (disk use grows only then)
     std::uint64_t stall_position = UINT64_MAX;
     Clock::time_point stall_since{};
     Clock::time_point retry_at{};
@@ -360,15 +361,18 @@ io::SegmentFile* Flusher::file_for(std::uint32_t p, std::uint64_t segment, bool 
   const std::string path = segment_path(s_, p, segment);
   const bool exists = io::file_exists(path);
   Result<io::SegmentFile> file = exists ? io::SegmentFile::open(path, /*writable=*/true, s_.segment_size)
-                                        : io::SegmentFile::create(io::partition_directory(s_.path, p),
-                                                                  {p, segment << s_.segment_shift, s_.segment_size,
-                                                                   s_.header->log_id, now_realtime_ns()},
-                                                                  s_.options.mode & 0666, /*sync_directory=*/false);
+                                        : files_.create_segment_file(io::partition_directory(s_.path, p),
+                                                                     {p, segment << s_.segment_shift, s_.segment_size,
+                                                                      s_.header->log_id, now_realtime_ns()},
+                                                                     s_.options.mode & 0666);
   if (!file.ok()) {
     note_error(p, file.status().code() == Status::Code::kNoSpace ? ENOSPC : EIO);
     return nullptr;
   }
-  if (!exists) part.directory_synced = false;
+  if (!exists) {
+    part.directory_synced = false;
+    part.made_files = true;
+  }
   // The caller syncs the directory once for several new files; a file
   // found unsynced (a failed sync, or made by an earlier keeper) is synced
   // here before it takes a write.
@@ -659,9 +663,9 @@ void Flusher::apply_retention(std::uint32_t p) {
     atomic(ph.disk_start).store(start, std::memory_order_release);
     for (std::size_t i = 0; i < drop; ++i) {
       parts_[p].files.erase(files[i].first >> s_.segment_shift);
-      (void)io::remove_file(dir + "/" + io::segment_file_name(files[i].first));
+      (void)files_.remove_file(dir + "/" + io::segment_file_name(files[i].first));
     }
-    (void)io::sync_directory(dir);
+    (void)files_.sync_directory(dir);
   }
   atomic(ph.disk_bytes).store(total, std::memory_order_relaxed);
   atomic(ph.disk_segments).store(static_cast<std::uint32_t>(files.size() - drop), std::memory_order_relaxed);
@@ -693,9 +697,15 @@ void Flusher::housekeeping(bool force) {
       it = part.files.erase(it);
     }
   }
-  if (force || now >= next_retention_) {
-    next_retention_ = now + kRetentionEvery;
-    for (std::uint32_t p = 0; p < s_.options.partitions; ++p) apply_retention(p);
+  // Retention: when a partition made files (size limits hold within a
+  // file) and every second (age limits).
+  const bool every = force || now >= next_retention_;
+  if (every) next_retention_ = now + kRetentionEvery;
+  for (std::uint32_t p = 0; p < s_.options.partitions; ++p) {
+    if (every || parts_[p].made_files) apply_retention(p);
+    parts_[p].made_files = false;
+  }
+  if (every) {
     // Liveness sweep: producer slots, group members and preparations of
     // dead processes are reaped even when no process opens the log.
     sweep(s_);

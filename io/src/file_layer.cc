@@ -27,6 +27,13 @@ class DiskLayer final : public FileLayer {
     return write_key_value_file(path, header, values, mode);
   }
 
+  Result<SegmentFile> create_segment_file(const std::string& partition_dir, const SegmentFileHeader& header,
+                                          std::uint32_t mode) override {
+    return SegmentFile::create(partition_dir, header, mode, /*sync_directory=*/false);
+  }
+
+  Status remove_file(const std::string& path) override { return io::remove_file(path); }
+
  private:
   Uring ring_;
 };

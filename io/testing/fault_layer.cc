@@ -172,6 +172,7 @@ void FaultLayer::sync(IoOp& op) {
   }
   std::erase_if(kept, [](const Pending& p) { return p.after.empty(); });
   pending_ = std::move(kept);
+  std::erase_if(made_, [&](const Made& m) { return m.dev == id.dev && m.ino == id.ino; });
 }
 
 Status FaultLayer::run(std::span<IoOp> ops, bool /*inline_run*/) {
@@ -204,6 +205,11 @@ Status FaultLayer::sync_directory(const std::string& dir) {
   }
   Status synced = io::sync_directory(dir);
   if (synced.ok()) {
+    for (const Removed& r : removed_[dir]) {
+      ::unlink(r.kept_as.c_str());
+      removed_for_good_.push_back(r.path);
+    }
+    removed_.erase(dir);
     auto names = list_directory(dir);
     if (names.ok()) synced_entries_[dir] = std::set<std::string>(names->begin(), names->end());
   }
@@ -217,9 +223,48 @@ Status FaultLayer::replace_file(const std::string& path, const std::string& head
   return write_key_value_file(path, header, values, mode);
 }
 
+Result<SegmentFile> FaultLayer::create_segment_file(const std::string& partition_dir, const SegmentFileHeader& header,
+                                                    std::uint32_t mode) {
+  std::lock_guard lock(mu_);
+  if (crashed_) return Status::from_errno("creating a segment file in " + partition_dir + " (host crashed)", EIO);
+  auto file = SegmentFile::create(partition_dir, header, mode, /*sync_directory=*/false);
+  if (!file.ok()) return file;
+  // The header is written but not synced (the file's first fdatasync
+  // covers it): a crash may drop or tear it like any other write.
+  const FileId id = identify(file->fd());
+  Pending p{id.dev, id.ino, id.path, 0, std::vector<std::byte>(kSegmentHeaderFields),
+            std::vector<std::byte>(kSegmentHeaderFields), false};
+  read_at(file->fd(), 0, p.after);
+  pending_.push_back(std::move(p));
+  made_.push_back({id.dev, id.ino, id.path});
+  return file;
+}
+
+Status FaultLayer::remove_file(const std::string& path) {
+  std::lock_guard lock(mu_);
+  if (crashed_) return Status::from_errno("removing " + path + " (host crashed)", EIO);
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  // Not a segment file name: readers and recovery never see it.
+  const std::string kept_as = dir + "/.removed-" + std::to_string(++removals_) + "-" + path.substr(slash + 1);
+  const bool kept = ::link(path.c_str(), kept_as.c_str()) == 0;
+  Status removed = io::remove_file(path);
+  if (!removed.ok()) {
+    if (kept) ::unlink(kept_as.c_str());
+    return removed;
+  }
+  if (kept) removed_[dir].push_back({path, kept_as});
+  return removed;
+}
+
 void FaultLayer::crash_before_sync(std::uint64_t nth) {
   std::lock_guard lock(mu_);
   crash_at_sync_ = nth;
+}
+
+std::vector<std::string> FaultLayer::removed_files() const {
+  std::lock_guard lock(mu_);
+  return removed_for_good_;
 }
 
 bool FaultLayer::crashed() const {
@@ -279,6 +324,32 @@ void FaultLayer::crash_locked(Crash how) {
     ::close(fd);
   }
   pending_.clear();
+  // A new file whose size no sync covered: it keeps its size, or is left
+  // empty or a header page long (what was written past it is gone).
+  for (const Made& m : made_) {
+    struct stat st {};
+    if (::stat(m.path.c_str(), &st) != 0 || st.st_dev != m.dev || st.st_ino != m.ino) continue;
+    const auto pick = how == Crash::kKeepAll ? 0 : how == Crash::kDropAll ? 1 : rng_() % 3;
+    if (pick == 0) continue;
+    if (::truncate(m.path.c_str(), pick == 1 ? 0 : static_cast<off_t>(kSegmentHeaderSize)) == 0) ++report.sizes_lost;
+  }
+  made_.clear();
+  // Removals since their directory's last sync: the latest ones, from a
+  // point chosen at random, are undone (the file comes back whole).
+  for (auto& [dir, removals] : removed_) {
+    const std::size_t undone_from =
+        how == Crash::kKeepAll ? removals.size() : how == Crash::kDropAll ? 0 : rng_() % (removals.size() + 1);
+    for (std::size_t i = 0; i < removals.size(); ++i) {
+      const Removed& r = removals[i];
+      if (i < undone_from) {
+        removed_for_good_.push_back(r.path);
+      } else if (::link(r.kept_as.c_str(), r.path.c_str()) == 0) {
+        ++report.removals_undone;
+      }
+      ::unlink(r.kept_as.c_str());
+    }
+  }
+  removed_.clear();
   // A name created since its directory's last sync may not have reached
   // the disk: it goes (the worst case).
   for (const auto& [dir, names] : synced_entries_) {

@@ -7,7 +7,12 @@
 // within and across files. It can also fail a write (EIO, ENOSPC), write
 // short, or fail a sync: like Linux, the failed sync loses the file's
 // unsynced writes for good (a crash drops or tears them) while a later sync
-// of the same file succeeds and proves nothing.
+// of the same file succeeds and proves nothing. A segment file made through
+// the layer has neither its header nor its size on disk before its first
+// good sync (a crash may leave it empty or a header page long), and a file
+// removed through it comes back after a crash unless its directory was
+// synced since (the removals lost are the latest ones, as a journaling file
+// system orders them).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +43,8 @@ class FaultLayer final : public FileLayer {
   struct CrashReport {
     std::uint64_t kept = 0, dropped = 0, torn = 0;  // unsynced writes, by what the crash did to them
     std::uint64_t entries_lost = 0;                 // files whose directory entry was never synced
+    std::uint64_t sizes_lost = 0;                   // new files cut to nothing or to their header page
+    std::uint64_t removals_undone = 0;              // removed files that came back
   };
   // What a crash does to each unsynced write: chosen at random per write
   // (kept, dropped or torn sector by sector), or the same for all of them.
@@ -51,6 +58,9 @@ class FaultLayer final : public FileLayer {
   // The host crashes when the nth sync (1 = next) is about to run: every
   // write since the file's last sync is at the crash's mercy.
   void crash_before_sync(std::uint64_t nth);
+  // Files removed through the layer whose removal reached the disk (their
+  // directory was synced, or a crash kept the removal), oldest first.
+  std::vector<std::string> removed_files() const;
   // Whether the host has crashed, and what the crash did.
   bool crashed() const;
   CrashReport crash_report() const;
@@ -64,6 +74,9 @@ class FaultLayer final : public FileLayer {
   Status sync_directory(const std::string& dir) override;
   Status replace_file(const std::string& path, const std::string& header, const KeyValues& values,
                       std::uint32_t mode) override;
+  Result<SegmentFile> create_segment_file(const std::string& partition_dir, const SegmentFileHeader& header,
+                                          std::uint32_t mode) override;
+  Status remove_file(const std::string& path) override;
 
  private:
   struct Pending {
@@ -79,7 +92,18 @@ class FaultLayer final : public FileLayer {
 
   mutable std::mutex mu_;
   std::mt19937_64 rng_;
+  struct Made {  // a new segment file whose size no sync has covered yet
+    std::uint64_t dev = 0, ino = 0;
+    std::string path;
+  };
+  struct Removed {  // a removal its directory's sync has not covered yet
+    std::string path, kept_as;  // kept_as: a hard link to the file, for the crash to put back
+  };
   std::vector<Pending> pending_;  // oldest first
+  std::vector<Made> made_;
+  std::map<std::string, std::vector<Removed>> removed_;  // directory -> removals, oldest first
+  std::uint64_t removals_ = 0;
+  std::vector<std::string> removed_for_good_;
   std::map<std::string, std::set<std::string>> synced_entries_;  // directory -> names at its last good sync
   std::uint64_t write_fault_at_ = 0, short_write_at_ = 0, sync_fault_at_ = 0, dir_sync_fault_at_ = 0;
   int write_err_ = 0, sync_err_ = 0, dir_sync_err_ = 0;

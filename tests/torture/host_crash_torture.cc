@@ -13,6 +13,7 @@
 // Exits 1 naming the trial and seed of the first violation.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "crash_util.h"
+#include "shmlog/io/segment_file.h"
 #include "shmlog/log.h"
 
 namespace shmlog {
@@ -40,7 +42,7 @@ std::string value_of(std::uint64_t trial, int i) {
 }
 
 struct Totals {
-  std::uint64_t trials = 0, acked = 0, survived = 0, faults = 0;
+  std::uint64_t trials = 0, acked = 0, retention_removed = 0, survived = 0, faults = 0;
   io::FaultLayer::CrashReport crash;
 };
 
@@ -61,6 +63,14 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
     case 1: o.fsync_interval_bytes = 16 * 1024; plan += "every 16 KiB"; break;
     default: o.fsync_interval = std::chrono::minutes(10); plan += "when asked"; break;
   }
+  // One trial in four keeps only the ring's worth of files and runs longer:
+  // retention removes files while others are made, and a crash may bring
+  // removed files back or leave new ones empty.
+  const bool retention = rng() % 4 == 0;
+  if (retention) {
+    o.retention_bytes = 1;
+    plan += ", retention";
+  }
   const std::uint64_t nth = 1 + rng() % 30;
   switch (rng() % 6) {  // the disk fault before the crash, if any
     case 0: layer->fail_sync(nth, EIO); plan += ", sync " + std::to_string(nth) + " fails"; break;
@@ -74,6 +84,11 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
     case 3: layer->fail_directory_sync(1 + nth % 4, EIO); plan += ", directory sync " + std::to_string(1 + nth % 4) + " fails"; break;
     default: break;
   }
+  if (retention && rng() % 2 == 0) {  // removals that never reach the disk
+    const std::uint64_t from = 2 + rng() % 8;
+    layer->fail_directory_sync(from, EIO, /*sticky=*/true);
+    plan += ", directory syncs fail from " + std::to_string(from);
+  }
   const bool named = rng() % 2 == 0;
   // Each record acked durable, or batches acked by one wait: up to 64, or
   // hundreds (more unsynced bytes for the crash to drop or tear; the ring
@@ -83,7 +98,7 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
   plan += std::string(named ? ", a named producer" : ", a producer") + " waiting every " + std::to_string(batch) + " records";
   // The crash: at a random moment, or right before a sync (everything
   // written since the last one is then at its mercy).
-  auto crash_after = std::chrono::microseconds(rng() % 15000);
+  auto crash_after = std::chrono::microseconds(rng() % 15000 + (retention ? 20000 + rng() % 100000 : 0));
   if (rng() % 2 == 0) {
     const std::uint64_t sync = 1 + rng() % 12;
     layer->crash_before_sync(sync);
@@ -93,6 +108,7 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
     plan += ", crash after " + std::to_string(crash_after.count()) + " us";
   }
   int acked = -1, attempted = 0;
+  std::vector<std::uint64_t> offsets;  // of each record appended
   std::uint64_t durable_published = 0;
   io::FaultLayer::CrashReport crash;
   {
@@ -116,6 +132,7 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
       attempted = i + 1;
       const AppendResult r = p->append(as_bytes(value_of(n, i)));
       if (!r) break;
+      offsets.push_back(r.offset);
       if ((i + 1) % batch != 0) continue;
       // Everything up to this record is durable once the wait says so.
       if (p->wait_durable(0, r.offset + 1, 100ms) != Errc::kOk) break;
@@ -129,6 +146,19 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
   totals.crash.dropped += crash.dropped;
   totals.crash.torn += crash.torn;
   totals.crash.entries_lost += crash.entries_lost;
+  totals.crash.sizes_lost += crash.sizes_lost;
+  totals.crash.removals_undone += crash.removals_undone;
+  // Records in files that retention removed for good are gone by design;
+  // every other record acknowledged durable must survive.
+  std::uint64_t removed_below = 0;
+  for (const std::string& file : layer->removed_files()) {
+    const auto base = io::parse_segment_file_name(file.substr(file.rfind('/') + 1));
+    if (base) removed_below = std::max(removed_below, *base + o.segment_size);
+  }
+  int must_survive_from = 0;  // the first record acknowledged durable that must survive
+  while (must_survive_from < static_cast<int>(offsets.size()) && offsets[must_survive_from] < removed_below) {
+    ++must_survive_from;
+  }
   if (Status lost = test::lose_shared_memory(path); !lost.ok()) return "removing shared memory: " + lost.to_string();
   std::string error;
   {
@@ -142,22 +172,34 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
     ConsumerOptions co;
     co.partitions = {0};
     auto c = log->consumer(co).value();
-    int next = 0;
+    // Records from the first one kept (retention may have removed
+    // earlier ones; a crash may bring some of those back) to the end.
+    int first = -1, next = 0;
     for (int idle = 0; error.empty() && c.position(0).value_or(0) < end && idle < 3;) {
       const std::uint64_t before = c.position(0).value_or(0);
-      (void)c.poll_wait(
+      const PollResult polled = c.poll_wait(
           [&](const Record& r) {
             if (!error.empty()) return;
+            if (first < 0) {  // "t<trial>-<index>-..."
+              const std::string v(as_string(r.value));
+              first = next = retention ? std::atoi(v.c_str() + v.find('-') + 1) : 0;
+            }
             if (next >= attempted || as_string(r.value) != value_of(n, next)) {
               error = "record " + std::to_string(next) + " is not what was written (lost, repeated, reordered or invented)";
             }
             ++next;
           },
           512, 200ms);
+      if (error.empty() && polled.corrupt != 0) {
+        error = std::to_string(polled.corrupt) + " bytes reported damaged at offset " + std::to_string(before);
+      }
       idle = c.position(0).value_or(0) == before ? idle + 1 : 0;
     }
-    if (error.empty() && next < acked + 1) {
-      error = std::to_string(acked + 1) + " records acknowledged durable, " + std::to_string(next) + " survived";
+    if (error.empty() && must_survive_from <= acked &&
+        (next < acked + 1 || first < 0 || first > must_survive_from)) {
+      error = "records " + std::to_string(must_survive_from) + " to " + std::to_string(acked) +
+              " acknowledged durable (and not removed by retention), " + std::to_string(first) + " to " +
+              std::to_string(next - 1) + " survived";
     }
     if (error.empty() && c.position(0).value_or(0) != end) error = "the reader stopped before the recovered end";
     if (error.empty() && named) {
@@ -171,7 +213,8 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
       }
     }
     totals.acked += static_cast<std::uint64_t>(acked + 1);
-    totals.survived += static_cast<std::uint64_t>(next);
+    totals.retention_removed += static_cast<std::uint64_t>(std::min(must_survive_from, acked + 1));
+    totals.survived += static_cast<std::uint64_t>(next - std::max(first, 0));
   }
   ++totals.trials;
   if (error.empty()) {
@@ -213,13 +256,16 @@ int main(int argc, char** argv) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf(
-      "%llu host crashes in %.0f s (seed %llu): %llu records acknowledged durable, %llu survived, 0 lost, 0 invented,"
+      "%llu host crashes in %.0f s (seed %llu): %llu records acknowledged durable (%llu of them in files retention removed), %llu survived, 0 lost, 0 invented,"
       " 0 reported durable that were not; %llu disk faults injected; unsynced writes kept %llu, dropped %llu, torn %llu;"
-      " %llu directory entries lost\n",
+      " %llu directory entries lost, %llu new files cut short, %llu removed files back\n",
       static_cast<unsigned long long>(totals.trials), seconds, static_cast<unsigned long long>(seed),
-      static_cast<unsigned long long>(totals.acked), static_cast<unsigned long long>(totals.survived),
+      static_cast<unsigned long long>(totals.acked), static_cast<unsigned long long>(totals.retention_removed),
+      static_cast<unsigned long long>(totals.survived),
       static_cast<unsigned long long>(totals.faults), static_cast<unsigned long long>(totals.crash.kept),
       static_cast<unsigned long long>(totals.crash.dropped), static_cast<unsigned long long>(totals.crash.torn),
-      static_cast<unsigned long long>(totals.crash.entries_lost));
+      static_cast<unsigned long long>(totals.crash.entries_lost),
+      static_cast<unsigned long long>(totals.crash.sizes_lost),
+      static_cast<unsigned long long>(totals.crash.removals_undone));
   return 0;
 }

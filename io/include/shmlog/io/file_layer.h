@@ -1,5 +1,6 @@
-// The keeper's way to the disk: batches of segment writes and syncs, and
-// small files replaced atomically (the checkpoint). The disk layer sends
+// The keeper's way to the disk: batches of segment writes and syncs, segment
+// files made and removed, and small files replaced atomically (the
+// checkpoint). The disk layer sends
 // batches to io_uring; tests put a fault-injecting layer in its place
 // (io/testing/fault_layer.h), the way LevelDB's tests swap its Env.
 #pragma once
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "shmlog/io/files.h"
+#include "shmlog/io/segment_file.h"
 #include "shmlog/io/uring.h"
 #include "shmlog/status.h"
 
@@ -28,6 +30,13 @@ class FileLayer {
   // write_key_value_file through this layer.
   virtual Status replace_file(const std::string& path, const std::string& header, const KeyValues& values,
                               std::uint32_t mode) = 0;
+  // SegmentFile::create without the directory sync: the caller syncs the
+  // directory through this layer (once for several files).
+  virtual Result<SegmentFile> create_segment_file(const std::string& partition_dir, const SegmentFileHeader& header,
+                                                  std::uint32_t mode) = 0;
+  // Removes a file; its name is gone from the disk once the directory is
+  // synced through this layer.
+  virtual Status remove_file(const std::string& path) = 0;
 };
 
 // The real disk: io_uring with room for `depth` ops in flight, made anew
