@@ -304,6 +304,11 @@ class Flusher {
     // in it: a file whose name may not be on disk takes no writes.
     bool directory_synced = false;
     bool made_files = false;  // since retention last looked (disk use grows only then)
+    // Files this keeper made whose header no good sync covered yet (the
+    // header is written at creation and synced with the first data), and
+    // those of them a failed sync may have lost: written again with the
+    // file's next data.
+    std::set<std::uint64_t> headers_unsynced, headers_lost;
     std::uint64_t stall_position = UINT64_MAX;
     Clock::time_point stall_since{};
     Clock::time_point retry_at{};
@@ -321,6 +326,9 @@ class Flusher {
   // whose sequence it carries.
   bool identities_durable();
   void rewrite_unsynced(std::uint32_t p);
+  // Whether the files this round wrote or synced in partition p are still
+  // at their names (notes ESTALE if not).
+  bool files_still_named(std::uint32_t p);
   bool wants_sync(const Part& part, std::uint64_t upto) const noexcept;
   void apply_retention(std::uint32_t p);
 
@@ -329,7 +337,8 @@ class Flusher {
   std::vector<Part> parts_;
   std::vector<io::IoOp> ops_;
   std::vector<std::uint32_t> op_partition_;
-  std::vector<std::uint64_t> op_end_;  // a write's end position in its partition
+  std::vector<std::uint64_t> op_end_;  // a write's end position in its partition (0: a header)
+  std::deque<std::array<std::byte, io::kSegmentHeaderFields>> header_writes_;  // this round's
   Clock::time_point next_checkpoint_{};
   Clock::time_point next_retention_{};
   std::deque<SequenceSnapshot> pending_sequences_;  // taken, not yet durable, oldest first
@@ -343,7 +352,9 @@ void Flusher::note_error(std::uint32_t p, int err) noexcept {
   atomic(ph.flush_errno).store(static_cast<std::uint32_t>(err), std::memory_order_release);
   auto& counter = err == ENOSPC ? ph.disk_full_total : ph.io_errors_total;
   atomic(counter).store(counter + 1, std::memory_order_relaxed);
-  parts_[p].retry_at = Clock::now() + kRetryAfterError;
+  // ESTALE: another incarnation of the log writes this partition's files;
+  // this keeper stops writing them (a restart looks at the files anew).
+  parts_[p].retry_at = err == ESTALE ? Clock::time_point::max() : Clock::now() + kRetryAfterError;
 }
 
 // Syncs partition p's directory through the file layer. A failure leaves
@@ -363,15 +374,23 @@ io::SegmentFile* Flusher::file_for(std::uint32_t p, std::uint64_t segment, bool 
   Result<io::SegmentFile> file = exists ? io::SegmentFile::open(path, /*writable=*/true, s_.segment_size)
                                         : files_.create_segment_file(io::partition_directory(s_.path, p),
                                                                      {p, segment << s_.segment_shift, s_.segment_size,
-                                                                      s_.header->log_id, now_realtime_ns()},
+                                                                      s_.header->log_id, now_realtime_ns(),
+                                                                      s_.header->memory_nonce},
                                                                      s_.options.mode & 0666);
   if (!file.ok()) {
     note_error(p, file.status().code() == Status::Code::kNoSpace ? ENOSPC : EIO);
     return nullptr;
   }
+  // A file another incarnation of the log made (its memory, made anew
+  // beside this one, writes the same names) is not ours to write.
+  if (const std::uint64_t made_by = file->header().incarnation; made_by != 0 && made_by != s_.header->memory_nonce) {
+    note_error(p, ESTALE);
+    return nullptr;
+  }
   if (!exists) {
     part.directory_synced = false;
     part.made_files = true;
+    part.headers_unsynced.insert(segment);
   }
   // The caller syncs the directory once for several new files; a file
   // found unsynced (a failed sync, or made by an earlier keeper) is synced
@@ -394,6 +413,18 @@ void Flusher::rewrite_unsynced(std::uint32_t p) {
   }
   part.written = part.durable;
   part.files.clear();
+  part.headers_lost = part.headers_unsynced;
+}
+
+bool Flusher::files_still_named(std::uint32_t p) {
+  for (const auto& [segment, file] : parts_[p].files) {
+    const bool used = std::any_of(ops_.begin(), ops_.end(), [&](const io::IoOp& op) { return op.fd == file.fd(); });
+    if (used && !file.still_at_path()) {
+      note_error(p, ESTALE);
+      return false;
+    }
+  }
+  return true;
 }
 
 // Extends the committed prefix of partition p from where it stopped, within
@@ -459,6 +490,7 @@ bool Flusher::has_work() const noexcept {
 
 bool Flusher::round() {
   ops_.clear();
+  header_writes_.clear();
   op_partition_.clear();
   op_end_.clear();
   const auto now = Clock::now();
@@ -487,6 +519,19 @@ bool Flusher::round() {
       const std::uint64_t end = std::min(part.scanned, (segment + 1) << s_.segment_shift);
       io::SegmentFile* file = file_for(p, segment);
       if (file == nullptr) break;
+      if (part.headers_lost.count(segment) != 0) {  // before the data, in the same linked chain
+        auto& fields = header_writes_.emplace_back();
+        io::encode_segment_header(file->header(), std::span<std::byte, io::kSegmentHeaderFields>(fields));
+        io::IoOp header;
+        header.kind = io::IoOp::Kind::kWrite;
+        header.fd = file->fd();
+        header.data = fields.data();
+        header.size = io::kSegmentHeaderFields;
+        header.offset = 0;
+        ops_.push_back(header);
+        op_partition_.push_back(p);
+        op_end_.push_back(0);  // a header: no position in the partition
+      }
       io::IoOp op;
       op.kind = io::IoOp::Kind::kWrite;
       op.fd = file->fd();
@@ -557,6 +602,7 @@ bool Flusher::round() {
       const io::IoOp& op = ops_[i];
       if (op.kind == io::IoOp::Kind::kWrite) {
         if (!writes_ok) continue;
+        if (op_end_[i] == 0 && op.result == static_cast<int>(op.size)) continue;  // a header written again
         if (op.result == static_cast<int>(op.size)) {
           written = op_end_[i];
           part.dirty.insert((op_end_[i] - 1) >> s_.segment_shift);
@@ -577,6 +623,14 @@ bool Flusher::round() {
         }
       }
     }
+    // What went into a file whose name another writer took since (a file
+    // renamed over it, or removed) is in no file of the log: not durable,
+    // written again, and the name is looked at anew (file_for).
+    if (writes_ok && syncs_ok && !files_still_named(p)) {
+      writes_ok = syncs_ok = false;
+      sync_failed = true;
+      written = part.written;
+    }
     if (written > part.written) {
       atomic(ph.flushed_bytes_total).store(ph.flushed_bytes_total + (written - part.written), std::memory_order_relaxed);
       if (part.oldest_unsynced == Clock::time_point{}) part.oldest_unsynced = done;
@@ -595,6 +649,11 @@ bool Flusher::round() {
       durable = part.written;
     } else if (syncing[p] && any_sync && syncs_ok && writes_ok) {
       durable = part.written;
+      for (const auto& [segment, file] : part.files) {  // headers the syncs covered
+        if (part.dirty.count(segment) == 0) continue;
+        part.headers_unsynced.erase(segment);
+        part.headers_lost.erase(segment);
+      }
       part.dirty.clear();
       part.oldest_unsynced = {};
       atomic(ph.fsyncs_total).store(ph.fsyncs_total + 1, std::memory_order_relaxed);
@@ -903,7 +962,7 @@ Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vect
   // A file created ahead of need may have its name on disk but not its
   // header (the header is synced with the file's first data): it never
   // held a durable byte. Below the durable position it is damage.
-  const std::uint64_t floor = std::max(durable_from, bases.front());
+  const std::uint64_t floor = std::max(durable_from, bases.empty() ? 0 : bases.front());
   for (std::uint64_t base : std::vector<std::uint64_t>(bases)) {
     if (base + s.segment_size > floor && header_never_written(path_of(base))) {
       SHMLOG_RETURN_IF_ERROR(io::remove_file(path_of(base)));
@@ -916,7 +975,11 @@ Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vect
   for (;;) {
     const std::uint64_t base = pos & ~s.segment_mask;
     if (std::find(bases.begin(), bases.end(), base) == bases.end()) {
-      tail = base == pos ? pos : base;  // nothing of the segment without its file
+      // Nothing of the segment without its file. Its part below the
+      // durable position was on disk: retention (or damage) took it, and
+      // offsets never go back below it: the partition goes on at the next
+      // segment.
+      tail = base == pos ? pos : base + s.segment_size;
       break;
     }
     const std::string path = path_of(base);
@@ -975,6 +1038,15 @@ Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vect
     changed = true;
   }
   if (changed) SHMLOG_RETURN_IF_ERROR(io::sync_directory(dir));
+  // The files this memory's keeper goes on writing (the tail's, and those
+  // made ahead) now belong to it: a keeper writes only files that name its
+  // memory.
+  for (std::uint64_t base : bases) {
+    if (base + s.segment_size <= tail) continue;
+    auto file = io::SegmentFile::open(path_of(base), /*writable=*/true, s.segment_size);
+    if (!file.ok()) return std::move(file).status();
+    SHMLOG_RETURN_IF_ERROR(file->stamp(s.header->memory_nonce));
+  }
   return tail;
 }
 
@@ -1138,13 +1210,14 @@ Status recover_from_disk(LogState& s) {
     const std::string dir = io::partition_directory(s.path, p);
     auto bases = io::list_segment_files(dir);
     if (!bases.ok()) return std::move(bases).status();
-    if (bases->empty()) continue;
+    if (bases->empty() && durable_from[p] == 0) continue;
     auto found = recover_tail(s, p, *bases, durable_from[p]);
     if (!found.ok()) return std::move(found).status();
     const std::uint64_t tail = *found;
-    if (bases->empty()) continue;
     auto& ph = s.partition(p);
-    const std::uint64_t first = bases->front();
+    // No file left (retention removed them all): the partition is empty,
+    // at its tail.
+    const std::uint64_t first = bases->empty() ? tail : bases->front();
     const std::uint64_t tail_segment = tail >> s.segment_shift;
     const std::uint64_t lowest = tail_segment + 1 >= s.ring_segments ? tail_segment + 1 - s.ring_segments : 0;
     for (std::uint64_t segment = lowest; segment < lowest + s.ring_segments; ++segment) {

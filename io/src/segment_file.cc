@@ -27,6 +27,9 @@ constexpr std::size_t kSizeAt = 24;
 constexpr std::size_t kLogIdAt = 32;
 constexpr std::size_t kCreatedAt = 40;
 constexpr std::size_t kCrcAt = 48;  // masked CRC32C of bytes [0, 48)
+// Since 1.1 (1.0 readers ignore them; 1.0 files have zeros):
+constexpr std::size_t kIncarnationAt = 52;
+constexpr std::size_t kCrc2At = 60;  // masked CRC32C of bytes [48, 60)
 
 template <class T>
 void put(std::span<std::byte> out, std::size_t at, T v) noexcept {
@@ -67,6 +70,8 @@ void encode_segment_header(const SegmentFileHeader& h, std::span<std::byte, kSeg
   put(out, kLogIdAt, h.log_id);
   put(out, kCreatedAt, h.created_ns);
   put(out, kCrcAt, crc32c::mask(crc32c::value(out.data(), kCrcAt)));
+  put(out, kIncarnationAt, h.incarnation);
+  put(out, kCrc2At, crc32c::mask(crc32c::value(out.data() + kCrcAt, kCrc2At - kCrcAt)));
 }
 
 Result<SegmentFileHeader> decode_segment_header(std::span<const std::byte> in) {
@@ -92,6 +97,12 @@ Result<SegmentFileHeader> decode_segment_header(std::span<const std::byte> in) {
   h.segment_size = get<std::uint64_t>(in, kSizeAt);
   h.log_id = get<std::uint64_t>(in, kLogIdAt);
   h.created_ns = get<std::uint64_t>(in, kCreatedAt);
+  if (get<std::uint16_t>(in, kMinorAt) >= 1) {
+    if (crc32c::unmask(get<std::uint32_t>(in, kCrc2At)) != crc32c::value(in.data() + kCrcAt, kCrc2At - kCrcAt)) {
+      return Status(Status::Code::kCorrupt, "segment header checksum mismatch (incarnation)");
+    }
+    h.incarnation = get<std::uint64_t>(in, kIncarnationAt);
+  }
   if (h.segment_size < 4096 || (h.segment_size & (h.segment_size - 1)) != 0 || h.segment_size > kMaxSegmentSize) {
     return Status(Status::Code::kCorrupt, "segment header: bad segment size " + std::to_string(h.segment_size) +
                                               " (a power of two from 4096 to " + std::to_string(kMaxSegmentSize) + ")");
@@ -263,6 +274,23 @@ Status SegmentFile::zero_from(std::uint64_t from) {
   }
   if (::fdatasync(fd_) != 0) return Status::from_errno("syncing " + path_, errno);
   return {};
+}
+
+Status SegmentFile::stamp(std::uint64_t incarnation) {
+  SegmentFileHeader h = header_;
+  h.incarnation = incarnation;
+  std::byte fields[kSegmentHeaderFields];
+  encode_segment_header(h, std::span<std::byte, kSegmentHeaderFields>(fields));
+  SHMLOG_RETURN_IF_ERROR(pwrite_all(fd_, fields, sizeof fields, 0, path_));
+  if (::fdatasync(fd_) != 0) return Status::from_errno("syncing " + path_, errno);
+  header_ = h;
+  return {};
+}
+
+bool SegmentFile::still_at_path() const noexcept {
+  struct stat named {}, open {};
+  return ::stat(path_.c_str(), &named) == 0 && ::fstat(fd_, &open) == 0 && named.st_dev == open.st_dev &&
+         named.st_ino == open.st_ino;
 }
 
 std::uint64_t allocated_bytes(const std::string& path) noexcept {

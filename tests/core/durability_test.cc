@@ -783,7 +783,7 @@ TEST(SegmentScan, RandomBytesNeverReadOutOfBounds) {
 }
 
 TEST(SegmentFileHeader, RoundTripsAndRefusesDamage) {
-  io::SegmentFileHeader h{3, 5u << 16, 1u << 16, 0xabcdef, 42};
+  io::SegmentFileHeader h{3, 5u << 16, 1u << 16, 0xabcdef, 42, 0x1234567890};
   std::byte fields[io::kSegmentHeaderFields];
   io::encode_segment_header(h, std::span<std::byte, io::kSegmentHeaderFields>(fields));
   auto back = io::decode_segment_header(fields);
@@ -791,8 +791,23 @@ TEST(SegmentFileHeader, RoundTripsAndRefusesDamage) {
   EXPECT_EQ(back->partition, 3u);
   EXPECT_EQ(back->base_offset, 5u << 16);
   EXPECT_EQ(back->log_id, 0xabcdefu);
-  fields[20] = std::byte{1};
-  EXPECT_NE(io::decode_segment_header(fields).status().message().find("checksum"), std::string::npos);
+  EXPECT_EQ(back->incarnation, 0x1234567890u);
+  // A 1.0 header: no incarnation (zeros past the first checksum), read as 0.
+  std::byte old_fields[io::kSegmentHeaderFields];
+  std::memcpy(old_fields, fields, sizeof old_fields);
+  old_fields[10] = std::byte{0};  // minor 0
+  std::memset(old_fields + 48, 0, 16);
+  const std::uint32_t crc = crc32c::mask(crc32c::value(old_fields, 48));
+  std::memcpy(old_fields + 48, &crc, sizeof crc);
+  back = io::decode_segment_header(old_fields);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->incarnation, 0u);
+  for (const std::size_t at : {20, 55}) {  // a field, and the incarnation
+    std::byte damaged[io::kSegmentHeaderFields];
+    std::memcpy(damaged, fields, sizeof damaged);
+    damaged[at] ^= std::byte{1};
+    EXPECT_NE(io::decode_segment_header(damaged).status().message().find("checksum"), std::string::npos) << at;
+  }
   EXPECT_EQ(io::parse_segment_file_name(io::segment_file_name(123456789)), 123456789u);
   EXPECT_FALSE(io::parse_segment_file_name("00000000000000000001.tmp").has_value());
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -104,6 +105,17 @@ TEST(HostCrash, FailedSyncIsNeverReportedDurable) {
   append_acked_then_crash(path.str(), layer, 40, [&](int i) {
     if (i == 20) layer->fail_sync(1, EIO);
   });
+}
+
+// The first sync of a new file fails: its header, written when the file
+// was made and synced only with the file's first data, may be lost with
+// the data, so the keeper writes it again too (the host-crash torture
+// found every record of such a file unreadable after the crash).
+TEST(HostCrash, AFailedFirstSyncOfAFileDoesNotLoseItsHeader) {
+  test::TempLogPath path;
+  auto layer = std::make_shared<io::FaultLayer>(5);
+  layer->fail_sync(1, EIO);
+  append_acked_then_crash(path.str(), layer, 40, [](int) {});
 }
 
 // A write that wrote half its bytes: the keeper writes the piece again
@@ -485,6 +497,117 @@ TEST(SharedMemoryRemoved, UnderALiveProcessTheLogIsNotMadeAnew) {
   const auto got = read_settled(*log);
   ASSERT_EQ(got.size(), 200u);
   for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], value_of(static_cast<int>(i)));
+}
+
+// Should a second incarnation of the log exist anyway (its lock file
+// removed too, or a /dev/shm of its own beside the same directory), its
+// keeper makes the segment files it writes under the names this one
+// writes. This keeper then never calls durable what went into a file that
+// lost its name, nor writes into a file another incarnation made: durable
+// waits fail, and the partition names the error (ESTALE).
+TEST(SharedMemoryRemoved, AKeeperWritesOnlyFilesOfItsOwnIncarnation) {
+  for (const bool current : {true, false}) {  // the file being written, or one made ahead of need
+    SCOPED_TRACE(current ? "the file being written is replaced" : "a file made ahead is replaced");
+    test::TempLogPath path;
+    auto log = Log::create(path.str(), durable_log()).value();
+    ProducerOptions po;
+    po.acks = ProducerOptions::Acks::kDurable;
+    po.durable_timeout = 300ms;
+    auto p = log.producer(po).value();
+    ASSERT_TRUE(p.append(as_bytes(value_of(0))));
+    const auto at = log.info();
+    const std::uint64_t segment = at.partitions[0].end_offset / durable_log().segment_size + (current ? 0 : 1);
+    const std::uint64_t base = segment * durable_log().segment_size;
+    // What the other incarnation's keeper does: a file under the name, made
+    // anew (under a temporary name, renamed over the old one).
+    const std::string dir = io::partition_directory(path.str(), 0);
+    const std::string name = dir + "/" + io::segment_file_name(base);
+    for (int i = 0; i < 500 && !std::filesystem::exists(name); ++i) std::this_thread::sleep_for(10ms);  // made ahead
+    ASSERT_TRUE(std::filesystem::exists(name));
+    auto theirs = io::SegmentFile::create(dir, {0, base, durable_log().segment_size, at.log_id, 0, 0x5eed}, 0600);
+    ASSERT_TRUE(theirs.ok()) << theirs.status().to_string();
+    const std::string filler(3000, 'f');
+    int acked = 1;
+    for (int i = 1; i < 60 && acked == i; ++i) {  // ~3 segments, into the file replaced
+      if (p.append(as_bytes(value_of(i) + filler))) ++acked;
+    }
+    EXPECT_LT(acked, 60) << "records written into a file that lost its name were acknowledged durable";
+    const auto after = log.info().partitions[0];
+    EXPECT_EQ(after.flush_errno, ESTALE) << std::strerror(after.flush_errno);
+    EXPECT_LE(after.durable_offset, base + durable_log().segment_size);
+    auto scanned = scan_segment_file(name, 4096);
+    ASSERT_TRUE(scanned.ok()) << scanned.status().to_string();
+    EXPECT_EQ(scanned->scan.records, 0u) << "the keeper wrote into another incarnation's file";
+  }
+}
+
+// Retention removed every file of a partition (and the crash lost the
+// files of the ring's segments, never synced): recovery must not start the
+// partition again at offset 0, below what was durable and what groups
+// committed. It goes on at the segment past the checkpointed durable
+// position, and a group that had read everything reads the next record.
+TEST(HostCrash, OffsetsNeverGoBackWhenNoFileSurvived) {
+  test::TempLogPath path;
+  std::uint64_t end = 0;
+  {
+    auto log = Log::create(path.str(), durable_log()).value();
+    auto p = log.producer().value();
+    for (int i = 0; i < 30; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
+    ConsumerOptions co;
+    co.group = "g";
+    auto c = log.consumer(co).value();
+    int seen = 0;
+    for (int tries = 0; seen < 30 && tries < 50; ++tries) {
+      seen += static_cast<int>(c.poll_wait([](const Record&) {}, 64, 100ms).records);
+    }
+    ASSERT_EQ(seen, 30);
+    end = log.info().partitions[0].end_offset;
+  }  // the keeper syncs everything and checkpoints: durable up to `end`
+  ASSERT_GT(end % durable_log().segment_size, 0u);
+  for (const auto& entry : std::filesystem::directory_iterator(io::partition_directory(path.str(), 0))) {
+    std::filesystem::remove(entry.path());
+  }
+  auto log = reopen_after_crash(path.str());
+  const std::uint64_t next_segment = (end / durable_log().segment_size + 1) * durable_log().segment_size;
+  EXPECT_EQ(log.info().partitions[0].end_offset, next_segment);
+  auto p = log.producer().value();
+  const AppendResult r = p.append(as_bytes(std::string("after")));
+  ASSERT_TRUE(r);
+  EXPECT_GE(r.offset, end) << "an offset given out again";
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = log.consumer(co).value();
+  std::vector<std::string> got;
+  for (int tries = 0; got.empty() && tries < 20; ++tries) {
+    (void)c.poll_wait([&](const Record& rec) { got.push_back(test::bytes_to_string(rec.value)); }, 64, 100ms);
+  }
+  EXPECT_EQ(got, std::vector<std::string>{"after"});
+}
+
+// The memory made anew after a host crash goes on writing the files of
+// the one before: recovery stamps them with the new incarnation, so its
+// keeper takes them as its own.
+TEST(HostCrash, TheNewMemorysKeeperGoesOnWritingTheFilesItRecovered) {
+  test::TempLogPath path;
+  ProducerOptions po;
+  po.acks = ProducerOptions::Acks::kDurable;
+  po.durable_timeout = 2s;
+  {
+    auto log = Log::create(path.str(), durable_log()).value();
+    auto p = log.producer(po).value();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
+  }
+  ASSERT_TRUE(test::lose_shared_memory(path.str()).ok());
+  auto log = Log::open(path.str()).value();
+  auto p = log.producer(po).value();
+  for (int i = 10; i < 20; ++i) {
+    const AppendResult r = p.append(as_bytes(value_of(i)));
+    ASSERT_TRUE(r) << errc_name(r.error) << ", partition error " << std::strerror(log.info().partitions[0].flush_errno);
+  }
+  auto file = io::SegmentFile::open(io::partition_directory(path.str(), 0) + "/" + io::segment_file_name(0), false);
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(file->header().incarnation, detail::read_meta(path.str())->memory_nonce);
+  EXPECT_EQ(read_settled(log).size(), 20u);
 }
 
 // True once the log's meta file names memory other than `before`'s (an

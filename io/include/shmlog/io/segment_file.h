@@ -19,7 +19,8 @@ namespace shmlog::io {
 // "SHMLSEG\1" little-endian.
 inline constexpr std::uint64_t kSegmentMagic = 0x014745534C4D4853ULL;
 inline constexpr std::uint16_t kSegmentVersionMajor = 1;
-inline constexpr std::uint16_t kSegmentVersionMinor = 0;
+// 1.1: the incarnation (the shared memory's nonce) in the header.
+inline constexpr std::uint16_t kSegmentVersionMinor = 1;
 // The data region starts at this file offset (a page: O_DIRECT-friendly).
 inline constexpr std::uint64_t kSegmentHeaderSize = 4096;
 // The encoded fields occupy the first bytes of the header page; the rest is zero.
@@ -34,6 +35,10 @@ struct SegmentFileHeader {
   std::uint64_t segment_size = 0;  // bytes of the data region
   std::uint64_t log_id = 0;        // the log it belongs to
   std::uint64_t created_ns = 0;    // CLOCK_REALTIME
+  // The memory_nonce of the log's shared memory whose keeper writes the
+  // file (recovery stamps the files the new memory goes on writing); 0:
+  // a 1.0 file, made before files carried it.
+  std::uint64_t incarnation = 0;
 };
 
 // Fills `out` (kSegmentHeaderFields bytes) with the encoded header.
@@ -82,6 +87,11 @@ class SegmentFile {
   Status read(std::uint64_t from, std::span<std::byte> out) const;
   // Overwrites the data region from `from` to its end with zeros and syncs.
   Status zero_from(std::uint64_t from);
+  // Rewrites the header naming `incarnation` and syncs (writable files).
+  Status stamp(std::uint64_t incarnation);
+  // Whether the file's path still names this open file: a file renamed
+  // over it (or removed) means another writer took the name.
+  bool still_at_path() const noexcept;
 
  private:
   SegmentFile(int fd, std::string path, const SegmentFileHeader& header) noexcept
