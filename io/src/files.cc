@@ -1,5 +1,7 @@
 #include "shmlog/io/files.h"
 
+#include "shmlog/io/crc32c.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -58,6 +60,21 @@ bool valid_key(const std::string& key) {
 
 }  // namespace
 
+namespace {
+
+// The last line: the masked CRC32C of every byte before it, so that a flipped
+// bit in an offset or an option is damage, not a different value.
+constexpr std::string_view kChecksumKey = "crc32c";
+
+std::string checksum_line(std::string_view text) {
+  char line[32];
+  std::snprintf(line, sizeof line, "%s=%08x\n", kChecksumKey.data(),
+                crc32c::mask(crc32c::value(text.data(), text.size())));
+  return line;
+}
+
+}  // namespace
+
 Status write_key_value_file(const std::string& path, const std::string& header,
                          const KeyValues& values, std::uint32_t mode) {
   std::string text = header + "\n";
@@ -67,6 +84,7 @@ Status write_key_value_file(const std::string& path, const std::string& header,
     }
     text += key + "=" + value + "\n";
   }
+  text += checksum_line(text);
   // A new file, never one found at the name (a symlink planted in a
   // group-writable directory must not redirect the write); a temporary file
   // left by a crash is removed first.
@@ -147,6 +165,16 @@ Result<KeyValues> parse_key_values(std::string_view text, const std::string& hea
     }
     auto eq = line.find('=');
     const std::string key(eq == std::string::npos ? line : line.substr(0, eq));
+    if (key == kChecksumKey) {  // files of earlier versions have none
+      const std::string_view before = text.substr(0, pos - line.size() - 1);
+      if (pos != text.size()) {
+        return Status(Status::Code::kCorrupt, name + ": line " + std::to_string(line_no) + ": the checksum is not the last line");
+      }
+      if (checksum_line(before) != std::string(line) + "\n") {
+        return Status(Status::Code::kCorrupt, name + ": checksum mismatch (the file is damaged)");
+      }
+      continue;
+    }
     if (eq == std::string::npos || !valid_key(key)) {
       return Status(Status::Code::kCorrupt, name + ": line " + std::to_string(line_no) + " is not key=value");
     }

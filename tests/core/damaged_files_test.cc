@@ -175,6 +175,35 @@ TEST(DamagedFiles, DamagedCheckpointOrMetaFileIsRefusedNamingIt) {
   }
 }
 
+// A flipped digit in the checkpoint (a durable position, a group's offset)
+// or the meta file (an option) would read as another value: each file ends
+// in its checksum, so it is damage, refused naming the file.
+TEST(DamagedFiles, AFlippedDigitInTheCheckpointOrMetaIsDamageNotAnotherValue) {
+  for (const auto& [file, key] : {std::pair<std::string, std::string>{"shmlog.state", "partition.0.durable="},
+                                  {"shmlog.meta", "ring_segments="}}) {
+    test::TempLogPath path;
+    make_log(path.str(), 3000);
+    {  // a host crash: the shared memory is gone
+      auto attached = Log::attach(path.str()).value();
+      ASSERT_EQ(::unlink(attached.info().memory_path.c_str()), 0);
+    }
+    const std::string name = path.str() + "/" + file;
+    std::string text = [&] {
+      std::ifstream in(name, std::ios::binary);
+      return std::string((std::istreambuf_iterator<char>(in)), {});
+    }();
+    const auto at = text.find(key);
+    ASSERT_NE(at, std::string::npos) << text;
+    text[at + key.size()] ^= 0x01;  // '2' -> '3', '1' -> '0', ...
+    std::ofstream(name, std::ios::trunc | std::ios::binary) << text;
+    auto opened = Log::open(path.str());
+    ASSERT_FALSE(opened.ok()) << file;
+    EXPECT_EQ(opened.status().code(), Status::Code::kCorrupt) << opened.status().to_string();
+    EXPECT_NE(opened.status().message().find(name + ": checksum mismatch"), std::string::npos)
+        << opened.status().to_string();
+  }
+}
+
 // A forged header (its CRC fixed) naming a 1 TiB segment in a sparse file
 // of that size: refused, not allocated (dump, verify and repair died of
 // std::bad_alloc).

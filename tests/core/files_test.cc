@@ -199,12 +199,10 @@ TEST(LogFiles, NewerFormatVersionIsRefusedNamingBothVersions) {
   test::TempLogPath path;
   UnlinkOnExit shm_object{Log::create(path.str(), small()).value().info().memory_path};
   const std::string meta = path.str() + "/shmlog.meta";
-  std::ifstream in(meta);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto pos = text.find("format_version=2.0");
-  ASSERT_NE(pos, std::string::npos);
-  text.replace(pos, 18, "format_version=7.2");
-  std::ofstream(meta, std::ios::trunc) << text;
+  auto kv = io::read_key_value_file(meta, "shmlog-log 1").value();
+  ASSERT_EQ(kv["format_version"], "2.0");
+  kv["format_version"] = "7.2";  // as a newer shmlog would write it
+  ASSERT_TRUE(io::write_key_value_file(meta, "shmlog-log 1", kv, 0600).ok());
   auto r = Log::open(path.str());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kVersionMismatch);

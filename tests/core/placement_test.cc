@@ -12,6 +12,7 @@
 #include <string>
 
 #include "shmlog/log.h"
+#include "shmlog/io/files.h"
 #include "test_util.h"
 
 namespace shmlog {
@@ -80,10 +81,11 @@ TEST(Placement, BadPlacementKeysInMetadataAreCorrupt) {
   test::TempLogPath path;
   ASSERT_TRUE(Log::create(path.str(), small()).ok());
   const std::string meta = path.str() + "/shmlog.meta";
-  std::string text = read_text(meta);
-  const auto at = text.find("pages=normal");
-  ASSERT_NE(at, std::string::npos);
-  std::ofstream(meta, std::ios::trunc) << text.substr(0, at) + "pages=gigantic" + text.substr(at + 12);
+  const std::string text = read_text(meta);
+  auto kv = io::read_key_value_file(meta, "shmlog-log 1").value();
+  ASSERT_EQ(kv["pages"], "normal");
+  kv["pages"] = "gigantic";  // as a (newer) shmlog would write it, checksum and all
+  ASSERT_TRUE(io::write_key_value_file(meta, "shmlog-log 1", kv, 0600).ok());
   auto r = Log::open(path.str());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kCorrupt);

@@ -22,6 +22,32 @@ TEST(KeyValueFile, RoundTrips) {
   ::unlink(path.c_str());
 }
 
+// The file ends in the checksum of what comes before it: any change to a
+// key or value is damage; a file without one (an earlier shmlog's) reads
+// as it is; the checksum must be the last line.
+TEST(KeyValueFile, EndsInAChecksumThatCatchesAnyChange) {
+  const std::string path = temp_file();
+  ASSERT_TRUE(write_key_value_file(path, "h", {{"offset", "4096"}}, 0600).ok());
+  std::string text;
+  {
+    std::ifstream in(path);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_EQ(text.rfind("crc32c="), text.size() - 16) << text;
+  EXPECT_EQ(parse_key_values(text, "h", "f").value(), (KeyValues{{"offset", "4096"}}));
+  std::string changed = text;
+  changed[text.find("4096")] = '5';
+  auto r = parse_key_values(changed, "h", "f");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kCorrupt);
+  EXPECT_EQ(r.status().message(), "f: checksum mismatch (the file is damaged)");
+  EXPECT_EQ(parse_key_values("h\noffset=4096\n", "h", "f").value(), (KeyValues{{"offset", "4096"}}));
+  r = parse_key_values(text + "more=1\n", "h", "f");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("the checksum is not the last line"), std::string::npos) << r.status().message();
+  ::unlink(path.c_str());
+}
+
 TEST(KeyValueFile, RefusesBadKeysAndValues) {
   const std::string path = temp_file();
   EXPECT_FALSE(write_key_value_file(path, "h", {{"Bad Key", "x"}}, 0600).ok());

@@ -20,10 +20,14 @@ using KeyValues = std::map<std::string, std::string>;
 // Writes `header` as the first line, then the pairs, to `path` atomically: a
 // temporary file is written and fdatasync'ed, renamed over `path`, and the
 // directory is fsync'ed, so a crash leaves the old or the new file, whole.
+// The last line is `crc32c=` and the masked CRC32C (8 hex digits) of the
+// bytes before it.
 Status write_key_value_file(const std::string& path, const std::string& header,
                          const KeyValues& values, std::uint32_t mode);
 // Reads a file written by write_key_value_file. The first line must equal
-// `header`; any malformed line is kCorrupt naming the file and line number.
+// `header`; any malformed line is kCorrupt naming the file and line number,
+// and so is a checksum that does not match (a file without one, written by
+// an earlier shmlog, is read as it is).
 // Only a regular file is read (not a symlink or FIFO), at most 1 MiB.
 Result<KeyValues> read_key_value_file(const std::string& path, const std::string& header);
 // The same for text already read; `name` names it in errors. A repeated key
