@@ -100,6 +100,9 @@ io::KeyValues encode_checkpoint(const Checkpoint& c) {
   }
   for (std::size_t p = 0; p < c.durable.size(); ++p) {
     kv["partition." + std::to_string(p) + ".durable"] = std::to_string(c.durable[p]);
+    if (p < c.start.size() && c.start[p] != UINT64_MAX) {
+      kv["partition." + std::to_string(p) + ".start"] = std::to_string(c.start[p]);
+    }
   }
   for (const auto& e : c.producers) {
     kv["producer." + std::to_string(e.slot)] =
@@ -116,6 +119,7 @@ io::KeyValues encode_checkpoint(const Checkpoint& c) {
 Result<Checkpoint> decode_checkpoint(const io::KeyValues& values, const LogOptions& options, const std::string& file) {
   Checkpoint c;
   c.durable.assign(options.partitions, 0);
+  c.start.assign(options.partitions, UINT64_MAX);
   auto bad = [&](const std::string& key, const char* why) {
     return Status(Status::Code::kCorrupt, file + ": entry " + quoted(key, 40) + " " + why);
   };
@@ -125,11 +129,12 @@ Result<Checkpoint> decode_checkpoint(const io::KeyValues& values, const LogOptio
       if (!id || value.size() != 16) return bad(key, "is not a 16-digit hex log id");
       c.log_id = *id;
     } else if (key.starts_with("partition.")) {
-      auto p = slot_in(key, "partition.", ".durable", options.partitions);
+      const bool start = key.ends_with(".start");
+      auto p = slot_in(key, "partition.", start ? ".start" : ".durable", options.partitions);
       if (!p) return bad(key, "names no partition of this log");
       auto v = number(value);
-      if (!v) return bad(key, "is not a position");
-      c.durable[*p] = *v;
+      if (!v || *v == UINT64_MAX) return bad(key, "is not a position");
+      (start ? c.start : c.durable)[*p] = *v;
     } else if (key.starts_with("group.")) {
       if (key.ends_with(".offsets")) {
         if (!slot_in(key, "group.", ".offsets", options.max_groups)) return bad(key, "names no group slot");

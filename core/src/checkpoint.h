@@ -21,6 +21,10 @@ inline constexpr const char* kStateHeader = "shmlog-state 1";
 struct Checkpoint {
   std::uint64_t log_id = 0;
   std::vector<std::uint64_t> durable;  // by partition: every byte below was synced
+  // By partition: the first offset retention kept (files below it were
+  // removed on purpose); UINT64_MAX where the checkpoint does not say
+  // (written before it did).
+  std::vector<std::uint64_t> start;
   struct Group {
     std::uint32_t slot = 0;
     std::string name;

@@ -96,6 +96,10 @@ struct ConsumerState {
   std::vector<Part> parts;
   bool force_stall_check = false;
   bool drop_duplicates = false;
+  // Records without a checksum flag are delivered as they are: the log has
+  // no checksums (a checksummed log's record without one is torn) and no
+  // duplicates are dropped.
+  bool fast_unchecked = false;
   bool read_committed = false;
   bool read_durable = false;  // only records below the durable position
   bool control_records = false;  // shmlog's own readers: deliver markers and offsets too
@@ -431,7 +435,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
     // Pairs with the producer's release (seq_cst) store or CAS of the commit word.
     const std::uint64_t v = atomic(header->commit_word).load(std::memory_order_acquire);
     const auto d = record::decode(v, offset, s.segment_size, s.max_frame);
-    if (d.kind == record::Kind::kData && d.flags == 0 && !drop_duplicates) {
+    if (d.kind == record::Kind::kData && d.flags == 0 && fast_unchecked) {
       fill_record(out, p, position, d, *header);
       if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
     }
@@ -960,6 +964,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
   st->mode = options.mode;
   st->commit_every = options.commit_every;
   st->drop_duplicates = options.drop_duplicates;
+  st->fast_unchecked = !options.drop_duplicates && !s.options.checksums;
   st->read_committed = options.isolation == Isolation::kReadCommitted;
   st->read_durable = options.read_durable;
   if (options.read_durable && !s.durable()) {

@@ -1,5 +1,6 @@
 #include "durability.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -142,6 +143,8 @@ io::KeyValues checkpoint_values(const LogState& s, const SequenceSnapshot& durab
   // treats damage there as damage, and cuts only past it.
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
     c.durable.push_back(atomic(s.partition(p).durable_position).load(std::memory_order_acquire));
+    // Recovery tells files retention removed from files lost by this.
+    c.start.push_back(atomic(s.partition(p).disk_start).load(std::memory_order_acquire));
   }
   for (std::uint32_t i = 0; i < s.options.max_producers; ++i) {
     auto& slot = s.producer_slot(i);
@@ -207,14 +210,17 @@ SequenceSnapshot checkpointed_sequences(const LogState& s) {
 }
 
 // Restores a checkpoint into fresh memory (no process attached yet), and
-// gives each partition's checkpointed durable position (0 when absent).
-Status restore_checkpoint(LogState& s, std::vector<std::uint64_t>& durable) {
+// gives each partition's checkpointed durable position (0 when absent) and
+// retained start (UINT64_MAX when absent).
+Status restore_checkpoint(LogState& s, std::vector<std::uint64_t>& durable, std::vector<std::uint64_t>& start) {
   durable.assign(s.options.partitions, 0);
+  start.assign(s.options.partitions, UINT64_MAX);
   auto read = read_checkpoint(s);
   if (!read.ok()) return std::move(read).status();
   if (!*read) return {};
   const Checkpoint& c = **read;
   durable = c.durable;
+  start = c.start;
   const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
   for (const auto& g : c.groups) {
     auto& group = s.group(g.slot);
@@ -702,7 +708,11 @@ void Flusher::apply_retention(std::uint32_t p) {
   }
   // Never a segment still in the ring (recovery rebuilds the ring from
   // them) nor one not completely written.
-  const std::uint64_t keep_from = std::min(s_.earliest(p), parts_[p].written & ~s_.segment_mask);
+  std::uint64_t keep_from = std::min(s_.earliest(p), parts_[p].written & ~s_.segment_mask);
+  // Nor records whose producers' sequences the checkpoint does not hold
+  // yet: a named producer learns its sequence from its records, and from
+  // the checkpoint once they are gone (a re-send would be written twice).
+  keep_from = std::min(keep_from, p < durable_sequences_.tails.size() ? durable_sequences_.tails[p] : 0);
   const auto& o = s_.options;
   const std::uint64_t now = now_realtime_ns();
   std::size_t drop = 0;
@@ -717,9 +727,12 @@ void Flusher::apply_retention(std::uint32_t p) {
   }
   if (drop > 0) {
     // Readers learn the new start before the files go (a reader that
-    // still finds a file gone treats it as lapped and moves on).
+    // still finds a file gone treats it as lapped and moves on), and so
+    // does the checkpoint: recovery takes files missing from the start on
+    // for damage. Without it on disk, nothing goes.
     const std::uint64_t start = drop < files.size() ? files[drop].first : keep_from;
     atomic(ph.disk_start).store(start, std::memory_order_release);
+    if (!checkpoint()) return;
     for (std::size_t i = 0; i < drop; ++i) {
       parts_[p].files.erase(files[i].first >> s_.segment_shift);
       (void)files_.remove_file(dir + "/" + io::segment_file_name(files[i].first));
@@ -971,15 +984,12 @@ Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vect
   }
   std::uint64_t pos = floor;  // records are contiguous up to here
   std::uint64_t tail = pos;
-  bool cut_inside = false;  // the file holding `tail` has bytes past it
+  bool cut_inside = false;     // the file holding `tail` has bytes past it
+  bool damaged_below = false;  // and damage below it
   for (;;) {
     const std::uint64_t base = pos & ~s.segment_mask;
     if (std::find(bases.begin(), bases.end(), base) == bases.end()) {
-      // Nothing of the segment without its file. Its part below the
-      // durable position was on disk: retention (or damage) took it, and
-      // offsets never go back below it: the partition goes on at the next
-      // segment.
-      tail = base == pos ? pos : base + s.segment_size;
+      tail = base == pos ? pos : base;  // nothing of the segment without its file
       break;
     }
     const std::string path = path_of(base);
@@ -1006,15 +1016,33 @@ Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vect
     if (cut < base + s.segment_size) {
       tail = cut;
       cut_inside = scan.end > cut || !scan.torn.empty();
+      damaged_below = std::any_of(scan.problems.begin(), scan.problems.end(),
+                                  [&](const SegmentProblem& problem) { return problem.offset < cut; });
       break;
     }
     pos = base + s.segment_size;
     tail = pos;
   }
-  if (cut_inside) {
+  if (cut_inside && tail >= durable_from) {
     auto file = io::SegmentFile::open(path_of(tail & ~s.segment_mask), /*writable=*/true, s.segment_size);
     if (!file.ok()) return std::move(file).status();
     SHMLOG_RETURN_IF_ERROR(file->zero_from(tail & s.segment_mask));
+  }
+  if (tail < durable_from || damaged_below) {
+    // The file holding the durable position is gone (retention, or every
+    // file), cut short, damaged across that position, or the tail's file
+    // is damaged below the tail. Bytes below those positions were on disk:
+    // the damage is left for readers to report (from the file: the ring
+    // is not loaded with a damaged segment), nothing of it is cut, and
+    // offsets never go back below it: the segment ends in padding where
+    // its file takes it, and the partition goes on at the next one.
+    const std::uint64_t last = std::max(tail, durable_from);
+    tail = (last + s.segment_mask) & ~s.segment_mask;
+    if (auto file = io::SegmentFile::open(path_of(last & ~s.segment_mask), /*writable=*/true, s.segment_size);
+        file.ok() && last < tail) {
+      const auto pad = format::make_commit_word(static_cast<std::int32_t>(tail - last), format::RecordType::kPadding, 0, 0);
+      SHMLOG_RETURN_IF_ERROR(file->write(last & s.segment_mask, std::as_bytes(std::span(&pad, 1))));
+    }
   }
   // Later files hold nothing durable. Ours with any bytes go, empty ones
   // (made ahead of need) stay for the keeper; one whose header names
@@ -1204,8 +1232,8 @@ void restore_tokens(LogState& s) {
 Status recover_from_disk(LogState& s) {
   if (const auto pause = g_pause_in_recovery_ms.load(); pause > 0) shm::sleep_for(std::chrono::milliseconds(pause));
   EpochsSeen epochs;
-  std::vector<std::uint64_t> durable_from;
-  SHMLOG_RETURN_IF_ERROR(restore_checkpoint(s, durable_from));
+  std::vector<std::uint64_t> durable_from, start;
+  SHMLOG_RETURN_IF_ERROR(restore_checkpoint(s, durable_from, start));
   for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
     const std::string dir = io::partition_directory(s.path, p);
     auto bases = io::list_segment_files(dir);
@@ -1215,9 +1243,10 @@ Status recover_from_disk(LogState& s) {
     if (!found.ok()) return std::move(found).status();
     const std::uint64_t tail = *found;
     auto& ph = s.partition(p);
-    // No file left (retention removed them all): the partition is empty,
-    // at its tail.
-    const std::uint64_t first = bases->empty() ? tail : bases->front();
+    // The first file, unless files from the checkpointed start on are
+    // missing (lost, not removed by retention): readers report those. No
+    // file left (retention removed them all): empty, at its tail.
+    const std::uint64_t first = std::min({bases->empty() ? tail : bases->front(), start[p], tail});
     const std::uint64_t tail_segment = tail >> s.segment_shift;
     const std::uint64_t lowest = tail_segment + 1 >= s.ring_segments ? tail_segment + 1 - s.ring_segments : 0;
     for (std::uint64_t segment = lowest; segment < lowest + s.ring_segments; ++segment) {
@@ -1226,16 +1255,23 @@ Status recover_from_disk(LogState& s) {
       if (segment > tail_segment) continue;  // zero: ready for producers
       const std::string path = dir + "/" + io::segment_file_name(segment << s.segment_shift);
       auto file = io::SegmentFile::open(path, /*writable=*/false, s.segment_size);
-      if (file.ok()) {
+      const auto& h = file.ok() ? file->header() : io::SegmentFileHeader{};
+      if (file.ok() && h.base_offset == segment << s.segment_shift && h.partition == p && h.log_id == s.header->log_id) {
         SHMLOG_RETURN_IF_ERROR(file->read(0, {base, s.segment_size}));
-        continue;
+        // Whole below the tail, or read from its file, where readers
+        // report the damage with the file's name.
+        const std::uint64_t below = std::min(s.segment_size, tail - (segment << s.segment_shift));
+        const SegmentScan scan = scan_segment({base, below}, segment << s.segment_shift, s.max_frame);
+        if (scan.problems.empty() && scan.torn.empty() && scan.end == (segment << s.segment_shift) + below) continue;
+        std::memset(base, 0, s.segment_size);
       }
-      // Deleted by retention (or never written): one padding record, so
-      // readers step over it instead of waiting for records there.
+      // Missing (retention, or lost) or unreadable: the slot holds the
+      // segment a lap on instead (zeros, ready for producers), so readers
+      // take this one from disk, where its damage is reported (and a
+      // segment below the first file is skipped as retention's).
       if ((segment << s.segment_shift) < tail) {
-        const auto pad = format::make_commit_word(static_cast<std::int32_t>(s.segment_size),
-                                                  format::RecordType::kPadding, 0, 0);
-        std::memcpy(base, &pad, sizeof pad);
+        s.descriptor(p, segment).state_word =
+            format::make_segment_word(segment + s.ring_segments, format::SegmentState::kReady, 0);
       }
     }
     note_epochs(s, p, lowest, tail, epochs);
@@ -1263,21 +1299,37 @@ Result<LogScan> scan_log_files(const std::string& path) {
   if (!meta.ok()) return std::move(meta).status();
   const auto max_frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + meta->options.max_record_size);
   LogScan out;
+  // The checkpoint says where retention's start was and what was durable:
+  // files missing from there on are damage, at either end.
+  std::optional<detail::Checkpoint> checkpoint;
+  if (const std::string file = meta->dir + "/" + detail::kStateFile; io::file_exists(file)) {
+    auto kv = io::read_key_value_file(file, detail::kStateHeader);
+    auto c = kv.ok() ? detail::decode_checkpoint(*kv, meta->options, file) : Result<detail::Checkpoint>(kv.status());
+    if (c.ok()) {
+      checkpoint = std::move(c).value();
+    } else {
+      out.bad_files.push_back({0, 0, c.status().message()});
+    }
+  }
   for (std::uint32_t p = 0; p < meta->options.partitions; ++p) {
     const std::string dir = io::partition_directory(meta->dir, p);
     auto bases = io::list_segment_files(dir);
     if (!bases.ok()) return std::move(bases).status();
-    std::uint64_t expected = bases->empty() ? 0 : bases->front();
+    const std::uint64_t size = meta->options.segment_size;
+    std::uint64_t expected = bases->empty() ? UINT64_MAX : bases->front();
+    if (checkpoint) expected = std::min(expected, checkpoint->start[p] & ~(size - 1));
+    auto missing_before = [&](std::uint64_t base) {
+      for (; expected < base; expected += size) {
+        out.bad_files.push_back({expected, size, dir + "/" + io::segment_file_name(expected) + ": missing (offsets " +
+                                                     std::to_string(expected) + ".." + std::to_string(expected + size) +
+                                                     " lost)"});
+      }
+    };
     for (std::uint64_t base : *bases) {
       const std::string file = dir + "/" + io::segment_file_name(base);
       // Retention removes files from the front only: a gap is damage.
-      for (; expected < base; expected += meta->options.segment_size) {
-        out.bad_files.push_back({expected, meta->options.segment_size,
-                                 dir + "/" + io::segment_file_name(expected) + ": missing (offsets " +
-                                     std::to_string(expected) + ".." +
-                                     std::to_string(expected + meta->options.segment_size) + " lost)"});
-      }
-      expected = base + meta->options.segment_size;
+      missing_before(base);
+      expected = base + size;
       auto scanned = scan_segment_file(file, max_frame);
       if (!scanned.ok()) {
         out.bad_files.push_back({base, 0, scanned.status().message()});
@@ -1289,6 +1341,24 @@ Result<LogScan> scan_log_files(const std::string& path) {
       }
       out.files.push_back(std::move(scanned).value());
     }
+    // Records run to a segment's end when a later file holds records, and
+    // to the durable position in the file holding it.
+    const std::uint64_t durable = checkpoint ? checkpoint->durable[p] : 0;
+    std::uint64_t last_with_records = 0;
+    for (const SegmentFileScan& f : out.files) {
+      if (f.partition == p && f.scan.records > 0) last_with_records = std::max(last_with_records, f.scan.base_offset);
+    }
+    for (const SegmentFileScan& f : out.files) {
+      if (f.partition != p) continue;
+      const std::uint64_t base = f.scan.base_offset;
+      const std::uint64_t should_end = base < last_with_records ? base + size : std::min(base + size, std::max(durable, base));
+      if (!f.scan.complete && f.scan.end < should_end) {
+        out.bad_files.push_back({f.scan.end, should_end - f.scan.end,
+                                 f.path + ": records end at offset " + std::to_string(f.scan.end) + ", before " +
+                                     std::to_string(should_end) + " (offsets lost)"});
+      }
+    }
+    if (checkpoint && expected != UINT64_MAX) missing_before(checkpoint->durable[p]);  // up to what was durable
   }
   return out;
 }
@@ -1323,6 +1393,23 @@ Result<std::vector<SegmentProblem>> repair_log_files(const std::string& path) {
     if (!file.ok()) return std::move(file).status();
     SHMLOG_RETURN_IF_ERROR(file->zero_from(f.scan.end - f.scan.base_offset));
     for (const auto& t : f.scan.torn) removed.push_back({t.offset, t.bytes, f.path + ": " + t.reason});
+    // What was cut below the checkpointed durable position is gone by the
+    // operator's choice: the checkpoint says so (recovery and verify then
+    // take the cut end for the partition's durable end).
+    const std::string state = meta->dir + "/" + detail::kStateFile;
+    if (!io::file_exists(state)) continue;
+    auto kv = io::read_key_value_file(state, detail::kStateHeader);
+    if (!kv.ok()) return std::move(kv).status();
+    const std::string key = "partition." + std::to_string(f.partition) + ".durable";
+    const auto it = kv->find(key);
+    const std::uint64_t durable = it == kv->end() ? 0 : std::strtoull(it->second.c_str(), nullptr, 10);
+    if (durable > f.scan.end && durable < f.scan.base_offset + f.segment_size) {
+      (*kv)[key] = std::to_string(f.scan.end);
+      SHMLOG_RETURN_IF_ERROR(io::write_key_value_file(state, detail::kStateHeader, *kv, meta->options.mode & 0666));
+      removed.push_back({f.scan.end, durable - f.scan.end,
+                         state + ": durable offset of partition " + std::to_string(f.partition) + " lowered from " +
+                             std::to_string(durable) + " to " + std::to_string(f.scan.end)});
+    }
   }
   return removed;
 }

@@ -276,6 +276,15 @@ Status SegmentFile::zero_from(std::uint64_t from) {
   return {};
 }
 
+Status SegmentFile::write(std::uint64_t from, std::span<const std::byte> bytes) {
+  if (from > header_.segment_size || bytes.size() > header_.segment_size - from) {
+    return Status(Status::Code::kInvalidArgument, "writing past the end of " + path_);
+  }
+  SHMLOG_RETURN_IF_ERROR(pwrite_all(fd_, bytes.data(), bytes.size(), kSegmentHeaderSize + from, path_));
+  if (::fdatasync(fd_) != 0) return Status::from_errno("syncing " + path_, errno);
+  return {};
+}
+
 Status SegmentFile::stamp(std::uint64_t incarnation) {
   SegmentFileHeader h = header_;
   h.incarnation = incarnation;

@@ -175,6 +175,86 @@ TEST(DamagedFiles, DamagedCheckpointOrMetaFileIsRefusedNamingIt) {
   }
 }
 
+// After a host crash the log comes back from damaged files: whatever the
+// damage, every record not delivered lies in a range the reader reported
+// (naming the file), the reader reaches the end, the log never ends below
+// where it did (offsets would be given out twice), and verify names the
+// file. Each case was a silent loss or stop once (found by
+// tests/torture/damage_torture.cc): a missing or cut file in the ring's
+// window became padding or zeros, another segment's file was loaded as
+// that segment, a missing first file moved the start, a missing last file
+// made recovery end below the durable position.
+TEST(DamagedFiles, AfterAHostCrashEveryDamageIsReportedNeverSilent) {
+  struct Case {
+    std::string what;
+    std::function<std::uint64_t(const std::string&, std::uint64_t last)> damage;  // returns the segment damaged
+  };
+  const std::vector<Case> cases = {
+      {"the last file removed", [](const std::string& p, std::uint64_t last) {
+         std::filesystem::remove(segment_file(p, last));
+         return last;
+       }},
+      {"the file before the last removed", [](const std::string& p, std::uint64_t last) {
+         std::filesystem::remove(segment_file(p, last - 1));
+         return last - 1;
+       }},
+      {"the last file cut short", [](const std::string& p, std::uint64_t last) {
+         std::filesystem::resize_file(segment_file(p, last), 4096 + 100);
+         return last;
+       }},
+      {"segment 0's file copied over the one before the last", [](const std::string& p, std::uint64_t last) {
+         std::filesystem::copy_file(segment_file(p, 0), segment_file(p, last - 1),
+                                    std::filesystem::copy_options::overwrite_existing);
+         return last - 1;
+       }},
+      {"the first file removed", [](const std::string& p, std::uint64_t) {
+         std::filesystem::remove(segment_file(p, 0));
+         return std::uint64_t{0};
+       }},
+      {"the last block of a middle file zeroed", [](const std::string& p, std::uint64_t) {
+         std::fstream f(segment_file(p, 2), std::ios::in | std::ios::out | std::ios::binary);
+         f.seekp(static_cast<std::streamoff>(io::kSegmentHeaderSize + kSegment - 4096));
+         const std::string zeros(4096, '\0');
+         f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+         return std::uint64_t{2};
+       }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    test::TempLogPath path;
+    const auto offsets = make_log(path.str(), 5000);
+    std::uint64_t end = 0;
+    {  // a host crash: the shared memory is gone
+      auto attached = Log::attach(path.str()).value();
+      end = attached.info().partitions[0].end_offset;
+      ASSERT_EQ(::unlink(attached.info().memory_path.c_str()), 0);
+    }
+    const std::uint64_t damaged = c.damage(path.str(), (end - 1) / kSegment);
+    auto scan = scan_log_files(path.str()).value();
+    const bool named = std::any_of(scan.bad_files.begin(), scan.bad_files.end(), [&](const SegmentProblem& b) {
+      return b.reason.find(segment_file(path.str(), damaged)) != std::string::npos;
+    });
+    EXPECT_TRUE(named) << "verify does not name " << segment_file(path.str(), damaged);
+    const Read got = read_all(path.str());
+    EXPECT_TRUE(got.reached_end);
+    EXPECT_GE(Log::open(path.str()).value().info().partitions[0].end_offset, end);
+    std::vector<int> lost;
+    for (int i = 0, k = 0; i < 5000; ++i) {
+      if (k < static_cast<int>(got.indexes.size()) && got.indexes[static_cast<std::size_t>(k)] == i) {
+        ++k;
+        continue;
+      }
+      lost.push_back(i);
+      const std::uint64_t at = offsets[static_cast<std::size_t>(i)];
+      EXPECT_EQ(at / kSegment, damaged) << "record " << i << " of a segment nothing damaged";
+      EXPECT_TRUE(std::any_of(got.damage.begin(), got.damage.end(), [&](const Damage& d) { return d.from <= at && at < d.to; }))
+          << "record " << i << " lost in silence";
+    }
+    EXPECT_EQ(got.indexes, all_but(5000, lost));
+    EXPECT_FALSE(lost.empty());
+  }
+}
+
 // A flipped digit in the checkpoint (a durable position, a group's offset)
 // or the meta file (an option) would read as another value: each file ends
 // in its checksum, so it is damage, refused naming the file.

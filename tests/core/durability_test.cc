@@ -445,7 +445,7 @@ TEST(Durability, TornOrCorruptTailAtEveryBytePositionIsCut) {
     std::size_t next = 0;
     for (const auto& v : got) {
       while (next < offsets.size() && value_of(static_cast<int>(next)) != v) ++next;
-      ASSERT_LT(next, offsets.size()) << damage << " at " << at << ": delivered a damaged record";
+      ASSERT_LT(next, offsets.size()) << damage << " at " << at << ": delivered a damaged record " << v.substr(0, 12) << " of " << got.size();
       if (next < intact) {
         ASSERT_EQ(v, value_of(static_cast<int>(&v - got.data()))) << damage << " at " << at;
       }

@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::check_one_line(c.status());
     return 0;
   }
-  FUZZ_CHECK(c->durable.size() == o.partitions);
+  FUZZ_CHECK(c->durable.size() == o.partitions && c->start.size() == o.partitions);
   for (const auto& g : c->groups) {
     FUZZ_CHECK(g.slot < o.max_groups && g.offsets.size() == o.partitions);
     FUZZ_CHECK(!g.name.empty() && g.name.size() < 64 && g.name.find('\0') == std::string::npos);

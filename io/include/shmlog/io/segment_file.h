@@ -87,6 +87,8 @@ class SegmentFile {
   Status read(std::uint64_t from, std::span<std::byte> out) const;
   // Overwrites the data region from `from` to its end with zeros and syncs.
   Status zero_from(std::uint64_t from);
+  // Writes `bytes` at data-region offset `from` and syncs.
+  Status write(std::uint64_t from, std::span<const std::byte> bytes);
   // Rewrites the header naming `incarnation` and syncs (writable files).
   Status stamp(std::uint64_t incarnation);
   // Whether the file's path still names this open file: a file renamed
