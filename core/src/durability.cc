@@ -36,10 +36,6 @@ std::shared_ptr<io::FileLayer> g_test_file_layer;  // see set_file_layer_for_tes
 
 std::atomic<std::int64_t> g_pause_in_recovery_ms{0};  // see testing::pause_in_recovery
 
-std::shared_ptr<io::FileLayer> test_file_layer() {
-  std::lock_guard lock(g_test_file_layer_mu);
-  return g_test_file_layer;
-}
 
 constexpr std::uint64_t kMaxRoundBytes = 8u << 20;  // per partition and round
 constexpr auto kLeaseCheck = std::chrono::milliseconds(100);
@@ -844,7 +840,7 @@ bool take_lease(const LogState& s, const std::atomic<bool>& stop) {
 Status keep(const LogState& s, const std::atomic<bool>& stop) {
   if (!s.durable()) return Status(Status::Code::kInvalidArgument, s.path + " is not durable (created with durability none)");
   if (s.read_only) return Status(Status::Code::kInvalidArgument, "a read-only attachment cannot keep " + s.path);
-  std::shared_ptr<io::FileLayer> files = test_file_layer();
+  std::shared_ptr<io::FileLayer> files = file_layer_for_testing();
   if (files == nullptr) {
     auto disk = io::make_disk_layer(64);
     if (!disk.ok()) return std::move(disk).status();
@@ -885,6 +881,11 @@ Status keep(const LogState& s, const std::atomic<bool>& stop) {
 void set_file_layer_for_testing(std::shared_ptr<io::FileLayer> layer) {
   std::lock_guard lock(g_test_file_layer_mu);
   g_test_file_layer = std::move(layer);
+}
+
+std::shared_ptr<io::FileLayer> file_layer_for_testing() {
+  std::lock_guard lock(g_test_file_layer_mu);
+  return g_test_file_layer;
 }
 
 std::unique_ptr<Keeper> Keeper::start(const LogState& log) { return std::unique_ptr<Keeper>(new Keeper(log)); }

@@ -42,10 +42,12 @@ class Keeper {
 // and releases the lease.
 Status keep(const LogState& log, const std::atomic<bool>& stop);
 
-// Tests: keepers started from now on write through `layer` (nullptr: the
-// disk, through io_uring). A seam for fault injection; never used by the
-// library itself.
+// Tests: keepers started and FileSinks opened from now on write through
+// `layer` (nullptr: the disk, through io_uring for keepers). A seam for
+// fault injection; never used by the library itself.
 void set_file_layer_for_testing(std::shared_ptr<io::FileLayer> layer);
+// The layer set above, or nullptr.
+std::shared_ptr<io::FileLayer> file_layer_for_testing();
 
 // Rebuilds a durable log's freshly zeroed shared memory from its segment
 // files and its checkpoint, before the header's magic is published: cuts a

@@ -9,7 +9,9 @@
 #include <cstring>
 #include <utility>
 
+#include "durability.h"
 #include "shmlog/io/crc32c.h"
+#include "shmlog/io/file_layer.h"
 #include "sink_journal.h"
 #include "shmlog/shm/process.h"
 
@@ -75,6 +77,32 @@ Status sync(int fd, const std::string& path) {
   while (::fdatasync(fd) != 0) {
     if (errno != EINTR) return Status::from_errno("syncing " + path, errno);
   }
+  return {};
+}
+
+// Writes `n` bytes at `at` and, when `synced`, fdatasyncs the file: with
+// plain calls, or through the file layer tests put in their place (a
+// fault-injecting one simulates what a host crash keeps).
+Status put(io::FileLayer* layer, int fd, const char* data, std::size_t n, std::uint64_t at, const std::string& path,
+           bool synced) {
+  if (layer == nullptr || n > UINT32_MAX) {
+    SHMLOG_RETURN_IF_ERROR(write_all(fd, data, n, at, path));
+    return synced ? sync(fd, path) : Status();
+  }
+  io::IoOp ops[2];
+  ops[0].kind = io::IoOp::Kind::kWrite;
+  ops[0].fd = fd;
+  ops[0].data = data;
+  ops[0].size = static_cast<std::uint32_t>(n);
+  ops[0].offset = at;
+  ops[0].link = synced;
+  ops[1].kind = io::IoOp::Kind::kDataSync;
+  ops[1].fd = fd;
+  SHMLOG_RETURN_IF_ERROR(layer->run(std::span(ops, synced ? 2 : 1), /*inline_run=*/true));
+  if (ops[0].result != static_cast<int>(n)) {
+    return Status::from_errno("writing " + path, ops[0].result < 0 ? -ops[0].result : EIO);
+  }
+  if (synced && ops[1].result != 0) return Status::from_errno("syncing " + path, -ops[1].result);
   return {};
 }
 
@@ -172,6 +200,7 @@ Result<FileSink> FileSink::open(const std::string& path, const Log& log, Survive
   sink.path_ = path;
   sink.log_id_ = log.id();
   sink.survives_ = survives;
+  sink.layer_ = detail::file_layer_for_testing();
   sink.mode_ = log.options().mode & 0666;  // the log's records: no more readers than the log has
   sink.offsets_.assign(log_partitions, UINT64_MAX);
   const bool had_journal = ::access(journal.c_str(), F_OK) == 0;
@@ -231,6 +260,9 @@ FileSink& FileSink::operator=(FileSink&& other) noexcept {
     journal_length_ = other.journal_length_;
     truncated_ = other.truncated_;
     offsets_ = std::move(other.offsets_);
+    survives_ = other.survives_;
+    mode_ = other.mode_;
+    layer_ = std::move(other.layer_);
     buffer_ = std::move(other.buffer_);
     dirty_ = other.dirty_;
   }
@@ -265,8 +297,7 @@ Status FileSink::checkpoint() {
   const bool syncs = survives_ == Survives::kHostCrash;
   // The data first, on disk before the entry that names it: a checkpoint
   // never names bytes that are not in FILE, even after a host crash.
-  SHMLOG_RETURN_IF_ERROR(write_all(data_fd_, buffer_.data(), buffer_.size(), length_, path_));
-  if (syncs) SHMLOG_RETURN_IF_ERROR(sync(data_fd_, path_));
+  SHMLOG_RETURN_IF_ERROR(put(layer_.get(), data_fd_, buffer_.data(), buffer_.size(), length_, path_, syncs));
   length_ += buffer_.size();
   buffer_.clear();
   if (g_die_between_output_and_checkpoint) shm::kill_self();
@@ -294,8 +325,7 @@ Status FileSink::checkpoint() {
     journal_fd_ = fd;
     journal_length_ = entry.size();
   } else {
-    SHMLOG_RETURN_IF_ERROR(write_all(journal_fd_, entry.data(), entry.size(), journal_length_, journal));
-    if (syncs) SHMLOG_RETURN_IF_ERROR(sync(journal_fd_, journal));
+    SHMLOG_RETURN_IF_ERROR(put(layer_.get(), journal_fd_, entry.data(), entry.size(), journal_length_, journal, syncs));
     journal_length_ += entry.size();
   }
   dirty_ = false;

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,6 +31,10 @@
 #include "shmlog/log.h"
 
 namespace shmlog {
+
+namespace io {
+class FileLayer;
+}
 
 class FileSink {
  public:
@@ -76,6 +81,7 @@ class FileSink {
   std::string buffer_;
   bool dirty_ = false;
   Survives survives_ = Survives::kHostCrash;
+  std::shared_ptr<io::FileLayer> layer_;  // tests: writes and syncs go through it (a fault-injecting layer)
   std::uint32_t mode_ = 0600;
 };
 
