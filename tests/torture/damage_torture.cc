@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "crash_util.h"
+#include "trials.h"
 #include "shmlog/io/segment_file.h"
 #include "shmlog/log.h"
 #include "shmlog/segments.h"
@@ -287,36 +288,18 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
 }  // namespace shmlog
 
 int main(int argc, char** argv) {
-  std::uint64_t trials = 200, seed = static_cast<std::uint64_t>(std::random_device{}()) << 20;
-  std::string dir = "/tmp";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--trials") {
-      trials = std::strtoull(argv[i + 1], nullptr, 10);
-    } else if (flag == "--seed") {
-      seed = std::strtoull(argv[i + 1], nullptr, 10);
-    } else if (flag == "--dir") {
-      dir = argv[i + 1];
-    } else {
-      std::fprintf(stderr, "shmlog_damage_torture: unknown flag %s\n", flag.c_str());
-      return 2;
-    }
-  }
-  const auto started = std::chrono::steady_clock::now();
+  shmlog::torture::Run run;
   shmlog::Totals totals;
-  for (std::uint64_t n = 0; n < trials; ++n) {
-    const std::string error = shmlog::trial(n, seed + n, dir, totals);
-    if (!error.empty()) {
-      std::fprintf(stderr, "trial %llu (--seed %llu --trials 1): %s\n", static_cast<unsigned long long>(n),
-                   static_cast<unsigned long long>(seed + n), error.c_str());
-      return 1;
-    }
+  if (const int rc = shmlog::torture::run_trials(
+          argc, argv, run,
+          [&](std::uint64_t n, std::uint64_t seed, const std::string& dir) { return shmlog::trial(n, seed, dir, totals); });
+      rc != 0) {
+    return rc;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf(
       "%llu damaged logs in %.0f s (seed %llu): %llu damages; of %llu records in logs read back %llu delivered, %llu lost and "
       "reported, 0 lost in silence, 0 invented; %llu damaged checkpoint or meta files refused\n",
-      static_cast<unsigned long long>(totals.trials), seconds, static_cast<unsigned long long>(seed),
+      static_cast<unsigned long long>(totals.trials), run.seconds, static_cast<unsigned long long>(run.seed),
       static_cast<unsigned long long>(totals.damages), static_cast<unsigned long long>(totals.records),
       static_cast<unsigned long long>(totals.delivered), static_cast<unsigned long long>(totals.reported_lost),
       static_cast<unsigned long long>(totals.refused));

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "crash_util.h"
+#include "trials.h"
 #include "shmlog/io/segment_file.h"
 #include "shmlog/log.h"
 
@@ -231,37 +232,19 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
 }  // namespace shmlog
 
 int main(int argc, char** argv) {
-  std::uint64_t trials = 200, seed = static_cast<std::uint64_t>(std::random_device{}()) << 20;
-  std::string dir = "/tmp";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--trials") {
-      trials = std::strtoull(argv[i + 1], nullptr, 10);
-    } else if (flag == "--seed") {
-      seed = std::strtoull(argv[i + 1], nullptr, 10);
-    } else if (flag == "--dir") {
-      dir = argv[i + 1];
-    } else {
-      std::fprintf(stderr, "shmlog_host_crash_torture: unknown flag %s\n", flag.c_str());
-      return 2;
-    }
-  }
-  const auto started = std::chrono::steady_clock::now();
+  shmlog::torture::Run run;
   shmlog::Totals totals;
-  for (std::uint64_t n = 0; n < trials; ++n) {
-    const std::string error = shmlog::trial(n, seed + n, dir, totals);
-    if (!error.empty()) {
-      std::fprintf(stderr, "trial %llu (--seed %llu --trials 1): %s\n", static_cast<unsigned long long>(n),
-                   static_cast<unsigned long long>(seed + n), error.c_str());
-      return 1;
-    }
+  if (const int rc = shmlog::torture::run_trials(
+          argc, argv, run,
+          [&](std::uint64_t n, std::uint64_t seed, const std::string& dir) { return shmlog::trial(n, seed, dir, totals); });
+      rc != 0) {
+    return rc;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf(
       "%llu host crashes in %.0f s (seed %llu): %llu records acknowledged durable (%llu of them in files retention removed), %llu survived, 0 lost, 0 invented,"
       " 0 reported durable that were not; %llu disk faults injected; unsynced writes kept %llu, dropped %llu, torn %llu;"
       " %llu directory entries lost, %llu new files cut short, %llu removed files back\n",
-      static_cast<unsigned long long>(totals.trials), seconds, static_cast<unsigned long long>(seed),
+      static_cast<unsigned long long>(totals.trials), run.seconds, static_cast<unsigned long long>(run.seed),
       static_cast<unsigned long long>(totals.acked), static_cast<unsigned long long>(totals.retention_removed),
       static_cast<unsigned long long>(totals.survived),
       static_cast<unsigned long long>(totals.faults), static_cast<unsigned long long>(totals.crash.kept),
