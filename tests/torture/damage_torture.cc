@@ -3,8 +3,9 @@
 // flipped, a 4 KiB block zeroed, a file cut short, emptied, removed or
 // renamed away, its header flipped, another segment's file copied over it,
 // a stray copy under a far-off name, a byte of the checkpoint or meta file
-// flipped), then read back with the shared memory kept or lost (a host
-// crash: the log comes back from its files). An independent checker asks:
+// flipped, the exactly-once sink's journal damaged), then read back with
+// the shared memory kept or lost (a host crash: the log comes back from its
+// files). An independent checker asks:
 //
 // - is every record delivered the one written at its offset, in order,
 //   none twice (nothing invented)?
@@ -34,6 +35,7 @@
 
 #include "crash_util.h"
 #include "trials.h"
+#include "shmlog/file_sink.h"
 #include "shmlog/io/segment_file.h"
 #include "shmlog/log.h"
 #include "shmlog/segments.h"
@@ -71,7 +73,83 @@ void write_at(const std::string& path, std::uint64_t at, const std::string& byte
 
 struct Totals {
   std::uint64_t trials = 0, damages = 0, records = 0, delivered = 0, reported_lost = 0, refused = 0;
+  std::uint64_t sinks = 0, sinks_refused = 0;
 };
+
+// The exactly-once sink's journal damaged: the log is consumed into a
+// FileSink (a checkpoint every 1 to 60 records), then a byte of its journal
+// is flipped, the journal cut, or a stretch of it zeroed. Opening the sink
+// again either refuses, naming the journal and leaving the output as it
+// was, or resuming from its offsets writes every record exactly once.
+std::string sink_trial(std::mt19937_64& rng, std::uint64_t n, const std::string& path, int count,
+                       std::string& plan, Totals& totals) {
+  auto log = Log::open(path, {.keeper = false});
+  if (!log.ok()) return "open: " + log.status().to_string();
+  const std::string out = path + "/sink.out", journal = out + ".offsets";
+  auto consume = [&](FileSink& sink, int every) {
+    ConsumerOptions co;
+    co.partitions = {0};
+    auto c = log->consumer(co).value();
+    if (auto at = sink.offset(0)) (void)c.seek(0, *at);
+    for (int idle = 0; idle < 2;) {
+      const PollResult r = c.poll_wait(
+          [&](const Record& rec) {
+            sink.write(rec.value);
+            sink.write("\n");
+            sink.advance(0, rec.next_offset);
+          },
+          static_cast<std::size_t>(every), 20ms);
+      if (Status done = sink.checkpoint(); !done.ok()) return "checkpoint: " + done.to_string();
+      idle = r.records == 0 ? idle + 1 : 0;
+    }
+    return std::string();
+  };
+  {
+    auto sink = FileSink::open(out, *log, FileSink::Survives::kProcessCrash);
+    if (!sink.ok()) return "sink: " + sink.status().to_string();
+    if (std::string e = consume(*sink, 1 + static_cast<int>(rng() % 60)); !e.empty()) return e;
+  }
+  std::string expected;
+  for (int i = 0; i < count; ++i) expected += value_of(n, i) + "\n";
+  if (read_file(out) != expected) return "the sink's output before any damage is not every record once";
+  const std::string text = read_file(journal);
+  if (text.empty()) return "an empty journal";
+  switch (rng() % 3) {
+    case 0: {
+      const std::uint64_t at = rng() % text.size();
+      std::string b = text.substr(at, 1);
+      b[0] = static_cast<char>(b[0] ^ static_cast<char>(1u << (rng() % 8)));
+      write_at(journal, at, b);
+      plan += "; the sink's journal: byte " + std::to_string(at) + " of " + std::to_string(text.size()) + " flipped";
+      break;
+    }
+    case 1: {
+      const std::uint64_t size = rng() % text.size();
+      fs::resize_file(journal, size);
+      plan += "; the sink's journal cut to " + std::to_string(size) + " of " + std::to_string(text.size()) + " bytes";
+      break;
+    }
+    default: {
+      const std::uint64_t at = rng() % text.size(), len = 1 + rng() % 64;
+      write_at(journal, at, std::string(std::min<std::uint64_t>(len, text.size() - at), '\0'));
+      plan += "; the sink's journal zeroed at " + std::to_string(at);
+      break;
+    }
+  }
+  ++totals.sinks;
+  auto sink = FileSink::open(out, *log, FileSink::Survives::kProcessCrash);
+  if (!sink.ok()) {
+    ++totals.sinks_refused;
+    if (sink.status().message().find(journal) == std::string::npos) {
+      return "the sink refused without naming its journal: " + sink.status().to_string();
+    }
+    if (read_file(out) != expected) return "the sink refused and cut its output";
+    return {};
+  }
+  if (std::string e = consume(*sink, 1 + static_cast<int>(rng() % 60)); !e.empty()) return e;
+  if (read_file(out) != expected) return "after the damaged journal the output is not every record exactly once";
+  return {};
+}
 
 // One trial; returns an empty string or what went wrong.
 std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, Totals& totals) {
@@ -100,6 +178,15 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
   const std::uint64_t segments = (end + kSegment - 1) / kSegment;
   const std::string pdir = io::partition_directory(path, 0);
   auto file_of = [&](std::uint64_t segment) { return pdir + "/" + io::segment_file_name(segment * kSegment); };
+  if (rng() % 8 == 0) {  // the sink's journal alone
+    std::string plan = std::to_string(count) + " records, consumed into a FileSink";
+    const std::string error = sink_trial(rng, n, path, count, plan, totals);
+    ++totals.trials;
+    if (!error.empty()) return error + " (" + plan + "; the log is left in " + path + ")";
+    (void)Log::remove(path);
+    fs::remove_all(path);
+    return {};
+  }
   const bool lose_memory = rng() % 2 == 0;
   std::string plan = std::to_string(count) + " records in " + std::to_string(segments) + " segments, memory " +
                      (lose_memory ? "lost" : "kept");
@@ -298,10 +385,12 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "%llu damaged logs in %.0f s (seed %llu): %llu damages; of %llu records in logs read back %llu delivered, %llu lost and "
-      "reported, 0 lost in silence, 0 invented; %llu damaged checkpoint or meta files refused\n",
+      "reported, 0 lost in silence, 0 invented; %llu damaged checkpoint or meta files refused; %llu sink journals "
+      "damaged, %llu refused naming it, the others resumed exactly once\n",
       static_cast<unsigned long long>(totals.trials), run.seconds, static_cast<unsigned long long>(run.seed),
       static_cast<unsigned long long>(totals.damages), static_cast<unsigned long long>(totals.records),
       static_cast<unsigned long long>(totals.delivered), static_cast<unsigned long long>(totals.reported_lost),
-      static_cast<unsigned long long>(totals.refused));
+      static_cast<unsigned long long>(totals.refused), static_cast<unsigned long long>(totals.sinks),
+      static_cast<unsigned long long>(totals.sinks_refused));
   return 0;
 }
