@@ -419,7 +419,8 @@ void Flusher::rewrite_unsynced(std::uint32_t p) {
 }
 
 bool Flusher::files_still_named(std::uint32_t p) {
-  for (const auto& [segment, file] : parts_[p].files) {
+  for (const auto& entry : parts_[p].files) {
+    const io::SegmentFile& file = entry.second;
     const bool used = std::any_of(ops_.begin(), ops_.end(), [&](const io::IoOp& op) { return op.fd == file.fd(); });
     if (used && !file.still_at_path()) {
       note_error(p, ESTALE);
