@@ -15,13 +15,16 @@
 //   ring: at-least-once hands out every record, at-most-once none twice,
 //   exactly-once writes each once and in order; a zero-copy view never
 //   changes while its handler runs.
+// - the keeper of a fsync log (keeper), killed and restarted while a
+//   producer waits for durable acks: the producer finishes, every record
+//   there once, in order.
 //
 //   shmlog_kill_torture [--trials N] [--seed S] [--dir D] [--durable] [--kinds K,...]
 //
 // --durable runs every trial on a log with durability flush (a keeper in
 // each process, killed with it); --kinds runs only the kinds named (shared,
 // exclusive, idempotent, transactional, at-least-once, at-most-once,
-// exactly-once, unique). Exits 1 naming the trial and seed of the
+// exactly-once, unique, keeper). Exits 1 naming the trial and seed of the
 // first violation, or of a process that hung.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -123,16 +126,17 @@ bool parse(Bytes value, std::uint32_t* writer, std::uint32_t* i) {
          pad == std::string(pad.size(), static_cast<char>('a' + *i % 26));
 }
 
-constexpr int kKinds = 8;
+constexpr int kKinds = 9;
 constexpr int kUnique = 7;  // a producer kind (numbered after the members': seeds of older runs keep their kind)
+constexpr int kKeeper = 8;  // the keeper of a fsync log killed
 
 struct Totals {
   std::uint64_t trials = 0, kills = 0, acked = 0, records_checked = 0, handled = 0;
   std::uint64_t by_kind[kKinds] = {};
 };
 
-const char* const kKindNames[kKinds] = {"shared",        "exclusive",    "idempotent",   "transactional",
-                                        "at-least-once", "at-most-once", "exactly-once", "unique"};
+const char* const kKindNames[kKinds] = {"shared",       "exclusive",    "idempotent", "transactional", "at-least-once",
+                                        "at-most-once", "exactly-once", "unique",     "keeper"};
 
 bool producer_kind(int kind) { return kind < 4 || kind == kUnique; }
 
@@ -146,14 +150,15 @@ LogOptions options_for(std::mt19937_64& rng, bool durable, int kind) {
   o.max_producers = 16;
   if (kind == kUnique) o.token_window = 4096;  // more than a trial's records
   if (durable) o.durability = Durability::kFlush;
+  if (kind == kKeeper) o.durability = Durability::kFsync;
   return o;
 }
 
 // The checker of a producer trial, in a process of its own: a group
 // (which holds the backpressure ring for it) reading with read_committed
 // until the end marker, noting on the board what it read and in what order.
-int check_producers(const std::string& path, Board& board) {
-  auto log = Log::open(path);
+int check_producers(const std::string& path, Board& board, bool keeper = true) {
+  auto log = Log::open(path, {.keeper = keeper});
   if (!log.ok()) return 60;
   auto consumer = log->consumer({.group = "check", .isolation = Isolation::kReadCommitted});
   if (!consumer.ok()) return 61;
@@ -353,6 +358,75 @@ std::string producer_trial(std::mt19937_64& rng, int kind, const std::string& pa
   return e;
 }
 
+// The keeper of a fsync log, in a process of its own (nobody else runs
+// one), is killed at random moments one to three times and restarted,
+// while a producer appends and waits for durability every 1 to 64 records:
+// acks need a keeper, so the restarted one must take the dead one's lease
+// and go on. Every acknowledged record is there once, in order, and the
+// producer finishes.
+std::string keeper_trial(std::mt19937_64& rng, const std::string& path, Board& board, Totals& totals) {
+  const std::uint32_t n = 200 + static_cast<std::uint32_t>(rng() % 1500);
+  const std::uint32_t pad = static_cast<std::uint32_t>(rng() % 300);
+  const std::uint32_t wait_every = 1 + static_cast<std::uint32_t>(rng() % 64);
+  auto keeper = [&]() -> int {
+    auto log = Log::open(path);  // its keeper thread is the log's only one
+    if (!log.ok()) return 70;
+    board.started = 1;
+    while (board.produced.load() == 0) shm::sleep_for(1ms);
+    return 0;
+  };
+  const std::uint32_t checker = spawn([&] { return check_producers(path, board, /*keeper=*/false); });
+  for (int i = 0; i < 20000 && board.checker_ready.load() == 0 && shm::wait_process_for(checker, 0ms) == -1; ++i) {
+    shm::sleep_for(100us);
+  }
+  const std::uint32_t producer = spawn([&]() -> int {
+    auto log = Log::open(path, {.keeper = false});
+    if (!log.ok()) return 80;
+    auto p = log->producer({.backpressure_timeout = 30s});
+    if (!p.ok()) return 81;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const AppendResult r = p->append(as_bytes(value_of(0, i, pad)));
+      if (!r) {
+        std::fprintf(stderr, "keeper trial, append %u of %u: %s\n", i, n, errc_name(r.error));
+        return 82;
+      }
+      if ((i + 1) % wait_every != 0 && i + 1 != n) continue;
+      const Errc durable = p->wait_durable(0, r.offset + 1, 30s);
+      if (durable != Errc::kOk) {
+        std::fprintf(stderr, "keeper trial, durable wait at %u of %u: %s\n", i, n, errc_name(durable));
+        return 83;
+      }
+      board.acked = i + 1;
+    }
+    board.produced = 1;
+    return 0;
+  });
+  const int kills = 1 + static_cast<int>(rng() % 3);
+  for (int k = 0; k < kills; ++k) {
+    board.started = 0;
+    const std::uint32_t pid = spawn(keeper);
+    kill_at_random(rng, pid, board);
+    if (join(pid, 30s) == -1) return "a keeper to be killed hung";
+    ++totals.kills;
+  }
+  const std::uint32_t last = spawn(keeper);
+  const int produced = join(producer, 60s);
+  const int kept = join(last, 30s);
+  if (produced != 0) return "the producer " + std::string(produced == -1 ? "hung" : "failed: " + std::to_string(produced));
+  if (kept != 0) return "the last keeper " + std::string(kept == -1 ? "hung" : "failed: " + std::to_string(kept));
+  auto log = Log::open(path);
+  if (!log.ok()) return "reopen: " + log.status().to_string();
+  {
+    auto p = log->producer();
+    if (!p.ok() || !p->append(as_bytes("end"))) return "the end marker could not be appended";
+  }
+  const int checked = join(checker, 60s);
+  if (checked != 0) return "the checker " + std::string(checked == -1 ? "hung" : "failed: " + std::to_string(checked));
+  if (board.invented.load() > 0) return std::to_string(board.invented.load()) + " record(s) no writer wrote, lost or corrupt";
+  totals.records_checked += n;
+  return check_writer(board, 0, n, n, true, "producer");
+}
+
 // A group member of kind 4..6 is killed and restarted, a few times, while a
 // producer fills a backpressure ring.
 std::string consumer_trial(std::mt19937_64& rng, int kind, const std::string& path, Board& board, Totals& totals) {
@@ -476,8 +550,9 @@ std::string trial(std::uint64_t number, std::uint64_t seed, const std::string& d
     if (!log.ok()) error = "create: " + log.status().to_string();
   }
   if (error.empty()) {
-    error = producer_kind(kind) ? producer_trial(rng, kind, path, board, totals)
-                                : consumer_trial(rng, kind, path, board, totals);
+    error = kind == kKeeper       ? keeper_trial(rng, path, board, totals)
+            : producer_kind(kind) ? producer_trial(rng, kind, path, board, totals)
+                                  : consumer_trial(rng, kind, path, board, totals);
   }
   ::munmap(mem, sizeof(Board));
   if (!error.empty()) return std::string(kKindNames[kind]) + ": " + error + " (log left at " + path + ")";
@@ -497,7 +572,7 @@ int main(int argc, char** argv) {
   std::uint64_t trials = 100, seed = static_cast<std::uint64_t>(std::random_device{}()) << 20;
   std::string dir = "/tmp";
   bool durable = false;
-  std::vector<int> kinds = {0, 1, 2, 3, 4, 5, 6, 7};
+  std::vector<int> kinds = {0, 1, 2, 3, 4, 5, 6, 7, 8};
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--durable") {
