@@ -971,13 +971,17 @@ namespace {
 // zeroed (its file) or removed (later files). Acknowledged records were
 // synced, so they are all before the end. `bases` loses the removed files.
 Result<std::uint64_t> recover_tail(const LogState& s, std::uint32_t p, std::vector<std::uint64_t>& bases,
-                                   std::uint64_t durable_from) {
+                                   std::uint64_t durable_from, std::uint64_t start) {
   const std::string dir = io::partition_directory(s.path, p);
   auto path_of = [&](std::uint64_t base) { return dir + "/" + io::segment_file_name(base); };
+  // Records are contiguous from the durable position, or from retention's
+  // start (a checkpoint without it: the first file) when that is later: a
+  // file missing after it is a hole, not retention's doing.
+  const std::uint64_t floor =
+      std::max(durable_from, start != UINT64_MAX ? start : bases.empty() ? 0 : bases.front());
   // A file created ahead of need may have its name on disk but not its
   // header (the header is synced with the file's first data): it never
   // held a durable byte. Below the durable position it is damage.
-  const std::uint64_t floor = std::max(durable_from, bases.empty() ? 0 : bases.front());
   for (std::uint64_t base : std::vector<std::uint64_t>(bases)) {
     if (base + s.segment_size > floor && header_never_written(path_of(base))) {
       SHMLOG_RETURN_IF_ERROR(io::remove_file(path_of(base)));
@@ -1241,7 +1245,7 @@ Status recover_from_disk(LogState& s) {
     auto bases = io::list_segment_files(dir);
     if (!bases.ok()) return std::move(bases).status();
     if (bases->empty() && durable_from[p] == 0) continue;
-    auto found = recover_tail(s, p, *bases, durable_from[p]);
+    auto found = recover_tail(s, p, *bases, durable_from[p], start[p]);
     if (!found.ok()) return std::move(found).status();
     const std::uint64_t tail = *found;
     auto& ph = s.partition(p);

@@ -594,6 +594,33 @@ TEST(HostCrash, OffsetsNeverGoBackWhenNoFileSurvived) {
   EXPECT_EQ(got, std::vector<std::string>{"after"});
 }
 
+// Nothing was durable yet (the checkpoint says 0, retention never ran)
+// and the first file's name never reached the disk, while a later file
+// holds records: records after a hole prove nothing, so the log ends at 0
+// (it took the later file for the start of the history, and readers
+// reported the missing first segment as damage; the host-crash torture
+// found it).
+TEST(HostCrash, AMissingFirstFileBeforeAnythingWasDurableIsAHoleNotTheStart) {
+  test::TempLogPath path;
+  {
+    auto log = Log::create(path.str(), durable_log()).value();
+    auto p = log.producer().value();
+    const std::string big(3000, 'v');
+    for (int i = 0; i < 40; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i) + big)));  // into the second segment
+  }
+  ASSERT_TRUE(test::rewind_checkpoint(path.str(), 0, 0, 0).ok());
+  ASSERT_TRUE(std::filesystem::remove(io::partition_directory(path.str(), 0) + "/" + io::segment_file_name(0)));
+  auto log = reopen_after_crash(path.str());
+  EXPECT_EQ(log.info().partitions[0].end_offset, 0u);
+  ConsumerOptions co;
+  co.partitions = {0};
+  auto c = log.consumer(co).value();
+  const PollResult r = c.poll_wait([](const Record&) {}, 64, 100ms);
+  EXPECT_EQ(r.records, 0u);
+  EXPECT_EQ(r.corrupt, 0u);
+  EXPECT_TRUE(c.take_damage().empty());
+}
+
 // The memory made anew after a host crash goes on writing the files of
 // the one before: recovery stamps them with the new incarnation, so its
 // keeper takes them as its own.
