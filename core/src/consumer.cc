@@ -369,7 +369,8 @@ void ConsumerState::complete_if_abandoned(Part& part, std::uint64_t position, st
       return;  // its prepare record is ahead: the look-ahead finds it next time
     }
     if (format::txn_state(w) == format::TxnState::kOpen) {
-      const bool expired = slot.txn_timeout_ms != 0 && since > std::uint64_t{slot.txn_timeout_ms} * 1000000;
+      const std::uint32_t timeout_ms = atomic(slot.txn_timeout_ms).load(std::memory_order_relaxed);
+      const bool expired = timeout_ms != 0 && since > std::uint64_t{timeout_ms} * 1000000;
       const bool ring_full_behind = s.options.policy == Policy::kBackpressure && !s.durable() &&
                                     atomic(s.header->space_waiters).load(std::memory_order_relaxed) > 0 &&
                                     s.tail(part.partition) - position >= (s.ring_segments - 1) << s.segment_shift;

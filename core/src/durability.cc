@@ -153,8 +153,8 @@ io::KeyValues checkpoint_values(const LogState& s, const SequenceSnapshot& durab
     e.first_epoch = atomic(slot.first_epoch).load(std::memory_order_relaxed);
     e.next_sequence = durable.sequences.count(i) != 0 ? durable.sequences.at(i) : 0;
     e.txn_word = atomic(slot.txn_word).load(std::memory_order_acquire);
-    e.txn_timeout_ms = slot.txn_timeout_ms;
-    e.txn_changed_ns = slot.txn_changed_ns;
+    e.txn_timeout_ms = atomic(slot.txn_timeout_ms).load(std::memory_order_relaxed);
+    e.txn_changed_ns = atomic(slot.txn_changed_ns).load(std::memory_order_relaxed);
     if (auto kept = durable.offsets.find(i); kept != durable.offsets.end() && kept->second.name == e.name) {
       e.has_offsets = true;
       e.offsets_epoch = kept->second.epoch;

@@ -1386,7 +1386,9 @@ Status Producer::begin_transaction() {
   // fenced instance cannot open one under the newer instance (its epoch
   // taken meanwhile is only a number skipped).
   const auto epoch = static_cast<std::uint16_t>(format::atomic(slot.epoch).fetch_add(1, std::memory_order_seq_cst) + 1);
-  slot.txn_timeout_ms = static_cast<std::uint32_t>(std::min<std::int64_t>(st->txn_timeout.count(), UINT32_MAX));
+  format::atomic(slot.txn_timeout_ms)
+      .store(static_cast<std::uint32_t>(std::min<std::int64_t>(st->txn_timeout.count(), UINT32_MAX)),
+             std::memory_order_relaxed);
   format::atomic(slot.txn_changed_ns).store(detail::now_realtime_ns(), std::memory_order_relaxed);
   while (!word.compare_exchange_weak(w, format::make_txn_word(st->fence, epoch, format::TxnState::kOpen),
                                      std::memory_order_seq_cst)) {
