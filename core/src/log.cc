@@ -544,7 +544,7 @@ void repair_exclusive_tail(const LogState& log, std::uint32_t p) noexcept {
   if (format::segment_index(w) == segment && format::segment_state(w) == format::SegmentState::kReady) {
     const std::uint64_t offset = pos & log.segment_mask;
     const std::uint64_t n = std::min<std::uint64_t>(format::align_record(log.max_frame), log.segment_size - offset);
-    std::memset(log.segment_base(p, segment) + offset, 0, n);
+    zero_shared(log.segment_base(p, segment) + offset, n);
   }
   tail.store(pos, std::memory_order_release);
 }

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -16,7 +17,31 @@
 #include "shmlog/shm/process.h"
 #include "shmlog/shm/shared_memory.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define SHMLOG_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHMLOG_TSAN 1
+#endif
+#endif
+
 namespace shmlog::detail {
+
+// Zeroes ring bytes that other processes may be loading: a reader that
+// lapped, or looks ahead, checks what it loaded against the slot's word
+// afterwards (as a seqlock reader does). ThreadSanitizer takes a plain
+// memset for a race with those atomic loads, so its builds zero with
+// relaxed 8-byte atomic stores (`at` and `n` are 8-byte aligned); the
+// others use memset.
+inline void zero_shared(std::byte* at, std::size_t n) noexcept {
+#ifdef SHMLOG_TSAN
+  for (std::size_t i = 0; i + 8 <= n; i += 8) {
+    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(at + i)).store(0, std::memory_order_relaxed);
+  }
+#else
+  std::memset(at, 0, n);
+#endif
+}
 
 // Byte offsets of every table, computed from the options alone.
 struct Geometry {

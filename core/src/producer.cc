@@ -340,7 +340,7 @@ bool take_slot(const LogState& s, std::uint32_t p, std::uint64_t segment, std::u
 // zeroed already) and publishes it ready.
 void zero_and_publish(const LogState& s, std::uint32_t p, std::uint64_t segment, std::uint64_t zeroed = 0) noexcept {
   auto& d = s.descriptor(p, segment);
-  if (zeroed < s.segment_size) std::memset(s.segment_base(p, segment) + zeroed, 0, s.segment_size - zeroed);
+  if (zeroed < s.segment_size) zero_shared(s.segment_base(p, segment) + zeroed, s.segment_size - zeroed);
   atomic(d.prepared_ns).store(now_realtime_ns(), std::memory_order_relaxed);
   // Pairs with the acquire of producers and consumers checking the slot.
   atomic(d.state_word).store(format::make_segment_word(segment, format::SegmentState::kReady, 0),
@@ -529,7 +529,7 @@ void ProducerState::zero_ahead(std::uint32_t p, std::uint64_t upto) noexcept {
   Cursor& c = cursors[p];
   upto = std::min(upto, s.segment_size);
   if (c.ahead_segment == UINT64_MAX || upto <= c.ahead_zeroed) return;
-  std::memset(s.segment_base(p, c.ahead_segment) + c.ahead_zeroed, 0, upto - c.ahead_zeroed);
+  zero_shared(s.segment_base(p, c.ahead_segment) + c.ahead_zeroed, upto - c.ahead_zeroed);
   c.ahead_zeroed = upto;
   if (upto == s.segment_size) finish_zeroing_ahead(p);
 }
@@ -702,7 +702,7 @@ void ProducerState::abort() noexcept {
   if (exclusive) {
     // Nothing was published; clear what the caller may have written so no
     // stale bytes lie where the next record's header goes.
-    std::memset(base, 0, aligned);
+    zero_shared(base, aligned);
     return;
   }
   std::uint64_t expected = format::make_commit_word(-static_cast<std::int32_t>(claim_frame),
