@@ -18,13 +18,16 @@
 // - the keeper of a fsync log (keeper), killed and restarted while a
 //   producer waits for durable acks: the producer finishes, every record
 //   there once, in order.
+// - members of a group over three partitions (rebalance), killed while
+//   others join and take their partitions over: at-least-once hands out
+//   every record, at-most-once none twice.
 //
 //   shmlog_kill_torture [--trials N] [--seed S] [--dir D] [--durable] [--kinds K,...]
 //
 // --durable runs every trial on a log with durability flush (a keeper in
 // each process, killed with it); --kinds runs only the kinds named (shared,
 // exclusive, idempotent, transactional, at-least-once, at-most-once,
-// exactly-once, unique, keeper). Exits 1 naming the trial and seed of the
+// exactly-once, unique, keeper, rebalance). Exits 1 naming the trial and seed of the
 // first violation, or of a process that hung.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -126,9 +129,10 @@ bool parse(Bytes value, std::uint32_t* writer, std::uint32_t* i) {
          pad == std::string(pad.size(), static_cast<char>('a' + *i % 26));
 }
 
-constexpr int kKinds = 9;
+constexpr int kKinds = 10;
 constexpr int kUnique = 7;  // a producer kind (numbered after the members': seeds of older runs keep their kind)
-constexpr int kKeeper = 8;  // the keeper of a fsync log killed
+constexpr int kKeeper = 8;     // the keeper of a fsync log killed
+constexpr int kRebalance = 9;  // members of a group over three partitions killed while others take over
 
 struct Totals {
   std::uint64_t trials = 0, kills = 0, acked = 0, records_checked = 0, handled = 0;
@@ -136,7 +140,7 @@ struct Totals {
 };
 
 const char* const kKindNames[kKinds] = {"shared",       "exclusive",    "idempotent", "transactional", "at-least-once",
-                                        "at-most-once", "exactly-once", "unique",     "keeper"};
+                                        "at-most-once", "exactly-once", "unique",     "keeper",        "rebalance"};
 
 bool producer_kind(int kind) { return kind < 4 || kind == kUnique; }
 
@@ -151,6 +155,7 @@ LogOptions options_for(std::mt19937_64& rng, bool durable, int kind) {
   if (kind == kUnique) o.token_window = 4096;  // more than a trial's records
   if (durable) o.durability = Durability::kFlush;
   if (kind == kKeeper) o.durability = Durability::kFsync;
+  if (kind == kRebalance) o.partitions = 3;
   return o;
 }
 
@@ -427,6 +432,99 @@ std::string keeper_trial(std::mt19937_64& rng, const std::string& path, Board& b
   return check_writer(board, 0, n, n, true, "producer");
 }
 
+// Two members of one group (at-least-once or at-most-once) share three
+// partitions while a producer fills them; one of them is killed at a random
+// moment one to three times and a new member joins each time, so
+// partitions move between live members (and from dead ones, once judged
+// dead) while records flow. A last member drains what is left. At least
+// once: every record handed out; at most once: none twice.
+std::string rebalance_trial(std::mt19937_64& rng, const std::string& path, Board& board, Totals& totals) {
+  const bool at_most_once = rng() % 2 == 0;
+  const std::uint32_t n = 300 + static_cast<std::uint32_t>(rng() % 2000);
+  const std::uint32_t pad = static_cast<std::uint32_t>(rng() % 400);
+  const std::size_t batch = 1 + rng() % 64;
+  {  // the group exists before the first record: it holds the ring from there
+    auto log = Log::open(path);
+    if (!log.ok()) return "open: " + log.status().to_string();
+    auto consumer = log->consumer({.group = "g"});
+    if (!consumer.ok()) return "group: " + consumer.status().to_string();
+    consumer->close();
+  }
+  const std::uint32_t producer = spawn([&]() -> int {
+    auto log = Log::open(path);
+    if (!log.ok()) return 40;
+    auto p = log->producer({.backpressure_timeout = 30s});
+    if (!p.ok()) return 41;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (!p->append_to(i % 3, {}, as_bytes(value_of(0, i, pad)))) return 42;
+    }
+    board.produced = 1;
+    return 0;
+  });
+  // Reads until the producer is done and a poll finds nothing (`drain`:
+  // until nothing comes for 200 ms), or until killed.
+  auto member = [&](bool drain) -> int {
+    auto log = Log::open(path);
+    if (!log.ok()) return 50;
+    ConsumerOptions co{.group = "g"};
+    co.mode = at_most_once ? DeliveryMode::kAtMostOnce : DeliveryMode::kAtLeastOnce;
+    co.commit_every = batch;
+    auto consumer = log->consumer(co);
+    if (!consumer.ok()) return 52;
+    board.started = 1;
+    int idle = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 40s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const bool produced = board.produced.load() != 0;
+      auto got = consumer->poll_wait(
+          [&](const Record& r) {
+            std::uint32_t w = 0, i = 0;
+            if (parse(r.value, &w, &i)) {
+              board.handled[i].fetch_add(1);
+            } else {
+              board.view_changed.fetch_add(1);
+            }
+          },
+          batch, 50ms);
+      idle = got.records == 0 ? idle + 1 : 0;
+      if (produced && idle >= (drain ? 4 : 1)) break;
+    }
+    consumer->close();
+    return std::chrono::steady_clock::now() < deadline ? 0 : 55;
+  };
+  const std::uint32_t steady = spawn([&] { return member(false); });
+  std::vector<std::uint32_t> joined;
+  const int kills = 1 + static_cast<int>(rng() % 3);
+  for (int k = 0; k < kills; ++k) {
+    board.started = 0;
+    const std::uint32_t pid = spawn([&] { return member(false); });
+    kill_at_random(rng, pid, board);
+    if (join(pid, 30s) == -1) return "a member to be killed hung";
+    ++totals.kills;
+    joined.push_back(spawn([&] { return member(false); }));  // a new member joins meanwhile
+  }
+  for (const std::uint32_t pid : joined) {
+    const int code = join(pid, 60s);
+    if (code != 0) return "a member that joined " + std::string(code == -1 ? "hung" : "failed: " + std::to_string(code));
+  }
+  const int kept = join(steady, 60s);
+  if (kept != 0) return "the member never killed " + std::string(kept == -1 ? "hung" : "failed: " + std::to_string(kept));
+  const std::uint32_t last = spawn([&] { return member(true); });
+  const int code = join(last, 60s);
+  if (code != 0) return "the last member " + std::string(code == -1 ? "hung" : "failed: " + std::to_string(code));
+  const int produced = join(producer, 30s);
+  if (produced != 0) return "the producer " + std::string(produced == -1 ? "hung" : "failed: " + std::to_string(produced));
+  if (board.view_changed.load() > 0) return std::to_string(board.view_changed.load()) + " record(s) torn or invented";
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::uint32_t h = board.handled[i].load();
+    totals.handled += h;
+    if (!at_most_once && h == 0) return "at-least-once: record " + std::to_string(i) + " never handed out";
+    if (at_most_once && h > 1) return "at-most-once: record " + std::to_string(i) + " handed out " + std::to_string(h) + " times";
+  }
+  totals.records_checked += n;
+  return {};
+}
+
 // A group member of kind 4..6 is killed and restarted, a few times, while a
 // producer fills a backpressure ring.
 std::string consumer_trial(std::mt19937_64& rng, int kind, const std::string& path, Board& board, Totals& totals) {
@@ -551,6 +649,7 @@ std::string trial(std::uint64_t number, std::uint64_t seed, const std::string& d
   }
   if (error.empty()) {
     error = kind == kKeeper       ? keeper_trial(rng, path, board, totals)
+            : kind == kRebalance  ? rebalance_trial(rng, path, board, totals)
             : producer_kind(kind) ? producer_trial(rng, kind, path, board, totals)
                                   : consumer_trial(rng, kind, path, board, totals);
   }
@@ -572,7 +671,7 @@ int main(int argc, char** argv) {
   std::uint64_t trials = 100, seed = static_cast<std::uint64_t>(std::random_device{}()) << 20;
   std::string dir = "/tmp";
   bool durable = false;
-  std::vector<int> kinds = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+  std::vector<int> kinds = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--durable") {
