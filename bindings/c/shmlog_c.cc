@@ -2,7 +2,9 @@
 // exception crosses into C. Errors set a thread-local message.
 #include "shmlog.h"
 
+#include <algorithm>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <new>
 #include <optional>
@@ -20,6 +22,7 @@ struct shmlog_producer {
 };
 struct shmlog_consumer {
   shmlog::Consumer consumer;
+  std::deque<shmlog::Damage> damage;  // taken from the consumer, not yet handed out
 };
 
 namespace {
@@ -426,7 +429,7 @@ shmlog_status shmlog_consumer_open(shmlog_log* log, const shmlog_consumer_option
     if (c.read_committed != 0) o.isolation = shmlog::Isolation::kReadCommitted;
     auto consumer = log->log.consumer(o);
     if (!consumer.ok()) return from_status(consumer.status());
-    *out = new shmlog_consumer{std::move(consumer).value()};
+    *out = new shmlog_consumer{std::move(consumer).value(), {}};
     return SHMLOG_OK;
   });
 }
@@ -462,6 +465,23 @@ shmlog_status shmlog_seek(shmlog_consumer* c, uint32_t partition, uint64_t offse
     if (c == nullptr) return null_argument("consumer");
     return from_status(c->consumer.seek(partition, offset));
   });
+}
+
+size_t shmlog_take_damage(shmlog_consumer* c, shmlog_damage* out, size_t max) {
+  if (c == nullptr || (out == nullptr && max > 0)) return 0;
+  for (auto& d : c->consumer.take_damage()) c->damage.push_back(std::move(d));
+  size_t n = 0;
+  for (; n < max && !c->damage.empty(); ++n) {
+    const shmlog::Damage& d = c->damage.front();
+    out[n].partition = d.partition;
+    out[n].from = d.from;
+    out[n].to = d.to;
+    const std::size_t len = std::min(d.what.size(), sizeof out[n].what - 1);
+    std::memcpy(out[n].what, d.what.data(), len);
+    out[n].what[len] = '\0';
+    c->damage.pop_front();
+  }
+  return n;
 }
 
 shmlog_status shmlog_position(const shmlog_consumer* c, uint32_t partition, uint64_t* offset) {

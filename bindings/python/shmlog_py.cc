@@ -373,6 +373,15 @@ PYBIND11_MODULE(shmlog, m) {
            })
       .def("position", [](PyConsumer& self, std::uint32_t partition) { return self.get().position(partition); })
       .def_property_readonly("lost_bytes", [](PyConsumer& self) { return self.get().lost_bytes(); })
+      .def(
+          "take_damage",
+          [](PyConsumer& self) {
+            py::list out;
+            for (const shmlog::Damage& d : self.get().take_damage()) out.append(py::make_tuple(d.partition, d.from, d.to, d.what));
+            return out;
+          },
+          "Damage stepped over since the last call (a missing or damaged segment file, a record that failed its "
+          "checksum): a list of (partition, from, to, what); offsets [from, to) were skipped, `what` says where and why.")
       .def("close", &PyConsumer::close, "Commits what was handed out (at-least-once) and leaves the group.")
       .def("__enter__", [](PyConsumer& c) -> PyConsumer& { return c; }, py::return_value_policy::reference)
       .def("__exit__", [](PyConsumer& self, py::object, py::object, py::object) { self.close(); })

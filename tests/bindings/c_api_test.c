@@ -114,7 +114,27 @@ static int durable(const char* dir) {
   uint64_t offset = 0;
   for (int i = 0; i < 3000; ++i) CHECK(shmlog_append(p, "durable", 7, &offset) == SHMLOG_OK, "durable append");
   CHECK(shmlog_wait_durable(p, 0, offset + 1, 1000) == SHMLOG_OK, "wait_durable");
+  CHECK(offset > 2 * 64 * 1024, "three segments written (%llu)", (unsigned long long)offset);
   shmlog_producer_close(p);
+  shmlog_close(log);
+  /* The first segment's file goes: a reader from the start is told what it skipped. */
+  char first[700];
+  snprintf(first, sizeof first, "%s/partition-0/00000000000000000000.seg", path);
+  CHECK(unlink(first) == 0, "remove %s", first);
+  CHECK(shmlog_open(path, &log) == SHMLOG_OK, "reopen durable");
+  shmlog_consumer* c = NULL;
+  CHECK(shmlog_consumer_open(log, NULL, &c) == SHMLOG_OK, "reader");
+  int n = 0;
+  for (size_t got = 1; got > 0;) shmlog_poll(c, count_record, &n, 1024, 50, &got);
+  shmlog_damage damage[4];
+  CHECK(shmlog_take_damage(c, damage, 4) == 1, "one damaged region");
+  CHECK(damage[0].partition == 0 && damage[0].from == 0 && damage[0].to == 64 * 1024, "offsets %llu..%llu",
+        (unsigned long long)damage[0].from, (unsigned long long)damage[0].to);
+  CHECK(strstr(damage[0].what, first) != NULL && strstr(damage[0].what, "No such file") != NULL, "what: %s",
+        damage[0].what);
+  CHECK(n > 0 && n < 3000, "the records of the other segments (%d)", n);
+  CHECK(shmlog_take_damage(c, damage, 4) == 0, "taken once");
+  shmlog_consumer_close(c);
   shmlog_close(log);
   CHECK(shmlog_delete(path) == SHMLOG_OK, "delete durable log");
   return 0;

@@ -263,3 +263,30 @@ def test_durable_log_keeps_records_in_segment_files(path):
     assert "00000000000000000000.seg" in segments
     c = log.consumer()
     assert [bytes(r.value) for r in c.poll(200)] == [b"durable-%d" % i for i in range(100)]
+    assert c.take_damage() == []
+
+
+def test_a_reader_is_told_what_damage_it_stepped_over(path):
+    log = small(path, durability="flush")
+    p = log.producer()
+    for i in range(2000):
+        p.append(b"record-%05d" % i + b"x" * 100)
+    p.close()
+    log.close()
+    first = os.path.join(path, "partition-0", "00000000000000000000.seg")
+    os.remove(first)
+    log = shmlog.Log.open(path)
+    c = log.consumer()
+    got = []
+    while True:
+        records = c.poll(512, 0.05)
+        if not records:
+            break
+        got += [bytes(r.value) for r in records]
+    assert 0 < len(got) < 2000
+    damage = c.take_damage()
+    assert len(damage) == 1
+    partition, start, end, what = damage[0]
+    assert (partition, start, end) == (0, 0, 64 * 1024)
+    assert first in what and "No such file" in what
+    assert c.take_damage() == []

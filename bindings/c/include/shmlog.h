@@ -193,6 +193,21 @@ shmlog_status shmlog_consumer_commit(shmlog_consumer* consumer);
 shmlog_status shmlog_seek(shmlog_consumer* consumer, uint32_t partition, uint64_t offset);
 shmlog_status shmlog_position(const shmlog_consumer* consumer, uint32_t partition, uint64_t* offset);
 
+/* Damage a consumer stepped over (a missing or damaged segment file of a
+ * durable log, a record that failed its checksum): offsets [from, to) of
+ * `partition` were skipped; `what` says where and why in one line (cut to
+ * fit, NUL-terminated). */
+typedef struct shmlog_damage {
+  uint32_t partition;
+  uint64_t from;
+  uint64_t to;
+  char what[512];
+} shmlog_damage;
+/* Moves up to `max` of the damage reports gathered since the last call
+ * into `out` (oldest first) and returns how many; the rest wait for the
+ * next call. */
+size_t shmlog_take_damage(shmlog_consumer* consumer, shmlog_damage* out, size_t max);
+
 #ifdef __cplusplus
 }
 #endif
