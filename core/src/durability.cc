@@ -1324,7 +1324,18 @@ Result<LogScan> scan_log_files(const std::string& path) {
     const std::uint64_t size = meta->options.segment_size;
     std::uint64_t expected = bases->empty() ? UINT64_MAX : bases->front();
     if (checkpoint) expected = std::min(expected, checkpoint->start[p] & ~(size - 1));
+    // Files missing from `expected` up to `base`: each named, or one entry
+    // for a gap of more than 64 (a checkpoint can name any position).
     auto missing_before = [&](std::uint64_t base) {
+      if (expected >= base) return;
+      if ((base - expected) / size > 64) {
+        out.bad_files.push_back({expected, base - expected,
+                                 dir + "/" + io::segment_file_name(expected) + " to " + io::segment_file_name(base - size) +
+                                     ": " + std::to_string((base - expected) / size) + " files missing (offsets " +
+                                     std::to_string(expected) + ".." + std::to_string(base) + " lost)"});
+        expected = base;
+        return;
+      }
       for (; expected < base; expected += size) {
         out.bad_files.push_back({expected, size, dir + "/" + io::segment_file_name(expected) + ": missing (offsets " +
                                                      std::to_string(expected) + ".." + std::to_string(expected + size) +
