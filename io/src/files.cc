@@ -1,7 +1,5 @@
 #include "shmlog/io/files.h"
 
-#include "shmlog/io/crc32c.h"
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,6 +9,8 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+
+#include "shmlog/io/crc32c.h"
 
 namespace shmlog::io {
 namespace {
