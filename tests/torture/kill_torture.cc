@@ -363,6 +363,35 @@ std::string producer_trial(std::mt19937_64& rng, int kind, const std::string& pa
   return e;
 }
 
+// Group "g", made before the first record (it holds the ring from there);
+// empty, or what went wrong.
+std::string make_group(const std::string& path) {
+  auto log = Log::open(path);
+  if (!log.ok()) return "open: " + log.status().to_string();
+  auto consumer = log->consumer({.group = "g"});
+  if (!consumer.ok()) return "group: " + consumer.status().to_string();
+  consumer->close();
+  return {};
+}
+
+// A process appending writer 0's records 0..n-1 (round robin over
+// `partitions`), then setting board.produced.
+std::uint32_t spawn_feeder(const std::string& path, std::uint32_t n, std::uint32_t pad, std::uint32_t partitions,
+                           Board& board) {
+  return spawn([&path, n, pad, partitions, &board]() -> int {
+    auto log = Log::open(path);
+    if (!log.ok()) return 40;
+    auto p = log->producer({.backpressure_timeout = 30s});
+    if (!p.ok()) return 41;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const std::string value = value_of(0, i, pad);
+      if (!(partitions == 1 ? p->append(as_bytes(value)) : p->append_to(i % partitions, {}, as_bytes(value)))) return 42;
+    }
+    board.produced = 1;
+    return 0;
+  });
+}
+
 // The keeper of a fsync log, in a process of its own (nobody else runs
 // one), is killed at random moments one to three times and restarted,
 // while a producer appends and waits for durability every 1 to 64 records:
@@ -443,24 +472,8 @@ std::string rebalance_trial(std::mt19937_64& rng, const std::string& path, Board
   const std::uint32_t n = 300 + static_cast<std::uint32_t>(rng() % 2000);
   const std::uint32_t pad = static_cast<std::uint32_t>(rng() % 400);
   const std::size_t batch = 1 + rng() % 64;
-  {  // the group exists before the first record: it holds the ring from there
-    auto log = Log::open(path);
-    if (!log.ok()) return "open: " + log.status().to_string();
-    auto consumer = log->consumer({.group = "g"});
-    if (!consumer.ok()) return "group: " + consumer.status().to_string();
-    consumer->close();
-  }
-  const std::uint32_t producer = spawn([&]() -> int {
-    auto log = Log::open(path);
-    if (!log.ok()) return 40;
-    auto p = log->producer({.backpressure_timeout = 30s});
-    if (!p.ok()) return 41;
-    for (std::uint32_t i = 0; i < n; ++i) {
-      if (!p->append_to(i % 3, {}, as_bytes(value_of(0, i, pad)))) return 42;
-    }
-    board.produced = 1;
-    return 0;
-  });
+  if (std::string e = make_group(path); !e.empty()) return e;
+  const std::uint32_t producer = spawn_feeder(path, n, pad, 3, board);
   // Reads until the producer is done and a poll finds nothing (`drain`:
   // until nothing comes for 200 ms), or until killed.
   auto member = [&](bool drain) -> int {
@@ -534,24 +547,8 @@ std::string consumer_trial(std::mt19937_64& rng, int kind, const std::string& pa
   const std::string out = path + ".out";
   const std::size_t batch = 1 + rng() % 64;
 
-  {  // the group exists before the first record: it holds the ring from there
-    auto log = Log::open(path);
-    if (!log.ok()) return "open: " + log.status().to_string();
-    auto consumer = log->consumer({.group = "g"});
-    if (!consumer.ok()) return "group: " + consumer.status().to_string();
-    consumer->close();
-  }
-  const std::uint32_t producer = spawn([&]() -> int {
-    auto log = Log::open(path);
-    if (!log.ok()) return 40;
-    auto p = log->producer({.backpressure_timeout = 30s});
-    if (!p.ok()) return 41;
-    for (std::uint32_t i = 0; i < n; ++i) {
-      if (!p->append(as_bytes(value_of(0, i, pad)))) return 42;
-    }
-    board.produced = 1;
-    return 0;
-  });
+  if (std::string e = make_group(path); !e.empty()) return e;
+  const std::uint32_t producer = spawn_feeder(path, n, pad, 1, board);
 
   // Returns 0 once the producer is done and nothing is left to read.
   auto member = [&]() -> int {
