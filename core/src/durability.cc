@@ -179,17 +179,23 @@ Identities named_identities(const LogState& s) {
 }
 
 // The checkpoint file, if there is one.
-Result<std::optional<Checkpoint>> read_checkpoint(const LogState& s) {
-  const std::string file = s.path + "/" + kStateFile;
+// The checkpoint file of the log in `dir` (none when there is none).
+Result<std::optional<Checkpoint>> read_checkpoint(const std::string& dir, const LogOptions& options,
+                                                   std::uint64_t log_id) {
+  const std::string file = dir + "/" + kStateFile;
   if (!io::file_exists(file)) return std::optional<Checkpoint>();
   auto kv = io::read_key_value_file(file, kStateHeader);
   if (!kv.ok()) return std::move(kv).status();
-  auto c = decode_checkpoint(*kv, s.options, file);
+  auto c = decode_checkpoint(*kv, options, file);
   if (!c.ok()) return std::move(c).status();
-  if (c->log_id != 0 && c->log_id != s.header->log_id) {
+  if (c->log_id != 0 && c->log_id != log_id) {
     return Status(Status::Code::kCorrupt, file + " belongs to another log (its log id is not this log's)");
   }
   return std::optional<Checkpoint>(std::move(c).value());
+}
+
+Result<std::optional<Checkpoint>> read_checkpoint(const LogState& s) {
+  return read_checkpoint(s.path, s.options, s.header->log_id);
 }
 
 // The producers' sequences and kept offsets in the checkpoint file, by
@@ -1308,14 +1314,10 @@ Result<LogScan> scan_log_files(const std::string& path) {
   // The checkpoint says where retention's start was and what was durable:
   // files missing from there on are damage, at either end.
   std::optional<detail::Checkpoint> checkpoint;
-  if (const std::string file = meta->dir + "/" + detail::kStateFile; io::file_exists(file)) {
-    auto kv = io::read_key_value_file(file, detail::kStateHeader);
-    auto c = kv.ok() ? detail::decode_checkpoint(*kv, meta->options, file) : Result<detail::Checkpoint>(kv.status());
-    if (c.ok()) {
-      checkpoint = std::move(c).value();
-    } else {
-      out.bad_files.push_back({0, 0, c.status().message()});
-    }
+  if (auto c = detail::read_checkpoint(meta->dir, meta->options, meta->log_id); c.ok()) {
+    checkpoint = std::move(c).value();
+  } else {
+    out.bad_files.push_back({0, 0, c.status().message()});
   }
   for (std::uint32_t p = 0; p < meta->options.partitions; ++p) {
     const std::string dir = io::partition_directory(meta->dir, p);
