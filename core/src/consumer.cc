@@ -7,6 +7,7 @@
 
 #include "durability.h"
 #include "log_state.h"
+#include "owner.h"
 #include "record.h"
 #include "shmlog/segments.h"
 #include "txn.h"
@@ -258,6 +259,7 @@ static bool intact(const LogState& s, const std::byte* at, std::uint64_t word, c
 // notes every intact transaction marker it passes; claims it passed in
 // flight are looked at again until they resolve.
 void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
+  const SpeculativeReads speculative;  // checked against the slot's word before use
   try {
     const LogState& s = *log;
     const std::uint32_t p = part.partition;
@@ -427,6 +429,7 @@ bool ConsumerState::still_valid(const Part& part, std::uint64_t position) const 
 
 ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, Record* out,
                                            bool stay_in_file) noexcept {
+  const SpeculativeReads speculative;  // checked against the slot's word before use
   const LogState& s = *log;
   const std::uint32_t p = part.partition;
   // Fast path: a committed data record without checksum in the validated segment.

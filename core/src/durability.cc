@@ -19,6 +19,7 @@
 #include <tuple>
 
 #include "checkpoint.h"
+#include "owner.h"
 #include "record.h"
 #include "shmlog/io/file_layer.h"
 #include "shmlog/io/files.h"
@@ -825,15 +826,13 @@ bool Flusher::identities_durable() {
 // Takes the keeper lease (free, or its holder dead); waits while a live
 // process holds it. Returns false when stopped first.
 bool take_lease(const LogState& s, const std::atomic<bool>& stop) {
-  auto lease = atomic(s.header->keeper_lease);
-  const std::uint64_t mine = holder_word();
+  const OwnerLock lease = OwnerLock::keeper_lease(s);
   for (;;) {
     // Tried once more after a stop: a keeper stopped before its first look
     // must still write what was committed when no one else keeps the log.
-    std::uint64_t current = lease.load(std::memory_order_acquire);
-    const bool dead = current != 0 && !holder_alive(current);
-    if ((current == 0 || dead) && lease.compare_exchange_strong(current, mine, std::memory_order_acq_rel)) {
-      if (dead) atomic(s.header->keeper_takeovers).fetch_add(1, std::memory_order_relaxed);
+    const OwnerLock::Taken taken = lease.try_take();
+    if (taken != OwnerLock::Taken::kNo) {
+      if (taken == OwnerLock::Taken::kFromDead) atomic(s.header->keeper_takeovers).fetch_add(1, std::memory_order_relaxed);
       atomic(s.header->keeper_since_ns).store(now_realtime_ns(), std::memory_order_relaxed);
       return true;
     }
@@ -880,8 +879,7 @@ Status keep(const LogState& s, const std::atomic<bool>& stop) {
     if (!flusher.round()) break;
   }
   flusher.housekeeping(true);
-  std::uint64_t mine = holder_word();
-  atomic(s.header->keeper_lease).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+  OwnerLock::keeper_lease(s).release();
   return {};
 }
 

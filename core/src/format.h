@@ -63,10 +63,14 @@ inline constexpr std::uint32_t kFeatureCommittedOffsets = 1u << 4;
 // Records appended with a uniqueness token end in its hash
 // (kRecordFlagToken): an older binary would hand it out as value.
 inline constexpr std::uint32_t kFeatureTokenHashes = 1u << 5;
+// The admin lock and the keeper lease are owner pairs {pid, stamp}, and a
+// segment descriptor keeps its preparer's stamp (shm::stamp_of): the pid
+// namespace is part of every holder's name (core/src/owner.h).
+inline constexpr std::uint32_t kFeatureOwnerPairs = 1u << 6;
 // The features no option chooses: every log made, or whose memory is made
 // anew, by this binary uses them.
 inline constexpr std::uint32_t kFeaturesOfThisBinary =
-    kFeatureFences | kFeaturePendingClaims | kFeatureCommittedOffsets | kFeatureTokenHashes;
+    kFeatureFences | kFeaturePendingClaims | kFeatureCommittedOffsets | kFeatureTokenHashes | kFeatureOwnerPairs;
 inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeaturesOfThisBinary;
 
 inline constexpr std::size_t kRecordAlignment = 32;
@@ -184,8 +188,8 @@ constexpr std::uint64_t align_record(std::uint64_t n) noexcept {
 //  +------------------------------------------+-----+----------------+
 //
 // A slot moves from (s - ring_segments, READY) to (s, PREPARING) by a 16-byte
-// CAS that writes the preparer's start time with the word (so the pid and the
-// start time are never seen apart), is zeroed by the preparer, and is
+// CAS that writes the preparer's stamp with the word (so the pid and the
+// stamp are never seen apart; core/src/owner.h), is zeroed by the preparer, and is
 // published as (s, READY) with release. A preparation whose process died is
 // taken over (the same CAS) by the next producer that needs the slot.
 // ---------------------------------------------------------------------------
@@ -193,7 +197,7 @@ enum class SegmentState : std::uint64_t { kReady = 0, kPreparing = 1 };
 
 struct SegmentDescriptor {
   std::uint64_t state_word;
-  std::uint64_t preparer_start_time;  // with the pid: who prepares (liveness)
+  std::uint64_t preparer_stamp;  // with the pid: who prepares (liveness; owner.h)
   std::uint64_t prepared_ns;          // when the slot was last made ready
   std::uint8_t reserved[40];
 };
@@ -456,23 +460,29 @@ struct LogHeader {
   std::uint32_t space_seq;
   std::uint32_t space_waiters;
   std::uint8_t pad2[kHotLine - 8];
-  // 1280: the admin lock (pid << 32 | low bits of start time) for the cold
-  // paths: registering producers, joining groups, reaping dead processes.
+  // 1280: the admin lock for the cold paths: registering producers,
+  // joining groups, reaping dead processes. An owner pair {pid, stamp}
+  // (1296) in memory with kFeatureOwnerPairs, else the word at 1280
+  // (pid << 32 | low bits of the start time); see owner.h.
   std::uint64_t admin_lock;
-  std::uint8_t pad3[kCacheLine - 8];
+  std::uint64_t reserved_admin;
+  std::uint64_t admin_owner[2];
+  std::uint8_t pad3[kCacheLine - 32];
   // 1344: the log directory, for tools that find orphaned objects.
   char path[1024];
   // 2368: numbers every token insertion (the window counts in these).
   std::uint64_t token_seq;
   std::uint8_t pad4[kCacheLine - 8];
-  // 2432: the keeper's lease (durable logs): pid << 32 | low bits of the
-  // start time of the process whose keeper runs the flusher; taken over by
-  // CAS from a dead holder.
+  // 2432: the keeper's lease (durable logs), held by the process whose
+  // keeper runs the flusher, taken over by CAS from a dead holder: an owner
+  // pair {pid, stamp} (2464) in memory with kFeatureOwnerPairs, else the
+  // word at 2432 (pid << 32 | low bits of the start time); see owner.h.
   std::uint64_t keeper_lease;
   std::uint64_t keeper_since_ns;      // when the holder took it
   std::uint64_t keeper_heartbeat_ns;  // the holder's last round (for tools)
   std::uint64_t keeper_takeovers;     // leases taken from a dead holder
-  std::uint8_t pad5[kCacheLine - 32];
+  std::uint64_t keeper_owner[2];
+  std::uint8_t pad5[kCacheLine - 48];
   // 2496: producers waiting for durability wake the keeper here, and park
   // on durable_seq until it publishes.
   std::uint32_t keeper_seq;
@@ -554,7 +564,7 @@ static_assert(offsetof(RecordHeader, producer_epoch) == 14);
 static_assert(offsetof(RecordHeader, timestamp_ns) == 16);
 static_assert(offsetof(RecordHeader, sequence) == 24);
 static_assert(sizeof(SegmentDescriptor) == kCacheLine);
-static_assert(offsetof(SegmentDescriptor, preparer_start_time) == 8);  // a 16-byte pair with state_word
+static_assert(offsetof(SegmentDescriptor, preparer_stamp) == 8);  // a 16-byte pair with state_word
 static_assert(offsetof(OffsetSlot, ownership) == 8);  // a 16-byte pair with committed_offset
 static_assert(sizeof(PartitionHeader) == 512);
 static_assert(alignof(PartitionHeader) == kHotLine);
@@ -581,9 +591,11 @@ static_assert(offsetof(LogHeader, data_seq) == 1024);
 static_assert(offsetof(LogHeader, sleepers) == 1032);
 static_assert(offsetof(LogHeader, space_seq) == 1152);
 static_assert(offsetof(LogHeader, admin_lock) == 1280);
+static_assert(offsetof(LogHeader, admin_owner) == 1296);  // 16-byte aligned: one cmpxchg16b
 static_assert(offsetof(LogHeader, path) == 1344);
 static_assert(offsetof(LogHeader, token_seq) == 2368);
 static_assert(offsetof(LogHeader, keeper_lease) == 2432);
+static_assert(offsetof(LogHeader, keeper_owner) == 2464);  // 16-byte aligned: one cmpxchg16b
 static_assert(offsetof(LogHeader, keeper_seq) == 2496);
 static_assert(sizeof(TokenSlot) == kCacheLine);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);

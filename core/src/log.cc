@@ -12,6 +12,7 @@
 #include "durability.h"
 #include "log_state.h"
 #include "meta.h"
+#include "owner.h"
 #include "record.h"
 #include "txn.h"
 #include "shmlog/io/files.h"
@@ -380,17 +381,6 @@ void LogState::wake_producers() const noexcept {
   shm::futex_wake_all(&header->space_seq);
 }
 
-bool holder_alive(std::uint64_t word) noexcept {
-  // Dead only on proof: a holder this process cannot look at keeps its lock.
-  return shm::liveness_of(static_cast<std::uint32_t>(word >> 32), word & 0xffffffffu, 0xffffffffu) !=
-         shm::Liveness::kDead;
-}
-
-std::uint64_t holder_word() noexcept {
-  const shm::ProcessId self = shm::self();
-  return std::uint64_t{self.pid} << 32 | (self.start_time & 0xffffffffu);
-}
-
 std::uint64_t LogState::reuse_floor(std::uint32_t p) const noexcept {
   // Pairs with the keeper's release stores after its writes (syncs)
   // completed. A fsync log keeps unsynced bytes in the ring: after a failed
@@ -420,27 +410,6 @@ std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t posit
   return reinterpret_cast<std::uint64_t*>(log.segment_base(p, position >> log.segment_shift) +
                                           (position & log.segment_mask));
 }
-
-AdminLock::AdminLock(const LogState& log) : word_(&log.header->admin_lock) {
-  mine_ = holder_word();
-  for (std::uint32_t attempt = 0;; ++attempt) {
-    std::uint64_t expected = 0;
-    // Pairs with the release in ~AdminLock.
-    if (atomic(*word_).compare_exchange_strong(expected, mine_, std::memory_order_acquire)) return;
-    // A dead holder cannot release it: take it over.
-    if (!holder_alive(expected) &&
-        atomic(*word_).compare_exchange_strong(expected, mine_, std::memory_order_acquire)) {
-      return;
-    }
-    if (attempt < 64) {
-      shm::yield_now();
-    } else {
-      shm::sleep_for(std::chrono::microseconds(100));
-    }
-  }
-}
-
-AdminLock::~AdminLock() { atomic(*word_).store(0, std::memory_order_release); }
 
 bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
              std::chrono::nanoseconds stalled_for) noexcept {
@@ -922,9 +891,9 @@ LogInfo Log::info() const {
     info.partitions.push_back(part);
   }
   if (s.durable()) {
-    const std::uint64_t lease = atomic(s.header->keeper_lease).load(std::memory_order_acquire);
-    info.keeper_pid = static_cast<std::uint32_t>(lease >> 32);
-    info.keeper_alive = lease != 0 && detail::holder_alive(lease);
+    const shm::ProcessId keeper = detail::OwnerLock::keeper_lease(s).holder();
+    info.keeper_pid = keeper.pid;
+    info.keeper_alive = keeper.pid != 0 && shm::is_alive(keeper);
     info.keeper_heartbeat_ns = atomic(s.header->keeper_heartbeat_ns).load(std::memory_order_relaxed);
     info.keeper_takeovers = atomic(s.header->keeper_takeovers).load(std::memory_order_relaxed);
   }

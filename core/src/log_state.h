@@ -43,6 +43,30 @@ inline void zero_shared(std::byte* at, std::size_t n) noexcept {
 #endif
 }
 
+#ifdef SHMLOG_TSAN
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+#endif
+
+// The other side of zero_shared: a reader's plain loads of a record's
+// header and bytes, which a producer that took the slot may be zeroing or
+// rewriting under it. The reader checks the slot's word afterwards and
+// drops what it read if the slot moved on (a seqlock reader's retry);
+// ThreadSanitizer, which cannot see that check, is told to ignore the
+// loads of this thread while a SpeculativeReads lives. Nothing in other
+// builds.
+class SpeculativeReads {
+ public:
+#ifdef SHMLOG_TSAN
+  SpeculativeReads() noexcept { AnnotateIgnoreReadsBegin(__FILE__, __LINE__); }
+  ~SpeculativeReads() { AnnotateIgnoreReadsEnd(__FILE__, __LINE__); }
+#else
+  SpeculativeReads() noexcept {}  // (user-provided: a scope guard, not an unused variable)
+#endif
+  SpeculativeReads(const SpeculativeReads&) = delete;
+  SpeculativeReads& operator=(const SpeculativeReads&) = delete;
+};
+
 // Byte offsets of every table, computed from the options alone.
 struct Geometry {
   std::uint64_t producers_offset = 0;
@@ -178,20 +202,6 @@ struct LogState {
   void wake_producers() const noexcept;
 };
 
-// The admin lock in the log header: serialises registration of producers and
-// group members and reaping. Held briefly; taken over from a dead holder.
-class AdminLock {
- public:
-  explicit AdminLock(const LogState& log);
-  AdminLock(const AdminLock&) = delete;
-  AdminLock& operator=(const AdminLock&) = delete;
-  ~AdminLock();
-
- private:
-  std::uint64_t* word_;
-  std::uint64_t mine_;
-};
-
 // A position read from shared memory that format::plausible_position
 // refuses, or that is out of order: kCorrupt naming the memory, the
 // partition and what the position is.
@@ -213,33 +223,6 @@ struct LogMeta {
   std::uint64_t log_id = 0;
 };
 Result<LogMeta> read_log_meta(const std::string& path);
-
-// The process that owns a producer or member slot, as the slot's (pid,
-// start time, pid namespace) fields hold it: written by store_owner (the
-// start time and namespace first, the pid last with release) and read by
-// load_owner (the pid with acquire, then the rest), so a reader that sees
-// a new owner's pid sees the rest of it too. A reader that still sees the
-// old pid may pair it with the new start time and judge the old owner
-// gone, which it is: the slot is reused only after its owner left, died or
-// was fenced.
-template <typename Slot>
-void store_owner(Slot& slot, shm::ProcessId who) noexcept {
-  format::atomic(slot.start_time).store(who.start_time, std::memory_order_relaxed);
-  format::atomic(slot.pid_namespace).store(who.pid_namespace, std::memory_order_relaxed);
-  format::atomic(slot.pid).store(who.pid, std::memory_order_release);
-}
-template <typename Slot>
-shm::ProcessId load_owner(const Slot& slot) noexcept {
-  auto& s = const_cast<Slot&>(slot);
-  const std::uint32_t pid = format::atomic(s.pid).load(std::memory_order_acquire);
-  return {pid, format::atomic(s.start_time).load(std::memory_order_relaxed),
-          format::atomic(s.pid_namespace).load(std::memory_order_relaxed)};
-}
-
-// The lease word of the calling process (pid << 32 | low start time bits),
-// and whether the process a lease word names still runs.
-std::uint64_t holder_word() noexcept;
-bool holder_alive(std::uint64_t word) noexcept;
 
 // Resolves the record at `position` of partition p when it is stuck: an
 // in-progress claim whose owner died or which outlived the claim timeout

@@ -32,6 +32,7 @@ constexpr std::pair<std::uint32_t, const char*> kFeatureNames[] = {
     {format::kFeaturePendingClaims, "pending_claims"},
     {format::kFeatureCommittedOffsets, "committed_offsets"},
     {format::kFeatureTokenHashes, "token_hashes"},
+    {format::kFeatureOwnerPairs, "owner_pairs"},
 };
 
 }  // namespace

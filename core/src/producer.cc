@@ -8,6 +8,7 @@
 
 #include "durability.h"
 #include "log_state.h"
+#include "owner.h"
 #include "record.h"
 #include "txn.h"
 #include "word_pair.h"
@@ -300,8 +301,8 @@ void (*g_after_taking_slot)(std::uint32_t p, std::uint64_t segment) = nullptr;
 namespace {
 
 // Marks the ring slot of `segment` as being prepared by this process if it
-// still holds (w, start). The word (with our pid) and our start time change
-// in one 16-byte CAS: a reader of the word always finds the start time of
+// still holds (w, stamp). The word (with our pid) and our stamp (owner.h)
+// change in one 16-byte CAS: a reader of the word always finds the stamp of
 // the process it names, never the previous preparer's, which would make a
 // live preparer look dead and its slot free to take.
 //
@@ -311,17 +312,17 @@ namespace {
 // either it sees the slot taken (and reads the segment's file) or this
 // sees its hold (Dekker's order: each stores, then loads the other's).
 bool take_slot(const LogState& s, std::uint32_t p, std::uint64_t segment, std::uint64_t w,
-               std::uint64_t start) noexcept {
-  const shm::ProcessId self = shm::self();
+               std::uint64_t stamp) noexcept {
   auto& d = s.descriptor(p, segment);
-  const std::uint64_t mine = format::make_segment_word(segment, format::SegmentState::kPreparing, self.pid);
-  const std::uint64_t old = w, old_start = start;
-  if (!cas_pair(&d.state_word, w, start, mine, self.start_time)) return false;
+  const std::uint64_t mine = format::make_segment_word(segment, format::SegmentState::kPreparing, shm::self().pid);
+  const std::uint64_t mine_stamp = own_stamp(s);
+  const std::uint64_t old = w, old_stamp = stamp;
+  if (!cas_pair(&d.state_word, w, stamp, mine, mine_stamp)) return false;
   if (format::segment_index(old) + s.ring_segments == segment) {
     const std::uint64_t floor = s.reuse_floor(p);
     if (floor != UINT64_MAX && floor < (format::segment_index(old) + 1) << s.segment_shift) {
-      std::uint64_t taken = mine, taken_start = self.start_time;
-      (void)cas_pair(&d.state_word, taken, taken_start, old, old_start);  // ours: nobody else changes it
+      std::uint64_t taken = mine, taken_stamp = mine_stamp;
+      (void)cas_pair(&d.state_word, taken, taken_stamp, old, old_stamp);  // ours: nobody else changes it
       return false;
     }
   }
@@ -382,13 +383,13 @@ bool seal_segment(const LogState& s, std::uint32_t p, std::uint64_t segment, boo
 bool prepare_unprepared(const LogState& s, std::uint32_t p, std::uint64_t segment) noexcept {
   auto& d = s.descriptor(p, segment);
   const std::uint64_t w = atomic(d.state_word).load(std::memory_order_acquire);
-  const std::uint64_t start = atomic(d.preparer_start_time).load(std::memory_order_relaxed);
+  const std::uint64_t stamp = atomic(d.preparer_stamp).load(std::memory_order_relaxed);
   const std::uint64_t held = format::segment_index(w);
   const bool ready = format::segment_state(w) == format::SegmentState::kReady;
   if (held == segment && ready) return true;
   if (held == segment) {  // being prepared: only a dead preparer's is taken over
-    const std::uint32_t pid = format::segment_pid(w);
-    if (pid == 0 || start == 0 || shm::is_alive({pid, start}) || !take_slot(s, p, segment, w, start)) return false;
+    const shm::ProcessId preparer = segment_preparer(s, w, stamp);
+    if (preparer.pid == 0 || stamp == 0 || shm::is_alive(preparer) || !take_slot(s, p, segment, w, stamp)) return false;
     zero_and_publish(s, p, segment);
     return true;
   }
@@ -396,7 +397,7 @@ bool prepare_unprepared(const LogState& s, std::uint32_t p, std::uint64_t segmen
   const std::uint64_t floor = s.reuse_floor(p);
   const bool reusable = floor != UINT64_MAX ? floor >= (held + 1) << s.segment_shift
                                             : seal_segment(s, p, held, /*may_wait=*/false, {});
-  if (!reusable || !take_slot(s, p, segment, w, start)) return false;
+  if (!reusable || !take_slot(s, p, segment, w, stamp)) return false;
   zero_and_publish(s, p, segment);
   return true;
 }
@@ -421,12 +422,12 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       continue;
     }
     // Read after the word, so never older than it (both change in one CAS).
-    const std::uint64_t start = atomic(s.descriptor(p, segment).preparer_start_time).load(std::memory_order_relaxed);
+    const std::uint64_t stamp = atomic(s.descriptor(p, segment).preparer_stamp).load(std::memory_order_relaxed);
     bool take = false;
     if (held == segment) {
       // Another producer zeroes it; take over only if that process died.
-      const std::uint32_t pid = format::segment_pid(w);
-      take = pid != 0 && start != 0 && !shm::is_alive({pid, start});
+      const shm::ProcessId preparer = segment_preparer(s, w, stamp);
+      take = preparer.pid != 0 && stamp != 0 && !shm::is_alive(preparer);
     } else if (held + s.ring_segments == segment && ready) {
       const std::uint64_t old_end = (held + 1) << s.segment_shift;
       const std::uint64_t committed = s.reuse_floor(p);
@@ -454,7 +455,7 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       if (!take && std::chrono::steady_clock::now() > deadline) return full_error(p);
     }
     if (take) {
-      if (take_slot(s, p, segment, w, start)) {
+      if (take_slot(s, p, segment, w, stamp)) {
         zero_and_publish(s, p, segment);
         return Errc::kOk;
       }
@@ -516,10 +517,10 @@ void ProducerState::start_zeroing_ahead(std::uint32_t p, std::uint64_t segment) 
       format::segment_state(w) != format::SegmentState::kReady) {
     return;
   }
-  const std::uint64_t start = atomic(s.descriptor(p, segment).preparer_start_time).load(std::memory_order_relaxed);
+  const std::uint64_t stamp = atomic(s.descriptor(p, segment).preparer_stamp).load(std::memory_order_relaxed);
   const std::uint64_t old_end = (format::segment_index(w) + 1) << s.segment_shift;
   if (s.reuse_floor(p) < old_end) return;
-  if (!take_slot(s, p, segment, w, start)) return;
+  if (!take_slot(s, p, segment, w, stamp)) return;
   c.ahead_segment = segment;
   c.ahead_zeroed = 0;
 }

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "owner.h"
 #include "shmlog/shm/process.h"
 
 namespace shmlog::detail {

@@ -25,6 +25,9 @@ namespace {
 struct StatRead {
   Liveness found = Liveness::kUnknown;  // kAlive: start_time is valid
   std::uint64_t start_time = 0;
+  // No /proc entry (ENOENT, ESRCH): gone, or hidden from this process (a
+  // /proc mounted with hidepid shows only the caller's user's processes).
+  bool no_entry = false;
 };
 
 // Field 2 (comm) may contain spaces and parentheses, so parse after the last ')'.
@@ -41,7 +44,10 @@ StatRead read_stat(std::uint32_t pid) noexcept {
   do {
     fd = ::open(path, O_RDONLY | O_CLOEXEC);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return {errno == ENOENT || errno == ESRCH ? Liveness::kDead : Liveness::kUnknown, 0};
+  if (fd < 0) {
+    const bool no_entry = errno == ENOENT || errno == ESRCH;
+    return {no_entry ? Liveness::kDead : Liveness::kUnknown, 0, no_entry};
+  }
   char buf[1024];
   ssize_t n;
   do {
@@ -78,13 +84,18 @@ std::uint64_t start_time_of(std::uint32_t pid) noexcept {
   return r.found == Liveness::kAlive ? r.start_time : 0;
 }
 
-Liveness liveness_of(std::uint32_t pid, std::uint64_t start_time, std::uint64_t start_mask) noexcept {
+Liveness liveness_of(std::uint32_t pid, std::uint64_t start_time) noexcept {
   if (pid == 0) return Liveness::kDead;
   if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return Liveness::kDead;
   const StatRead r = read_stat(pid);
+  if (r.no_entry) {
+    // kill() found the pid, /proc has no entry: hidden (hidepid), or it
+    // exited in between.
+    return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH ? Liveness::kDead : Liveness::kUnknown;
+  }
   if (r.found != Liveness::kAlive) return r.found;
   // The pid runs another process now (pid reuse).
-  return (r.start_time & start_mask) == (start_time & start_mask) ? Liveness::kAlive : Liveness::kDead;
+  return (r.start_time & 0xffffffffu) == (start_time & 0xffffffffu) ? Liveness::kAlive : Liveness::kDead;
 }
 
 namespace {
@@ -110,8 +121,9 @@ ProcessId self() noexcept {
 }
 
 bool is_alive(ProcessId process) noexcept {
-  const std::uint64_t here = self().pid_namespace;
-  if (process.pid != 0 && process.pid_namespace != 0 && here != 0 && process.pid_namespace != here) return true;
+  const std::uint64_t here = self().pid_namespace & 0xffffffffu;
+  const std::uint64_t theirs = process.pid_namespace & 0xffffffffu;
+  if (process.pid != 0 && theirs != 0 && here != 0 && theirs != here) return true;
   return liveness_of(process.pid, process.start_time) != Liveness::kDead;
 }
 

@@ -11,7 +11,9 @@
 #include <atomic>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -19,6 +21,8 @@
 #include <vector>
 
 #include "log_access.h"
+#include "owner.h"
+#include "word_pair.h"
 #include "shmlog/shm/process.h"
 #include "test_util.h"
 
@@ -122,52 +126,124 @@ TEST(MultiProcess, FourProducersTwoMembersEveryRecordOnceInProducerOrder) {
   ::unlink(out_b.c_str());
 }
 
-// A producer in another pid namespace that shares the memory (a container
-// given the host's /dev/shm): its pid names another process here, or
-// none. Liveness judged it by this namespace's /proc, found it dead, and
-// the sweep reaped its live producer id. The slot now records the owner's
-// pid namespace, and an owner in another one is never judged from here.
+// Runs `hold` as pid 1 of a new pid namespace that shares this process's
+// memory (a container given the host's /dev/shm). hold() takes what the
+// test needs and returns 0; the process then holds it until finish().
+class Contained {
+ public:
+  explicit Contained(std::function<int()> hold) {
+    EXPECT_EQ(::pipe(ready_), 0);
+    EXPECT_EQ(::pipe(release_), 0);
+    outer_ = test::spawn([&] {
+      if (::unshare(CLONE_NEWPID) != 0) return 77;
+      const pid_t inner = ::fork();
+      if (inner < 0) return 78;
+      if (inner == 0) {
+        const int held = hold();
+        if (held != 0) ::_exit(held);
+        char c = 'r';
+        if (::write(ready_[1], &c, 1) != 1) ::_exit(3);
+        if (::read(release_[0], &c, 1) != 1) ::_exit(4);
+        ::_exit(0);
+      }
+      int status = 0;
+      if (::waitpid(inner, &status, 0) != inner) return 79;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 80;
+    });
+    ::close(ready_[1]);
+  }
+  ~Contained() {
+    if (!finished_) (void)finish();
+    ::close(ready_[0]);
+    ::close(release_[0]);
+  }
+  // True once it holds; false if it ended first (code() tells why: 77,
+  // no pid namespaces here).
+  bool holds() {
+    char c = 0;
+    if (::read(ready_[0], &c, 1) == 1) return true;
+    code_ = finish();
+    return false;
+  }
+  int code() const { return code_; }
+  int finish() {
+    if (finished_) return code_;
+    finished_ = true;
+    char c = 'x';
+    (void)!::write(release_[1], &c, 1);
+    ::close(release_[1]);
+    code_ = test::join(outer_);
+    return code_;
+  }
+
+ private:
+  int ready_[2] = {-1, -1}, release_[2] = {-1, -1};
+  std::uint32_t outer_ = 0;
+  bool finished_ = false;
+  int code_ = -1;
+};
+
+// A producer in another pid namespace that shares the memory: its pid
+// names another process here, or none. Liveness judged it by this
+// namespace's /proc, found it dead, and the sweep reaped its live producer
+// id. The slot now records the owner's pid namespace, and an owner in
+// another one is never judged from here.
 TEST(MultiProcess, AProducerInAnotherPidNamespaceIsNotJudgedDeadFromHere) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root for a pid namespace";
   test::TempLogPath path;
   auto log = Log::create(path.str(), options()).value();
-  int ready[2], release[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  ASSERT_EQ(::pipe(release), 0);
-  const std::uint32_t outer = test::spawn([&] {
-    if (::unshare(CLONE_NEWPID) != 0) return 77;
-    const pid_t inner = ::fork();  // pid 1 of the new namespace
-    if (inner < 0) return 78;
-    if (inner == 0) {
-      auto l = Log::open(path.str());
-      if (!l.ok()) ::_exit(1);
-      auto producer = l->producer({.name = "contained"});
-      if (!producer.ok()) ::_exit(2);
-      char c = 'r';
-      if (::write(ready[1], &c, 1) != 1) ::_exit(3);
-      if (::read(release[0], &c, 1) != 1) ::_exit(4);
-      ::_exit(0);
-    }
-    int status = 0;
-    if (::waitpid(inner, &status, 0) != inner) return 79;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 80;
+  Contained contained([&] {
+    static std::optional<Producer> producer;  // held until the process ends
+    auto l = Log::open(path.str());
+    if (!l.ok()) return 1;
+    auto made = l->producer({.name = "contained"});
+    if (!made.ok()) return 2;
+    producer.emplace(std::move(made).value());
+    return 0;
   });
-  ::close(ready[1]);
-  char c = 0;
-  if (::read(ready[0], &c, 1) != 1) {
-    const int code = test::join(outer);
-    if (code == 77) GTEST_SKIP() << "pid namespaces are not available here";
-    FAIL() << "the contained producer failed: " << code;
+  if (!contained.holds()) {
+    if (contained.code() == 77) GTEST_SKIP() << "pid namespaces are not available here";
+    FAIL() << "the contained producer failed: " << contained.code();
   }
   detail::sweep(test::state(log));
   auto info = log.info();
-  EXPECT_EQ(::write(release[1], &c, 1), 1);
-  EXPECT_EQ(test::join(outer), 0);
+  EXPECT_EQ(contained.finish(), 0);
   ASSERT_EQ(info.producers.size(), 1u) << "the sweep reaped the live producer";
   EXPECT_TRUE(info.producers[0].alive);
-  ::close(ready[0]);
-  ::close(release[0]);
-  ::close(release[1]);
+}
+
+// The same for what the header and the segment descriptors hold: the
+// admin lock, the keeper lease and a ring slot being prepared named their
+// holder without its namespace (the locks by pid and 32 start-time bits,
+// the slot by pid and start time). From the host, the contained process's
+// pid 1 is init, started at another time: judged dead, its lock, lease and
+// slot were taken while it ran.
+TEST(MultiProcess, LocksAndASlotHeldInAnotherPidNamespaceAreNotTakenFromHere) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a pid namespace";
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), options()).value();
+  const detail::LogState& s = test::state(log);
+  // A segment of the ring's next lap, which the contained process marks as
+  // its preparation (as a producer that zeroes it does).
+  const std::uint64_t segment = s.ring_segments;
+  Contained contained([&] {
+    using detail::OwnerLock;
+    if (OwnerLock::admin(s).try_take() != OwnerLock::Taken::kFree) return 1;
+    if (OwnerLock::keeper_lease(s).try_take() != OwnerLock::Taken::kFree) return 2;
+    auto& d = s.descriptor(0, segment);
+    std::uint64_t w = format::atomic(d.state_word).load(std::memory_order_acquire);
+    std::uint64_t stamp = format::atomic(d.preparer_stamp).load(std::memory_order_relaxed);
+    const std::uint64_t mine = format::make_segment_word(segment, format::SegmentState::kPreparing, shm::self().pid);
+    return detail::cas_pair(&d.state_word, w, stamp, mine, detail::own_stamp(s)) ? 0 : 3;
+  });
+  if (!contained.holds()) {
+    if (contained.code() == 77) GTEST_SKIP() << "pid namespaces are not available here";
+    FAIL() << "the contained process failed: " << contained.code();
+  }
+  EXPECT_EQ(detail::OwnerLock::admin(s).try_take(), detail::OwnerLock::Taken::kNo) << "the admin lock was taken";
+  EXPECT_EQ(detail::OwnerLock::keeper_lease(s).try_take(), detail::OwnerLock::Taken::kNo) << "the lease was taken";
+  EXPECT_FALSE(detail::prepare_unprepared(s, 0, segment)) << "the slot being prepared was taken";
+  EXPECT_EQ(contained.finish(), 0);
 }
 
 TEST(MultiProcess, ProducerKilledBetweenClaimAndCommitDoesNotStallReaders) {

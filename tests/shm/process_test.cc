@@ -4,6 +4,8 @@
 #include "shmlog/shm/process.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -48,6 +50,29 @@ TEST(Liveness, AProcThatCannotBeReadProvesNothing) {
     return shm::is_alive(parent) ? 0 : 2;
   });
   EXPECT_EQ(test::join(child), 0) << "1: /proc unreadable was not kUnknown; 2: a live process was judged dead";
+}
+
+// A /proc mounted with hidepid=2 has no entry for another user's process:
+// open() says ENOENT, as for a pid that is gone. A judge that took ENOENT
+// for death reaped live producers of other users sharing the log.
+TEST(Liveness, AProcessHiddenByHidepidIsNotDead) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount /proc with hidepid";
+  const shm::ProcessId parent = shm::self();
+  const auto child = test::spawn([&] {
+    // A /proc of its own (in a mount namespace of its own) that hides
+    // other users' processes, then another user than the parent's.
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("proc", "/proc", "proc", 0, "hidepid=2") != 0) {
+      return 77;
+    }
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) return 77;
+    if (::access(("/proc/" + std::to_string(parent.pid)).c_str(), F_OK) == 0) return 77;  // not hidden after all
+    if (shm::liveness_of(parent.pid, parent.start_time) != shm::Liveness::kUnknown) return 1;
+    return shm::is_alive(parent) ? 0 : 2;
+  });
+  const int code = test::join(child);
+  if (code == 77) GTEST_SKIP() << "cannot mount a /proc with hidepid=2 here";
+  EXPECT_EQ(code, 0) << "1: a hidden process was not kUnknown; 2: a live process was judged dead";
 }
 
 // A process out of descriptors sweeps a log: it used to take every

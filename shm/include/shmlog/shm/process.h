@@ -14,7 +14,10 @@ namespace shmlog::shm {
 // start time (clock ticks since boot, /proc/PID/stat field 22) differs.
 // `pid_namespace` (the inode of /proc/self/ns/pid; 0: unknown) tells whose
 // numbers pid and start time are: a process in another pid namespace
-// sharing the memory cannot be judged from here.
+// sharing the memory cannot be judged from here. Liveness compares the low
+// 32 bits of each (all that a stamp keeps; a pid reused by a process that
+// started a multiple of 2^32 ticks, 497 days at 100 Hz, later is the only
+// blind spot).
 struct ProcessId {
   std::uint32_t pid = 0;
   std::uint64_t start_time = 0;
@@ -25,14 +28,23 @@ struct ProcessId {
 // The calling process (cached; refreshed after fork).
 ProcessId self() noexcept;
 
+// What a process is named by in one 64-bit word of shared memory beside
+// its pid: the low 32 bits of its pid namespace << 32 | the low 32 bits of
+// its start time. from_stamp gives back the ProcessId it names.
+constexpr std::uint64_t stamp_of(ProcessId p) noexcept {
+  return (p.pid_namespace & 0xffffffffu) << 32 | (p.start_time & 0xffffffffu);
+}
+constexpr ProcessId from_stamp(std::uint32_t pid, std::uint64_t stamp) noexcept {
+  return {pid, stamp & 0xffffffffu, stamp >> 32};
+}
+
 // What can be proved about a process. "Dead" only on proof: the pid is
-// gone (ESRCH, no /proc entry), a zombie, or taken by another process (its
-// start time differs). A /proc that cannot be read (out of descriptors,
-// hidepid, EACCES) proves nothing: kUnknown, which callers treat as alive.
+// gone (ESRCH, or no /proc entry for a pid that kill() finds gone too), a
+// zombie, or taken by another process (its start time differs). A /proc
+// that cannot be read (out of descriptors, EACCES) or hides the process
+// (hidepid) proves nothing: kUnknown, which callers treat as alive.
 enum class Liveness : std::uint8_t { kAlive, kDead, kUnknown };
-// `start_mask` compares only some bits of the start time (a lock word that
-// keeps 32 of them).
-Liveness liveness_of(std::uint32_t pid, std::uint64_t start_time, std::uint64_t start_mask = ~0ull) noexcept;
+Liveness liveness_of(std::uint32_t pid, std::uint64_t start_time) noexcept;
 // False only when the process is proved dead (see Liveness). pid 0 is
 // never alive; one in another pid namespace than the caller's is kUnknown
 // (alive) whatever this namespace's /proc says of its pid.
