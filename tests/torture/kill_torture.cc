@@ -21,14 +21,18 @@
 // - members of a group over three partitions (rebalance), killed while
 //   others join and take their partitions over: at-least-once hands out
 //   every record, at-most-once none twice.
+// - `shmlog copy` (copy), the command itself, killed and restarted with the
+//   same arguments while a producer fills its input: each input record is
+//   in the output once, in order, whole transactions only.
 //
 //   shmlog_kill_torture [--trials N] [--seed S] [--dir D] [--durable] [--kinds K,...]
 //
 // --durable runs every trial on a log with durability flush (a keeper in
 // each process, killed with it); --kinds runs only the kinds named (shared,
 // exclusive, idempotent, transactional, at-least-once, at-most-once,
-// exactly-once, unique, keeper, rebalance). Exits 1 naming the trial and seed of the
+// exactly-once, unique, keeper, rebalance, copy). Exits 1 naming the trial and seed of the
 // first violation, or of a process that hung.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -129,10 +133,11 @@ bool parse(Bytes value, std::uint32_t* writer, std::uint32_t* i) {
          pad == std::string(pad.size(), static_cast<char>('a' + *i % 26));
 }
 
-constexpr int kKinds = 10;
+constexpr int kKinds = 11;
 constexpr int kUnique = 7;  // a producer kind (numbered after the members': seeds of older runs keep their kind)
 constexpr int kKeeper = 8;     // the keeper of a fsync log killed
 constexpr int kRebalance = 9;  // members of a group over three partitions killed while others take over
+constexpr int kCopy = 10;      // `shmlog copy` killed
 
 struct Totals {
   std::uint64_t trials = 0, kills = 0, acked = 0, records_checked = 0, handled = 0;
@@ -140,7 +145,8 @@ struct Totals {
 };
 
 const char* const kKindNames[kKinds] = {"shared",       "exclusive",    "idempotent", "transactional", "at-least-once",
-                                        "at-most-once", "exactly-once", "unique",     "keeper",        "rebalance"};
+                                        "at-most-once", "exactly-once", "unique",     "keeper",        "rebalance",
+                                        "copy"};
 
 bool producer_kind(int kind) { return kind < 4 || kind == kUnique; }
 
@@ -631,6 +637,98 @@ std::string consumer_trial(std::mt19937_64& rng, int kind, const std::string& pa
   return {};
 }
 
+// Runs `shmlog copy IN OUT` (the command of this build) as the copy trial
+// does, its stderr appended to OUT.stderr; `until_idle`: it exits once
+// nothing arrived for half a second.
+std::uint32_t spawn_copy(const std::string& in, const std::string& out, const std::string& transaction_size,
+                         bool until_idle) {
+  return spawn([&]() -> int {
+    const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    const int err = ::open((out + ".stderr").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (null < 0 || err < 0 || ::dup2(null, 1) < 0 || ::dup2(err, 2) < 0) return 96;
+    std::vector<const char*> args = {SHMLOG_COMMAND, "copy", in.c_str(), out.c_str(), "--group", "g",
+                                     "--transactional-id", "copy", "--transaction-size", transaction_size.c_str()};
+    if (until_idle) {
+      args.push_back("--idle-timeout-ms");
+      args.push_back("500");
+    }
+    args.push_back(nullptr);
+    ::execv(SHMLOG_COMMAND, const_cast<char* const*>(args.data()));
+    return 97;
+  });
+}
+
+// `shmlog copy` from the trial's log (IN) into another (OUT) is killed at
+// random moments one to three times and restarted with the same
+// arguments, while a producer fills IN; then copies that stop when idle
+// copy the rest (another while the checker has not read it all).
+// OUT's ring holds less than what is copied, so a restart may find the
+// last transaction's offsets gone from the ring (the defect where the copy
+// then resumed from the group's older offsets in IN and copied a
+// transaction twice). The checker reads OUT with read_committed: every
+// record of IN there once, in order.
+std::string copy_trial(std::mt19937_64& rng, const std::string& path, bool durable, Board& board, Totals& totals) {
+  const std::uint32_t n = 300 + static_cast<std::uint32_t>(rng() % 2000);
+  const std::uint32_t pad = static_cast<std::uint32_t>(rng() % 400);
+  const std::string transaction_size = std::to_string(1 + rng() % 64);
+  const std::string out = path + ".copy";
+  {
+    auto made = Log::create(out, options_for(rng, durable, kCopy));
+    if (!made.ok()) return "create OUT: " + made.status().to_string();
+  }
+  if (std::string e = make_group(path); !e.empty()) return e;
+  // The checker's group holds OUT's ring from before the first copy.
+  const std::uint32_t checker = spawn([&] { return check_producers(out, board); });
+  for (int i = 0; i < 20000 && board.checker_ready.load() == 0 && shm::wait_process_for(checker, 0ms) == -1; ++i) {
+    shm::sleep_for(100us);
+  }
+  const std::uint32_t feeder = spawn([&]() -> int {
+    auto log = Log::open(path);
+    if (!log.ok()) return 40;
+    auto p = log->producer({.backpressure_timeout = 30s});
+    if (!p.ok()) return 41;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (!p->append(as_bytes(value_of(0, i, pad)))) return 42;
+    }
+    return p->append(as_bytes("end")) ? 0 : 43;
+  });
+  auto stderr_of_copies = [&] {
+    std::ifstream in(out + ".stderr");
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return all.size() > 400 ? all.substr(all.size() - 400) : all;
+  };
+  const int kills = 1 + static_cast<int>(rng() % 3);
+  for (int k = 0; k < kills; ++k) {
+    const std::uint32_t pid = spawn_copy(path, out, transaction_size, /*until_idle=*/false);
+    board.started = 1;  // from its exec on: killed while it starts up, too
+    kill_at_random(rng, pid, board);
+    const int code = join(pid, 30s);
+    if (code == -1) return "a copy to be killed hung";
+    if (code != 128 + 9) return "a copy to be killed failed (" + std::to_string(code) + "): " + stderr_of_copies();
+    ++totals.kills;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  int checked = -1;
+  do {
+    const int code = join(spawn_copy(path, out, transaction_size, /*until_idle=*/true), 60s);
+    if (code != 0) {
+      return "a last copy " + std::string(code == -1 ? "hung" : "failed (" + std::to_string(code) + "): " + stderr_of_copies());
+    }
+    checked = shm::wait_process_for(checker, 0ms);
+  } while (checked == -1 && std::chrono::steady_clock::now() < deadline);
+  if (checked == -1) checked = join(checker, 1s);
+  const int fed = join(feeder, 30s);
+  if (fed != 0) return "the producer " + std::string(fed == -1 ? "hung" : "failed: " + std::to_string(fed));
+  if (checked != 0) {
+    return "the checker " + std::string(checked == -1 ? "hung" : "failed: " + std::to_string(checked)) +
+           "; the copies said: " + stderr_of_copies();
+  }
+  if (board.invented.load() > 0) return "the checker read a record no one wrote";
+  if (std::string e = check_writer(board, 0, n, n, /*exact=*/true, "copy"); !e.empty()) return e;
+  totals.records_checked += n;
+  return {};
+}
+
 std::string trial(std::uint64_t number, std::uint64_t seed, const std::string& dir, bool durable,
                   const std::vector<int>& kinds, Totals& totals) {
   std::mt19937_64 rng(seed);
@@ -647,6 +745,7 @@ std::string trial(std::uint64_t number, std::uint64_t seed, const std::string& d
   if (error.empty()) {
     error = kind == kKeeper       ? keeper_trial(rng, path, board, totals)
             : kind == kRebalance  ? rebalance_trial(rng, path, board, totals)
+            : kind == kCopy       ? copy_trial(rng, path, durable, board, totals)
             : producer_kind(kind) ? producer_trial(rng, kind, path, board, totals)
                                   : consumer_trial(rng, kind, path, board, totals);
   }
@@ -658,6 +757,10 @@ std::string trial(std::uint64_t number, std::uint64_t seed, const std::string& d
   std::error_code ec;
   std::filesystem::remove(path + ".out", ec);
   std::filesystem::remove(path + ".out.offsets", ec);
+  if (kind == kCopy) {
+    (void)Log::remove(path + ".copy");
+    std::filesystem::remove(path + ".copy.stderr", ec);
+  }
   return {};
 }
 
@@ -668,7 +771,7 @@ int main(int argc, char** argv) {
   std::uint64_t trials = 100, seed = static_cast<std::uint64_t>(std::random_device{}()) << 20;
   std::string dir = "/tmp";
   bool durable = false;
-  std::vector<int> kinds = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  std::vector<int> kinds = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--durable") {
