@@ -41,7 +41,7 @@ for stage in $STAGES; do
       # The threaded suites; tests that fork children of a threaded process
       # (a forked child under ThreadSanitizer may abort) run in the other stages.
       TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        ctest --test-dir build/tsan --output-on-failure -j "$JOBS" -R '^(ConcurrentLog|Log|Group|DamagedFiles|SharedMemoryRemoved)\.|^HostCrash\.(Failed|AFailed|Short|Files|Recovery|Damage|Stray|Named|TheLast|Offsets|AMissing|TheNew|Uniqueness)|^FileSink\.(Resumes|AHostCrash|ATorn|ADamaged|AJournal|Files|Foreign|OneWriter|TheJournal)|^Durability\.(Concurrent|StoppedGroup|ReadDurable|ClosingOne|Retention|SeekTime|RecordsReach|NotDurable)|Uring'
+        ctest --test-dir build/tsan --output-on-failure -j "$JOBS" -R '^(ConcurrentLog|Log|Group|DamagedFiles|SharedMemoryRemoved|Owner)\.|^HostCrash\.(Failed|AFailed|Short|Files|Recovery|Damage|Stray|Named|TheLast|Offsets|AMissing|TheNew|Uniqueness)|^FileSink\.(Resumes|AHostCrash|ATorn|ADamaged|AJournal|Files|Foreign|OneWriter|TheJournal)|^Durability\.(Concurrent|StoppedGroup|ReadDurable|ClosingOne|Retention|SeekTime|RecordsReach|NotDurable)|Uring'
       ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac

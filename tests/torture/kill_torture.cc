@@ -637,8 +637,8 @@ std::string consumer_trial(std::mt19937_64& rng, int kind, const std::string& pa
   return {};
 }
 
-// Runs `shmlog copy IN OUT` (the command of this build) as the copy trial
-// does, its stderr appended to OUT.stderr; `until_idle`: it exits once
+// Runs `shmlog copy IN OUT` (the command of this build, or the one
+// $SHMLOG_COMMAND names) as the copy trial does, its stderr appended to OUT.stderr; `until_idle`: it exits once
 // nothing arrived for half a second.
 std::uint32_t spawn_copy(const std::string& in, const std::string& out, const std::string& transaction_size,
                          bool until_idle) {
@@ -646,14 +646,16 @@ std::uint32_t spawn_copy(const std::string& in, const std::string& out, const st
     const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     const int err = ::open((out + ".stderr").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (null < 0 || err < 0 || ::dup2(null, 1) < 0 || ::dup2(err, 2) < 0) return 96;
-    std::vector<const char*> args = {SHMLOG_COMMAND, "copy", in.c_str(), out.c_str(), "--group", "g",
+    const char* command = std::getenv("SHMLOG_COMMAND");  // another build's, or a copy of it
+    if (command == nullptr) command = SHMLOG_COMMAND;
+    std::vector<const char*> args = {command, "copy", in.c_str(), out.c_str(), "--group", "g",
                                      "--transactional-id", "copy", "--transaction-size", transaction_size.c_str()};
     if (until_idle) {
       args.push_back("--idle-timeout-ms");
       args.push_back("500");
     }
     args.push_back(nullptr);
-    ::execv(SHMLOG_COMMAND, const_cast<char* const*>(args.data()));
+    ::execv(command, const_cast<char* const*>(args.data()));
     return 97;
   });
 }
