@@ -12,8 +12,13 @@
 //  - producer and member slots' pid, start_time and pid_namespace fields
 //    (store_owner, load_owner).
 // A holder is dead only on proof (shm::is_alive): one this process cannot
-// look at, or one of another pid namespace, keeps what it holds; only a
-// process of its own namespace can find it dead.
+// judge (shm::Liveness::kUnknown: of another pid namespace, behind a /proc
+// that cannot be read, or bytes in damaged memory that name no process)
+// keeps what it holds, and only a process of its own namespace can find it
+// dead. Locks that others wait for are taken from such a holder only after
+// it held them, unchanged, for kUnjudgedPatience (the admin lock, held for
+// microseconds) or five times that with a heartbeat that stood still (the
+// keeper lease: a keeper beats it every round).
 //
 // Memory made before format::kFeatureOwnerPairs (by an older binary, which
 // may still run on it) keeps the older shapes, which only this unit reads
@@ -21,12 +26,15 @@
 // preparer's full start time, neither with the namespace.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 
 #include "log_state.h"
 #include "shmlog/shm/process.h"
 
 namespace shmlog::detail {
+
+inline constexpr std::chrono::seconds kUnjudgedPatience{2};
 
 // This process's stamp in the shape s's segment descriptors keep.
 std::uint64_t own_stamp(const LogState& s) noexcept;
@@ -43,6 +51,9 @@ class OwnerLock {
   enum class Taken : std::uint8_t { kNo, kFree, kFromDead };
   // Takes it for this process if it is free or its holder is dead.
   Taken try_take() const noexcept;
+  // Takes it if `holder` (as holder() gave it) still holds it: for a
+  // holder that cannot be judged, after kUnjudgedPatience.
+  bool take_from(shm::ProcessId holder) const noexcept;
   // Frees it if this process holds it.
   void release() const noexcept;
   // Who holds it (pid 0: no one). Only loads: read-only attachments may ask.

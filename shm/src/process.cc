@@ -120,12 +120,15 @@ ProcessId self() noexcept {
   return self_cache.id;
 }
 
-bool is_alive(ProcessId process) noexcept {
+Liveness liveness(ProcessId process) noexcept {
+  if (process.pid >= kPidLimit || !plausible_pid_namespace(process.pid_namespace)) return Liveness::kDead;
   const std::uint64_t here = self().pid_namespace & 0xffffffffu;
   const std::uint64_t theirs = process.pid_namespace & 0xffffffffu;
-  if (process.pid != 0 && theirs != 0 && here != 0 && theirs != here) return true;
-  return liveness_of(process.pid, process.start_time) != Liveness::kDead;
+  if (process.pid != 0 && theirs != 0 && here != 0 && theirs != here) return Liveness::kUnknown;
+  return liveness_of(process.pid, process.start_time);
 }
+
+bool is_alive(ProcessId process) noexcept { return liveness(process) != Liveness::kDead; }
 
 void futex_wait(std::uint32_t* word, std::uint32_t expected,
                std::chrono::nanoseconds timeout) noexcept {

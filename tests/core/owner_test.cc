@@ -63,6 +63,27 @@ TEST(Owner, ALockIsTakenFromADeadHolderOnly) {
   check_lock(OwnerLock::keeper_lease(test::state(log)), h.keeper_owner, nullptr);
 }
 
+// A holder that cannot be judged from here (another pid namespace, or
+// bytes in damaged memory that name no process: a scribbler's) kept the
+// admin lock for good, and every registration waited forever. It now loses
+// it after holding it, unchanged, for kUnjudgedPatience.
+TEST(Owner, AnAdminLockHolderNoOneCanJudgeLosesItAfterAWhile) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), {}).value();
+  auto& h = *test::state(log).header;
+  shm::ProcessId elsewhere = shm::self();
+  elsewhere.pid_namespace ^= 1;  // another pid namespace
+  ASSERT_EQ(shm::liveness(elsewhere), shm::Liveness::kUnknown);
+  h.admin_owner[0] = elsewhere.pid;
+  h.admin_owner[1] = shm::stamp_of(elsewhere);
+  EXPECT_EQ(OwnerLock::admin(test::state(log)).try_take(), OwnerLock::Taken::kNo);
+  {
+    detail::AdminLock lock(test::state(log));  // waits kUnjudgedPatience, then takes it
+    EXPECT_EQ(OwnerLock::admin(test::state(log)).holder(), shm::from_stamp(shm::self().pid, shm::stamp_of(shm::self())));
+  }
+  EXPECT_EQ(OwnerLock::admin(test::state(log)).holder().pid, 0u);
+}
+
 TEST(Owner, MemoryOfAnOlderBinaryKeepsItsLockWords) {
   test::TempLogPath path;
   auto log = Log::create(path.str(), {}).value();

@@ -52,6 +52,21 @@ TEST(Liveness, AProcThatCannotBeReadProvesNothing) {
   EXPECT_EQ(test::join(child), 0) << "1: /proc unreadable was not kUnknown; 2: a live process was judged dead";
 }
 
+// Bytes in damaged shared memory (a scribbler's) that name no process: a
+// pid past any namespace's, or a namespace number procfs never gives.
+// Taken for a process of another namespace, they held the admin lock for
+// good (HostileMemory.AScribbler... hung).
+TEST(Liveness, BytesThatNameNoProcessAreDead) {
+  shm::ProcessId me = shm::self();
+  ASSERT_TRUE(shm::plausible_pid_namespace(me.pid_namespace));
+  EXPECT_EQ(shm::liveness(me), shm::Liveness::kAlive);
+  EXPECT_EQ(shm::liveness({static_cast<std::uint32_t>(shm::kPidLimit), me.start_time, me.pid_namespace}),
+            shm::Liveness::kDead);
+  EXPECT_EQ(shm::liveness({me.pid, me.start_time, 0x12345678}), shm::Liveness::kDead);
+  me.pid_namespace ^= 1;  // a namespace that may exist: not judged from here
+  EXPECT_EQ(shm::liveness(me), shm::Liveness::kUnknown);
+}
+
 // A /proc mounted with hidepid=2 has no entry for another user's process:
 // open() says ENOENT, as for a pid that is gone. A judge that took ENOENT
 // for death reaped live producers of other users sharing the log.

@@ -45,9 +45,22 @@ constexpr ProcessId from_stamp(std::uint32_t pid, std::uint64_t stamp) noexcept 
 // (hidepid) proves nothing: kUnknown, which callers treat as alive.
 enum class Liveness : std::uint8_t { kAlive, kDead, kUnknown };
 Liveness liveness_of(std::uint32_t pid, std::uint64_t start_time) noexcept;
-// False only when the process is proved dead (see Liveness). pid 0 is
-// never alive; one in another pid namespace than the caller's is kUnknown
-// (alive) whatever this namespace's /proc says of its pid.
+// No pid in any namespace reaches this (the kernel's PID_MAX_LIMIT).
+inline constexpr std::uint64_t kPidLimit = std::uint64_t{1} << 22;
+// A pid namespace's inode as procfs numbers them (0xEFFFFFFC for the
+// first, then from 0xF0000000 up), or 0: unknown. Anything else names no
+// namespace: damaged memory.
+constexpr bool plausible_pid_namespace(std::uint64_t ns) noexcept {
+  return ns == 0 || (ns >= 0xEFFFFFF0u && ns <= 0xFFFFFFFFu);
+}
+
+// What can be proved about `process` from here: as liveness_of, except
+// that one in another pid namespace than the caller's is kUnknown whatever
+// this namespace's /proc says of its pid. pid 0, a pid at or past
+// kPidLimit and a namespace no procfs gives are kDead (nothing runs as
+// that: the bytes are damage).
+Liveness liveness(ProcessId process) noexcept;
+// False only when the process is proved dead: liveness() != kDead.
 bool is_alive(ProcessId process) noexcept;
 // The start time of a running process, 0 when there is none (or a zombie)
 // or /proc cannot tell.
