@@ -180,16 +180,9 @@ Result<std::uint64_t> find_boundary(const LogState& s, std::uint32_t p, std::uin
   if (pos < earliest) pos = earliest;
   SegmentBuffer buffer;
   const std::byte* bytes = segment_bytes(s, p, pos >> s.segment_shift, buffer);
-  while (bytes != nullptr && pos < target) {
-    const std::uint64_t v = atomic(*const_cast<std::uint64_t*>(
-                                       reinterpret_cast<const std::uint64_t*>(bytes + (pos & s.segment_mask))))
-                                .load(std::memory_order_acquire);
-    const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
-    if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;
-    if (pos + d.aligned_length > target) break;
-    pos += d.aligned_length;
-  }
-  return pos;
+  if (bytes == nullptr) return pos;
+  return s.walk_records(bytes, pos, target,
+                        [&](const record::At& a, std::uint64_t at) { return at + a.d.aligned_length <= target; });
 }
 
 bool ConsumerState::is_duplicate(Part& part, const Record& r) noexcept {
@@ -247,12 +240,11 @@ ConsumerState::Txn ConsumerState::outcome(Part& part, std::uint64_t position, st
 // record without (its flags torn on disk) is as bad as a wrong one. Data
 // records and transaction control records alike: a damaged abort marker
 // must not read as a commit.
-static bool intact(const LogState& s, const std::byte* at, std::uint64_t word, const record::Decoded& d) noexcept {
-  const bool has_checksum = (d.flags & format::kRecordFlagChecksum) != 0;
+static bool intact(const LogState& s, const record::At& a) noexcept {
+  const bool has_checksum = (a.d.flags & format::kRecordFlagChecksum) != 0;
   if (!has_checksum) return !s.options.checksums;
-  const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
-  return record::checksum(*h, word, at + format::kRecordHeaderSize, d.frame_length - format::kRecordHeaderSize) ==
-         h->checksum;
+  return record::checksum(*a.header, a.word, a.body(), a.d.frame_length - format::kRecordHeaderSize) ==
+         a.header->checksum;
 }
 
 // Reads ahead from where it stopped last (at most 64K records a call) and
@@ -265,19 +257,18 @@ void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
     const std::uint32_t p = part.partition;
     // What the word at `pos` is; a marker or prepare record is noted.
     auto note = [&](std::uint64_t pos, const std::byte* bytes) {
-      std::byte* at = const_cast<std::byte*>(bytes) + (pos & s.segment_mask);
-      const std::uint64_t v = atomic(*reinterpret_cast<std::uint64_t*>(at)).load(std::memory_order_acquire);
-      const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
+      const record::At a = s.record_at(bytes, pos);
+      const record::Decoded& d = a.d;
       const bool control = d.kind == record::Kind::kSkip && d.type >= format::RecordType::kTxnCommit;
-      if (control && !intact(s, at, v, d)) return d;  // damaged: no outcome is taken from it
-      const auto* h = reinterpret_cast<const format::RecordHeader*>(at);
+      if (control && !intact(s, a)) return d;  // damaged: no outcome is taken from it
+      const format::RecordHeader& h = *a.header;
       if (d.kind == record::Kind::kSkip &&
           (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
-        part.outcomes.push_back({h->producer_id, h->producer_epoch, d.type == format::RecordType::kTxnCommit, pos});
+        part.outcomes.push_back({h.producer_id, h.producer_epoch, d.type == format::RecordType::kTxnCommit, pos});
       } else if (d.kind == record::Kind::kSkip && d.type == format::RecordType::kTxnPrepare) {
         const std::size_t n = d.frame_length - format::kRecordHeaderSize;
-        part.prepared.push_back({h->producer_id, h->producer_epoch, pos,
-                                 std::string(reinterpret_cast<const char*>(at + format::kRecordHeaderSize), n)});
+        part.prepared.push_back(
+            {h.producer_id, h.producer_epoch, pos, std::string(reinterpret_cast<const char*>(a.body()), n)});
       }
       return d;
     };
@@ -434,13 +425,9 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
   const std::uint32_t p = part.partition;
   // Fast path: a committed data record without checksum in the validated segment.
   if ((position >> s.segment_shift) == part.segment) {
-    const std::uint64_t offset = position & s.segment_mask;
-    auto* header = reinterpret_cast<format::RecordHeader*>(part.segment_base + offset);
-    // Pairs with the producer's release (seq_cst) store or CAS of the commit word.
-    const std::uint64_t v = atomic(header->commit_word).load(std::memory_order_acquire);
-    const auto d = record::decode(v, offset, s.segment_size, s.max_frame);
-    if (d.kind == record::Kind::kData && d.flags == 0 && fast_unchecked) {
-      fill_record(out, p, position, d, *header);
+    const record::At a = s.record_at(part.segment_base, position);
+    if (a.d.kind == record::Kind::kData && a.d.flags == 0 && fast_unchecked) {
+      fill_record(out, p, position, a.d, *a.header);
       if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
     }
   }
@@ -495,24 +482,22 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
       part.descriptor = &s.descriptor(p, segment).state_word;
     }
     const std::uint64_t offset = position & s.segment_mask;
-    auto* header = reinterpret_cast<format::RecordHeader*>(part.segment_base + offset);
-    // Pairs with the producer's release (seq_cst) store or CAS of the commit word.
-    const std::uint64_t v = atomic(header->commit_word).load(std::memory_order_acquire);
-    const auto d = record::decode(v, offset, s.segment_size, s.max_frame);
+    const record::At a = s.record_at(part.segment_base, position);
+    const record::Decoded& d = a.d;
     switch (d.kind) {
       case record::Kind::kData: {
-        if (!intact(s, part.segment_base + offset, v, d)) {
+        if (!intact(s, a)) {
           skip_bad_record(part, position, d);
           continue;
         }
-        fill_record(out, p, position, d, *header);
+        fill_record(out, p, position, d, *a.header);
         // The slot may have been reused while we read.
         if (may_be_lapped && !still_valid(part, position)) {
           on_lapped(part, position);
           continue;
         }
         if (read_committed && (d.flags & format::kRecordFlagTransactional) != 0) {
-          const Txn t = outcome(part, position, header->producer_id, header->producer_epoch);
+          const Txn t = outcome(part, position, a.header->producer_id, a.header->producer_epoch);
           if (t == Txn::kOpen) return Read::kNone;  // nothing past an open transaction
           if (t == Txn::kAborted) {
             position += d.aligned_length;
@@ -533,12 +518,12 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
           on_lapped(part, position);
           continue;
         }
-        if (d.type >= format::RecordType::kTxnCommit && !intact(s, part.segment_base + offset, v, d)) {
+        if (d.type >= format::RecordType::kTxnCommit && !intact(s, a)) {
           skip_bad_record(part, position, d);
           continue;
         }
         if (control_records && d.type >= format::RecordType::kTxnCommit) {
-          fill_record(out, p, position, d, *header);
+          fill_record(out, p, position, d, *a.header);
           out->type = static_cast<std::uint8_t>(d.type);
           if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
           on_lapped(part, position);
@@ -1196,19 +1181,14 @@ namespace {
 std::optional<std::uint64_t> first_at_or_after(const detail::LogState& s, const std::byte* bytes,
                                                std::uint64_t from, std::uint64_t end, std::uint64_t time_ns,
                                                std::uint64_t* first_time) {
-  std::uint64_t pos = from;
-  while (pos < end) {
-    const auto* h = reinterpret_cast<const format::RecordHeader*>(bytes + (pos & s.segment_mask));
-    const std::uint64_t v = format::atomic(const_cast<std::uint64_t&>(h->commit_word)).load(std::memory_order_acquire);
-    const auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
-    if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;
-    if (d.kind == record::Kind::kData) {
-      if (first_time != nullptr && *first_time == UINT64_MAX) *first_time = h->timestamp_ns;
-      if (h->timestamp_ns >= time_ns) return pos;
-    }
-    pos += d.aligned_length;
-  }
-  return std::nullopt;
+  std::optional<std::uint64_t> found;
+  s.walk_records(bytes, from, end, [&](const record::At& a, std::uint64_t at) {
+    if (a.d.kind != record::Kind::kData) return true;
+    if (first_time != nullptr && *first_time == UINT64_MAX) *first_time = a.header->timestamp_ns;
+    if (a.header->timestamp_ns >= time_ns) found = at;
+    return !found;
+  });
+  return found;
 }
 
 }  // namespace

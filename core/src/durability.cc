@@ -449,14 +449,12 @@ void Flusher::scan(std::uint32_t p) {
     // Producers may have claimed into a slot they still wait to reuse.
     const std::uint64_t w = atomic(s_.descriptor(p, segment).state_word).load(std::memory_order_acquire);
     if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) break;
-    // Pairs with the producer's release (seq_cst) commit.
-    const std::uint64_t v = atomic(*word_at(s_, p, pos)).load(std::memory_order_acquire);
-    const auto d = record::decode(v, pos & s_.segment_mask, s_.segment_size, s_.max_frame);
-    if (d.kind == record::Kind::kData || d.kind == record::Kind::kSkip) {
-      pos += d.aligned_length;
+    const record::At a = s_.ring_record_at(p, pos);
+    if (a.committed()) {
+      pos += a.d.aligned_length;
       continue;
     }
-    if (d.kind == record::Kind::kCorrupt) {  // written as it is; readers skip it
+    if (a.d.kind == record::Kind::kCorrupt) {  // written as it is; readers skip it
       pos = (pos | s_.segment_mask) + 1;
       continue;
     }

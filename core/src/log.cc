@@ -487,15 +487,18 @@ void release_member(const LogState& log, std::uint32_t g, std::uint32_t m) noexc
 }
 
 std::uint64_t committed_end(const LogState& log, std::uint32_t p, std::uint64_t position, std::uint64_t limit) noexcept {
-  const std::uint64_t from = position;
-  while (position - from < limit) {
+  const std::uint64_t end = limit > UINT64_MAX - position ? UINT64_MAX : position + limit;
+  while (position < end) {
     const std::uint64_t segment = position >> log.segment_shift;
     const std::uint64_t w = atomic(log.descriptor(p, segment).state_word).load(std::memory_order_acquire);
     if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) break;
-    const std::uint64_t v = atomic(*word_at(log, p, position)).load(std::memory_order_acquire);
-    auto d = record::decode(v, position & log.segment_mask, log.segment_size, log.max_frame);
-    if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;
-    position += d.aligned_length;
+    const std::uint64_t stopped = log.walk_records(log.segment_base(p, segment), position, end,
+                                                   [](const record::At&, std::uint64_t) { return true; });
+    // Stopped inside the segment (a record not committed, or the limit):
+    // the end; else on into the next segment.
+    const bool to_its_end = stopped > position && (stopped & log.segment_mask) == 0;
+    position = stopped;
+    if (!to_its_end) break;
   }
   return position;
 }
@@ -923,20 +926,19 @@ LogInfo Log::info() const {
       const std::uint64_t stop = std::min(gp.end_offset, pos + s.geometry.ring_bytes);
       if (!format::plausible_position(pos) || !format::plausible_position(gp.end_offset)) pos = stop;
       while (pos < stop) {
-        const std::uint64_t v = atomic(*detail::word_at(s, p, pos)).load(std::memory_order_acquire);
-        auto d = record::decode(v, pos & s.segment_mask, s.segment_size, s.max_frame);
-        if (d.kind == record::Kind::kData) {
+        const record::At a = s.ring_record_at(p, pos);
+        if (a.d.kind == record::Kind::kData) {
           if (gp.lag_records == 0) {  // the oldest unconsumed record: its age is the lag in time
-            const auto* h = reinterpret_cast<const format::RecordHeader*>(detail::word_at(s, p, pos));
-            if (h->timestamp_ns != 0 && h->timestamp_ns < now_ns) gp.lag_ns = now_ns - h->timestamp_ns;
+            const std::uint64_t t = a.header->timestamp_ns;
+            if (t != 0 && t < now_ns) gp.lag_ns = now_ns - t;
           }
           ++gp.lag_records;
         }
-        if (d.aligned_length == 0 || d.kind == record::Kind::kEmpty || d.kind == record::Kind::kCorrupt) {
+        if (a.d.aligned_length == 0 || a.d.kind == record::Kind::kEmpty || a.d.kind == record::Kind::kCorrupt) {
           ++gp.lag_records;  // an in-progress claim still counts once
           break;
         }
-        pos += d.aligned_length;
+        pos += a.d.aligned_length;
       }
       gi.partitions.push_back(gp);
     }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "format.h"
+#include "record.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 #include "shmlog/shm/shared_memory.h"
@@ -174,6 +175,21 @@ struct LogState {
   format::OffsetSlot& offset_slot(std::uint32_t p, std::uint32_t g) const noexcept {
     return reinterpret_cast<format::OffsetSlot*>(
         base + geometry.offset_slots_offset)[static_cast<std::size_t>(p) * options.max_groups + g];
+  }
+
+  // The record cursor (record.h) over this log's segments: what `segment`
+  // (a ring slot or a file's copy) holds at `position`; the same in
+  // partition p's ring slot for position; a walk over one segment.
+  record::At record_at(const std::byte* segment, std::uint64_t position) const noexcept {
+    return record::at(segment, position, segment_size, max_frame);
+  }
+  record::At ring_record_at(std::uint32_t p, std::uint64_t position) const noexcept {
+    return record_at(segment_base(p, position >> segment_shift), position);
+  }
+  template <typename Visit>
+  std::uint64_t walk_records(const std::byte* segment, std::uint64_t position, std::uint64_t end,
+                             Visit&& visit) const {
+    return record::walk(segment, position, end, segment_size, max_frame, visit);
   }
 
   std::uint64_t tail(std::uint32_t p) const noexcept {

@@ -70,9 +70,8 @@ void count_pending_claims(const LogState& s, std::uint32_t p, std::uint64_t segm
     // Damaged (off the record alignment): nothing to count there.
     if (!format::plausible_position(at - 1)) continue;
     if (atomic(slot.pending_partition).load(std::memory_order_relaxed) != p) continue;
-    const std::uint64_t v = atomic(*word_at(s, p, at - 1)).load(std::memory_order_acquire);
-    const auto d = record::decode(v, (at - 1) & s.segment_mask, s.segment_size, s.max_frame);
-    if (const std::uint64_t plus_one = plain_sequence_plus_one(s, slot, id, p, at - 1, d)) {
+    const record::At a = s.ring_record_at(p, at - 1);
+    if (const std::uint64_t plus_one = plain_sequence_plus_one(s, slot, id, p, at - 1, a.d)) {
       raise_last_sequence(slot, plus_one);
     }
   }
@@ -107,17 +106,16 @@ void resolve_tokens(const LogState& s, std::uint32_t p, std::uint64_t segment) n
   const std::uint64_t begin = segment << s.segment_shift;
   const format::TokenSlot* table = s.tokens();
   const std::uint64_t mask = s.geometry.token_slots - 1;
-  for (std::uint64_t at = 0; at < s.segment_size;) {
-    const std::uint64_t v = atomic(*reinterpret_cast<const std::uint64_t*>(base + at)).load(std::memory_order_acquire);
-    const auto d = record::decode(v, at, s.segment_size, s.max_frame);
-    if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) break;  // the lap's end (or damage)
+  // To the lap's end (or damage).
+  s.walk_records(base, begin, begin + s.segment_size, [&](const record::At& a, std::uint64_t position) {
+    const record::Decoded& d = a.d;
     const bool data = d.kind == record::Kind::kData;
     const bool candidate = data ? (d.flags & format::kRecordFlagToken) != 0
                                 : d.type == format::RecordType::kPadding || d.type == format::RecordType::kAbandoned;
     if (candidate && d.frame_length >= format::kRecordHeaderSize + format::kTokenTrailer) {
       std::uint64_t hash = 0;
-      std::memcpy(&hash, base + at + d.frame_length - format::kTokenTrailer, sizeof hash);
-      const std::uint64_t mine = format::encode_token_position(p, begin + at);
+      std::memcpy(&hash, reinterpret_cast<const std::byte*>(a.header) + d.frame_length - format::kTokenTrailer, sizeof hash);
+      const std::uint64_t mine = format::encode_token_position(p, position);
       for (std::uint64_t i = 0; hash != 0 && i < std::min<std::uint64_t>(64, mask + 1); ++i) {
         auto& slot = const_cast<format::TokenSlot&>(table[(hash + i) & mask]);
         std::uint64_t slot_hash = 0, seq = 0, held = 0, published = 0;
@@ -131,8 +129,8 @@ void resolve_tokens(const LogState& s, std::uint32_t p, std::uint64_t segment) n
         break;
       }
     }
-    at += d.aligned_length;
-  }
+    return true;
+  });
 }
 
 #ifndef SHMLOG_HOT_COUNTERS
@@ -358,14 +356,13 @@ bool seal_segment(const LogState& s, std::uint32_t p, std::uint64_t segment, boo
   auto stall_since = std::chrono::steady_clock::time_point{};
   std::uint64_t stall_position = UINT64_MAX;
   while (position < end) {
-    const std::uint64_t v = atomic(*word_at(s, p, position)).load(std::memory_order_acquire);
-    const auto d = record::decode(v, position & s.segment_mask, s.segment_size, s.max_frame);
-    if (d.kind == record::Kind::kData || d.kind == record::Kind::kSkip) {
-      position += d.aligned_length;
+    const record::At a = s.ring_record_at(p, position);
+    if (a.committed()) {
+      position += a.d.aligned_length;
       continue;
     }
-    if (d.kind == record::Kind::kCorrupt) return true;  // nothing valid to protect beyond
-    if (d.kind == record::Kind::kEmpty && s.tail(p) <= position) return true;
+    if (a.d.kind == record::Kind::kCorrupt) return true;  // nothing valid to protect beyond
+    if (a.d.kind == record::Kind::kEmpty && s.tail(p) <= position) return true;
     if (!may_wait) return false;
     const auto now = std::chrono::steady_clock::now();
     if (now > deadline) return false;  // a word that never resolves (damage): the append times out
@@ -1039,8 +1036,7 @@ Status count_pending_claim(const detail::LogState& s, std::uint32_t id) {
     }
     // Reused and counted, or never prepared (nothing was published).
     if (held != segment || !ready) return {};
-    const std::uint64_t v = format::atomic(*detail::word_at(s, p, position)).load(std::memory_order_acquire);
-    const auto d = record::decode(v, position & s.segment_mask, s.segment_size, s.max_frame);
+    const record::Decoded d = s.ring_record_at(p, position).d;
     const std::uint64_t plus_one = detail::plain_sequence_plus_one(s, slot, id, p, position, d);
     if (state.load(std::memory_order_acquire) != w) continue;  // what was read may be the next lap's
     if (d.kind == record::Kind::kData || d.kind == record::Kind::kSkip || d.kind == record::Kind::kCorrupt) {

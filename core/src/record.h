@@ -3,6 +3,8 @@
 // is read outside the segment. Fuzzed by tests/core/record_test.cc.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -96,6 +98,51 @@ struct Decoded {
       d.kind = Kind::kCorrupt;
       return d;
   }
+}
+
+// What a segment holds at a position: its commit word, decoded, and the
+// header the word heads. The record cursor: at() is the one place a commit
+// word is loaded, walk() the one loop that steps over records; every
+// reader, scan and count over a segment's records goes through them.
+struct At {
+  std::uint64_t word = 0;
+  Decoded d;
+  const format::RecordHeader* header = nullptr;
+  // Committed and well formed: a data or skip record, to hand out or step over.
+  bool committed() const noexcept { return d.kind == Kind::kData || d.kind == Kind::kSkip; }
+  const std::byte* body() const noexcept { return reinterpret_cast<const std::byte*>(header) + format::kRecordHeaderSize; }
+};
+
+// The record at absolute `position` of the segment whose first byte is
+// `segment` (a ring slot, or a segment file's copy) of `segment_size`
+// bytes, a power of two. The word is loaded with acquire: it pairs with
+// the producer's release store (or CAS) that committed it, so the bytes
+// behind a committed word are the producer's, unless the slot was reused
+// meanwhile (a reader that may be lapped checks the slot afterwards).
+[[gnu::always_inline]] inline At at(const std::byte* segment, std::uint64_t position, std::uint64_t segment_size,
+                                    std::uint32_t max_frame) noexcept {
+  const std::uint64_t offset = position & (segment_size - 1);
+  const auto* header = reinterpret_cast<const format::RecordHeader*>(segment + offset);
+  const std::uint64_t word =
+      std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(header->commit_word)).load(std::memory_order_acquire);
+  return {word, decode(word, offset, segment_size, max_frame), header};
+}
+
+// Steps over the committed records of one segment from `position` while
+// the position is below `end` (and the segment's end) and visit(at,
+// position) returns true. Returns where it stopped: at the end, before the
+// first record that is not committed (empty, in progress, damaged), or
+// before the record visit declined.
+template <typename Visit>
+std::uint64_t walk(const std::byte* segment, std::uint64_t position, std::uint64_t end, std::uint64_t segment_size,
+                   std::uint32_t max_frame, Visit&& visit) {
+  end = std::min(end, (position | (segment_size - 1)) + 1);
+  while (position < end) {
+    const At a = at(segment, position, segment_size, max_frame);
+    if (!a.committed() || !visit(a, position)) break;
+    position += a.d.aligned_length;
+  }
+  return position;
 }
 
 // The checksum a producer stores: over type, flags, key_length, header bytes
