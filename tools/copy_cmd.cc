@@ -77,6 +77,13 @@ int run_copy(const CopyArgs& a, volatile int* interrupted) {
       return failed(std::string("appending to ") + a.out + ": " + errc_name(first_error.error));
     }
     if (producer->in_transaction()) {
+      // Resume where the group's commit below puts IN, not at the last
+      // record's end: the poll may have stepped over a segment's end
+      // padding, and once the group is past it the ring may reuse that
+      // segment, so an offset before the padding would not be retained.
+      for (std::uint32_t p = 0; p < partitions; ++p) {
+        if (auto at = consumer->position(p)) producer->add_offsets(key, p, *at);
+      }
       Status s = producer->commit_transaction();
       if (!s.ok()) return failed(s.message());
     }

@@ -6,7 +6,14 @@
 //   for each owned partition p with sink.offset(p): consumer.seek(p, *sink.offset(p));
 //   consumer.poll([&](const shmlog::Record& r) { sink.write(r.value); sink.write("\n");
 //                                                sink.advance(r.partition, r.next_offset); });
+//   for each owned partition p: sink.advance(p, *consumer.position(p));
 //   sink.checkpoint();  // after each poll: the data, then the offsets
+//   consumer.commit();
+//
+// (The position after the poll, which commit() gives the group: a poll may
+// step over a segment's end padding after its last record, and once the
+// group is past it the ring may reuse that segment, so the last record's
+// next_offset may no longer be retained when a restart seeks to it.)
 //
 // FILE holds the output; FILE.offsets is a journal of checkpoints (file
 // length and one offset per partition, with a CRC), appended after the data
