@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <type_traits>
 
 namespace shmlog::format {
@@ -72,6 +73,20 @@ inline constexpr std::uint32_t kFeatureOwnerPairs = 1u << 6;
 inline constexpr std::uint32_t kFeaturesOfThisBinary =
     kFeatureFences | kFeaturePendingClaims | kFeatureCommittedOffsets | kFeatureTokenHashes | kFeatureOwnerPairs;
 inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeaturesOfThisBinary;
+
+// The hash of a record's key or a uniqueness token, part of the format
+// (producers in every process and language must agree): a keyed record
+// goes to partition key_hash(key) % partitions, and a token's home in the
+// token table is key_hash(token) | 1 (never 0: empty). FNV-1a, then a
+// final mix so that similar keys spread.
+constexpr std::uint64_t key_hash(std::span<const std::byte> bytes) noexcept {
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::byte b : bytes) h = (h ^ static_cast<std::uint8_t>(b)) * 1099511628211ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
 
 inline constexpr std::size_t kRecordAlignment = 32;
 // No position of a partition reaches this (2^62 bytes: 14 years at 10 GB/s);

@@ -88,14 +88,7 @@ struct Geometry {
 Geometry compute_geometry(const LogOptions& options, std::uint32_t features) noexcept;
 
 // A uniqueness token's hash: its home in the token table. Never 0 (empty).
-inline std::uint64_t token_hash(Bytes token) noexcept {
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a, then a final mix
-  for (std::byte b : token) h = (h ^ static_cast<std::uint8_t>(b)) * 1099511628211ull;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h | 1;
-}
+inline std::uint64_t token_hash(Bytes token) noexcept { return format::key_hash(token) | 1; }
 
 inline std::uint64_t now_realtime_ns() noexcept {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -1629,13 +1629,7 @@ Errc append_control(Producer& producer, std::uint32_t partition, std::uint8_t ty
 }  // namespace detail
 
 std::uint32_t Producer::partition_for(Bytes key) const noexcept {
-  // FNV-1a, then a final mix so that similar keys spread.
-  std::uint64_t h = 1469598103934665603ull;
-  for (std::byte b : key) h = (h ^ static_cast<std::uint8_t>(b)) * 1099511628211ull;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return static_cast<std::uint32_t>(h % state_->log->options.partitions);
+  return static_cast<std::uint32_t>(format::key_hash(key) % state_->log->options.partitions);
 }
 
 Claim Producer::claim_in(std::uint32_t partition, std::size_t value_size, std::size_t key_size) noexcept {

@@ -89,6 +89,16 @@ TEST(Log, OversizeRecordIsRefusedAndNothingIsWritten) {
   EXPECT_EQ(log.info().partitions[0].end_offset, 0u);
 }
 
+// Which partition a key goes to is part of the format (format::key_hash).
+TEST(Log, AKeysPartitionIsItsPinnedHashModuloThePartitions) {
+  auto log = Log::create_in_memory({.partitions = 8}).value();
+  auto producer = log.producer().value();
+  EXPECT_EQ(producer.partition_for(as_bytes("user-42")), 7u);
+  auto r = producer.append(as_bytes("user-42"), as_bytes("v"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r.partition, 7u);
+}
+
 TEST(Log, BadPartitionIsRefused) {
   auto log = Log::create_in_memory(small_options()).value();
   auto producer = log.producer().value();

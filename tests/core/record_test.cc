@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <random>
+#include <span>
+#include <string>
 
 #include "shmlog/io/crc32c.h"
 
@@ -14,6 +16,14 @@ using format::make_commit_word;
 using format::RecordType;
 constexpr std::uint64_t kSegment = 64 * 1024;
 constexpr std::uint32_t kMaxFrame = 4096;
+
+// The key hash is part of the format: producers in every process and
+// language send a key to the same partition, and tokens find their slot.
+TEST(KeyHash, IsPinned) {
+  const std::string key = "user-42";
+  const auto bytes = std::as_bytes(std::span(key.data(), key.size()));
+  EXPECT_EQ(shmlog::format::key_hash(bytes), 15993482117825954359ull);
+}
 
 TEST(RecordDecode, ZeroWordIsEmpty) { EXPECT_EQ(decode(0, 0, kSegment, kMaxFrame).kind, Kind::kEmpty); }
 
