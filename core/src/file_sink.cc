@@ -11,6 +11,7 @@
 
 #include "durability.h"
 #include "shmlog/io/crc32c.h"
+#include "shmlog/io/files.h"
 #include "shmlog/io/file_layer.h"
 #include "sink_journal.h"
 #include "shmlog/shm/process.h"
@@ -59,35 +60,14 @@ std::string encode_journal_entry(std::uint64_t log_id, std::uint64_t length, con
 
 namespace {
 
-Status write_all(int fd, const char* data, std::size_t n, std::uint64_t at, const std::string& path) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(at));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Status::from_errno("writing " + path, errno);
-    }
-    data += w;
-    n -= static_cast<std::size_t>(w);
-    at += static_cast<std::uint64_t>(w);
-  }
-  return {};
-}
-
-Status sync(int fd, const std::string& path) {
-  while (::fdatasync(fd) != 0) {
-    if (errno != EINTR) return Status::from_errno("syncing " + path, errno);
-  }
-  return {};
-}
-
 // Writes `n` bytes at `at` and, when `synced`, fdatasyncs the file: with
 // plain calls, or through the file layer tests put in their place (a
 // fault-injecting one simulates what a host crash keeps).
 Status put(io::FileLayer* layer, int fd, const char* data, std::size_t n, std::uint64_t at, const std::string& path,
            bool synced) {
   if (layer == nullptr || n > UINT32_MAX) {
-    SHMLOG_RETURN_IF_ERROR(write_all(fd, data, n, at, path));
-    return synced ? sync(fd, path) : Status();
+    SHMLOG_RETURN_IF_ERROR(io::pwrite_all(fd, data, n, at, path));
+    return synced ? io::data_sync(fd, path) : Status();
   }
   io::IoOp ops[2];
   ops[0].kind = io::IoOp::Kind::kWrite;
@@ -311,8 +291,8 @@ Status FileSink::checkpoint() {
     (void)::unlink(tmp.c_str());
     int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_);
     if (fd < 0) return Status::from_errno("creating " + tmp, errno);
-    Status s = write_all(fd, entry.data(), entry.size(), 0, tmp);
-    if (s.ok() && syncs) s = sync(fd, tmp);
+    Status s = io::pwrite_all(fd, entry.data(), entry.size(), 0, tmp);
+    if (s.ok() && syncs) s = io::data_sync(fd, tmp);
     // The writer's lock moves to the new journal before it takes the name.
     if (s.ok() && ::flock(fd, LOCK_EX | LOCK_NB) != 0) s = Status::from_errno("locking " + tmp, errno);
     if (s.ok() && ::rename(tmp.c_str(), journal.c_str()) != 0) s = Status::from_errno("replacing " + journal, errno);

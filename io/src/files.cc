@@ -15,19 +15,6 @@
 namespace shmlog::io {
 namespace {
 
-Status write_all(int fd, const std::string& data, const std::string& path) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::from_errno("writing " + path, errno);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return Status();
-}
-
 std::string dir_name(const std::string& path) {
   auto slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
@@ -36,6 +23,28 @@ std::string dir_name(const std::string& path) {
 }
 
 }  // namespace
+
+Status pwrite_all(int fd, const void* data, std::size_t n, std::uint64_t at, const std::string& path) {
+  const auto* p = static_cast<const std::byte*>(data);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(at));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::from_errno("writing " + path, errno);
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+    at += static_cast<std::uint64_t>(w);
+  }
+  return {};
+}
+
+Status data_sync(int fd, const std::string& path) {
+  while (::fdatasync(fd) != 0) {
+    if (errno != EINTR) return Status::from_errno("syncing " + path, errno);
+  }
+  return {};
+}
 
 Status sync_directory(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -95,8 +104,8 @@ Status write_key_value_file(const std::string& path, const std::string& header,
   }
   if (fd < 0) return Status::from_errno("creating " + tmp, errno);
   Status s = ::fchmod(fd, mode & 0777) == 0 ? Status() : Status::from_errno("setting the mode of " + tmp, errno);
-  if (s.ok()) s = write_all(fd, text, tmp);
-  if (s.ok() && ::fdatasync(fd) != 0) s = Status::from_errno("syncing " + tmp, errno);
+  if (s.ok()) s = pwrite_all(fd, text.data(), text.size(), 0, tmp);
+  if (s.ok()) s = data_sync(fd, tmp);
   ::close(fd);
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
     s = Status::from_errno("renaming " + tmp + " to " + path, errno);

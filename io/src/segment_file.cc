@@ -42,20 +42,6 @@ T get(std::span<const std::byte> in, std::size_t at) noexcept {
   return v;
 }
 
-Status pwrite_all(int fd, const void* data, std::size_t n, std::uint64_t at, const std::string& path) {
-  const auto* p = static_cast<const std::byte*>(data);
-  while (n > 0) {
-    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(at));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Status::from_errno("writing " + path, errno);
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-    at += static_cast<std::uint64_t>(w);
-  }
-  return {};
-}
 
 }  // namespace
 
@@ -221,7 +207,7 @@ Result<SegmentFile> SegmentFile::open(const std::string& path, bool writable, st
   const std::uint64_t want = kSegmentHeaderSize + header->segment_size;
   if (static_cast<std::uint64_t>(st.st_size) < want && extend_short && writable) {
     if (::ftruncate(fd, static_cast<off_t>(want)) != 0) return Status::from_errno("extending " + path, errno);
-    if (::fdatasync(fd) != 0) return Status::from_errno("syncing " + path, errno);
+    SHMLOG_RETURN_IF_ERROR(data_sync(fd, path));
   } else if (static_cast<std::uint64_t>(st.st_size) < want) {
     return Status(Status::Code::kCorrupt, path + " is " + std::to_string(st.st_size) + " bytes, expected " +
                                               std::to_string(want) + " (truncated)");
@@ -272,7 +258,7 @@ Status SegmentFile::zero_from(std::uint64_t from) {
     SHMLOG_RETURN_IF_ERROR(pwrite_all(fd_, zeros.data(), n, kSegmentHeaderSize + at, path_));
     at += n;
   }
-  if (::fdatasync(fd_) != 0) return Status::from_errno("syncing " + path_, errno);
+  SHMLOG_RETURN_IF_ERROR(data_sync(fd_, path_));
   return {};
 }
 
@@ -281,7 +267,7 @@ Status SegmentFile::write(std::uint64_t from, std::span<const std::byte> bytes) 
     return Status(Status::Code::kInvalidArgument, "writing past the end of " + path_);
   }
   SHMLOG_RETURN_IF_ERROR(pwrite_all(fd_, bytes.data(), bytes.size(), kSegmentHeaderSize + from, path_));
-  if (::fdatasync(fd_) != 0) return Status::from_errno("syncing " + path_, errno);
+  SHMLOG_RETURN_IF_ERROR(data_sync(fd_, path_));
   return {};
 }
 
@@ -291,7 +277,7 @@ Status SegmentFile::stamp(std::uint64_t incarnation) {
   std::byte fields[kSegmentHeaderFields];
   encode_segment_header(h, std::span<std::byte, kSegmentHeaderFields>(fields));
   SHMLOG_RETURN_IF_ERROR(pwrite_all(fd_, fields, sizeof fields, 0, path_));
-  if (::fdatasync(fd_) != 0) return Status::from_errno("syncing " + path_, errno);
+  SHMLOG_RETURN_IF_ERROR(data_sync(fd_, path_));
   header_ = h;
   return {};
 }

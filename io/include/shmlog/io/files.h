@@ -46,6 +46,11 @@ Status create_empty_directory(const std::string& path, std::uint32_t mode);
 // Names of the entries in a directory (without "." and "..").
 Result<std::vector<std::string>> list_directory(const std::string& path);
 Status remove_file(const std::string& path);
+// Writes all `n` bytes at offset `at` (pwrite, again after EINTR and short
+// writes); errors name `path`.
+Status pwrite_all(int fd, const void* data, std::size_t n, std::uint64_t at, const std::string& path);
+// fdatasync, again after EINTR; errors name `path`.
+Status data_sync(int fd, const std::string& path);
 // fsyncs a directory, so that entries created or renamed in it persist.
 Status sync_directory(const std::string& dir);
 Status remove_directory(const std::string& path);
