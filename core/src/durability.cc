@@ -25,6 +25,7 @@
 #include "shmlog/io/files.h"
 #include "shmlog/io/segment_file.h"
 #include "shmlog/segments.h"
+#include "test_hooks.h"
 
 namespace shmlog::detail {
 namespace {

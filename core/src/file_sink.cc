@@ -15,6 +15,7 @@
 #include "shmlog/io/file_layer.h"
 #include "sink_journal.h"
 #include "shmlog/shm/process.h"
+#include "test_hooks.h"
 
 namespace shmlog {
 namespace {

@@ -13,6 +13,7 @@
 #include "txn.h"
 #include "word_pair.h"
 #include "shmlog/log.h"
+#include "test_hooks.h"
 
 namespace shmlog {
 namespace detail {

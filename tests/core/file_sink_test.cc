@@ -12,6 +12,7 @@
 #include "crash_util.h"
 #include "shmlog/file_sink.h"
 #include "test_util.h"
+#include "test_hooks.h"
 
 namespace shmlog {
 namespace {

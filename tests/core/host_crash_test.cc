@@ -22,6 +22,7 @@
 #include "shmlog/io/segment_file.h"
 #include "shmlog/segments.h"
 #include "test_util.h"
+#include "test_hooks.h"
 
 namespace shmlog {
 namespace {

@@ -14,6 +14,7 @@
 #include "log_access.h"
 #include "shmlog/shm/process.h"
 #include "test_util.h"
+#include "test_hooks.h"
 
 namespace shmlog {
 namespace {

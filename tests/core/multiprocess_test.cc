@@ -25,6 +25,7 @@
 #include "word_pair.h"
 #include "shmlog/shm/process.h"
 #include "test_util.h"
+#include "test_hooks.h"
 
 namespace shmlog {
 namespace {

@@ -12,6 +12,7 @@
 #include "log_state.h"
 #include "shmlog/shm/process.h"
 #include "test_util.h"
+#include "test_hooks.h"
 
 namespace shmlog {
 namespace {

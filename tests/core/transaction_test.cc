@@ -17,6 +17,7 @@
 #include "meta.h"
 #include "shmlog/shm/process.h"
 #include "test_util.h"
+#include "test_hooks.h"
 
 namespace shmlog {
 namespace {

@@ -52,6 +52,7 @@
 #include "shmlog/file_sink.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
+#include "test_hooks.h"
 
 namespace shmlog {
 namespace {
