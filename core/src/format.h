@@ -613,6 +613,20 @@ static_assert(offsetof(LogHeader, keeper_lease) == 2432);
 static_assert(offsetof(LogHeader, keeper_owner) == 2464);  // 16-byte aligned: one cmpxchg16b
 static_assert(offsetof(LogHeader, keeper_seq) == 2496);
 static_assert(sizeof(TokenSlot) == kCacheLine);
+static_assert(offsetof(TokenSlot, hash) == 0 && offsetof(TokenSlot, seq) == 8);  // a 16-byte pair
+static_assert(offsetof(TokenSlot, position) == 16 && offsetof(TokenSlot, published_seq) == 24);  // a 16-byte pair
+static_assert(offsetof(TokenSlot, time_ns) == 32 && offsetof(TokenSlot, resolved_seq) == 40);
+static_assert(alignof(TokenSlot) % 16 == 0);  // cmpxchg16b needs both pairs 16-byte aligned
+static_assert(offsetof(PartitionHeader, durable_position) == 264 && offsetof(PartitionHeader, sync_request) == 272 &&
+              offsetof(PartitionHeader, disk_start) == 280);
+static_assert(offsetof(PartitionHeader, disk_segments) == 328 && offsetof(PartitionHeader, flush_errno) == 332 &&
+              offsetof(PartitionHeader, last_sync_ns) == 368);
+static_assert(offsetof(ProducerSlot, txn_timeout_ms) == 3 * kCacheLine + 12 &&
+              offsetof(ProducerSlot, txn_word) == 3 * kCacheLine + 16 &&
+              offsetof(ProducerSlot, txn_changed_ns) == 3 * kCacheLine + 24 &&
+              offsetof(ProducerSlot, txn_sequence_plus_one) == 3 * kCacheLine + 32 &&
+              offsetof(ProducerSlot, pending_partition) == 3 * kCacheLine + 40 &&
+              offsetof(ProducerSlot, committed_offsets_buffer) == 3 * kCacheLine + 44);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
