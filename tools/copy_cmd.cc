@@ -21,7 +21,7 @@ int failed(const std::string& what) {
 // in IN follow after the commit. A restart (same arguments) aborts what the
 // last instance left open and resumes from the offsets of the last
 // committed transaction: every input record reaches OUT once.
-int run_copy(const CopyArgs& a, volatile int* interrupted) {
+int run_copy(const CopyArgs& a, volatile std::sig_atomic_t* interrupted) {
   if (a.transaction_size < 1) return failed("--transaction-size must be at least 1");
   auto in = Log::open(a.in);
   if (!in.ok()) return failed(in.status().message());

@@ -2,6 +2,7 @@
 // once, with transactions.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 #include <string>
 
@@ -17,6 +18,6 @@ struct CopyArgs {
   std::string prefix;                    // the "processing": prepended to each value
 };
 
-int run_copy(const CopyArgs& args, volatile int* interrupted);
+int run_copy(const CopyArgs& args, volatile std::sig_atomic_t* interrupted);
 
 }  // namespace shmlog::tools

@@ -41,7 +41,7 @@ void print_problems(const char* what, const std::vector<SegmentProblem>& problem
 
 }  // namespace
 
-int run_keeper(const std::string& path, int core, volatile int* interrupted) {
+int run_keeper(const std::string& path, int core, volatile std::sig_atomic_t* interrupted) {
   if (core >= 0) {
     Status pinned = pin_current_thread(static_cast<unsigned>(core));
     if (!pinned.ok()) {

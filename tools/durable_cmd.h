@@ -1,12 +1,13 @@
 // Commands for durable logs: `shmlog keeper`, `dump`, `verify`, `repair`.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 #include <string>
 
 namespace shmlog::tools {
 
-int run_keeper(const std::string& log, int core, volatile int* interrupted);
+int run_keeper(const std::string& log, int core, volatile std::sig_atomic_t* interrupted);
 // Decodes one segment file: a line per record (offset, timestamp, producer,
 // length, CRC status), then where it is torn or damaged.
 int run_dump(const std::string& file, bool values);

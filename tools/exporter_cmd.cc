@@ -96,7 +96,7 @@ class LogCollector : public prometheus::Collectable {
 
 }  // namespace
 
-int run_exporter(const ExporterArgs& a, volatile int* interrupted) {
+int run_exporter(const ExporterArgs& a, volatile std::sig_atomic_t* interrupted) {
   std::vector<Log> logs;
   for (const auto& path : a.logs) {
     auto log = Log::attach(path);

@@ -2,6 +2,7 @@
 // format (prometheus-cpp), read at each scrape from read-only attachments.
 #pragma once
 
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,6 @@ struct ExporterArgs {
   std::string listen = "127.0.0.1:9464";
 };
 
-int run_exporter(const ExporterArgs& args, volatile int* interrupted);
+int run_exporter(const ExporterArgs& args, volatile std::sig_atomic_t* interrupted);
 
 }  // namespace shmlog::tools

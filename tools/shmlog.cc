@@ -36,10 +36,8 @@ namespace {
 using shmlog::Status;
 
 volatile std::sig_atomic_t g_interrupted = 0;
-volatile int g_interrupted_int = 0;
 void on_signal(int) {
   g_interrupted = 1;
-  g_interrupted_int = 1;
 }
 
 [[noreturn]] void fail(const std::string& what) {
@@ -868,15 +866,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*bench) return shmlog::tools::run_bench(ba);
-  if (*keeper) return shmlog::tools::run_keeper(keeper_log, keeper_core, &g_interrupted_int);
+  if (*keeper) return shmlog::tools::run_keeper(keeper_log, keeper_core, &g_interrupted);
   if (*dump) return shmlog::tools::run_dump(dump_file, dump_values);
   if (*verify) return shmlog::tools::run_verify(verify_log);
   if (*repair) return shmlog::tools::run_repair(repair_log);
   if (*topo) return shmlog::tools::run_topo(topo_json, topo_synthetic);
   if (*exec) return shmlog::tools::run_exec(xa);
-  if (*stat) return shmlog::tools::run_stat(sa, &g_interrupted_int);
-  if (*copy) return shmlog::tools::run_copy(ya, &g_interrupted_int);
-  if (*exporter) return shmlog::tools::run_exporter(ea, &g_interrupted_int);
+  if (*stat) return shmlog::tools::run_stat(sa, &g_interrupted);
+  if (*copy) return shmlog::tools::run_copy(ya, &g_interrupted);
+  if (*exporter) return shmlog::tools::run_exporter(ea, &g_interrupted);
   if (*lat) {
     la.wait = parse_wait(la.wait_name);
     la.baselines = !no_baselines;

@@ -26,7 +26,7 @@ double rate(std::uint64_t now, std::uint64_t before, double seconds) {
 
 }  // namespace
 
-int run_stat(const StatArgs& a, volatile int* interrupted) {
+int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
   auto log = Log::attach(a.log);
   if (!log.ok()) {
     std::fprintf(stderr, "shmlog stat: %s\n", log.status().message().c_str());

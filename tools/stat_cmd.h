@@ -1,6 +1,7 @@
 // `shmlog stat`: a live view of a log's counters, attached read-only.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 #include <string>
 
@@ -13,6 +14,6 @@ struct StatArgs {
   bool json = false;
 };
 
-int run_stat(const StatArgs& args, volatile int* interrupted);
+int run_stat(const StatArgs& args, volatile std::sig_atomic_t* interrupted);
 
 }  // namespace shmlog::tools
