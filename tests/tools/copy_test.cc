@@ -24,13 +24,7 @@ std::string value(int i) {
   return v + std::string(100 - v.size(), '.');
 }
 
-LogOptions small_ring() {
-  LogOptions o;
-  o.segment_size = 64 * 1024;
-  o.ring_segments = 2;
-  o.max_record_size = 1024;
-  return o;
-}
+LogOptions small_ring() { return {.segment_size = 64 * 1024, .ring_segments = 2, .max_record_size = 1024}; }
 
 // A tool's poll can end past a segment's end padding (the next record was
 // still being written), and it commits that position in the group. The
