@@ -295,7 +295,11 @@ std::string producer_trial(std::mt19937_64& rng, int kind, const std::string& pa
     auto producer = log->producer({.backpressure_timeout = 10s});
     if (!producer.ok()) return 21;
     for (std::uint32_t i = 0; i < n; ++i) {
-      if (!producer->append(as_bytes(value_of(2, i, pad / 2)))) return 22;
+      const AppendResult r = producer->append(as_bytes(value_of(2, i, pad / 2)));
+      if (!r) {
+        std::fprintf(stderr, "surviving producer, append %u of %u: %s\n", i, n, errc_name(r.error));
+        return 22;
+      }
     }
     return 0;
   };
