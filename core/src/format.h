@@ -4,30 +4,39 @@
 // offsets, never pointers. Byte layouts are drawn below and documented in
 // core/README.md; the static_asserts at the end pin them.
 //
-// One shared-memory object per log:
+// One shared-memory object per log (every offset from compute_geometry,
+// at the end of this file, from the log's options alone; the header's
+// copy is only checked against it):
 //
 //   +-------------------+ 0
 //   | LogHeader  (4 KiB)|
 //   +-------------------+ producers_offset
 //   | ProducerSlot x max_producers       (256 B each)
-//   +-------------------+ groups_offset
-//   | GroupSlot x max_groups  (128 B + max_members x MemberSlot)
-//   +-------------------+ offset_slots_offset
+//   +-------------------+ groups_offset (4 KiB aligned)
+//   | GroupHeader + MemberSlot x max_members, x max_groups (128 B + 64 B each)
+//   +-------------------+ offset_slots_offset (4 KiB aligned)
 //   | OffsetSlot [partition][group]       (64 B each)
-//   +-------------------+ partitions_offset
+//   +-------------------+ partitions_offset (4 KiB aligned)
 //   | PartitionHeader x partitions (512 B + ring_segments x SegmentDescriptor,
 //   |                               rounded up to 4 KiB)
 //   +-------------------+ data_offset (4 KiB aligned)
 //   | ring of partition 0: ring_segments x segment_size
 //   | ring of partition 1 ...
+//   +-------------------+ tokens_offset
+//   | TokenSlot x token_slots             (64 B each; a token window only)
+//   +-------------------+ offsets_buffers_offset (4 KiB aligned)
+//   | OffsetsBuffer x 2 per producer slot (1 KiB each; committed_offsets)
 //   +-------------------+ total_size
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <type_traits>
+
+#include "shmlog/log.h"
 
 namespace shmlog::format {
 
@@ -629,6 +638,50 @@ static_assert(offsetof(ProducerSlot, txn_timeout_ms) == 3 * kCacheLine + 12 &&
               offsetof(ProducerSlot, committed_offsets_buffer) == 3 * kCacheLine + 44);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+// Byte offsets of every table (drawn at the top of this file).
+struct Geometry {
+  std::uint64_t producers_offset = 0;
+  std::uint64_t groups_offset = 0;
+  std::uint64_t group_stride = 0;
+  std::uint64_t offset_slots_offset = 0;
+  std::uint64_t partitions_offset = 0;
+  std::uint64_t partition_stride = 0;
+  std::uint64_t data_offset = 0;
+  std::uint64_t ring_bytes = 0;
+  std::uint64_t tokens_offset = 0;
+  std::uint64_t token_slots = 0;
+  std::uint64_t offsets_buffers_offset = 0;  // 0: none (a log without `committed_offsets`)
+  std::uint64_t total_size = 0;
+};
+
+// The offsets from the options alone. `features`: the log's kFeature*
+// (the table of offsets buffers exists only with kFeatureCommittedOffsets).
+constexpr Geometry compute_geometry(const LogOptions& o, std::uint32_t features) noexcept {
+  auto round_up = [](std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; };
+  Geometry g;
+  g.producers_offset = sizeof(LogHeader);
+  g.groups_offset = round_up(g.producers_offset + std::uint64_t{o.max_producers} * sizeof(ProducerSlot), kPage);
+  g.group_stride = sizeof(GroupHeader) + std::uint64_t{o.max_members} * sizeof(MemberSlot);
+  g.offset_slots_offset = round_up(g.groups_offset + o.max_groups * g.group_stride, kPage);
+  g.partitions_offset =
+      round_up(g.offset_slots_offset + std::uint64_t{o.partitions} * o.max_groups * sizeof(OffsetSlot), kPage);
+  g.partition_stride =
+      round_up(sizeof(PartitionHeader) + std::uint64_t{o.ring_segments} * sizeof(SegmentDescriptor), kPage);
+  g.data_offset = g.partitions_offset + o.partitions * g.partition_stride;
+  g.ring_bytes = o.segment_size * o.ring_segments;
+  g.tokens_offset = g.data_offset + o.partitions * g.ring_bytes;
+  g.token_slots = o.token_window == 0 ? 0 : std::bit_ceil(2 * o.token_window);
+  g.total_size = g.tokens_offset + g.token_slots * sizeof(TokenSlot);
+  if ((features & kFeatureCommittedOffsets) != 0) {
+    g.offsets_buffers_offset = round_up(g.total_size, kPage);
+    g.total_size = g.offsets_buffers_offset + 2 * std::uint64_t{o.max_producers} * sizeof(OffsetsBuffer);
+  }
+  return g;
+}
+// The drawing's alignments, for the default options.
+static_assert(compute_geometry(LogOptions{}, kFeaturesOfThisBinary).data_offset % kPage == 0);
+static_assert(compute_geometry(LogOptions{}, kFeaturesOfThisBinary).offsets_buffers_offset % kPage == 0);
 
 // Atomic access to a field of a shared struct.
 template <class T>

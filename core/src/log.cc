@@ -293,37 +293,11 @@ Result<LogMeta> read_log_meta(const std::string& path) {
   return LogMeta{found->first, found->second.options, found->second.log_id};
 }
 
-Geometry compute_geometry(const LogOptions& o, std::uint32_t features) noexcept {
-  auto round_up = [](std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; };
-  Geometry g;
-  g.producers_offset = sizeof(format::LogHeader);
-  g.groups_offset = round_up(g.producers_offset + std::uint64_t{o.max_producers} * sizeof(format::ProducerSlot),
-                             format::kPage);
-  g.group_stride = sizeof(format::GroupHeader) + std::uint64_t{o.max_members} * sizeof(format::MemberSlot);
-  g.offset_slots_offset = round_up(g.groups_offset + o.max_groups * g.group_stride, format::kPage);
-  g.partitions_offset = round_up(g.offset_slots_offset + std::uint64_t{o.partitions} * o.max_groups *
-                                                             sizeof(format::OffsetSlot),
-                                 format::kPage);
-  g.partition_stride = round_up(sizeof(format::PartitionHeader) +
-                                    std::uint64_t{o.ring_segments} * sizeof(format::SegmentDescriptor),
-                                format::kPage);
-  g.data_offset = g.partitions_offset + o.partitions * g.partition_stride;
-  g.ring_bytes = o.segment_size * o.ring_segments;
-  g.tokens_offset = g.data_offset + o.partitions * g.ring_bytes;
-  g.token_slots = o.token_window == 0 ? 0 : std::bit_ceil(2 * o.token_window);
-  g.total_size = g.tokens_offset + g.token_slots * sizeof(format::TokenSlot);
-  if ((features & format::kFeatureCommittedOffsets) != 0) {
-    g.offsets_buffers_offset = round_up(g.total_size, format::kPage);
-    g.total_size = g.offsets_buffers_offset + 2 * std::uint64_t{o.max_producers} * sizeof(format::OffsetsBuffer);
-  }
-  return g;
-}
-
 LogState::LogState() = default;
 LogState::~LogState() = default;
 
 void LogState::init_geometry(std::uint32_t features) {
-  geometry = compute_geometry(options, features);
+  geometry = format::compute_geometry(options, features);
   segment_size = options.segment_size;
   segment_mask = segment_size - 1;
   segment_shift = static_cast<unsigned>(__builtin_ctzll(segment_size));
@@ -636,7 +610,7 @@ Status validate(const LogOptions& o) {
     return bad("fsync interval must be 0 up to an hour");
   }
   if (o.retention_time.count() < 0) return bad("retention time must not be negative");
-  const std::uint64_t total = detail::compute_geometry(o, format::kKnownFeatures).total_size;
+  const std::uint64_t total = format::compute_geometry(o, format::kKnownFeatures).total_size;
   if (total > (1ull << 40)) return bad("the log would need " + std::to_string(total) + " bytes of shared memory");
   return {};
 }

@@ -68,25 +68,6 @@ class SpeculativeReads {
   SpeculativeReads& operator=(const SpeculativeReads&) = delete;
 };
 
-// Byte offsets of every table, computed from the options alone.
-struct Geometry {
-  std::uint64_t producers_offset = 0;
-  std::uint64_t groups_offset = 0;
-  std::uint64_t group_stride = 0;
-  std::uint64_t offset_slots_offset = 0;
-  std::uint64_t partitions_offset = 0;
-  std::uint64_t partition_stride = 0;
-  std::uint64_t data_offset = 0;
-  std::uint64_t ring_bytes = 0;
-  std::uint64_t tokens_offset = 0;
-  std::uint64_t token_slots = 0;
-  std::uint64_t offsets_buffers_offset = 0;  // 0: none (a log without `committed_offsets`)
-  std::uint64_t total_size = 0;
-};
-// `features`: the log's format::kFeature* (the table of offsets buffers
-// exists only with kFeatureCommittedOffsets).
-Geometry compute_geometry(const LogOptions& options, std::uint32_t features) noexcept;
-
 // A uniqueness token's hash: its home in the token table. Never 0 (empty).
 inline std::uint64_t token_hash(Bytes token) noexcept { return format::key_hash(token) | 1; }
 
@@ -102,7 +83,7 @@ struct LogState {
   std::string path;
   std::string memory_path;  // the shared-memory file (empty in memory)
   LogOptions options;
-  Geometry geometry;
+  format::Geometry geometry;
   shm::SharedMemory shm;               // the shared mapping, or
   struct FreeDeleter {
     void operator()(std::byte* p) const noexcept { std::free(p); }
