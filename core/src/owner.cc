@@ -87,14 +87,15 @@ void OwnerLock::release() const noexcept {
 shm::ProcessId OwnerLock::holder() const noexcept {
   if (pair_ == nullptr) return from_lock_word(format::atomic(*word_).load(std::memory_order_acquire));
   // Loads, not a CAS (the mapping may be read-only); the pid read again
-  // after the stamp, so a holder that changed between is read again.
-  for (;;) {
-    const std::uint64_t pid = format::atomic(pair_[0]).load(std::memory_order_acquire);
-    const std::uint64_t stamp = format::atomic(pair_[1]).load(std::memory_order_acquire);
-    if (format::atomic(pair_[0]).load(std::memory_order_acquire) == pid) {
-      return from_pair(pid, stamp);
-    }
+  // after the stamp, so a holder that changed between is read again (a
+  // few times: memory someone keeps scribbling on gets a guess).
+  std::uint64_t pid = 0, stamp = 0;
+  for (int tries = 0; tries < 16; ++tries) {
+    pid = format::atomic(pair_[0]).load(std::memory_order_acquire);
+    stamp = format::atomic(pair_[1]).load(std::memory_order_acquire);
+    if (format::atomic(pair_[0]).load(std::memory_order_acquire) == pid) break;
   }
+  return from_pair(pid, stamp);
 }
 
 AdminLock::AdminLock(const LogState& log) : lock_(OwnerLock::admin(log)) {
