@@ -657,7 +657,7 @@ struct Geometry {
 
 // The offsets from the options alone. `features`: the log's kFeature*
 // (the table of offsets buffers exists only with kFeatureCommittedOffsets).
-constexpr Geometry compute_geometry(const LogOptions& o, std::uint32_t features) noexcept {
+inline Geometry compute_geometry(const LogOptions& o, std::uint32_t features) noexcept {
   auto round_up = [](std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; };
   Geometry g;
   g.producers_offset = sizeof(LogHeader);
@@ -679,9 +679,6 @@ constexpr Geometry compute_geometry(const LogOptions& o, std::uint32_t features)
   }
   return g;
 }
-// The drawing's alignments, for the default options.
-static_assert(compute_geometry(LogOptions{}, kFeaturesOfThisBinary).data_offset % kPage == 0);
-static_assert(compute_geometry(LogOptions{}, kFeaturesOfThisBinary).offsets_buffers_offset % kPage == 0);
 
 // Atomic access to a field of a shared struct.
 template <class T>
