@@ -1,9 +1,14 @@
 #include "crash_util.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "shmlog/io/files.h"
@@ -19,6 +24,27 @@ Status lose_shared_memory(const std::string& path) {
   }
   if (::unlink(memory.c_str()) != 0) return Status::from_errno("removing " + memory, errno);
   return {};
+}
+
+void remove_log_and_its_memory(const std::string& path) {
+  (void)Log::remove(path);
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  DIR* dir = ::opendir("/dev/shm");
+  if (dir == nullptr) return;
+  while (const dirent* e = ::readdir(dir)) {
+    if (std::strncmp(e->d_name, "shmlog-", 7) != 0) continue;
+    const std::string object = std::string("/dev/shm/") + e->d_name;
+    const int fd = ::open(object.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st {};
+    char named[1024] = {};  // LogHeader::path, at 1344
+    const bool ours = ::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() &&
+                      ::pread(fd, named, sizeof named - 1, 1344) > 0 && path == named;
+    ::close(fd);
+    if (ours) (void)::unlink(object.c_str());
+  }
+  ::closedir(dir);
 }
 
 Status rewind_checkpoint(const std::string& path, std::uint32_t p, std::uint64_t durable,

@@ -28,6 +28,12 @@ class FileLayerScope {
 // `path` (no process may still have it open for this to mean anything).
 Status lose_shared_memory(const std::string& path);
 
+// Removes the log at `path` (its directory too) and every shared-memory
+// object of this user in /dev/shm whose header names it: a log whose meta
+// file a trial damaged, or whose memory a simulated crash left behind, is
+// not found by Log::remove alone, and the objects would pile up in memory.
+void remove_log_and_its_memory(const std::string& path);
+
 // Makes the log's checkpoint one taken earlier: partition p durable up to
 // `durable` (recovery trusts every byte below it and cuts at the first hole
 // past it) and each named producer's durable sequence at most

@@ -183,8 +183,7 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
     const std::string error = sink_trial(rng, n, path, count, plan, totals);
     ++totals.trials;
     if (!error.empty()) return error + " (" + plan + "; the log is left in " + path + ")";
-    (void)Log::remove(path);
-    fs::remove_all(path);
+    test::remove_log_and_its_memory(path);
     return {};
   }
   const bool lose_memory = rng() % 2 == 0;
@@ -364,8 +363,7 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
   }
   ++totals.trials;
   if (error.empty()) {
-    (void)Log::remove(path);
-    fs::remove_all(path);
+    test::remove_log_and_its_memory(path);
     return error;
   }
   return error + " (" + plan + "; the log is left in " + path + ")";

@@ -221,8 +221,7 @@ std::string trial(std::uint64_t n, std::uint64_t seed, const std::string& dir, T
   }
   ++totals.trials;
   if (error.empty()) {
-    (void)Log::remove(path);
-    std::filesystem::remove_all(path);
+    test::remove_log_and_its_memory(path);
     return error;
   }
   return error + " (" + plan + "; the log is left in " + path + ")";
