@@ -886,6 +886,9 @@ void ConsumerState::rebalance() {
 }
 
 bool ConsumerState::any_ready() const noexcept {
+  // A hint poll checks again: the slot may be reused (an overwrite ring
+  // lapping this reader) between its check and the word's load.
+  const SpeculativeReads speculative;
   const LogState& s = *log;
   for (const Part& part : parts) {
     if (!part.owned) continue;
