@@ -825,28 +825,13 @@ bool Flusher::identities_durable() {
 // Takes the keeper lease (free, or its holder dead); waits while a live
 // process holds it. Returns false when stopped first.
 bool take_lease(const LogState& s, const std::atomic<bool>& stop) {
-  const OwnerLock lease = OwnerLock::keeper_lease(s);
-  shm::ProcessId seen;
-  std::uint64_t beat = 0;
-  auto since = Clock::now();
+  // A holder no one here can judge whose heartbeat stood still for ten
+  // seconds (a sync may take seconds) loses it (see owner.h).
+  OwnerWait lease(OwnerLock::keeper_lease(s), 5 * kUnjudgedPatience);
   for (;;) {
     // Tried once more after a stop: a keeper stopped before its first look
     // must still write what was committed when no one else keeps the log.
-    OwnerLock::Taken taken = lease.try_take();
-    if (taken == OwnerLock::Taken::kNo) {
-      // A holder no one here can judge (see owner.h) whose heartbeat stood
-      // still for ten seconds (a sync may take seconds): taken from it.
-      const shm::ProcessId holder = lease.holder();
-      const std::uint64_t heartbeat = atomic(s.header->keeper_heartbeat_ns).load(std::memory_order_relaxed);
-      if (holder != seen || heartbeat != beat) {
-        seen = holder;
-        beat = heartbeat;
-        since = Clock::now();
-      } else if (Clock::now() - since >= 5 * kUnjudgedPatience &&
-                 shm::liveness(holder) == shm::Liveness::kUnknown && lease.take_from(holder)) {
-        taken = OwnerLock::Taken::kFromDead;
-      }
-    }
+    const OwnerLock::Taken taken = lease.take(atomic(s.header->keeper_heartbeat_ns).load(std::memory_order_relaxed));
     if (taken != OwnerLock::Taken::kNo) {
       if (taken == OwnerLock::Taken::kFromDead) atomic(s.header->keeper_takeovers).fetch_add(1, std::memory_order_relaxed);
       atomic(s.header->keeper_since_ns).store(now_realtime_ns(), std::memory_order_relaxed);

@@ -31,9 +31,10 @@ std::uint64_t own_stamp(const LogState& s) noexcept {
   return has_owner_pairs(s) ? shm::stamp_of(self) : self.start_time;
 }
 
-shm::ProcessId segment_preparer(const LogState& s, std::uint64_t word, std::uint64_t stamp) noexcept {
+bool preparer_dead(const LogState& s, std::uint64_t word, std::uint64_t stamp) noexcept {
   const std::uint32_t pid = format::segment_pid(word);
-  return has_owner_pairs(s) ? shm::from_stamp(pid, stamp) : shm::ProcessId{pid, stamp, 0};
+  if (pid == 0 || stamp == 0) return false;  // no preparer named (yet)
+  return !shm::is_alive(has_owner_pairs(s) ? shm::from_stamp(pid, stamp) : shm::ProcessId{pid, stamp, 0});
 }
 
 OwnerLock OwnerLock::admin(const LogState& s) noexcept {
@@ -98,25 +99,32 @@ shm::ProcessId OwnerLock::holder() const noexcept {
   return from_pair(pid, stamp);
 }
 
+OwnerWait::OwnerWait(OwnerLock lock, std::chrono::nanoseconds patience) noexcept
+    : lock_(lock), patience_(patience), since_(std::chrono::steady_clock::now()) {}
+
+OwnerLock::Taken OwnerWait::take(std::uint64_t beat) noexcept {
+  const OwnerLock::Taken taken = lock_.try_take();
+  if (taken != OwnerLock::Taken::kNo) return taken;
+  const shm::ProcessId holder = lock_.holder();
+  const auto now = std::chrono::steady_clock::now();
+  if (holder != seen_ || beat != beat_) {
+    seen_ = holder;
+    beat_ = beat;
+    since_ = now;
+    return OwnerLock::Taken::kNo;
+  }
+  const bool taken_over = now - since_ >= patience_ && shm::liveness(holder) == shm::Liveness::kUnknown &&
+                          lock_.take_from(holder);
+  return taken_over ? OwnerLock::Taken::kFromDead : OwnerLock::Taken::kNo;
+}
+
 AdminLock::AdminLock(const LogState& log) : lock_(OwnerLock::admin(log)) {
-  shm::ProcessId seen;
-  auto since = std::chrono::steady_clock::now();
-  for (std::uint32_t attempt = 0; lock_.try_take() == OwnerLock::Taken::kNo; ++attempt) {
+  OwnerWait wait(lock_, kUnjudgedPatience);
+  for (std::uint32_t attempt = 0; wait.take() == OwnerLock::Taken::kNo; ++attempt) {
     if (attempt < 64) {
       shm::yield_now();
-      continue;
-    }
-    shm::sleep_for(std::chrono::microseconds(100));
-    // A holder no one here can judge (see owner.h) that keeps it for
-    // seconds: taken from it.
-    const shm::ProcessId holder = lock_.holder();
-    const auto now = std::chrono::steady_clock::now();
-    if (holder != seen) {
-      seen = holder;
-      since = now;
-    } else if (now - since >= kUnjudgedPatience && shm::liveness(holder) == shm::Liveness::kUnknown &&
-               lock_.take_from(holder)) {
-      return;
+    } else {
+      shm::sleep_for(std::chrono::microseconds(100));
     }
   }
 }

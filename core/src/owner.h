@@ -6,9 +6,9 @@
 // another process reused nor a process of another pid namespace passes for
 // it. Three shapes hold them:
 //  - owner pairs {pid, stamp}, taken and freed by one 16-byte CAS: the
-//    admin lock and the keeper lease (OwnerLock, AdminLock);
+//    admin lock and the keeper lease (OwnerLock, OwnerWait, AdminLock);
 //  - a segment descriptor's {state word, with the pid in its low 22 bits;
-//    stamp}: who prepares the ring slot (own_stamp, segment_preparer);
+//    stamp}: who prepares the ring slot (own_stamp, preparer_dead);
 //  - producer and member slots' pid, start_time and pid_namespace fields
 //    (store_owner, load_owner).
 // A holder is dead only on proof (shm::is_alive): one this process cannot
@@ -38,8 +38,9 @@ inline constexpr std::chrono::seconds kUnjudgedPatience{2};
 
 // This process's stamp in the shape s's segment descriptors keep.
 std::uint64_t own_stamp(const LogState& s) noexcept;
-// The preparer a segment descriptor's (state word, stamp) names.
-shm::ProcessId segment_preparer(const LogState& s, std::uint64_t word, std::uint64_t stamp) noexcept;
+// Whether the preparation a segment descriptor's (state word, stamp) names
+// may be taken over: its preparer is proved dead.
+bool preparer_dead(const LogState& s, std::uint64_t word, std::uint64_t stamp) noexcept;
 
 // A lock in the log header that names its holder: the admin lock or the
 // keeper lease. Never waits; AdminLock and the keeper wait on it.
@@ -51,18 +52,34 @@ class OwnerLock {
   enum class Taken : std::uint8_t { kNo, kFree, kFromDead };
   // Takes it for this process if it is free or its holder is dead.
   Taken try_take() const noexcept;
-  // Takes it if `holder` (as holder() gave it) still holds it: for a
-  // holder that cannot be judged, after kUnjudgedPatience.
-  bool take_from(shm::ProcessId holder) const noexcept;
   // Frees it if this process holds it.
   void release() const noexcept;
   // Who holds it (pid 0: no one). Only loads: read-only attachments may ask.
   shm::ProcessId holder() const noexcept;
 
  private:
+  friend class OwnerWait;
   OwnerLock(std::uint64_t* pair, std::uint64_t* word) noexcept : pair_(pair), word_(word) {}
+  // Takes it if `holder` (as holder() gave it) still holds it.
+  bool take_from(shm::ProcessId holder) const noexcept;
   std::uint64_t* pair_;  // {pid, stamp}; nullptr in memory without owner pairs
   std::uint64_t* word_;  // pid << 32 | low start bits, in memory without them
+};
+
+// Waiting for an OwnerLock: take() tries it, and takes it from a holder no
+// one here can judge once that holder kept it, unchanged and with `beat`
+// (a heartbeat it advances, or 0) standing still, for `patience`.
+class OwnerWait {
+ public:
+  OwnerWait(OwnerLock lock, std::chrono::nanoseconds patience) noexcept;
+  OwnerLock::Taken take(std::uint64_t beat = 0) noexcept;
+
+ private:
+  OwnerLock lock_;
+  std::chrono::nanoseconds patience_;
+  shm::ProcessId seen_;
+  std::uint64_t beat_ = 0;
+  std::chrono::steady_clock::time_point since_;
 };
 
 // The admin lock: serialises registration of producers and group members

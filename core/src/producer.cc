@@ -386,8 +386,7 @@ bool prepare_unprepared(const LogState& s, std::uint32_t p, std::uint64_t segmen
   const bool ready = format::segment_state(w) == format::SegmentState::kReady;
   if (held == segment && ready) return true;
   if (held == segment) {  // being prepared: only a dead preparer's is taken over
-    const shm::ProcessId preparer = segment_preparer(s, w, stamp);
-    if (preparer.pid == 0 || stamp == 0 || shm::is_alive(preparer) || !take_slot(s, p, segment, w, stamp)) return false;
+    if (!preparer_dead(s, w, stamp) || !take_slot(s, p, segment, w, stamp)) return false;
     zero_and_publish(s, p, segment);
     return true;
   }
@@ -424,8 +423,7 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
     bool take = false;
     if (held == segment) {
       // Another producer zeroes it; take over only if that process died.
-      const shm::ProcessId preparer = segment_preparer(s, w, stamp);
-      take = preparer.pid != 0 && stamp != 0 && !shm::is_alive(preparer);
+      take = preparer_dead(s, w, stamp);
     } else if (held + s.ring_segments == segment && ready) {
       const std::uint64_t old_end = (held + 1) << s.segment_shift;
       const std::uint64_t committed = s.reuse_floor(p);
