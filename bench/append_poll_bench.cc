@@ -58,6 +58,14 @@ void BM_AppendPoll(benchmark::State& state) {
 BENCHMARK(BM_AppendPoll)
     ->ArgNames({"size", "exclusive", "small_ring"})
     ->ArgsProduct({kSizes, {0, 1}, {0, 1}});
+// The same, a fixed number of times, for bench/callgrind.sh: instructions
+// per call then compare exactly between builds (one-off costs and segment
+// crossings amortize over the same count).
+BENCHMARK(BM_AppendPoll)
+    ->Name("BM_AppendPollFixed")
+    ->ArgNames({"size", "exclusive", "small_ring"})
+    ->ArgsProduct({{32}, {0, 1}, {1}})
+    ->Iterations(100000);
 
 // Append alone (no reader: with no group the ring is reused once each
 // segment's claims are resolved, so the cost of reuse is included).
