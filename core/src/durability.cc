@@ -36,8 +36,6 @@ using Clock = std::chrono::steady_clock;
 std::mutex g_test_file_layer_mu;
 std::shared_ptr<io::FileLayer> g_test_file_layer;  // see set_file_layer_for_testing
 
-std::atomic<std::int64_t> g_pause_in_recovery_ms{0};  // see testing::pause_in_recovery
-
 
 constexpr std::uint64_t kMaxRoundBytes = 8u << 20;  // per partition and round
 constexpr auto kLeaseCheck = std::chrono::milliseconds(100);
@@ -1241,7 +1239,9 @@ void restore_tokens(LogState& s) {
 }
 
 Status recover_from_disk(LogState& s) {
-  if (const auto pause = g_pause_in_recovery_ms.load(); pause > 0) shm::sleep_for(std::chrono::milliseconds(pause));
+  if constexpr (hooks::kEnabled) {
+    if (const auto pause = hooks::pause_in_recovery_ms.load(); pause > 0) shm::sleep_for(std::chrono::milliseconds(pause));
+  }
   EpochsSeen epochs;
   std::vector<std::uint64_t> durable_from, start;
   SHMLOG_RETURN_IF_ERROR(restore_checkpoint(s, durable_from, start));
@@ -1431,9 +1431,5 @@ Result<std::vector<SegmentProblem>> repair_log_files(const std::string& path) {
   }
   return removed;
 }
-
-namespace testing {
-void pause_in_recovery(std::chrono::milliseconds pause) noexcept { detail::g_pause_in_recovery_ms = pause.count(); }
-}  // namespace testing
 
 }  // namespace shmlog

@@ -24,7 +24,6 @@ constexpr std::uint32_t kMagic = 0x4B43534C;  // "LSCK"
 constexpr std::uint16_t kVersion = 1;
 constexpr std::size_t kFixed = 32;                    // magic .. reserved, before the offsets
 constexpr std::uint64_t kCompactAt = 1u << 20;         // journal bytes before it is rewritten
-bool g_die_between_output_and_checkpoint = false;
 
 std::size_t entry_size(std::uint32_t partitions) { return kFixed + 8u * partitions + 4; }
 
@@ -281,7 +280,9 @@ Status FileSink::checkpoint() {
   SHMLOG_RETURN_IF_ERROR(put(layer_.get(), data_fd_, buffer_.data(), buffer_.size(), length_, path_, syncs));
   length_ += buffer_.size();
   buffer_.clear();
-  if (g_die_between_output_and_checkpoint) shm::kill_self();
+  if constexpr (detail::hooks::kEnabled) {
+    if (detail::hooks::die_between_output_and_checkpoint) shm::kill_self();
+  }
   const std::string journal = path_ + ".offsets";
   const std::string entry = detail::encode_journal_entry(log_id_, length_, offsets_);
   if (journal_length_ + entry.size() > kCompactAt) {
@@ -312,9 +313,5 @@ Status FileSink::checkpoint() {
   dirty_ = false;
   return {};
 }
-
-namespace testing {
-void die_between_output_and_checkpoint(bool enable) noexcept { g_die_between_output_and_checkpoint = enable; }
-}  // namespace testing
 
 }  // namespace shmlog

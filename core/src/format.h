@@ -561,9 +561,21 @@ struct OffsetsBuffer {
   std::byte bytes[kOffsetsBufferSize - 16];
 };
 
+// A token slot's position word: partition + 1 in the top 16 bits (0: none),
+// the record's offset in 32-byte units below (records are 32-byte aligned).
 constexpr std::uint64_t encode_token_position(std::uint32_t partition, std::uint64_t offset) noexcept {
   return static_cast<std::uint64_t>(partition + 1) << 48 | offset >> 5;
 }
+struct TokenPosition {
+  std::uint32_t partition;  // UINT32_MAX when the word names none
+  std::uint64_t offset;
+};
+constexpr TokenPosition decode_token_position(std::uint64_t encoded) noexcept {
+  return {static_cast<std::uint32_t>((encoded >> 48) - 1), (encoded & ((std::uint64_t{1} << 48) - 1)) << 5};
+}
+static_assert(decode_token_position(encode_token_position(3, 4096)).partition == 3);
+static_assert(decode_token_position(encode_token_position(3, 4096)).offset == 4096);
+static_assert(kRecordAlignment == 32, "token positions count 32-byte units");
 
 #define SHMLOG_ASSERT_SHARED(T)                                                  \
   static_assert(std::is_standard_layout_v<T>, #T " must be standard layout");   \

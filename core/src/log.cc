@@ -14,6 +14,7 @@
 #include "meta.h"
 #include "owner.h"
 #include "record.h"
+#include "ring.h"
 #include "txn.h"
 #include "shmlog/io/files.h"
 #include "shmlog/io/segment_file.h"
@@ -374,73 +375,31 @@ std::uint64_t LogState::retained_start(std::uint32_t p) const noexcept {
   return std::min(ring, atomic(partition(p).disk_start).load(std::memory_order_acquire));
 }
 
-namespace {
-
-constexpr std::uint64_t kPoisonWord = static_cast<std::uint32_t>(format::kPoison);
-
-}  // namespace
-
 std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t position) noexcept {
   return reinterpret_cast<std::uint64_t*>(log.segment_base(p, position >> log.segment_shift) +
                                           (position & log.segment_mask));
 }
 
+// The policy of giving a claim up (ring::abandon is the mechanism): a
+// registered claim once its producer is dead (seen stuck for 1 ms at least,
+// so that a claim a moment old costs no look at /proc) or past the claim
+// timeout; an unregistered or poisoned one, whose producer is unknown, only
+// past the claim timeout.
+bool claim_given_up(const LogState& log, std::uint64_t seen, std::chrono::nanoseconds stalled_for) noexcept {
+  if (stalled_for >= log.claim_timeout) return true;
+  const std::int32_t length = format::word_length(seen);
+  if (length >= 0 || length == format::kPoison || stalled_for < std::chrono::milliseconds(1)) return false;
+  const std::uint16_t id = format::word_key_length(seen);  // a registered claim's producer id
+  return id < log.options.max_producers && !shm::is_alive(load_owner(log.producer_slot(id)));
+}
+
 bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
              std::chrono::nanoseconds stalled_for) noexcept {
-  auto word = atomic(*word_at(log, p, position));
   // Pairs with the producers' release CAS on the commit word.
-  std::uint64_t v = word.load(std::memory_order_acquire);
-  const std::int32_t length = format::word_length(v);
-  if (length > 0) return true;
-  const bool timed_out = stalled_for >= log.claim_timeout;
-  const std::uint64_t segment_end = (position | log.segment_mask) + 1;
-  if (length < 0 && length != format::kPoison) {
-    // A registered claim carries its producer id in the key_length field.
-    bool dead = false;
-    if (!timed_out && stalled_for >= std::chrono::milliseconds(1)) {
-      const std::uint16_t id = format::word_key_length(v);
-      if (id < log.options.max_producers) {
-        const auto& slot = log.producer_slot(id);
-        dead = !shm::is_alive(load_owner(slot));
-      }
-    }
-    if (!dead && !timed_out) return false;
-    const std::uint64_t abandoned =
-        format::make_commit_word(-length, format::RecordType::kAbandoned, 0, 0);
-    if (word.compare_exchange_strong(v, abandoned, std::memory_order_acq_rel)) {
-      atomic(log.partition(p).abandoned_total).fetch_add(1, std::memory_order_relaxed);  // rare: any reader
-    }
-    return format::word_length(word.load(std::memory_order_acquire)) > 0;
-  }
-  if (!timed_out) return false;
-  if (v == 0) {
-    if (log.tail(p) <= position) return false;  // nothing claimed here
-    // Fence off the unregistered claim: its owner's CAS from 0 now fails.
-    if (!word.compare_exchange_strong(v, kPoisonWord, std::memory_order_acq_rel)) {
-      return format::word_length(v) > 0;
-    }
-  }
-  // The word is poisoned (by us, or by an unblocker that died). The stuck
-  // region runs to the first registered claim, the tail, or the segment end.
-  const std::uint64_t limit = std::min(log.tail(p), segment_end);
-  std::uint64_t end = position + format::kRecordAlignment;
-  while (end < limit) {
-    auto next = atomic(*word_at(log, p, end));
-    std::uint64_t w = next.load(std::memory_order_acquire);
-    if (w == 0 && next.compare_exchange_strong(w, kPoisonWord, std::memory_order_acq_rel)) {
-      w = kPoisonWord;
-    }
-    if (w != kPoisonWord) break;  // a claim start: the region ends here
-    end += format::kRecordAlignment;
-  }
-  std::uint64_t expected = kPoisonWord;
-  if (word.compare_exchange_strong(
-          expected,
-          format::make_commit_word(static_cast<std::int32_t>(end - position), format::RecordType::kAbandoned, 0, 0),
-          std::memory_order_acq_rel)) {
-    atomic(log.partition(p).abandoned_total).fetch_add(1, std::memory_order_relaxed);
-  }
-  return true;
+  const std::uint64_t seen = atomic(*word_at(log, p, position)).load(std::memory_order_acquire);
+  if (format::word_length(seen) > 0) return true;
+  if (!claim_given_up(log, seen, stalled_for)) return false;
+  return ring::abandon(log, p, position, seen) != ring::Unblocked::kNoAction;
 }
 
 void release_member(const LogState& log, std::uint32_t g, std::uint32_t m) noexcept {

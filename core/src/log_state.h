@@ -214,11 +214,11 @@ struct LogMeta {
 };
 Result<LogMeta> read_log_meta(const std::string& path);
 
-// Resolves the record at `position` of partition p when it is stuck: an
-// in-progress claim whose owner died or which outlived the claim timeout
-// becomes an abandoned record; an unregistered claim (commit word 0 below
-// the tail) is poisoned and abandoned. `stalled_for` is how long the caller
-// has seen it stuck. Returns true if the position now holds a committed word.
+// Resolves the record at `position` of partition p when it is stuck, once
+// the claim there is given up (log.cc: a dead producer's, or one past the
+// claim timeout): ring::abandon turns it into an abandoned record.
+// `stalled_for` is how long the caller has seen it stuck. True if the
+// position now holds a committed word.
 bool unblock(const LogState& log, std::uint32_t p, std::uint64_t position,
              std::chrono::nanoseconds stalled_for) noexcept;
 std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t position) noexcept;
@@ -240,8 +240,6 @@ void sweep(const LogState& log);
 // slot holds `segment`, ready.
 bool prepare_unprepared(const LogState& log, std::uint32_t p, std::uint64_t segment) noexcept;
 
-// Test-only: called right after this process took a ring slot for preparing.
-extern void (*g_after_taking_slot)(std::uint32_t p, std::uint64_t segment);
 void release_member(const LogState& log, std::uint32_t g, std::uint32_t m) noexcept;
 
 }  // namespace shmlog::detail

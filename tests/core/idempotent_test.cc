@@ -194,9 +194,9 @@ TEST(Idempotent, ARecordPublishedJustBeforeADeathCountsWhenTheRingSlotsPreparerD
   const std::string filler(900, 'x');
   // Dies right after taking ring slot 0 (segment 0, with r5) for segment 2.
   ASSERT_EQ(test::join(test::spawn([&] {
-              detail::g_after_taking_slot = [](std::uint32_t, std::uint64_t segment) {
+              testing::after_taking_slot([](std::uint32_t, std::uint64_t segment) {
                 if (segment == 2) shm::kill_self();
-              };
+              });
               auto other = log.producer().value();
               for (int i = 0; i < 400; ++i) {
                 if (!other.append_to(0, {}, as_bytes(filler))) return 1;

@@ -411,11 +411,11 @@ TEST(MultiProcess, ALivePreparerIsNotJudgedByThePreviousPreparersStartTime) {
   const std::uint64_t segment = 2 * ring;  // slot 0 again
   g_held_segment = segment;
   format::atomic(s.partition(0).tail_position).store(segment * o.segment_size - 512);
-  detail::g_after_taking_slot = [](std::uint32_t, std::uint64_t taken) {
+  testing::after_taking_slot([](std::uint32_t, std::uint64_t taken) {
     if (!t_is_held_preparer || taken != g_held_segment) return;
     g_preparer_held = true;
     while (g_hold_preparer) std::this_thread::sleep_for(1ms);
-  };
+  });
   g_hold_preparer = true;
   std::thread first([&] {
     t_is_held_preparer = true;
@@ -435,7 +435,7 @@ TEST(MultiProcess, ALivePreparerIsNotJudgedByThePreviousPreparersStartTime) {
   g_hold_preparer = false;
   first.join();
   second.join();
-  detail::g_after_taking_slot = nullptr;
+  testing::after_taking_slot(nullptr);
 
   auto consumer = log.consumer({.from = StartFrom::at(segment * o.segment_size)}).value();
   std::string values;
