@@ -1,18 +1,34 @@
 #include "bench_cmd.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "command.h"
 #include "harness/clock.h"
 #include "harness/host.h"
 #include "harness/throughput.h"
 #include "json.h"
+#include "memory_flags.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 
 namespace shmlog::tools {
 namespace {
+
+struct BenchArgs {
+  std::vector<std::string> sizes;  // SIZE strings; empty: the default set
+  std::uint32_t producers = 0;
+  std::uint32_t consumers = 0;
+  double seconds = 1;
+  bool json = false;
+  std::string dir = "/tmp";
+  MemoryFlags memory;
+};
 
 std::string cell_name(const bench::ThroughputCell& c) {
   char buf[96];
@@ -20,8 +36,6 @@ std::string cell_name(const bench::ThroughputCell& c) {
                 c.size);
   return buf;
 }
-
-}  // namespace
 
 int run_bench(const BenchArgs& a) {
   bench::ThroughputOptions o;
@@ -91,6 +105,21 @@ int run_bench(const BenchArgs& a) {
   std::printf("\nmemcpy of 4 KiB blocks, same run: %.2f GB/s streaming through 64 MiB (the %% column's base), %.2f GB/s in cache\n",
               mem.streaming_bytes_per_s / 1e9, mem.cached_bytes_per_s / 1e9);
   return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* bench = app.add_subcommand("bench", "Throughput matrix: producer and consumer processes, records/s and GB/s");
+  bench->add_option("--sizes", a->sizes, "Record sizes (default 0 32 256 1K 4K 64K)");
+  bench->add_option("--producers", a->producers, "N for the N -> M rows (default: half the cores, at least 2)");
+  bench->add_option("--consumers", a->consumers, "M for the N -> M rows (default: as producers)");
+  bench->add_option("--seconds", a->seconds, "Duration of each run")->capture_default_str();
+  bench->add_flag("--json", a->json, "Print JSON instead of the table");
+  bench->add_option("--dir", a->dir, "Where the temporary logs go")->capture_default_str();
+  a->memory.add_to(bench);
+  set_action(bench, [a] { return run_bench(*a); });
 }
 
 }  // namespace shmlog::tools

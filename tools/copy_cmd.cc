@@ -1,20 +1,33 @@
 #include "copy_cmd.h"
 
+#include <chrono>
 #include <cinttypes>
+#include <csignal>
+#include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 
+#include "command.h"
 #include "shmlog/log.h"
 
 namespace shmlog::tools {
 namespace {
 
+struct CopyArgs {
+  std::string in;
+  std::string out;
+  std::string group;
+  std::string transactional_id;
+  std::uint32_t transaction_size = 256;  // records per transaction
+  std::int64_t idle_timeout_ms = -1;     // >= 0: exit when nothing arrived for this long
+  std::string prefix;                    // the "processing": prepended to each value
+};
+
 int failed(const std::string& what) {
   std::fprintf(stderr, "shmlog copy: %s\n", what.c_str());
   return 1;
 }
-
-}  // namespace
 
 // Each transaction holds the output records of up to transaction_size
 // input records and the input offsets after them; the group's own offsets
@@ -93,6 +106,21 @@ int run_copy(const CopyArgs& a, volatile std::sig_atomic_t* interrupted) {
   }
   std::fprintf(stderr, "shmlog copy: %" PRIu64 " records copied\n", copied);
   return *interrupted != 0 ? 130 : 0;
+}
+
+}  // namespace
+
+void add_copy_command(CLI::App& app) {
+  auto a = std::make_shared<CopyArgs>();
+  auto* copy = app.add_subcommand("copy", "Copy records from one log into another exactly once (transactions)");
+  copy->add_option("IN", a->in, "Log to read")->required();
+  copy->add_option("OUT", a->out, "Log to write")->required();
+  copy->add_option("--group", a->group, "Consumer group in IN (needs the group to itself)")->required();
+  copy->add_option("--transactional-id", a->transactional_id, "Producer id in OUT (same on every restart)")->required();
+  copy->add_option("--transaction-size", a->transaction_size, "Records per transaction")->capture_default_str();
+  copy->add_option("--idle-timeout-ms", a->idle_timeout_ms, "Exit when no record arrived for this long");
+  copy->add_option("--prefix", a->prefix, "Prepend this to each value (the processing step)");
+  set_action(copy, [a] { return run_copy(*a, &g_interrupted); });
 }
 
 }  // namespace shmlog::tools

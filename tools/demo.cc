@@ -4,23 +4,41 @@
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "command.h"
 #include "shmlog/histogram.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 #include "shmlog/shm/shared_memory.h"
 #include "shmlog/shm/topology.h"
+#include "shmlog/wait.h"
 
 namespace shmlog::tools {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr std::uint32_t kMaxProcesses = 32;
+
+struct DemoArgs {
+  // 0: fit the machine: half the cores produce, half consume (1 to 4 each),
+  // one partition per consumer.
+  std::uint32_t producers = 0;
+  std::uint32_t consumers = 0;
+  std::uint32_t partitions = 0;
+  std::uint32_t size = 32;
+  double seconds = 2.0;
+  std::uint64_t rate = 100000;
+  std::string dir = "/tmp";
+  std::string wait = "backoff";
+  WaitStrategy wait_strategy;
+};
 
 std::uint64_t realtime_ns() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -224,8 +242,6 @@ bool report(const DemoArgs& a, const Board& b, double seconds, const char* title
   return appended == consumed;
 }
 
-}  // namespace
-
 int run_demo(const DemoArgs& requested, volatile std::sig_atomic_t* interrupted) {
   DemoArgs a = requested;
   const std::uint32_t half = std::clamp<std::uint32_t>(shm::online_cpus() / 2, 1, 4);
@@ -284,6 +300,25 @@ int run_demo(const DemoArgs& requested, volatile std::sig_atomic_t* interrupted)
   if (!removed.ok()) std::fprintf(stderr, "shmlog demo: %s\n", removed.message().c_str());
   if (rc != 0) std::fprintf(stderr, "shmlog demo: a phase failed (see above)\n");
   return rc;
+}
+
+}  // namespace
+
+void add_demo_command(CLI::App& app) {
+  auto a = std::make_shared<DemoArgs>();
+  auto* demo = app.add_subcommand("demo", "Live demo: producer and consumer processes, throughput and latency");
+  demo->add_option("--producers", a->producers, "Producer processes (default: half the cores, 1..4)");
+  demo->add_option("--consumers", a->consumers, "Consumer processes in one group (default: as producers)");
+  demo->add_option("--partitions", a->partitions, "Partitions (default: one per consumer)");
+  demo->add_option("--size", a->size, "Record value size in bytes")->capture_default_str();
+  demo->add_option("--seconds", a->seconds, "Duration of each phase")->capture_default_str();
+  demo->add_option("--rate", a->rate, "Records/s (all producers) for the latency phase")->capture_default_str();
+  demo->add_option("--dir", a->dir, "Where to create the demo log")->capture_default_str();
+  demo->add_option("--wait", a->wait, "Consumer wait: spin, yield, backoff or block")->capture_default_str();
+  set_action(demo, [a] {
+    a->wait_strategy = parse_wait(a->wait);
+    return run_demo(*a, &g_interrupted);
+  });
 }
 
 }  // namespace shmlog::tools

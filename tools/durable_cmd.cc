@@ -1,14 +1,32 @@
 #include "durable_cmd.h"
 
+#include <atomic>
+#include <chrono>
 #include <cinttypes>
+#include <csignal>
+#include <cstdint>
 #include <cstdio>
+#include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "command.h"
 #include "shmlog/log.h"
 #include "shmlog/segments.h"
 
 namespace shmlog::tools {
 namespace {
+
+struct KeeperArgs {
+  std::string log;
+  int core = -1;
+};
+
+struct DumpArgs {
+  std::string file;
+  bool values = false;
+};
 
 const char* type_name(std::uint8_t type) {
   switch (type) {
@@ -38,8 +56,6 @@ void print_problems(const char* what, const std::vector<SegmentProblem>& problem
     std::printf("  %s at offset %" PRIu64 ", %" PRIu64 " bytes: %s\n", what, p.offset, p.bytes, p.reason.c_str());
   }
 }
-
-}  // namespace
 
 int run_keeper(const std::string& path, int core, volatile std::sig_atomic_t* interrupted) {
   if (core >= 0) {
@@ -71,6 +87,8 @@ int run_keeper(const std::string& path, int core, volatile std::sig_atomic_t* in
   return 0;
 }
 
+// Decodes one segment file: a line per record (offset, timestamp, producer,
+// length, CRC status), then where it is torn or damaged.
 int run_dump(const std::string& file, bool values) {
   std::printf("%-16s %-20s %-16s %6s %6s %12s %8s %5s%s\n", "OFFSET", "TIMESTAMP_NS", "TYPE", "PROD", "EPOCH",
               "SEQUENCE", "LENGTH", "CRC", values ? "  VALUE" : "");
@@ -100,6 +118,8 @@ int run_dump(const std::string& file, bool values) {
   return s.problems.empty() && s.torn.empty() ? 0 : 1;
 }
 
+// Checks every segment file of a log; exit 0 when all are clean, 1 when
+// any is torn or damaged (each problem named with its offsets).
 int run_verify(const std::string& path) {
   auto scan = scan_log_files(path);
   if (!scan.ok()) {
@@ -124,6 +144,7 @@ int run_verify(const std::string& path) {
   return damaged == 0 && torn == 0 && scan->bad_files.empty() ? 0 : 1;
 }
 
+// Cuts torn tails (zeroes them) and says what it removed.
 int run_repair(const std::string& path) {
   auto removed = repair_log_files(path);
   if (!removed.ok()) {
@@ -135,6 +156,32 @@ int run_repair(const std::string& path) {
   }
   std::printf("%s\n", removed->empty() ? "nothing to repair: no torn tail" : "repaired");
   return 0;
+}
+
+}  // namespace
+
+void add_durable_commands(CLI::App& app) {
+  auto keeper_args = std::make_shared<KeeperArgs>();
+  auto* keeper = app.add_subcommand("keeper", "Run a durable log's keeper (flusher, retention, checkpoints) here");
+  keeper->add_option("LOG", keeper_args->log, "Log directory")->required();
+  keeper->add_option("--core", keeper_args->core, "Pin to this CPU (a housekeeping core)");
+  set_action(keeper, [keeper_args] { return run_keeper(keeper_args->log, keeper_args->core, &g_interrupted); });
+
+  auto dump_args = std::make_shared<DumpArgs>();
+  auto* dump = app.add_subcommand("dump", "Decode a segment file: records, CRC status, where it is torn");
+  dump->add_option("FILE", dump_args->file, "A segment file (LOG/partition-N/OFFSET.seg)")->required();
+  dump->add_flag("--values", dump_args->values, "Print the start of each value");
+  set_action(dump, [dump_args] { return run_dump(dump_args->file, dump_args->values); });
+
+  auto verify_log = std::make_shared<std::string>();
+  auto* verify = app.add_subcommand("verify", "Check every segment file of a durable log");
+  verify->add_option("LOG", *verify_log, "Log directory")->required();
+  set_action(verify, [verify_log] { return run_verify(*verify_log); });
+
+  auto repair_log = std::make_shared<std::string>();
+  auto* repair = app.add_subcommand("repair", "Cut torn tails of a stopped durable log's segment files");
+  repair->add_option("LOG", *repair_log, "Log directory")->required();
+  set_action(repair, [repair_log] { return run_repair(*repair_log); });
 }
 
 }  // namespace shmlog::tools

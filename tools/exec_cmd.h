@@ -2,19 +2,10 @@
 // NUMA node, optionally SCHED_FIFO.
 #pragma once
 
-#include <string>
-#include <vector>
+#include <CLI/CLI.hpp>
 
 namespace shmlog::tools {
 
-struct ExecArgs {
-  int core = -1;
-  std::string numa = "local";  // "local", "none" or a node number
-  std::string sched;           // "" or "fifo:PRIO"
-  bool force = false;          // pin even next to another pinned process
-  std::vector<std::string> command;
-};
-
-int run_exec(const ExecArgs& args);
+void add_exec_command(CLI::App& app);
 
 }  // namespace shmlog::tools

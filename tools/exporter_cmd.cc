@@ -4,17 +4,24 @@
 #include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "command.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 
 namespace shmlog::tools {
 namespace {
+
+struct ExporterArgs {
+  std::vector<std::string> logs;
+  std::string listen = "127.0.0.1:9464";
+};
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
@@ -94,8 +101,6 @@ class LogCollector : public prometheus::Collectable {
   std::vector<Log> logs_;
 };
 
-}  // namespace
-
 int run_exporter(const ExporterArgs& a, volatile std::sig_atomic_t* interrupted) {
   std::vector<Log> logs;
   for (const auto& path : a.logs) {
@@ -118,6 +123,16 @@ int run_exporter(const ExporterArgs& a, volatile std::sig_atomic_t* interrupted)
   std::fprintf(stderr, "shmlog exporter: serving %zu log(s) at http://%s/metrics\n", a.logs.size(), a.listen.c_str());
   while (!*interrupted) shm::sleep_for(std::chrono::milliseconds(100));
   return 0;
+}
+
+}  // namespace
+
+void add_exporter_command(CLI::App& app) {
+  auto a = std::make_shared<ExporterArgs>();
+  auto* exporter = app.add_subcommand("exporter", "Serve logs' counters at /metrics for Prometheus");
+  exporter->add_option("LOG", a->logs, "Log directories")->required();
+  exporter->add_option("--listen", a->listen, "ADDR:PORT to serve on")->capture_default_str();
+  set_action(exporter, [a] { return run_exporter(*a, &g_interrupted); });
 }
 
 }  // namespace shmlog::tools

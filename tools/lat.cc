@@ -2,15 +2,41 @@
 #include "lat.h"
 
 #include <cinttypes>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 
+#include "command.h"
 #include "harness/clock.h"
 #include "harness/host.h"
 #include "harness/latency.h"
 #include "harness/report.h"
+#include "memory_flags.h"
+#include "shmlog/wait.h"
 
 namespace shmlog::tools {
+namespace {
+
+struct LatArgs {
+  std::size_t size = 32;
+  std::uint64_t count = 0;
+  double duration_s = 5;
+  std::uint64_t rate = 100000;
+  std::string mode = "ping-pong";
+  int producer_core = 0;
+  int consumer_core = 1;
+  std::string wait_name = "spin";
+  WaitStrategy wait = WaitStrategy::spin();
+  bool json = false;
+  std::string hdr_out;
+  std::string plot;
+  bool no_baselines = false;
+  double baseline_seconds = 1;
+  std::string dir = "/tmp";
+  MemoryFlags memory;
+};
 
 int run_lat(const LatArgs& a) {
   bench::LatencyOptions o;
@@ -29,7 +55,7 @@ int run_lat(const LatArgs& a) {
   o.producer_core = a.producer_core;
   o.consumer_core = a.consumer_core;
   o.wait = a.wait;
-  o.baselines = a.baselines;
+  o.baselines = !a.no_baselines;
   o.baseline_seconds = a.baseline_seconds;
   o.dir = a.dir;
   o.pages = a.memory.pages();
@@ -86,6 +112,34 @@ int run_lat(const LatArgs& a) {
     }
   }
   return 0;
+}
+
+}  // namespace
+
+void add_lat_command(CLI::App& app) {
+  auto a = std::make_shared<LatArgs>();
+  auto* lat = app.add_subcommand("lat", "Latency profiler: percentiles between two pinned processes, with baselines");
+  lat->add_option("--size", a->size, "Record value size in bytes (>= 8)")->capture_default_str();
+  auto* count_opt = lat->add_option("--count", a->count, "Measured messages (default: from --duration)");
+  lat->add_option("--duration", a->duration_s, "Seconds of shmlog measurement when --count is not given")
+      ->capture_default_str()->excludes(count_opt);
+  lat->add_option("--rate", a->rate, "one-way: messages per second (latency from the intended send time)")
+      ->capture_default_str();
+  lat->add_option("--mode", a->mode, "ping-pong or one-way")->capture_default_str();
+  lat->add_option("--producer-core", a->producer_core, "Core of the producer (ping) process")->capture_default_str();
+  lat->add_option("--consumer-core", a->consumer_core, "Core of the consumer (echo) process")->capture_default_str();
+  lat->add_option("--wait", a->wait_name, "Consumer wait: spin, yield, backoff or block")->capture_default_str();
+  lat->add_flag("--json", a->json, "Print JSON instead of the table");
+  lat->add_option("--hdr-out", a->hdr_out, "Write shmlog's one-way histogram in HdrHistogram's percentile format");
+  lat->add_option("--plot", a->plot, "Write a PNG percentile plot of every row (needs gnuplot)");
+  lat->add_flag("--no-baselines", a->no_baselines, "Measure shmlog only");
+  lat->add_option("--baseline-seconds", a->baseline_seconds, "Time budget of each baseline")->capture_default_str();
+  lat->add_option("--dir", a->dir, "Where the temporary logs go")->capture_default_str();
+  a->memory.add_to(lat);
+  set_action(lat, [a] {
+    a->wait = parse_wait(a->wait_name);
+    return run_lat(*a);
+  });
 }
 
 }  // namespace shmlog::tools

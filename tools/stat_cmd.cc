@@ -4,16 +4,27 @@
 
 #include <chrono>
 #include <cinttypes>
+#include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 
+#include "command.h"
 #include "json.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 
 namespace shmlog::tools {
 namespace {
+
+struct StatArgs {
+  std::string log;
+  std::uint32_t interval_ms = 1000;
+  std::uint64_t count = 0;  // intervals to print; 0: until interrupted
+  bool json = false;
+};
 
 std::uint64_t now_ns() {
   return static_cast<std::uint64_t>(
@@ -23,8 +34,6 @@ std::uint64_t now_ns() {
 double rate(std::uint64_t now, std::uint64_t before, double seconds) {
   return now >= before && seconds > 0 ? static_cast<double>(now - before) / seconds : 0.0;
 }
-
-}  // namespace
 
 int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
   auto log = Log::attach(a.log);
@@ -106,6 +115,18 @@ int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
     t_before = t;
   }
   return 0;
+}
+
+}  // namespace
+
+void add_stat_command(CLI::App& app) {
+  auto a = std::make_shared<StatArgs>();
+  auto* stat = app.add_subcommand("stat", "Live counters of a log: rates, lag, stalls (attaches read-only)");
+  stat->add_option("LOG", a->log, "Log directory")->required();
+  stat->add_option("--interval", a->interval_ms, "Milliseconds between updates")->capture_default_str();
+  stat->add_option("--count", a->count, "Stop after this many updates");
+  stat->add_flag("--json", a->json, "One JSON object per update");
+  set_action(stat, [a] { return run_stat(*a, &g_interrupted); });
 }
 
 }  // namespace shmlog::tools

@@ -2,14 +2,21 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "command.h"
 #include "json.h"
 #include "shmlog/shm/topology.h"
 
 namespace shmlog::tools {
 namespace {
+
+struct TopoArgs {
+  bool json = false;
+  std::string synthetic;
+};
 
 std::string list(const std::vector<unsigned>& v) {
   if (v.empty()) return "none";
@@ -17,8 +24,6 @@ std::string list(const std::vector<unsigned>& v) {
   for (unsigned c : v) s += (s.empty() ? "" : ",") + std::to_string(c);
   return s;
 }
-
-}  // namespace
 
 int run_topo(bool json, const std::string& synthetic) {
   auto topology = shm::load_topology(synthetic);
@@ -89,6 +94,16 @@ int run_topo(bool json, const std::string& synthetic) {
     for (const auto& f : rec.fixes) std::printf("  - %s\n", f.c_str());
   }
   return 0;
+}
+
+}  // namespace
+
+void add_topo_command(CLI::App& app) {
+  auto a = std::make_shared<TopoArgs>();
+  auto* topo = app.add_subcommand("topo", "CPU topology, latency-relevant Linux settings, recommended cores");
+  topo->add_flag("--json", a->json, "Print JSON");
+  topo->add_option("--synthetic", a->synthetic, "Describe a synthetic hwloc topology instead, e.g. 'pack:2 core:4 pu:2'");
+  set_action(topo, [a] { return run_topo(a->json, a->synthetic); });
 }
 
 }  // namespace shmlog::tools

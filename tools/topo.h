@@ -2,8 +2,10 @@
 // latency, and a recommendation of producer/consumer cores.
 #pragma once
 
-#include <string>
+#include <CLI/CLI.hpp>
 
 namespace shmlog::tools {
-int run_topo(bool json, const std::string& synthetic);
+
+void add_topo_command(CLI::App& app);
+
 }  // namespace shmlog::tools

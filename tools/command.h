@@ -1,0 +1,44 @@
+// What the subcommands of `shmlog` share: how a subcommand runs, the one
+// interrupt flag, and the helpers that turn an error into one line on
+// stderr and exit code 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <functional>
+#include <string>
+#include <utility>
+
+#include "shmlog/log.h"
+#include "shmlog/wait.h"
+
+namespace shmlog::tools {
+
+// Set by SIGINT and SIGTERM while a subcommand runs; long-running ones poll
+// it and stop.
+extern volatile std::sig_atomic_t g_interrupted;
+
+// Makes `run` what `command` does once the whole command line parsed
+// without error: SIGINT and SIGTERM then set g_interrupted, and what `run`
+// returns is the exit code (main gets a non-zero one as CLI::RuntimeError).
+void set_action(CLI::App* command, std::function<int()> run);
+
+// Prints "shmlog: WHAT" on stderr and exits 1.
+[[noreturn]] void fail(const std::string& what);
+
+template <class T>
+T check(Result<T> r) {
+  if (!r.ok()) fail(r.status().message());
+  return std::move(r).value();
+}
+void check(const Status& s);
+
+// --wait: spin, yield, backoff or block.
+WaitStrategy parse_wait(const std::string& text);
+// One character, or "\t" for a tab; `flag` names the option in the error.
+char parse_separator(const std::string& text, const char* flag);
+// The log's pages and NUMA binding in words, for create and info.
+std::string placement_text(const LogOptions& o);
+
+}  // namespace shmlog::tools
