@@ -35,30 +35,27 @@ struct ConsumeArgs {
   bool read_durable = false;
 };
 
-shmlog::Isolation parse_isolation(const std::string& text) {
-  if (text == "read_committed") return shmlog::Isolation::kReadCommitted;
+Isolation parse_isolation(const std::string& text) {
+  if (text == "read_committed") return Isolation::kReadCommitted;
   if (text != "read_uncommitted") fail("--isolation: '" + text + "' is not read_committed or read_uncommitted");
-  return shmlog::Isolation::kReadUncommitted;
+  return Isolation::kReadUncommitted;
 }
 
 // One output line for a record, as the flags say.
-void format_line(const ConsumeArgs& a, char separator, const shmlog::Record& r, std::string& line) {
+void format_line(const ConsumeArgs& a, char separator, const Record& r, std::string& line) {
   line.clear();
   if (a.print_offsets) line += std::to_string(r.partition) + ":" + std::to_string(r.offset) + "\t";
   if (a.print_key) {
-    line += shmlog::as_string(r.key);
+    line += as_string(r.key);
     line += separator;
   }
-  line += shmlog::as_string(r.value);
+  line += as_string(r.value);
   line += '\n';
 }
 
-// --mode exactly-once --out FILE: the records and the offsets they came
-// from advance together (FileSink), so kill -9 at any point and a restart
-// with the same arguments leave every record in FILE once, in order.
 // What a poll stepped over, on stderr: records lost to a lap, and damage
 // (the offsets lost, the file and why).
-void report_skipped(const shmlog::PollResult& r, shmlog::Consumer& consumer) {
+void report_skipped(const PollResult& r, Consumer& consumer) {
   if (r.lost_bytes > 0) {
     std::fprintf(stderr, "shmlog: consumer was lapped: %" PRIu64 " bytes of records lost\n", r.lost_bytes);
   }
@@ -68,11 +65,14 @@ void report_skipped(const shmlog::PollResult& r, shmlog::Consumer& consumer) {
   }
 }
 
-int run_consume_exactly_once(const ConsumeArgs& a, const shmlog::Log& log, shmlog::ConsumerOptions co, char separator) {
-  co.mode = shmlog::DeliveryMode::kManual;  // the group offset follows the file's checkpoint
+// --mode exactly-once --out FILE: the records and the offsets they came
+// from advance together (FileSink), so kill -9 at any point and a restart
+// with the same arguments leave every record in FILE once, in order.
+int run_consume_exactly_once(const ConsumeArgs& a, const Log& log, ConsumerOptions co, char separator) {
+  co.mode = DeliveryMode::kManual;  // the group offset follows the file's checkpoint
   co.drop_duplicates = true;
-  co.isolation = shmlog::Isolation::kReadCommitted;
-  auto sink = check(shmlog::FileSink::open(a.out, log));
+  co.isolation = Isolation::kReadCommitted;
+  auto sink = check(FileSink::open(a.out, log));
   if (sink.truncated_at_open() > 0) {
     std::fprintf(stderr, "shmlog: cut %" PRIu64 " bytes off %s written after its last checkpoint (they are read again)\n",
                  sink.truncated_at_open(), a.out.c_str());
@@ -87,7 +87,7 @@ int run_consume_exactly_once(const ConsumeArgs& a, const shmlog::Log& log, shmlo
   own_everything();
   for (std::uint32_t p = 0; p < partitions; ++p) {
     if (auto at = sink.offset(p)) {
-      shmlog::Status s = consumer.seek(p, *at);
+      Status s = consumer.seek(p, *at);
       if (!s.ok()) fail("cannot resume partition " + std::to_string(p) + " where " + a.out + " left off: " + s.message());
     } else {
       sink.advance(p, consumer.position(p).value_or(0));
@@ -95,7 +95,7 @@ int run_consume_exactly_once(const ConsumeArgs& a, const shmlog::Log& log, shmlo
   }
   std::uint64_t seen = 0;
   std::string line;
-  auto handler = [&](const shmlog::Record& r) {
+  auto handler = [&](const Record& r) {
     format_line(a, separator, r, line);
     sink.write(line);
     sink.advance(r.partition, r.next_offset);
@@ -127,8 +127,8 @@ int run_consume_exactly_once(const ConsumeArgs& a, const shmlog::Log& log, shmlo
 }
 
 int run_consume(const ConsumeArgs& a) {
-  auto log = check(shmlog::Log::open(a.log));
-  shmlog::ConsumerOptions co;
+  auto log = check(Log::open(a.log));
+  ConsumerOptions co;
   co.group = a.group;
   co.wait = parse_wait(a.wait);
   co.isolation = parse_isolation(a.isolation);
@@ -136,9 +136,9 @@ int run_consume(const ConsumeArgs& a) {
   const bool at_most_once = a.mode == "at-most-once";
   const bool exactly_once = a.mode == "exactly-once";
   if (a.mode == "at-least-once") {
-    co.mode = shmlog::DeliveryMode::kManual;  // we commit after flushing stdout
+    co.mode = DeliveryMode::kManual;  // we commit after flushing stdout
   } else if (at_most_once) {
-    co.mode = shmlog::DeliveryMode::kAtMostOnce;
+    co.mode = DeliveryMode::kAtMostOnce;
   } else if (!exactly_once) {
     fail("--mode: unknown mode '" + a.mode + "' (at-most-once, at-least-once or exactly-once)");
   }
@@ -149,7 +149,7 @@ int run_consume(const ConsumeArgs& a) {
   if (!exactly_once && !a.out.empty()) fail("--out is for --mode exactly-once");
   if (a.commit_every < 1) fail("--commit-every must be at least 1");
   co.commit_every = a.commit_every;
-  auto from = shmlog::tools::parse_start(a.from);
+  auto from = parse_start(a.from);
   if (!from.ok()) fail("--from: " + from.status().message());
   co.from = *from;
   const char separator = parse_separator(a.key_separator, "--key-separator");
@@ -158,7 +158,7 @@ int run_consume(const ConsumeArgs& a) {
   std::uint64_t seen = 0;
   bool write_failed = false;
   std::string line;
-  auto handler = [&](const shmlog::Record& r) {
+  auto handler = [&](const Record& r) {
     format_line(a, separator, r, line);
     if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size()) write_failed = true;
     ++seen;

@@ -24,7 +24,7 @@ namespace {
 struct SizeOpt {
   std::string text;
   std::uint64_t parse(const char* name) const {
-    auto v = shmlog::parse_size(text);
+    auto v = parse_size(text);
     if (!v.ok()) fail(std::string("--") + name + ": " + v.status().message());
     return *v;
   }
@@ -43,7 +43,7 @@ struct CreateArgs {
   bool checksums = false;
   int numa_node = -1;
   int near_core = -1;
-  shmlog::tools::MemoryFlags memory;
+  MemoryFlags memory;
   std::uint64_t token_window = 0;
   std::uint64_t token_window_ms = 0;
   std::string durability = "none";
@@ -53,14 +53,14 @@ struct CreateArgs {
 };
 
 int run_create(const CreateArgs& a) {
-  shmlog::LogOptions o;
+  LogOptions o;
   o.partitions = a.partitions;
   o.segment_size = a.segment_size.parse("segment-size");
   o.ring_segments = a.ring_segments;
   if (a.policy == "overwrite") {
-    o.policy = shmlog::Policy::kOverwrite;
+    o.policy = Policy::kOverwrite;
   } else if (a.policy == "backpressure") {
-    o.policy = shmlog::Policy::kBackpressure;
+    o.policy = Policy::kBackpressure;
   } else {
     fail("--policy: unknown policy '" + a.policy + "' (overwrite or backpressure)");
   }
@@ -79,7 +79,7 @@ int run_create(const CreateArgs& a) {
   o.checksums = a.checksums;
   o.numa_node = a.numa_node;
   if (a.near_core >= 0) {
-    auto node = shmlog::shm::numa_node_of_cpu(static_cast<unsigned>(a.near_core));
+    auto node = shm::numa_node_of_cpu(static_cast<unsigned>(a.near_core));
     if (!node.ok()) fail("--near-core: " + node.status().message());
     o.numa_node = *node;
   }
@@ -87,9 +87,9 @@ int run_create(const CreateArgs& a) {
   o.memory_dir = a.memory.dir;
   o.token_window = a.token_window;
   o.token_window_time = std::chrono::milliseconds(a.token_window_ms);
-  o.durability = check(shmlog::parse_durability(a.durability));
+  o.durability = check(parse_durability(a.durability));
   for (const auto& interval : a.fsync_interval) {
-    auto parsed = shmlog::tools::parse_micros(interval);
+    auto parsed = parse_micros(interval);
     if (!parsed.ok()) fail("--fsync-interval: " + parsed.status().message());
     if (const std::optional<std::uint64_t> us = *parsed) {
       o.fsync_interval = std::chrono::microseconds(*us);
@@ -97,23 +97,23 @@ int run_create(const CreateArgs& a) {
       o.fsync_interval_bytes = SizeOpt{interval}.parse("fsync-interval");
     }
   }
-  if (!a.fsync_interval.empty() && o.durability != shmlog::Durability::kFsync) {
+  if (!a.fsync_interval.empty() && o.durability != Durability::kFsync) {
     fail("--fsync-interval needs --durability fsync");
   }
   o.retention_bytes = a.retention_bytes.parse("retention-bytes");
   o.retention_time = std::chrono::milliseconds(a.retention_ms);
-  if ((o.retention_bytes != 0 || a.retention_ms != 0) && o.durability == shmlog::Durability::kNone) {
+  if ((o.retention_bytes != 0 || a.retention_ms != 0) && o.durability == Durability::kNone) {
     fail("--retention-bytes/--retention-ms need --durability flush or fsync (they apply to segment files)");
   }
-  auto log = check(shmlog::Log::create(a.log, o));
+  auto log = check(Log::create(a.log, o));
   auto info = log.info();
   std::printf("created %s: %u partition(s), ring %u x %" PRIu64 " bytes, %s, shared memory %s (%s)\n",
               info.path.c_str(), o.partitions, o.ring_segments, o.segment_size, a.policy.c_str(),
               info.memory_path.c_str(), placement_text(o).c_str());
-  if (o.durability != shmlog::Durability::kNone) {
+  if (o.durability != Durability::kNone) {
     std::printf("durability %s: segment files in %s/partition-*, written by the keeper of an attached process "
                 "or `shmlog keeper`\n",
-                shmlog::durability_name(o.durability), info.path.c_str());
+                durability_name(o.durability), info.path.c_str());
   }
   return 0;
 }

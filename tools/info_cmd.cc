@@ -23,16 +23,16 @@ struct ShowArgs {
 };
 
 int run_info(const std::string& path, bool json) {
-  auto log = check(shmlog::Log::attach(path));
+  auto log = check(Log::attach(path));
   auto info = log.info();
   const auto where = log.memory_report();
   const auto& o = info.options;
-  const char* policy = o.policy == shmlog::Policy::kOverwrite ? "overwrite" : "backpressure";
+  const char* policy = o.policy == Policy::kOverwrite ? "overwrite" : "backpressure";
   if (json) {
-    shmlog::tools::Json j;
+    Json j;
     j.begin_object();
     j.key("path").value(info.path).key("memory_path").value(info.memory_path);
-    j.key("pages").value(shmlog::shm::page_kind_name(o.pages)).key("numa_node");
+    j.key("pages").value(shm::page_kind_name(o.pages)).key("numa_node");
     if (o.numa_node >= 0) {
       j.value(o.numa_node);
     } else {
@@ -51,8 +51,8 @@ int run_info(const std::string& path, bool json) {
     j.key("ring_segments").value(o.ring_segments).key("policy").value(policy);
     j.key("max_record_size").value(o.max_record_size).key("claim_timeout_ms").value(o.claim_timeout.count());
     j.key("checksums").value(o.checksums).key("shm_bytes").value(info.shm_bytes);
-    j.key("durability").value(shmlog::durability_name(o.durability));
-    if (o.durability != shmlog::Durability::kNone) {
+    j.key("durability").value(durability_name(o.durability));
+    if (o.durability != Durability::kNone) {
       j.key("keeper_pid").value(info.keeper_pid).key("keeper_alive").value(info.keeper_alive);
       j.key("keeper_takeovers").value(info.keeper_takeovers);
     }
@@ -60,7 +60,7 @@ int run_info(const std::string& path, bool json) {
     for (const auto& p : info.partitions) {
       j.begin_object().key("partition").value(p.index).key("earliest_offset").value(p.earliest_offset);
       j.key("end_offset").value(p.end_offset).key("writers").value(p.writers).key("exclusive").value(p.exclusive);
-      if (o.durability != shmlog::Durability::kNone) {
+      if (o.durability != Durability::kNone) {
         j.key("disk_start").value(p.disk_start).key("written_offset").value(p.written_offset);
         j.key("durable_offset").value(p.durable_offset).key("disk_bytes").value(p.disk_bytes);
         j.key("disk_segments").value(p.disk_segments).key("fsyncs").value(p.fsyncs);
@@ -111,9 +111,9 @@ int run_info(const std::string& path, bool json) {
   std::printf("max record     %u bytes\n", o.max_record_size);
   std::printf("claim timeout  %lld ms\n", static_cast<long long>(o.claim_timeout.count()));
   std::printf("checksums      %s\n", o.checksums ? "on" : "off");
-  const bool durable = o.durability != shmlog::Durability::kNone;
+  const bool durable = o.durability != Durability::kNone;
   if (durable) {
-    std::string policy_text = shmlog::durability_name(o.durability);
+    std::string policy_text = durability_name(o.durability);
     if (o.fsync_interval_bytes != 0) policy_text += ", sync every " + std::to_string(o.fsync_interval_bytes) + " bytes";
     if (o.fsync_interval.count() != 0) policy_text += ", sync every " + std::to_string(o.fsync_interval.count()) + " us";
     if (o.retention_bytes != 0) policy_text += ", keep " + std::to_string(o.retention_bytes) + " bytes";
@@ -158,10 +158,10 @@ int run_info(const std::string& path, bool json) {
 }
 
 int run_groups(const std::string& path, bool json) {
-  auto log = check(shmlog::Log::attach(path));
+  auto log = check(Log::attach(path));
   auto info = log.info();
   if (json) {
-    shmlog::tools::Json j;
+    Json j;
     j.begin_array();
     for (const auto& g : info.groups) {
       j.begin_object().key("group").value(g.name).key("members").value(g.members);

@@ -33,13 +33,13 @@ struct ProduceArgs {
 };
 
 int run_produce(const ProduceArgs& a) {
-  auto log = check(shmlog::Log::open(a.log));
+  auto log = check(Log::open(a.log));
   if (a.partition >= 0 && static_cast<std::uint32_t>(a.partition) >= log.options().partitions) {
     fail("--partition " + std::to_string(a.partition) + " out of range: " + a.log + " has " +
          std::to_string(log.options().partitions) + " partition(s)");
   }
   if (a.batch < 1) fail("--batch must be at least 1");
-  shmlog::ProducerOptions po;
+  ProducerOptions po;
   po.partition = a.partition >= 0 ? static_cast<std::uint32_t>(a.partition) : 0;
   po.exclusive = a.exclusive;
   po.backpressure_timeout = std::chrono::milliseconds(a.timeout_ms);
@@ -51,14 +51,14 @@ int run_produce(const ProduceArgs& a) {
   if (transactional && a.transaction_size < 1) fail("--transaction-size must be at least 1");
   const bool acks_durable = a.acks == "durable";
   if (!acks_durable && a.acks != "memory") fail("--acks: '" + a.acks + "' is not memory or durable");
-  if (acks_durable && log.options().durability == shmlog::Durability::kNone) {
+  if (acks_durable && log.options().durability == Durability::kNone) {
     fail("--acks durable: " + a.log + " is not durable (create it with --durability flush or fsync)");
   }
   auto producer = check(log.producer(po));
   // --acks durable: each batch is appended, then waited for as a whole
   // (one sync covers it), per partition it touched.
   std::vector<std::uint64_t> batch_end(log.options().partitions, 0);
-  auto note_end = [&](const shmlog::AppendResult& r) {
+  auto note_end = [&](const AppendResult& r) {
     if (r) batch_end[r.partition] = std::max(batch_end[r.partition], r.offset + 1);
   };
   // Idempotent: line n (from 0) carries sequence n, so a re-run of the same
@@ -79,13 +79,13 @@ int run_produce(const ProduceArgs& a) {
   const char separator = !a.key_separator.empty() ? parse_separator(a.key_separator, "--key-separator") : '\0';
   std::ios::sync_with_stdio(false);
   std::vector<std::string> lines;
-  std::vector<shmlog::Bytes> values;
+  std::vector<Bytes> values;
   std::uint64_t line_no = 0;
-  auto report = [&](const shmlog::AppendResult& r, std::uint64_t line_number, std::size_t size) {
-    std::string why = shmlog::errc_name(r.error);
-    if (r.error == shmlog::Errc::kTooLarge) {
+  auto report = [&](const AppendResult& r, std::uint64_t line_number, std::size_t size) {
+    std::string why = errc_name(r.error);
+    if (r.error == Errc::kTooLarge) {
       why += " (" + std::to_string(size) + " bytes, max " + std::to_string(log.options().max_record_size) + ")";
-    } else if (r.error == shmlog::Errc::kBackpressureTimeout) {
+    } else if (r.error == Errc::kBackpressureTimeout) {
       why += " (no consumer group made room within " + std::to_string(a.timeout_ms) + " ms)";
     }
     fail("cannot append line " + std::to_string(line_number) + " to " + a.log + ": " + why);
@@ -98,8 +98,8 @@ int run_produce(const ProduceArgs& a) {
     if (transactional) check(producer.begin_transaction());
     if (!keyed) {
       values.clear();
-      for (const auto& l : lines) values.push_back(shmlog::as_bytes(l));
-      shmlog::AppendResult last;
+      for (const auto& l : lines) values.push_back(as_bytes(l));
+      AppendResult last;
       std::size_t n = producer.append_batch(values, &last);
       if (n < lines.size()) report(last, first + n, lines[n].size());
       note_end(last);
@@ -116,11 +116,11 @@ int run_produce(const ProduceArgs& a) {
         auto cut = separator == '\0' ? std::string_view::npos : line.find(separator);
         std::string_view key = cut == std::string_view::npos ? std::string_view() : line.substr(0, cut);
         std::string_view value = cut == std::string_view::npos ? line : line.substr(cut + 1);
-        const std::uint32_t part = a.partition >= 0 ? po.partition : key.empty() ? 0 : producer.partition_for(shmlog::as_bytes(key));
-        auto r = tokens ? producer.append_unique_to(part, shmlog::as_bytes(token), shmlog::as_bytes(key), shmlog::as_bytes(value))
-                        : producer.append_to(part, shmlog::as_bytes(key), shmlog::as_bytes(value));
-        if (r.error == shmlog::Errc::kDuplicate && tokens) ++token_duplicates;
-        if (!r && r.error != shmlog::Errc::kDuplicate) report(r, first + i, line.size());
+        const std::uint32_t part = a.partition >= 0 ? po.partition : key.empty() ? 0 : producer.partition_for(as_bytes(key));
+        auto r = tokens ? producer.append_unique_to(part, as_bytes(token), as_bytes(key), as_bytes(value))
+                        : producer.append_to(part, as_bytes(key), as_bytes(value));
+        if (r.error == Errc::kDuplicate && tokens) ++token_duplicates;
+        if (!r && r.error != Errc::kDuplicate) report(r, first + i, line.size());
         note_end(r);
       }
     }
@@ -128,9 +128,9 @@ int run_produce(const ProduceArgs& a) {
     for (std::uint32_t p = 0; acks_durable && p < batch_end.size(); ++p) {
       if (batch_end[p] == 0) continue;
       const auto e = producer.wait_durable(p, batch_end[p], std::chrono::milliseconds(a.timeout_ms));
-      if (e != shmlog::Errc::kOk) {
+      if (e != Errc::kOk) {
         fail("lines up to " + std::to_string(line_no) + " are appended to " + a.log + " but not durable: " +
-             shmlog::errc_name(e));
+             errc_name(e));
       }
       batch_end[p] = 0;
     }
