@@ -119,6 +119,11 @@ struct ConsumerState {
   // `stay_in_file`: records already handed out view the segment file copy
   // (a batch): stop at its end rather than load the next over it.
   Read read_at(Part& part, std::uint64_t& position, Record* out, bool stay_in_file = false) noexcept;
+  Read read_physical(Part& part, std::uint64_t& position, Record* out, bool stay_in_file) noexcept;
+  enum class Delivery : std::uint8_t { kDeliver, kPass, kWait };
+  Delivery delivery(Part& part, const Record& r) noexcept;
+  enum class Entered : std::uint8_t { kEntered, kMoved, kNone };
+  Entered enter_segment(Part& part, std::uint64_t& position, std::uint32_t& skipped) noexcept;
   bool is_duplicate(Part& part, const Record& r) noexcept;
   enum class Txn : std::uint8_t { kCommitted, kAborted, kOpen };
   Txn outcome(Part& part, std::uint64_t position, std::uint16_t id, std::uint16_t epoch) noexcept;
@@ -418,118 +423,94 @@ bool ConsumerState::still_valid(const Part& part, std::uint64_t position) const 
   return format::segment_index(atomic(*const_cast<std::uint64_t*>(word)).load(std::memory_order_acquire)) == segment;
 }
 
+// The logical level: the physical records (read_physical) that this
+// reader's delivery rules let through. `position` ends past every record
+// passed over.
 ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, Record* out,
                                            bool stay_in_file) noexcept {
   const SpeculativeReads speculative;  // checked against the slot's word before use
   const LogState& s = *log;
-  const std::uint32_t p = part.partition;
   // Fast path: a committed data record without checksum in the validated segment.
   if ((position >> s.segment_shift) == part.segment) {
     const record::At a = s.record_at(part.segment_base, position);
     if (a.d.kind == record::Kind::kData && a.d.flags == 0 && fast_unchecked) {
-      fill_record(out, p, position, a.d, *a.header);
+      fill_record(out, part.partition, position, a.d, *a.header);
       if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
     }
   }
+  for (;;) {
+    if (read_physical(part, position, out, stay_in_file) == Read::kNone) return Read::kNone;
+    switch (delivery(part, *out)) {
+      case Delivery::kDeliver: return Read::kRecord;
+      case Delivery::kPass: position = out->next_offset; continue;
+      case Delivery::kWait: return Read::kNone;
+    }
+  }
+}
+
+// The delivery rules: control records reach only shmlog's own readers;
+// read_committed passes an aborted transaction's records and stops at an
+// open one's; drop_duplicates passes what a named producer's sequence
+// shows delivered already.
+ConsumerState::Delivery ConsumerState::delivery(Part& part, const Record& r) noexcept {
+  if (r.type != static_cast<std::uint8_t>(format::RecordType::kData)) {
+    return control_records ? Delivery::kDeliver : Delivery::kPass;
+  }
+  if (read_committed && r.transactional) {
+    const Txn t = outcome(part, r.offset, r.producer_id, r.producer_epoch);
+    if (t == Txn::kOpen) return Delivery::kWait;  // nothing past an open transaction
+    if (t == Txn::kAborted) return Delivery::kPass;
+  }
+  if (drop_duplicates && is_duplicate(part, r)) {
+    if (result != nullptr) ++result->duplicates;
+    return Delivery::kPass;
+  }
+  return Delivery::kDeliver;
+}
+
+// The physical level: the next data or control record at or after
+// `position` of the ring, or of its segment file once the ring moved on,
+// whole (its checksum) and of the lap it was read in, filled into `out`.
+// Steps over padding, abandoned records and damage (counted), resolves
+// stuck claims (unblock) and unprepared segments. kNone: nothing more yet.
+ConsumerState::Read ConsumerState::read_physical(Part& part, std::uint64_t& position, Record* out,
+                                                 bool stay_in_file) noexcept {
+  const LogState& s = *log;
+  const std::uint32_t p = part.partition;
   std::uint32_t skipped = 0;  // missing segments stepped over in this call
   for (;;) {
     // Pairs with the keeper's release store after its sync.
     if (read_durable && position >= atomic(s.partition(p).durable_position).load(std::memory_order_acquire)) {
       return Read::kNone;
     }
-    const std::uint64_t segment = position >> s.segment_shift;
-    if (segment != part.segment) {
+    if ((position >> s.segment_shift) != part.segment) {
       if (stay_in_file && part.descriptor == nullptr) return Read::kNone;
-      const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
-      const std::uint64_t held = format::segment_index(w);
-      if (held > segment) {
-        // Durable: the ring reused the slot only after the segment was
-        // written, so its file has it whole.
-        if (const std::byte* copy = disk_segment(s, p, segment, part.disk)) {
-          part.segment = segment;
-          part.segment_base = const_cast<std::byte*>(copy);
-          part.descriptor = nullptr;
-          continue;
-        }
-        on_lapped(part, position);  // retention took it: counted as lost
-        if ((position >> s.segment_shift) == segment) {
-          // Retained but missing, unreadable or another segment's file:
-          // damage, counted; the next segment goes on, but not past the
-          // tail, and no more than a ring's worth per call (descriptors
-          // damaged in memory could name any segment).
-          const std::uint64_t segment_end = (position | s.segment_mask) + 1;
-          if (result != nullptr) result->corrupt += segment_end - position;
-          note_damage(p, position, segment_end, part.disk.failure);
-          position = segment_end;
-          if (++skipped > s.ring_segments || position >= s.tail(p)) return Read::kNone;
-        }
-        continue;
-      }
-      if (held < segment || format::segment_state(w) != format::SegmentState::kReady) {
-        // Claimed into but never prepared (its producer died waiting for
-        // room, or preparing it): after the claim timeout, prepare it.
-        if ((held == segment || held + s.ring_segments == segment) && position < s.tail(p)) {
-          const auto stuck = stalled(part.stall, position, /*idle=*/false);
-          if (stuck && *stuck >= s.claim_timeout && prepare_unprepared(s, p, segment)) {
-            part.stall.position = UINT64_MAX;
-            continue;
-          }
-        }
-        return Read::kNone;
-      }
-      part.segment = segment;
-      part.segment_base = s.segment_base(p, segment);
-      part.descriptor = &s.descriptor(p, segment).state_word;
+      const Entered entered = enter_segment(part, position, skipped);
+      if (entered == Entered::kNone) return Read::kNone;
+      if (entered == Entered::kMoved) continue;
     }
-    const std::uint64_t offset = position & s.segment_mask;
     const record::At a = s.record_at(part.segment_base, position);
     const record::Decoded& d = a.d;
+    const bool control = d.kind == record::Kind::kSkip && d.type >= format::RecordType::kTxnCommit;
     switch (d.kind) {
-      case record::Kind::kData: {
-        if (!intact(s, a)) {
-          skip_bad_record(part, position, d);
-          continue;
-        }
-        fill_record(out, p, position, d, *a.header);
-        // The slot may have been reused while we read.
-        if (may_be_lapped && !still_valid(part, position)) {
-          on_lapped(part, position);
-          continue;
-        }
-        if (read_committed && (d.flags & format::kRecordFlagTransactional) != 0) {
-          const Txn t = outcome(part, position, a.header->producer_id, a.header->producer_epoch);
-          if (t == Txn::kOpen) return Read::kNone;  // nothing past an open transaction
-          if (t == Txn::kAborted) {
-            position += d.aligned_length;
+      case record::Kind::kData:
+      case record::Kind::kSkip:
+        if (d.kind == record::Kind::kData || control) {
+          if (!intact(s, a)) {
+            skip_bad_record(part, position, d);
             continue;
           }
+          fill_record(out, p, position, d, *a.header);
+          if (control) out->type = static_cast<std::uint8_t>(d.type);
         }
-        if (drop_duplicates && is_duplicate(part, *out)) {
-          if (result != nullptr) ++result->duplicates;
-          position += d.aligned_length;
-          continue;
-        }
-        return Read::kRecord;
-      }
-      case record::Kind::kSkip:
-        // Stepped over only if still this segment's: a reused slot's bytes
-        // would make the reader step over a record of its own segment.
+        // The slot may have been reused while we read (and a reused slot's
+        // padding would make the reader step over a record of its own).
         if (may_be_lapped && !still_valid(part, position)) {
           on_lapped(part, position);
           continue;
         }
-        if (d.type >= format::RecordType::kTxnCommit && !intact(s, a)) {
-          skip_bad_record(part, position, d);
-          continue;
-        }
-        if (control_records && d.type >= format::RecordType::kTxnCommit) {
-          fill_record(out, p, position, d, *a.header);
-          out->type = static_cast<std::uint8_t>(d.type);
-          if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
-          on_lapped(part, position);
-          continue;
-        }
-        position += d.aligned_length;
+        if (d.kind == record::Kind::kData || control) return Read::kRecord;
+        position += d.aligned_length;  // padding, or an abandoned claim
         continue;
       case record::Kind::kCorrupt:
         if (!still_valid(part, position)) {
@@ -543,7 +524,7 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
         // Nothing after a bad length can be trusted in this segment of the
         // ring (a claim may be in flight past it): skip to its end and
         // count the bytes.
-        if (result != nullptr) result->corrupt += s.segment_size - offset;
+        if (result != nullptr) result->corrupt += s.segment_size - (position & s.segment_mask);
         note_damage(part, position, (position | s.segment_mask) + 1, "a record with an impossible length");
         position = (position | s.segment_mask) + 1;
         continue;
@@ -567,6 +548,59 @@ ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, 
       }
     }
   }
+}
+
+// Moves `part` to the segment `position` lies in: its ring slot when that
+// holds it ready (kEntered), its segment file's copy when the ring moved on
+// (kEntered), or on past what retention took or damage lost (kMoved:
+// `position` changed). kNone: not readable yet (not prepared; an
+// unprepared one is prepared here after the claim timeout).
+ConsumerState::Entered ConsumerState::enter_segment(Part& part, std::uint64_t& position,
+                                                    std::uint32_t& skipped) noexcept {
+  const LogState& s = *log;
+  const std::uint32_t p = part.partition;
+  const std::uint64_t segment = position >> s.segment_shift;
+  const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+  const std::uint64_t held = format::segment_index(w);
+  if (held > segment) {
+    // Durable: the ring reused the slot only after the segment was
+    // written, so its file has it whole.
+    if (const std::byte* copy = disk_segment(s, p, segment, part.disk)) {
+      part.segment = segment;
+      part.segment_base = const_cast<std::byte*>(copy);
+      part.descriptor = nullptr;
+      return Entered::kEntered;
+    }
+    on_lapped(part, position);  // retention took it: counted as lost
+    if ((position >> s.segment_shift) == segment) {
+      // Retained but missing, unreadable or another segment's file:
+      // damage, counted; the next segment goes on, but not past the
+      // tail, and no more than a ring's worth per call (descriptors
+      // damaged in memory could name any segment).
+      const std::uint64_t segment_end = (position | s.segment_mask) + 1;
+      if (result != nullptr) result->corrupt += segment_end - position;
+      note_damage(p, position, segment_end, part.disk.failure);
+      position = segment_end;
+      if (++skipped > s.ring_segments || position >= s.tail(p)) return Entered::kNone;
+    }
+    return Entered::kMoved;
+  }
+  if (held < segment || format::segment_state(w) != format::SegmentState::kReady) {
+    // Claimed into but never prepared (its producer died waiting for
+    // room, or preparing it): after the claim timeout, prepare it.
+    if ((held == segment || held + s.ring_segments == segment) && position < s.tail(p)) {
+      const auto stuck = stalled(part.stall, position, /*idle=*/false);
+      if (stuck && *stuck >= s.claim_timeout && prepare_unprepared(s, p, segment)) {
+        part.stall.position = UINT64_MAX;
+        return Entered::kMoved;
+      }
+    }
+    return Entered::kNone;
+  }
+  part.segment = segment;
+  part.segment_base = s.segment_base(p, segment);
+  part.descriptor = &s.descriptor(p, segment).state_word;
+  return Entered::kEntered;
 }
 
 // How long reading has been stuck at `position`, timed every 64th look (or

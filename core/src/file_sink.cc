@@ -1,10 +1,5 @@
 #include "shmlog/file_sink.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -134,41 +129,20 @@ namespace {
 // that opened the old one would otherwise get the old one's lock.
 Result<int> open_locked_journal(const std::string& journal, const std::string& path, std::uint32_t mode) {
   for (int attempt = 0; attempt < 100; ++attempt) {
-    const int fd = ::open(journal.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0) return Status::from_errno("opening " + journal, errno);
+    auto fd = io::open_read_write(journal, mode);
+    if (!fd.ok()) return fd;
     // One writer per file: a second one would cut output the first has not
-    // checkpointed yet. The kernel drops the lock when its holder dies.
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      const int err = errno;
-      ::close(fd);
-      if (err == EWOULDBLOCK) {
-        return Status(Status::Code::kBusy, path + " is being written by another exactly-once consumer");
-      }
-      return Status::from_errno("locking " + journal, err);
+    // checkpointed yet.
+    auto locked = io::try_lock_file(*fd, journal);
+    if (!locked.ok() || !*locked) {
+      io::close_file(*fd);
+      if (!locked.ok()) return std::move(locked).status();
+      return Status(Status::Code::kBusy, path + " is being written by another exactly-once consumer");
     }
-    struct stat held {}, named {};
-    if (::fstat(fd, &held) == 0 && ::stat(journal.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
-        held.st_ino == named.st_ino) {
-      return fd;
-    }
-    ::close(fd);  // replaced meanwhile: lock the one that has the name
+    if (io::names_same_file(*fd, journal)) return fd;
+    io::close_file(*fd);  // replaced meanwhile: lock the one that has the name
   }
   return Status(Status::Code::kBusy, journal + " keeps being replaced: another exactly-once consumer compacts it");
-}
-
-Result<std::string> read_all(int fd, const std::string& path) {
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(text.size()));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::from_errno("reading " + path, errno);
-    }
-    if (n == 0) return text;
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > detail::kMaxJournalBytes) return text;  // the decoder refuses it
-  }
 }
 
 }  // namespace
@@ -183,12 +157,13 @@ Result<FileSink> FileSink::open(const std::string& path, const Log& log, Survive
   sink.layer_ = detail::file_layer_for_testing();
   sink.mode_ = log.options().mode & 0666;  // the log's records: no more readers than the log has
   sink.offsets_.assign(log_partitions, UINT64_MAX);
-  const bool had_journal = ::access(journal.c_str(), F_OK) == 0;
-  sink.data_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, sink.mode_);
-  if (sink.data_fd_ < 0) return Status::from_errno("opening " + path, errno);
-  struct stat st {};
-  if (::fstat(sink.data_fd_, &st) != 0) return Status::from_errno("inspecting " + path, errno);
-  const auto size = static_cast<std::uint64_t>(st.st_size);
+  const bool had_journal = io::file_exists(journal);
+  auto data_fd = io::open_read_write(path, sink.mode_);
+  if (!data_fd.ok()) return std::move(data_fd).status();
+  sink.data_fd_ = *data_fd;
+  auto data_size = io::file_size(sink.data_fd_, path);
+  if (!data_size.ok()) return std::move(data_size).status();
+  const std::uint64_t size = *data_size;
   if (!had_journal && size > 0) {
     return Status(Status::Code::kInvalidArgument,
                   path + " holds data but has no " + journal +
@@ -197,7 +172,7 @@ Result<FileSink> FileSink::open(const std::string& path, const Log& log, Survive
   auto locked = open_locked_journal(journal, path, sink.mode_);
   if (!locked.ok()) return std::move(locked).status();
   sink.journal_fd_ = *locked;
-  auto text = read_all(sink.journal_fd_, journal);
+  auto text = io::read_whole_file(sink.journal_fd_, journal, detail::kMaxJournalBytes);  // the decoder refuses more
   if (!text.ok()) return std::move(text).status();
   auto decoded = detail::decode_journal(*text, log_partitions, sink.log_id_, journal);
   if (!decoded.ok()) return std::move(decoded).status();
@@ -212,8 +187,8 @@ Result<FileSink> FileSink::open(const std::string& path, const Log& log, Survive
                       "move both files away to start over)");
   }
   sink.journal_length_ = newest_end;
-  if (newest_end < text->size() && ::ftruncate(sink.journal_fd_, static_cast<off_t>(newest_end)) != 0) {
-    return Status::from_errno("cutting the torn end of " + journal, errno);
+  if (newest_end < text->size()) {
+    SHMLOG_RETURN_IF_ERROR(io::truncate_file(sink.journal_fd_, newest_end, "cutting the torn end of " + journal));
   }
   if (size < sink.length_) {
     return Status(Status::Code::kCorrupt, path + " is " + std::to_string(size) + " bytes, shorter than the " +
@@ -221,8 +196,8 @@ Result<FileSink> FileSink::open(const std::string& path, const Log& log, Survive
                                               " names: it was changed outside shmlog");
   }
   sink.truncated_ = size - sink.length_;
-  if (sink.truncated_ > 0 && ::ftruncate(sink.data_fd_, static_cast<off_t>(sink.length_)) != 0) {
-    return Status::from_errno("cutting " + path + " back to its last checkpoint", errno);
+  if (sink.truncated_ > 0) {
+    SHMLOG_RETURN_IF_ERROR(io::truncate_file(sink.data_fd_, sink.length_, "cutting " + path + " back to its last checkpoint"));
   }
   return sink;
 }
@@ -252,8 +227,8 @@ FileSink& FileSink::operator=(FileSink&& other) noexcept {
 FileSink::~FileSink() { reset(); }
 
 void FileSink::reset() noexcept {
-  if (data_fd_ >= 0) ::close(data_fd_);
-  if (journal_fd_ >= 0) ::close(journal_fd_);
+  io::close_file(data_fd_);
+  io::close_file(journal_fd_);
   data_fd_ = journal_fd_ = -1;
 }
 
@@ -290,21 +265,25 @@ Status FileSink::checkpoint() {
     // temporary file (or anything planted there) goes first: created
     // exclusively, never followed.
     const std::string tmp = journal + ".tmp";
-    (void)::unlink(tmp.c_str());
-    int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_);
-    if (fd < 0) return Status::from_errno("creating " + tmp, errno);
-    Status s = io::pwrite_all(fd, entry.data(), entry.size(), 0, tmp);
-    if (s.ok() && syncs) s = io::data_sync(fd, tmp);
+    (void)io::remove_file(tmp);
+    auto fd = io::open_read_write(tmp, mode_, /*exclusive=*/true);
+    if (!fd.ok()) return std::move(fd).status();
+    Status s = io::pwrite_all(*fd, entry.data(), entry.size(), 0, tmp);
+    if (s.ok() && syncs) s = io::data_sync(*fd, tmp);
     // The writer's lock moves to the new journal before it takes the name.
-    if (s.ok() && ::flock(fd, LOCK_EX | LOCK_NB) != 0) s = Status::from_errno("locking " + tmp, errno);
-    if (s.ok() && ::rename(tmp.c_str(), journal.c_str()) != 0) s = Status::from_errno("replacing " + journal, errno);
+    if (s.ok()) {
+      auto locked = io::try_lock_file(*fd, tmp);
+      if (!locked.ok()) s = std::move(locked).status();
+      else if (!*locked) s = Status(Status::Code::kBusy, "locking " + tmp + ": another process holds its lock");
+    }
+    if (s.ok()) s = io::rename_file(tmp, journal);
     if (!s.ok()) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
+      io::close_file(*fd);
+      (void)io::remove_file(tmp);
       return s;
     }
-    ::close(journal_fd_);
-    journal_fd_ = fd;
+    io::close_file(journal_fd_);
+    journal_fd_ = *fd;
     journal_length_ = entry.size();
   } else {
     SHMLOG_RETURN_IF_ERROR(put(layer_.get(), journal_fd_, entry.data(), entry.size(), journal_length_, journal, syncs));

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -198,6 +199,59 @@ Result<KeyValues> parse_key_values(std::string_view text, const std::string& hea
 bool is_directory(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+Result<int> open_read_write(const std::string& path, std::uint32_t mode, bool exclusive) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (exclusive ? O_EXCL : 0), mode);
+  if (fd < 0) return Status::from_errno((exclusive ? "creating " : "opening ") + path, errno);
+  return fd;
+}
+
+void close_file(int fd) noexcept {
+  if (fd >= 0) ::close(fd);
+}
+
+Result<bool> try_lock_file(int fd, const std::string& path) {
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
+  if (errno == EWOULDBLOCK) return false;
+  return Status::from_errno("locking " + path, errno);
+}
+
+bool names_same_file(int fd, const std::string& path) {
+  struct stat held {}, named {};
+  return ::fstat(fd, &held) == 0 && ::stat(path.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
+         held.st_ino == named.st_ino;
+}
+
+Result<std::uint64_t> file_size(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::from_errno("inspecting " + path, errno);
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+Result<std::string> read_whole_file(int fd, const std::string& path, std::size_t limit) {
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(text.size()));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::from_errno("reading " + path, errno);
+    }
+    if (n == 0) return text;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > limit) return text;
+  }
+}
+
+Status truncate_file(int fd, std::uint64_t length, const std::string& what) {
+  if (::ftruncate(fd, static_cast<off_t>(length)) != 0) return Status::from_errno(what, errno);
+  return {};
+}
+
+Status rename_file(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return Status::from_errno("replacing " + to, errno);
+  return {};
 }
 
 bool file_exists(const std::string& path) {

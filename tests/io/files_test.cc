@@ -84,5 +84,52 @@ TEST(Directory, CreateAcceptsEmptyAndRefusesNonEmpty) {
   EXPECT_TRUE(remove_directory(dir).ok());
 }
 
+// The plain file operations the file sink uses: a symlink is never
+// followed, an exclusive create refuses an existing file, the lock is one
+// holder's, a rename is seen, reads stop past their limit, and every error
+// names its file.
+TEST(PlainFile, OpensLocksReadsAndCutsWithErrorsNamingTheFile) {
+  const std::string path = temp_file() + "-plain";
+  const std::string link = path + "-link";
+  ::unlink(path.c_str());
+  ::unlink(link.c_str());
+  auto fd = open_read_write(path, 0600);
+  ASSERT_TRUE(fd.ok()) << fd.status().to_string();
+  auto again = open_read_write(path, 0600, /*exclusive=*/true);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().message().find("creating " + path), std::string::npos) << again.status().message();
+  ASSERT_EQ(::symlink(path.c_str(), link.c_str()), 0);
+  EXPECT_FALSE(open_read_write(link, 0600).ok());
+
+  EXPECT_TRUE(try_lock_file(*fd, path).value());
+  auto other = open_read_write(path, 0600);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(try_lock_file(*other, path).value());  // held by the first open file
+
+  ASSERT_TRUE(pwrite_all(*fd, "0123456789", 10, 0, path).ok());
+  EXPECT_EQ(file_size(*fd, path).value(), 10u);
+  EXPECT_EQ(read_whole_file(*fd, path, 1 << 20).value(), "0123456789");
+  ASSERT_TRUE(truncate_file(*fd, 4, "cutting " + path).ok());
+  EXPECT_EQ(read_whole_file(*other, path, 1 << 20).value(), "0123");
+
+  EXPECT_TRUE(names_same_file(*fd, path));
+  const std::string replacement = path + "-new";
+  auto fresh = open_read_write(replacement, 0600, /*exclusive=*/true);
+  ASSERT_TRUE(fresh.ok());
+  ASSERT_TRUE(rename_file(replacement, path).ok());
+  EXPECT_FALSE(names_same_file(*fd, path));
+  EXPECT_TRUE(names_same_file(*fresh, path));
+  auto missing = rename_file(replacement, path);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("replacing " + path), std::string::npos) << missing.message();
+  auto bad = truncate_file(-1, 0, "cutting nothing");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("cutting nothing"), std::string::npos);
+
+  for (int f : {*fd, *other, *fresh}) close_file(f);
+  ::unlink(path.c_str());
+  ::unlink(link.c_str());
+}
+
 }  // namespace
 }  // namespace shmlog::io

@@ -1,5 +1,7 @@
 // Files of a log directory: the durable, atomically replaced metadata file
-// and directory housekeeping. Knows nothing of what the keys mean.
+// and directory housekeeping. Knows nothing of what the keys mean. Also the
+// plain file operations the rest of shmlog needs (the file sink's output
+// and journal): core calls the OS for files only through here.
 #pragma once
 
 #include <cstddef>
@@ -54,6 +56,24 @@ Status data_sync(int fd, const std::string& path);
 // fsyncs a directory, so that entries created or renamed in it persist.
 Status sync_directory(const std::string& dir);
 Status remove_directory(const std::string& path);
+// Opens `path` for reading and writing, never through a symlink,
+// close-on-exec; made with `mode` when missing (`exclusive`: it must not
+// exist yet). Errors name the path.
+Result<int> open_read_write(const std::string& path, std::uint32_t mode, bool exclusive = false);
+void close_file(int fd) noexcept;
+// Takes the file's advisory lock (flock, exclusive) without waiting: false
+// while another open file holds it. The kernel drops it when its holder dies.
+Result<bool> try_lock_file(int fd, const std::string& path);
+// Whether `fd` is the file `path` names now (a rename may have replaced it).
+bool names_same_file(int fd, const std::string& path);
+Result<std::uint64_t> file_size(int fd, const std::string& path);
+// The file's bytes from offset 0 (pread, again after EINTR), stopping once
+// past `limit` bytes.
+Result<std::string> read_whole_file(int fd, const std::string& path, std::size_t limit);
+// ftruncate; `what` says why in the error ("cutting ... back to ...").
+Status truncate_file(int fd, std::uint64_t length, const std::string& what);
+// rename(2): atomic within a file system.
+Status rename_file(const std::string& from, const std::string& to);
 // Absolute, symlink-free path of an existing file or directory.
 Result<std::string> canonical_path(const std::string& path);
 
