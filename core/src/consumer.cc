@@ -260,12 +260,11 @@ void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
   try {
     const LogState& s = *log;
     const std::uint32_t p = part.partition;
-    // What the word at `pos` is; a marker or prepare record is noted.
-    auto note = [&](std::uint64_t pos, const std::byte* bytes) {
-      const record::At a = s.record_at(bytes, pos);
+    // A marker or prepare record at `pos` is noted; `a` is what is there.
+    auto note = [&](const record::At& a, std::uint64_t pos) {
       const record::Decoded& d = a.d;
       const bool control = d.kind == record::Kind::kSkip && d.type >= format::RecordType::kTxnCommit;
-      if (control && !intact(s, a)) return d;  // damaged: no outcome is taken from it
+      if (control && !intact(s, a)) return;  // damaged: no outcome is taken from it
       const format::RecordHeader& h = *a.header;
       if (d.kind == record::Kind::kSkip &&
           (d.type == format::RecordType::kTxnCommit || d.type == format::RecordType::kTxnAbort)) {
@@ -275,16 +274,25 @@ void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
         part.prepared.push_back(
             {h.producer_id, h.producer_epoch, pos, std::string(reinterpret_cast<const char*>(a.body()), n)});
       }
-      return d;
     };
     std::erase_if(part.in_flight, [&](std::uint64_t pos) {
       if (pos < from) return true;
       const std::byte* bytes = segment_bytes(s, p, pos >> s.segment_shift, part.look);
-      return bytes == nullptr || note(pos, bytes).kind != record::Kind::kInProgress;
+      if (bytes == nullptr) return true;
+      const record::At a = s.record_at(bytes, pos);
+      note(a, pos);
+      return a.d.kind != record::Kind::kInProgress;
     });
     std::uint64_t pos = std::max(from, part.scanned_to);
     const std::uint64_t tail = s.tail(p);
-    for (int budget = 1 << 16; pos < tail && budget > 0; --budget) {
+    int budget = 1 << 16;  // records per call
+    auto visit = [&](const record::At& a, std::uint64_t at) {
+      if (budget == 0) return false;
+      --budget;
+      note(a, at);
+      return true;
+    };
+    while (pos < tail && budget > 0) {
       const std::uint64_t segment = pos >> s.segment_shift;
       // The ring, or a segment file's copy (durable logs).
       const std::byte* bytes = segment_bytes(s, p, segment, part.look);
@@ -294,23 +302,29 @@ void ConsumerState::look_ahead(Part& part, std::uint64_t from) noexcept {
         if (stuck && *stuck >= s.claim_timeout && prepare_unprepared(s, p, segment)) continue;
         break;
       }
-      const auto d = note(pos, bytes);
-      if (d.kind == record::Kind::kInProgress) {
+      const std::uint64_t segment_end = (pos | s.segment_mask) + 1;
+      pos = s.walk_records(bytes, pos, tail, visit);
+      if (pos >= tail || pos == segment_end || budget == 0) continue;  // the end, or the next segment
+      const record::At a = s.record_at(bytes, pos);
+      if (a.committed()) continue;  // committed since the walk stopped
+      if (a.d.kind == record::Kind::kInProgress) {
+        // Stepped over, and looked at again until it resolves (it may become a marker).
         if (part.in_flight.size() >= 1024) break;  // enough to look at again
         part.in_flight.push_back(pos);
-      } else if (d.kind != record::Kind::kData && d.kind != record::Kind::kSkip) {
-        // Not claimed yet, being unblocked, or damaged: look again later.
-        // A hole whose producer died before registering its claim is
-        // abandoned here as by a reader standing on it: this reader stands
-        // at an open transaction before it and would never reach it, and
-        // the markers past it would stay unseen.
-        if (d.kind == record::Kind::kEmpty || d.kind == record::Kind::kUnblocking) {
-          const auto stuck = stalled(part.look_stall, pos, /*idle=*/d.kind == record::Kind::kEmpty && tail <= pos);
-          if (stuck && unblock(s, p, pos, *stuck)) continue;
-        }
-        break;
+        pos += a.d.aligned_length;
+        --budget;
+        continue;
       }
-      pos += d.aligned_length;
+      // Not claimed yet, being unblocked, or damaged: look again later.
+      // A hole whose producer died before registering its claim is
+      // abandoned here as by a reader standing on it: this reader stands
+      // at an open transaction before it and would never reach it, and
+      // the markers past it would stay unseen.
+      if (a.d.kind == record::Kind::kEmpty || a.d.kind == record::Kind::kUnblocking) {
+        const auto stuck = stalled(part.look_stall, pos, /*idle=*/a.d.kind == record::Kind::kEmpty && tail <= pos);
+        if (stuck && unblock(s, p, pos, *stuck)) continue;
+      }
+      break;
     }
     part.scanned_to = pos;
   } catch (...) {
@@ -768,7 +782,7 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
   // A durable log reuses the ring once the keeper wrote it, whatever the
   // groups committed: a member's hold keeps the views of this poll valid
   // while the handler runs. Set before reading (producers taking a slot
-  // look at the holds again after taking it, see take_reusable_slot).
+  // look at the holds again after taking it, see take_slot in prepare.cc).
   std::optional<Hold> hold;
   if (grouped && log->durable()) hold.emplace(atomic(slot(part).hold), *log, part.position + 1);
   Record r;

@@ -448,11 +448,12 @@ void Flusher::scan(std::uint32_t p) {
     // Producers may have claimed into a slot they still wait to reuse.
     const std::uint64_t w = atomic(s_.descriptor(p, segment).state_word).load(std::memory_order_acquire);
     if (format::segment_index(w) != segment || format::segment_state(w) != format::SegmentState::kReady) break;
+    const std::uint64_t end = std::min(tail, limit);
+    const std::uint64_t segment_end = (pos | s_.segment_mask) + 1;
+    pos = s_.walk_records(s_.segment_base(p, segment), pos, end, [](const record::At&, std::uint64_t) { return true; });
+    if (pos >= end || pos == segment_end) continue;  // the end, or the next segment
     const record::At a = s_.ring_record_at(p, pos);
-    if (a.committed()) {
-      pos += a.d.aligned_length;
-      continue;
-    }
+    if (a.committed()) continue;  // committed since the walk stopped
     if (a.d.kind == record::Kind::kCorrupt) {  // written as it is; readers skip it
       pos = (pos | s_.segment_mask) + 1;
       continue;

@@ -94,12 +94,12 @@ bool seal_segment(const LogState& s, std::uint32_t p, std::uint64_t segment, boo
   const std::uint64_t end = position + s.segment_size;
   auto stall_since = std::chrono::steady_clock::time_point{};
   std::uint64_t stall_position = UINT64_MAX;
+  const std::byte* base = s.segment_base(p, segment);
   while (position < end) {
-    const record::At a = s.ring_record_at(p, position);
-    if (a.committed()) {
-      position += a.d.aligned_length;
-      continue;
-    }
+    position = s.walk_records(base, position, end, [](const record::At&, std::uint64_t) { return true; });
+    if (position >= end) break;
+    const record::At a = s.record_at(base, position);
+    if (a.committed()) continue;  // committed since the walk stopped
     if (a.d.kind == record::Kind::kCorrupt) return true;  // nothing valid to protect beyond
     if (a.d.kind == record::Kind::kEmpty && s.tail(p) <= position) return true;
     if (!may_wait) return false;
