@@ -212,4 +212,60 @@ Result<Checkpoint> decode_checkpoint(std::string_view text, const LogOptions& op
   return decode_checkpoint(*kv, options, file);
 }
 
+// The checkpoint file, if there is one.
+// The checkpoint file of the log in `dir` (none when there is none).
+Result<std::optional<Checkpoint>> read_checkpoint(const std::string& dir, const LogOptions& options,
+                                                   std::uint64_t log_id) {
+  const std::string file = dir + "/" + kStateFile;
+  if (!io::file_exists(file)) return std::optional<Checkpoint>();
+  auto kv = io::read_key_value_file(file, kStateHeader);
+  if (!kv.ok()) return std::move(kv).status();
+  auto c = decode_checkpoint(*kv, options, file);
+  if (!c.ok()) return std::move(c).status();
+  if (c->log_id != 0 && c->log_id != log_id) {
+    return Status(Status::Code::kCorrupt, file + " belongs to another log (its log id is not this log's)");
+  }
+  return std::optional<Checkpoint>(std::move(c).value());
+}
+
+// Restores a checkpoint into fresh memory (no process attached yet), and
+// gives each partition's checkpointed durable position (0 when absent) and
+// retained start (UINT64_MAX when absent).
+Status restore_checkpoint(LogState& s, std::vector<std::uint64_t>& durable, std::vector<std::uint64_t>& start) {
+  durable.assign(s.options.partitions, 0);
+  start.assign(s.options.partitions, UINT64_MAX);
+  auto read = read_checkpoint(s.path, s.options, s.header->log_id);
+  if (!read.ok()) return std::move(read).status();
+  if (!*read) return {};
+  const Checkpoint& c = **read;
+  durable = c.durable;
+  start = c.start;
+  const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
+  for (const auto& g : c.groups) {
+    auto& group = s.group(g.slot);
+    std::memcpy(group.name, g.name.data(), g.name.size());
+    group.created_ns = now_realtime_ns();
+    for (std::uint32_t p = 0; p < s.options.partitions; ++p) s.offset_slot(p, g.slot).committed_offset = g.offsets[p];
+    group.state = active;
+  }
+  for (const auto& e : c.producers) {
+    auto& slot = s.producer_slot(e.slot);
+    std::memcpy(slot.name, e.name.data(), e.name.size());
+    slot.flags = format::kProducerIdempotent;
+    slot.epoch = e.epoch;
+    slot.first_epoch = e.first_epoch;
+    slot.last_sequence_plus_one = e.next_sequence;
+    slot.txn_word = e.txn_word;  // an open transaction is aborted by its first reader (no process holds it)
+    slot.txn_timeout_ms = e.txn_timeout_ms;
+    slot.txn_changed_ns = e.txn_changed_ns;
+    if (format::OffsetsBuffer* buffers = s.offsets_buffers(e.slot); buffers != nullptr && e.has_offsets) {
+      buffers[0].epoch = e.offsets_epoch;
+      buffers[0].length = static_cast<std::uint32_t>(e.offsets.size());  // at most 1008: the decoder checked
+      std::memcpy(buffers[0].bytes, e.offsets.data(), e.offsets.size());
+      slot.committed_offsets_buffer = 1;
+    }
+  }
+  return {};
+}
+
 }  // namespace shmlog::detail

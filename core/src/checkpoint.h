@@ -1,16 +1,18 @@
 // The checkpoint file (shmlog.state) of a durable log: what a host crash
 // would otherwise lose from shared memory (group offsets, named producers'
 // identities, partitions' durable positions). key=value lines, replaced
-// atomically by the keeper (durability.cc), read by recovery. The format
-// is in io/README.md ("shmlog.state").
+// atomically by the keeper (durability.cc), read by recovery
+// (disk_recovery.cc). The format is in io/README.md ("shmlog.state").
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "shmlog/io/files.h"
+#include "log_state.h"
 #include "shmlog/log.h"
 
 namespace shmlog::detail {
@@ -54,5 +56,15 @@ io::KeyValues encode_checkpoint(const Checkpoint& c);
 // Keys this version does not know are ignored. Pure.
 Result<Checkpoint> decode_checkpoint(const io::KeyValues& values, const LogOptions& options, const std::string& file);
 Result<Checkpoint> decode_checkpoint(std::string_view text, const LogOptions& options, const std::string& file);
+
+// The checkpoint file of the log in `dir` (none when there is none); one of
+// another log is kCorrupt.
+Result<std::optional<Checkpoint>> read_checkpoint(const std::string& dir, const LogOptions& options,
+                                                   std::uint64_t log_id);
+
+// Restores the log's checkpoint into fresh memory (no process attached
+// yet), and gives each partition's checkpointed durable position (0 when
+// absent) and retained start (UINT64_MAX when absent).
+Status restore_checkpoint(LogState& s, std::vector<std::uint64_t>& durable, std::vector<std::uint64_t>& start);
 
 }  // namespace shmlog::detail

@@ -1,6 +1,7 @@
 // Durable logs: the keeper (lease, io_uring flusher, retention, offset
-// checkpoints), recovery of the ring from segment files after a host crash,
-// and reading segments that are no longer in the ring.
+// checkpoints: durability.cc), recovery of the ring from segment files
+// after a host crash, and reading segments that are no longer in the ring
+// (disk_recovery.cc).
 #pragma once
 
 #include <atomic>
@@ -69,6 +70,9 @@ struct SegmentBuffer {
 };
 const std::byte* disk_segment(const LogState& log, std::uint32_t p, std::uint64_t segment, SegmentBuffer& buffer);
 const std::byte* segment_bytes(const LogState& log, std::uint32_t p, std::uint64_t segment, SegmentBuffer& buffer);
+
+// The segment file of `segment` of partition p.
+std::string segment_path(const LogState& log, std::uint32_t p, std::uint64_t segment);
 
 // Durable producers: raises the partition's sync request to `end` and
 // wakes the keeper.

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "checkpoint.h"
 #include "format.h"
+#include "log_state.h"
 #include "record.h"
 #include "shmlog/io/files.h"
 #include "shmlog/io/segment_file.h"
@@ -154,6 +156,133 @@ Result<SegmentFileScan> scan_segment_file(const std::string& path, std::uint32_t
   const std::uint32_t frame = max_frame != 0 ? max_frame : static_cast<std::uint32_t>(std::min<std::uint64_t>(h.segment_size, INT32_MAX));
   out.scan = scan_segment(data, h.base_offset, frame, each);
   return out;
+}
+
+Result<LogScan> scan_log_files(const std::string& path) {
+  auto meta = detail::read_log_meta(path);
+  if (!meta.ok()) return std::move(meta).status();
+  const auto max_frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + meta->options.max_record_size);
+  LogScan out;
+  // The checkpoint says where retention's start was and what was durable:
+  // files missing from there on are damage, at either end.
+  std::optional<detail::Checkpoint> checkpoint;
+  if (auto c = detail::read_checkpoint(meta->dir, meta->options, meta->log_id); c.ok()) {
+    checkpoint = std::move(c).value();
+  } else {
+    out.bad_files.push_back({0, 0, c.status().message()});
+  }
+  for (std::uint32_t p = 0; p < meta->options.partitions; ++p) {
+    const std::string dir = io::partition_directory(meta->dir, p);
+    auto bases = io::list_segment_files(dir);
+    if (!bases.ok()) return std::move(bases).status();
+    const std::uint64_t size = meta->options.segment_size;
+    std::uint64_t expected = bases->empty() ? UINT64_MAX : bases->front();
+    if (checkpoint) expected = std::min(expected, checkpoint->start[p] & ~(size - 1));
+    // Files missing from `expected` up to `base`: each named, or one entry
+    // for a gap of more than 64 (a checkpoint can name any position).
+    auto missing_before = [&](std::uint64_t base) {
+      if (expected >= base) return;
+      if ((base - expected) / size > 64) {
+        out.bad_files.push_back({expected, base - expected,
+                                 dir + "/" + io::segment_file_name(expected) + " to " + io::segment_file_name(base - size) +
+                                     ": " + std::to_string((base - expected) / size) + " files missing (offsets " +
+                                     std::to_string(expected) + ".." + std::to_string(base) + " lost)"});
+        expected = base;
+        return;
+      }
+      for (; expected < base; expected += size) {
+        out.bad_files.push_back({expected, size, dir + "/" + io::segment_file_name(expected) + ": missing (offsets " +
+                                                     std::to_string(expected) + ".." + std::to_string(expected + size) +
+                                                     " lost)"});
+      }
+    };
+    for (std::uint64_t base : *bases) {
+      const std::string file = dir + "/" + io::segment_file_name(base);
+      // Retention removes files from the front only: a gap is damage.
+      missing_before(base);
+      expected = base + size;
+      auto scanned = scan_segment_file(file, max_frame);
+      if (!scanned.ok()) {
+        out.bad_files.push_back({base, 0, scanned.status().message()});
+        continue;
+      }
+      if (scanned->partition != p || scanned->scan.base_offset != base || scanned->log_id != meta->log_id) {
+        out.bad_files.push_back({base, 0, file + ": belongs to another partition or log"});
+        continue;
+      }
+      out.files.push_back(std::move(scanned).value());
+    }
+    // Records run to a segment's end when a later file holds records, and
+    // to the durable position in the file holding it.
+    const std::uint64_t durable = checkpoint ? checkpoint->durable[p] : 0;
+    std::uint64_t last_with_records = 0;
+    for (const SegmentFileScan& f : out.files) {
+      if (f.partition == p && f.scan.records > 0) last_with_records = std::max(last_with_records, f.scan.base_offset);
+    }
+    for (const SegmentFileScan& f : out.files) {
+      if (f.partition != p) continue;
+      const std::uint64_t base = f.scan.base_offset;
+      const std::uint64_t should_end = base < last_with_records ? base + size : std::min(base + size, std::max(durable, base));
+      if (!f.scan.complete && f.scan.end < should_end) {
+        out.bad_files.push_back({f.scan.end, should_end - f.scan.end,
+                                 f.path + ": records end at offset " + std::to_string(f.scan.end) + ", before " +
+                                     std::to_string(should_end) + " (offsets lost)"});
+      }
+    }
+    if (checkpoint && expected != UINT64_MAX) missing_before(checkpoint->durable[p]);  // up to what was durable
+  }
+  return out;
+}
+
+Result<std::vector<SegmentProblem>> repair_log_files(const std::string& path) {
+  auto meta = detail::read_log_meta(path);
+  if (!meta.ok()) return std::move(meta).status();
+  if (auto attached = Log::attach(meta->dir); attached.ok()) {
+    const LogInfo info = attached->info();
+    if (info.keeper_alive) {
+      return Status(Status::Code::kBusy, meta->dir + " is kept by process " + std::to_string(info.keeper_pid) +
+                                             ": stop the log's processes before repairing it");
+    }
+  }
+  // Every file read and writable first: "nothing to repair" is said only
+  // of files that were looked at.
+  for (std::uint32_t p = 0; p < meta->options.partitions; ++p) {
+    const std::string dir = io::partition_directory(meta->dir, p);
+    auto bases = io::list_segment_files(dir);
+    if (!bases.ok()) return std::move(bases).status();
+    for (std::uint64_t base : *bases) {
+      const std::string file = dir + "/" + io::segment_file_name(base);
+      if (::access(file.c_str(), R_OK | W_OK) != 0) return Status::from_errno("repair needs to read and write " + file, errno);
+    }
+  }
+  auto scan = scan_log_files(meta->dir);
+  if (!scan.ok()) return std::move(scan).status();
+  std::vector<SegmentProblem> removed;
+  for (const auto& f : scan->files) {
+    if (f.scan.torn.empty()) continue;
+    auto file = io::SegmentFile::open(f.path, /*writable=*/true, f.segment_size);
+    if (!file.ok()) return std::move(file).status();
+    SHMLOG_RETURN_IF_ERROR(file->zero_from(f.scan.end - f.scan.base_offset));
+    for (const auto& t : f.scan.torn) removed.push_back({t.offset, t.bytes, f.path + ": " + t.reason});
+    // What was cut below the checkpointed durable position is gone by the
+    // operator's choice: the checkpoint says so (recovery and verify then
+    // take the cut end for the partition's durable end).
+    const std::string state = meta->dir + "/" + detail::kStateFile;
+    if (!io::file_exists(state)) continue;
+    auto kv = io::read_key_value_file(state, detail::kStateHeader);
+    if (!kv.ok()) return std::move(kv).status();
+    const std::string key = "partition." + std::to_string(f.partition) + ".durable";
+    const auto it = kv->find(key);
+    const std::uint64_t durable = it == kv->end() ? 0 : std::strtoull(it->second.c_str(), nullptr, 10);
+    if (durable > f.scan.end && durable < f.scan.base_offset + f.segment_size) {
+      (*kv)[key] = std::to_string(f.scan.end);
+      SHMLOG_RETURN_IF_ERROR(io::write_key_value_file(state, detail::kStateHeader, *kv, meta->options.mode & 0666));
+      removed.push_back({f.scan.end, durable - f.scan.end,
+                         state + ": durable offset of partition " + std::to_string(f.partition) + " lowered from " +
+                             std::to_string(durable) + " to " + std::to_string(f.scan.end)});
+    }
+  }
+  return removed;
 }
 
 }  // namespace shmlog

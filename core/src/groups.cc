@@ -1,0 +1,146 @@
+// Group membership as a consumer sees it: a member takes the partitions
+// assigned to it (the offset slot's ownership word, by CAS), releases
+// those it no longer has, judges the other members' liveness and
+// rebalances when the membership changes.
+#include <algorithm>
+
+#include "consumer_state.h"
+#include "owner.h"
+
+namespace shmlog::detail {
+
+using format::atomic;
+
+namespace {
+constexpr auto kActive = static_cast<std::uint32_t>(format::SlotState::kActive);
+constexpr auto kFree = static_cast<std::uint32_t>(format::SlotState::kFree);
+constexpr auto kLivenessInterval = std::chrono::milliseconds(100);
+}  // namespace
+
+bool ConsumerState::try_acquire(Part& part) {
+  const LogState& s = *log;
+  auto ownership = atomic(slot(part).ownership);
+  std::uint64_t current = ownership.load(std::memory_order_acquire);
+  const std::uint32_t owner = format::ownership_owner(current);
+  const std::uint32_t acquisitions = format::ownership_acquisitions(current);
+  if (owner != 0 && owner != member + 1) {
+    // Held by another member: it lets go when it sees the new membership,
+    // or is reaped when it is dead.
+    const std::uint32_t m = owner - 1;
+    const bool gone = m >= s.options.max_members ||  // garbage
+                      atomic(const_cast<std::uint32_t&>(s.member(group, m).state)).load(std::memory_order_acquire) == kFree;
+    if (gone) ownership.compare_exchange_strong(current, format::make_ownership(0, acquisitions), std::memory_order_acq_rel);
+    return false;
+  }
+  // A new acquisition (also over an earlier holder of this member index):
+  // commits of any earlier one fail from here on.
+  const std::uint64_t mine = format::make_ownership(member + 1, acquisitions + 1);
+  if (!ownership.compare_exchange_strong(current, mine, std::memory_order_acq_rel)) return false;
+  part.ownership = mine;
+  // Resume from the group's committed offset (pairs with commit_position's CAS).
+  std::uint64_t committed = atomic(slot(part).committed_offset).load(std::memory_order_acquire);
+  const std::uint64_t earliest = s.retained_start(part.partition);
+  const std::uint64_t tail = s.tail(part.partition);
+  if (committed < earliest) {
+    lost_bytes += earliest - committed;
+    if (result != nullptr) result->lost_bytes += earliest - committed;
+    committed = earliest;
+  }
+  if (committed > tail) committed = tail;
+  // Damaged positions: at least stay on the record alignment, below 2^62.
+  if (!format::plausible_position(committed)) committed = std::min(committed, format::kMaxPosition) & ~std::uint64_t{format::kRecordAlignment - 1};
+  // Shared memory is written by others: resume only at a record boundary.
+  auto boundary = find_boundary(s, part.partition, committed);
+  part.position = boundary.ok() ? *boundary : committed;
+  part.committed = part.position;
+  part.uncommitted = 0;
+  part.segment = UINT64_MAX;
+  part.stall.position = UINT64_MAX;
+  part.owned = true;
+  return true;
+}
+
+void ConsumerState::release(Part& part) noexcept {
+  if (!part.owned) return;
+  if (mode == DeliveryMode::kAtLeastOnce) commit_position(part, part.position);
+  std::uint64_t mine = part.ownership;
+  atomic(slot(part).ownership)
+      .compare_exchange_strong(mine, format::make_ownership(0, format::ownership_acquisitions(part.ownership)),
+                               std::memory_order_acq_rel);
+  part.owned = false;
+}
+
+void ConsumerState::check_liveness() {
+  const LogState& s = *log;
+  for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
+    if (m == member) continue;
+    const auto& other = s.member(group, m);
+    if (atomic(const_cast<std::uint32_t&>(other.state)).load(std::memory_order_acquire) != kActive) continue;
+    if (shm::is_alive(load_owner(other))) continue;
+    AdminLock lock(s);
+    if (atomic(const_cast<std::uint32_t&>(other.state)).load(std::memory_order_acquire) == kActive &&
+        !shm::is_alive(load_owner(other))) {
+      release_member(s, group, m);
+    }
+  }
+}
+
+void ConsumerState::rebalance() {
+  if (!grouped || released) return;
+  const LogState& s = *log;
+  // The clock is read every 1024 polls (or before parking), not every poll.
+  if (++polls_since_check >= 1024 || force_stall_check) {
+    polls_since_check = 0;
+    const auto now = Clock::now();
+    if (now - last_liveness_check >= kLivenessInterval) {
+      last_liveness_check = now;
+      check_liveness();
+    }
+  }
+  const std::uint64_t epoch = atomic(s.group(group).membership_epoch).load(std::memory_order_acquire);
+  if (epoch != epoch_seen) {
+    epoch_seen = epoch;
+    // Released by the others (judged dead while it ran; its slot may be
+    // another member's now): it owns nothing and must not act as a member.
+    const auto& me = s.member(group, member);
+    if (atomic(const_cast<std::uint32_t&>(me.state)).load(std::memory_order_acquire) != kActive ||
+        atomic(const_cast<std::uint64_t&>(me.joined_ns)).load(std::memory_order_acquire) != joined_ns) {
+      released = true;
+      for (Part& part : parts) part.owned = false;  // their acquisitions are stale: commits fail anyway
+      parts.clear();
+      return;
+    }
+    // Partition p goes to the (p mod n)-th live member, in slot order.
+    std::uint32_t rank = 0, live = 0;
+    for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
+      if (atomic(s.member(group, m).state).load(std::memory_order_acquire) != kActive) continue;
+      if (m == member) rank = live;
+      ++live;
+    }
+    live = std::max<std::uint32_t>(live, 1);
+    std::vector<Part> kept;
+    for (Part& part : parts) {
+      if (part.partition % live == rank) {
+        kept.push_back(part);
+      } else {
+        release(part);
+      }
+    }
+    for (std::uint32_t p = rank; p < s.options.partitions; p += live) {
+      if (std::none_of(kept.begin(), kept.end(), [&](const Part& x) { return x.partition == p; })) {
+        Part part;
+        part.partition = p;
+        kept.push_back(part);
+      }
+    }
+    std::sort(kept.begin(), kept.end(), [](const Part& a, const Part& b) { return a.partition < b.partition; });
+    parts = std::move(kept);
+    // Others waiting for partitions we let go of: wake them.
+    s.wake_consumers();
+  }
+  for (Part& part : parts) {
+    if (!part.owned) try_acquire(part);
+  }
+}
+
+}  // namespace shmlog::detail
