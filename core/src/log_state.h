@@ -215,7 +215,7 @@ struct LogMeta {
 Result<LogMeta> read_log_meta(const std::string& path);
 
 // Resolves the record at `position` of partition p when it is stuck, once
-// the claim there is given up (log.cc: a dead producer's, or one past the
+// the claim there is given up (reaper.cc: a dead producer's, or one past the
 // claim timeout): ring::abandon turns it into an abandoned record.
 // `stalled_for` is how long the caller has seen it stuck. True if the
 // position now holds a committed word.

@@ -4,7 +4,14 @@
 
 #include "log_state.h"
 
-namespace shmlog::detail::ring {
+namespace shmlog::detail {
+
+std::uint64_t* word_at(const LogState& log, std::uint32_t p, std::uint64_t position) noexcept {
+  return reinterpret_cast<std::uint64_t*>(log.segment_base(p, position >> log.segment_shift) +
+                                          (position & log.segment_mask));
+}
+
+namespace ring {
 
 using format::atomic;
 
@@ -58,4 +65,5 @@ Unblocked abandon(const LogState& log, std::uint32_t p, std::uint64_t position, 
   return Unblocked::kAbandoned;
 }
 
-}  // namespace shmlog::detail::ring
+}  // namespace ring
+}  // namespace shmlog::detail

@@ -4,7 +4,7 @@
 // control record, padding or an abandoned claim). Each step is one store or
 // one CAS of that word. Pure mechanism: who claims where, when a stuck
 // claim is given up and who waits are the callers' policy (producer.cc,
-// prepare.cc, unblock in log.cc).
+// prepare.cc, unblock in reaper.cc).
 #pragma once
 
 #include <atomic>
@@ -86,7 +86,7 @@ enum class Unblocked : std::uint8_t {
 };
 
 // Abandons the stuck claim at `position` of partition p, whose word the
-// caller saw as `seen` and gave up on (unblock in log.cc decides when):
+// caller saw as `seen` and gave up on (unblock in reaper.cc decides when):
 //  - a registered claim becomes an abandoned record of its length;
 //  - a free word below the tail (a claim whose producer stopped between the
 //    tail and the registration) is poisoned, so that its registration now
