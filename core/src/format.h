@@ -2,7 +2,8 @@
 // Every struct here lives in shared memory, is accessed through
 // std::atomic_ref where more than one thread touches a field, and holds
 // offsets, never pointers. Byte layouts are drawn below and documented in
-// core/README.md; the static_asserts at the end pin them.
+// core/README.md; the static_asserts at the end pin every field, and
+// compute_geometry (constexpr) is pinned on an example log.
 //
 // One shared-memory object per log (every offset from compute_geometry,
 // at the end of this file, from the log's options alone; the header's
@@ -648,6 +649,25 @@ static_assert(offsetof(ProducerSlot, txn_timeout_ms) == 3 * kCacheLine + 12 &&
               offsetof(ProducerSlot, txn_sequence_plus_one) == 3 * kCacheLine + 32 &&
               offsetof(ProducerSlot, pending_partition) == 3 * kCacheLine + 40 &&
               offsetof(ProducerSlot, committed_offsets_buffer) == 3 * kCacheLine + 44);
+// The rest of every shared struct, so that no field moves unnoticed.
+static_assert(offsetof(ProducerSlot, flags) == 4 && offsetof(ProducerSlot, pid) == 8 &&
+              offsetof(ProducerSlot, epoch) == 12 && offsetof(ProducerSlot, start_time) == 16 &&
+              offsetof(ProducerSlot, opened_ns) == 24 && offsetof(ProducerSlot, pid_namespace) == 32);
+static_assert(offsetof(ProducerSlot, bytes_total) == 2 * kCacheLine + 8 &&
+              offsetof(ProducerSlot, revoked_total) == 2 * kCacheLine + 16 &&
+              offsetof(ProducerSlot, backpressure_waits_total) == 2 * kCacheLine + 24 &&
+              offsetof(ProducerSlot, backpressure_wait_ns_total) == 2 * kCacheLine + 32 &&
+              offsetof(ProducerSlot, wakeups_total) == 2 * kCacheLine + 40);
+static_assert(offsetof(ProducerSlot, first_epoch) == 3 * kCacheLine + 8);
+static_assert(offsetof(GroupHeader, flags) == 4 && offsetof(GroupHeader, membership_epoch) == 8 &&
+              offsetof(GroupHeader, created_ns) == 16);
+static_assert(offsetof(MemberSlot, pid) == 4 && offsetof(MemberSlot, start_time) == 8 &&
+              offsetof(MemberSlot, joined_ns) == 16 && offsetof(MemberSlot, pid_namespace) == 24);
+static_assert(offsetof(OffsetSlot, commit_time_ns) == 16 && offsetof(OffsetSlot, lost_bytes_total) == 24 &&
+              offsetof(OffsetSlot, hold) == 32);
+static_assert(offsetof(SegmentDescriptor, prepared_ns) == 16);
+static_assert(offsetof(PartitionHeader, abandoned_total) == kHotLine + 8);
+static_assert(offsetof(OffsetsBuffer, epoch) == 4 && offsetof(OffsetsBuffer, bytes) == 16);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
@@ -667,30 +687,67 @@ struct Geometry {
   std::uint64_t total_size = 0;
 };
 
-// The offsets from the options alone. `features`: the log's kFeature*
+// The options that size the object. (LogOptions holds strings, which
+// clang 14 with libstdc++ 12 cannot build in a constant expression: the
+// geometry is computed from these numbers, so that it is constexpr.)
+struct Dimensions {
+  std::uint32_t partitions = 0;
+  std::uint32_t ring_segments = 0;
+  std::uint64_t segment_size = 0;
+  std::uint32_t max_producers = 0;
+  std::uint32_t max_groups = 0;
+  std::uint32_t max_members = 0;
+  std::uint64_t token_window = 0;
+};
+
+// The offsets from the dimensions alone. `features`: the log's kFeature*
 // (the table of offsets buffers exists only with kFeatureCommittedOffsets).
-inline Geometry compute_geometry(const LogOptions& o, std::uint32_t features) noexcept {
+constexpr Geometry compute_geometry(const Dimensions& d, std::uint32_t features) noexcept {
   auto round_up = [](std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; };
   Geometry g;
   g.producers_offset = sizeof(LogHeader);
-  g.groups_offset = round_up(g.producers_offset + std::uint64_t{o.max_producers} * sizeof(ProducerSlot), kPage);
-  g.group_stride = sizeof(GroupHeader) + std::uint64_t{o.max_members} * sizeof(MemberSlot);
-  g.offset_slots_offset = round_up(g.groups_offset + o.max_groups * g.group_stride, kPage);
+  g.groups_offset = round_up(g.producers_offset + std::uint64_t{d.max_producers} * sizeof(ProducerSlot), kPage);
+  g.group_stride = sizeof(GroupHeader) + std::uint64_t{d.max_members} * sizeof(MemberSlot);
+  g.offset_slots_offset = round_up(g.groups_offset + d.max_groups * g.group_stride, kPage);
   g.partitions_offset =
-      round_up(g.offset_slots_offset + std::uint64_t{o.partitions} * o.max_groups * sizeof(OffsetSlot), kPage);
+      round_up(g.offset_slots_offset + std::uint64_t{d.partitions} * d.max_groups * sizeof(OffsetSlot), kPage);
   g.partition_stride =
-      round_up(sizeof(PartitionHeader) + std::uint64_t{o.ring_segments} * sizeof(SegmentDescriptor), kPage);
-  g.data_offset = g.partitions_offset + o.partitions * g.partition_stride;
-  g.ring_bytes = o.segment_size * o.ring_segments;
-  g.tokens_offset = g.data_offset + o.partitions * g.ring_bytes;
-  g.token_slots = o.token_window == 0 ? 0 : std::bit_ceil(2 * o.token_window);
+      round_up(sizeof(PartitionHeader) + std::uint64_t{d.ring_segments} * sizeof(SegmentDescriptor), kPage);
+  g.data_offset = g.partitions_offset + d.partitions * g.partition_stride;
+  g.ring_bytes = d.segment_size * d.ring_segments;
+  g.tokens_offset = g.data_offset + d.partitions * g.ring_bytes;
+  g.token_slots = d.token_window == 0 ? 0 : std::bit_ceil(2 * d.token_window);
   g.total_size = g.tokens_offset + g.token_slots * sizeof(TokenSlot);
   if ((features & kFeatureCommittedOffsets) != 0) {
     g.offsets_buffers_offset = round_up(g.total_size, kPage);
-    g.total_size = g.offsets_buffers_offset + 2 * std::uint64_t{o.max_producers} * sizeof(OffsetsBuffer);
+    g.total_size = g.offsets_buffers_offset + 2 * std::uint64_t{d.max_producers} * sizeof(OffsetsBuffer);
   }
   return g;
 }
+
+inline Geometry compute_geometry(const LogOptions& o, std::uint32_t features) noexcept {
+  return compute_geometry(Dimensions{o.partitions, o.ring_segments, o.segment_size, o.max_producers, o.max_groups,
+                                     o.max_members, o.token_window},
+                          features);
+}
+
+// The map drawn at the top, pinned for one log: 2 partitions of 4 x 64 KiB,
+// 3 producers, 2 groups of 5 members, a window of 100 tokens.
+namespace pinned {
+inline constexpr Geometry kExample = compute_geometry(Dimensions{2, 4, 64 * 1024, 3, 2, 5, 100}, kKnownFeatures);
+static_assert(kExample.producers_offset == 4096);                      // after the 4 KiB header
+static_assert(kExample.groups_offset == 8192);                         // 3 x 256 B, page-aligned
+static_assert(kExample.group_stride == 128 + 5 * 64);                  // header + member slots
+static_assert(kExample.offset_slots_offset == 8192 + 4096);            // 2 x 448 B
+static_assert(kExample.partitions_offset == 12288 + 4096);             // 2 x 2 x 64 B
+static_assert(kExample.partition_stride == 4096);                      // 512 B + 4 x 64 B
+static_assert(kExample.data_offset == 16384 + 2 * 4096);
+static_assert(kExample.ring_bytes == 4 * 64 * 1024);
+static_assert(kExample.tokens_offset == 24576 + 2 * 4 * 64 * 1024);
+static_assert(kExample.token_slots == 256);                            // 2 x 100, a power of two
+static_assert(kExample.offsets_buffers_offset == kExample.tokens_offset + 256 * 64);
+static_assert(kExample.total_size == kExample.offsets_buffers_offset + 2 * 3 * 1024);
+}  // namespace pinned
 
 // Atomic access to a field of a shared struct.
 template <class T>
