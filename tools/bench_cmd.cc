@@ -25,6 +25,7 @@ struct BenchArgs {
   std::uint32_t producers = 0;
   std::uint32_t consumers = 0;
   double seconds = 1;
+  std::uint32_t rounds = 1;
   bool json = false;
   std::string dir = "/tmp";
   MemoryFlags memory;
@@ -32,9 +33,25 @@ struct BenchArgs {
 
 std::string cell_name(const bench::ThroughputCell& c) {
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%u -> %u %s %zu B", c.producers, c.consumers, c.exclusive ? "exclusive" : "shared",
-                c.size);
+  std::snprintf(buf, sizeof buf, "%u -> %u %s %zu B", c.producers, c.consumers,
+                c.ring ? "baseline ring" : c.exclusive ? "exclusive" : "shared", c.size);
   return buf;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// The index of the baseline ring's cell for a 1 -> 1 cell of the same size
+// (none: cells.size()).
+std::size_t ring_of(const std::vector<bench::ThroughputCell>& cells, const bench::ThroughputCell& c) {
+  if (c.ring || c.producers != 1 || c.consumers != 1) return cells.size();
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    if (cells[i].ring && cells[i].size == c.size) return i;
+  }
+  return cells.size();
 }
 
 int run_bench(const BenchArgs& a) {
@@ -45,6 +62,10 @@ int run_bench(const BenchArgs& a) {
   o.dir = a.dir;
   o.pages = a.memory.pages();
   o.memory_dir = a.memory.dir;
+  if (a.rounds < 1 || a.rounds > 100) {
+    std::fprintf(stderr, "shmlog bench: --rounds must be 1..100\n");
+    return 1;
+  }
   if (a.seconds <= 0 || a.seconds > 600) {
     std::fprintf(stderr, "shmlog bench: --seconds must be in (0, 600]\n");
     return 1;
@@ -67,29 +88,58 @@ int run_bench(const BenchArgs& a) {
   for (const auto& w : bench::host_warnings(cores, bench::calibrate_tsc().usable)) {
     std::fprintf(stderr, "shmlog bench: warning: %s\n", w.c_str());
   }
-  std::fprintf(stderr, "shmlog bench: %zu runs of %.1f s on %s\n", cells.size() + 1, a.seconds,
+  std::fprintf(stderr, "shmlog bench: %zu runs of %.1f s on %s\n", cells.size() * a.rounds + 1, a.seconds,
                bench::host_summary().c_str());
-  std::fprintf(stderr, "[ 1/%zu] memcpy bandwidth ...", cells.size() + 1);
+  std::fprintf(stderr, "[ 1/%zu] memcpy bandwidth ...", cells.size() * a.rounds + 1);
   const auto mem = bench::measure_memcpy(std::min(a.seconds, 1.0));
   std::fprintf(stderr, " %.1f GB/s streaming, %.1f GB/s in cache\n", mem.streaming_bytes_per_s / 1e9,
                mem.cached_bytes_per_s / 1e9);
-  for (std::size_t i = 0; i < cells.size(); ++i) {
-    std::fprintf(stderr, "[%2zu/%zu] %-32s ...", i + 2, cells.size() + 1, cell_name(cells[i]).c_str());
-    Status s = bench::run_cell(cells[i], o);
-    if (!s.ok()) {
-      std::fprintf(stderr, "\nshmlog bench: %s: %s\n", cell_name(cells[i]).c_str(), s.message().c_str());
-      return 1;
+  // Rounds alternate over the whole matrix; each cell reports its median.
+  std::vector<std::vector<double>> rates(cells.size());
+  const std::size_t runs = cells.size() * a.rounds + 1;
+  std::size_t run = 1;
+  for (std::uint32_t round = 0; round < a.rounds; ++round) {
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      // SIGINT or SIGTERM: after the run in progress (its processes end with it).
+      if (g_interrupted) {
+        std::fprintf(stderr, "shmlog bench: interrupted\n");
+        return 130;
+      }
+      std::fprintf(stderr, "[%2zu/%zu] %-32s ...", ++run, runs, cell_name(cells[i]).c_str());
+      Status s = bench::run_cell(cells[i], o);
+      if (!s.ok()) {
+        std::fprintf(stderr, "\nshmlog bench: %s: %s\n", cell_name(cells[i]).c_str(), s.message().c_str());
+        return 1;
+      }
+      std::fprintf(stderr, " %.2f M records/s\n", cells[i].records_per_s / 1e6);
+      rates[i].push_back(cells[i].records_per_s);
     }
-    std::fprintf(stderr, " %.2f M records/s\n", cells[i].records_per_s / 1e6);
+  }
+  // Against the ring: the median of each round's ratio (the machine may
+  // change speed between rounds, both sides of a ratio share a round).
+  std::vector<double> versus_ring(cells.size(), 0);
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    const std::size_t r = ring_of(cells, cells[i]);
+    if (r == cells.size()) continue;
+    std::vector<double> ratios;
+    for (std::uint32_t k = 0; k < a.rounds; ++k) ratios.push_back(rates[i][k] / rates[r][k]);
+    versus_ring[i] = median(ratios);
+  }
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    cells[i].records_per_s = median(rates[i]);
+    cells[i].bytes_per_s = cells[i].records_per_s * static_cast<double>(cells[i].size);
   }
   if (a.json) {
     Json j;
     j.begin_object().key("host").value(bench::host_summary());
     j.key("memcpy_streaming_bytes_per_s").value(mem.streaming_bytes_per_s);
     j.key("memcpy_cached_bytes_per_s").value(mem.cached_bytes_per_s).key("cells").begin_array();
-    for (const auto& c : cells) {
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      const auto& c = cells[i];
       j.begin_object().key("producers").value(c.producers).key("consumers").value(c.consumers);
-      j.key("exclusive").value(c.exclusive).key("size").value(c.size).key("records_per_s").value(c.records_per_s);
+      j.key("exclusive").value(c.exclusive).key("baseline_ring").value(c.ring).key("size").value(c.size);
+      j.key("records_per_s").value(c.records_per_s);
+      if (versus_ring[i] > 0) j.key("fraction_of_ring").value(versus_ring[i]);
       j.key("bytes_per_s").value(c.bytes_per_s).key("fraction_of_memcpy").value(c.bytes_per_s / mem.streaming_bytes_per_s);
       j.end_object();
     }
@@ -97,13 +147,20 @@ int run_bench(const BenchArgs& a) {
     std::printf("%s\n", j.str().c_str());
     return 0;
   }
-  std::printf("\n%-34s %14s %10s %14s\n", "producers -> consumers, claims, size", "records/s", "GB/s", "% of memcpy");
-  for (const auto& c : cells) {
-    std::printf("%-34s %12.2f M %10.3f %13.1f%%\n", cell_name(c).c_str(), c.records_per_s / 1e6, c.bytes_per_s / 1e9,
-                100.0 * c.bytes_per_s / mem.streaming_bytes_per_s);
+  std::printf("\n%-34s %14s %10s %14s %10s\n", "producers -> consumers, claims, size", "records/s", "GB/s", "% of memcpy",
+              "x ring");
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    const auto& c = cells[i];
+    char versus[32] = "";
+    if (versus_ring[i] > 0) std::snprintf(versus, sizeof versus, "%.2f", versus_ring[i]);
+    std::printf("%-34s %12.2f M %10.3f %13.1f%% %10s\n", cell_name(c).c_str(), c.records_per_s / 1e6,
+                c.bytes_per_s / 1e9, 100.0 * c.bytes_per_s / mem.streaming_bytes_per_s, versus);
   }
   std::printf("\nmemcpy of 4 KiB blocks, same run: %.2f GB/s streaming through 64 MiB (the %% column's base), %.2f GB/s in cache\n",
               mem.streaming_bytes_per_s / 1e9, mem.cached_bytes_per_s / 1e9);
+  std::printf("x ring: records/s as a fraction of the baseline ring's (64-byte slots published by a sequence store,\n"
+              "the consumer's position cached by the producer) of the same size, same run%s\n",
+              a.rounds > 1 ? "; medians over the rounds (of each round's ratio for x ring)" : "");
   return 0;
 }
 
@@ -116,6 +173,8 @@ void add_bench_command(CLI::App& app) {
   bench->add_option("--producers", a->producers, "N for the N -> M rows (default: half the cores, at least 2)");
   bench->add_option("--consumers", a->consumers, "M for the N -> M rows (default: as producers)");
   bench->add_option("--seconds", a->seconds, "Duration of each run")->capture_default_str();
+  bench->add_option("--rounds", a->rounds, "Rounds over the matrix, alternating; each cell shows its median")
+      ->capture_default_str();
   bench->add_flag("--json", a->json, "Print JSON instead of the table");
   bench->add_option("--dir", a->dir, "Where the temporary logs go")->capture_default_str();
   a->memory.add_to(bench);

@@ -98,6 +98,120 @@ int consumer_main(void* arg) {
   return 0;
 }
 
+// The baseline ring (kRingSlot): its consumer's position on a line of its
+// own, then the slots.
+struct Ring {
+  alignas(128) std::uint64_t head;  // records the consumer has read (published every 256)
+  std::uint8_t pad[128 - 8];
+};
+
+struct RingJob {
+  const ThroughputCell* cell = nullptr;
+  Board* board = nullptr;
+  Ring* ring = nullptr;
+  std::uint64_t slots = 0;  // a power of two
+  int core = -1;
+  double seconds = 1;
+};
+
+std::byte* slot_at(Ring* ring, std::uint64_t slots, std::uint64_t n) {
+  return reinterpret_cast<std::byte*>(ring + 1) + (n & (slots - 1)) * kRingSlot;
+}
+
+int ring_producer_main(void* arg) {
+  auto& j = *static_cast<RingJob*>(arg);
+  Board& b = *j.board;
+  if (j.core >= 0) (void)shm::pin_current_thread(static_cast<unsigned>(j.core));
+  std::vector<std::byte> value(j.cell->size, std::byte{0x5a});
+  std::uint64_t tail = 0, head = 0;  // head: the consumer's position as last read
+  while (!at(b.go).load()) shm::yield_now();
+  while (!at(b.stop).load(std::memory_order_relaxed)) {
+    for (int k = 0; k < 64; ++k) {
+      while (tail - head >= j.slots) {
+        head = at(j.ring->head).load(std::memory_order_acquire);
+        if (tail - head >= j.slots && at(b.stop).load(std::memory_order_relaxed)) return 0;
+      }
+      std::byte* slot = slot_at(j.ring, j.slots, tail);
+      if (!value.empty()) std::memcpy(slot + 8, value.data(), value.size());
+      at(*reinterpret_cast<std::uint64_t*>(slot)).store(tail + 1, std::memory_order_release);
+      ++tail;
+    }
+  }
+  return 0;
+}
+
+int ring_consumer_main(void* arg) {
+  auto& j = *static_cast<RingJob*>(arg);
+  Board& b = *j.board;
+  if (j.core >= 0) (void)shm::pin_current_thread(static_cast<unsigned>(j.core));
+  at(b.ready).fetch_add(1);
+  std::uint64_t n = 0, sink = 0;
+  while (!at(b.go).load()) shm::yield_now();
+  const std::uint64_t deadline = at(b.start_ns).load() + static_cast<std::uint64_t>(j.seconds * 1e9);
+  const std::size_t size = j.cell->size;
+  while (monotonic_ns() < deadline) {
+    for (int k = 0; k < 256; ++k) {
+      std::byte* slot = slot_at(j.ring, j.slots, n);
+      if (at(*reinterpret_cast<std::uint64_t*>(slot)).load(std::memory_order_acquire) != n + 1) break;
+      // As the log's consumer does: one load per cache line of the value.
+      const auto* p = reinterpret_cast<const unsigned char*>(slot + 8);
+      for (std::size_t i = 0; i < size; i += 64) sink += p[i];
+      ++n;
+      at(j.ring->head).store(n, std::memory_order_release);  // the slot is free again
+    }
+  }
+  b.end_ns[0] = monotonic_ns();
+  b.consumed[0] = n;
+  g_sink = sink;
+  at(b.stop).store(1);
+  return 0;
+}
+
+Status run_ring_cell(ThroughputCell& cell, const ThroughputOptions& o, Board& b) {
+  if (cell.producers != 1 || cell.consumers != 1 || cell.size > kRingPayload) {
+    return Status(Status::Code::kInvalidArgument, "the baseline ring runs 1 -> 1 with records up to " +
+                                                      std::to_string(kRingPayload) + " bytes");
+  }
+  const LogOptions log_sized;  // as much memory as one partition's ring
+  const std::uint64_t slots = log_sized.segment_size * log_sized.ring_segments / kRingSlot;
+  const std::string name = "/dev/shm/shmlog-bench-ring-" + std::to_string(shm::self().pid);
+  auto mem = shm::SharedMemory::create(name, sizeof(Ring) + slots * kRingSlot, 0600);
+  if (!mem.ok()) return std::move(mem).status();
+  (void)shm::SharedMemory::unlink(name);
+  auto* ring = reinterpret_cast<Ring*>(mem->data());
+  const bool pin = shm::online_cpus() >= 2;
+  RingJob consumer{&cell, &b, ring, slots, pin ? 1 : -1, o.seconds};
+  RingJob producer{&cell, &b, ring, slots, pin ? 0 : -1, o.seconds};
+  std::vector<std::uint32_t> pids;
+  Status status;
+  auto c = shm::fork_process(ring_consumer_main, &consumer);
+  if (c.ok()) pids.push_back(*c); else status = std::move(c).status();
+  while (status.ok() && at(b.ready).load() < 1) shm::sleep_for(100us);
+  if (status.ok()) {
+    auto p = shm::fork_process(ring_producer_main, &producer);
+    if (p.ok()) pids.push_back(*p); else status = std::move(p).status();
+  }
+  shm::sleep_for(20ms);
+  at(b.start_ns).store(monotonic_ns());
+  at(b.go).store(1);
+  if (!status.ok()) at(b.stop).store(1);
+  for (auto pid : pids) {
+    int code = shm::wait_process_for(pid, std::chrono::milliseconds(static_cast<long>(o.seconds * 1000) + 30000));
+    if (code == -1) {
+      shm::kill_process(pid);
+      shm::wait_process(pid);
+      code = 1;
+    }
+    if (code != 0 && status.ok()) status = Status(Status::Code::kIoError, "a baseline ring process failed");
+  }
+  if (!status.ok()) return status;
+  cell.records = b.consumed[0];
+  cell.seconds = static_cast<double>(b.end_ns[0] - b.start_ns) / 1e9;
+  cell.records_per_s = static_cast<double>(cell.records) / cell.seconds;
+  cell.bytes_per_s = cell.records_per_s * static_cast<double>(cell.size);
+  return {};
+}
+
 }  // namespace
 
 MemcpyBandwidth measure_memcpy(double seconds) {
@@ -132,6 +246,7 @@ Status run_cell(ThroughputCell& cell, const ThroughputOptions& o) {
   if (!mem.ok()) return std::move(mem).status();
   (void)shm::SharedMemory::unlink(name);
   Board& b = *reinterpret_cast<Board*>(mem->data());
+  if (cell.ring) return run_ring_cell(cell, o, b);
   const std::string path = o.dir + "/shmlog-bench-" + std::to_string(shm::self().pid);
   LogOptions lo;
   lo.partitions = cell.consumers;
@@ -189,8 +304,11 @@ Status run_cell(ThroughputCell& cell, const ThroughputOptions& o) {
 
 std::vector<ThroughputCell> throughput_matrix(const ThroughputOptions& o) {
   std::vector<ThroughputCell> cells;
-  for (bool exclusive : {true, false}) {
-    for (std::size_t size : o.sizes) cells.push_back({1, 1, exclusive, size});
+  // 1 -> 1: the baseline ring where the size fits its slot, then the log
+  // both ways, next to each other (a noisy machine drifts less between them).
+  for (std::size_t size : o.sizes) {
+    if (size <= kRingPayload) cells.push_back({.size = size, .ring = true});
+    for (bool exclusive : {true, false}) cells.push_back({1, 1, exclusive, size});
   }
   const std::uint32_t half = std::max<std::uint32_t>(1, shm::online_cpus() / 2);
   const std::uint32_t n = o.producers != 0 ? o.producers : std::max<std::uint32_t>(2, half);

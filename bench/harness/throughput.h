@@ -18,6 +18,9 @@ struct ThroughputCell {
   std::uint32_t consumers = 1;
   bool exclusive = false;  // exclusive claims (one producer only)
   std::size_t size = 32;
+  // The baseline instead of a log: a plain ring of 64-byte slots between
+  // one producer and one consumer process (sizes up to kRingPayload).
+  bool ring = false;
   // Results
   double records_per_s = 0;
   double bytes_per_s = 0;
@@ -40,9 +43,18 @@ struct ThroughputOptions {
   std::string memory_dir;        // empty: the default for `pages`
 };
 
+// The baseline ring's slot: an 8-byte sequence the producer publishes
+// with a release store, then the payload. The consumer publishes its
+// position after each record (as a plain SPSC queue such as rigtorp's
+// does); the producer reads it only when its cached copy says the ring is
+// full. As much ring memory as a log's partition.
+inline constexpr std::size_t kRingSlot = 64;
+inline constexpr std::size_t kRingPayload = kRingSlot - 8;
+
 MemcpyBandwidth measure_memcpy(double seconds);
 std::vector<ThroughputCell> throughput_matrix(const ThroughputOptions& options);
-// Runs one cell in processes; fills its results.
+// Runs one cell in processes (the log's, or the baseline ring's); fills its
+// results.
 Status run_cell(ThroughputCell& cell, const ThroughputOptions& options);
 
 }  // namespace shmlog::bench

@@ -72,6 +72,22 @@ inline Errc ProducerState::claim_exclusive(std::uint32_t p, std::uint32_t frame,
   return Errc::kOk;
 }
 
+// The exclusive claim when nothing but the claim is due: the record fits
+// the ready segment and no chunk of the next segment is to be zeroed at
+// the tail (claim_exclusive does those). The header's address (and its
+// position in `*position`), or nullptr.
+inline format::RecordHeader* ProducerState::claim_exclusive_fast(std::uint32_t p, std::uint32_t frame,
+                                                                 std::uint64_t* position) noexcept {
+  const Cursor& c = cursors[p];
+  const std::uint64_t pos = c.tail;
+  if (pos < c.ready_begin || pos + format::align_record(frame) > c.ready_end) return nullptr;
+  const bool zeroing_due = c.ahead_segment == UINT64_MAX ? c.ahead_zeroed != log->segment_size
+                                                         : pos - c.ready_begin >= c.ahead_zeroed;
+  if (zeroing_due) return nullptr;
+  *position = pos;
+  return reinterpret_cast<format::RecordHeader*>(c.ready_base + (pos - c.ready_begin));
+}
+
 // One of several writers: the tail's fetch_add takes the positions, the
 // commit word's registration names them ours (for liveness and fencing).
 inline Errc ProducerState::claim_shared(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept {
@@ -608,16 +624,12 @@ void Producer::abort(Claim& claim) noexcept {
 
 AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value) noexcept {
   ProducerState* st = state_.get();
-  // Fast path of an exclusive producer: the record fits the ready segment.
+  // Fast path of an exclusive producer (claim_exclusive_fast).
   if (st != nullptr && st->exclusive && !st->claim_open && partition < st->cursors.size() &&
       key.size() <= 0xffff && key.size() + value.size() <= st->max_record) {
-    auto& cursor = st->cursors[partition];
     const auto frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + key.size() + value.size());
-    const std::uint64_t pos = cursor.tail;
-    if (pos >= cursor.ready_begin && pos + format::align_record(frame) <= cursor.ready_end &&
-        (cursor.ahead_segment == UINT64_MAX ? cursor.ahead_zeroed == st->log->segment_size
-                                            : pos - cursor.ready_begin < cursor.ahead_zeroed)) {
-      auto* header = reinterpret_cast<format::RecordHeader*>(cursor.ready_base + (pos - cursor.ready_begin));
+    std::uint64_t pos = 0;
+    if (format::RecordHeader* header = st->claim_exclusive_fast(partition, frame, &pos)) {
       auto* body = reinterpret_cast<std::byte*>(header + 1);
       if (!key.empty()) std::memcpy(body, key.data(), key.size());
       if (!value.empty()) std::memcpy(body + key.size(), value.data(), value.size());

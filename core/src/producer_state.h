@@ -106,6 +106,7 @@ struct ProducerState {
   Errc wait_durable(std::uint32_t p, std::uint64_t end, std::chrono::nanoseconds timeout) noexcept;
   // The steps of claim() and commit(): inline, in producer.cc (the hot path).
   Errc claim_exclusive(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept;
+  format::RecordHeader* claim_exclusive_fast(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept;
   Errc claim_shared(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept;
   std::uint64_t fill_header(std::uint64_t timestamp_ns, std::uint8_t extra_flags) noexcept;
   bool publish(std::uint64_t final_word, bool sleepers) noexcept;

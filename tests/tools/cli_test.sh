@@ -305,9 +305,18 @@ else
   fail "shmlog lat: $(cat "$WORK/lat.err")"
 fi
 "$SHMLOG" lat --count 2000 --mode one-way --rate 20000 --no-baselines >/dev/null 2>&1 && pass "shmlog lat one-way at a fixed rate" || fail "shmlog lat one-way"
-"$SHMLOG" bench --seconds 0.1 --sizes 32 4K --json > "$WORK/bench.json" 2>/dev/null \
-  && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["cells"])==6 and all(c["records_per_s"]>0 for c in d["cells"])' "$WORK/bench.json" \
-  && pass "shmlog bench runs its matrix and prints JSON" || fail "shmlog bench: $(head -c 300 "$WORK/bench.json")"
+"$SHMLOG" bench --seconds 0.1 --rounds 2 --sizes 32 4K --json > "$WORK/bench.json" 2>/dev/null \
+  && python3 - "$WORK/bench.json" <<'PY' && pass "shmlog bench runs its matrix with the baseline ring and prints JSON" || fail "shmlog bench: $(head -c 300 "$WORK/bench.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+cells = d["cells"]
+assert len(cells) == 7, len(cells)  # ring 32 B, 1 -> 1 both ways at 32 B and 4 KiB, N -> M at 32 B and 4 KiB
+assert all(c["records_per_s"] > 0 for c in cells)
+ring = [c for c in cells if c["baseline_ring"]]
+assert len(ring) == 1 and ring[0]["size"] == 32
+versus = [c for c in cells if "fraction_of_ring" in c]
+assert len(versus) == 2 and all(c["size"] == 32 and not c["baseline_ring"] for c in versus)
+PY
 "$SHMLOG" topo --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["cpus"]>=1 and d["cores"]>=1' \
   && pass "shmlog topo --json parses" || fail "shmlog topo --json"
 "$SHMLOG" topo --synthetic "pack:2 numa:1 l3:1 core:4 pu:2" | grep -qE "^  [0-9]+ -> [0-9]+" \
@@ -329,7 +338,23 @@ expect_error "exec: bad priority" "priority must be 1..99" -- "$SHMLOG" exec --c
 expect_error "exec: missing program" "running no-such-program: no such program" -- "$SHMLOG" exec --core 0 -- no-such-program
 unset SHMLOG_PIN_REGISTRY
 expect_error "topo: bad synthetic topology" "bad synthetic topology" -- "$SHMLOG" topo --synthetic "pack:two"
+# Interrupted, bench stops after the run in progress (it used to go on to
+# the end of its matrix: 50 rounds here).
+"$SHMLOG" bench --seconds 0.5 --rounds 50 --sizes 32 > /dev/null 2> "$WORK/bench.err" &
+bench_pid=$!
+sleep 2
+kill -INT "$bench_pid"
+for _ in $(seq 1 300); do kill -0 "$bench_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$bench_pid" 2>/dev/null; then
+  kill -9 "$bench_pid"; wait "$bench_pid" 2>/dev/null
+  fail "shmlog bench goes on after SIGINT"
+else
+  wait "$bench_pid"; rc=$?
+  [ "$rc" -eq 130 ] && grep -q "interrupted" "$WORK/bench.err" \
+    && pass "shmlog bench stops after SIGINT (exit 130)" || fail "shmlog bench after SIGINT: exit $rc, $(tail -c 200 "$WORK/bench.err")"
+fi
 expect_error "bench: bad size" "is not a size" -- "$SHMLOG" bench --sizes 12Q
+expect_error "bench: bad rounds" "--rounds must be 1..100" -- "$SHMLOG" bench --rounds 0
 expect_error "lat: bad mode" "must be ping-pong or one-way" -- "$SHMLOG" lat --mode sideways
 expect_error "lat: core that does not exist" "core 999 does not exist" -- "$SHMLOG" lat --consumer-core 999 --count 10
 
