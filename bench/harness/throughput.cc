@@ -98,6 +98,26 @@ int consumer_main(void* arg) {
   return 0;
 }
 
+// Opens the gate for the forked processes `pids` (or, when `status` says
+// starting them failed, stops those that started) and waits for each, at
+// most the run's length and 30 s: the first failure, or `status`.
+Status start_and_wait(Board& b, const std::vector<std::uint32_t>& pids, double seconds, Status status) {
+  shm::sleep_for(20ms);  // let every process reach the gate
+  at(b.start_ns).store(monotonic_ns());
+  at(b.go).store(1);
+  if (!status.ok()) at(b.stop).store(1);
+  for (auto pid : pids) {
+    int code = shm::wait_process_for(pid, std::chrono::milliseconds(static_cast<long>(seconds * 1000) + 30000));
+    if (code == -1) {
+      shm::kill_process(pid);
+      shm::wait_process(pid);
+      code = 1;
+    }
+    if (code != 0 && status.ok()) status = Status(Status::Code::kIoError, "a benchmark process failed");
+  }
+  return status;
+}
+
 // The baseline ring (kRingSlot): its consumer's position on a line of its
 // own, then the slots.
 struct Ring {
@@ -191,19 +211,7 @@ Status run_ring_cell(ThroughputCell& cell, const ThroughputOptions& o, Board& b)
     auto p = shm::fork_process(ring_producer_main, &producer);
     if (p.ok()) pids.push_back(*p); else status = std::move(p).status();
   }
-  shm::sleep_for(20ms);
-  at(b.start_ns).store(monotonic_ns());
-  at(b.go).store(1);
-  if (!status.ok()) at(b.stop).store(1);
-  for (auto pid : pids) {
-    int code = shm::wait_process_for(pid, std::chrono::milliseconds(static_cast<long>(o.seconds * 1000) + 30000));
-    if (code == -1) {
-      shm::kill_process(pid);
-      shm::wait_process(pid);
-      code = 1;
-    }
-    if (code != 0 && status.ok()) status = Status(Status::Code::kIoError, "a baseline ring process failed");
-  }
+  status = start_and_wait(b, pids, o.seconds, std::move(status));
   if (!status.ok()) return status;
   cell.records = b.consumed[0];
   cell.seconds = static_cast<double>(b.end_ns[0] - b.start_ns) / 1e9;
@@ -274,19 +282,7 @@ Status run_cell(ThroughputCell& cell, const ThroughputOptions& o) {
     auto pid = shm::fork_process(producer_main, &job);
     if (pid.ok()) pids.push_back(*pid); else status = std::move(pid).status();
   }
-  shm::sleep_for(20ms);  // let every process reach the gate
-  at(b.start_ns).store(monotonic_ns());
-  at(b.go).store(1);
-  if (!status.ok()) at(b.stop).store(1);
-  for (auto pid : pids) {
-    int code = shm::wait_process_for(pid, std::chrono::milliseconds(static_cast<long>(o.seconds * 1000) + 30000));
-    if (code == -1) {
-      shm::kill_process(pid);
-      shm::wait_process(pid);
-      code = 1;
-    }
-    if (code != 0 && status.ok()) status = Status(Status::Code::kIoError, "a benchmark process failed");
-  }
+  status = start_and_wait(b, pids, o.seconds, std::move(status));
   (void)Log::remove(path);
   if (!status.ok()) return status;
   if (at(b.failed).load()) return Status(Status::Code::kIoError, "a benchmark process failed");
