@@ -106,6 +106,27 @@ void BM_Poll(benchmark::State& state) {
 }
 BENCHMARK(BM_Poll)->ArgName("size")->ArgsProduct({kSizes});
 
+// A batch of 256 appended, then polled in one call, a fixed number of
+// times: bench/callgrind.sh's per-record cost of each side when a consumer
+// keeps up in batches (as `shmlog bench`'s does).
+void BM_AppendPollBatch(benchmark::State& state) {
+  constexpr std::size_t kBatch = 256;
+  auto log = shmlog::Log::create_in_memory(bench_options(/*small_ring=*/true)).value();
+  auto producer = log.producer({.exclusive = state.range(0) != 0, .timestamps = false}).value();
+  auto consumer = log.consumer({.group = "batch", .commit_every = kBatch}).value();
+  std::vector<std::byte> value(32, std::byte{1});
+  std::uint64_t sink = 0;
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < kBatch; ++i) {
+      if (!producer.append(Bytes(value.data(), value.size()))) state.SkipWithError("append failed");
+    }
+    consumer.poll([&](const shmlog::Record& r) { sink += r.value.size(); }, kBatch);
+  }
+  benchmark::DoNotOptimize(sink);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
+}
+BENCHMARK(BM_AppendPollBatch)->ArgName("exclusive")->Arg(0)->Arg(1)->Iterations(2000);
+
 // Contended multi-producer: every thread appends through its own shared
 // producer into one partition (one fetch-add each on the same tail).
 void BM_ContendedAppend(benchmark::State& state) {

@@ -85,19 +85,27 @@ bool ConsumerState::still_valid(const Part& part, std::uint64_t position) const 
 
 // The logical level: the physical records (read_physical) that this
 // reader's delivery rules let through. `position` ends past every record
-// passed over.
-ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, Record* out,
-                                           bool stay_in_file) noexcept {
-  const SpeculativeReads speculative;  // checked against the slot's word before use
+// passed over. Inline, the common case only: a committed data record
+// without checksum in the segment last validated, when no rule applies
+// (fast_unchecked); everything else out of line (read_slow), so that the
+// common case pays for no more than it does.
+inline ConsumerState::Read ConsumerState::read_at(Part& part, std::uint64_t& position, Record* out,
+                                                  bool stay_in_file) noexcept {
   const LogState& s = *log;
-  // Fast path: a committed data record without checksum in the validated segment.
-  if ((position >> s.segment_shift) == part.segment) {
+  if ((position >> s.segment_shift) == part.segment && fast_unchecked) {
+    const SpeculativeReads speculative;  // checked against the slot's word before use
     const record::At a = s.record_at(part.segment_base, position);
-    if (a.d.kind == record::Kind::kData && a.d.flags == 0 && fast_unchecked) {
+    if (a.d.kind == record::Kind::kData && a.d.flags == 0) {
       fill_record(out, part.partition, position, a.d, *a.header);
       if (!may_be_lapped || still_valid(part, position)) return Read::kRecord;
     }
   }
+  return read_slow(part, position, out, stay_in_file);
+}
+
+ConsumerState::Read ConsumerState::read_slow(Part& part, std::uint64_t& position, Record* out,
+                                             bool stay_in_file) noexcept {
+  const SpeculativeReads speculative;  // checked against the slot's word before use
   for (;;) {
     if (read_physical(part, position, out, stay_in_file) == Read::kNone) return Read::kNone;
     switch (delivery(part, *out)) {

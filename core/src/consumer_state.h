@@ -118,6 +118,7 @@ struct ConsumerState {
   // `stay_in_file`: records already handed out view the segment file copy
   // (a batch): stop at its end rather than load the next over it.
   Read read_at(Part& part, std::uint64_t& position, Record* out, bool stay_in_file = false) noexcept;
+  [[gnu::noinline]] Read read_slow(Part& part, std::uint64_t& position, Record* out, bool stay_in_file) noexcept;
   Read read_physical(Part& part, std::uint64_t& position, Record* out, bool stay_in_file) noexcept;
   enum class Delivery : std::uint8_t { kDeliver, kPass, kWait };
   Delivery delivery(Part& part, const Record& r) noexcept;

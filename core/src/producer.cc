@@ -128,12 +128,7 @@ inline Errc ProducerState::claim_shared(std::uint32_t p, std::uint32_t frame, st
 
 // Commits the open claim: the steps around the commit word's publish.
 AppendResult ProducerState::commit(std::uint64_t timestamp_ns, std::uint8_t extra_flags) noexcept {
-  const std::uint32_t p = claim_partition;
-  const std::uint64_t pos = claim_position;
-  if (idempotent && fenced()) {  // a newer instance of this producer id took over: publish nothing
-    abort();
-    return {Errc::kFenced, p, pos};
-  }
+  if (idempotent && fenced()) [[unlikely]] return fenced_at_commit();
   claim_open = false;
   const std::uint64_t final_word = fill_header(timestamp_ns, extra_flags);
   if constexpr (hooks::kEnabled) {
@@ -145,11 +140,39 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns, std::uint8_t extr
   const bool sleepers = atomic(log->header->sleepers).load(std::memory_order_relaxed) != 0;
   if (!publish(final_word, sleepers)) [[unlikely]] return revoked();
   count_published(sleepers);
-  if (acks_durable) {
-    const Errc durable = wait_durable(p, pos + format::align_record(claim_frame), durable_timeout);
-    if (durable != Errc::kOk) return {durable, p, pos};
+  if (acks_durable) [[unlikely]] return acknowledge_durable();
+  return {Errc::kOk, claim_partition, claim_position};
+}
+
+// The steps off the common path, out of line so that commit's stays short.
+
+// A newer instance of this producer id took over: publish nothing.
+AppendResult ProducerState::fenced_at_commit() noexcept {
+  abort();
+  return {Errc::kFenced, claim_partition, claim_position};
+}
+
+// acks = durable: the append returns once its record is durable.
+AppendResult ProducerState::acknowledge_durable() noexcept {
+  const std::uint32_t p = claim_partition;
+  const std::uint64_t pos = claim_position;
+  const Errc durable = wait_durable(p, pos + format::align_record(claim_frame), durable_timeout);
+  return {durable, p, pos};
+}
+
+// A named producer's sequence reached the log (or its transaction's, once
+// the transaction commits).
+void ProducerState::count_sequence() noexcept {
+  const std::uint64_t sequence_plus_one = claim_header->sequence + 1;
+  if (txn_open) {
+    txn_max_sequence_plus_one = std::max(txn_max_sequence_plus_one, sequence_plus_one);
+    return;
   }
-  return {Errc::kOk, p, pos};
+  if constexpr (hooks::kEnabled) {
+    if (hooks::die_between_commit_and_count) [[unlikely]] shm::kill_self();
+  }
+  last_sequence_plus_one = sequence_plus_one;
+  raise_last_sequence(slot(), last_sequence_plus_one);
 }
 
 // The record's header fields (a data record's identity and sequence, or a
@@ -211,19 +234,7 @@ inline void ProducerState::count_published(bool sleepers) noexcept {
     s.wake_consumers();
     atomic(slot().wakeups_total).store(slot().wakeups_total + 1, std::memory_order_relaxed);
   }
-  if (idempotent && !control.active) {
-    const std::uint64_t sequence_plus_one = claim_header->sequence + 1;
-    if (txn_open) {
-      // Counts only once the transaction commits.
-      txn_max_sequence_plus_one = std::max(txn_max_sequence_plus_one, sequence_plus_one);
-    } else {
-      if constexpr (hooks::kEnabled) {
-        if (hooks::die_between_commit_and_count) [[unlikely]] shm::kill_self();
-      }
-      last_sequence_plus_one = sequence_plus_one;
-      raise_last_sequence(slot(), last_sequence_plus_one);
-    }
-  }
+  if (idempotent && !control.active) count_sequence();
   if constexpr (kHotCounters) {
     // Single-writer counters: a relaxed store, no read-modify-write.
     auto& sl = slot();

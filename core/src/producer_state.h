@@ -110,8 +110,12 @@ struct ProducerState {
   Errc claim_shared(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept;
   std::uint64_t fill_header(std::uint64_t timestamp_ns, std::uint8_t extra_flags) noexcept;
   bool publish(std::uint64_t final_word, bool sleepers) noexcept;
-  AppendResult revoked() noexcept;
   void count_published(bool sleepers) noexcept;
+  // Off the common path (out of line).
+  [[gnu::cold, gnu::noinline]] AppendResult revoked() noexcept;
+  [[gnu::cold, gnu::noinline]] AppendResult fenced_at_commit() noexcept;
+  [[gnu::cold, gnu::noinline]] AppendResult acknowledge_durable() noexcept;
+  [[gnu::noinline]] void count_sequence() noexcept;
 
   // ---- segment preparation (prepare.cc) ----
   Errc ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept;
