@@ -36,7 +36,9 @@ struct DemoArgs {
   double seconds = 2.0;
   std::uint64_t rate = 100000;
   std::string dir = "/tmp";
-  std::string wait = "backoff";
+  // auto: spin when every process has a core of its own (the latency a
+  // pinned, spinning consumer gets), else backoff.
+  std::string wait = "auto";
   WaitStrategy wait_strategy;
 };
 
@@ -278,6 +280,11 @@ int run_demo(const DemoArgs& requested, volatile std::sig_atomic_t* interrupted)
   Board& board = *reinterpret_cast<Board*>(board_mem->data());
   std::printf("shmlog demo: %u producer and %u consumer processes, %u partition(s), %u-byte records, log %s\n",
               a.producers, a.consumers, a.partitions, a.size, log_path.c_str());
+  if (a.wait == "auto") {
+    a.wait = pinned ? "spin" : "backoff";
+    a.wait_strategy = pinned ? WaitStrategy::spin() : WaitStrategy::backoff();
+    a.wait += pinned ? " (auto: a core each)" : " (auto: fewer cores than processes)";
+  }
   std::printf("host: %u CPUs; consumers wait with '%s'; %s; memory %s\n", shm::online_cpus(), a.wait.c_str(),
               pinned ? "one process pinned per core" : "more processes than cores: not pinned",
               options.numa_node >= 0 ? ("on NUMA node " + std::to_string(options.numa_node) + ", the first consumer's").c_str()
@@ -295,6 +302,19 @@ int run_demo(const DemoArgs& requested, volatile std::sig_atomic_t* interrupted)
     if (!report(a, board, seconds, title)) rc = 1;
   } else if (rc == 0) {
     rc = 1;
+  }
+  // What a consumer that sleeps between records (futex) costs, for contrast.
+  if (rc == 0 && !*interrupted && a.wait_strategy.kind != WaitStrategy::Kind::kBlock) {
+    DemoArgs sleeping = a;
+    sleeping.wait_strategy = WaitStrategy::block();
+    if (run_phase(sleeping, log_path, board, a.rate, "sleeping", interrupted, &seconds)) {
+      char title[160];
+      std::snprintf(title, sizeof title,
+                    "phase 3: paced at %" PRIu64 " records/s, consumers sleeping between records (--wait block)", a.rate);
+      if (!report(sleeping, board, seconds, title)) rc = 1;
+    } else {
+      rc = 1;
+    }
   }
   Status removed = Log::remove(log_path);
   if (!removed.ok()) std::fprintf(stderr, "shmlog demo: %s\n", removed.message().c_str());
@@ -314,9 +334,9 @@ void add_demo_command(CLI::App& app) {
   demo->add_option("--seconds", a->seconds, "Duration of each phase")->capture_default_str();
   demo->add_option("--rate", a->rate, "Records/s (all producers) for the latency phase")->capture_default_str();
   demo->add_option("--dir", a->dir, "Where to create the demo log")->capture_default_str();
-  demo->add_option("--wait", a->wait, "Consumer wait: spin, yield, backoff or block")->capture_default_str();
+  demo->add_option("--wait", a->wait, "Consumer wait: auto, spin, yield, backoff or block")->capture_default_str();
   set_action(demo, [a] {
-    a->wait_strategy = parse_wait(a->wait);
+    if (a->wait != "auto") a->wait_strategy = parse_wait(a->wait);
     return run_demo(*a, &g_interrupted);
   });
 }

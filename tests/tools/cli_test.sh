@@ -297,6 +297,22 @@ grep -q "^shmlog: partition 0: offsets 65536..131072 skipped: opening $DLOG/part
 [ "$(wc -l <"$WORK/damaged-out.txt")" -gt "$(wc -l <"$WORK/durable-out.txt")" ] || fail "consume stopped at the missing file"
 
 # --- the latency profiler runs (briefly) and its outputs parse -------------------
+# The demo (the README's first command): three phases, every record
+# exactly once in each; consumers spin when each process has a core
+# (auto), and the third phase shows sleeping consumers.
+if "$SHMLOG" demo --seconds 0.3 --rate 20000 --dir "$WORK" > "$WORK/demo.out" 2>&1; then
+  expected_wait="backoff (auto: fewer cores than processes)"
+  [ "$(nproc)" -ge 2 ] && expected_wait="spin (auto: a core each)"
+  [ "$(grep -c "every record exactly once" "$WORK/demo.out")" -eq 3 ] \
+    && grep -q "^phase 3: .*consumers sleeping between records (--wait block)" "$WORK/demo.out" \
+    && grep -qF "consumers wait with '$expected_wait'" "$WORK/demo.out" \
+    && pass "shmlog demo: three phases, every record once, spinning consumers by default" \
+    || fail "shmlog demo output: $(head -c 600 "$WORK/demo.out")"
+else
+  fail "shmlog demo failed: $(tail -c 300 "$WORK/demo.out")"
+fi
+expect_error "demo: bad wait" "unknown strategy" -- "$SHMLOG" demo --wait sometimes
+
 if "$SHMLOG" lat --count 2000 --baseline-seconds 0.05 --json --hdr-out "$WORK/lat.hgrm" > "$WORK/lat.json" 2>"$WORK/lat.err"; then
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); names=[r["name"] for r in d["rows"]]; assert "shmlog" in names and "pipe" in names and "cache line (floor)" in names; assert all(r["count"]>0 for r in d["rows"])' "$WORK/lat.json" \
     && pass "shmlog lat --json: shmlog and every baseline measured" || fail "shmlog lat --json output: $(head -c 300 "$WORK/lat.json")"
