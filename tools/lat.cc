@@ -58,6 +58,7 @@ int run_lat(const LatArgs& a) {
   o.baselines = !a.no_baselines;
   o.baseline_seconds = a.baseline_seconds;
   o.dir = a.dir;
+  o.interrupted = [] { return g_interrupted != 0; };  // SIGINT: stop after the step in progress
   o.pages = a.memory.pages();
   o.memory_dir = a.memory.dir;
   const bench::Clock clock(bench::calibrate_tsc());
@@ -79,6 +80,10 @@ int run_lat(const LatArgs& a) {
     if (!a.json) std::fprintf(stderr, "  ... %s\n", line.c_str());
   };
   auto rows = bench::run_latency(o, clock, progress);
+  if (!rows.ok() && g_interrupted) {
+    std::fprintf(stderr, "shmlog lat: interrupted\n");
+    return 130;
+  }
   if (!rows.ok()) {
     std::fprintf(stderr, "shmlog lat: %s\n", rows.status().message().c_str());
     return 1;

@@ -471,6 +471,12 @@ Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock
   job.total = measured + job.warmup;
 
   std::vector<LatencyRow> rows;
+  // Before each step: stop there when asked to (SIGINT), else say what runs.
+  auto step = [&](const std::string& line) -> Status {
+    if (o.interrupted && o.interrupted()) return Status(Status::Code::kAborted, "interrupted");
+    progress(line);
+    return {};
+  };
   // shmlog first.
   job.ping_log = o.dir + "/" + unique("ping");
   job.pong_log = o.dir + "/" + unique("pong");
@@ -480,13 +486,17 @@ Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock
   lo.memory_dir = o.memory_dir;
   // The memory goes where the consumer reads it.
   if (auto node = shm::numa_node_of_cpu(static_cast<unsigned>(o.consumer_core)); node.ok()) lo.numa_node = *node;
+  const std::string what = o.mode == LatencyOptions::Mode::kPingPong
+                               ? "shmlog ping-pong: " + std::to_string(job.total) + " round trips"
+                               : "shmlog one-way: " + std::to_string(job.total) + " records at " +
+                                     std::to_string(o.rate) + "/s";
+  SHMLOG_RETURN_IF_ERROR(step(what));
   for (const auto& path : {job.ping_log, job.pong_log}) {
     auto created = Log::create(path, lo);
     if (!created.ok()) return std::move(created).status();
   }
   Status s;
   if (o.mode == LatencyOptions::Mode::kPingPong) {
-    progress("shmlog ping-pong: " + std::to_string(job.total) + " round trips");
     s = run_pair(job, shmlog_ping, shmlog_echo);
     if (s.ok()) {
       LatencyRow rt{"shmlog", "round trip", true, board.histogram};
@@ -499,7 +509,6 @@ Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock
       rows.push_back(rt);
     }
   } else {
-    progress("shmlog one-way: " + std::to_string(job.total) + " records at " + std::to_string(o.rate) + "/s");
     s = run_pair(job, shmlog_oneway_producer, shmlog_oneway_consumer);
     if (s.ok()) rows.push_back({"shmlog", "one-way (from intended send time)", true, board.histogram});
   }
@@ -513,11 +522,12 @@ Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock
   job.budget_s = o.baseline_seconds;
   job.warmup = std::min<std::uint64_t>(job.warmup, 1000);
   job.ping_log.clear();
-  progress("baseline: cache-line ping-pong");
+  SHMLOG_RETURN_IF_ERROR(step("baseline: cache-line ping-pong"));
   SHMLOG_RETURN_IF_ERROR(run_pair(job, cacheline_ping, cacheline_pong));
   rows.push_back({"cache line (floor)", "round trip", true, board.histogram});
 
   auto fd_baseline = [&](const char* name, bool socket) -> Status {
+    SHMLOG_RETURN_IF_ERROR(step(std::string("baseline: ") + name));
     int a[2], c[2];
     if (socket) {
       if (::socketpair(AF_UNIX, SOCK_STREAM, 0, a) != 0) return Status::from_errno("socketpair", errno);
@@ -532,7 +542,6 @@ Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock
       job.fds[2] = a[0];
       job.fds[3] = c[1];
     }
-    progress(std::string("baseline: ") + name);
     Status r = run_pair(job, fd_ping, fd_pong);
     ::close(a[0]);
     ::close(a[1]);
@@ -546,6 +555,7 @@ Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock
   SHMLOG_RETURN_IF_ERROR(fd_baseline("pipe", false));
   SHMLOG_RETURN_IF_ERROR(fd_baseline("unix socket", true));
 
+  SHMLOG_RETURN_IF_ERROR(step("baseline: Boost.Interprocess message_queue"));
   job.queue_names[0] = unique("mq-a");
   job.queue_names[1] = unique("mq-b");
   try {
@@ -556,16 +566,15 @@ Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock
   } catch (const std::exception& e) {
     return Status(Status::Code::kIoError, std::string("creating message_queue: ") + e.what());
   }
-  progress("baseline: Boost.Interprocess message_queue");
   Status mq = run_pair(job, mq_ping, mq_pong);
   for (const auto& name : job.queue_names) bip::message_queue::remove(name.c_str());
   SHMLOG_RETURN_IF_ERROR(mq);
   rows.push_back({"boost message_queue", "round trip", true, board.histogram});
 
-  progress("baseline: moodycamel ConcurrentQueue (threads)");
+  SHMLOG_RETURN_IF_ERROR(step("baseline: moodycamel ConcurrentQueue (threads)"));
   SHMLOG_RETURN_IF_ERROR(run_child(job, queue_child<moodycamel::ConcurrentQueue<std::uint64_t>>));
   rows.push_back({"ConcurrentQueue", "round trip", false, board.histogram});
-  progress("baseline: moodycamel ReaderWriterQueue (threads)");
+  SHMLOG_RETURN_IF_ERROR(step("baseline: moodycamel ReaderWriterQueue (threads)"));
   SHMLOG_RETURN_IF_ERROR(run_child(job, queue_child<moodycamel::ReaderWriterQueue<std::uint64_t>>));
   rows.push_back({"ReaderWriterQueue", "round trip", false, board.histogram});
   return rows;

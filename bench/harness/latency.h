@@ -33,6 +33,8 @@ struct LatencyOptions {
   std::string dir = "/tmp";     // where the temporary logs go
   Pages pages = Pages::kNormal;  // the logs' pages (normal, thp, huge)
   std::string memory_dir;        // empty: the default for `pages`
+  // Asked between steps: true stops the run there (kAborted, "interrupted").
+  std::function<bool()> interrupted;
 };
 
 // One line of the report: a histogram of latencies in ns.

@@ -297,6 +297,22 @@ grep -q "^shmlog: partition 0: offsets 65536..131072 skipped: opening $DLOG/part
 [ "$(wc -l <"$WORK/damaged-out.txt")" -gt "$(wc -l <"$WORK/durable-out.txt")" ] || fail "consume stopped at the missing file"
 
 # --- the latency profiler runs (briefly) and its outputs parse -------------------
+# Interrupted, lat stops after the step in progress (it went on through
+# every baseline).
+"$SHMLOG" lat --duration 1 --baseline-seconds 3 > /dev/null 2> "$WORK/lat-int.err" &
+lat_pid=$!
+sleep 2
+kill -INT "$lat_pid"
+for _ in $(seq 1 300); do kill -0 "$lat_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$lat_pid" 2>/dev/null; then
+  kill -9 "$lat_pid"; wait "$lat_pid" 2>/dev/null
+  fail "shmlog lat goes on after SIGINT"
+else
+  wait "$lat_pid"; rc=$?
+  [ "$rc" -eq 130 ] && grep -q "interrupted" "$WORK/lat-int.err" \
+    && pass "shmlog lat stops after SIGINT (exit 130)" || fail "shmlog lat after SIGINT: exit $rc, $(tail -c 200 "$WORK/lat-int.err")"
+fi
+
 # The demo (the README's first command): three phases, every record
 # exactly once in each; consumers spin when each process has a core
 # (auto), and the third phase shows sleeping consumers.
