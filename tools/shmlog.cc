@@ -16,6 +16,7 @@
 #include "durable_cmd.h"
 #include "exec_cmd.h"
 #include "exporter_cmd.h"
+#include "gc_cmd.h"
 #include "info_cmd.h"
 #include "lat.h"
 #include "produce_cmd.h"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   tools::add_consume_command(app);
   tools::add_info_commands(app);  // info, groups
   tools::add_delete_command(app);
+  tools::add_gc_command(app);
   tools::add_demo_command(app);
   tools::add_lat_command(app);
   tools::add_bench_command(app);

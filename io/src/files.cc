@@ -207,6 +207,12 @@ Result<int> open_read_write(const std::string& path, std::uint32_t mode, bool ex
   return fd;
 }
 
+Result<int> open_read_only(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("opening " + path, errno);
+  return fd;
+}
+
 void close_file(int fd) noexcept {
   if (fd >= 0) ::close(fd);
 }

@@ -37,7 +37,7 @@ expect_error "missing core" "CPU 4096 does not exist" -- "$SHMLOG" create "$WORK
 expect_error "two placements" "excludes" -- "$SHMLOG" create "$WORK/x" --numa-node 0 --near-core 0
 expect_error "relative memory dir" "absolute path" -- "$SHMLOG" create "$WORK/x" --memory-dir shm
 [ -e "$WORK/x" ] && fail "a refused create left $WORK/x behind" || pass "refused creates leave nothing"
-for sub in create produce consume info groups delete demo; do
+for sub in create produce consume info groups delete gc demo; do
   "$SHMLOG" $sub --help >/dev/null 2>&1 || fail "$sub --help"
 done
 pass "--help for every subcommand"
@@ -312,6 +312,27 @@ else
   [ "$rc" -eq 130 ] && grep -q "interrupted" "$WORK/lat-int.err" \
     && pass "shmlog lat stops after SIGINT (exit 130)" || fail "shmlog lat after SIGINT: exit $rc, $(tail -c 200 "$WORK/lat-int.err")"
 fi
+
+# gc: the memory of a log whose directory was removed by hand, in a
+# memory directory of this test's own (gc never touches a live log's).
+GC_SHM=/dev/shm/shmlog-cli-gc-$$
+mkdir -p "$GC_SHM"
+"$SHMLOG" create "$WORK/gc-gone" --memory-dir "$GC_SHM" >/dev/null && "$SHMLOG" create "$WORK/gc-live" --memory-dir "$GC_SHM" >/dev/null \
+  || fail "create logs for gc"
+gone_obj=$("$SHMLOG" info "$WORK/gc-gone" | sed -n 's/^shared memory  \([^ ]*\) .*/\1/p')
+live_obj=$("$SHMLOG" info "$WORK/gc-live" | sed -n 's/^shared memory  \([^ ]*\) .*/\1/p')
+rm -rf "$WORK/gc-gone"
+"$SHMLOG" gc --dry-run --memory-dir "$GC_SHM" > "$WORK/gc.out"
+grep -qF "would remove $gone_obj (its log directory $WORK/gc-gone is gone" "$WORK/gc.out" && [ -e "$gone_obj" ] \
+  && ! grep -qF "$live_obj" "$WORK/gc.out" && pass "gc --dry-run lists a removed log's memory, not a live one's" \
+  || fail "gc --dry-run: $(cat "$WORK/gc.out")"
+"$SHMLOG" gc --memory-dir "$GC_SHM" > "$WORK/gc.out"
+grep -qF "removed $gone_obj" "$WORK/gc.out" && [ ! -e "$gone_obj" ] && [ -e "$live_obj" ] \
+  && "$SHMLOG" info "$WORK/gc-live" >/dev/null && pass "gc removes it and leaves the live log alone" \
+  || fail "gc: $(cat "$WORK/gc.out")"
+"$SHMLOG" delete "$WORK/gc-live"
+rmdir "$GC_SHM"
+expect_error "gc: missing memory dir" "/nonexistent-shm" -- "$SHMLOG" gc --memory-dir /nonexistent-shm
 
 # The demo (the README's first command): three phases, every record
 # exactly once in each; consumers spin when each process has a core

@@ -502,6 +502,22 @@ struct OpenOptions {
   std::chrono::milliseconds maker_patience = std::chrono::minutes(5);
 };
 
+// A shared-memory object whose log is gone (find_stale_memory).
+struct StaleMemory {
+  std::string object;  // its path, e.g. /dev/shm/shmlog-...
+  std::string log;     // the log directory its header names
+  std::string why;     // one line
+  std::uint64_t bytes = 0;
+};
+
+// The shared-memory objects in `memory_dir` that this user owns, that a
+// log made, and whose log is gone: its directory removed, or another
+// object (a newer incarnation, or another log) in its place. The object a
+// log directory names is never one of them, nor one whose log directory
+// cannot be read. `shmlog gc` removes what it finds (removing an object
+// only unlinks its name: a process that maps it keeps its mapping).
+Result<std::vector<StaleMemory>> find_stale_memory(const std::string& memory_dir = "/dev/shm");
+
 class Log {
  public:
   // Creates the log directory `path` (empty or absent) and its shared memory.

@@ -60,6 +60,8 @@ Status remove_directory(const std::string& path);
 // close-on-exec; made with `mode` when missing (`exclusive`: it must not
 // exist yet). Errors name the path.
 Result<int> open_read_write(const std::string& path, std::uint32_t mode, bool exclusive = false);
+// Opens `path` for reading only, never through a symlink, close-on-exec.
+Result<int> open_read_only(const std::string& path);
 void close_file(int fd) noexcept;
 // Takes the file's advisory lock (flock, exclusive) without waiting: false
 // while another open file holds it. The kernel drops it when its holder dies.
