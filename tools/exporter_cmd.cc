@@ -4,6 +4,7 @@
 #include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -27,6 +28,11 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
+std::uint64_t realtime_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
 class LogCollector : public prometheus::Collectable {
  public:
   explicit LogCollector(std::vector<Log> logs) : logs_(std::move(logs)) {}
@@ -42,6 +48,22 @@ class LogCollector : public prometheus::Collectable {
                 static_cast<double>(p.end_offset));
         f.counter("shmlog_claims_abandoned_total", "Claims of dead or stalled producers turned into abandoned records",
                   {l, part}, static_cast<double>(p.abandoned_claims));
+        if (info.options.durability == Durability::kNone) continue;
+        f.gauge("shmlog_partition_durable_offset", "Where the partition's durable records end (bytes)", {l, part},
+                static_cast<double>(p.durable_offset));
+        f.counter("shmlog_disk_full_total", "Times a write or preallocation of a segment file found no space", {l, part},
+                  static_cast<double>(p.disk_full));
+        f.counter("shmlog_io_errors_total", "Failed writes or syncs of segment files (other than no space)", {l, part},
+                  static_cast<double>(p.io_errors));
+        f.counter("shmlog_fsyncs_total", "fdatasyncs of segment files", {l, part}, static_cast<double>(p.fsyncs));
+      }
+      if (info.options.durability != Durability::kNone) {
+        f.gauge("shmlog_keeper_up", "1 while a live process holds the durable log's keeper lease", {l},
+                info.keeper_alive ? 1 : 0);
+        const std::uint64_t now = realtime_ns();
+        const std::uint64_t beat = info.keeper_heartbeat_ns;
+        const double heartbeat_age = beat == 0 || beat > now ? 0 : static_cast<double>(now - beat) / 1e9;
+        f.gauge("shmlog_keeper_heartbeat_age_seconds", "Since the keeper's last heartbeat", {l}, heartbeat_age);
       }
       for (const auto& p : info.producers) {
         const std::vector<ClientMetric::Label> labels = {l, {"producer_id", std::to_string(p.id)}, {"producer", p.name}};

@@ -9,6 +9,7 @@ PACKAGES=(
   libconcurrentqueue-dev libreaderwriterqueue-dev  # in-process baselines for the benchmarks
   gnuplot-nox                                 # shmlog lat --plot
   prometheus-cpp-dev curl                     # shmlog exporter, and its test
+  prometheus                                  # promtool: checks and unit-tests the alerting rules
   libcli11-dev                                # the command line
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3 procps                              # test scripts (json checks, pkill)

@@ -448,6 +448,24 @@ assert b[lag] == 1500.0, b[lag]
 PYCHECK
 kill "$EXPORTER" "$PRODUCER" 2>/dev/null; wait "$EXPORTER" "$PRODUCER" 2>/dev/null
 expect_error "exporter: address it cannot bind" "cannot listen on" -- "$SHMLOG" exporter "$EXLOG" --listen 300.1.1.1:99999
+# A durable log's: its disk and keeper metrics (what the alert rules in
+# packaging/prometheus watch), with a live keeper (the exporter attaches
+# read-only and keeps nothing itself).
+DURLOG="$WORK/log-exported-durable"
+"$SHMLOG" create "$DURLOG" --durability fsync >/dev/null
+"$SHMLOG" keeper "$DURLOG" 2>/dev/null &
+KEEPER=$!
+PORT=$((20000 + RANDOM % 20000))
+"$SHMLOG" exporter "$DURLOG" --listen "127.0.0.1:$PORT" 2>/dev/null &
+EXPORTER=$!
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/metrics" > "$WORK/metrics3" && grep -q "^shmlog_keeper_up.* 1$" "$WORK/metrics3" && break; sleep 0.1; done
+for metric in shmlog_disk_full_total shmlog_io_errors_total shmlog_fsyncs_total shmlog_partition_durable_offset \
+              shmlog_keeper_heartbeat_age_seconds; do
+  grep -q "^$metric{" "$WORK/metrics3" || fail "exporter: no $metric for a durable log"
+done
+grep -q "^shmlog_keeper_up{.*} 1$" "$WORK/metrics3" && pass "exporter: a durable log's disk and keeper metrics" \
+  || fail "exporter: keeper not up: $(grep keeper "$WORK/metrics3")"
+kill "$EXPORTER" "$KEEPER" 2>/dev/null; wait "$EXPORTER" "$KEEPER" 2>/dev/null
 
 "$SHMLOG" delete "$WORK/log-main" || fail "delete"
 [ ! -e "$WORK/log-main" ] && pass "delete removes the directory" || fail "delete left the directory"
