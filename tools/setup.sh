@@ -10,6 +10,7 @@ PACKAGES=(
   gnuplot-nox                                 # shmlog lat --plot
   prometheus-cpp-dev curl                     # shmlog exporter, and its test
   prometheus                                  # promtool: checks and unit-tests the alerting rules
+  help2man groff-base                         # man pages from the command's --help
   libcli11-dev                                # the command line
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3 procps                              # test scripts (json checks, pkill)
