@@ -157,6 +157,13 @@ int run_info(const std::string& path, bool json) {
   return 0;
 }
 
+struct GroupsArgs {
+  std::string log;
+  bool json = false;
+  std::string remove;  // --delete
+  bool force = false;
+};
+
 int run_groups(const std::string& path, bool json) {
   auto log = check(Log::attach(path));
   auto info = log.info();
@@ -198,11 +205,19 @@ void add_info_commands(CLI::App& app) {
   info->add_flag("--json", info_args->json, "Print JSON");
   set_action(info, [info_args] { return run_info(info_args->log, info_args->json); });
 
-  auto groups_args = std::make_shared<ShowArgs>();
-  auto* groups = app.add_subcommand("groups", "Show committed offsets and lag per group and partition");
+  auto groups_args = std::make_shared<GroupsArgs>();
+  auto* groups = app.add_subcommand("groups", "Show committed offsets and lag per group and partition; delete a group");
   groups->add_option("LOG", groups_args->log, "Log directory")->required();
   groups->add_flag("--json", groups_args->json, "Print JSON");
-  set_action(groups, [groups_args] { return run_groups(groups_args->log, groups_args->json); });
+  groups->add_option("--delete", groups_args->remove, "Delete this group (its offsets; the ring stops waiting for it)");
+  groups->add_flag("--force", groups_args->force, "With --delete: even while it has live members (they are released)");
+  set_action(groups, [groups_args] {
+    if (groups_args->remove.empty()) return run_groups(groups_args->log, groups_args->json);
+    auto log = check(Log::open(groups_args->log));
+    check(log.delete_group(groups_args->remove, groups_args->force));
+    std::printf("deleted group '%s' of %s\n", groups_args->remove.c_str(), log.path().c_str());
+    return 0;
+  });
 }
 
 }  // namespace shmlog::tools

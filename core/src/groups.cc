@@ -1,7 +1,7 @@
 // Group membership as a consumer sees it: a member takes the partitions
 // assigned to it (the offset slot's ownership word, by CAS), releases
 // those it no longer has, judges the other members' liveness and
-// rebalances when the membership changes.
+// rebalances when the membership changes. And deleting a group.
 #include <algorithm>
 
 #include "consumer_state.h"
@@ -144,3 +144,51 @@ void ConsumerState::rebalance() {
 }
 
 }  // namespace shmlog::detail
+
+namespace shmlog {
+
+using format::atomic;
+
+Status Log::delete_group(const std::string& name, bool force) const {
+  const detail::LogState& s = *state_;
+  if (s.read_only) return Status(Status::Code::kPermissionDenied, s.path + " is attached read-only");
+  detail::sweep(s);  // dead members do not count as live
+  detail::AdminLock lock(s);
+  std::uint32_t g = 0;
+  for (; g < s.options.max_groups; ++g) {
+    const auto& group = s.group(g);
+    if (atomic(const_cast<std::uint32_t&>(group.state)).load(std::memory_order_acquire) == detail::kActive &&
+        name == std::string(group.name, strnlen(group.name, sizeof group.name))) {
+      break;
+    }
+  }
+  if (g == s.options.max_groups) return Status(Status::Code::kNotFound, "no group '" + name + "' in " + s.path);
+  std::uint32_t live = 0;
+  for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
+    if (atomic(s.member(g, m).state).load(std::memory_order_acquire) == detail::kActive) ++live;
+  }
+  if (live != 0 && !force) {
+    return Status(Status::Code::kBusy, "group '" + name + "' of " + s.path + " has " + std::to_string(live) +
+                                           " live member(s): stop them first, or force it");
+  }
+  // Members of the deleted group find their slot free (released: they read
+  // no more), and every acquisition changes, so no commit of theirs lands.
+  for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
+    atomic(s.member(g, m).state).store(detail::kFree, std::memory_order_release);
+  }
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    auto& slot = s.offset_slot(p, g);
+    auto ownership = atomic(slot.ownership);
+    const std::uint64_t w = ownership.load(std::memory_order_acquire);
+    ownership.store(format::make_ownership(0, format::ownership_acquisitions(w) + 1), std::memory_order_release);
+    atomic(slot.hold).store(0, std::memory_order_release);
+  }
+  // The ring's reuse floor no longer counts it (min_committed reads active groups).
+  atomic(s.group(g).state).store(detail::kFree, std::memory_order_release);
+  atomic(s.group(g).membership_epoch).fetch_add(1, std::memory_order_acq_rel);
+  s.wake_consumers();
+  s.wake_producers();  // producers waiting for room the group held
+  return {};
+}
+
+}  // namespace shmlog

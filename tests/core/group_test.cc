@@ -212,5 +212,50 @@ TEST(Group, LagIsReportedPerPartition) {
   EXPECT_EQ(gp.owner, 0);
 }
 
+// delete_group: the ring stops waiting for a group nobody reads, and the
+// group is gone from info; a live member makes it refuse, unless forced,
+// and a forced-out member reads no more.
+TEST(Group, ADeletedGroupNoLongerHoldsTheRing) {
+  LogOptions o = options();
+  o.policy = Policy::kBackpressure;
+  auto log = Log::create_in_memory(o).value();
+  {
+    auto idle = log.consumer({.group = "abandoned"}).value();  // joins, reads nothing, leaves
+  }
+  auto producer = log.producer({.backpressure_timeout = std::chrono::milliseconds(50)}).value();
+  const std::string value(1000, 'x');
+  AppendResult r;
+  for (int i = 0; i < 1000 && (r = producer.append(as_bytes(value))); ++i) {
+  }
+  ASSERT_EQ(r.error, Errc::kBackpressureTimeout);  // the group holds the ring
+  ASSERT_TRUE(log.delete_group("abandoned").ok());
+  EXPECT_TRUE(log.info().groups.empty());
+  EXPECT_TRUE(producer.append(as_bytes(value)));  // the ring moves on
+  auto again = log.delete_group("abandoned");
+  EXPECT_EQ(again.code(), Status::Code::kNotFound);
+  EXPECT_NE(again.message().find("no group 'abandoned'"), std::string::npos) << again.message();
+}
+
+TEST(Group, DeletingAGroupWithLiveMembersIsRefusedUnlessForced) {
+  auto log = Log::create_in_memory(options()).value();
+  auto producer = log.producer().value();
+  append_n(producer, 0, 3);
+  auto member = log.consumer({.group = "billing"}).value();
+  ASSERT_EQ(poll_all(member).size(), 3u);
+  auto refused = log.delete_group("billing");
+  EXPECT_EQ(refused.code(), Status::Code::kBusy);
+  EXPECT_NE(refused.message().find("1 live member(s)"), std::string::npos) << refused.message();
+  ASSERT_EQ(log.info().groups.size(), 1u);
+
+  ASSERT_TRUE(log.delete_group("billing", /*force=*/true).ok());
+  EXPECT_TRUE(log.info().groups.empty());
+  append_n(producer, 3, 6);
+  EXPECT_TRUE(poll_all(member).empty());  // released: it reads no more
+  EXPECT_FALSE(member.commit(0, 0).ok());  // nor commits
+  // A new group of that name starts afresh, where `from` says.
+  auto fresh = log.consumer({.group = "billing", .from = StartFrom::earliest()}).value();
+  EXPECT_EQ(poll_all(fresh).size(), 6u);
+}
+
 }  // namespace
 }  // namespace shmlog

@@ -99,6 +99,9 @@ lag=$("$SHMLOG" groups "$WORK/log-commit" --json | python3 -c 'import json,sys; 
 [ "$lag" -eq 90 ] && pass "at-least-once with --max commits exactly what was printed" || fail "lag after 10 of 100 records is $lag, expected 90"
 "$SHMLOG" groups "$LOG" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(p["lag_records"]==0 for g in d for p in g["partitions"])' \
   && pass "groups --json parses and shows zero lag" || fail "groups --json"
+"$SHMLOG" groups "$WORK/log-commit" --delete c | grep -q "^deleted group 'c'" && ! "$SHMLOG" groups "$WORK/log-commit" | grep -q "^c " \
+  && pass "groups --delete removes a group" || fail "groups --delete"
+expect_error "groups --delete of no group" "no group 'c'" -- "$SHMLOG" groups "$WORK/log-commit" --delete c
 "$SHMLOG" info "$LOG" --json | python3 -c 'import json,sys; json.load(sys.stdin)' && pass "info --json parses" || fail "info --json"
 "$SHMLOG" stat "$LOG" --json --interval 50 --count 2 | python3 -c 'import json,sys; rows=[json.loads(l) for l in sys.stdin]; assert len(rows)==2 and rows[0]["groups"][0]["group"]=="g"' \
   && pass "stat --json prints one object per interval" || fail "stat --json"

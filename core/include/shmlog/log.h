@@ -549,6 +549,12 @@ class Log {
   std::uint64_t id() const noexcept;
   // Reaps dead producers, members and stalled claims now (open does it too).
   void sweep() const;
+  // Deletes consumer group `name`: its offsets go, and the ring no longer
+  // waits for it (a checkpoint no longer brings it back). Refused (kBusy,
+  // naming how many) while it has live members, unless `force`: those
+  // members are then released (they read no more, their commits fail).
+  // kNotFound when there is no such group.
+  Status delete_group(const std::string& name, bool force = false) const;
   // Runs the keeper in the calling thread until `stop` becomes true: waits
   // for the lease (checking every 100 ms), then flushes, syncs, applies
   // retention and checkpoints offsets. For `shmlog keeper`; an error if the
