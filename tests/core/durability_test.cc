@@ -373,6 +373,36 @@ TEST(Durability, GroupsResumeFromTheirCheckpointedOffsetAfterHostCrash) {
   EXPECT_EQ(got.front(), value_of(120));
 }
 
+// A deleted group is gone from the checkpoint too: the memory a host crash
+// lost is rebuilt without it (it would hold the ring again).
+TEST(Durability, ADeletedGroupDoesNotComeBackAfterHostCrash) {
+  test::TempLogPath path;
+  {
+    auto log = Log::create(path.str(), durable()).value();
+    auto p = log.producer().value();
+    ASSERT_TRUE(p.append(as_bytes(value_of(0))));
+    for (const char* name : {"billing", "audit"}) {
+      ConsumerOptions co;
+      co.group = name;
+      auto c = log.consumer(co).value();
+      c.poll_wait([](const Record&) {}, 1, 1s);
+    }
+    ASSERT_TRUE(log.delete_group("billing").ok());
+    // The handles go: the keeper checkpoints and syncs on the way out.
+  }
+  {
+    std::ifstream in(path.str() + "/shmlog.state");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(text.find("62696c6c696e67"), std::string::npos) << text;  // "billing"
+    EXPECT_NE(text.find("6175646974"), std::string::npos) << text;      // "audit"
+  }
+  lose_shared_memory(path.str());
+  auto log = Log::open(path.str()).value();
+  const auto groups = log.info().groups;
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0].name, "audit");
+}
+
 // Files made ahead of need whose headers never reached the disk, before one
 // whose header did: recovery drops them and opens the log.
 TEST(Durability, PreallocatedFilesWithoutHeadersAfterTheTailAreDropped) {
