@@ -1,5 +1,6 @@
 #include "command.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
@@ -23,6 +24,11 @@ void set_action(CLI::App* command, std::function<int()> run) {
     shm::on_interrupt(on_signal);
     if (const int code = run(); code != 0) throw CLI::RuntimeError(code);
   });
+}
+
+std::uint64_t realtime_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 [[noreturn]] void fail(const std::string& what) {

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -38,6 +39,8 @@ void check(const Status& s);
 WaitStrategy parse_wait(const std::string& text);
 // One character, or "\t" for a tab; `flag` names the option in the error.
 char parse_separator(const std::string& text, const char* flag);
+// CLOCK_REALTIME in ns: what records' timestamps and the keeper's heartbeat use.
+std::uint64_t realtime_ns();
 // The log's pages and NUMA binding in words, for create and info.
 std::string placement_text(const LogOptions& o);
 

@@ -42,12 +42,6 @@ struct DemoArgs {
   WaitStrategy wait_strategy;
 };
 
-std::uint64_t realtime_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
-
 // Shared between the demo's processes (a small shared-memory object).
 struct Board {
   std::uint32_t consumers_ready;

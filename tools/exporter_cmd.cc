@@ -28,11 +28,6 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-std::uint64_t realtime_ns() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-}
-
 class LogCollector : public prometheus::Collectable {
  public:
   explicit LogCollector(std::vector<Log> logs) : logs_(std::move(logs)) {}

@@ -120,10 +120,7 @@ int run_info(const std::string& path, bool json) {
     if (o.retention_time.count() != 0) policy_text += ", keep " + std::to_string(o.retention_time.count()) + " ms";
     std::printf("durability     %s\n", policy_text.c_str());
     const double beat = info.keeper_heartbeat_ns == 0 ? -1.0
-                        : static_cast<double>(static_cast<std::int64_t>(
-                              static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch()).count()) -
-                              info.keeper_heartbeat_ns)) / 1e6;
+                        : static_cast<double>(static_cast<std::int64_t>(realtime_ns() - info.keeper_heartbeat_ns)) / 1e6;
     std::printf("keeper         %s (last round %.0f ms ago, %" PRIu64 " takeover(s))\n",
                 info.keeper_pid == 0 ? "none" : (std::string("pid ") + std::to_string(info.keeper_pid) +
                                                  (info.keeper_alive ? "" : ", dead")).c_str(),

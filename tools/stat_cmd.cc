@@ -26,11 +26,6 @@ struct StatArgs {
   bool json = false;
 };
 
-std::uint64_t now_ns() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-}
-
 double rate(std::uint64_t now, std::uint64_t before, double seconds) {
   return now >= before && seconds > 0 ? static_cast<double>(now - before) / seconds : 0.0;
 }
@@ -47,11 +42,11 @@ int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
   }
   const bool tty = ::isatty(STDOUT_FILENO) != 0 && !a.json;
   LogInfo before = log->info();
-  std::uint64_t t_before = now_ns();
+  std::uint64_t t_before = realtime_ns();
   for (std::uint64_t n = 0; (a.count == 0 || n < a.count) && !*interrupted; ++n) {
     shm::sleep_for(std::chrono::milliseconds(a.interval_ms));
     const LogInfo info = log->info();
-    const std::uint64_t t = now_ns();
+    const std::uint64_t t = realtime_ns();
     const double seconds = static_cast<double>(t - t_before) / 1e9;
     std::map<std::uint16_t, LogInfo::ProducerInfo> previous;
     for (const auto& p : before.producers) previous[p.id] = p;
