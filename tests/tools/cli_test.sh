@@ -24,6 +24,27 @@ expect_error() {
   pass "$what ($err)"
 }
 
+# expect_stops_on_sigint NAME -- COMMAND...: started in the background and
+# sent SIGINT after 2 s, COMMAND ends within 30 s with exit 130, saying
+# "interrupted" on stderr.
+expect_stops_on_sigint() {
+  local what=$1; shift 2
+  "$@" > /dev/null 2> "$WORK/$what-int.err" &
+  local pid=$! rc
+  sleep 2
+  kill -INT "$pid"
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -9 "$pid"; wait "$pid" 2>/dev/null
+    fail "shmlog $what goes on after SIGINT"
+    return
+  fi
+  wait "$pid"; rc=$?
+  [ "$rc" -eq 130 ] && grep -q "interrupted" "$WORK/$what-int.err" \
+    && pass "shmlog $what stops after SIGINT (exit 130)" \
+    || fail "shmlog $what after SIGINT: exit $rc, $(tail -c 200 "$WORK/$what-int.err")"
+}
+
 # --- bad input ------------------------------------------------------------
 mkdir "$WORK/plain"
 expect_error "non-log directory" "is not a shmlog log" -- "$SHMLOG" info "$WORK/plain"
@@ -302,113 +323,12 @@ grep -q "^shmlog: partition 0: offsets 65536..131072 skipped: opening $DLOG/part
 # --- the latency profiler runs (briefly) and its outputs parse -------------------
 # Interrupted, lat stops after the step in progress (it went on through
 # every baseline).
-"$SHMLOG" lat --duration 1 --baseline-seconds 3 > /dev/null 2> "$WORK/lat-int.err" &
-lat_pid=$!
-sleep 2
-kill -INT "$lat_pid"
-for _ in $(seq 1 300); do kill -0 "$lat_pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$lat_pid" 2>/dev/null; then
-  kill -9 "$lat_pid"; wait "$lat_pid" 2>/dev/null
-  fail "shmlog lat goes on after SIGINT"
-else
-  wait "$lat_pid"; rc=$?
-  [ "$rc" -eq 130 ] && grep -q "interrupted" "$WORK/lat-int.err" \
-    && pass "shmlog lat stops after SIGINT (exit 130)" || fail "shmlog lat after SIGINT: exit $rc, $(tail -c 200 "$WORK/lat-int.err")"
-fi
+expect_stops_on_sigint lat -- "$SHMLOG" lat --duration 1 --baseline-seconds 3
 
-# gc: the memory of a log whose directory was removed by hand, in a
-# memory directory of this test's own (gc never touches a live log's).
-GC_SHM=/dev/shm/shmlog-cli-gc-$$
-mkdir -p "$GC_SHM"
-"$SHMLOG" create "$WORK/gc-gone" --memory-dir "$GC_SHM" >/dev/null && "$SHMLOG" create "$WORK/gc-live" --memory-dir "$GC_SHM" >/dev/null \
-  || fail "create logs for gc"
-gone_obj=$("$SHMLOG" info "$WORK/gc-gone" | sed -n 's/^shared memory  \([^ ]*\) .*/\1/p')
-live_obj=$("$SHMLOG" info "$WORK/gc-live" | sed -n 's/^shared memory  \([^ ]*\) .*/\1/p')
-rm -rf "$WORK/gc-gone"
-"$SHMLOG" gc --dry-run --memory-dir "$GC_SHM" > "$WORK/gc.out"
-grep -qF "would remove $gone_obj (its log directory $WORK/gc-gone is gone" "$WORK/gc.out" && [ -e "$gone_obj" ] \
-  && ! grep -qF "$live_obj" "$WORK/gc.out" && pass "gc --dry-run lists a removed log's memory, not a live one's" \
-  || fail "gc --dry-run: $(cat "$WORK/gc.out")"
-"$SHMLOG" gc --memory-dir "$GC_SHM" > "$WORK/gc.out"
-grep -qF "removed $gone_obj" "$WORK/gc.out" && [ ! -e "$gone_obj" ] && [ -e "$live_obj" ] \
-  && "$SHMLOG" info "$WORK/gc-live" >/dev/null && pass "gc removes it and leaves the live log alone" \
-  || fail "gc: $(cat "$WORK/gc.out")"
-"$SHMLOG" delete "$WORK/gc-live"
-rmdir "$GC_SHM"
-expect_error "gc: missing memory dir" "/nonexistent-shm" -- "$SHMLOG" gc --memory-dir /nonexistent-shm
-
-# The demo (the README's first command): three phases, every record
-# exactly once in each; consumers spin when each process has a core
-# (auto), and the third phase shows sleeping consumers.
-if "$SHMLOG" demo --seconds 0.3 --rate 20000 --dir "$WORK" > "$WORK/demo.out" 2>&1; then
-  expected_wait="backoff (auto: fewer cores than processes)"
-  [ "$(nproc)" -ge 2 ] && expected_wait="spin (auto: a core each)"
-  [ "$(grep -c "every record exactly once" "$WORK/demo.out")" -eq 3 ] \
-    && grep -q "^phase 3: .*consumers sleeping between records (--wait block)" "$WORK/demo.out" \
-    && grep -qF "consumers wait with '$expected_wait'" "$WORK/demo.out" \
-    && pass "shmlog demo: three phases, every record once, spinning consumers by default" \
-    || fail "shmlog demo output: $(head -c 600 "$WORK/demo.out")"
-else
-  fail "shmlog demo failed: $(tail -c 300 "$WORK/demo.out")"
-fi
-expect_error "demo: bad wait" "unknown strategy" -- "$SHMLOG" demo --wait sometimes
-
-if "$SHMLOG" lat --count 2000 --baseline-seconds 0.05 --json --hdr-out "$WORK/lat.hgrm" > "$WORK/lat.json" 2>"$WORK/lat.err"; then
-  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); names=[r["name"] for r in d["rows"]]; assert "shmlog" in names and "pipe" in names and "cache line (floor)" in names; assert all(r["count"]>0 for r in d["rows"])' "$WORK/lat.json" \
-    && pass "shmlog lat --json: shmlog and every baseline measured" || fail "shmlog lat --json output: $(head -c 300 "$WORK/lat.json")"
-  tail -1 "$WORK/lat.hgrm" | grep -q "^#\[Buckets" && pass "shmlog lat --hdr-out writes the HdrHistogram format" || fail "--hdr-out file"
-else
-  fail "shmlog lat: $(cat "$WORK/lat.err")"
-fi
-"$SHMLOG" lat --count 2000 --mode one-way --rate 20000 --no-baselines >/dev/null 2>&1 && pass "shmlog lat one-way at a fixed rate" || fail "shmlog lat one-way"
-"$SHMLOG" bench --seconds 0.1 --rounds 2 --sizes 32 4K --json > "$WORK/bench.json" 2>/dev/null \
-  && python3 - "$WORK/bench.json" <<'PY' && pass "shmlog bench runs its matrix with the baseline ring and prints JSON" || fail "shmlog bench: $(head -c 300 "$WORK/bench.json")"
-import json, sys
-d = json.load(open(sys.argv[1]))
-cells = d["cells"]
-assert len(cells) == 7, len(cells)  # ring 32 B, 1 -> 1 both ways at 32 B and 4 KiB, N -> M at 32 B and 4 KiB
-assert all(c["records_per_s"] > 0 for c in cells)
-ring = [c for c in cells if c["baseline_ring"]]
-assert len(ring) == 1 and ring[0]["size"] == 32
-versus = [c for c in cells if "fraction_of_ring" in c]
-assert len(versus) == 2 and all(c["size"] == 32 and not c["baseline_ring"] for c in versus)
-PY
-"$SHMLOG" topo --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["cpus"]>=1 and d["cores"]>=1' \
-  && pass "shmlog topo --json parses" || fail "shmlog topo --json"
-"$SHMLOG" topo --synthetic "pack:2 numa:1 l3:1 core:4 pu:2" | grep -qE "^  [0-9]+ -> [0-9]+" \
-  && pass "shmlog topo on a synthetic two-node topology recommends pairs" || fail "shmlog topo --synthetic"
-# shmlog exec: pinned, refused beside another pinned process, clear errors.
-export SHMLOG_PIN_REGISTRY="$WORK/pinned"
-last_cpu=$(( $(nproc) - 1 ))
-[ "$("$SHMLOG" exec --core "$last_cpu" -- grep Cpus_allowed_list /proc/self/status 2>/dev/null | awk '{print $2}')" = "$last_cpu" ] \
-  && pass "shmlog exec pins to the core" || fail "shmlog exec did not pin"
-"$SHMLOG" exec --core "$last_cpu" -- sleep 5 2>/dev/null &
-SLEEPER=$!
-sleep 0.5
-expect_error "exec: core already used by a pinned process" "already runs process .* --force" -- "$SHMLOG" exec --core "$last_cpu" -- true
-"$SHMLOG" exec --core "$last_cpu" --force -- true 2>/dev/null && pass "exec --force pins anyway" || fail "exec --force"
-kill "$SLEEPER" 2>/dev/null; wait "$SLEEPER" 2>/dev/null
-expect_error "exec: missing core" "core 999 does not exist" -- "$SHMLOG" exec --core 999 -- true
-expect_error "exec: missing NUMA node" "NUMA node 77 does not exist" -- "$SHMLOG" exec --core 0 --numa 77 -- true
-expect_error "exec: bad priority" "priority must be 1..99" -- "$SHMLOG" exec --core 0 --sched fifo:200 -- true
-expect_error "exec: missing program" "running no-such-program: no such program" -- "$SHMLOG" exec --core 0 -- no-such-program
-unset SHMLOG_PIN_REGISTRY
 expect_error "topo: bad synthetic topology" "bad synthetic topology" -- "$SHMLOG" topo --synthetic "pack:two"
 # Interrupted, bench stops after the run in progress (it used to go on to
 # the end of its matrix: 50 rounds here).
-"$SHMLOG" bench --seconds 0.5 --rounds 50 --sizes 32 > /dev/null 2> "$WORK/bench.err" &
-bench_pid=$!
-sleep 2
-kill -INT "$bench_pid"
-for _ in $(seq 1 300); do kill -0 "$bench_pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$bench_pid" 2>/dev/null; then
-  kill -9 "$bench_pid"; wait "$bench_pid" 2>/dev/null
-  fail "shmlog bench goes on after SIGINT"
-else
-  wait "$bench_pid"; rc=$?
-  [ "$rc" -eq 130 ] && grep -q "interrupted" "$WORK/bench.err" \
-    && pass "shmlog bench stops after SIGINT (exit 130)" || fail "shmlog bench after SIGINT: exit $rc, $(tail -c 200 "$WORK/bench.err")"
-fi
+expect_stops_on_sigint bench -- "$SHMLOG" bench --seconds 0.5 --rounds 50 --sizes 32
 expect_error "bench: bad size" "is not a size" -- "$SHMLOG" bench --sizes 12Q
 expect_error "bench: bad rounds" "--rounds must be 1..100" -- "$SHMLOG" bench --rounds 0
 expect_error "lat: bad mode" "must be ping-pong or one-way" -- "$SHMLOG" lat --mode sideways
