@@ -19,4 +19,9 @@ Result<std::optional<std::uint64_t>> parse_micros(std::string_view text);
 // --from: earliest, latest or a decimal offset.
 Result<StartFrom> parse_start(std::string_view text);
 
+// groups --to: earliest, latest, a decimal offset, a UTC time
+// (2026-12-04T21:30:00Z, fractions of a second allowed) or a time before
+// `now_ns` (CLOCK_REALTIME): -90s, -15m, -2h, -1d, -500ms.
+Result<GroupReset> parse_reset(std::string_view text, std::uint64_t now_ns);
+
 }  // namespace shmlog::tools

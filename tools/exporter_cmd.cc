@@ -43,6 +43,14 @@ class LogCollector : public prometheus::Collectable {
                 static_cast<double>(p.end_offset));
         f.counter("shmlog_claims_abandoned_total", "Claims of dead or stalled producers turned into abandoned records",
                   {l, part}, static_cast<double>(p.abandoned_claims));
+        if (p.counted) {
+          f.counter("shmlog_partition_records_appended_total",
+                    "Records appended to the partition by every producer, also those that exited", {l, part},
+                    static_cast<double>(p.appends));
+          f.counter("shmlog_partition_bytes_appended_total",
+                    "Key and value bytes appended to the partition by every producer, also those that exited",
+                    {l, part}, static_cast<double>(p.bytes));
+        }
         if (info.options.durability == Durability::kNone) continue;
         f.gauge("shmlog_partition_durable_offset", "Where the partition's durable records end (bytes)", {l, part},
                 static_cast<double>(p.durable_offset));
@@ -62,7 +70,7 @@ class LogCollector : public prometheus::Collectable {
       }
       for (const auto& p : info.producers) {
         const std::vector<ClientMetric::Label> labels = {l, {"producer_id", std::to_string(p.id)}, {"producer", p.name}};
-        f.counter("shmlog_records_appended_total", "Records appended by the producer", labels, static_cast<double>(p.appends));
+        f.counter("shmlog_records_appended_total", "Records appended by this instance of the producer (a restart counts anew)", labels, static_cast<double>(p.appends));
         f.counter("shmlog_bytes_appended_total", "Key and value bytes appended by the producer", labels,
                   static_cast<double>(p.bytes));
         f.counter("shmlog_claims_revoked_total", "Claims of the producer abandoned after the claim timeout", labels,

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "args.h"
 #include "command.h"
 #include "json.h"
 #include "shmlog/log.h"
@@ -60,6 +61,7 @@ int run_info(const std::string& path, bool json) {
     for (const auto& p : info.partitions) {
       j.begin_object().key("partition").value(p.index).key("earliest_offset").value(p.earliest_offset);
       j.key("end_offset").value(p.end_offset).key("writers").value(p.writers).key("exclusive").value(p.exclusive);
+      if (p.counted) j.key("appends").value(p.appends).key("bytes").value(p.bytes);
       if (o.durability != Durability::kNone) {
         j.key("disk_start").value(p.disk_start).key("written_offset").value(p.written_offset);
         j.key("durable_offset").value(p.durable_offset).key("disk_bytes").value(p.disk_bytes);
@@ -126,12 +128,13 @@ int run_info(const std::string& path, bool json) {
                                                  (info.keeper_alive ? "" : ", dead")).c_str(),
                 beat, info.keeper_takeovers);
   }
-  std::printf("\n%-10s %16s %16s %8s", "PARTITION", "EARLIEST", "END", "WRITERS");
+  std::printf("\n%-10s %16s %16s %8s %12s %14s", "PARTITION", "EARLIEST", "END", "WRITERS", "APPENDS", "BYTES");
   if (durable) std::printf(" %16s %16s %16s %12s %8s %8s", "DISK START", "WRITTEN", "DURABLE", "DISK BYTES", "FSYNCS", "FULL");
   std::printf("\n");
   for (const auto& p : info.partitions) {
-    std::printf("%-10u %16" PRIu64 " %16" PRIu64 " %8s", p.index, p.earliest_offset, p.end_offset,
-                p.exclusive ? "excl" : std::to_string(p.writers).c_str());
+    std::printf("%-10u %16" PRIu64 " %16" PRIu64 " %8s %12s %14s", p.index, p.earliest_offset, p.end_offset,
+                p.exclusive ? "excl" : std::to_string(p.writers).c_str(), p.counted ? std::to_string(p.appends).c_str() : "-",
+                p.counted ? std::to_string(p.bytes).c_str() : "-");
     if (durable) {
       std::printf(" %16" PRIu64 " %16" PRIu64 " %16" PRIu64 " %12" PRIu64 " %8" PRIu64 " %8" PRIu64, p.disk_start,
                   p.written_offset, p.durable_offset, p.disk_bytes, p.fsyncs, p.disk_full);
@@ -159,6 +162,8 @@ struct GroupsArgs {
   bool json = false;
   std::string remove;  // --delete
   bool force = false;
+  std::string reset;  // --reset
+  std::string to;     // --to
 };
 
 int run_groups(const std::string& path, bool json) {
@@ -203,16 +208,35 @@ void add_info_commands(CLI::App& app) {
   set_action(info, [info_args] { return run_info(info_args->log, info_args->json); });
 
   auto groups_args = std::make_shared<GroupsArgs>();
-  auto* groups = app.add_subcommand("groups", "Show committed offsets and lag per group and partition; delete a group");
+  auto* groups = app.add_subcommand("groups", "Show committed offsets and lag per group and partition; delete or reset a group");
   groups->add_option("LOG", groups_args->log, "Log directory")->required();
   groups->add_flag("--json", groups_args->json, "Print JSON");
   groups->add_option("--delete", groups_args->remove, "Delete this group (its offsets; the ring stops waiting for it)");
   groups->add_flag("--force", groups_args->force, "With --delete: even while it has live members (they are released)");
+  groups->add_option("--reset", groups_args->reset,
+                     "Move this group's committed offsets (every partition; refused while it has live members)");
+  groups->add_option("--to", groups_args->to,
+                     "With --reset: earliest, latest, OFFSET, a UTC time (2026-12-04T21:30:00Z) or a time ago (-15m, "
+                     "-2h, -1d)");
   set_action(groups, [groups_args] {
-    if (groups_args->remove.empty()) return run_groups(groups_args->log, groups_args->json);
-    auto log = check(Log::open(groups_args->log));
-    check(log.delete_group(groups_args->remove, groups_args->force));
-    std::printf("deleted group '%s' of %s\n", groups_args->remove.c_str(), log.path().c_str());
+    const GroupsArgs& a = *groups_args;
+    if (!a.reset.empty() && !a.remove.empty()) fail("--reset and --delete: one at a time");
+    if (a.reset.empty() != a.to.empty()) fail("--reset GROUP and --to WHERE go together");
+    if (a.force && a.remove.empty()) fail("--force is for --delete");
+    if (!a.reset.empty()) {
+      auto to = parse_reset(a.to, realtime_ns());
+      if (!to.ok()) fail("--to: " + to.status().message());
+      auto log = check(Log::open(a.log));
+      const auto offsets = check(log.reset_group(a.reset, *to));
+      std::printf("reset group '%s' of %s to %s:", a.reset.c_str(), log.path().c_str(), a.to.c_str());
+      for (std::size_t p = 0; p < offsets.size(); ++p) std::printf(" %zu@%" PRIu64, p, offsets[p]);
+      std::printf("\n");
+      return 0;
+    }
+    if (a.remove.empty()) return run_groups(a.log, a.json);
+    auto log = check(Log::open(a.log));
+    check(log.delete_group(a.remove, a.force));
+    std::printf("deleted group '%s' of %s\n", a.remove.c_str(), log.path().c_str());
     return 0;
   });
 }

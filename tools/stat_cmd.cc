@@ -58,6 +58,9 @@ int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
         const auto& p = info.partitions[i];
         j.begin_object().key("partition").value(p.index).key("end_offset").value(p.end_offset);
         j.key("bytes_per_s").value(rate(p.end_offset, before.partitions[i].end_offset, seconds));
+        if (p.counted) {
+          j.key("appends").value(p.appends).key("appends_per_s").value(rate(p.appends, before.partitions[i].appends, seconds));
+        }
         j.key("abandoned_claims").value(p.abandoned_claims).end_object();
       }
       j.end_array().key("producers").begin_array();
@@ -83,11 +86,12 @@ int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
     } else {
       if (tty) std::printf("\x1b[H\x1b[2J");  // redraw in place, like top
       std::printf("shmlog stat %s   every %u ms\n\n", info.path.c_str(), a.interval_ms);
-      std::printf("%-10s %16s %12s %10s\n", "PARTITION", "END", "MB/S", "ABANDONED");
+      std::printf("%-10s %16s %12s %14s %12s %10s\n", "PARTITION", "END", "MB/S", "APPENDS", "APPENDS/S", "ABANDONED");
       for (std::size_t i = 0; i < info.partitions.size(); ++i) {
         const auto& p = info.partitions[i];
-        std::printf("%-10u %16" PRIu64 " %12.2f %10" PRIu64 "\n", p.index, p.end_offset,
-                    rate(p.end_offset, before.partitions[i].end_offset, seconds) / 1e6, p.abandoned_claims);
+        std::printf("%-10u %16" PRIu64 " %12.2f %14" PRIu64 " %12.0f %10" PRIu64 "\n", p.index, p.end_offset,
+                    rate(p.end_offset, before.partitions[i].end_offset, seconds) / 1e6, p.appends,
+                    rate(p.appends, before.partitions[i].appends, seconds), p.abandoned_claims);
       }
       std::printf("\n%-4s %-20s %8s %12s %10s %10s %12s %8s\n", "ID", "PRODUCER", "PID", "APPENDS/S", "MB/S", "BP-WAITS",
                   "BP-WAIT-MS", "WAKEUPS");

@@ -104,6 +104,10 @@ io::KeyValues encode_checkpoint(const Checkpoint& c) {
       kv["partition." + std::to_string(p) + ".start"] = std::to_string(c.start[p]);
     }
   }
+  for (std::size_t p = 0; p < c.appended.size(); ++p) {
+    kv["appended." + std::to_string(p)] =
+        std::to_string(c.appended[p].appends) + "," + std::to_string(c.appended[p].bytes);
+  }
   for (const auto& e : c.producers) {
     kv["producer." + std::to_string(e.slot)] =
         hex(e.name) + "," + std::to_string(e.epoch) + "," + std::to_string(e.first_epoch) + "," +
@@ -135,6 +139,13 @@ Result<Checkpoint> decode_checkpoint(const io::KeyValues& values, const LogOptio
       auto v = number(value);
       if (!v || *v == UINT64_MAX) return bad(key, "is not a position");
       (start ? c.start : c.durable)[*p] = *v;
+    } else if (key.starts_with("appended.")) {
+      auto p = slot_in(key, "appended.", "", options.partitions);
+      if (!p) return bad(key, "names no partition of this log");
+      auto n = numbers(value);
+      if (!n || n->size() != 2) return bad(key, "is not two counts (records,bytes)");
+      c.appended.resize(options.partitions);
+      c.appended[*p] = {(*n)[0], (*n)[1]};
     } else if (key.starts_with("group.")) {
       if (key.ends_with(".offsets")) {
         if (!slot_in(key, "group.", ".offsets", options.max_groups)) return bad(key, "names no group slot");
@@ -240,6 +251,12 @@ Status restore_checkpoint(LogState& s, std::vector<std::uint64_t>& durable, std:
   const Checkpoint& c = **read;
   durable = c.durable;
   start = c.start;
+  // Counting goes on from the checkpoint's totals (what was appended after
+  // it is not counted again: recovery does not count records).
+  for (std::size_t p = 0; p < c.appended.size(); ++p) {
+    s.partition(static_cast<std::uint32_t>(p)).appends_before_total = c.appended[p].appends;
+    s.partition(static_cast<std::uint32_t>(p)).bytes_before_total = c.appended[p].bytes;
+  }
   const auto active = static_cast<std::uint32_t>(format::SlotState::kActive);
   for (const auto& g : c.groups) {
     auto& group = s.group(g.slot);

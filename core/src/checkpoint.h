@@ -27,6 +27,9 @@ struct Checkpoint {
   // removed on purpose); UINT64_MAX where the checkpoint does not say
   // (written before it did).
   std::vector<std::uint64_t> start;
+  // By partition: records and bytes appended since the log was created
+  // (`appended.p`; absent in older checkpoints: empty).
+  std::vector<AppendTotals> appended;
   struct Group {
     std::uint32_t slot = 0;
     std::string name;
@@ -63,7 +66,7 @@ Result<std::optional<Checkpoint>> read_checkpoint(const std::string& dir, const 
                                                    std::uint64_t log_id);
 
 // Restores the log's checkpoint into fresh memory (no process attached
-// yet), and gives each partition's checkpointed durable position (0 when
+// yet): groups, named producers, the partitions' append totals; and gives each partition's checkpointed durable position (0 when
 // absent) and retained start (UINT64_MAX when absent).
 Status restore_checkpoint(LogState& s, std::vector<std::uint64_t>& durable, std::vector<std::uint64_t>& start);
 

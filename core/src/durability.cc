@@ -144,6 +144,7 @@ io::KeyValues checkpoint_values(const LogState& s, const SequenceSnapshot& durab
     c.durable.push_back(atomic(s.partition(p).durable_position).load(std::memory_order_acquire));
     // Recovery tells files retention removed from files lost by this.
     c.start.push_back(atomic(s.partition(p).disk_start).load(std::memory_order_acquire));
+    if (s.append_counts(0) != nullptr) c.appended.push_back(partition_totals(s, p));
   }
   for (std::uint32_t i = 0; i < s.options.max_producers; ++i) {
     auto& slot = s.producer_slot(i);

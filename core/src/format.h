@@ -27,6 +27,9 @@
 //   | TokenSlot x token_slots             (64 B each; a token window only)
 //   +-------------------+ offsets_buffers_offset (4 KiB aligned)
 //   | OffsetsBuffer x 2 per producer slot (1 KiB each; committed_offsets)
+//   +-------------------+ append_counts_offset (4 KiB aligned)
+//   | AppendCounts [producer slot][partition] (16 B each; a slot's row
+//   |                               rounded up to 64 B)
 //   +-------------------+ total_size
 #pragma once
 
@@ -78,10 +81,15 @@ inline constexpr std::uint32_t kFeatureTokenHashes = 1u << 5;
 // segment descriptor keeps its preparer's stamp (shm::stamp_of): the pid
 // namespace is part of every holder's name (core/src/owner.h).
 inline constexpr std::uint32_t kFeatureOwnerPairs = 1u << 6;
+// Records and bytes appended are counted per producer slot and partition
+// (the AppendCounts table), where they outlive the producer: an older
+// binary would count into the slot, where the next producer resets them.
+inline constexpr std::uint32_t kFeatureAppendCounts = 1u << 7;
 // The features no option chooses: every log made, or whose memory is made
 // anew, by this binary uses them.
 inline constexpr std::uint32_t kFeaturesOfThisBinary =
-    kFeatureFences | kFeaturePendingClaims | kFeatureCommittedOffsets | kFeatureTokenHashes | kFeatureOwnerPairs;
+    kFeatureFences | kFeaturePendingClaims | kFeatureCommittedOffsets | kFeatureTokenHashes | kFeatureOwnerPairs |
+    kFeatureAppendCounts;
 inline constexpr std::uint32_t kKnownFeatures = kFeatureDurability | kFeatureMemoryNonce | kFeaturesOfThisBinary;
 
 // The hash of a record's key or a uniqueness token, part of the format
@@ -251,6 +259,8 @@ constexpr std::uint32_t segment_pid(std::uint64_t w) noexcept {
 //   0    tail_position      (uint64; every shared producer fetch-adds it)
 //   128  writers            (uint32; kExclusiveWriter|producer_id, or count)
 //   136  abandoned_total    (uint64; claims turned into abandoned records)
+//   144  appends_before_total, bytes_before_total (uint64; appended
+//        before the log's memory was made: a durable log's checkpoint)
 //   256  written_position   (uint64; committed prefix written to segment files)
 //   264  durable_position   (uint64; ... and synced as the durability policy says)
 //   272  sync_request       (uint64; the highest offset a producer waits to be durable)
@@ -267,7 +277,9 @@ struct PartitionHeader {
   std::uint32_t writers;
   std::uint32_t reserved0;
   std::uint64_t abandoned_total;
-  std::uint8_t pad1[kHotLine - 16];
+  std::uint64_t appends_before_total;
+  std::uint64_t bytes_before_total;
+  std::uint8_t pad1[kHotLine - 32];
   // 256: the keeper publishes, producers and readers load (acquire).
   std::uint64_t written_position;
   std::uint64_t durable_position;
@@ -293,8 +305,9 @@ inline constexpr std::uint32_t kExclusiveWriter = 1u << 31;
 // (single writer, relaxed).
 //   0   state, flags, pid, start_time, opened_ns, epoch
 //   64  name (NUL-terminated)
-//   128 counters: appends, bytes, claims revoked, backpressure waits and
-//       time waited, consumer wake-ups
+//   128 counters: appends, bytes (logs without the AppendCounts table),
+//       claims revoked, backpressure waits and time waited, consumer
+//       wake-ups; the AppendCounts row's sums at open
 //   192 idempotence: last sequence committed (+1; 0: none), the epoch the
 //       named identity started at. A named (idempotent) producer's slot
 //       keeps its name and these when it is freed, so that a restart under
@@ -321,7 +334,11 @@ struct ProducerSlot {
   std::uint64_t backpressure_waits_total;
   std::uint64_t backpressure_wait_ns_total;
   std::uint64_t wakeups_total;
-  std::uint8_t pad1[kCacheLine - 48];
+  // With the AppendCounts table: its row's sums when this producer opened
+  // the slot (what it appended is the row's sums less these); appends_total
+  // and bytes_total above are then unused. Without it: 0.
+  std::uint64_t appends_at_open;
+  std::uint64_t bytes_at_open;
   std::uint64_t last_sequence_plus_one;  // raised only (CAS max) by the identity's instances
   std::uint16_t first_epoch;
   std::uint16_t reserved1;
@@ -471,7 +488,9 @@ struct LogHeader {
   // Past the highest producer slot a named producer ever held: the slots
   // ring reuse looks at for pending claims (raised under the admin lock).
   std::uint32_t named_slots_end;
-  std::uint32_t reserved_line3;
+  // Past the highest producer slot that ever held a producer: the rows of
+  // the AppendCounts table readers sum (raised under the admin lock).
+  std::uint32_t used_slots_end;
   std::uint64_t offsets_buffers_offset;  // the OffsetsBuffer table (0: none, before `committed_offsets`)
   std::uint8_t pad0[1024 - 3 * kCacheLine - 24];
   // 1024: consumers sleep on data_seq; producers wake them when waiters > 0.
@@ -562,6 +581,21 @@ struct OffsetsBuffer {
   std::byte bytes[kOffsetsBufferSize - 16];
 };
 
+// ---------------------------------------------------------------------------
+// Append counts, 16 bytes, one per (producer slot, partition): what every
+// producer that held the slot appended there since the log's memory was
+// made. Only grows: the next producer in the slot counts on from it, so a
+// partition's total (its before-totals plus its column of this table)
+// never goes back when producers exit or die. A slot's row is its own
+// (rounded up to a cache line); its producer counts with relaxed stores,
+// or fetch_add when it is named (a fenced older instance of the name may
+// still count its last record into the same row).
+// ---------------------------------------------------------------------------
+struct AppendCounts {
+  std::uint64_t appends_total;
+  std::uint64_t bytes_total;
+};
+
 // A token slot's position word: partition + 1 in the top 16 bits (0: none),
 // the record's offset in 32-byte units below (records are 32-byte aligned).
 constexpr std::uint64_t encode_token_position(std::uint32_t partition, std::uint64_t offset) noexcept {
@@ -588,6 +622,7 @@ SHMLOG_ASSERT_SHARED(PartitionHeader);
 SHMLOG_ASSERT_SHARED(ProducerSlot);
 SHMLOG_ASSERT_SHARED(TokenSlot);
 SHMLOG_ASSERT_SHARED(OffsetsBuffer);
+SHMLOG_ASSERT_SHARED(AppendCounts);
 SHMLOG_ASSERT_SHARED(GroupHeader);
 SHMLOG_ASSERT_SHARED(MemberSlot);
 SHMLOG_ASSERT_SHARED(OffsetSlot);
@@ -667,6 +702,12 @@ static_assert(offsetof(OffsetSlot, commit_time_ns) == 16 && offsetof(OffsetSlot,
               offsetof(OffsetSlot, hold) == 32);
 static_assert(offsetof(SegmentDescriptor, prepared_ns) == 16);
 static_assert(offsetof(PartitionHeader, abandoned_total) == kHotLine + 8);
+static_assert(offsetof(PartitionHeader, appends_before_total) == kHotLine + 16 &&
+              offsetof(PartitionHeader, bytes_before_total) == kHotLine + 24);
+static_assert(offsetof(LogHeader, used_slots_end) == 3 * kCacheLine + 12);
+static_assert(offsetof(ProducerSlot, appends_at_open) == 2 * kCacheLine + 48 &&
+              offsetof(ProducerSlot, bytes_at_open) == 2 * kCacheLine + 56);
+static_assert(sizeof(AppendCounts) == 16 && offsetof(AppendCounts, bytes_total) == 8);
 static_assert(offsetof(OffsetsBuffer, epoch) == 4 && offsetof(OffsetsBuffer, bytes) == 16);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
@@ -684,6 +725,8 @@ struct Geometry {
   std::uint64_t tokens_offset = 0;
   std::uint64_t token_slots = 0;
   std::uint64_t offsets_buffers_offset = 0;  // 0: none (a log without `committed_offsets`)
+  std::uint64_t append_counts_offset = 0;    // 0: none (a log without `append_counts`)
+  std::uint64_t append_counts_stride = 0;    // one producer slot's row
   std::uint64_t total_size = 0;
 };
 
@@ -722,6 +765,11 @@ constexpr Geometry compute_geometry(const Dimensions& d, std::uint32_t features)
     g.offsets_buffers_offset = round_up(g.total_size, kPage);
     g.total_size = g.offsets_buffers_offset + 2 * std::uint64_t{d.max_producers} * sizeof(OffsetsBuffer);
   }
+  if ((features & kFeatureAppendCounts) != 0) {
+    g.append_counts_offset = round_up(g.total_size, kPage);
+    g.append_counts_stride = round_up(std::uint64_t{d.partitions} * sizeof(AppendCounts), kCacheLine);
+    g.total_size = g.append_counts_offset + std::uint64_t{d.max_producers} * g.append_counts_stride;
+  }
   return g;
 }
 
@@ -746,7 +794,9 @@ static_assert(kExample.ring_bytes == 4 * 64 * 1024);
 static_assert(kExample.tokens_offset == 24576 + 2 * 4 * 64 * 1024);
 static_assert(kExample.token_slots == 256);                            // 2 x 100, a power of two
 static_assert(kExample.offsets_buffers_offset == kExample.tokens_offset + 256 * 64);
-static_assert(kExample.total_size == kExample.offsets_buffers_offset + 2 * 3 * 1024);
+static_assert(kExample.append_counts_offset == kExample.offsets_buffers_offset + 8192);  // 6 KiB, page-aligned
+static_assert(kExample.append_counts_stride == 64);                   // 2 x 16 B, a cache line
+static_assert(kExample.total_size == kExample.append_counts_offset + 3 * 64);
 }  // namespace pinned
 
 // Atomic access to a field of a shared struct.

@@ -149,28 +149,46 @@ namespace shmlog {
 
 using format::atomic;
 
+namespace {
+
+// The slot of the active group `name` (admin lock held), and how many of
+// its members are live: kNotFound when there is none.
+struct FoundGroup {
+  std::uint32_t slot = 0;
+  std::uint32_t live_members = 0;
+};
+Result<FoundGroup> find_group(const detail::LogState& s, const std::string& name) {
+  for (std::uint32_t g = 0; g < s.options.max_groups; ++g) {
+    const auto& group = s.group(g);
+    if (atomic(const_cast<std::uint32_t&>(group.state)).load(std::memory_order_acquire) != detail::kActive ||
+        name != std::string(group.name, strnlen(group.name, sizeof group.name))) {
+      continue;
+    }
+    FoundGroup found{g, 0};
+    for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
+      if (atomic(s.member(g, m).state).load(std::memory_order_acquire) == detail::kActive) ++found.live_members;
+    }
+    return found;
+  }
+  return Status(Status::Code::kNotFound, "no group '" + name + "' in " + s.path);
+}
+
+Status has_live_members(const detail::LogState& s, const std::string& name, std::uint32_t live, const char* unless) {
+  return Status(Status::Code::kBusy, "group '" + name + "' of " + s.path + " has " + std::to_string(live) +
+                                         " live member(s): stop them first" + unless);
+}
+
+}  // namespace
+
 Status Log::delete_group(const std::string& name, bool force) const {
   const detail::LogState& s = *state_;
   if (s.read_only) return Status(Status::Code::kPermissionDenied, s.path + " is attached read-only");
   detail::sweep(s);  // dead members do not count as live
   detail::AdminLock lock(s);
-  std::uint32_t g = 0;
-  for (; g < s.options.max_groups; ++g) {
-    const auto& group = s.group(g);
-    if (atomic(const_cast<std::uint32_t&>(group.state)).load(std::memory_order_acquire) == detail::kActive &&
-        name == std::string(group.name, strnlen(group.name, sizeof group.name))) {
-      break;
-    }
-  }
-  if (g == s.options.max_groups) return Status(Status::Code::kNotFound, "no group '" + name + "' in " + s.path);
-  std::uint32_t live = 0;
-  for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
-    if (atomic(s.member(g, m).state).load(std::memory_order_acquire) == detail::kActive) ++live;
-  }
-  if (live != 0 && !force) {
-    return Status(Status::Code::kBusy, "group '" + name + "' of " + s.path + " has " + std::to_string(live) +
-                                           " live member(s): stop them first, or force it");
-  }
+  auto found = find_group(s, name);
+  if (!found.ok()) return std::move(found).status();
+  const std::uint32_t g = found->slot;
+  if (found->live_members != 0 && !force) return has_live_members(s, name, found->live_members, ", or force it");
   // Members of the deleted group find their slot free (released: they read
   // no more), and every acquisition changes, so no commit of theirs lands.
   for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
@@ -189,6 +207,45 @@ Status Log::delete_group(const std::string& name, bool force) const {
   s.wake_consumers();
   s.wake_producers();  // producers waiting for room the group held
   return {};
+}
+
+Result<std::vector<std::uint64_t>> Log::reset_group(const std::string& name, GroupReset to) const {
+  const detail::LogState& s = *state_;
+  if (s.read_only) return Status(Status::Code::kPermissionDenied, s.path + " is attached read-only");
+  detail::sweep(s);  // dead members do not count as live
+  {
+    detail::AdminLock lock(s);
+    auto found = find_group(s, name);
+    if (!found.ok()) return std::move(found).status();
+    if (found->live_members != 0) return has_live_members(s, name, found->live_members, "");
+  }
+  // The group's only member for a moment: it moves each partition's
+  // position as asked and commits it (a member that joins meanwhile takes
+  // partitions away, and the reset fails naming it).
+  auto member = consumer({.group = name, .mode = DeliveryMode::kManual});
+  if (!member.ok()) return std::move(member).status().with_context("joining group '" + name + "' to reset it");
+  std::vector<std::uint64_t> offsets;
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    const auto assigned = member->assignment();
+    if (std::find(assigned.begin(), assigned.end(), p) == assigned.end()) {
+      return Status(Status::Code::kBusy, "another member joined group '" + name + "' while it was being reset (" +
+                                             std::to_string(p) + " of " + std::to_string(s.options.partitions) +
+                                             " partitions done)");
+    }
+    Status moved;
+    switch (to.kind) {
+      case GroupReset::Kind::kEarliest: moved = member->seek(p, s.retained_start(p)); break;
+      case GroupReset::Kind::kLatest: moved = member->seek(p, s.tail(p)); break;
+      case GroupReset::Kind::kOffset: moved = member->seek(p, to.value); break;
+      case GroupReset::Kind::kTime: moved = member->seek_time(p, to.value).status(); break;
+    }
+    if (!moved.ok()) return std::move(moved).with_context("resetting group '" + name + "'");
+    const std::uint64_t offset = member->position(p).value_or(0);
+    Status committed = member->commit(p, offset);
+    if (!committed.ok()) return std::move(committed).with_context("resetting group '" + name + "'");
+    offsets.push_back(offset);
+  }
+  return offsets;
 }
 
 }  // namespace shmlog

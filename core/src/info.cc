@@ -37,6 +37,10 @@ LogInfo::Partition partition_info(const LogState& s, std::uint32_t p) {
   part.exclusive = (writers & format::kExclusiveWriter) != 0;
   part.writers = part.exclusive ? 1 : writers;
   part.abandoned_claims = load_relaxed(ph.abandoned_total);
+  part.counted = s.append_counts(0) != nullptr;
+  const detail::AppendTotals totals = detail::partition_totals(s, p);
+  part.appends = totals.appends;
+  part.bytes = totals.bytes;
   if (!s.durable()) return part;
   part.written_offset = load_acquire(ph.written_position);
   part.durable_offset = load_acquire(ph.durable_position);
@@ -131,8 +135,16 @@ LogInfo::ProducerInfo producer_info(const LogState& s, std::uint32_t id, bool ru
   pi.pid = owner.pid;
   pi.alive = running && shm::is_alive(owner);
   pi.exclusive = (slot.flags & format::kProducerExclusive) != 0;
-  pi.appends = load_relaxed(slot.appends_total);
-  pi.bytes = load_relaxed(slot.bytes_total);
+  if (s.append_counts(id) != nullptr) {
+    // The row's counts since this instance opened the slot (a named
+    // producer that exited: what its last instance appended).
+    const detail::AppendTotals now = detail::row_totals(s, id);
+    pi.appends = now.appends - load_relaxed(slot.appends_at_open);
+    pi.bytes = now.bytes - load_relaxed(slot.bytes_at_open);
+  } else {
+    pi.appends = load_relaxed(slot.appends_total);
+    pi.bytes = load_relaxed(slot.bytes_total);
+  }
   pi.revoked = load_relaxed(slot.revoked_total);
   pi.backpressure_waits = load_relaxed(slot.backpressure_waits_total);
   pi.backpressure_wait_ns = load_relaxed(slot.backpressure_wait_ns_total);

@@ -3,6 +3,7 @@
 // against it) and typed accessors into shared memory.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -134,6 +135,13 @@ struct LogState {
     if (geometry.offsets_buffers_offset == 0) return nullptr;
     return reinterpret_cast<format::OffsetsBuffer*>(base + geometry.offsets_buffers_offset) + 2 * std::uint64_t{i};
   }
+  // Producer slot i's row of the AppendCounts table (one per partition), or
+  // nullptr (a log without it: counts are the slot's own).
+  format::AppendCounts* append_counts(std::uint32_t i) const noexcept {
+    if (geometry.append_counts_offset == 0) return nullptr;
+    return reinterpret_cast<format::AppendCounts*>(base + geometry.append_counts_offset +
+                                                   i * geometry.append_counts_stride);
+  }
   format::ProducerSlot& producer_slot(std::uint32_t i) const noexcept {
     return reinterpret_cast<format::ProducerSlot*>(base + geometry.producers_offset)[i];
   }
@@ -191,6 +199,39 @@ struct LogState {
   void wake_consumers() const noexcept;
   void wake_producers() const noexcept;
 };
+
+// Records and bytes appended (format.h's AppendCounts).
+struct AppendTotals {
+  std::uint64_t appends = 0;
+  std::uint64_t bytes = 0;
+};
+// Producer slot i's row, summed over the partitions (zero without the table).
+inline AppendTotals row_totals(const LogState& s, std::uint32_t i) noexcept {
+  AppendTotals t;
+  const format::AppendCounts* row = s.append_counts(i);
+  if (row == nullptr) return t;
+  for (std::uint32_t p = 0; p < s.options.partitions; ++p) {
+    t.appends += format::atomic(const_cast<std::uint64_t&>(row[p].appends_total)).load(std::memory_order_relaxed);
+    t.bytes += format::atomic(const_cast<std::uint64_t&>(row[p].bytes_total)).load(std::memory_order_relaxed);
+  }
+  return t;
+}
+// Partition p's totals since the log was created: its before-totals plus
+// every slot's count. Never less than an earlier call's (counts only grow).
+inline AppendTotals partition_totals(const LogState& s, std::uint32_t p) noexcept {
+  const format::PartitionHeader& ph = s.partition(p);
+  AppendTotals t{format::atomic(const_cast<std::uint64_t&>(ph.appends_before_total)).load(std::memory_order_relaxed),
+                 format::atomic(const_cast<std::uint64_t&>(ph.bytes_before_total)).load(std::memory_order_relaxed)};
+  const std::uint32_t used = std::min(
+      s.options.max_producers, format::atomic(s.header->used_slots_end).load(std::memory_order_acquire));
+  for (std::uint32_t i = 0; i < used; ++i) {
+    const format::AppendCounts* row = s.append_counts(i);
+    if (row == nullptr) break;
+    t.appends += format::atomic(const_cast<std::uint64_t&>(row[p].appends_total)).load(std::memory_order_relaxed);
+    t.bytes += format::atomic(const_cast<std::uint64_t&>(row[p].bytes_total)).load(std::memory_order_relaxed);
+  }
+  return t;
+}
 
 // A position read from shared memory that format::plausible_position
 // refuses, or that is out of order: kCorrupt naming the memory, the

@@ -33,6 +33,7 @@ constexpr std::pair<std::uint32_t, const char*> kFeatureNames[] = {
     {format::kFeatureCommittedOffsets, "committed_offsets"},
     {format::kFeatureTokenHashes, "token_hashes"},
     {format::kFeatureOwnerPairs, "owner_pairs"},
+    {format::kFeatureAppendCounts, "append_counts"},
 };
 
 }  // namespace

@@ -236,10 +236,17 @@ inline void ProducerState::count_published(bool sleepers) noexcept {
   }
   if (idempotent && !control.active) count_sequence();
   if constexpr (kHotCounters) {
-    // Single-writer counters: a relaxed store, no read-modify-write.
-    auto& sl = slot();
-    atomic(sl.appends_total).store(sl.appends_total + 1, std::memory_order_relaxed);
-    atomic(sl.bytes_total).store(sl.bytes_total + claim_frame - format::kRecordHeaderSize, std::memory_order_relaxed);
+    const Cursor& c = cursors[claim_partition];
+    const std::uint64_t bytes = claim_frame - format::kRecordHeaderSize;
+    if (idempotent) [[unlikely]] {
+      // A fenced older instance of the name may still count into this row.
+      atomic(*c.appends_total).fetch_add(1, std::memory_order_relaxed);
+      atomic(*c.bytes_total).fetch_add(bytes, std::memory_order_relaxed);
+    } else {
+      // The slot's only writer: a relaxed store, no read-modify-write.
+      atomic(*c.appends_total).store(*c.appends_total + 1, std::memory_order_relaxed);
+      atomic(*c.bytes_total).store(*c.bytes_total + bytes, std::memory_order_relaxed);
+    }
   }
 }
 
@@ -405,6 +412,9 @@ void open_slot(const detail::LogState& s, std::uint32_t id, const ProducerOption
   }
   slot.appends_total = 0;
   slot.bytes_total = 0;
+  const detail::AppendTotals at_open = detail::row_totals(s, id);
+  slot.appends_at_open = at_open.appends;
+  slot.bytes_at_open = at_open.bytes;
   slot.revoked_total = 0;
   slot.backpressure_waits_total = 0;
   slot.backpressure_wait_ns_total = 0;
@@ -417,6 +427,8 @@ void open_slot(const detail::LogState& s, std::uint32_t id, const ProducerOption
     auto end = format::atomic(s.header->named_slots_end);
     if (end.load(std::memory_order_relaxed) <= id) end.store(id + 1, std::memory_order_release);
   }
+  auto used = format::atomic(s.header->used_slots_end);
+  if (used.load(std::memory_order_relaxed) <= id) used.store(id + 1, std::memory_order_release);
 }
 
 std::unique_ptr<ProducerState> make_state(const std::shared_ptr<detail::LogState>& log, std::uint32_t id,
@@ -444,6 +456,9 @@ std::unique_ptr<ProducerState> make_state(const std::shared_ptr<detail::LogState
   for (std::uint32_t q = 0; q < s.options.partitions; ++q) {
     st->cursors[q].tail = s.tail(q);
     st->cursors[q].tail_position = &s.partition(q).tail_position;
+    format::AppendCounts* row = s.append_counts(id);
+    st->cursors[q].appends_total = row != nullptr ? &row[q].appends_total : &st->slot_->appends_total;
+    st->cursors[q].bytes_total = row != nullptr ? &row[q].bytes_total : &st->slot_->bytes_total;
   }
   return st;
 }

@@ -71,6 +71,11 @@ struct ProducerState {
     std::byte* ready_base = nullptr;  // where ready_begin lies in memory
     std::uint64_t tail = 0;
     std::uint64_t* tail_position = nullptr;  // the partition's shared tail
+    // Where this producer counts its records and bytes in the partition:
+    // its slot's AppendCounts (or the slot's own counters, in a log
+    // without the table).
+    std::uint64_t* appends_total = nullptr;
+    std::uint64_t* bytes_total = nullptr;
     // Exclusive producers zero the next segment a chunk at a time while
     // they write the current one, instead of all at once at the crossing.
     std::uint64_t ahead_segment = UINT64_MAX;

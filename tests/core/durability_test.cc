@@ -403,6 +403,23 @@ TEST(Durability, ADeletedGroupDoesNotComeBackAfterHostCrash) {
   EXPECT_EQ(groups[0].name, "audit");
 }
 
+// A durable log's memory made anew after a host crash counts on from the
+// checkpoint's append totals.
+TEST(Durability, AppendCountsComeBackFromTheCheckpointAfterHostCrash) {
+  test::TempLogPath path;
+  {
+    auto log = Log::create(path.str(), durable()).value();
+    auto p = log.producer().value();
+    for (int i = 0; i < 30; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i))));
+  }
+  lose_shared_memory(path.str());
+  auto log = Log::open(path.str()).value();
+  EXPECT_EQ(log.info().partitions[0].appends, 30u);
+  auto p = log.producer().value();
+  ASSERT_TRUE(p.append(as_bytes(value_of(30))));
+  EXPECT_EQ(log.info().partitions[0].appends, 31u);
+}
+
 // Files made ahead of need whose headers never reached the disk, before one
 // whose header did: recovery drops them and opens the log.
 TEST(Durability, PreallocatedFilesWithoutHeadersAfterTheTailAreDropped) {

@@ -269,7 +269,7 @@ TEST(LogFiles, ALogOfFormatOneBecomesTwoWhenItsMemoryIsMadeAnew) {
   UnlinkOnExit shm_object{log->info().memory_path};
   auto kv = io::read_key_value_file(path.str() + "/shmlog.meta", "shmlog-log 1").value();
   EXPECT_EQ(kv["format_version"], "2.0");
-  EXPECT_EQ(kv["features"], "memory_nonce,fences,pending_claims,committed_offsets,token_hashes,owner_pairs");
+  EXPECT_EQ(kv["features"], "memory_nonce,fences,pending_claims,committed_offsets,token_hashes,owner_pairs,append_counts");
   EXPECT_EQ(kv.count("memory_nonce"), 1u);
 }
 

@@ -257,5 +257,62 @@ TEST(Group, DeletingAGroupWithLiveMembersIsRefusedUnlessForced) {
   EXPECT_EQ(poll_all(fresh).size(), 6u);
 }
 
+// Kafka's offset reset: a group that read everything reads it again from
+// the earliest record, from a time, from a record boundary, or nothing
+// (latest), in every partition.
+TEST(Group, AResetGroupReadsFromWhereItWasMoved) {
+  auto log = Log::create_in_memory(options(2)).value();
+  auto producer = log.producer().value();
+  append_n(producer, 0, 3, 0);
+  append_n(producer, 0, 2, 1);
+  const auto between = detail::now_realtime_ns();
+  append_n(producer, 3, 5, 0);
+  {
+    auto member = log.consumer({.group = "billing"}).value();
+    ASSERT_EQ(poll_all(member).size(), 7u);
+  }
+  auto read_again = [&] {
+    auto member = log.consumer({.group = "billing"}).value();
+    return poll_all(member).size();
+  };
+  auto earliest = log.reset_group("billing", GroupReset::earliest());
+  ASSERT_TRUE(earliest.ok()) << earliest.status().to_string();
+  EXPECT_EQ(*earliest, (std::vector<std::uint64_t>{0, 0}));
+  EXPECT_EQ(read_again(), 7u);
+
+  ASSERT_TRUE(log.reset_group("billing", GroupReset::to_time(between)).ok());
+  EXPECT_EQ(read_again(), 2u);  // the records appended after `between`, in partition 0
+
+  auto latest = log.reset_group("billing", GroupReset::latest());
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(*latest, (std::vector<std::uint64_t>{log.info().partitions[0].end_offset,
+                                                 log.info().partitions[1].end_offset}));
+  EXPECT_EQ(read_again(), 0u);
+
+  // The second record of each partition starts at 32 (header) + its value, aligned.
+  const std::uint64_t second = log.info().partitions[1].end_offset / 2;
+  auto at_offset = log.reset_group("billing", GroupReset::to_offset(second));
+  ASSERT_TRUE(at_offset.ok()) << at_offset.status().to_string();
+  EXPECT_EQ(read_again(), 4u + 1u);
+
+  auto torn = log.reset_group("billing", GroupReset::to_offset(second + 32));
+  EXPECT_EQ(torn.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(torn.status().message().find("is not a record boundary"), std::string::npos) << torn.status().message();
+}
+
+TEST(Group, ResettingAGroupWithLiveMembersOrNoneIsRefused) {
+  auto log = Log::create_in_memory(options()).value();
+  auto producer = log.producer().value();
+  append_n(producer, 0, 3);
+  auto member = log.consumer({.group = "billing"}).value();
+  ASSERT_EQ(poll_all(member).size(), 3u);
+  auto refused = log.reset_group("billing", GroupReset::earliest());
+  EXPECT_EQ(refused.status().code(), Status::Code::kBusy);
+  EXPECT_NE(refused.status().message().find("1 live member(s)"), std::string::npos) << refused.status().message();
+  EXPECT_TRUE(poll_all(member).empty()) << "the live member's offsets stay";
+  auto missing = log.reset_group("audit", GroupReset::earliest());
+  EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
+}
+
 }  // namespace
 }  // namespace shmlog

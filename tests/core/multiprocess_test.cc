@@ -546,6 +546,70 @@ TEST(MultiProcess, StaleStateOfDeadProcessesIsReapedOnOpen) {
   EXPECT_EQ(got[51], "b");
 }
 
+// The partitions' append counts outlive the producers that made them:
+// producers that exit, one killed with SIGKILL (and reaped), an exclusive
+// one and a named one opened twice, in several processes, over two
+// partitions; the counts never go back and end at what was appended.
+TEST(MultiProcess, AppendCountsStayExactWhenProducersExitOrDie) {
+  test::TempLogPath path;
+  auto log = Log::create(path.str(), options(2)).value();
+  std::uint64_t bytes[2] = {0, 0};
+  auto appended = [&](int id, int n, std::uint32_t p) {
+    for (int i = 0; i < n; ++i) bytes[p] += (std::to_string(id) + ":" + std::to_string(i)).size();
+  };
+  std::uint64_t last[2] = {0, 0};
+  auto counts_never_go_back = [&] {
+    for (std::uint32_t p = 0; p < 2; ++p) {
+      const auto part = log.info().partitions[p];
+      EXPECT_TRUE(part.counted);
+      EXPECT_GE(part.appends, last[p]) << "partition " << p;
+      last[p] = part.appends;
+    }
+  };
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::uint32_t> pids;
+    for (int k = 0; k < 3; ++k) {
+      const int id = round * 10 + k;
+      pids.push_back(spawn_producer(path.str(), id, 100 + k, k % 2));
+      appended(id, 100 + k, k % 2);
+    }
+    for (auto pid : pids) ASSERT_EQ(test::join(pid), 0);
+    counts_never_go_back();
+  }
+  // Killed after its appends, before it could release its slot.
+  auto killed = test::spawn([&] {
+    auto l = Log::open(path.str()).value();
+    auto producer = l.producer({.partition = 1}).value();
+    for (int i = 0; i < 40; ++i) {
+      if (!producer.append(as_bytes("99:" + std::to_string(i)))) return 1;
+    }
+    shm::kill_self();
+    return 2;
+  });
+  appended(99, 40, 1);
+  EXPECT_EQ(test::join(killed), 128 + SIGKILL);
+  counts_never_go_back();
+  log.sweep();  // reaps the dead producer's slot
+  counts_never_go_back();
+  {
+    auto exclusive = log.producer({.partition = 0, .exclusive = true}).value();
+    for (int i = 0; i < 25; ++i) ASSERT_TRUE(exclusive.append(as_bytes("77:" + std::to_string(i))));
+    appended(77, 25, 0);
+  }
+  for (int instance = 0; instance < 2; ++instance) {
+    auto named = log.producer({.producer_id = "orders"}).value();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(named.append_to(1, {}, as_bytes("88:" + std::to_string(i))));
+    appended(88, 10, 1);
+    EXPECT_EQ(log.info().producers.at(0).appends, 10u) << "counted per instance";
+  }
+  counts_never_go_back();
+  const auto info = log.info();
+  EXPECT_EQ(info.partitions[0].appends, (100 + 102) * 3 + 25u);
+  EXPECT_EQ(info.partitions[1].appends, 101 * 3 + 40 + 20u);
+  EXPECT_EQ(info.partitions[0].bytes, bytes[0]);
+  EXPECT_EQ(info.partitions[1].bytes, bytes[1]);
+}
+
 // An exclusive writer publishes a record's commit word, then the tail; one
 // killed between the two leaves a record past the tail that a group reads
 // and commits. Opening the log then took the group's offset past the tail

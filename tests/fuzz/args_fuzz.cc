@@ -1,4 +1,4 @@
-// The command's option values (sizes, durations, --from, --pages,
+// The command's option values (sizes, durations, --from, --to, --pages,
 // --durability, --wait): a value or a one-line error naming it, never an
 // exception or an overflow.
 #include "args.h"
@@ -13,6 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto v = parse_size(text); !v.ok()) one_line(v.status());
   if (auto v = tools::parse_micros(text); !v.ok()) one_line(v.status());
   if (auto v = tools::parse_start(text); !v.ok()) one_line(v.status());
+  if (auto v = tools::parse_reset(text, 1'800'000'000'000'000'000ull); !v.ok()) one_line(v.status());
   if (auto v = parse_pages(text); !v.ok()) one_line(v.status());
   if (auto v = parse_durability(text); !v.ok()) one_line(v.status());
   WaitStrategy w;

@@ -120,6 +120,26 @@ lag=$("$SHMLOG" groups "$WORK/log-commit" --json | python3 -c 'import json,sys; 
 [ "$lag" -eq 90 ] && pass "at-least-once with --max commits exactly what was printed" || fail "lag after 10 of 100 records is $lag, expected 90"
 "$SHMLOG" groups "$LOG" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(p["lag_records"]==0 for g in d for p in g["partitions"])' \
   && pass "groups --json parses and shows zero lag" || fail "groups --json"
+# The 100 records' producer has exited: every view still counts them.
+python3 - "$WORK/log-commit" "$SHMLOG" <<'PYCHECK' && pass "info and stat count the records of producers that exited" || fail "append counts after the producer exited"
+import json, subprocess, sys
+log, shmlog = sys.argv[1], sys.argv[2]
+info = json.loads(subprocess.check_output([shmlog, "info", log, "--json"]))
+stat = json.loads(subprocess.check_output([shmlog, "stat", log, "--json", "--interval", "10", "--count", "1"]))
+counts = [(p["appends"], p["bytes"]) for p in info["partition_offsets"]]
+assert sum(a for a, _ in counts) == 100 and sum(b for _, b in counts) == 192, counts  # "1".."100": 192 bytes
+assert sum(p["appends"] for p in stat["partitions"]) == 100, stat["partitions"]
+PYCHECK
+group_lag() { "$SHMLOG" groups "$WORK/log-commit" --json | python3 -c 'import json,sys; print(sum(p["lag_records"] for g in json.load(sys.stdin) if g["group"]=="c" for p in g["partitions"]))'; }
+resets=""
+for to in earliest latest -1d 2099-01-01T00:00:00Z 2000-01-01T00:00:00.5Z; do
+  "$SHMLOG" groups "$WORK/log-commit" --reset c --to "$to" | grep -q "^reset group 'c' of .* to $to: 0@" || fail "groups --reset c --to $to"
+  resets="$resets $(group_lag)"
+done
+[ "$resets" = " 100 0 100 0 100" ] && pass "groups --reset moves a group to earliest, latest, a time ago, a UTC time"   || fail "lag after each reset: $resets, expected 100 0 100 0 100"
+expect_error "groups --reset to nowhere" "is not earliest, latest, an offset" -- "$SHMLOG" groups "$WORK/log-commit" --reset c --to yesterday
+expect_error "groups --reset of no group" "no group 'zz'" -- "$SHMLOG" groups "$WORK/log-commit" --reset zz --to earliest
+expect_error "groups --reset without --to" "go together" -- "$SHMLOG" groups "$WORK/log-commit" --reset c
 "$SHMLOG" groups "$WORK/log-commit" --delete c | grep -q "^deleted group 'c'" && ! "$SHMLOG" groups "$WORK/log-commit" | grep -q "^c " \
   && pass "groups --delete removes a group" || fail "groups --delete"
 expect_error "groups --delete of no group" "no group 'c'" -- "$SHMLOG" groups "$WORK/log-commit" --delete c
@@ -348,7 +368,9 @@ sleep 1
 curl -sf "http://127.0.0.1:$PORT/metrics" > "$WORK/metrics1" || fail "exporter: no answer on port $PORT"
 seq 1 500 | "$SHMLOG" produce "$EXLOG"
 curl -sf "http://127.0.0.1:$PORT/metrics" > "$WORK/metrics2"
-python3 - "$WORK/metrics1" "$WORK/metrics2" <<'PYCHECK' && pass "exporter: valid Prometheus text that changes as records flow" || fail "exporter output"
+wait "$PRODUCER"  # both producers have exited now
+curl -sf "http://127.0.0.1:$PORT/metrics" > "$WORK/metrics-after-exit"
+python3 - "$WORK/metrics1" "$WORK/metrics2" "$WORK/metrics-after-exit" <<'PYCHECK' && pass "exporter: valid Prometheus text that changes as records flow; partition counts survive their producers" || fail "exporter output"
 import re, sys
 sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eE]+$')
 def read(path):
@@ -368,8 +390,15 @@ key = [k for k in a if k.startswith("shmlog_partition_end_offset{")][0]
 assert b[key] > a[key], (a[key], b[key])
 lag = [k for k in b if k.startswith("shmlog_group_lag_records{")][0]
 assert b[lag] == 1500.0, b[lag]
+# The partition's counter: 1000 while the first producer runs, 1500 once
+# the second exited, still 1500 after the first exited too.
+c = read(sys.argv[3])
+counted = [k for k in a if k.startswith("shmlog_partition_records_appended_total{")]
+assert len(counted) == 1, counted
+assert (a[counted[0]], b[counted[0]], c[counted[0]]) == (1000.0, 1500.0, 1500.0), (a[counted[0]], b[counted[0]], c[counted[0]])
+assert not [k for k in c if k.startswith("shmlog_records_appended_total{")], "no producer runs"
 PYCHECK
-kill "$EXPORTER" "$PRODUCER" 2>/dev/null; wait "$EXPORTER" "$PRODUCER" 2>/dev/null
+kill "$EXPORTER" 2>/dev/null; wait "$EXPORTER" 2>/dev/null
 expect_error "exporter: address it cannot bind" "cannot listen on" -- "$SHMLOG" exporter "$EXLOG" --listen 300.1.1.1:99999
 # A durable log's: its disk and keeper metrics (what the alert rules in
 # packaging/prometheus watch), with a live keeper (the exporter attaches

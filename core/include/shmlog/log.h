@@ -321,6 +321,17 @@ struct StartFrom {
   static StartFrom at(std::uint64_t offset) { return {Kind::kOffset, offset}; }
 };
 
+// Where Log::reset_group moves a group's committed offsets.
+struct GroupReset {
+  enum class Kind : std::uint8_t { kEarliest, kLatest, kOffset, kTime };
+  Kind kind = Kind::kEarliest;
+  std::uint64_t value = 0;  // the offset (kOffset), or CLOCK_REALTIME ns (kTime)
+  static GroupReset earliest() { return {}; }
+  static GroupReset latest() { return {Kind::kLatest, 0}; }
+  static GroupReset to_offset(std::uint64_t offset) { return {Kind::kOffset, offset}; }
+  static GroupReset to_time(std::uint64_t time_ns) { return {Kind::kTime, time_ns}; }
+};
+
 struct ConsumerOptions {
   // Empty: a private reader of `partitions` (all when empty) with no commits.
   std::string group{};
@@ -433,6 +444,15 @@ struct LogInfo {
     std::uint32_t writers = 0;
     bool exclusive = false;
     std::uint64_t abandoned_claims = 0;  // claims of dead or stalled producers
+    // Records and bytes (key + value) appended since the log was created,
+    // by every producer, also those that exited or died: a counter that
+    // never goes back while the log's memory lives. A durable log's memory
+    // made anew after a host crash starts from its last checkpoint. False
+    // `counted`: the log's memory was made by an older binary, which
+    // counted per producer only (appends and bytes are then 0).
+    bool counted = false;
+    std::uint64_t appends = 0;
+    std::uint64_t bytes = 0;
     // Durable logs:
     std::uint64_t written_offset = 0;  // written to segment files
     std::uint64_t durable_offset = 0;  // durable as the policy says
@@ -468,7 +488,7 @@ struct LogInfo {
     std::uint32_t pid = 0;
     bool alive = false;
     bool exclusive = false;
-    std::uint64_t appends = 0;
+    std::uint64_t appends = 0;  // by this instance (the partitions' counts keep them after it exits)
     std::uint64_t bytes = 0;
     std::uint64_t revoked = 0;
     std::uint64_t backpressure_waits = 0;
@@ -555,6 +575,12 @@ class Log {
   // members are then released (they read no more, their commits fail).
   // kNotFound when there is no such group.
   Status delete_group(const std::string& name, bool force = false) const;
+  // Moves group `name`'s committed offset in every partition (Kafka's
+  // offset reset): to the oldest retained record, the end, a record
+  // boundary, or the first record at or after a time. Refused (kBusy,
+  // naming how many) while it has live members. Returns the new offsets,
+  // by partition.
+  Result<std::vector<std::uint64_t>> reset_group(const std::string& name, GroupReset to) const;
   // Runs the keeper in the calling thread until `stop` becomes true: waits
   // for the lease (checking every 100 ms), then flushes, syncs, applies
   // retention and checkpoints offsets. For `shmlog keeper`; an error if the
