@@ -1,18 +1,20 @@
 #include "bench_cmd.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "command.h"
 #include "harness/clock.h"
 #include "harness/host.h"
 #include "harness/throughput.h"
-#include "json.h"
 #include "memory_flags.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
@@ -52,6 +54,29 @@ std::size_t ring_of(const std::vector<bench::ThroughputCell>& cells, const bench
     if (cells[i].ring && cells[i].size == c.size) return i;
   }
   return cells.size();
+}
+
+// --json: each cell's median rates; fraction_of_ring only where there is
+// a baseline ring to compare with (versus_ring > 0).
+Json bench_json(const std::vector<bench::ThroughputCell>& cells, const std::vector<double>& versus_ring,
+                const bench::MemcpyBandwidth& mem) {
+  Json rows = Json::array();
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    const auto& c = cells[i];
+    Json& row = rows.emplace_back(Json{{"producers", c.producers},
+                                       {"consumers", c.consumers},
+                                       {"exclusive", c.exclusive},
+                                       {"baseline_ring", c.ring},
+                                       {"size", c.size},
+                                       {"records_per_s", c.records_per_s}});
+    if (versus_ring[i] > 0) row["fraction_of_ring"] = versus_ring[i];
+    row["bytes_per_s"] = c.bytes_per_s;
+    row["fraction_of_memcpy"] = c.bytes_per_s / mem.streaming_bytes_per_s;
+  }
+  return {{"host", bench::host_summary()},
+          {"memcpy_streaming_bytes_per_s", mem.streaming_bytes_per_s},
+          {"memcpy_cached_bytes_per_s", mem.cached_bytes_per_s},
+          {"cells", std::move(rows)}};
 }
 
 int run_bench(const BenchArgs& a) {
@@ -130,21 +155,7 @@ int run_bench(const BenchArgs& a) {
     cells[i].bytes_per_s = cells[i].records_per_s * static_cast<double>(cells[i].size);
   }
   if (a.json) {
-    Json j;
-    j.begin_object().key("host").value(bench::host_summary());
-    j.key("memcpy_streaming_bytes_per_s").value(mem.streaming_bytes_per_s);
-    j.key("memcpy_cached_bytes_per_s").value(mem.cached_bytes_per_s).key("cells").begin_array();
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      const auto& c = cells[i];
-      j.begin_object().key("producers").value(c.producers).key("consumers").value(c.consumers);
-      j.key("exclusive").value(c.exclusive).key("baseline_ring").value(c.ring).key("size").value(c.size);
-      j.key("records_per_s").value(c.records_per_s);
-      if (versus_ring[i] > 0) j.key("fraction_of_ring").value(versus_ring[i]);
-      j.key("bytes_per_s").value(c.bytes_per_s).key("fraction_of_memcpy").value(c.bytes_per_s / mem.streaming_bytes_per_s);
-      j.end_object();
-    }
-    j.end_array().end_object();
-    std::printf("%s\n", j.str().c_str());
+    print_json(bench_json(cells, versus_ring, mem));
     return 0;
   }
   std::printf("\n%-34s %14s %10s %14s %10s\n", "producers -> consumers, claims, size", "records/s", "GB/s", "% of memcpy",

@@ -1,5 +1,7 @@
 #include "command.h"
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -59,6 +61,10 @@ std::string placement_text(const LogOptions& o) {
                       : o.pages == Pages::kTransparentHuge ? "transparent huge pages" : "normal pages";
   return pages + ", " + (o.numa_node >= 0 ? "bound to NUMA node " + std::to_string(o.numa_node)
                                           : "NUMA placement left to the kernel's policy");
+}
+
+void print_json(const Json& j) {
+  std::printf("%s\n", j.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
 }
 
 }  // namespace shmlog::tools

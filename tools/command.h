@@ -1,9 +1,10 @@
 // What the subcommands of `shmlog` share: how a subcommand runs, the one
-// interrupt flag, and the helpers that turn an error into one line on
-// stderr and exit code 1.
+// interrupt flag, the helpers that turn an error into one line on stderr
+// and exit code 1, and how --json output is printed.
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <csignal>
 #include <cstdint>
@@ -43,5 +44,11 @@ char parse_separator(const std::string& text, const char* flag);
 std::uint64_t realtime_ns();
 // The log's pages and NUMA binding in words, for create and info.
 std::string placement_text(const LogOptions& o);
+
+// --json output: objects keep their keys in the order they were added.
+using Json = nlohmann::ordered_json;
+// Prints `j` as one line on stdout. Bytes that are not UTF-8 (a path or a
+// name may hold any) become U+FFFD, so every line parses as JSON.
+void print_json(const Json& j);
 
 }  // namespace shmlog::tools

@@ -1,5 +1,7 @@
 #include "info_cmd.h"
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -7,10 +9,10 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "args.h"
 #include "command.h"
-#include "json.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/topology.h"
 
@@ -23,66 +25,96 @@ struct ShowArgs {
   bool json = false;
 };
 
+const char* policy_name(Policy p) {
+  return p == Policy::kOverwrite ? "overwrite" : "backpressure";
+}
+
+// info --json: the keys and their order are what scripts read.
+Json partition_json(const LogInfo::Partition& p, bool durable) {
+  Json j = {{"partition", p.index},
+            {"earliest_offset", p.earliest_offset},
+            {"end_offset", p.end_offset},
+            {"writers", p.writers},
+            {"exclusive", p.exclusive}};
+  if (p.counted) j.update(Json{{"appends", p.appends}, {"bytes", p.bytes}});
+  if (durable) {
+    j.update(Json{{"disk_start", p.disk_start},
+                  {"written_offset", p.written_offset},
+                  {"durable_offset", p.durable_offset},
+                  {"disk_bytes", p.disk_bytes},
+                  {"disk_segments", p.disk_segments},
+                  {"fsyncs", p.fsyncs},
+                  {"disk_full", p.disk_full},
+                  {"io_errors", p.io_errors},
+                  {"flush_errno", p.flush_errno}});
+  }
+  return j;
+}
+
+Json producer_json(const LogInfo::ProducerInfo& p) {
+  Json j = {{"id", p.id},
+            {"name", p.name},
+            {"pid", p.pid},
+            {"alive", p.alive},
+            {"exclusive", p.exclusive},
+            {"appends", p.appends},
+            {"bytes", p.bytes},
+            {"idempotent", p.idempotent},
+            {"epoch", p.epoch}};
+  if (p.last_sequence) j["last_sequence"] = *p.last_sequence;
+  if (!p.transaction.empty()) {
+    j["transaction"] = p.transaction;
+    j["transaction_epoch"] = p.transaction_epoch;
+  }
+  return j;
+}
+
+Json info_json(const LogInfo& info, const shm::PageReport& where) {
+  const auto& o = info.options;
+  const bool durable = o.durability != Durability::kNone;
+  Json j = {{"path", info.path},
+            {"memory_path", info.memory_path},
+            {"pages", shm::page_kind_name(o.pages)},
+            {"numa_node", o.numa_node >= 0 ? Json(o.numa_node) : Json("none")},
+            {"kernel_page_bytes", where.kernel_page_bytes},
+            {"huge_bytes", where.huge_bytes}};
+  if (where.nodes_error.empty()) {
+    j["pages_on_node"] = where.pages_on_node;
+    j["pages_not_present"] = where.pages_not_present;
+  } else {
+    j["pages_on_node_error"] = where.nodes_error;
+  }
+  j.update(Json{{"format_version", std::to_string(info.version_major) + "." + std::to_string(info.version_minor)},
+                {"partitions", o.partitions},
+                {"segment_size", o.segment_size},
+                {"ring_segments", o.ring_segments},
+                {"policy", policy_name(o.policy)},
+                {"max_record_size", o.max_record_size},
+                {"claim_timeout_ms", o.claim_timeout.count()},
+                {"checksums", o.checksums},
+                {"shm_bytes", info.shm_bytes},
+                {"durability", durability_name(o.durability)}});
+  if (durable) {
+    j.update(Json{{"keeper_pid", info.keeper_pid},
+                  {"keeper_alive", info.keeper_alive},
+                  {"keeper_takeovers", info.keeper_takeovers}});
+  }
+  Json& partitions = j["partition_offsets"] = Json::array();
+  for (const auto& p : info.partitions) partitions.push_back(partition_json(p, durable));
+  Json& producers = j["producers"] = Json::array();
+  for (const auto& p : info.producers) producers.push_back(producer_json(p));
+  Json& groups = j["groups"] = Json::array();
+  for (const auto& g : info.groups) groups.push_back(g.name);
+  return j;
+}
+
 int run_info(const std::string& path, bool json) {
   auto log = check(Log::attach(path));
   auto info = log.info();
   const auto where = log.memory_report();
   const auto& o = info.options;
-  const char* policy = o.policy == Policy::kOverwrite ? "overwrite" : "backpressure";
   if (json) {
-    Json j;
-    j.begin_object();
-    j.key("path").value(info.path).key("memory_path").value(info.memory_path);
-    j.key("pages").value(shm::page_kind_name(o.pages)).key("numa_node");
-    if (o.numa_node >= 0) {
-      j.value(o.numa_node);
-    } else {
-      j.value("none");
-    }
-    j.key("kernel_page_bytes").value(where.kernel_page_bytes).key("huge_bytes").value(where.huge_bytes);
-    if (where.nodes_error.empty()) {
-      j.key("pages_on_node").begin_array();
-      for (auto n : where.pages_on_node) j.value(n);
-      j.end_array().key("pages_not_present").value(where.pages_not_present);
-    } else {
-      j.key("pages_on_node_error").value(where.nodes_error);
-    }
-    j.key("format_version").value(std::to_string(info.version_major) + "." + std::to_string(info.version_minor));
-    j.key("partitions").value(o.partitions).key("segment_size").value(o.segment_size);
-    j.key("ring_segments").value(o.ring_segments).key("policy").value(policy);
-    j.key("max_record_size").value(o.max_record_size).key("claim_timeout_ms").value(o.claim_timeout.count());
-    j.key("checksums").value(o.checksums).key("shm_bytes").value(info.shm_bytes);
-    j.key("durability").value(durability_name(o.durability));
-    if (o.durability != Durability::kNone) {
-      j.key("keeper_pid").value(info.keeper_pid).key("keeper_alive").value(info.keeper_alive);
-      j.key("keeper_takeovers").value(info.keeper_takeovers);
-    }
-    j.key("partition_offsets").begin_array();
-    for (const auto& p : info.partitions) {
-      j.begin_object().key("partition").value(p.index).key("earliest_offset").value(p.earliest_offset);
-      j.key("end_offset").value(p.end_offset).key("writers").value(p.writers).key("exclusive").value(p.exclusive);
-      if (p.counted) j.key("appends").value(p.appends).key("bytes").value(p.bytes);
-      if (o.durability != Durability::kNone) {
-        j.key("disk_start").value(p.disk_start).key("written_offset").value(p.written_offset);
-        j.key("durable_offset").value(p.durable_offset).key("disk_bytes").value(p.disk_bytes);
-        j.key("disk_segments").value(p.disk_segments).key("fsyncs").value(p.fsyncs);
-        j.key("disk_full").value(p.disk_full).key("io_errors").value(p.io_errors).key("flush_errno").value(p.flush_errno);
-      }
-      j.end_object();
-    }
-    j.end_array().key("producers").begin_array();
-    for (const auto& p : info.producers) {
-      j.begin_object().key("id").value(p.id).key("name").value(p.name).key("pid").value(p.pid);
-      j.key("alive").value(p.alive).key("exclusive").value(p.exclusive).key("appends").value(p.appends);
-      j.key("bytes").value(p.bytes).key("idempotent").value(p.idempotent).key("epoch").value(p.epoch);
-      if (p.last_sequence) j.key("last_sequence").value(*p.last_sequence);
-      if (!p.transaction.empty()) j.key("transaction").value(p.transaction).key("transaction_epoch").value(p.transaction_epoch);
-      j.end_object();
-    }
-    j.end_array().key("groups").begin_array();
-    for (const auto& g : info.groups) j.value(g.name);
-    j.end_array().end_object();
-    std::printf("%s\n", j.str().c_str());
+    print_json(info_json(info, where));
     return 0;
   }
   std::printf("log            %s\n", info.path.c_str());
@@ -109,7 +141,7 @@ int run_info(const std::string& path, bool json) {
   std::printf("format         %u.%u\n", info.version_major, info.version_minor);
   std::printf("partitions     %u\n", o.partitions);
   std::printf("ring           %u segments x %" PRIu64 " bytes\n", o.ring_segments, o.segment_size);
-  std::printf("policy         %s\n", policy);
+  std::printf("policy         %s\n", policy_name(o.policy));
   std::printf("max record     %u bytes\n", o.max_record_size);
   std::printf("claim timeout  %lld ms\n", static_cast<long long>(o.claim_timeout.count()));
   std::printf("checksums      %s\n", o.checksums ? "on" : "off");
@@ -170,20 +202,20 @@ int run_groups(const std::string& path, bool json) {
   auto log = check(Log::attach(path));
   auto info = log.info();
   if (json) {
-    Json j;
-    j.begin_array();
+    Json groups = Json::array();
     for (const auto& g : info.groups) {
-      j.begin_object().key("group").value(g.name).key("members").value(g.members);
-      j.key("partitions").begin_array();
+      Json partitions = Json::array();
       for (const auto& p : g.partitions) {
-        j.begin_object().key("partition").value(p.partition).key("committed_offset").value(p.committed_offset);
-        j.key("end_offset").value(p.end_offset).key("lag_bytes").value(p.lag_bytes);
-        j.key("lag_records").value(p.lag_records).key("owner").value(p.owner).end_object();
+        partitions.push_back(Json{{"partition", p.partition},
+                                  {"committed_offset", p.committed_offset},
+                                  {"end_offset", p.end_offset},
+                                  {"lag_bytes", p.lag_bytes},
+                                  {"lag_records", p.lag_records},
+                                  {"owner", p.owner}});
       }
-      j.end_array().end_object();
+      groups.push_back(Json{{"group", g.name}, {"members", g.members}, {"partitions", std::move(partitions)}});
     }
-    j.end_array();
-    std::printf("%s\n", j.str().c_str());
+    print_json(groups);
     return 0;
   }
   std::printf("%-20s %8s %9s %16s %16s %12s %12s %6s\n", "GROUP", "MEMBERS", "PARTITION", "COMMITTED", "END",

@@ -1,7 +1,10 @@
 // `shmlog lat`: the latency profiler users run on their own machines.
 #include "lat.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cinttypes>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -89,13 +92,13 @@ int run_lat(const LatArgs& a) {
     return 1;
   }
   if (a.json) {
-    char header[512];
-    std::snprintf(header, sizeof header,
-                  "\"mode\":\"%s\",\"size\":%zu,\"producer_core\":%d,\"consumer_core\":%d,\"wait\":\"%s\","
-                  "\"tsc_ghz\":%.4f,\"host\":\"%s\"",
-                  a.mode.c_str(), a.size, a.producer_core, a.consumer_core, a.wait_name.c_str(), clock.tsc().ghz(),
-                  bench::host_summary().c_str());
-    std::printf("%s\n", bench::latency_json(*rows, header).c_str());
+    print_json(bench::latency_json(*rows, {{"mode", a.mode},
+                                           {"size", a.size},
+                                           {"producer_core", a.producer_core},
+                                           {"consumer_core", a.consumer_core},
+                                           {"wait", a.wait_name},
+                                           {"tsc_ghz", std::round(clock.tsc().ghz() * 1e4) / 1e4},
+                                           {"host", bench::host_summary()}}));
   } else {
     std::printf("\n%s", bench::latency_table(*rows).c_str());
   }

@@ -12,6 +12,7 @@ PACKAGES=(
   prometheus                                  # promtool: checks and unit-tests the alerting rules
   help2man groff-base                         # man pages from the command's --help
   libcli11-dev                                # the command line
+  nlohmann-json3-dev                          # the command's --json output
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3 procps                              # test scripts (json checks, pkill)
   python3-dev pybind11-dev python3-pytest python3-numpy  # the Python module and its tests

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cinttypes>
 #include <csignal>
@@ -10,9 +12,9 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "command.h"
-#include "json.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 
@@ -28,6 +30,64 @@ struct StatArgs {
 
 double rate(std::uint64_t now, std::uint64_t before, double seconds) {
   return now >= before && seconds > 0 ? static_cast<double>(now - before) / seconds : 0.0;
+}
+
+using ProducersById = std::map<std::uint16_t, LogInfo::ProducerInfo>;
+
+// `p` as it was at the last update (`previous`); `p` itself if it is new.
+const LogInfo::ProducerInfo& earlier(const ProducersById& previous, const LogInfo::ProducerInfo& p) {
+  const auto it = previous.find(p.id);
+  return it != previous.end() ? it->second : p;
+}
+
+// One --json line: counters now, rates since `before` (`previous`: its
+// producers by id).
+Json stat_json(const LogInfo& info, const LogInfo& before, const ProducersById& previous, std::uint64_t time_ns,
+               double seconds) {
+  Json partitions = Json::array();
+  for (std::size_t i = 0; i < info.partitions.size(); ++i) {
+    const auto& p = info.partitions[i];
+    Json part = {{"partition", p.index},
+                 {"end_offset", p.end_offset},
+                 {"bytes_per_s", rate(p.end_offset, before.partitions[i].end_offset, seconds)}};
+    if (p.counted) {
+      part.update(Json{{"appends", p.appends}, {"appends_per_s", rate(p.appends, before.partitions[i].appends, seconds)}});
+    }
+    part.update(Json{{"abandoned_claims", p.abandoned_claims}});
+    partitions.push_back(std::move(part));
+  }
+  Json producers = Json::array();
+  for (const auto& p : info.producers) {
+    const auto& b = earlier(previous, p);
+    producers.push_back(Json{{"id", p.id},
+                             {"name", p.name},
+                             {"pid", p.pid},
+                             {"appends", p.appends},
+                             {"appends_per_s", rate(p.appends, b.appends, seconds)},
+                             {"bytes_per_s", rate(p.bytes, b.bytes, seconds)},
+                             {"revoked", p.revoked},
+                             {"backpressure_waits", p.backpressure_waits},
+                             {"backpressure_wait_ns", p.backpressure_wait_ns},
+                             {"wakeups", p.wakeups}});
+  }
+  Json groups = Json::array();
+  for (const auto& g : info.groups) {
+    for (const auto& gp : g.partitions) {
+      groups.push_back(Json{{"group", g.name},
+                            {"partition", gp.partition},
+                            {"committed_offset", gp.committed_offset},
+                            {"lag_records", gp.lag_records},
+                            {"lag_bytes", gp.lag_bytes},
+                            {"lag_ns", gp.lag_ns},
+                            {"lost_bytes", gp.lost_bytes}});
+    }
+  }
+  return {{"log", info.path},
+          {"time_ns", time_ns},
+          {"interval_s", seconds},
+          {"partitions", std::move(partitions)},
+          {"producers", std::move(producers)},
+          {"groups", std::move(groups)}};
 }
 
 int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
@@ -48,41 +108,10 @@ int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
     const LogInfo info = log->info();
     const std::uint64_t t = realtime_ns();
     const double seconds = static_cast<double>(t - t_before) / 1e9;
-    std::map<std::uint16_t, LogInfo::ProducerInfo> previous;
+    ProducersById previous;
     for (const auto& p : before.producers) previous[p.id] = p;
     if (a.json) {
-      Json j;
-      j.begin_object().key("log").value(info.path).key("time_ns").value(t).key("interval_s").value(seconds);
-      j.key("partitions").begin_array();
-      for (std::size_t i = 0; i < info.partitions.size(); ++i) {
-        const auto& p = info.partitions[i];
-        j.begin_object().key("partition").value(p.index).key("end_offset").value(p.end_offset);
-        j.key("bytes_per_s").value(rate(p.end_offset, before.partitions[i].end_offset, seconds));
-        if (p.counted) {
-          j.key("appends").value(p.appends).key("appends_per_s").value(rate(p.appends, before.partitions[i].appends, seconds));
-        }
-        j.key("abandoned_claims").value(p.abandoned_claims).end_object();
-      }
-      j.end_array().key("producers").begin_array();
-      for (const auto& p : info.producers) {
-        const auto& b = previous.count(p.id) ? previous[p.id] : p;
-        j.begin_object().key("id").value(p.id).key("name").value(p.name).key("pid").value(p.pid);
-        j.key("appends").value(p.appends).key("appends_per_s").value(rate(p.appends, b.appends, seconds));
-        j.key("bytes_per_s").value(rate(p.bytes, b.bytes, seconds)).key("revoked").value(p.revoked);
-        j.key("backpressure_waits").value(p.backpressure_waits).key("backpressure_wait_ns").value(p.backpressure_wait_ns);
-        j.key("wakeups").value(p.wakeups).end_object();
-      }
-      j.end_array().key("groups").begin_array();
-      for (const auto& g : info.groups) {
-        for (const auto& gp : g.partitions) {
-          j.begin_object().key("group").value(g.name).key("partition").value(gp.partition);
-          j.key("committed_offset").value(gp.committed_offset).key("lag_records").value(gp.lag_records);
-          j.key("lag_bytes").value(gp.lag_bytes).key("lag_ns").value(gp.lag_ns).key("lost_bytes").value(gp.lost_bytes);
-          j.end_object();
-        }
-      }
-      j.end_array().end_object();
-      std::printf("%s\n", j.str().c_str());
+      print_json(stat_json(info, before, previous, t, seconds));
     } else {
       if (tty) std::printf("\x1b[H\x1b[2J");  // redraw in place, like top
       std::printf("shmlog stat %s   every %u ms\n\n", info.path.c_str(), a.interval_ms);
@@ -96,7 +125,7 @@ int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
       std::printf("\n%-4s %-20s %8s %12s %10s %10s %12s %8s\n", "ID", "PRODUCER", "PID", "APPENDS/S", "MB/S", "BP-WAITS",
                   "BP-WAIT-MS", "WAKEUPS");
       for (const auto& p : info.producers) {
-        const auto& b = previous.count(p.id) ? previous[p.id] : p;
+        const auto& b = earlier(previous, p);
         std::printf("%-4u %-20s %8u %12.0f %10.2f %10" PRIu64 " %12.1f %8" PRIu64 "\n", p.id, p.name.c_str(), p.pid,
                     rate(p.appends, b.appends, seconds), rate(p.bytes, b.bytes, seconds) / 1e6, p.backpressure_waits,
                     static_cast<double>(p.backpressure_wait_ns) / 1e6, p.wakeups);

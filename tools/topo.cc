@@ -1,13 +1,15 @@
 #include "topo.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cinttypes>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "command.h"
-#include "json.h"
 #include "shmlog/shm/topology.h"
 
 namespace shmlog::tools {
@@ -42,33 +44,33 @@ int run_topo(bool json, const std::string& synthetic) {
   }
   const auto rec = shm::recommend(t, h);
   if (json) {
-    Json j;
-    j.begin_object().key("source").value(t.source).key("packages").value(t.packages);
-    j.key("numa_nodes").value(t.numa_nodes).key("cores").value(t.cores).key("cpus").value(t.cpus.size());
-    j.key("l2_bytes").value(t.l2_bytes).key("l3_bytes").value(t.l3_bytes).key("cpu_list").begin_array();
+    Json cpus = Json::array();
     for (const auto& c : t.cpus) {
-      j.begin_object().key("cpu").value(c.os_index).key("core").value(c.core).key("package").value(c.package);
-      j.key("numa_node").value(c.numa_node).key("l2").value(c.l2).key("l3").value(c.l3);
-      if (c.os_index < h.interrupts.size()) j.key("interrupts").value(h.interrupts[c.os_index]);
-      j.end_object();
+      Json cpu = {{"cpu", c.os_index},        {"core", c.core}, {"package", c.package},
+                  {"numa_node", c.numa_node}, {"l2", c.l2},     {"l3", c.l3}};
+      if (c.os_index < h.interrupts.size()) cpu["interrupts"] = h.interrupts[c.os_index];
+      cpus.push_back(std::move(cpu));
     }
-    j.end_array().key("isolated").begin_array();
-    for (unsigned c : h.isolated) j.value(c);
-    j.end_array().key("nohz_full").begin_array();
-    for (unsigned c : h.nohz_full) j.value(c);
-    j.end_array().key("rcu_nocbs").begin_array();
-    for (unsigned c : h.rcu_nocbs) j.value(c);
-    j.end_array().key("smt").value(h.smt).key("governors").begin_array();
-    for (const auto& g : h.governors) j.value(g);
-    j.end_array().key("tsc_invariant").value(h.tsc_invariant).key("recommended_pairs").begin_array();
+    Json pairs = Json::array();
     for (const auto& p : rec.pairs) {
-      j.begin_object().key("producer").value(p.producer).key("consumer").value(p.consumer).key("why").value(p.why);
-      j.end_object();
+      pairs.push_back(Json{{"producer", p.producer}, {"consumer", p.consumer}, {"why", p.why}});
     }
-    j.end_array().key("fixes").begin_array();
-    for (const auto& f : rec.fixes) j.value(f);
-    j.end_array().end_object();
-    std::printf("%s\n", j.str().c_str());
+    print_json({{"source", t.source},
+                {"packages", t.packages},
+                {"numa_nodes", t.numa_nodes},
+                {"cores", t.cores},
+                {"cpus", t.cpus.size()},
+                {"l2_bytes", t.l2_bytes},
+                {"l3_bytes", t.l3_bytes},
+                {"cpu_list", std::move(cpus)},
+                {"isolated", h.isolated},
+                {"nohz_full", h.nohz_full},
+                {"rcu_nocbs", h.rcu_nocbs},
+                {"smt", h.smt},
+                {"governors", h.governors},
+                {"tsc_invariant", h.tsc_invariant},
+                {"recommended_pairs", std::move(pairs)},
+                {"fixes", rec.fixes}});
     return 0;
   }
   std::printf("topology       %s\n", t.source.c_str());

@@ -1,10 +1,13 @@
 #include "report.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "shmlog/shm/process.h"
 
@@ -69,24 +72,21 @@ std::string latency_table(const std::vector<LatencyRow>& rows) {
   return out.str();
 }
 
-std::string latency_json(const std::vector<LatencyRow>& rows, const std::string& header_json) {
-  std::ostringstream out;
-  out << "{" << header_json << ",\"rows\":[";
-  bool first = true;
+nlohmann::ordered_json latency_json(const std::vector<LatencyRow>& rows, nlohmann::ordered_json header) {
+  auto& out = header["rows"] = nlohmann::ordered_json::array();
   for (const auto& r : rows) {
-    out << (first ? "" : ",") << "{\"name\":\"" << r.name << "\",\"kind\":\"" << r.kind
-        << "\",\"processes\":" << (r.processes ? "true" : "false") << ",\"count\":" << r.histogram.count()
-        << ",\"unit\":\"ns\",\"percentiles\":{";
-    bool first_p = true;
-    for (double p : kPercentiles) {
-      out << (first_p ? "" : ",") << "\"" << fmt("%g", p) << "\":" << r.histogram.percentile(p);
-      first_p = false;
-    }
-    out << "},\"max\":" << r.histogram.max() << ",\"mean\":" << fmt("%.1f", r.histogram.mean()) << "}";
-    first = false;
+    nlohmann::ordered_json percentiles = nlohmann::ordered_json::object();
+    for (double p : kPercentiles) percentiles[fmt("%g", p)] = r.histogram.percentile(p);
+    out.push_back(nlohmann::ordered_json{{"name", r.name},
+                                         {"kind", r.kind},
+                                         {"processes", r.processes},
+                                         {"count", r.histogram.count()},
+                                         {"unit", "ns"},
+                                         {"percentiles", std::move(percentiles)},
+                                         {"max", r.histogram.max()},
+                                         {"mean", std::round(r.histogram.mean() * 10) / 10}});
   }
-  out << "]}";
-  return out.str();
+  return header;
 }
 
 std::string hdr_percentile_distribution(const Histogram& h) {

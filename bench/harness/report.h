@@ -2,6 +2,8 @@
 // HdrHistogram percentile-distribution text format and a gnuplot PNG.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <string>
 #include <vector>
 
@@ -16,7 +18,9 @@ inline constexpr double kPercentiles[] = {50, 90, 99, 99.9, 99.99, 99.999};
 // A table with one row per histogram (values in ns) and, below it, the
 // ratios of shmlog's round trip p50 to each baseline's.
 std::string latency_table(const std::vector<LatencyRow>& rows);
-std::string latency_json(const std::vector<LatencyRow>& rows, const std::string& header_json);
+// `header`'s keys, then "rows": one object per histogram (values in ns;
+// the mean rounded to 0.1 ns).
+nlohmann::ordered_json latency_json(const std::vector<LatencyRow>& rows, nlohmann::ordered_json header);
 // HdrHistogram's percentile distribution (as outputPercentileDistribution
 // writes it, 5 ticks per half distance), values in microseconds.
 std::string hdr_percentile_distribution(const Histogram& h);
