@@ -45,6 +45,26 @@ expect_stops_on_sigint() {
     || fail "shmlog $what after SIGINT: exit $rc, $(tail -c 200 "$WORK/$what-int.err")"
 }
 
+# expect_json WHAT CHECK -- COMMAND...: COMMAND exits 0 and each line of its
+# stdout parses with Python's json module (as strict UTF-8); CHECK, a Python
+# expression over `rows` (the parsed lines), holds. shown(raw) is how a name
+# of raw bytes reads in JSON: bytes that are not UTF-8 as U+FFFD.
+expect_json() {
+  local what=$1 check=$2; shift 3
+  local err
+  if err=$(set -o pipefail; "$@" 2>/dev/null </dev/null | python3 -c '
+import json, os, sys
+shown = lambda raw: os.fsencode(raw).decode("utf-8", "replace")
+rows = [json.loads(line) for line in sys.stdin.buffer.read().splitlines()]
+assert rows, "no output"
+assert eval(sys.argv[1]), "does not hold: " + sys.argv[1]
+' "$check" 2>&1); then
+    pass "$what --json parses"
+  else
+    fail "$what --json: $(printf '%s' "$err" | tail -1)"
+  fi
+}
+
 # --- bad input ------------------------------------------------------------
 mkdir "$WORK/plain"
 expect_error "non-log directory" "is not a shmlog log" -- "$SHMLOG" info "$WORK/plain"
@@ -118,8 +138,8 @@ seq 1 100 | "$SHMLOG" produce "$WORK/log-commit"
 "$SHMLOG" consume "$WORK/log-commit" --group c --commit-every 4 --max 10 >/dev/null
 lag=$("$SHMLOG" groups "$WORK/log-commit" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["partitions"][0]["lag_records"])')
 [ "$lag" -eq 90 ] && pass "at-least-once with --max commits exactly what was printed" || fail "lag after 10 of 100 records is $lag, expected 90"
-"$SHMLOG" groups "$LOG" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(p["lag_records"]==0 for g in d for p in g["partitions"])' \
-  && pass "groups --json parses and shows zero lag" || fail "groups --json"
+expect_json "groups (zero lag)" 'all(p["lag_records"] == 0 for g in rows[0] for p in g["partitions"])' -- \
+  "$SHMLOG" groups "$LOG" --json
 # The 100 records' producer has exited: every view still counts them.
 python3 - "$WORK/log-commit" "$SHMLOG" <<'PYCHECK' && pass "info and stat count the records of producers that exited" || fail "append counts after the producer exited"
 import json, subprocess, sys
@@ -136,16 +156,29 @@ for to in earliest latest -1d 2099-01-01T00:00:00Z 2000-01-01T00:00:00.5Z; do
   "$SHMLOG" groups "$WORK/log-commit" --reset c --to "$to" | grep -q "^reset group 'c' of .* to $to: 0@" || fail "groups --reset c --to $to"
   resets="$resets $(group_lag)"
 done
-[ "$resets" = " 100 0 100 0 100" ] && pass "groups --reset moves a group to earliest, latest, a time ago, a UTC time"   || fail "lag after each reset: $resets, expected 100 0 100 0 100"
+[ "$resets" = " 100 0 100 0 100" ] && pass "groups --reset moves a group to earliest, latest, a time ago, a UTC time" \
+  || fail "lag after each reset: $resets, expected 100 0 100 0 100"
 expect_error "groups --reset to nowhere" "is not earliest, latest, an offset" -- "$SHMLOG" groups "$WORK/log-commit" --reset c --to yesterday
 expect_error "groups --reset of no group" "no group 'zz'" -- "$SHMLOG" groups "$WORK/log-commit" --reset zz --to earliest
 expect_error "groups --reset without --to" "go together" -- "$SHMLOG" groups "$WORK/log-commit" --reset c
 "$SHMLOG" groups "$WORK/log-commit" --delete c | grep -q "^deleted group 'c'" && ! "$SHMLOG" groups "$WORK/log-commit" | grep -q "^c " \
   && pass "groups --delete removes a group" || fail "groups --delete"
 expect_error "groups --delete of no group" "no group 'c'" -- "$SHMLOG" groups "$WORK/log-commit" --delete c
-"$SHMLOG" info "$LOG" --json | python3 -c 'import json,sys; json.load(sys.stdin)' && pass "info --json parses" || fail "info --json"
-"$SHMLOG" stat "$LOG" --json --interval 50 --count 2 | python3 -c 'import json,sys; rows=[json.loads(l) for l in sys.stdin]; assert len(rows)==2 and rows[0]["groups"][0]["group"]=="g"' \
-  && pass "stat --json prints one object per interval" || fail "stat --json"
+expect_json "info" 'rows[0]["partitions"] == 2' -- "$SHMLOG" info "$LOG" --json
+expect_json "stat (one object per interval)" 'len(rows) == 2 and rows[0]["groups"][0]["group"] == "g"' -- \
+  "$SHMLOG" stat "$LOG" --json --interval 50 --count 2
+# Names that JSON must escape, or that are not UTF-8, in every place a name shows.
+ODD_NAME=$(printf 'q"b\\s\tx\377y')  # a quote, a backslash, a tab, a byte that is not UTF-8
+export ODD_NAME
+"$SHMLOG" create "$WORK/log-json" >/dev/null || fail "create log-json"
+"$SHMLOG" consume "$WORK/log-json" --group "$ODD_NAME" --max 0 --idle-timeout-ms 0 >/dev/null
+echo 1 | "$SHMLOG" produce "$WORK/log-json" --producer-id "$ODD_NAME" || fail "produce as $ODD_NAME"
+odd='shown(os.environ["ODD_NAME"])'
+expect_json "info (odd names)" "rows[0]['groups'] == [$odd] and rows[0]['producers'][0]['name'] == $odd" -- \
+  "$SHMLOG" info "$WORK/log-json" --json
+expect_json "groups (odd names)" "rows[0][0]['group'] == $odd" -- "$SHMLOG" groups "$WORK/log-json" --json
+expect_json "stat (odd names)" "rows[0]['groups'][0]['group'] == $odd and rows[0]['producers'][0]['name'] == $odd" -- \
+  "$SHMLOG" stat "$WORK/log-json" --json --interval 10 --count 1
 
 # --- kill -9 a consumer and restart it ------------------------------------------
 kill_restart() {  # MODE CHECK
@@ -328,8 +361,9 @@ slow_lines() { for c in $(seq 0 39); do seq $((20001 + c * 500)) $((20500 + c * 
 (slow_lines | "$SHMLOG" produce "$DLOG" --acks durable --batch 100 --timeout-ms 20000) & PRODUCER=$!
 sleep 0.2; kill -9 "$KEEPER"; wait "$KEEPER" 2>/dev/null
 wait "$PRODUCER" && pass "durable appends go on after the keeper is killed" || fail "produce after keeper kill"
-"$SHMLOG" info "$DLOG" --json | grep -q '"keeper_takeovers": *[1-9]' && pass "the lease was taken over" \
-  || fail "no takeover: $("$SHMLOG" info "$DLOG" --json)"
+expect_json "info of a durable log (the lease was taken over)" \
+  'rows[0]["keeper_takeovers"] >= 1 and "durable_offset" in rows[0]["partition_offsets"][0]' -- \
+  "$SHMLOG" info "$DLOG" --json
 expect_error "dump of a file that is no segment" "not a shmlog segment file|ends at|truncated" -- "$SHMLOG" dump "$DLOG/shmlog.meta"
 # A segment file gone: consume reads on, and says on stderr which offsets
 # it skipped and which file it missed.
@@ -344,6 +378,13 @@ grep -q "^shmlog: partition 0: offsets 65536..131072 skipped: opening $DLOG/part
 # Interrupted, lat stops after the step in progress (it went on through
 # every baseline).
 expect_stops_on_sigint lat -- "$SHMLOG" lat --duration 1 --baseline-seconds 3
+expect_json "lat" 'rows[0]["mode"] == "ping-pong" and rows[0]["rows"][0]["count"] == 2000' -- \
+  "$SHMLOG" lat --count 2000 --no-baselines --json
+expect_json "bench" 'all(c["records_per_s"] > 0 for c in rows[0]["cells"])' -- \
+  "$SHMLOG" bench --seconds 0.05 --sizes 32 --producers 1 --consumers 1 --json
+expect_json "topo" 'rows[0]["cpus"] == len(rows[0]["cpu_list"])' -- "$SHMLOG" topo --json
+expect_json "topo --synthetic" 'rows[0]["packages"] == 2 and rows[0]["cpus"] == 16' -- \
+  "$SHMLOG" topo --json --synthetic "pack:2 core:4 pu:2"
 
 expect_error "topo: bad synthetic topology" "bad synthetic topology" -- "$SHMLOG" topo --synthetic "pack:two"
 # Interrupted, bench stops after the run in progress (it used to go on to
