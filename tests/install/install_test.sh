@@ -7,6 +7,8 @@ PREFIX=$(mktemp -d /tmp/shmlog-install-XXXXXX)
 trap 'rm -rf "$PREFIX"' EXIT
 cmake --install "$BUILD" --prefix "$PREFIX" >/dev/null
 test -x "$PREFIX/bin/shmlog"
+# The systemd units run the command where it was installed.
+grep -q "^ExecStart=$PREFIX/bin/shmlog keeper %f$" "$PREFIX/lib/systemd/system/shmlog-keeper@.service"
 cmake -S "$SOURCE" -B "$PREFIX/outside" -DCMAKE_PREFIX_PATH="$PREFIX" >/dev/null
 cmake --build "$PREFIX/outside" >/dev/null
 "$PREFIX/outside/outside"
