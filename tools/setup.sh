@@ -16,6 +16,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3 procps                              # test scripts (json checks, pkill)
   python3-dev pybind11-dev python3-pytest python3-numpy  # the Python module and its tests
+  dpkg-dev file                               # cpack's Debian package: dpkg-shlibdeps names its dependencies
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
