@@ -40,6 +40,7 @@
 #include <span>
 #include <type_traits>
 
+#include "shmlog/detail/record_header.h"
 #include "shmlog/log.h"
 
 namespace shmlog::format {
@@ -106,7 +107,6 @@ constexpr std::uint64_t key_hash(std::span<const std::byte> bytes) noexcept {
   return h;
 }
 
-inline constexpr std::size_t kRecordAlignment = 32;
 // No position of a partition reaches this (2^62 bytes: 14 years at 10 GB/s);
 // one at or past it in shared memory is damage, and so is one off the
 // record alignment.
@@ -114,7 +114,6 @@ inline constexpr std::uint64_t kMaxPosition = 1ull << 62;
 constexpr bool plausible_position(std::uint64_t pos) noexcept {
   return pos < kMaxPosition && (pos & (kRecordAlignment - 1)) == 0;
 }
-inline constexpr std::size_t kRecordHeaderSize = 32;
 inline constexpr std::size_t kNameCapacity = 64;  // NUL-terminated, so 63 chars
 
 enum class Policy : std::uint32_t { kOverwrite = 1, kBackpressure = 2 };
@@ -122,21 +121,6 @@ enum class Policy : std::uint32_t { kOverwrite = 1, kBackpressure = 2 };
 // LogHeader flags.
 inline constexpr std::uint32_t kLogFlagChecksums = 1u << 0;
 
-// Record types (in the commit word). 0 means "no record here yet".
-enum class RecordType : std::uint8_t {
-  kNone = 0,
-  kData = 1,
-  kPadding = 2,    // fills a segment's end, or an aborted claim
-  kAbandoned = 3,  // a claim whose producer died or stalled past the timeout
-  // Control records of transactions; the header's producer id and epoch
-  // name the transaction. Readers that do not look for them step over them.
-  kTxnCommit = 4,   // the transaction's records in this partition are committed
-  kTxnAbort = 5,    // ... are aborted
-  kTxnOffsets = 6,  // consumer offsets committed with the transaction (value: see core/README.md)
-  kTxnPrepare = 7,       // a participant of a transaction spanning logs: names the coordinator
-  kTxnParticipants = 8,  // in the coordinator's log: the participants to finish after a crash
-  // 9.. reserved.
-};
 
 // Record flags (in the commit word).
 inline constexpr std::uint8_t kRecordFlagChecksum = 1u << 0;       // checksum field is valid
@@ -147,53 +131,11 @@ inline constexpr std::uint8_t kRecordFlagTransactional = 1u << 1;  // visible to
 inline constexpr std::uint8_t kRecordFlagToken = 1u << 2;
 inline constexpr std::uint32_t kTokenTrailer = 8;
 
-// ---------------------------------------------------------------------------
-// Record header, 32 bytes, at a 32-byte aligned position.
-//
-//   0                   1                   2                   3
-//   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
-//  +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//  |                 frame_length (int32, commit word)             |  0
-//  +---------------+---------------+-------------------------------+
-//  |     type      |     flags     |          key_length           |  4
-//  +---------------+---------------+-------------------------------+
-//  |                 checksum (masked CRC32C, or 0)                |  8
-//  +-------------------------------+-------------------------------+
-//  |          producer_id          |        producer_epoch         | 12
-//  +-------------------------------+-------------------------------+
-//  |                       timestamp_ns (uint64)                   | 16
-//  +---------------------------------------------------------------+
-//  |                       sequence (uint64)                       | 24
-//  +---------------------------------------------------------------+
-//  |            key (key_length bytes), then value ...             | 32
-//
-// Bytes 0..7 are one 64-bit commit word, written only atomically, so that
-// length and type are published together and a revoked claim cannot have
-// its type overwritten:
-//   frame_length == 0          nothing claimed here (yet)
-//   frame_length <  0          claimed, being written; -frame_length bytes;
-//                              key_length holds the producer id (liveness)
-//   frame_length == kPoison    an unblocker is taking over an unregistered claim
-//   frame_length >  0          committed: header + key + value bytes
-// The next record starts at position + align32(frame_length).
-// ---------------------------------------------------------------------------
-struct RecordHeader {
-  std::uint64_t commit_word;
-  std::uint32_t checksum;
-  std::uint16_t producer_id;
-  std::uint16_t producer_epoch;
-  std::uint64_t timestamp_ns;
-  std::uint64_t sequence;
-};
+// The record header (32 bytes) and its commit word are drawn in
+// shmlog/detail/record_header.h: the public inline append writes them.
 
 inline constexpr std::int32_t kPoison = INT32_MIN;
 
-constexpr std::uint64_t make_commit_word(std::int32_t frame_length, RecordType type,
-                                         std::uint8_t flags, std::uint16_t key_length) noexcept {
-  return static_cast<std::uint64_t>(static_cast<std::uint32_t>(frame_length)) |
-         static_cast<std::uint64_t>(static_cast<std::uint8_t>(type)) << 32 |
-         static_cast<std::uint64_t>(flags) << 40 | static_cast<std::uint64_t>(key_length) << 48;
-}
 constexpr std::int32_t word_length(std::uint64_t w) noexcept {
   return static_cast<std::int32_t>(static_cast<std::uint32_t>(w));
 }
@@ -205,9 +147,6 @@ constexpr std::uint8_t word_flags(std::uint64_t w) noexcept {
 }
 constexpr std::uint16_t word_key_length(std::uint64_t w) noexcept {
   return static_cast<std::uint16_t>(w >> 48);
-}
-constexpr std::uint64_t align_record(std::uint64_t n) noexcept {
-  return (n + kRecordAlignment - 1) & ~static_cast<std::uint64_t>(kRecordAlignment - 1);
 }
 
 // ---------------------------------------------------------------------------

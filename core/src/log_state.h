@@ -72,12 +72,6 @@ class SpeculativeReads {
 // A uniqueness token's hash: its home in the token table. Never 0 (empty).
 inline std::uint64_t token_hash(Bytes token) noexcept { return format::key_hash(token) | 1; }
 
-inline std::uint64_t now_realtime_ns() noexcept {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
-
 class Keeper;  // durability.cc: this process's keeper thread
 
 struct LogState {

@@ -27,6 +27,7 @@ Errc ProducerState::ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint
   const std::uint64_t segment = begin >> log->segment_shift;
   Errc e = prepare(p, segment, /*may_wait=*/true);
   if (e != Errc::kOk) return e;
+  c.fast_limit = 0;  // claim_exclusive sets it again
   c.ready_begin = segment << log->segment_shift;
   c.ready_end = c.ready_begin + log->segment_size;
   c.ready_base = log->segment_base(p, segment);
@@ -262,6 +263,7 @@ void ProducerState::finish_zeroing_ahead(std::uint32_t p) noexcept {
   Cursor& c = cursors[p];
   if (c.ahead_segment == UINT64_MAX) return;
   zero_and_publish(s, p, c.ahead_segment, c.ahead_zeroed);
+  c.fast_limit = 0;  // claim_exclusive sets it again
   c.ahead_segment = UINT64_MAX;
   c.ahead_zeroed = s.segment_size;
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "durability.h"
 #include "owner.h"
@@ -20,10 +21,7 @@ namespace detail {
 using format::atomic;
 
 namespace {
-#ifndef SHMLOG_HOT_COUNTERS
-#define SHMLOG_HOT_COUNTERS 1
-#endif
-// Off only in the build that measures what counting costs.
+// Off only in the build that measures what counting costs (producer_hot.h).
 constexpr bool kHotCounters = SHMLOG_HOT_COUNTERS != 0;
 
 // Undoes a producer's join of partitions [0, count): the exclusive mark, or
@@ -68,22 +66,25 @@ inline Errc ProducerState::claim_exclusive(std::uint32_t p, std::uint32_t frame,
   } else if (pos - c.ready_begin >= c.ahead_zeroed) {
     zero_ahead(p, c.ahead_zeroed + kZeroChunk);
   }
+  // Up to where the claims after this one need none of the above.
+  if (c.ahead_segment == UINT64_MAX) {
+    c.fast_limit = c.ahead_zeroed == s.segment_size ? c.ready_end : 0;
+  } else {
+    c.fast_limit = std::min(c.ready_end, c.ready_begin + c.ahead_zeroed);
+  }
   *position = pos;
   return Errc::kOk;
 }
 
-// The exclusive claim when nothing but the claim is due: the record fits
-// the ready segment and no chunk of the next segment is to be zeroed at
-// the tail (claim_exclusive does those). The header's address (and its
-// position in `*position`), or nullptr.
+// The exclusive claim when nothing but the claim is due: the record ends
+// at or below the cursor's fast_limit, which claim_exclusive set (the
+// inline append in shmlog/log.h checks the same). The header's address
+// (and its position in `*position`), or nullptr.
 inline format::RecordHeader* ProducerState::claim_exclusive_fast(std::uint32_t p, std::uint32_t frame,
                                                                  std::uint64_t* position) noexcept {
   const Cursor& c = cursors[p];
   const std::uint64_t pos = c.tail;
-  if (pos < c.ready_begin || pos + format::align_record(frame) > c.ready_end) return nullptr;
-  const bool zeroing_due = c.ahead_segment == UINT64_MAX ? c.ahead_zeroed != log->segment_size
-                                                         : pos - c.ready_begin >= c.ahead_zeroed;
-  if (zeroing_due) return nullptr;
+  if (pos + format::align_record(frame) > c.fast_limit) return nullptr;
   *position = pos;
   return reinterpret_cast<format::RecordHeader*>(c.ready_base + (pos - c.ready_begin));
 }
@@ -137,7 +138,7 @@ AppendResult ProducerState::commit(std::uint64_t timestamp_ns, std::uint8_t extr
   // Once a consumer may sleep, the commit is seq_cst so that it is ordered
   // before the waiter check (the consumer increments data_waiters, then
   // re-reads this word); before that, release is enough.
-  const bool sleepers = atomic(log->header->sleepers).load(std::memory_order_relaxed) != 0;
+  const bool sleepers = consumers_may_sleep(*this);
   if (!publish(final_word, sleepers)) [[unlikely]] return revoked();
   count_published(sleepers);
   if (acks_durable) [[unlikely]] return acknowledge_durable();
@@ -187,16 +188,14 @@ inline std::uint64_t ProducerState::fill_header(std::uint64_t timestamp_ns, std:
     header->sequence = 0;
     type = control.type;
     if (type == format::RecordType::kTxnOffsets) flags |= format::kRecordFlagTransactional;
+    header->timestamp_ns = timestamp_ns;
   } else {
-    header->producer_id = id;
-    header->producer_epoch = epoch;
-    header->sequence = next_sequence++;
+    stamp_data_header(*header, *this, timestamp_ns);
     if (txn_open) {
       flags |= format::kRecordFlagTransactional;
       touched[claim_partition] = true;
     }
   }
-  header->timestamp_ns = timestamp_ns;
   const std::uint64_t final_word =
       format::make_commit_word(static_cast<std::int32_t>(claim_frame), type, flags, claim_key);
   if (checksums) {
@@ -211,10 +210,8 @@ inline std::uint64_t ProducerState::fill_header(std::uint64_t timestamp_ns, std:
 inline bool ProducerState::publish(std::uint64_t final_word, bool sleepers) noexcept {
   std::uint64_t& commit_word = claim_header->commit_word;
   if (!exclusive) return ring::publish_shared(commit_word, claim_frame, id, final_word);
-  Cursor& c = cursors[claim_partition];
-  c.tail = claim_position + format::align_record(claim_frame);
-  ring::publish_exclusive(commit_word, final_word, *c.tail_position, c.tail,
-                          sleepers ? std::memory_order_seq_cst : std::memory_order_release);
+  publish_exclusive(commit_word, final_word, cursors[claim_partition],
+                    claim_position + format::align_record(claim_frame), sleepers);
   return true;
 }
 
@@ -229,25 +226,25 @@ AppendResult ProducerState::revoked() noexcept {
 // After a publish: sleeping readers woken, a named producer's sequence
 // counted, the producer's counters.
 inline void ProducerState::count_published(bool sleepers) noexcept {
-  const LogState& s = *log;
-  if (sleepers && atomic(s.header->data_waiters).load(std::memory_order_seq_cst) != 0) {
-    s.wake_consumers();
-    atomic(slot().wakeups_total).store(slot().wakeups_total + 1, std::memory_order_relaxed);
-  }
+  if (sleepers) wake_consumers();
   if (idempotent && !control.active) count_sequence();
-  if constexpr (kHotCounters) {
-    const Cursor& c = cursors[claim_partition];
-    const std::uint64_t bytes = claim_frame - format::kRecordHeaderSize;
-    if (idempotent) [[unlikely]] {
-      // A fenced older instance of the name may still count into this row.
-      atomic(*c.appends_total).fetch_add(1, std::memory_order_relaxed);
-      atomic(*c.bytes_total).fetch_add(bytes, std::memory_order_relaxed);
-    } else {
-      // The slot's only writer: a relaxed store, no read-modify-write.
-      atomic(*c.appends_total).store(*c.appends_total + 1, std::memory_order_relaxed);
-      atomic(*c.bytes_total).store(*c.bytes_total + bytes, std::memory_order_relaxed);
-    }
+  Cursor& c = cursors[claim_partition];
+  const std::uint64_t bytes = claim_frame - format::kRecordHeaderSize;
+  if (!idempotent) [[likely]] {
+    count_append(c, bytes);
+  } else if constexpr (kHotCounters) {
+    // A fenced older instance of the name may still count into this row.
+    atomic(*c.appends_total).fetch_add(1, std::memory_order_relaxed);
+    atomic(*c.bytes_total).fetch_add(bytes, std::memory_order_relaxed);
   }
+}
+
+// After a seq_cst publish: wakes consumers that park (counted).
+void ProducerState::wake_consumers() noexcept {
+  const LogState& s = *log;
+  if (atomic(s.header->data_waiters).load(std::memory_order_seq_cst) == 0) return;
+  s.wake_consumers();
+  atomic(slot().wakeups_total).store(slot().wakeups_total + 1, std::memory_order_relaxed);
 }
 
 void ProducerState::abort() noexcept {
@@ -444,6 +441,7 @@ std::unique_ptr<ProducerState> make_state(const std::shared_ptr<detail::LogState
   st->transactional = options.transactional;
   st->txn_timeout = options.transaction_timeout;
   st->timestamps = options.timestamps;
+  st->sleepers_flag = &s.header->sleepers;
   st->checksums = s.options.checksums;
   st->default_partition = options.partition;
   st->backpressure_timeout = options.backpressure_timeout;
@@ -460,6 +458,10 @@ std::unique_ptr<ProducerState> make_state(const std::shared_ptr<detail::LogState
     st->cursors[q].appends_total = row != nullptr ? &row[q].appends_total : &st->slot_->appends_total;
     st->cursors[q].bytes_total = row != nullptr ? &row[q].bytes_total : &st->slot_->bytes_total;
   }
+  // What the inline append (shmlog/log.h) does not do: shared claims,
+  // checksums, transactions, waiting for durability.
+  const bool plain = st->exclusive && !st->idempotent && !st->transactional && !st->checksums && !st->acks_durable;
+  st->fast = plain ? &st->cursors[options.partition] : nullptr;
   return st;
 }
 
@@ -531,10 +533,17 @@ Result<Producer> Log::producer(const ProducerOptions& options) const {
                                          " producer ids of " + s.path + " are in use (see --max-producers)");
 }
 
-Producer::Producer(std::unique_ptr<ProducerState> state) : state_(std::move(state)) {}
-Producer::Producer(Producer&&) noexcept = default;
-Producer& Producer::operator=(Producer&&) noexcept = default;
+Producer::Producer(std::unique_ptr<ProducerState> state) : state_(std::move(state)), hot_(state_.get()) {}
+Producer::Producer(Producer&& other) noexcept
+    : state_(std::move(other.state_)), hot_(std::exchange(other.hot_, nullptr)) {}
+Producer& Producer::operator=(Producer&& other) noexcept {
+  state_ = std::move(other.state_);
+  hot_ = std::exchange(other.hot_, nullptr);
+  return *this;
+}
 Producer::~Producer() = default;
+
+void Producer::wake_consumers() noexcept { state_->wake_consumers(); }
 
 std::uint16_t Producer::id() const noexcept { return state_->id; }
 std::uint16_t Producer::epoch() const noexcept { return state_->epoch; }
@@ -705,10 +714,6 @@ AppendResult Producer::append_unique_to(std::uint32_t partition, Bytes token, By
 AppendResult Producer::append_unique(Bytes token, Bytes key, Bytes value) noexcept {
   if (!state_) return {Errc::kBadState, 0, 0};
   return append_unique_to(key.empty() ? state_->default_partition : partition_for(key), token, key, value);
-}
-
-AppendResult Producer::append(Bytes value) noexcept {
-  return append_to(state_ ? state_->default_partition : 0, {}, value);
 }
 
 AppendResult Producer::append(Bytes key, Bytes value) noexcept {

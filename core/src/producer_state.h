@@ -26,22 +26,19 @@
 
 namespace shmlog::detail {
 
-struct ProducerState {
+// The fields every append touches (id, epoch, next_sequence, timestamps,
+// the default partition, max_record, claim_open, and the inline append's
+// cursor) are ProducerHot's: shmlog/detail/producer_hot.h.
+struct ProducerState : ProducerHot {
   std::shared_ptr<LogState> log;
-  std::uint16_t id = 0;
-  std::uint16_t epoch = 0;  // names this instance's records (and its transaction's)
   std::uint32_t fence = 0;  // this instance's fence in the slot's txn_word
   bool exclusive = false;
-  bool timestamps = true;
   bool checksums = false;
-  std::uint32_t default_partition = 0;
   std::chrono::nanoseconds backpressure_timeout{};
   bool acks_durable = false;  // append waits until its record is durable
   std::chrono::nanoseconds durable_timeout{};
   WaitStrategy wait;
-  std::uint64_t next_sequence = 0;
   format::ProducerSlot* slot_ = nullptr;  // this producer's slot (cached)
-  std::uint32_t max_record = 0;
 
   // Named producers: sequences below this already reached the log.
   bool idempotent = false;
@@ -63,29 +60,11 @@ struct ProducerState {
     std::uint16_t epoch = 0;
   } control;
 
-  // Per partition: the ready segment this producer last wrote into, and for
-  // an exclusive producer its own copy of the tail.
-  struct Cursor {
-    std::uint64_t ready_begin = 1;  // empty range until the first check
-    std::uint64_t ready_end = 0;
-    std::byte* ready_base = nullptr;  // where ready_begin lies in memory
-    std::uint64_t tail = 0;
-    std::uint64_t* tail_position = nullptr;  // the partition's shared tail
-    // Where this producer counts its records and bytes in the partition:
-    // its slot's AppendCounts (or the slot's own counters, in a log
-    // without the table).
-    std::uint64_t* appends_total = nullptr;
-    std::uint64_t* bytes_total = nullptr;
-    // Exclusive producers zero the next segment a chunk at a time while
-    // they write the current one, instead of all at once at the crossing.
-    std::uint64_t ahead_segment = UINT64_MAX;
-    std::uint64_t ahead_zeroed = 0;  // bytes of ahead_segment zeroed so far
-  };
+  using Cursor = ProducerCursor;  // per partition
   static constexpr std::uint64_t kZeroChunk = 16 * 1024;
   std::vector<Cursor> cursors;
 
-  // The open claim, if any.
-  bool claim_open = false;
+  // The open claim, if any (claim_open: ProducerHot).
   std::uint32_t claim_partition = 0;
   std::uint64_t claim_position = 0;
   format::RecordHeader* claim_header = nullptr;
@@ -116,6 +95,7 @@ struct ProducerState {
   std::uint64_t fill_header(std::uint64_t timestamp_ns, std::uint8_t extra_flags) noexcept;
   bool publish(std::uint64_t final_word, bool sleepers) noexcept;
   void count_published(bool sleepers) noexcept;
+  void wake_consumers() noexcept;
   // Off the common path (out of line).
   [[gnu::cold, gnu::noinline]] AppendResult revoked() noexcept;
   [[gnu::cold, gnu::noinline]] AppendResult fenced_at_commit() noexcept;

@@ -44,15 +44,9 @@ inline bool publish_shared(std::uint64_t& word, std::uint32_t frame, std::uint16
   return format::atomic(word).compare_exchange_strong(expected, final_word, std::memory_order_seq_cst);
 }
 
-// Publishes an exclusive producer's record (nobody else writes the word),
-// then moves the tail past it. Release pairs with readers' acquire; a
-// publisher that must be ordered before its check for sleepers asks for
-// seq_cst.
-inline void publish_exclusive(std::uint64_t& word, std::uint64_t final_word, std::uint64_t& tail,
-                              std::uint64_t new_tail, std::memory_order order) noexcept {
-  format::atomic(word).store(final_word, order);
-  format::atomic(tail).store(new_tail, std::memory_order_release);
-}
+// An exclusive producer's publish (a plain store of the word, then the
+// tail) is publish_exclusive in shmlog/detail/producer_hot.h: the inline
+// append does it too.
 
 // Gives a registered shared claim up: it becomes padding of its length
 // (readers pass it). Fails harmlessly if an unblocker abandoned it first.

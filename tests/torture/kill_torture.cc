@@ -269,8 +269,12 @@ std::string producer_trial(std::mt19937_64& rng, int kind, const std::string& pa
         if (die && k == die_at) testing::die_between_claim_and_commit(true);
         if (idempotent) producer->set_next_sequence(k);
         const std::string value = value_of(0, k, pad);
-        auto r = unique ? producer->append_unique(as_bytes("token-" + std::to_string(k)), {}, as_bytes(value))
-                        : producer->append(as_bytes(value));
+        // The hook is in the library's commit: an exclusive producer's
+        // inline append skips it, append_to does not.
+        const bool hooked = die && k == die_at;
+        auto r = unique   ? producer->append_unique(as_bytes("token-" + std::to_string(k)), {}, as_bytes(value))
+                 : hooked ? producer->append_to(0, {}, as_bytes(value))
+                          : producer->append(as_bytes(value));
         if (!r && !((idempotent || unique) && r.error == Errc::kDuplicate)) {
           std::fprintf(stderr, "killed producer, append %u of %u: %s\n", k, n, errc_name(r.error));
           return 13;

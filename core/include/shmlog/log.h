@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -25,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "shmlog/detail/producer_hot.h"
 #include "shmlog/shm/shared_memory.h"
 #include "shmlog/status.h"
 #include "shmlog/wait.h"
@@ -222,7 +224,9 @@ class Producer {
   Producer& operator=(Producer&&) noexcept;
   ~Producer();
 
-  // Copies `value` into a new record of the default partition.
+  // Copies `value` into a new record of the default partition. Inline (no
+  // call into the library) for an exclusive producer while the record fits
+  // the segment it writes: see shmlog/detail/producer_hot.h.
   [[nodiscard]] AppendResult append(Bytes value) noexcept;
   // A keyed record goes to partition_for(key).
   [[nodiscard]] AppendResult append(Bytes key, Bytes value) noexcept;
@@ -297,8 +301,36 @@ class Producer {
   friend Errc detail::append_control(Producer&, std::uint32_t, std::uint8_t, std::uint16_t, std::uint16_t,
                                      Bytes) noexcept;
   explicit Producer(std::unique_ptr<detail::ProducerState> state);
+  // After an inline append's seq_cst publish: wakes sleeping consumers.
+  void wake_consumers() noexcept;
   std::unique_ptr<detail::ProducerState> state_;
+  detail::ProducerHot* hot_ = nullptr;  // *state_, as its base: what the inline append reads
 };
+
+inline AppendResult Producer::append(Bytes value) noexcept {
+  detail::ProducerHot* const h = hot_;
+  if (h == nullptr) return {Errc::kBadState, 0, 0};
+  detail::ProducerCursor* const c = h->fast;
+  if (c != nullptr && !h->claim_open && value.size() <= h->max_record) {
+    const std::uint64_t position = c->tail;
+    const std::uint64_t frame = format::kRecordHeaderSize + value.size();
+    const std::uint64_t end = position + format::align_record(frame);
+    if (end <= c->fast_limit) [[likely]] {
+      auto* header = reinterpret_cast<format::RecordHeader*>(c->ready_base + (position - c->ready_begin));
+      if (!value.empty()) std::memcpy(header + 1, value.data(), value.size());
+      detail::stamp_data_header(*header, *h, h->timestamps ? detail::now_realtime_ns() : 0);
+      const bool sleepers = detail::consumers_may_sleep(*h);
+      detail::publish_exclusive(
+          header->commit_word,
+          format::make_commit_word(static_cast<std::int32_t>(frame), format::RecordType::kData, 0, 0), *c, end,
+          sleepers);
+      if (sleepers) [[unlikely]] wake_consumers();
+      detail::count_append(*c, value.size());
+      return {Errc::kOk, h->default_partition, position};
+    }
+  }
+  return append_to(h->default_partition, {}, value);
+}
 
 enum class Isolation : std::uint8_t {
   kReadUncommitted,  // every record as soon as it is committed to the ring
