@@ -227,6 +227,55 @@ void BM_CApiAppendPoll(benchmark::State& state) {
   shmlog_delete(path.c_str());
 }
 BENCHMARK(BM_CApiAppendPoll);
+// Fixed counts of both, for bench/callgrind.sh's C-against-C++ comparison.
+BENCHMARK(BM_CApiAppendPoll)->Name("BM_CApiAppendPollFixed")->Iterations(100000);
+
+// BM_AppendPollBatch/exclusive:1 through the C API (on a shared-memory log
+// of the same geometry): what the C API costs per record when a consumer
+// keeps up in batches, for bench/callgrind.sh.
+void BM_CApiAppendPollBatch(benchmark::State& state) {
+  constexpr std::size_t kBatch = 256;
+  const std::string path = "/tmp/shmlog-bench-capi-batch-" + std::to_string(::getpid());
+  const shmlog::LogOptions small = bench_options(/*small_ring=*/true);
+  shmlog_log_options o;
+  shmlog_log_options_init(&o);
+  o.segment_size = small.segment_size;
+  o.ring_segments = small.ring_segments;
+  o.max_record_size = small.max_record_size;
+  shmlog_log* log = nullptr;
+  if (shmlog_create(path.c_str(), &o, &log) != SHMLOG_OK) {
+    state.SkipWithError(shmlog_last_error());
+    return;
+  }
+  shmlog_producer_options po;
+  shmlog_producer_options_init(&po);
+  po.exclusive = 1;
+  po.timestamps = 0;
+  shmlog_consumer_options co;
+  shmlog_consumer_options_init(&co);
+  co.group = "batch";
+  co.commit_every = kBatch;
+  shmlog_producer* producer = nullptr;
+  shmlog_consumer* consumer = nullptr;
+  shmlog_producer_open(log, &po, &producer);
+  shmlog_consumer_open(log, &co, &consumer);
+  std::byte value[32] = {};
+  std::uint64_t sink = 0;
+  auto on_record = [](void* ctx, const shmlog_record* r) { *static_cast<std::uint64_t*>(ctx) += r->value_size; };
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < kBatch; ++i) {
+      if (shmlog_append(producer, value, sizeof value, nullptr) != SHMLOG_OK) state.SkipWithError("append failed");
+    }
+    shmlog_poll(consumer, on_record, &sink, kBatch, 0, nullptr);
+  }
+  benchmark::DoNotOptimize(sink);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
+  shmlog_consumer_close(consumer);
+  shmlog_producer_close(producer);
+  shmlog_close(log);
+  shmlog_delete(path.c_str());
+}
+BENCHMARK(BM_CApiAppendPollBatch)->Iterations(2000);
 
 // The C++ API on the same default (shared-memory) log, for comparison.
 void BM_CppAppendPollSharedMemory(benchmark::State& state) {
@@ -245,6 +294,7 @@ void BM_CppAppendPollSharedMemory(benchmark::State& state) {
   (void)shmlog::Log::remove(path);
 }
 BENCHMARK(BM_CppAppendPollSharedMemory);
+BENCHMARK(BM_CppAppendPollSharedMemory)->Name("BM_CppAppendPollFixed")->Iterations(100000);
 
 // Baseline: copying the same bytes.
 void BM_Memcpy(benchmark::State& state) {

@@ -4,22 +4,29 @@
 # benchmarks: exact and repeatable where the VM has no hardware counters.
 #   BM_AppendPollFixed: append one 32-byte record, poll it (100 000 times)
 #   BM_AppendPollBatch: append 256, poll them in one call (2 000 times)
+# or, with `c-api`, shmlog_append + shmlog_poll of the C API against
+# Producer::append + Consumer::poll (exclusive, 32 B): one record per poll
+# on the default shared-memory log (100 000 times each), and the batches
+# of 256 above.
 # Usage: bench/callgrind.sh [BUILD_DIR] [exclusive:0]   (exclusive:0: shared claims)
+#        bench/callgrind.sh BUILD_DIR c-api
 set -eu
 build=${1:-build/test}
 claims=${2:-exclusive:1}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-# per_call BENCHMARK_FUNCTION RECORDS_PER_POLL: "append A poll P" from the
-# benchmark loop's callees, "IR (PCT) > file:function (CALLSx)".
+# per_call BENCHMARK_FUNCTION RECORDS_PER_POLL [APPEND_FN POLL_FN]: "append
+# A, poll P per record" from the benchmark loop's callees, "IR (PCT) >
+# file:function (CALLSx)".
 per_call() {
   callgrind_annotate --inclusive=yes --tree=calling "$out" 2>/dev/null |
-    awk -v fn="$1" -v per_poll="$2" '
+    awk -v fn="$1" -v per_poll="$2" -v append_fn="${3:-shmlog::Producer::append(std::span}" \
+        -v poll_fn="${4:-shmlog::Consumer::poll(}" '
       $0 ~ (" \\* .*append_poll_bench.cc:.*" fn "\\(") { inside = 1; next }
       inside && /^$/ { inside = 0 }
-      inside && /shmlog::Producer::append\(std::span/ { a = $0 }
-      inside && /shmlog::Consumer::poll\(/ { p = $0 }
+      inside && index($0, append_fn) { a = $0 }
+      inside && index($0, poll_fn) { p = $0 }
       function cost(line,   ir, calls) {
         ir = line; sub(/^ */, "", ir); sub(/ .*/, "", ir); gsub(/,/, "", ir)
         calls = line; sub(/.*\(/, "", calls); sub(/x\).*/, "", calls); gsub(/,/, "", calls)
@@ -30,6 +37,30 @@ per_call() {
         printf "append %.1f, poll %.1f per record", cost(a), cost(p) / per_poll
       }'
 }
+
+if [ "$claims" = c-api ]; then
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
+    --benchmark_filter='BM_CppAppendPollFixed' >/dev/null 2>&1
+  cpp=$(per_call BM_CppAppendPollSharedMemory 1)
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
+    --benchmark_filter='BM_CApiAppendPollFixed' >/dev/null 2>&1
+  c=$(per_call BM_CApiAppendPoll 1 'shmlog_c.cc:shmlog_append ' 'shmlog_c.cc:shmlog_poll ')
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
+    --benchmark_filter='BM_AppendPollBatch/exclusive:1' >/dev/null 2>&1
+  cpp_batch=$(per_call BM_AppendPollBatch 256)
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
+    --benchmark_filter='BM_CApiAppendPollBatch' >/dev/null 2>&1
+  c_batch=$(per_call BM_CApiAppendPollBatch 256 'shmlog_c.cc:shmlog_append ' 'shmlog_c.cc:shmlog_poll ')
+  # compare TITLE CPP C: both lines, then the sums and C's excess.
+  compare() {
+    sum() { echo "$1" | awk '{ gsub(/,/, ""); print $2 + $4 }'; }
+    printf '%s\n  C++:   %s\n  C API: %s\n' "$1" "$2" "$3"
+    awk -v a="$(sum "$2")" -v b="$(sum "$3")" 'BEGIN { printf "  append+poll: C++ %.1f, C %.1f (%+.1f%%)\n", a, b, 100 * (b / a - 1) }'
+  }
+  compare "32 B, exclusive, one record per poll:" "$cpp" "$c"
+  compare "32 B, exclusive, in batches of 256:" "$cpp_batch" "$c_batch"
+  exit 0
+fi
 
 valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
   --benchmark_filter="BM_AppendPollFixed/size:32/$claims/small_ring:1" >/dev/null 2>&1

@@ -3,12 +3,15 @@
 #include "shmlog.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstddef>
 #include <cstring>
 #include <deque>
 #include <exception>
 #include <new>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "shmlog/log.h"
@@ -18,6 +21,7 @@ struct shmlog_log {
 };
 struct shmlog_producer {
   shmlog::Producer producer;
+  std::uint32_t partition;  // the default one: shmlog_append calls append_to without Producer::append's hop
   std::optional<shmlog::Claim> claim;
 };
 struct shmlog_consumer {
@@ -96,6 +100,43 @@ int enum_value(const E& field) noexcept {
   std::memcpy(&v, &field, sizeof v);
   return v;
 }
+
+// shmlog_record is shmlog::Record field for field, so that handing a record
+// to C is one 88-byte copy (std::bit_cast) rather than eleven loads and
+// stores: the largest part of what the C API adds to a poll.
+static_assert(std::is_standard_layout_v<shmlog::Record> && std::is_trivially_copyable_v<shmlog::Record>);
+static_assert(sizeof(shmlog_record) == sizeof(shmlog::Record));
+#define SHMLOG_SAME_FIELD(f)                                               \
+  static_assert(offsetof(shmlog_record, f) == offsetof(shmlog::Record, f) && \
+                sizeof(shmlog_record::f) == sizeof(shmlog::Record::f))
+SHMLOG_SAME_FIELD(partition);
+SHMLOG_SAME_FIELD(offset);
+SHMLOG_SAME_FIELD(next_offset);
+SHMLOG_SAME_FIELD(timestamp_ns);
+SHMLOG_SAME_FIELD(producer_id);
+SHMLOG_SAME_FIELD(producer_epoch);
+SHMLOG_SAME_FIELD(sequence);
+SHMLOG_SAME_FIELD(transactional);
+SHMLOG_SAME_FIELD(type);
+#undef SHMLOG_SAME_FIELD
+// A span is {data, size} (libstdc++ and libc++; c_api_test checks keys and
+// values byte for byte, which a different order would fail).
+static_assert(offsetof(shmlog_record, key) == offsetof(shmlog::Record, key) &&
+              offsetof(shmlog_record, key_size) == offsetof(shmlog::Record, key) + sizeof(void*) &&
+              offsetof(shmlog_record, value) == offsetof(shmlog::Record, value) &&
+              offsetof(shmlog_record, value_size) == offsetof(shmlog::Record, value) + sizeof(void*) &&
+              sizeof(shmlog::Bytes) == sizeof(void*) + sizeof(size_t));
+
+// Hands each record to a C callback. RecordHandler calls it through a
+// pointer to this struct: the callback and its context are one load each.
+struct CallbackHandler {
+  shmlog_record_fn fn;
+  void* context;
+  void operator()(const shmlog::Record& r) const {
+    const auto out = std::bit_cast<shmlog_record>(r);
+    fn(context, &out);
+  }
+};
 
 shmlog_status null_argument(const char* what) {
   return fail(SHMLOG_INVALID_ARGUMENT, std::string(what) + " is NULL");
@@ -266,7 +307,7 @@ shmlog_status shmlog_producer_open(shmlog_log* log, const shmlog_producer_option
     if (c.acks_durable != 0) o.acks = shmlog::ProducerOptions::Acks::kDurable;
     auto producer = log->log.producer(o);
     if (!producer.ok()) return from_status(producer.status());
-    *out = new shmlog_producer{std::move(producer).value(), std::nullopt};
+    *out = new shmlog_producer{std::move(producer).value(), o.partition, std::nullopt};
     return SHMLOG_OK;
   });
 }
@@ -276,7 +317,7 @@ void shmlog_producer_close(shmlog_producer* producer) { delete producer; }
 shmlog_status shmlog_append(shmlog_producer* p, const void* value, size_t size, uint64_t* offset) {
   if (p == nullptr) return null_argument("producer");
   if (value == nullptr && size != 0) return null_argument("value");
-  auto r = p->producer.append(shmlog::Bytes(static_cast<const std::byte*>(value), size));
+  auto r = p->producer.append_to(p->partition, {}, shmlog::Bytes(static_cast<const std::byte*>(value), size));
   if (!r) return from_errc(r.error);
   if (offset != nullptr) *offset = r.offset;
   return SHMLOG_OK;
@@ -441,12 +482,7 @@ shmlog_status shmlog_poll(shmlog_consumer* c, shmlog_record_fn fn, void* context
   return guarded([&] {  // a rebalance may allocate
     if (c == nullptr) return null_argument("consumer");
     if (fn == nullptr) return null_argument("callback");
-    auto handler = [&](const shmlog::Record& r) {
-      shmlog_record out{r.partition,   r.offset,         r.next_offset, r.timestamp_ns,
-                        r.producer_id, r.producer_epoch, r.sequence,    r.key.data(),
-                        r.key.size(),  r.value.data(),   r.value.size()};
-      fn(context, &out);
-    };
+    CallbackHandler handler{fn, context};
     auto result = timeout_ms == 0 ? c->consumer.poll(handler, max)
                                   : c->consumer.poll_wait(handler, max, std::chrono::milliseconds(timeout_ms));
     if (delivered != nullptr) *delivered = result.records;

@@ -35,6 +35,12 @@ static void on_record(void* context, const shmlog_record* r) {
   s->count++;
 }
 
+/* Sets *context when the record is key "k1", value "hello", plain data. */
+static void on_claimed(void* context, const shmlog_record* r) {
+  *(int*)context = r->key_size == 2 && memcmp(r->key, "k1", 2) == 0 && r->value_size == 5 &&
+                   memcmp(r->value, "hello", 5) == 0 && r->type == 1 && r->transactional == 0;
+}
+
 static int produce(const char* path) {
   shmlog_log* log = NULL;
   shmlog_producer* producer = NULL;
@@ -248,6 +254,9 @@ int main(int argc, char** argv) {
   CHECK(shmlog_claim_space(producer, 5, 0, &second) == SHMLOG_BAD_STATE, "second open claim refused");
   CHECK(shmlog_commit(producer, &claim) == SHMLOG_OK, "commit");
   CHECK(shmlog_commit(producer, &claim) == SHMLOG_BAD_STATE, "double commit refused");
+  int claimed = 0;
+  CHECK(shmlog_poll(consumer, on_claimed, &claimed, 1, 1000, NULL) == SHMLOG_OK && claimed,
+        "the claimed record read back with its key and value");
   CHECK(shmlog_claim_space(producer, 3, 0, &claim) == SHMLOG_OK, "claim to abort");
   shmlog_abort(producer, &claim);
 

@@ -163,6 +163,8 @@ typedef struct shmlog_consumer_options {
   int read_committed;  /* transactional records only once committed */
 } shmlog_consumer_options;
 
+/* A record as C++ has it, field for field (the library checks this when
+ * it is built), so handing one to C is a single copy. */
 typedef struct shmlog_record {
   uint32_t partition;
   uint64_t offset;
@@ -171,6 +173,8 @@ typedef struct shmlog_record {
   uint16_t producer_id;
   uint16_t producer_epoch;
   uint64_t sequence;
+  uint8_t transactional; /* written inside a transaction */
+  uint8_t type;          /* 1: data (the only type handed to callbacks) */
   const void* key; /* views into shared memory, valid during the callback */
   size_t key_size;
   const void* value;
