@@ -44,13 +44,13 @@ if [ "$claims" = c-api ]; then
   cpp=$(per_call BM_CppAppendPollSharedMemory 1)
   valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
     --benchmark_filter='BM_CApiAppendPollFixed' >/dev/null 2>&1
-  c=$(per_call BM_CApiAppendPoll 1 'shmlog_c.cc:shmlog_append ' 'shmlog_c.cc:shmlog_poll ')
+  c=$(per_call BM_CApiAppendPoll 1 ':shmlog_append (' ':shmlog_poll (')
   valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
     --benchmark_filter='BM_AppendPollBatch/exclusive:1' >/dev/null 2>&1
   cpp_batch=$(per_call BM_AppendPollBatch 256)
   valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
     --benchmark_filter='BM_CApiAppendPollBatch' >/dev/null 2>&1
-  c_batch=$(per_call BM_CApiAppendPollBatch 256 'shmlog_c.cc:shmlog_append ' 'shmlog_c.cc:shmlog_poll ')
+  c_batch=$(per_call BM_CApiAppendPollBatch 256 ':shmlog_append (' ':shmlog_poll (')
   # compare TITLE CPP C: both lines, then the sums and C's excess.
   compare() {
     sum() { echo "$1" | awk '{ gsub(/,/, ""); print $2 + $4 }'; }

@@ -1,0 +1,169 @@
+// The C API: producers.
+#include <optional>
+#include <vector>
+
+#include "c_api.h"
+#include "shmlog.h"
+#include "shmlog/log.h"
+
+using shmlog::c_api::fail;
+using shmlog::c_api::from_status;
+using shmlog::c_api::from_errc;
+using shmlog::c_api::null_argument;
+using shmlog::c_api::guarded;
+
+extern "C" {
+
+void shmlog_producer_options_init(shmlog_producer_options* o) {
+  if (o == nullptr) return;
+  const shmlog::ProducerOptions d;
+  o->partition = d.partition;
+  o->exclusive = d.exclusive ? 1 : 0;
+  o->backpressure_timeout_ms = static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(d.backpressure_timeout).count());
+  o->timestamps = d.timestamps ? 1 : 0;
+  o->name = nullptr;
+  o->producer_id = nullptr;
+  o->transactional = 0;
+  o->acks_durable = 0;
+}
+
+shmlog_status shmlog_producer_open(shmlog_log* log, const shmlog_producer_options* options,
+                                   shmlog_producer** out) {
+  return guarded([&] {
+    if (log == nullptr) return null_argument("log");
+    if (out == nullptr) return null_argument("producer");
+    shmlog_producer_options c;
+    shmlog_producer_options_init(&c);
+    if (options != nullptr) c = *options;
+    shmlog::ProducerOptions o;
+    o.partition = c.partition;
+    o.exclusive = c.exclusive != 0;
+    o.backpressure_timeout = std::chrono::milliseconds(c.backpressure_timeout_ms);
+    o.timestamps = c.timestamps != 0;
+    if (c.name != nullptr) o.name = c.name;
+    if (c.producer_id != nullptr) o.producer_id = c.producer_id;
+    o.transactional = c.transactional != 0;
+    if (c.acks_durable != 0) o.acks = shmlog::ProducerOptions::Acks::kDurable;
+    auto producer = log->log.producer(o);
+    if (!producer.ok()) return from_status(producer.status());
+    *out = new shmlog_producer{std::move(producer).value(), o.partition, std::nullopt};
+    return SHMLOG_OK;
+  });
+}
+
+void shmlog_producer_close(shmlog_producer* producer) { delete producer; }
+
+shmlog_status shmlog_append(shmlog_producer* p, const void* value, size_t size, uint64_t* offset) {
+  if (p == nullptr) return null_argument("producer");
+  if (value == nullptr && size != 0) return null_argument("value");
+  auto r = p->producer.append_to(p->partition, {}, shmlog::Bytes(static_cast<const std::byte*>(value), size));
+  if (!r) return from_errc(r.error);
+  if (offset != nullptr) *offset = r.offset;
+  return SHMLOG_OK;
+}
+
+shmlog_status shmlog_wait_durable(shmlog_producer* p, uint32_t partition, uint64_t end, uint32_t timeout_ms) {
+  if (p == nullptr) return null_argument("producer");
+  return from_errc(p->producer.wait_durable(partition, end, std::chrono::milliseconds(timeout_ms)));
+}
+
+void shmlog_set_next_sequence(shmlog_producer* p, uint64_t sequence) {
+  if (p != nullptr) p->producer.set_next_sequence(sequence);
+}
+
+shmlog_status shmlog_last_sequence(const shmlog_producer* p, uint64_t* sequence) {
+  if (p == nullptr) return null_argument("producer");
+  if (sequence == nullptr) return null_argument("sequence");
+  auto last = p->producer.last_sequence();
+  if (!last) return SHMLOG_EMPTY;
+  *sequence = *last;
+  return SHMLOG_OK;
+}
+
+shmlog_status shmlog_append_unique(shmlog_producer* p, const void* token, size_t token_size, const void* value,
+                                   size_t value_size, uint64_t* offset) {
+  if (p == nullptr) return null_argument("producer");
+  if ((token == nullptr && token_size != 0) || (value == nullptr && value_size != 0)) return null_argument("token or value");
+  auto r = p->producer.append_unique(shmlog::Bytes(static_cast<const std::byte*>(token), token_size), {},
+                                     shmlog::Bytes(static_cast<const std::byte*>(value), value_size));
+  if (r.error == shmlog::Errc::kBadState) return fail(SHMLOG_BAD_STATE, "the log keeps no uniqueness tokens (token_window is 0)");
+  if (!r) return from_errc(r.error);
+  if (offset != nullptr) *offset = r.offset;
+  return SHMLOG_OK;
+}
+
+shmlog_status shmlog_begin_transaction(shmlog_producer* p) {
+  if (p == nullptr) return null_argument("producer");
+  return guarded([&] { return from_status(p->producer.begin_transaction()); });
+}
+
+shmlog_status shmlog_commit_transaction(shmlog_producer* p) {
+  if (p == nullptr) return null_argument("producer");
+  return guarded([&] { return from_status(p->producer.commit_transaction()); });
+}
+
+shmlog_status shmlog_abort_transaction(shmlog_producer* p) {
+  if (p == nullptr) return null_argument("producer");
+  return guarded([&] { return from_status(p->producer.abort_transaction()); });
+}
+
+shmlog_status shmlog_append_keyed(shmlog_producer* p, const void* key, size_t key_size, const void* value,
+                                  size_t value_size, uint32_t* partition, uint64_t* offset) {
+  if (p == nullptr) return null_argument("producer");
+  if ((key == nullptr && key_size != 0) || (value == nullptr && value_size != 0)) return null_argument("key or value");
+  auto r = p->producer.append(shmlog::Bytes(static_cast<const std::byte*>(key), key_size),
+                              shmlog::Bytes(static_cast<const std::byte*>(value), value_size));
+  if (!r) return from_errc(r.error);
+  if (partition != nullptr) *partition = r.partition;
+  if (offset != nullptr) *offset = r.offset;
+  return SHMLOG_OK;
+}
+
+shmlog_status shmlog_append_batch(shmlog_producer* p, const void* const* values, const size_t* sizes, size_t count,
+                                  size_t* appended) {
+  return guarded([&] {
+    if (p == nullptr) return null_argument("producer");
+    if (count != 0 && (values == nullptr || sizes == nullptr)) return null_argument("values or sizes");
+    std::vector<shmlog::Bytes> batch;
+    batch.reserve(count);
+    for (size_t i = 0; i < count; ++i) batch.emplace_back(static_cast<const std::byte*>(values[i]), sizes[i]);
+    shmlog::AppendResult last;
+    const size_t n = p->producer.append_batch(batch, &last);
+    if (appended != nullptr) *appended = n;
+    return n == count ? SHMLOG_OK : from_errc(last.error);
+  });
+}
+
+shmlog_status shmlog_claim_space(shmlog_producer* p, size_t value_size, size_t key_size, shmlog_claim* claim) {
+  if (p == nullptr) return null_argument("producer");
+  if (claim == nullptr) return null_argument("claim");
+  if (p->claim) return fail(SHMLOG_BAD_STATE, "a claim is already open: commit or abort it first");
+  shmlog::Claim c = p->producer.claim(value_size, key_size);
+  if (!c) return from_errc(c.error());
+  claim->key = c.key().data();
+  claim->key_size = c.key().size();
+  claim->value = c.value().data();
+  claim->value_size = c.value().size();
+  claim->partition = c.partition();
+  claim->offset = c.offset();
+  p->claim = c;
+  return SHMLOG_OK;
+}
+
+shmlog_status shmlog_commit(shmlog_producer* p, shmlog_claim* claim) {
+  if (p == nullptr) return null_argument("producer");
+  if (claim == nullptr) return null_argument("claim");
+  if (!p->claim || p->claim->offset() != claim->offset) return from_errc(shmlog::Errc::kBadState);
+  auto r = p->producer.commit(*p->claim);
+  p->claim.reset();
+  return from_errc(r.error);
+}
+
+void shmlog_abort(shmlog_producer* p, shmlog_claim* claim) {
+  if (p == nullptr || claim == nullptr || !p->claim || p->claim->offset() != claim->offset) return;
+  p->producer.abort(*p->claim);
+  p->claim.reset();
+}
+
+}  // extern "C"
