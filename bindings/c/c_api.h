@@ -19,6 +19,7 @@ struct shmlog_log {
 struct shmlog_producer {
   shmlog::Producer producer;
   std::uint32_t partition;  // the default one: shmlog_append calls append_to without Producer::append's hop
+  std::uint32_t partitions;  // the log's, for messages
   std::optional<shmlog::Claim> claim;
 };
 struct shmlog_consumer {
@@ -34,6 +35,10 @@ shmlog_status from_status(const shmlog::Status& s);
 shmlog_status from_errc(shmlog::Errc e);
 // "WHAT is NULL", SHMLOG_INVALID_ARGUMENT.
 shmlog_status null_argument(const char* what);
+// "partition P is out of range (the log has N)", SHMLOG_BAD_PARTITION.
+shmlog_status bad_partition(uint32_t partition, std::size_t partitions);
+// A shmlog_wait value (read as an int: see enum_value) as a strategy.
+shmlog_status to_wait_strategy(int wait, shmlog::WaitStrategy* out);
 
 // Runs `body`, turning any exception into SHMLOG_INTERNAL.
 template <class F>

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "c_api.h"
 #include "shmlog.h"
@@ -68,6 +69,11 @@ void shmlog_consumer_options_init(shmlog_consumer_options* o) {
   o->from_offset = 0;
   o->wait = SHMLOG_WAIT_BACKOFF;
   o->read_committed = 0;
+  o->read_durable = 0;
+  o->drop_duplicates = 0;
+  o->partitions = nullptr;
+  o->partition_count = 0;
+  o->core = -1;
 }
 
 shmlog_status shmlog_consumer_open(shmlog_log* log, const shmlog_consumer_options* options,
@@ -93,14 +99,13 @@ shmlog_status shmlog_consumer_open(shmlog_log* log, const shmlog_consumer_option
       case SHMLOG_FROM_OFFSET: o.from = shmlog::StartFrom::at(c.from_offset); break;
       default: return fail(SHMLOG_INVALID_ARGUMENT, "unknown start position " + std::to_string(enum_value(c.from)));
     }
-    switch (enum_value(c.wait)) {
-      case SHMLOG_WAIT_BACKOFF: o.wait = shmlog::WaitStrategy::backoff(); break;
-      case SHMLOG_WAIT_SPIN: o.wait = shmlog::WaitStrategy::spin(); break;
-      case SHMLOG_WAIT_YIELD: o.wait = shmlog::WaitStrategy::yield(); break;
-      case SHMLOG_WAIT_BLOCK: o.wait = shmlog::WaitStrategy::block(); break;
-      default: return fail(SHMLOG_INVALID_ARGUMENT, "unknown wait strategy " + std::to_string(enum_value(c.wait)));
-    }
+    if (shmlog_status s = shmlog::c_api::to_wait_strategy(enum_value(c.wait), &o.wait); s != SHMLOG_OK) return s;
     if (c.read_committed != 0) o.isolation = shmlog::Isolation::kReadCommitted;
+    o.read_durable = c.read_durable != 0;
+    o.drop_duplicates = c.drop_duplicates != 0;
+    if (c.partitions == nullptr && c.partition_count != 0) return null_argument("partitions");
+    if (c.partition_count != 0) o.partitions.assign(c.partitions, c.partitions + c.partition_count);
+    o.core = c.core;
     auto consumer = log->log.consumer(o);
     if (!consumer.ok()) return from_status(consumer.status());
     *out = new shmlog_consumer{std::move(consumer).value(), {}};
@@ -129,11 +134,46 @@ shmlog_status shmlog_consumer_commit(shmlog_consumer* c) {
   return SHMLOG_OK;
 }
 
+shmlog_status shmlog_commit_offset(shmlog_consumer* c, uint32_t partition, uint64_t offset) {
+  return guarded([&] {
+    if (c == nullptr) return null_argument("consumer");
+    return from_status(c->consumer.commit(partition, offset));
+  });
+}
+
 shmlog_status shmlog_seek(shmlog_consumer* c, uint32_t partition, uint64_t offset) {
   return guarded([&] {
     if (c == nullptr) return null_argument("consumer");
     return from_status(c->consumer.seek(partition, offset));
   });
+}
+
+shmlog_status shmlog_seek_time(shmlog_consumer* c, uint32_t partition, uint64_t time_ns, uint64_t* offset) {
+  return guarded([&] {
+    if (c == nullptr) return null_argument("consumer");
+    auto at = c->consumer.seek_time(partition, time_ns);
+    if (!at.ok()) return from_status(at.status());
+    if (offset != nullptr) *offset = *at;
+    return SHMLOG_OK;
+  });
+}
+
+shmlog_status shmlog_assignment(const shmlog_consumer* c, uint32_t* out, size_t max, size_t* count) {
+  return guarded([&] {
+    if (c == nullptr) return null_argument("consumer");
+    if (out == nullptr && max != 0) return null_argument("out");
+    const std::vector<uint32_t> owned = c->consumer.assignment();
+    std::copy_n(owned.begin(), std::min(max, owned.size()), out);
+    if (count != nullptr) *count = owned.size();
+    return SHMLOG_OK;
+  });
+}
+
+shmlog_status shmlog_lost_bytes(const shmlog_consumer* c, uint64_t* bytes) {
+  if (c == nullptr) return null_argument("consumer");
+  if (bytes == nullptr) return null_argument("bytes");
+  *bytes = c->consumer.lost_bytes();
+  return SHMLOG_OK;
 }
 
 size_t shmlog_take_damage(shmlog_consumer* c, shmlog_damage* out, size_t max) {

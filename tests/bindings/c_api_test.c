@@ -10,15 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                    \
-  do {                                                      \
-    if (!(cond)) {                                          \
-      fprintf(stderr, "c_api_test:%d: ", __LINE__);        \
-      fprintf(stderr, __VA_ARGS__);                         \
-      fprintf(stderr, " (last error: %s)\n", shmlog_last_error()); \
-      exit(1);                                              \
-    }                                                       \
-  } while (0)
+#include "c_check.h"
 
 enum { kRecords = 10000 };
 
