@@ -1,0 +1,69 @@
+// What the Python module's files share: the exception classes and the
+// mapping of C++ errors onto them, the memoryview exporter, the log and
+// producer handles, and the functions that add each part to the module.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "shmlog/log.h"
+
+namespace shmlog_py {
+
+namespace py = pybind11;
+
+// Exception classes, created in the module init.
+extern py::object g_error, g_not_found, g_already_exists, g_corrupt, g_version_mismatch, g_no_space, g_busy,
+    g_too_large, g_backpressure, g_revoked, g_closed, g_duplicate, g_fenced;
+
+[[noreturn]] void raise(const py::object& type, const std::string& message);
+[[noreturn]] void raise_status(const shmlog::Status& s);
+[[noreturn]] void raise_errc(shmlog::Errc e);
+
+template <class T>
+T unwrap(shmlog::Result<T> r) {
+  if (!r.ok()) raise_status(r.status());
+  return std::move(r).value();
+}
+
+// A read-only byte span that keeps its owner (the consumer) alive: the
+// exporter behind each memoryview handed out.
+struct View {
+  std::shared_ptr<void> owner;
+  const std::byte* data;
+  std::size_t size;
+  bool writable;
+};
+
+py::memoryview make_view(std::shared_ptr<void> owner, const std::byte* data, std::size_t size, bool writable);
+
+// A bytes-like object's contiguous bytes; `keep` holds the buffer while
+// they are used.
+shmlog::Bytes as_span(const py::buffer& b, py::buffer_info& keep);
+
+struct PyLog {
+  std::optional<shmlog::Log> log;
+  shmlog::Log& get() {
+    if (!log) raise(g_closed, "the log is closed");
+    return *log;
+  }
+};
+
+struct PyProducer {
+  std::shared_ptr<shmlog::Producer> producer;
+  shmlog::Producer& get() {
+    if (!producer) raise(g_closed, "the producer is closed");
+    return *producer;
+  }
+};
+
+// Parts of the module, added in this order by PYBIND11_MODULE: the
+// consumer's and producer's classes and the Log methods that make them.
+void bind_consumer(py::module_& m, py::class_<PyLog>& log);
+void bind_producer(py::module_& m, py::class_<PyLog>& log);
+
+}  // namespace shmlog_py
