@@ -112,6 +112,7 @@ shmlog_status shmlog_append(shmlog_producer* p, const void* value, size_t size, 
 
 shmlog_status shmlog_wait_durable(shmlog_producer* p, uint32_t partition, uint64_t end, uint32_t timeout_ms) {
   if (p == nullptr) return null_argument("producer");
+  if (partition >= p->partitions) return bad_partition(partition, p->partitions);  // C++ says kNotDurable
   return from_errc(p->producer.wait_durable(partition, end, std::chrono::milliseconds(timeout_ms)));
 }
 

@@ -112,6 +112,8 @@ static int durable(const char* dir) {
   uint64_t offset = 0;
   for (int i = 0; i < 3000; ++i) CHECK(shmlog_append(p, "durable", 7, &offset) == SHMLOG_OK, "durable append");
   CHECK(shmlog_wait_durable(p, 0, offset + 1, 1000) == SHMLOG_OK, "wait_durable");
+  CHECK(shmlog_wait_durable(p, 3, 1, 1000) == SHMLOG_BAD_PARTITION && strstr(shmlog_last_error(), "partition 3") != NULL,
+        "wait_durable of a partition the log lacks");
   CHECK(offset > 2 * 64 * 1024, "three segments written (%llu)", (unsigned long long)offset);
   shmlog_producer_close(p);
   shmlog_close(log);
