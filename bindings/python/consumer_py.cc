@@ -29,6 +29,9 @@ struct PyRecord {
   std::uint64_t sequence;
   py::object key;
   py::object value;
+  std::uint64_t next_offset;
+  std::uint16_t producer_epoch;
+  bool transactional;
 };
 
 struct PyConsumer {
@@ -57,6 +60,14 @@ struct PyConsumer {
       }
     }
     handed_out.clear();
+  }
+  // commit(partition, offset): a pending commit of that partition that
+  // this one covers is dropped.
+  void commit_offset(std::uint32_t partition, std::uint64_t offset) {
+    shmlog::Status s = get().commit(partition, offset);
+    if (!s.ok()) raise_status(s);
+    auto it = pending.find(partition);
+    if (it != pending.end() && it->second <= offset) pending.erase(it);
   }
   void commit_pending(bool all) {
     if (pending.empty() || (!all && pending_records < commit_every)) return;
@@ -97,9 +108,16 @@ struct PyConsumer {
     }
     py::list out;
     for (const auto& r : got) {
-      PyRecord rec{r.partition, r.offset, r.timestamp_ns, r.producer_id, r.sequence,
+      PyRecord rec{r.partition,
+                   r.offset,
+                   r.timestamp_ns,
+                   r.producer_id,
+                   r.sequence,
                    make_view(consumer, r.key.data(), r.key.size(), false),
-                   make_view(consumer, r.value.data(), r.value.size(), false)};
+                   make_view(consumer, r.value.data(), r.value.size(), false),
+                   r.next_offset,
+                   r.producer_epoch,
+                   r.transactional};
       handed_out.push_back(rec.key);
       handed_out.push_back(rec.value);
       out.append(py::cast(std::move(rec)));
@@ -126,6 +144,9 @@ void bind_consumer(py::module_& m, py::class_<PyLog>& log) {
       .def_readonly("timestamp_ns", &PyRecord::timestamp_ns)
       .def_readonly("producer_id", &PyRecord::producer_id)
       .def_readonly("sequence", &PyRecord::sequence)
+      .def_readonly("next_offset", &PyRecord::next_offset)
+      .def_readonly("producer_epoch", &PyRecord::producer_epoch)
+      .def_readonly("transactional", &PyRecord::transactional)
       .def_readonly("key", &PyRecord::key)
       .def_readonly("value", &PyRecord::value)
       .def("__repr__", [](const PyRecord& r) {
@@ -134,22 +155,46 @@ void bind_consumer(py::module_& m, py::class_<PyLog>& log) {
   py::class_<PyConsumer>(m, "Consumer", "Reads records. One thread at a time. Iterate, or call poll().")
       .def("poll", &PyConsumer::poll, py::arg("max") = 64, py::arg("timeout") = py::none(),
            "Up to `max` records; waits up to `timeout` seconds (None: no wait) for the first.")
-      .def("commit",
-           [](PyConsumer& self) {
-             self.release_views();
-             if (self.deferred) {
-               self.get();  // a closed consumer raises
-               self.commit_pending(true);
-             } else {
-               self.get().commit();
-             }
-           })
+      .def(
+          "commit",
+          [](PyConsumer& self, std::optional<std::uint32_t> partition, std::optional<std::uint64_t> offset) {
+            if (partition.has_value() != offset.has_value()) {
+              throw py::type_error("commit() takes both a partition and an offset, or neither");
+            }
+            self.release_views();
+            if (partition) {
+              self.commit_offset(*partition, *offset);
+            } else if (self.deferred) {
+              self.get();  // a closed consumer raises
+              self.commit_pending(true);
+            } else {
+              self.get().commit();
+            }
+          },
+          py::arg("partition") = py::none(), py::arg("offset") = py::none(),
+          "Commits what was handed out; or, given both, `offset` for an owned `partition` (at most its position).")
       .def("seek",
            [](PyConsumer& self, std::uint32_t partition, std::uint64_t offset) {
              shmlog::Status s = self.get().seek(partition, offset);
              if (!s.ok()) raise_status(s);
            })
+      .def(
+          "seek_time",
+          [](PyConsumer& self, std::uint32_t partition, std::uint64_t time_ns) {
+            auto& c = self.get();
+            std::optional<shmlog::Result<std::uint64_t>> at;
+            {
+              py::gil_scoped_release unlocked;  // may read segment files
+              at.emplace(c.seek_time(partition, time_ns));
+            }
+            return unwrap(std::move(*at));
+          },
+          py::arg("partition"), py::arg("time_ns"),
+          "Moves to the first record whose timestamp is at or after `time_ns` (CLOCK_REALTIME), in the segment "
+          "files and the ring; past the last record: the end. Returns the new position.")
       .def("position", [](PyConsumer& self, std::uint32_t partition) { return self.get().position(partition); })
+      .def_property_readonly("assignment", [](PyConsumer& self) { return self.get().assignment(); },
+                             "The partitions this consumer reads now (they change as group members come and go).")
       .def_property_readonly("lost_bytes", [](PyConsumer& self) { return self.get().lost_bytes(); })
       .def(
           "take_damage",
@@ -176,9 +221,15 @@ void bind_consumer(py::module_& m, py::class_<PyLog>& log) {
   log.def(
           "consumer",
           [](PyLog& self, const std::string& group, const std::string& mode, std::uint32_t commit_every, py::object start,
-             std::optional<double> idle_timeout, const std::string& isolation) {
+             std::optional<double> idle_timeout, const std::string& isolation, bool read_durable, bool drop_duplicates,
+             const std::vector<std::uint32_t>& partitions, const std::string& wait, std::optional<int> core) {
             shmlog::ConsumerOptions o;
             o.group = group;
+            o.read_durable = read_durable;
+            o.drop_duplicates = drop_duplicates;
+            o.partitions = partitions;
+            o.wait = parse_wait(wait);
+            o.core = core.value_or(-1);
             if (isolation == "read_committed") {
               o.isolation = shmlog::Isolation::kReadCommitted;
             } else if (isolation != "read_uncommitted") {
@@ -208,7 +259,9 @@ void bind_consumer(py::module_& m, py::class_<PyLog>& log) {
             return c;
           },
           py::arg("group") = "", py::arg("mode") = "at-least-once", py::arg("commit_every") = 1,
-          py::arg("start") = "earliest", py::arg("idle_timeout") = py::none(), py::arg("isolation") = "read_uncommitted");
+          py::arg("start") = "earliest", py::arg("idle_timeout") = py::none(), py::arg("isolation") = "read_uncommitted",
+          py::arg("read_durable") = false, py::arg("drop_duplicates") = false,
+          py::arg("partitions") = std::vector<std::uint32_t>{}, py::arg("wait") = "backoff", py::arg("core") = py::none());
 }
 
 }  // namespace shmlog_py

@@ -5,10 +5,13 @@
 
 #include <pybind11/pybind11.h>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "shmlog/log.h"
 
@@ -22,7 +25,16 @@ extern py::object g_error, g_not_found, g_already_exists, g_corrupt, g_version_m
 
 [[noreturn]] void raise(const py::object& type, const std::string& message);
 [[noreturn]] void raise_status(const shmlog::Status& s);
+// The exception class for a hot-path error, and its message.
+std::pair<py::object, std::string> errc_exception(shmlog::Errc e);
 [[noreturn]] void raise_errc(shmlog::Errc e);
+// ValueError: "partition P is out of range (the log has N)".
+[[noreturn]] void bad_partition(std::uint32_t partition, std::uint32_t partitions);
+
+// Seconds as a duration; ValueError naming `what` if negative or past a year.
+std::chrono::nanoseconds to_duration(double seconds, const char* what);
+// "spin", "yield", "backoff" or "block"; ValueError otherwise.
+shmlog::WaitStrategy parse_wait(const std::string& name);
 
 template <class T>
 T unwrap(shmlog::Result<T> r) {
@@ -55,6 +67,7 @@ struct PyLog {
 
 struct PyProducer {
   std::shared_ptr<shmlog::Producer> producer;
+  std::uint32_t partitions = 0;  // the log's, for messages
   shmlog::Producer& get() {
     if (!producer) raise(g_closed, "the producer is closed");
     return *producer;
@@ -65,5 +78,7 @@ struct PyProducer {
 // consumer's and producer's classes and the Log methods that make them.
 void bind_consumer(py::module_& m, py::class_<PyLog>& log);
 void bind_producer(py::module_& m, py::class_<PyLog>& log);
+// The file sink.
+void bind_file_sink(py::module_& m);
 
 }  // namespace shmlog_py

@@ -3,9 +3,7 @@ the GIL released while waiting, bad input, and records exchanged with the
 C++ `shmlog` command in both directions."""
 import multiprocessing
 import os
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -13,24 +11,9 @@ import numpy
 import pytest
 
 import shmlog
+from conftest import small
 
 SHMLOG_CLI = os.environ.get("SHMLOG_CLI")
-
-
-@pytest.fixture
-def path():
-    d = tempfile.mkdtemp(prefix="shmlog-py-")
-    p = os.path.join(d, "log")
-    yield p
-    try:
-        shmlog.Log.delete(p)
-    except shmlog.Error:
-        pass
-    shutil.rmtree(d, ignore_errors=True)
-
-
-def small(path, **kw):
-    return shmlog.Log.create(path, segment_size=64 * 1024, ring_segments=4, max_record_size=16 * 1024, **kw)
 
 
 def test_round_trip_in_one_process(path):
