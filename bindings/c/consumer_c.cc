@@ -3,6 +3,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstring>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -178,7 +179,11 @@ shmlog_status shmlog_lost_bytes(const shmlog_consumer* c, uint64_t* bytes) {
 
 size_t shmlog_take_damage(shmlog_consumer* c, shmlog_damage* out, size_t max) {
   if (c == nullptr || (out == nullptr && max > 0)) return 0;
-  for (auto& d : c->consumer.take_damage()) c->damage.push_back(std::move(d));
+  try {
+    for (auto& d : c->consumer.take_damage()) c->damage.push_back(std::move(d));
+  } catch (const std::bad_alloc&) {  // no exception into C: hand out what was queued before
+    fail(SHMLOG_NO_SPACE, "out of memory: damage reports were dropped");
+  }
   size_t n = 0;
   for (; n < max && !c->damage.empty(); ++n) {
     const shmlog::Damage& d = c->damage.front();
