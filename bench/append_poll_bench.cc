@@ -194,37 +194,59 @@ void BM_PollCommitEachRecord(benchmark::State& state) {
 }
 BENCHMARK(BM_PollCommitEachRecord);
 
-// The same append+poll through the C API (bindings/c), for its overhead.
-void BM_CApiAppendPoll(benchmark::State& state) {
+// A shared-memory log made through the C API (bindings/c) with `o`, an
+// exclusive producer without timestamps, and a consumer with `co` (NULL:
+// the defaults); all removed at the end.
+struct CApiLog {
+  CApiLog(const char* name, const shmlog_log_options& o, const shmlog_consumer_options* co)
+      : path(std::string("/tmp/shmlog-bench-") + name + "-" + std::to_string(::getpid())) {
+    if (shmlog_create(path.c_str(), &o, &log) != SHMLOG_OK) return;
+    shmlog_producer_options po;
+    shmlog_producer_options_init(&po);
+    po.exclusive = 1;
+    po.timestamps = 0;
+    ok = shmlog_producer_open(log, &po, &producer) == SHMLOG_OK && shmlog_consumer_open(log, co, &consumer) == SHMLOG_OK;
+  }
+  ~CApiLog() {
+    shmlog_consumer_close(consumer);
+    shmlog_producer_close(producer);
+    shmlog_close(log);
+    shmlog_delete(path.c_str());
+  }
+  std::string path;
   shmlog_log* log = nullptr;
-  const std::string path = "/tmp/shmlog-bench-capi-" + std::to_string(::getpid());
-  shmlog_log_options o;
-  shmlog_log_options_init(&o);
-  if (shmlog_create(path.c_str(), &o, &log) != SHMLOG_OK) {
+  shmlog_producer* producer = nullptr;
+  shmlog_consumer* consumer = nullptr;
+  bool ok = false;
+};
+
+void add_value_size(void* sum, const shmlog_record* r) { *static_cast<std::uint64_t*>(sum) += r->value_size; }
+
+// Through the C API, per iteration: `batch` appends of 32 bytes, then one
+// poll of them. bench/callgrind.sh counts the calls made here.
+void c_api_append_poll(benchmark::State& state, const CApiLog& c, std::size_t batch) {
+  if (!c.ok) {
     state.SkipWithError(shmlog_last_error());
     return;
   }
-  shmlog_producer_options po;
-  shmlog_producer_options_init(&po);
-  po.exclusive = 1;
-  po.timestamps = 0;
-  shmlog_producer* producer = nullptr;
-  shmlog_consumer* consumer = nullptr;
-  shmlog_producer_open(log, &po, &producer);
-  shmlog_consumer_open(log, nullptr, &consumer);
   std::byte value[32] = {};
   std::uint64_t sink = 0;
-  auto on_record = [](void* ctx, const shmlog_record* r) { *static_cast<std::uint64_t*>(ctx) += r->value_size; };
   for (auto _ : state) {
-    if (shmlog_append(producer, value, sizeof value, nullptr) != SHMLOG_OK) state.SkipWithError("append failed");
-    shmlog_poll(consumer, on_record, &sink, 1, 0, nullptr);
+    for (std::size_t i = 0; i < batch; ++i) {
+      if (shmlog_append(c.producer, value, sizeof value, nullptr) != SHMLOG_OK) state.SkipWithError("append failed");
+    }
+    shmlog_poll(c.consumer, add_value_size, &sink, batch, 0, nullptr);
   }
   benchmark::DoNotOptimize(sink);
-  set_counters(state, 32);
-  shmlog_consumer_close(consumer);
-  shmlog_producer_close(producer);
-  shmlog_close(log);
-  shmlog_delete(path.c_str());
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
+}
+
+// The same append+poll through the C API, for its overhead.
+void BM_CApiAppendPoll(benchmark::State& state) {
+  shmlog_log_options o;
+  shmlog_log_options_init(&o);
+  c_api_append_poll(state, CApiLog("capi", o, nullptr), 1);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 32));
 }
 BENCHMARK(BM_CApiAppendPoll);
 // Fixed counts of both, for bench/callgrind.sh's C-against-C++ comparison.
@@ -235,45 +257,17 @@ BENCHMARK(BM_CApiAppendPoll)->Name("BM_CApiAppendPollFixed")->Iterations(100000)
 // keeps up in batches, for bench/callgrind.sh.
 void BM_CApiAppendPollBatch(benchmark::State& state) {
   constexpr std::size_t kBatch = 256;
-  const std::string path = "/tmp/shmlog-bench-capi-batch-" + std::to_string(::getpid());
   const shmlog::LogOptions small = bench_options(/*small_ring=*/true);
   shmlog_log_options o;
   shmlog_log_options_init(&o);
   o.segment_size = small.segment_size;
   o.ring_segments = small.ring_segments;
   o.max_record_size = small.max_record_size;
-  shmlog_log* log = nullptr;
-  if (shmlog_create(path.c_str(), &o, &log) != SHMLOG_OK) {
-    state.SkipWithError(shmlog_last_error());
-    return;
-  }
-  shmlog_producer_options po;
-  shmlog_producer_options_init(&po);
-  po.exclusive = 1;
-  po.timestamps = 0;
   shmlog_consumer_options co;
   shmlog_consumer_options_init(&co);
   co.group = "batch";
   co.commit_every = kBatch;
-  shmlog_producer* producer = nullptr;
-  shmlog_consumer* consumer = nullptr;
-  shmlog_producer_open(log, &po, &producer);
-  shmlog_consumer_open(log, &co, &consumer);
-  std::byte value[32] = {};
-  std::uint64_t sink = 0;
-  auto on_record = [](void* ctx, const shmlog_record* r) { *static_cast<std::uint64_t*>(ctx) += r->value_size; };
-  for (auto _ : state) {
-    for (std::size_t i = 0; i < kBatch; ++i) {
-      if (shmlog_append(producer, value, sizeof value, nullptr) != SHMLOG_OK) state.SkipWithError("append failed");
-    }
-    shmlog_poll(consumer, on_record, &sink, kBatch, 0, nullptr);
-  }
-  benchmark::DoNotOptimize(sink);
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
-  shmlog_consumer_close(consumer);
-  shmlog_producer_close(producer);
-  shmlog_close(log);
-  shmlog_delete(path.c_str());
+  c_api_append_poll(state, CApiLog("capi-batch", o, &co), kBatch);
 }
 BENCHMARK(BM_CApiAppendPollBatch)->Iterations(2000);
 

@@ -34,7 +34,7 @@ def python_ns_per_record(n=200_000):
 
 
 def cpp_and_c(bench):
-    out = subprocess.run([bench, "--benchmark_filter=CppAppendPollSharedMemory|CApiAppendPoll",
+    out = subprocess.run([bench, "--benchmark_filter=^BM_(CppAppendPollSharedMemory|CApiAppendPoll)$",
                           "--benchmark_min_time=0.5", "--benchmark_format=json"],
                          capture_output=True, check=True, text=True).stdout
     return {b["name"]: b["real_time"] for b in json.loads(out)["benchmarks"]}

@@ -38,34 +38,32 @@ per_call() {
       }'
 }
 
+# measure FILTER BENCHMARK_FUNCTION RECORDS_PER_POLL [APPEND_FN POLL_FN]:
+# runs the benchmarks FILTER selects under callgrind, then per_call.
+measure() {
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
+    --benchmark_filter="$1" >/dev/null 2>&1
+  shift
+  per_call "$@"
+}
+
 if [ "$claims" = c-api ]; then
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
-    --benchmark_filter='BM_CppAppendPollFixed' >/dev/null 2>&1
-  cpp=$(per_call BM_CppAppendPollSharedMemory 1)
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
-    --benchmark_filter='BM_CApiAppendPollFixed' >/dev/null 2>&1
-  c=$(per_call BM_CApiAppendPoll 1 ':shmlog_append (' ':shmlog_poll (')
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
-    --benchmark_filter='BM_AppendPollBatch/exclusive:1' >/dev/null 2>&1
-  cpp_batch=$(per_call BM_AppendPollBatch 256)
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
-    --benchmark_filter='BM_CApiAppendPollBatch' >/dev/null 2>&1
-  c_batch=$(per_call BM_CApiAppendPollBatch 256 ':shmlog_append (' ':shmlog_poll (')
+  c_calls=':shmlog_append ('
   # compare TITLE CPP C: both lines, then the sums and C's excess.
   compare() {
     sum() { echo "$1" | awk '{ gsub(/,/, ""); print $2 + $4 }'; }
     printf '%s\n  C++:   %s\n  C API: %s\n' "$1" "$2" "$3"
     awk -v a="$(sum "$2")" -v b="$(sum "$3")" 'BEGIN { printf "  append+poll: C++ %.1f, C %.1f (%+.1f%%)\n", a, b, 100 * (b / a - 1) }'
   }
+  cpp=$(measure BM_CppAppendPollFixed BM_CppAppendPollSharedMemory 1)
+  c=$(measure BM_CApiAppendPollFixed c_api_append_poll 1 "$c_calls" ':shmlog_poll (')
   compare "32 B, exclusive, one record per poll:" "$cpp" "$c"
-  compare "32 B, exclusive, in batches of 256:" "$cpp_batch" "$c_batch"
+  cpp=$(measure BM_AppendPollBatch/exclusive:1 BM_AppendPollBatch 256)
+  c=$(measure BM_CApiAppendPollBatch c_api_append_poll 256 "$c_calls" ':shmlog_poll (')
+  compare "32 B, exclusive, in batches of 256:" "$cpp" "$c"
   exit 0
 fi
 
-valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
-  --benchmark_filter="BM_AppendPollFixed/size:32/$claims/small_ring:1" >/dev/null 2>&1
-single=$(per_call BM_AppendPoll 1)
-valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
-  --benchmark_filter="BM_AppendPollBatch/$claims" >/dev/null 2>&1
-batch=$(per_call BM_AppendPollBatch 256)
+single=$(measure "BM_AppendPollFixed/size:32/$claims/small_ring:1" BM_AppendPoll 1)
+batch=$(measure "BM_AppendPollBatch/$claims" BM_AppendPollBatch 256)
 echo "32 B, $claims: one at a time: $single; in batches of 256: $batch"

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "c_check.h"
+#include "c_test_util.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -363,12 +363,7 @@ static void producers_and_consumers(void) {
   shmlog_consumer_close(c);
 
   /* Transactional offsets (consume-process-produce). */
-  shmlog_producer_options to;
-  shmlog_producer_options_init(&to);
-  to.producer_id = "tx";
-  to.transactional = 1;
-  shmlog_producer* tx = NULL;
-  CHECK(shmlog_producer_open(log, &to, &tx) == SHMLOG_OK, "transactional producer");
+  shmlog_producer* tx = open_transactional(log, "tx");
   CHECK(shmlog_add_offsets(tx, "g", 0, 5) == SHMLOG_BAD_STATE && error_says("no transaction is open"),
         "offsets need an open transaction");
   int open = 9;
@@ -380,7 +375,7 @@ static void producers_and_consumers(void) {
   CHECK(shmlog_commit_transaction(tx) == SHMLOG_OK && shmlog_in_transaction(tx, &open) == SHMLOG_OK && open == 0,
         "committed");
   shmlog_producer_close(tx);
-  CHECK(shmlog_producer_open(log, &to, &tx) == SHMLOG_OK, "the transactional producer again");
+  tx = open_transactional(log, "tx");  /* again */
   shmlog_partition_offset offsets[1];
   CHECK(shmlog_committed_offsets(tx, "g", offsets, 1, &count) == SHMLOG_OK && count == 2 && offsets[0].partition == 0 &&
             offsets[0].offset == 5,
@@ -431,13 +426,9 @@ static void transactions_across_logs(void) {
   shmlog_log_options o = small(2);
   shmlog_log *a = NULL, *b = NULL;
   CHECK(shmlog_create(a_path, &o, &a) == SHMLOG_OK && shmlog_create(b_path, &o, &b) == SHMLOG_OK, "two logs");
-  shmlog_producer_options po;
-  shmlog_producer_options_init(&po);
-  po.producer_id = "multi";
-  po.transactional = 1;
-  shmlog_producer *pa = NULL, *pb = NULL, *plain = NULL;
-  CHECK(shmlog_producer_open(a, &po, &pa) == SHMLOG_OK && shmlog_producer_open(b, &po, &pb) == SHMLOG_OK,
-        "a transactional producer in each");
+  shmlog_producer* pa = open_transactional(a, "multi");
+  shmlog_producer* pb = open_transactional(b, "multi");
+  shmlog_producer* plain = NULL;
   CHECK(shmlog_producer_open(b, NULL, &plain) == SHMLOG_OK, "a plain producer");
   shmlog_producer* both[2] = {pa, pb};
   shmlog_consumer* ca = committed_reader(a);

@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "c_check.h"
+#include "c_test_util.h"
 
 enum { kRecords = 10000 };
 
@@ -168,12 +168,7 @@ static int exactly_once(const char* dir) {
   CHECK(shmlog_append(p, "stale", 5, NULL) == SHMLOG_FENCED, "older instance fenced");
   CHECK(shmlog_append_unique(newer, "t", 1, "b", 1, NULL) == SHMLOG_OK, "token kept");
   CHECK(shmlog_append_unique(newer, "t", 1, "c", 1, NULL) == SHMLOG_DUPLICATE, "token duplicate");
-  shmlog_producer_options to;
-  shmlog_producer_options_init(&to);
-  to.producer_id = "c-tx";
-  to.transactional = 1;
-  shmlog_producer* tx = NULL;
-  CHECK(shmlog_producer_open(log, &to, &tx) == SHMLOG_OK, "transactional producer");
+  shmlog_producer* tx = open_transactional(log, "c-tx");
   CHECK(shmlog_begin_transaction(tx) == SHMLOG_OK, "begin");
   CHECK(shmlog_append(tx, "d", 1, NULL) == SHMLOG_OK, "append in transaction");
   shmlog_consumer_options co;
