@@ -2,6 +2,7 @@
 // (producers, consumers and the file sink in their own files). Every entry
 // point catches everything: no exception crosses into C. Errors set a
 // thread-local message.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -328,6 +329,9 @@ shmlog_status shmlog_info_partition(const shmlog_log* log, uint32_t partition, s
     out->durable_offset = p.durable_offset;
     out->disk_start = p.disk_start;
     out->disk_bytes = p.disk_bytes;
+    out->counted = p.counted ? 1 : 0;
+    out->appends = p.appends;
+    out->bytes = p.bytes;
     return SHMLOG_OK;
   });
 }
@@ -337,6 +341,28 @@ shmlog_status shmlog_delete_group(const shmlog_log* log, const char* group, int 
     if (log == nullptr) return null_argument("log");
     if (group == nullptr) return null_argument("group");
     return from_status(log->log.delete_group(group, force != 0));
+  });
+}
+
+shmlog_status shmlog_reset_group(const shmlog_log* log, const char* group, shmlog_reset_to to, uint64_t value,
+                                 uint64_t* offsets, size_t max, size_t* count) {
+  return guarded([&] {
+    if (log == nullptr) return null_argument("log");
+    if (group == nullptr) return null_argument("group");
+    if (offsets == nullptr && max != 0) return null_argument("offsets");
+    shmlog::GroupReset where;
+    switch (enum_value(to)) {
+      case SHMLOG_RESET_EARLIEST: where = shmlog::GroupReset::earliest(); break;
+      case SHMLOG_RESET_LATEST: where = shmlog::GroupReset::latest(); break;
+      case SHMLOG_RESET_OFFSET: where = shmlog::GroupReset::to_offset(value); break;
+      case SHMLOG_RESET_TIME: where = shmlog::GroupReset::to_time(value); break;
+      default: return fail(SHMLOG_INVALID_ARGUMENT, "unknown reset target " + std::to_string(enum_value(to)));
+    }
+    auto moved = log->log.reset_group(group, where);
+    if (!moved.ok()) return from_status(moved.status());
+    std::copy_n(moved->begin(), std::min(max, moved->size()), offsets);
+    if (count != nullptr) *count = moved->size();
+    return SHMLOG_OK;
   });
 }
 

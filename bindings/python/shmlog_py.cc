@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "py_common.h"
 #include "shmlog/log.h"
@@ -140,6 +141,9 @@ py::dict info_dict(const shmlog::Log& log) {
     d["durable_offset"] = p.durable_offset;
     d["disk_start"] = p.disk_start;
     d["disk_bytes"] = p.disk_bytes;
+    d["counted"] = p.counted;
+    d["appends"] = p.appends;
+    d["bytes"] = p.bytes;
     partitions.append(d);
   }
   py::dict d;
@@ -281,6 +285,39 @@ void bind_module(py::module_& m) {
           },
           py::arg("name"), py::arg("force") = false,
           "Deletes a consumer group; Busy while it has live members unless `force` (they read no more).")
+      .def(
+          "reset_group",
+          [](PyLog& self, const std::string& name, py::object to, std::optional<std::uint64_t> time_ns) {
+            shmlog::GroupReset where;
+            if (time_ns) {
+              if (!py::isinstance<py::str>(to) || to.cast<std::string>() != "earliest") {
+                throw py::type_error("reset_group() takes `to` or `time_ns`, not both");
+              }
+              where = shmlog::GroupReset::to_time(*time_ns);
+            } else if (py::isinstance<py::int_>(to)) {
+              where = shmlog::GroupReset::to_offset(to.cast<std::uint64_t>());
+            } else {
+              const std::string s = py::str(to);
+              if (s == "earliest") {
+                where = shmlog::GroupReset::earliest();
+              } else if (s == "latest") {
+                where = shmlog::GroupReset::latest();
+              } else {
+                throw py::value_error("to must be 'earliest', 'latest' or an offset, got '" + s + "'");
+              }
+            }
+            auto& l = self.get();
+            std::optional<shmlog::Result<std::vector<std::uint64_t>>> moved;
+            {
+              py::gil_scoped_release unlocked;  // may read segment files
+              moved.emplace(l.reset_group(name, where));
+            }
+            return unwrap(std::move(*moved));
+          },
+          py::arg("name"), py::arg("to") = "earliest", py::arg("time_ns") = py::none(),
+          "Moves group `name`'s committed offset in every partition: to 'earliest', 'latest', an offset, or "
+          "(time_ns=) the first record at or after a time. Busy while it has live members. Returns the new offsets, "
+          "by partition.")
       .def("sweep", [](PyLog& self) { self.get().sweep(); }, "Reaps dead producers, members and stalled claims now.")
       .def(
           "start_keeper",

@@ -190,6 +190,8 @@ static void log_options(void) {
   CHECK(shmlog_info_partition(log, 0, &pi) == SHMLOG_OK && pi.end_offset > 0 && pi.written_offset == 0,
         "no keeper: nothing written (end %llu, written %llu)", (unsigned long long)pi.end_offset,
         (unsigned long long)pi.written_offset);
+  CHECK(pi.counted && pi.appends == 100 && pi.bytes == 400, "counted: %llu appends, %llu bytes",
+        (unsigned long long)pi.appends, (unsigned long long)pi.bytes);
   CHECK(shmlog_info_partition(log, 9, &pi) == SHMLOG_BAD_PARTITION && error_says("partition 9 is out of range"),
         "info of a partition the log lacks");
   shmlog_keeper* keeper = NULL;
@@ -231,11 +233,37 @@ static void log_options(void) {
   struct got g = read_all(c, 1, 100);
   CHECK(g.count == 1 && strcmp(g.text, "in memory") == 0, "in-memory round trip: %s", g.text);
   CHECK(shmlog_delete_group(log, "g", 0) == SHMLOG_BUSY && error_says("1"), "a group with a live member is kept");
+  uint64_t offsets[2] = {7, 7};
+  size_t count = 0;
+  CHECK(shmlog_reset_group(log, "g", SHMLOG_RESET_EARLIEST, 0, offsets, 2, &count) == SHMLOG_BUSY && error_says("1"),
+        "nor is it reset");
   CHECK(shmlog_delete_group(log, "g", 1) == SHMLOG_OK, "unless forced");
   CHECK(shmlog_delete_group(log, "g", 0) == SHMLOG_NOT_FOUND, "deleted once");
   CHECK(shmlog_delete_group(log, NULL, 0) == SHMLOG_INVALID_ARGUMENT && error_says("group is NULL"), "NULL group");
   CHECK(shmlog_sweep(log) == SHMLOG_OK && shmlog_sweep(NULL) == SHMLOG_INVALID_ARGUMENT, "sweep");
   shmlog_consumer_close(c);
+
+  /* A group nobody reads now is reset: to the start, it reads again. */
+  co.group = "r";
+  CHECK(shmlog_consumer_open(log, &co, &c) == SHMLOG_OK && read_all(c, 1, 100).count == 1, "group r reads");
+  shmlog_consumer_close(c);
+  CHECK(shmlog_end_offset(log, 0, &end) == SHMLOG_OK, "end");
+  CHECK(shmlog_reset_group(log, "r", SHMLOG_RESET_EARLIEST, 0, offsets, 2, &count) == SHMLOG_OK && count == 1 &&
+            offsets[0] == 0,
+        "reset to the earliest: %zu partitions, %llu", count, (unsigned long long)offsets[0]);
+  CHECK(shmlog_consumer_open(log, &co, &c) == SHMLOG_OK && read_all(c, 1, 100).count == 1, "read again");
+  shmlog_consumer_close(c);
+  CHECK(shmlog_reset_group(log, "r", SHMLOG_RESET_LATEST, 0, offsets, 2, NULL) == SHMLOG_OK && offsets[0] == end,
+        "reset to the end");
+  CHECK(shmlog_reset_group(log, "r", SHMLOG_RESET_TIME, 0, NULL, 0, &count) == SHMLOG_OK && count == 1,
+        "reset to a time (offsets not wanted)");
+  CHECK(shmlog_reset_group(log, "r", SHMLOG_RESET_OFFSET, 3, offsets, 2, NULL) == SHMLOG_INVALID_ARGUMENT &&
+            error_says("boundary"),
+        "an offset that is no record boundary");
+  CHECK(shmlog_reset_group(log, "nobody", SHMLOG_RESET_LATEST, 0, offsets, 2, NULL) == SHMLOG_NOT_FOUND, "no group");
+  CHECK(shmlog_reset_group(log, "r", (shmlog_reset_to)9, 0, offsets, 2, NULL) == SHMLOG_INVALID_ARGUMENT &&
+            error_says("unknown reset target 9"),
+        "a bad target");
   shmlog_producer_close(p);
   shmlog_close(log);
   rmdir(memory);

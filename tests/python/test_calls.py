@@ -150,7 +150,8 @@ def test_read_durable_waits_for_a_keeper(path):
         p.append(b"r%d" % i)
     assert read_all(durable, timeout=0.05) == []
     assert read_all(plain, want=3) == [b"r0", b"r1", b"r2"]
-    assert log.info()["partitions"][0]["written_offset"] == 0
+    part = log.info()["partitions"][0]
+    assert part["written_offset"] == 0 and part["counted"] and (part["appends"], part["bytes"]) == (3, 6)
     with log.start_keeper():
         assert read_all(durable, want=3, timeout=5.0) == [b"r0", b"r1", b"r2"]
         info = log.info()
@@ -210,9 +211,28 @@ def test_log_and_open_options_reach_the_log(path):
         watcher.producer()
 
 
-def test_groups_are_deleted_once_nobody_reads_them(path):
+def test_groups_are_reset_and_deleted_once_nobody_reads_them(path):
     log = small(path)
+    log.producer().append(b"x")
+    with log.consumer(group="r") as c:
+        assert read_all(c, want=1) == [b"x"]
+    assert log.reset_group("r") == [0]
+    with log.consumer(group="r") as c:
+        assert read_all(c, want=1) == [b"x"]
+    assert log.reset_group("r", "latest") == [log.end_offset(0)]
+    assert log.reset_group("r", time_ns=0) == [0]
+    assert log.reset_group("r", 0) == [0]
+    with pytest.raises(ValueError, match="boundary"):
+        log.reset_group("r", 3)
+    with pytest.raises(ValueError, match="to must be 'earliest', 'latest' or an offset"):
+        log.reset_group("r", "middle")
+    with pytest.raises(TypeError, match="not both"):
+        log.reset_group("r", "latest", time_ns=0)
+    with pytest.raises(shmlog.NotFound):
+        log.reset_group("nobody")
     member = log.consumer(group="g")
+    with pytest.raises(shmlog.Busy, match="1"):
+        log.reset_group("g")
     with pytest.raises(shmlog.Busy, match="1"):
         log.delete_group("g")
     log.delete_group("g", force=True)

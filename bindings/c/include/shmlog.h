@@ -147,6 +147,11 @@ typedef struct shmlog_partition_info {
   uint64_t durable_offset;  /* durable as the log's durability says */
   uint64_t disk_start;      /* first offset still on disk */
   uint64_t disk_bytes;
+  /* Records and bytes (key + value) appended since the log was created, by
+   * every producer (0 with counted = 0: memory made by an older binary). */
+  int counted;
+  uint64_t appends;
+  uint64_t bytes;
 } shmlog_partition_info;
 /* A snapshot of one partition (read without locks). */
 shmlog_status shmlog_info_partition(const shmlog_log* log, uint32_t partition, shmlog_partition_info* info);
@@ -156,6 +161,21 @@ shmlog_status shmlog_info_partition(const shmlog_log* log, uint32_t partition, s
  * (they are released: they read and commit no more); SHMLOG_NOT_FOUND
  * when there is no such group. */
 shmlog_status shmlog_delete_group(const shmlog_log* log, const char* group, int force);
+/* Where shmlog_reset_group moves a group's committed offsets: the oldest
+ * retained record, the end, a record boundary, or the first record at or
+ * after a time (CLOCK_REALTIME ns). */
+typedef enum shmlog_reset_to {
+  SHMLOG_RESET_EARLIEST = 0,
+  SHMLOG_RESET_LATEST = 1,
+  SHMLOG_RESET_OFFSET = 2,
+  SHMLOG_RESET_TIME = 3
+} shmlog_reset_to;
+/* Moves group `group`'s committed offset in every partition (`value`: the
+ * offset or the time). SHMLOG_BUSY while it has live members. The new
+ * offsets, by partition: up to `max` in `offsets`; *count (may be NULL)
+ * says how many partitions there are. */
+shmlog_status shmlog_reset_group(const shmlog_log* log, const char* group, shmlog_reset_to to, uint64_t value,
+                                 uint64_t* offsets, size_t max, size_t* count);
 /* Reaps dead producers, members and stalled claims now (open does too). */
 shmlog_status shmlog_sweep(const shmlog_log* log);
 
