@@ -18,7 +18,7 @@ struct shmlog_log {
 };
 struct shmlog_producer {
   shmlog::Producer producer;
-  std::uint32_t partition;  // the default one: shmlog_append calls append_to without Producer::append's hop
+  std::uint32_t partition;  // the default one (claims and unique appends go there)
   std::uint32_t partitions;  // the log's, for messages
   std::optional<shmlog::Claim> claim;
 };

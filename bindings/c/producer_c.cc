@@ -104,7 +104,8 @@ void shmlog_producer_close(shmlog_producer* producer) { delete producer; }
 shmlog_status shmlog_append(shmlog_producer* p, const void* value, size_t size, uint64_t* offset) {
   if (p == nullptr) return null_argument("producer");
   if (value == nullptr && size != 0) return null_argument("value");
-  auto r = p->producer.append_to(p->partition, {}, shmlog::Bytes(static_cast<const std::byte*>(value), size));
+  // The default partition: an exclusive producer's append is then inline.
+  auto r = p->producer.append(shmlog::Bytes(static_cast<const std::byte*>(value), size));
   if (!r) return from_errc(r.error);
   if (offset != nullptr) *offset = r.offset;
   return SHMLOG_OK;
