@@ -74,15 +74,6 @@ void ConsumerState::on_lapped(Part& part, std::uint64_t& position) noexcept {
   part.segment = UINT64_MAX;
 }
 
-bool ConsumerState::still_valid(const Part& part, std::uint64_t position) const noexcept {
-  const std::uint64_t segment = position >> log->segment_shift;
-  if (segment == part.segment && part.descriptor == nullptr) return true;  // a file's copy
-  const std::uint64_t* word = segment == part.segment ? part.descriptor
-                                                      : &log->descriptor(part.partition, segment).state_word;
-  // Pairs with the release that publishes a prepared slot.
-  return format::segment_index(atomic(*const_cast<std::uint64_t*>(word)).load(std::memory_order_acquire)) == segment;
-}
-
 // The logical level: the physical records (read_physical) that this
 // reader's delivery rules let through. `position` ends past every record
 // passed over. Inline, the common case only: a committed data record
@@ -453,7 +444,7 @@ std::size_t ConsumerState::poll_partition(Part& part, RecordHandler& handler, st
       on_lapped(part, part.position);
       break;
     }
-    if (mode == DeliveryMode::kAtLeastOnce && ++part.uncommitted >= commit_every &&
+    if (commits_as_it_reads && ++part.uncommitted >= commit_every &&
         !commit_position(part, part.position)) {
       break;  // not ours now: its new owner resumes at the last commit
     }
@@ -620,6 +611,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
     format::atomic(member.state).store(active, std::memory_order_release);
     format::atomic(s.group(g).membership_epoch).fetch_add(1, std::memory_order_acq_rel);
     st->grouped = true;
+    st->commits_as_it_reads = st->mode == DeliveryMode::kAtLeastOnce;
     // Durable: the ring moves on without the group (it then reads files).
     st->may_be_lapped = s.options.policy == Policy::kOverwrite || s.durable();
     st->group = g;

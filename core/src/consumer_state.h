@@ -35,6 +35,7 @@ struct ConsumerState {
   bool released = false;        // the others released this member (judged dead): it reads no more
   DeliveryMode mode = DeliveryMode::kAtLeastOnce;
   std::uint32_t commit_every = 1;
+  bool commits_as_it_reads = false;  // an at-least-once group member: commits every commit_every records
   // Whether the ring can reuse a slot under this consumer: always under
   // overwrite, and for a reader without a group (no commit holds its slot).
   bool may_be_lapped = true;
@@ -135,7 +136,17 @@ struct ConsumerState {
   void note_damage(const Part& part, std::uint64_t from, std::uint64_t to, const char* why) noexcept;
   std::optional<Clock::duration> stalled(Stall& stall, std::uint64_t position, bool idle) noexcept;
   void skip_bad_record(Part& part, std::uint64_t& position, const record::Decoded& d) noexcept;
-  bool still_valid(const Part& part, std::uint64_t position) const noexcept;
+  // Whether the slot that held `position`'s segment still holds it (an
+  // overwrite ring may have lapped this reader). Inline: twice per record.
+  bool still_valid(const Part& part, std::uint64_t position) const noexcept {
+    const std::uint64_t segment = position >> log->segment_shift;
+    if (segment == part.segment && part.descriptor == nullptr) return true;  // a file's copy
+    const std::uint64_t* word = segment == part.segment ? part.descriptor
+                                                        : &log->descriptor(part.partition, segment).state_word;
+    // Pairs with the release that publishes a prepared slot.
+    return format::segment_index(format::atomic(*const_cast<std::uint64_t*>(word)).load(std::memory_order_acquire)) ==
+           segment;
+  }
   // False when another member owns the partition now (this one was
   // released, judged dead): nothing is written, and the partition is no
   // longer this member's.
