@@ -66,8 +66,9 @@ Result<std::optional<Checkpoint>> read_checkpoint(const std::string& dir, const 
                                                    std::uint64_t log_id);
 
 // Restores the log's checkpoint into fresh memory (no process attached
-// yet): groups, named producers, the partitions' append totals; and gives each partition's checkpointed durable position (0 when
-// absent) and retained start (UINT64_MAX when absent).
+// yet): groups, named producers, the partitions' append totals; and gives
+// each partition's checkpointed durable position (0 when absent) and
+// retained start (UINT64_MAX when absent).
 Status restore_checkpoint(LogState& s, std::vector<std::uint64_t>& durable, std::vector<std::uint64_t>& start);
 
 }  // namespace shmlog::detail
