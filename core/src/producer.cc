@@ -127,6 +127,31 @@ inline Errc ProducerState::claim_shared(std::uint32_t p, std::uint32_t frame, st
   }
 }
 
+// Opens a claim for a record of key_size + value_size bytes in partition
+// p: the checks, the claim, and the open claim's fields (claim_header
+// and the rest). kDuplicate when a named producer's record with this
+// sequence is in the log already (the sequence moves past it).
+Errc ProducerState::open_claim(std::uint32_t p, std::size_t key_size, std::size_t value_size) noexcept {
+  if (!log || claim_open) return Errc::kBadState;
+  if (idempotent && next_sequence < last_sequence_plus_one) [[unlikely]] {
+    ++next_sequence;  // that record is in the log already
+    return Errc::kDuplicate;
+  }
+  if (p >= log->options.partitions) return Errc::kBadPartition;
+  if (key_size > 0xffff || value_size > max_record || key_size + value_size > max_record) return Errc::kTooLarge;
+  const auto frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + key_size + value_size);
+  std::uint64_t position = 0;
+  const Errc e = claim(p, frame, &position);
+  if (e != Errc::kOk) return e;
+  claim_open = true;
+  claim_partition = p;
+  claim_position = position;
+  claim_header = reinterpret_cast<format::RecordHeader*>(word(p, position));
+  claim_frame = frame;
+  claim_key = static_cast<std::uint16_t>(key_size);
+  return Errc::kOk;
+}
+
 // Commits the open claim: the steps around the commit word's publish.
 AppendResult ProducerState::commit(std::uint64_t timestamp_ns, std::uint8_t extra_flags) noexcept {
   if (idempotent && fenced()) [[unlikely]] return fenced_at_commit();
@@ -560,37 +585,14 @@ std::uint32_t Producer::partition_for(Bytes key) const noexcept {
 Claim Producer::claim_in(std::uint32_t partition, std::size_t value_size, std::size_t key_size) noexcept {
   Claim c;
   ProducerState* st = state_.get();
-  if (st == nullptr || !st->log || st->claim_open) return c;  // kBadState
-  if (st->idempotent && st->next_sequence < st->last_sequence_plus_one) {
-    ++st->next_sequence;  // that record is in the log already
-    c.error_ = Errc::kDuplicate;
-    return c;
-  }
-  const detail::LogState& s = *st->log;
-  if (partition >= s.options.partitions) {
-    c.error_ = Errc::kBadPartition;
-    return c;
-  }
-  if (key_size > 0xffff || value_size > s.options.max_record_size ||
-      key_size + value_size > s.options.max_record_size) {
-    c.error_ = Errc::kTooLarge;
-    return c;
-  }
-  const auto frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + key_size + value_size);
-  std::uint64_t position = 0;
-  c.error_ = st->claim(partition, frame, &position);
+  if (st == nullptr) return c;  // kBadState
+  c.error_ = st->open_claim(partition, key_size, value_size);
   if (c.error_ != Errc::kOk) return c;
-  st->claim_open = true;
-  st->claim_partition = partition;
-  st->claim_position = position;
-  st->claim_header = reinterpret_cast<format::RecordHeader*>(st->word(partition, position));
-  st->claim_frame = frame;
-  st->claim_key = static_cast<std::uint16_t>(key_size);
   c.data_ = reinterpret_cast<std::byte*>(st->claim_header) + format::kRecordHeaderSize;
   c.key_size_ = static_cast<std::uint32_t>(key_size);
   c.value_size_ = static_cast<std::uint32_t>(value_size);
   c.partition_ = partition;
-  c.offset_ = position;
+  c.offset_ = st->claim_position;
   return c;
 }
 
@@ -676,10 +678,12 @@ AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value
       return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
     }
   }
-  Claim c = claim_in(partition, value.size(), key.size());
-  if (!c) return {c.error(), partition, 0};
-  if (!key.empty()) std::memcpy(c.data_, key.data(), key.size());
-  if (!value.empty()) std::memcpy(c.data_ + key.size(), value.data(), value.size());
+  if (st == nullptr) return {Errc::kBadState, partition, 0};
+  const Errc opened = st->open_claim(partition, key.size(), value.size());
+  if (opened != Errc::kOk) return {opened, partition, 0};
+  auto* body = reinterpret_cast<std::byte*>(st->claim_header + 1);
+  if (!key.empty()) std::memcpy(body, key.data(), key.size());
+  if (!value.empty()) std::memcpy(body + key.size(), value.data(), value.size());
   // The claim is ours and open: commit without re-validating it.
   return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
 }

@@ -83,6 +83,7 @@ struct ProducerState : ProducerHot {
 
   // ---- claim, commit, abort (producer.cc) ----
   Errc claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept;
+  Errc open_claim(std::uint32_t p, std::size_t key_size, std::size_t value_size) noexcept;
   // `extra_flags`: record flags the claim's bytes call for (kRecordFlagToken).
   AppendResult commit(std::uint64_t timestamp_ns, std::uint8_t extra_flags = 0) noexcept;
   void abort() noexcept;
