@@ -194,6 +194,47 @@ TEST(Log, ExclusiveProducerCrossesSegmentsAndKeepsOrder) {
   EXPECT_EQ(received, static_cast<std::uint64_t>(10 * 4 * 64 * 1024 / 332));
 }
 
+// An exclusive producer's inline append (shmlog/log.h) and the library's
+// paths (append_to with a key, claim and commit) share its cursor: mixed,
+// with sizes from 0 to ~9 KB across segment ends and zeroing chunks, every
+// record reads back whole at the offset its append returned.
+TEST(Log, InlineAndLibraryAppendsOfAnExclusiveProducerInterleave) {
+  auto log = Log::create_in_memory(small_options()).value();
+  auto producer = log.producer({.exclusive = true}).value();
+  auto consumer = log.consumer({.group = "g"}).value();
+  auto value_of = [](int i) { return std::string(static_cast<std::size_t>(i * 7919 % 9000), static_cast<char>('a' + i % 26)); };
+  std::vector<std::uint64_t> offsets;
+  std::size_t checked = 0;
+  auto check = [&](const Record& r) {
+    const int i = static_cast<int>(checked++);
+    ASSERT_LT(static_cast<std::size_t>(i), offsets.size());
+    EXPECT_EQ(r.offset, offsets[static_cast<std::size_t>(i)]) << i;
+    EXPECT_EQ(bytes_to_string(r.value), value_of(i)) << i;
+    EXPECT_EQ(bytes_to_string(r.key), i % 5 == 1 ? "k" : "") << i;
+  };
+  const int n = 3000;  // ~13 MB: fifty laps of the 256 KiB ring
+  for (int i = 0; i < n; ++i) {
+    const std::string v = value_of(i);
+    AppendResult r;
+    if (i % 5 == 1) {
+      r = producer.append_to(0, as_bytes("k"), as_bytes(v));
+    } else if (i % 11 == 3) {
+      auto claim = producer.claim(v.size());
+      ASSERT_TRUE(claim) << i;
+      std::memcpy(claim.value().data(), v.data(), v.size());
+      r = producer.commit(claim);
+    } else {
+      r = producer.append(as_bytes(v));
+    }
+    ASSERT_TRUE(r) << i << ": " << errc_name(r.error);
+    offsets.push_back(r.offset);
+    consumer.poll(check, 64);
+  }
+  while (consumer.poll(check, 64).records > 0) {
+  }
+  EXPECT_EQ(checked, static_cast<std::size_t>(n));
+}
+
 TEST(Log, ExclusiveProducerClosingMidSegmentLeavesTheNextSlotReady) {
   auto o = small_options();
   auto log = Log::create_in_memory(o).value();
