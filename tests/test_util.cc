@@ -5,10 +5,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
+#include <utility>
 
 #include "log_access.h"
 #include "shmlog/shm/process.h"
@@ -16,9 +17,18 @@
 
 namespace shmlog::test {
 
+// A name no other test run has: mkdtemp's random part, not the pid alone
+// (a pid comes back, and a test that died earlier may have left its
+// directory under it). The directory is made to reserve the name, then
+// removed: tests create the log themselves.
 TempLogPath::TempLogPath() {
-  static std::atomic<int> counter{0};
-  path_ = "/tmp/shmlog-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  std::string name = "/tmp/shmlog-test-" + std::to_string(::getpid()) + "-XXXXXX";
+  if (::mkdtemp(name.data()) == nullptr) {
+    std::perror("mkdtemp");
+    std::abort();
+  }
+  ::rmdir(name.c_str());
+  path_ = std::move(name);
 }
 
 TempLogPath::~TempLogPath() {
