@@ -151,44 +151,46 @@ using format::atomic;
 
 namespace {
 
-// The slot of the active group `name` (admin lock held), and how many of
-// its members are live: kNotFound when there is none.
-struct FoundGroup {
-  std::uint32_t slot = 0;
-  std::uint32_t live_members = 0;
-};
-Result<FoundGroup> find_group(const detail::LogState& s, const std::string& name) {
+// Before an administrative change of a group: the log is writable, and
+// dead members are reaped (they do not count as live).
+Status ready_to_change_groups(const detail::LogState& s) {
+  if (s.read_only) return Status(Status::Code::kPermissionDenied, s.path + " is attached read-only");
+  detail::sweep(s);
+  return {};
+}
+
+// The slot of the active group `name` (admin lock held): kNotFound when
+// there is none; kBusy, naming how many, while it has live members unless
+// `unless` is nullptr (live members allowed), else `unless` ends the message.
+Result<std::uint32_t> idle_group(const detail::LogState& s, const std::string& name, const char* unless) {
   for (std::uint32_t g = 0; g < s.options.max_groups; ++g) {
     const auto& group = s.group(g);
     if (atomic(const_cast<std::uint32_t&>(group.state)).load(std::memory_order_acquire) != detail::kActive ||
         name != std::string(group.name, strnlen(group.name, sizeof group.name))) {
       continue;
     }
-    FoundGroup found{g, 0};
+    std::uint32_t live = 0;
     for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
-      if (atomic(s.member(g, m).state).load(std::memory_order_acquire) == detail::kActive) ++found.live_members;
+      if (atomic(s.member(g, m).state).load(std::memory_order_acquire) == detail::kActive) ++live;
     }
-    return found;
+    if (live != 0 && unless != nullptr) {
+      return Status(Status::Code::kBusy, "group '" + name + "' of " + s.path + " has " + std::to_string(live) +
+                                             " live member(s): stop them first" + unless);
+    }
+    return g;
   }
   return Status(Status::Code::kNotFound, "no group '" + name + "' in " + s.path);
-}
-
-Status has_live_members(const detail::LogState& s, const std::string& name, std::uint32_t live, const char* unless) {
-  return Status(Status::Code::kBusy, "group '" + name + "' of " + s.path + " has " + std::to_string(live) +
-                                         " live member(s): stop them first" + unless);
 }
 
 }  // namespace
 
 Status Log::delete_group(const std::string& name, bool force) const {
   const detail::LogState& s = *state_;
-  if (s.read_only) return Status(Status::Code::kPermissionDenied, s.path + " is attached read-only");
-  detail::sweep(s);  // dead members do not count as live
+  SHMLOG_RETURN_IF_ERROR(ready_to_change_groups(s));
   detail::AdminLock lock(s);
-  auto found = find_group(s, name);
+  auto found = idle_group(s, name, force ? nullptr : ", or force it");
   if (!found.ok()) return std::move(found).status();
-  const std::uint32_t g = found->slot;
-  if (found->live_members != 0 && !force) return has_live_members(s, name, found->live_members, ", or force it");
+  const std::uint32_t g = *found;
   // Members of the deleted group find their slot free (released: they read
   // no more), and every acquisition changes, so no commit of theirs lands.
   for (std::uint32_t m = 0; m < s.options.max_members; ++m) {
@@ -211,13 +213,11 @@ Status Log::delete_group(const std::string& name, bool force) const {
 
 Result<std::vector<std::uint64_t>> Log::reset_group(const std::string& name, GroupReset to) const {
   const detail::LogState& s = *state_;
-  if (s.read_only) return Status(Status::Code::kPermissionDenied, s.path + " is attached read-only");
-  detail::sweep(s);  // dead members do not count as live
+  SHMLOG_RETURN_IF_ERROR(ready_to_change_groups(s));
   {
     detail::AdminLock lock(s);
-    auto found = find_group(s, name);
+    auto found = idle_group(s, name, "");
     if (!found.ok()) return std::move(found).status();
-    if (found->live_members != 0) return has_live_members(s, name, found->live_members, "");
   }
   // The group's only member for a moment: it moves each partition's
   // position as asked and commits it (a member that joins meanwhile takes
