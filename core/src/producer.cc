@@ -139,17 +139,16 @@ Errc ProducerState::open_claim(std::uint32_t p, std::size_t key_size, std::size_
   }
   if (p >= log->options.partitions) return Errc::kBadPartition;
   if (key_size > 0xffff || value_size > max_record || key_size + value_size > max_record) return Errc::kTooLarge;
-  const auto frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + key_size + value_size);
+  return take_claim(p, static_cast<std::uint32_t>(format::kRecordHeaderSize + key_size + value_size),
+                    static_cast<std::uint16_t>(key_size));
+}
+
+// Claims `frame` bytes in partition p and makes them the open claim.
+Errc ProducerState::take_claim(std::uint32_t p, std::uint32_t frame, std::uint16_t key_size) noexcept {
   std::uint64_t position = 0;
   const Errc e = claim(p, frame, &position);
-  if (e != Errc::kOk) return e;
-  claim_open = true;
-  claim_partition = p;
-  claim_position = position;
-  claim_header = reinterpret_cast<format::RecordHeader*>(word(p, position));
-  claim_frame = frame;
-  claim_key = static_cast<std::uint16_t>(key_size);
-  return Errc::kOk;
+  if (e == Errc::kOk) hold_claim(p, position, frame, key_size);
+  return e;
 }
 
 // Commits the open claim: the steps around the commit word's publish.
@@ -670,11 +669,7 @@ AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value
       auto* body = reinterpret_cast<std::byte*>(header + 1);
       if (!key.empty()) std::memcpy(body, key.data(), key.size());
       if (!value.empty()) std::memcpy(body + key.size(), value.data(), value.size());
-      st->claim_partition = partition;
-      st->claim_position = pos;
-      st->claim_header = header;
-      st->claim_frame = frame;
-      st->claim_key = static_cast<std::uint16_t>(key.size());
+      st->hold_claim(partition, pos, frame, static_cast<std::uint16_t>(key.size()));
       return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
     }
   }

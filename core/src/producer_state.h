@@ -84,6 +84,16 @@ struct ProducerState : ProducerHot {
   // ---- claim, commit, abort (producer.cc) ----
   Errc claim(std::uint32_t p, std::uint32_t frame, std::uint64_t* position) noexcept;
   Errc open_claim(std::uint32_t p, std::size_t key_size, std::size_t value_size) noexcept;
+  Errc take_claim(std::uint32_t p, std::uint32_t frame, std::uint16_t key_size) noexcept;
+  // Makes the claim of `frame` bytes at (p, position) the open one.
+  void hold_claim(std::uint32_t p, std::uint64_t position, std::uint32_t frame, std::uint16_t key_size) noexcept {
+    claim_open = true;
+    claim_partition = p;
+    claim_position = position;
+    claim_header = reinterpret_cast<format::RecordHeader*>(word(p, position));
+    claim_frame = frame;
+    claim_key = key_size;
+  }
   // `extra_flags`: record flags the claim's bytes call for (kRecordFlagToken).
   AppendResult commit(std::uint64_t timestamp_ns, std::uint8_t extra_flags = 0) noexcept;
   void abort() noexcept;

@@ -135,15 +135,8 @@ Errc ProducerState::append_control(std::uint32_t p, format::RecordType type, std
   if (claim_open) return Errc::kBadState;
   const auto frame = static_cast<std::uint32_t>(format::kRecordHeaderSize + value.size());
   if (value.size() > max_record) return Errc::kTooLarge;
-  std::uint64_t position = 0;
-  Errc e = claim(p, frame, &position);
+  const Errc e = take_claim(p, frame, 0);
   if (e != Errc::kOk) return e;
-  claim_open = true;
-  claim_partition = p;
-  claim_position = position;
-  claim_header = reinterpret_cast<format::RecordHeader*>(word(p, position));
-  claim_frame = frame;
-  claim_key = 0;
   if (!value.empty()) std::memcpy(claim_header + 1, value.data(), value.size());
   control = {true, type, txn_id, txn_epoch};
   AppendResult r = commit(timestamps ? now_realtime_ns() : 0);
