@@ -8,6 +8,9 @@
 #include <string>
 
 #include "bench_cmd.h"
+#ifdef SHMLOG_HAVE_BRIDGE
+#include "bridge_cmd.h"
+#endif
 #include "consume_cmd.h"
 #include "copy_cmd.h"
 #include "create_cmd.h"
@@ -44,6 +47,9 @@ int main(int argc, char** argv) {
   tools::add_exporter_command(app);
   tools::add_durable_commands(app);  // keeper, dump, verify, repair
   tools::add_exec_command(app);
+#ifdef SHMLOG_HAVE_BRIDGE
+  tools::add_bridge_command(app);  // to-kafka
+#endif
 
   // The chosen subcommand runs inside parse, once the whole line is parsed.
   try {

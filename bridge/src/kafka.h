@@ -1,0 +1,71 @@
+// Small RAII wrappers over librdkafka's C API: the only place besides
+// kafka.cc and to_kafka.cc that sees librdkafka. Every error becomes a
+// Status whose message names what failed and librdkafka's reason.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "shmlog/status.h"
+
+namespace shmlog::bridge::kafka {
+
+using Properties = std::vector<std::pair<std::string, std::string>>;
+
+struct ClientDeleter {
+  void operator()(rd_kafka_t* rk) const noexcept { rd_kafka_destroy(rk); }
+};
+struct TopicDeleter {
+  void operator()(rd_kafka_topic_t* rkt) const noexcept { rd_kafka_topic_destroy(rkt); }
+};
+struct HeadersDeleter {
+  void operator()(rd_kafka_headers_t* h) const noexcept { rd_kafka_headers_destroy(h); }
+};
+struct MessageDeleter {
+  void operator()(rd_kafka_message_t* m) const noexcept { rd_kafka_message_destroy(m); }
+};
+using Client = std::unique_ptr<rd_kafka_t, ClientDeleter>;
+using Topic = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
+using Headers = std::unique_ptr<rd_kafka_headers_t, HeadersDeleter>;
+using Message = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
+
+// Called by rd_kafka_poll (in the polling thread) for each produced message.
+using DeliveryCallback = void (*)(rd_kafka_t*, const rd_kafka_message_t*, void* opaque);
+
+// A producer or consumer client from `properties`, applied in order (later
+// ones win); `opaque` is handed to `on_delivery`. The error names the
+// property librdkafka refused.
+Result<Client> make_client(rd_kafka_type_t type, const Properties& properties,
+                           DeliveryCallback on_delivery = nullptr, void* opaque = nullptr);
+Result<Topic> make_topic(rd_kafka_t* rk, const std::string& name);
+
+// The partition count of `topic`, or an error naming the topic (missing,
+// not authorized) or the brokers (unreachable within `timeout`).
+Result<std::int32_t> partition_count(rd_kafka_t* rk, rd_kafka_topic_t* topic, std::chrono::milliseconds timeout);
+
+struct Watermarks {
+  std::int64_t low = 0;
+  std::int64_t high = 0;  // the offset the next message will get
+};
+Result<Watermarks> watermarks(rd_kafka_t* rk, const std::string& topic, std::int32_t partition,
+                              std::chrono::milliseconds timeout);
+
+// The message at `offset` of `partition` (legacy simple consumer: no group).
+Result<Message> read_message(rd_kafka_topic_t* topic, std::int32_t partition, std::int64_t offset,
+                             std::chrono::milliseconds timeout);
+
+// The last value of header `name`, if the message has one.
+std::optional<std::string_view> header(const rd_kafka_message_t* message, const char* name);
+
+// librdkafka's text for `err`.
+std::string error_text(rd_kafka_resp_err_t err);
+
+}  // namespace shmlog::bridge::kafka
