@@ -1,0 +1,332 @@
+// `shmlog bridge to-kafka` against librdkafka's in-process mock cluster
+// (hosted by this test process), the bridge run as the real command in
+// processes of its own: SIGKILLed at random moments and restarted, every
+// record reaches the topic exactly once, in order per partition.
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shmlog/log.h"
+#include "shmlog/shm/process.h"
+#include "test_util.h"
+
+namespace shmlog {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::uint32_t kPartitions = 3;
+
+// A mock Kafka cluster on localhost ports, alive as long as this object.
+class MockCluster {
+ public:
+  explicit MockCluster(int brokers) {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    char why[256];
+    rd_kafka_conf_set(conf, "log_level", "0", why, sizeof why);
+    host_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    if (host_ == nullptr) return;
+    cluster_ = rd_kafka_mock_cluster_new(host_, brokers);
+  }
+  ~MockCluster() {
+    if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
+    if (host_ != nullptr) rd_kafka_destroy(host_);
+  }
+  bool ok() const { return cluster_ != nullptr; }
+  std::string bootstrap() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
+  void create_topic(const std::string& topic, int partitions) {
+    ASSERT_EQ(rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 3), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  void set_rtt(int broker, int rtt_ms) {
+    ASSERT_EQ(rd_kafka_mock_broker_set_rtt(cluster_, broker, rtt_ms), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  // The error the brokers' metadata gives for `topic`. (The 2.0.2 mock
+  // creates any topic a client asks about, allow.auto.create.topics=false
+  // or not: a missing topic is played this way.)
+  void set_topic_error(const std::string& topic, rd_kafka_resp_err_t err) {
+    rd_kafka_mock_topic_set_error(cluster_, topic.c_str(), err);
+  }
+
+ private:
+  rd_kafka_t* host_ = nullptr;
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+};
+
+std::string contents(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// The bridge command, stdout and stderr into `work`.out and .err.
+std::uint32_t start_bridge(const std::vector<std::string>& args, const std::string& work) {
+  std::vector<std::string> text{SHMLOG_CLI_PATH, "bridge", "to-kafka"};
+  text.insert(text.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : text) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string out = work + ".out", err = work + ".err";
+  return test::spawn([&] {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) return 97;
+    ::execv(argv[0], argv.data());
+    return 98;
+  });
+}
+
+struct Outcome {
+  int code = 0;
+  std::string err;
+};
+
+Outcome run_bridge(const std::vector<std::string>& args, const std::string& work,
+                   std::chrono::milliseconds patience = 60s) {
+  const auto pid = start_bridge(args, work);
+  Outcome o;
+  o.code = shm::wait_process_for(pid, patience);
+  if (o.code == -1) {
+    shm::kill_process(pid);
+    (void)shm::wait_process(pid);
+  }
+  o.err = contents(work + ".err");
+  return o;
+}
+
+struct Copy {
+  std::uint64_t offset = 0;
+  std::string key, value;
+  std::int64_t timestamp_ms = 0;
+  bool operator==(const Copy&) const = default;
+};
+using ByPartition = std::vector<std::vector<Copy>>;
+
+ByPartition read_log(const Log& log) {
+  ByPartition all(kPartitions);
+  auto c = log.consumer({}).value();
+  for (;;) {
+    const auto r = c.poll(
+        [&](const Record& rec) {
+          all[rec.partition].push_back({rec.offset, test::bytes_to_string(rec.key), test::bytes_to_string(rec.value),
+                                        static_cast<std::int64_t>(rec.timestamp_ns / 1000000)});
+        },
+        1024);
+    if (r.records == 0) return all;
+  }
+}
+
+std::string header(const rd_kafka_message_t* m, const char* name) {
+  rd_kafka_headers_t* h = nullptr;
+  const void* v = nullptr;
+  std::size_t n = 0;
+  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return "(none)";
+  }
+  return {static_cast<const char*>(v), n};
+}
+
+// Every record of `topic`, its shmlog offset from its header.
+ByPartition read_topic(const std::string& bootstrap, const std::string& topic) {
+  ByPartition all(kPartitions);
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char why[256];
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), why, sizeof why);
+  rd_kafka_conf_set(conf, "log_level", "0", why, sizeof why);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+  EXPECT_NE(rk, nullptr) << why;
+  if (rk == nullptr) return all;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  for (std::int32_t p = 0; p < static_cast<std::int32_t>(kPartitions); ++p) {
+    std::int64_t low = 0, high = 0;
+    EXPECT_EQ(rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    if (high == 0) continue;
+    EXPECT_EQ(rd_kafka_consume_start(rkt, p, RD_KAFKA_OFFSET_BEGINNING), 0);
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    std::int64_t next = 0;
+    while (next < high && std::chrono::steady_clock::now() < deadline) {
+      rd_kafka_message_t* m = rd_kafka_consume(rkt, p, 200);
+      if (m == nullptr) continue;
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char* k = static_cast<const char*>(m->key);
+        const char* v = static_cast<const char*>(m->payload);
+        all[static_cast<std::size_t>(p)].push_back({std::stoull(header(m, "shmlog.offset")),
+                                                    k == nullptr ? "" : std::string(k, m->key_len),
+                                                    v == nullptr ? "" : std::string(v, m->len),
+                                                    rd_kafka_message_timestamp(m, nullptr)});
+        EXPECT_EQ(header(m, "shmlog.partition"), std::to_string(p));
+        next = m->offset + 1;
+      }
+      rd_kafka_message_destroy(m);
+    }
+    EXPECT_EQ(next, high) << "partition " << p << " not read to its end";
+    rd_kafka_consume_stop(rkt, p);
+  }
+  rd_kafka_topic_destroy(rkt);
+  rd_kafka_destroy(rk);
+  return all;
+}
+
+std::size_t count_topic(const std::string& bootstrap, const std::string& topic) {
+  std::size_t n = 0;
+  for (const auto& p : read_topic(bootstrap, topic)) n += p.size();
+  return n;
+}
+
+// Waits (boundedly) until the bridge says it runs: locked, connected, resumed.
+void wait_started(const std::string& work) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (contents(work + ".err").find("->") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+class BridgeToKafka : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(cluster_.ok());
+    auto log = Log::create(path_.str(), {.partitions = kPartitions, .segment_size = 64u << 10, .ring_segments = 64, .max_record_size = 4096});
+    ASSERT_TRUE(log.ok()) << log.status().message();
+    log_.emplace(std::move(*log));
+    work_ = path_.str() + "-bridge";
+  }
+  void append(std::uint32_t n) {
+    auto producer = log_->producer().value();
+    for (std::uint32_t i = appended_; i < appended_ + n; ++i) {
+      const std::string key = "k" + std::to_string(i), value = "value " + std::to_string(i);
+      ASSERT_TRUE(producer.append_to(i % kPartitions, as_bytes(key), as_bytes(value)));
+    }
+    appended_ += n;
+  }
+  std::vector<std::string> args(const std::string& topic, std::vector<std::string> more = {}) {
+    std::vector<std::string> a{path_.str(), "--bootstrap", cluster_.bootstrap(), "--topic", topic};
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  }
+
+  MockCluster cluster_{3};
+  test::TempLogPath path_;
+  std::optional<Log> log_;
+  std::string work_;
+  std::uint32_t appended_ = 0;
+};
+
+TEST_F(BridgeToKafka, EveryRecordOnceInOrderAcrossKills) {
+  cluster_.create_topic("orders", kPartitions);
+  // Slow brokers and small requests, so that kills land mid-stream: with
+  // 5 requests in flight of 20 records each, about 2000 records a second.
+  for (int broker = 1; broker <= 3; ++broker) cluster_.set_rtt(broker, 10);
+  const auto a = args("orders", {"--batch", "16", "--linger-ms", "0", "--property", "batch.num.messages=20"});
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> delay_ms(0, 300);
+  // 3000 records: 500 more before each of the 5 killed runs and the last one.
+  for (int kill = 0; kill < 5; ++kill) {
+    append(500);
+    const std::string work = work_ + "-" + std::to_string(kill);
+    const auto pid = start_bridge(a, work);
+    wait_started(work);  // then a kill in the first 300 ms of the stream
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    shm::kill_process(pid);
+    const int code = shm::wait_process(pid);
+    ASSERT_EQ(code, 128 + SIGKILL) << contents(work + ".err");
+    // Where the kills landed, for the log (no assertion on timing).
+    std::printf("kill %d: %zu of %d records in Kafka\n", kill, count_topic(cluster_.bootstrap(), "orders"),
+                (kill + 1) * 500);
+  }
+  append(500);
+  auto last_args = a;
+  last_args.insert(last_args.end(), {"--idle-exit-ms", "1000"});
+  const auto last = run_bridge(last_args, work_);
+  ASSERT_EQ(last.code, 0) << last.err;
+  const ByPartition in_log = read_log(*log_);
+  const ByPartition in_kafka = read_topic(cluster_.bootstrap(), "orders");
+  for (std::uint32_t p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(in_log[p].size(), 1000u) << "partition " << p;
+    EXPECT_EQ(in_kafka[p].size(), in_log[p].size()) << "partition " << p;
+    EXPECT_TRUE(in_kafka[p] == in_log[p]) << "partition " << p << " differs";
+  }
+  // The group's offsets, a hint committed after Kafka's acknowledgements,
+  // reached the end.
+  bool found = false;
+  for (const auto& g : log_->info().groups) {
+    if (g.name != "kafka-orders") continue;
+    found = true;
+    for (const auto& gp : g.partitions) EXPECT_EQ(gp.committed_offset, gp.end_offset) << "partition " << gp.partition;
+  }
+  EXPECT_TRUE(found) << "no group kafka-orders in the log";
+}
+
+TEST_F(BridgeToKafka, SigtermFlushesAndExitsZero) {
+  cluster_.create_topic("t", kPartitions);
+  append(300);
+  const auto pid = start_bridge(args("t"), work_);
+  wait_started(work_);
+  ASSERT_EQ(::kill(static_cast<pid_t>(pid), SIGTERM), 0);
+  EXPECT_EQ(shm::wait_process_for(pid, 30s), 0) << contents(work_ + ".err");
+  const ByPartition in_kafka = read_topic(cluster_.bootstrap(), "t");
+  EXPECT_EQ(in_kafka, read_log(*log_));
+}
+
+TEST_F(BridgeToKafka, SecondBridgeOnTheSameTopicIsRefused) {
+  cluster_.create_topic("t", kPartitions);
+  const auto first = start_bridge(args("t"), work_);
+  wait_started(work_);
+  const auto second = run_bridge(args("t"), work_ + "2");
+  EXPECT_EQ(second.code, 1);
+  EXPECT_NE(second.err.find("another bridge to Kafka topic 't'"), std::string::npos) << second.err;
+  ASSERT_EQ(::kill(static_cast<pid_t>(first), SIGTERM), 0);
+  EXPECT_EQ(shm::wait_process_for(first, 30s), 0) << contents(work_ + ".err");
+}
+
+TEST_F(BridgeToKafka, MissingTopicIsOneLineError) {
+  cluster_.set_topic_error("absent", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  const auto o = run_bridge(args("absent", {"--timeout-ms", "5000"}), work_);
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("Kafka topic 'absent' does not exist"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << o.err;
+}
+
+TEST_F(BridgeToKafka, UnauthorizedTopicIsOneLineError) {
+  cluster_.create_topic("secret", kPartitions);
+  cluster_.set_topic_error("secret", RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+  const auto o = run_bridge(args("secret", {"--timeout-ms", "5000"}), work_);
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("not authorized for Kafka topic 'secret'"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << o.err;
+}
+
+TEST_F(BridgeToKafka, PartitionCountMismatchIsOneLineError) {
+  cluster_.create_topic("two", 2);
+  const auto o = run_bridge(args("two"), work_);
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("has 2 partitions"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << o.err;
+}
+
+TEST_F(BridgeToKafka, UnreachableBrokersFailWithinTheTimeout) {
+  // Port 1: nobody listens there, connections are refused.
+  std::vector<std::string> a{path_.str(), "--bootstrap", "127.0.0.1:1", "--topic", "t", "--timeout-ms", "1500"};
+  const auto started = std::chrono::steady_clock::now();
+  const auto o = run_bridge(a, work_, 30s);
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("Kafka at 127.0.0.1:1"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << o.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 20s);  // bounded, not a timing check
+}
+
+}  // namespace
+}  // namespace shmlog
