@@ -40,6 +40,11 @@ mkdir -p "$WORK/logs/orders" "$WORK/logs/other"
 expect "log directories" "$WORK/logs/orders $WORK/logs/other " -- info "$WORK/logs/o"
 touch "$WORK/logs/orders/00000000000000000000.seg"
 expect "dump takes a file" "$WORK/logs/orders/00000000000000000000.seg " -- dump "$WORK/logs/orders/0"
+# The bridge's subcommands and their options, where this build has the bridge.
+if "$SHMLOG" bridge --help >/dev/null 2>&1; then
+  expect "bridge's subcommands" "to-kafka " -- bridge to
+  expect "to-kafka's options" "--timeout-ms --topic " -- bridge to-kafka ./x --t
+fi
 complete_words exec --core 0 -- ech | grep -qx echo && pass "exec: a command after --" || fail "exec: no command after --"
 
 [ "$FAILS" -eq 0 ] && echo "all completion checks passed" || { echo "$FAILS completion check(s) failed"; exit 1; }
