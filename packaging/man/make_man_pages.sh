@@ -19,11 +19,20 @@ trap 'rm -f "$see_also"' EXIT
 } > "$see_also"
 help2man --no-info --no-discard-stderr --version-string="$VERSION" --include="$see_also" \
   --name="a shared-memory log for low-latency IPC on one host" --output="$OUT/shmlog.1" "$SHMLOG"
-printf '%s\n' "$subcommands" | while read -r name description; do
-  page="$OUT/shmlog-$name.1"
+# page WORDS DESCRIPTION: shmlog-WORD1[-WORD2].1 from `shmlog WORDS --help`.
+page() {
+  local words=$1 description=$2 dashed=${1// /-}
+  local file="$OUT/shmlog-$dashed.1"
   help2man --no-info --no-discard-stderr --version-string="$VERSION" \
-    --name="$(printf '%s' "$description" | sed 's/^./\L&/')" --output="$page" "$SHMLOG $name"
+    --name="$(printf '%s' "$description" | sed 's/^./\L&/')" --output="$file" "$SHMLOG $words"
   # help2man titles and names the page after the command's first word.
-  upper=$(printf 'SHMLOG-%s' "$name" | tr '[:lower:]' '[:upper:]')
-  sed -i -e "s/^\.TH SHMLOG /.TH $upper /" -e "s/^shmlog $name \\\\-/shmlog-$name \\\\-/" "$page"
+  upper=$(printf 'SHMLOG-%s' "$dashed" | tr '[:lower:]' '[:upper:]')
+  sed -i -e "s/^\.TH [^\"]* \"1\"/.TH $upper \"1\"/" -e "s/^shmlog $words \\\\-/shmlog-$dashed \\\\-/" "$file"
+}
+printf '%s\n' "$subcommands" | while read -r name description; do
+  page "$name" "$description"
+  # A subcommand with subcommands of its own (bridge): a page for each.
+  "$SHMLOG" "$name" --help | awk '/^Subcommands:/ { on = 1; next } on && NF' | while read -r sub subdescription; do
+    page "$name $sub" "$subdescription"
+  done
 done

@@ -15,6 +15,11 @@ for name in $("$SHMLOG" --help | awk '/^Subcommands:/ { on = 1; next } on && NF 
   if [ ! -s "$page" ]; then echo "FAIL: no page for $name"; FAILS=$((FAILS + 1)); continue; fi
   grep -q "^shmlog-$name \\\\- " "$page" || { echo "FAIL: $page: NAME is not shmlog-$name"; FAILS=$((FAILS + 1)); }
 done
+# Subcommands of subcommands (bridge to-kafka): shmlog-bridge-to-kafka(1).
+if "$SHMLOG" bridge --help >/dev/null 2>&1; then
+  [ -s "$WORK/shmlog-bridge-to-kafka.1" ] && grep -q '^\.TH SHMLOG-BRIDGE-TO-KAFKA "1"' "$WORK/shmlog-bridge-to-kafka.1" \
+    || { echo "FAIL: no page shmlog-bridge-to-kafka.1"; FAILS=$((FAILS + 1)); }
+fi
 for page in "$WORK"/*.1; do
   warnings=$(groff -man -Tutf8 -ww "$page" 2>&1 >/dev/null)
   [ -z "$warnings" ] || { echo "FAIL: ${page##*/}: $warnings"; FAILS=$((FAILS + 1)); }
