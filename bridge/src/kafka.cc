@@ -45,9 +45,12 @@ Result<std::int32_t> partition_count(rd_kafka_t* rk, rd_kafka_topic_t* topic, st
   const std::string name = rd_kafka_topic_name(topic);
   const rd_kafka_metadata_t* md = nullptr;
   const rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, topic, &md, millis(timeout));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
     return Status(Status::Code::kTimeout, "no answer from the Kafka brokers within " + std::to_string(timeout.count()) +
                                               " ms (" + error_text(err) + ")");
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status(Status::Code::kIoError, "metadata of Kafka topic '" + name + "': " + error_text(err));
   }
   std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> hold(md, rd_kafka_metadata_destroy);
   for (int i = 0; i < md->topic_cnt; ++i) {

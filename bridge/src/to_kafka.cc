@@ -4,6 +4,7 @@
 #include "shmlog/bridge/to_kafka.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
@@ -225,7 +226,7 @@ kafka::Headers make_headers(const std::string& log_id, const Record& r) {
 
 Status Pump::send(const Record& r, const volatile std::sig_atomic_t* stop) {
   kafka::Headers headers = make_headers(log_id_, r);
-  std::vector<rd_kafka_vu_t> vu(8);
+  std::array<rd_kafka_vu_t, 8> vu{};
   std::size_t n = 0;
   vu[n].vtype = RD_KAFKA_VTYPE_RKT;
   vu[n++].u.rkt = topic_.get();

@@ -55,6 +55,18 @@ class MockCluster {
   void set_rtt(int broker, int rtt_ms) {
     ASSERT_EQ(rd_kafka_mock_broker_set_rtt(cluster_, broker, rtt_ms), RD_KAFKA_RESP_ERR_NO_ERROR);
   }
+  // The next `errors.size()` requests of `api_key` (0: Produce) fail so.
+  void push_request_errors(std::int16_t api_key, const std::vector<rd_kafka_resp_err_t>& errors) {
+    rd_kafka_mock_push_request_errors_array(cluster_, api_key, errors.size(), errors.data());
+  }
+  void set_leader(const std::string& topic, int partition, int broker) {
+    ASSERT_EQ(rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition, broker),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  void set_broker_up(int broker, bool up) {
+    ASSERT_EQ(up ? rd_kafka_mock_broker_set_up(cluster_, broker) : rd_kafka_mock_broker_set_down(cluster_, broker),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
   // The error the brokers' metadata gives for `topic`. (The 2.0.2 mock
   // creates any topic a client asks about, allow.auto.create.topics=false
   // or not: a missing topic is played this way.)
@@ -268,6 +280,64 @@ TEST_F(BridgeToKafka, EveryRecordOnceInOrderAcrossKills) {
     for (const auto& gp : g.partitions) EXPECT_EQ(gp.committed_offset, gp.end_offset) << "partition " << gp.partition;
   }
   EXPECT_TRUE(found) << "no group kafka-orders in the log";
+}
+
+TEST_F(BridgeToKafka, BrokerErrorsLeaderMovesAndABrokerDownNeitherLoseNorRepeat) {
+  cluster_.create_topic("orders", kPartitions);
+  for (int broker = 1; broker <= 3; ++broker) cluster_.set_rtt(broker, 5);
+  append(3000);
+  // The first Produce requests (api key 0) fail with retriable errors;
+  // then, while records flow, leaders move and a broker is down a while.
+  constexpr std::int16_t kProduce = 0;
+  cluster_.push_request_errors(kProduce, {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                          RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE});
+  const auto pid = start_bridge(args("orders", {"--batch", "16", "--linger-ms", "0", "--property",
+                                                "batch.num.messages=20", "--idle-exit-ms", "2000"}),
+                                work_);
+  wait_started(work_);
+  std::this_thread::sleep_for(50ms);
+  cluster_.set_leader("orders", 0, 2);
+  cluster_.set_leader("orders", 1, 3);
+  std::this_thread::sleep_for(50ms);
+  cluster_.set_broker_up(1, false);
+  std::this_thread::sleep_for(300ms);
+  cluster_.set_broker_up(1, true);
+  cluster_.set_leader("orders", 2, 1);
+  EXPECT_EQ(shm::wait_process_for(pid, 60s), 0) << contents(work_ + ".err");
+  const ByPartition in_log = read_log(*log_);
+  const ByPartition in_kafka = read_topic(cluster_.bootstrap(), "orders");
+  for (std::uint32_t p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(in_kafka[p].size(), in_log[p].size()) << "partition " << p;
+    EXPECT_TRUE(in_kafka[p] == in_log[p]) << "partition " << p << " differs";
+  }
+}
+
+TEST_F(BridgeToKafka, KafkaIsTheTruthNotTheGroupsOffsets) {
+  cluster_.create_topic("t", kPartitions);
+  append(300);
+  const auto once = args("t", {"--idle-exit-ms", "300"});
+  ASSERT_EQ(run_bridge(once, work_).code, 0) << contents(work_ + ".err");
+  // The hint says nothing was bridged: the bridge still resumes after
+  // what Kafka holds.
+  ASSERT_TRUE(log_->reset_group("kafka-t", GroupReset::earliest()).ok());
+  append(300);
+  const auto again = run_bridge(once, work_);
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(read_topic(cluster_.bootstrap(), "t"), read_log(*log_));
+}
+
+TEST_F(BridgeToKafka, ATopicFedByAnotherLogIsRefused) {
+  cluster_.create_topic("t", kPartitions);
+  append(30);
+  ASSERT_EQ(run_bridge(args("t", {"--idle-exit-ms", "300"}), work_).code, 0) << contents(work_ + ".err");
+  test::TempLogPath other;
+  ASSERT_TRUE(Log::create(other.str(), {.partitions = kPartitions}).ok());
+  auto a = args("t");
+  a[0] = other.str();
+  const auto o = run_bridge(a, work_);
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("holds records of log"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << o.err;
 }
 
 TEST_F(BridgeToKafka, SigtermFlushesAndExitsZero) {
