@@ -76,6 +76,20 @@ Result<TopicLock> lock_topic(const std::string& log, const std::string& topic) {
   return lock;
 }
 
+// What exactly-once rests on is not the user's to change.
+Status check_properties(const kafka::Properties& properties) {
+  static constexpr std::array<std::string_view, 7> kOurs{
+      "bootstrap.servers",    "metadata.broker.list", "enable.idempotence", "enable.gapless.guarantee",
+      "message.timeout.ms",   "delivery.timeout.ms",  "transactional.id"};
+  for (const auto& [key, value] : properties) {
+    if (std::find(kOurs.begin(), kOurs.end(), key) != kOurs.end()) {
+      return Status(Status::Code::kInvalidArgument,
+                    "--property " + key + ": set by the bridge (its exactly-once rests on it; the brokers: --bootstrap)");
+    }
+  }
+  return {};
+}
+
 kafka::Properties client_properties(const ToKafkaOptions& o) {
   kafka::Properties p{{"bootstrap.servers", o.bootstrap},
                       {"log_level", "0"},  // errors reach the user as one line, from us
@@ -352,6 +366,7 @@ std::string default_group(const std::string& topic) { return "kafka-" + topic; }
 Status run_to_kafka(const ToKafkaOptions& o, const volatile std::sig_atomic_t* stop, ToKafkaReport* report) {
   SHMLOG_RETURN_IF_ERROR(check_topic_name(o.topic));
   if (o.batch < 1) return Status(Status::Code::kInvalidArgument, "--batch must be at least 1");
+  SHMLOG_RETURN_IF_ERROR(check_properties(o.properties));
   auto log = Log::open(o.log);
   if (!log.ok()) return std::move(log).status();
   auto lock = lock_topic(o.log, o.topic);

@@ -387,6 +387,19 @@ TEST_F(BridgeToKafka, PartitionCountMismatchIsOneLineError) {
   EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << o.err;
 }
 
+TEST_F(BridgeToKafka, PropertiesExactlyOnceRestsOnAreRefused) {
+  cluster_.create_topic("t", kPartitions);
+  for (const char* p : {"enable.idempotence=false", "message.timeout.ms=1000", "transactional.id=x"}) {
+    const auto o = run_bridge(args("t", {"--property", p}), work_);
+    EXPECT_EQ(o.code, 1) << p;
+    EXPECT_NE(o.err.find("set by the bridge"), std::string::npos) << o.err;
+  }
+  const auto bad = run_bridge(args("t", {"--property", "no.such.property=1"}), work_);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("no.such.property"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find('\n'), bad.err.size() - 1) << bad.err;
+}
+
 TEST_F(BridgeToKafka, UnreachableBrokersFailWithinTheTimeout) {
   // Port 1: nobody listens there, connections are refused.
   std::vector<std::string> a{path_.str(), "--bootstrap", "127.0.0.1:1", "--topic", "t", "--timeout-ms", "1500"};
