@@ -33,6 +33,7 @@ int run_to_kafka(ToKafkaArgs& a) {
   if (a.timeout_ms < 1) return failed("--timeout-ms must be at least 1");
   a.options.timeout = std::chrono::milliseconds(a.timeout_ms);
   a.options.idle_exit = std::chrono::milliseconds(a.idle_exit_ms);
+  a.options.note = [](const std::string& line) { std::fprintf(stderr, "shmlog bridge to-kafka: %s\n", line.c_str()); };
   bridge::ToKafkaReport report;
   const Status s = bridge::run_to_kafka(a.options, &g_interrupted, &report);
   if (!s.ok()) return failed(s.message());

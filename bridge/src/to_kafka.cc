@@ -324,16 +324,42 @@ Result<Consumer> join_group(const ToKafkaOptions& o, const Log& log) {
   return consumer;
 }
 
-Status resume(Consumer& consumer, const ResumePoints& points, const std::string& log) {
+// The oldest offset of partition `p` a reader can still seek to.
+std::uint64_t retained_start(const LogInfo::Partition& p) {
+  return p.disk_segments > 0 ? std::min(p.disk_start, p.earliest_offset) : p.earliest_offset;
+}
+
+Status resume(const ToKafkaOptions& o, const Log& log, Consumer& consumer, const ResumePoints& points) {
+  const LogInfo info = log.info();
   for (std::uint32_t p = 0; p < points.size(); ++p) {
     if (!points[p]) continue;
     Status s = consumer.seek(p, *points[p]);
-    if (!s.ok()) {
-      return std::move(s).with_context("cannot resume partition " + std::to_string(p) + " of " + log +
-                                       " at offset " + std::to_string(*points[p]) + " (after Kafka's last record)");
+    if (s.ok()) continue;
+    // An overwrite ring reused what Kafka has not got: say so, go on from the oldest record left.
+    const std::uint64_t oldest = retained_start(info.partitions[p]);
+    if (*points[p] < oldest && consumer.seek(p, oldest).ok()) {
+      o.note("offsets " + std::to_string(*points[p]) + " to " + std::to_string(oldest) + " of partition " +
+             std::to_string(p) + " of " + o.log + " were overwritten before they reached Kafka");
+      continue;
     }
+    return std::move(s).with_context("cannot resume partition " + std::to_string(p) + " of " + o.log +
+                                     " at offset " + std::to_string(*points[p]) + " (after Kafka's last record)");
   }
   return {};
+}
+
+// Loss is the log's to count (its policy, or damage), never silent here.
+void report_loss(const ToKafkaOptions& o, const PollResult& r, Consumer& consumer) {
+  if (r.lost_bytes > 0) {
+    o.note(std::to_string(r.lost_bytes) + " bytes of " + o.log +
+           " lost before they reached Kafka: the overwrite ring lapped the bridge");
+  }
+  if (r.corrupt > 0) {
+    for (const Damage& d : consumer.take_damage()) {
+      o.note("records " + std::to_string(d.from) + " to " + std::to_string(d.to) + " of partition " +
+             std::to_string(d.partition) + " of " + o.log + " skipped, damaged: " + d.what);
+    }
+  }
 }
 
 Status pump_records(const ToKafkaOptions& o, Consumer& consumer, Pump& pump, const volatile std::sig_atomic_t* stop) {
@@ -346,6 +372,7 @@ Status pump_records(const ToKafkaOptions& o, Consumer& consumer, Pump& pump, con
         },
         o.batch, std::chrono::milliseconds(20));
     if (!sent.ok() && sent.code() != Status::Code::kAborted) return sent;
+    report_loss(o, r, consumer);
     SHMLOG_RETURN_IF_ERROR(pump.serve(std::chrono::milliseconds(0)));
     pump.commit_acknowledged(consumer);
     if (!sent.ok()) break;  // stopped while librdkafka's queue was full
@@ -386,9 +413,8 @@ Status run_to_kafka(const ToKafkaOptions& o, const volatile std::sig_atomic_t* s
   if (!points.ok()) return std::move(points).status().with_context("Kafka at " + o.bootstrap);
   auto consumer = join_group(o, *log);
   if (!consumer.ok()) return std::move(consumer).status();
-  SHMLOG_RETURN_IF_ERROR(resume(*consumer, *points, o.log));
-  std::fprintf(stderr, "shmlog bridge: %s -> Kafka topic %s at %s\n", o.log.c_str(), o.topic.c_str(),
-               o.bootstrap.c_str());
+  SHMLOG_RETURN_IF_ERROR(resume(o, *log, *consumer, *points));
+  o.note(o.log + " -> Kafka topic " + o.topic + " at " + o.bootstrap);
 
   Status pumped = pump_records(o, *consumer, pump, stop);
   Status flushed = pumped.ok() ? pump.flush() : Status{};

@@ -332,6 +332,39 @@ TEST_F(BridgeToKafka, KafkaIsTheTruthNotTheGroupsOffsets) {
   EXPECT_EQ(read_topic(cluster_.bootstrap(), "t"), read_log(*log_));
 }
 
+TEST_F(BridgeToKafka, RecordsAnOverwriteRingReusedAreReportedNotRepeated) {
+  cluster_.create_topic("t", kPartitions);
+  test::TempLogPath path;
+  auto small = Log::create(path.str(), {.partitions = kPartitions, .segment_size = 64u << 10, .ring_segments = 2,
+                                        .policy = Policy::kOverwrite, .max_record_size = 4096});
+  ASSERT_TRUE(small.ok()) << small.status().message();
+  auto producer = small->producer().value();
+  const std::string value(200, 'v');
+  auto append_some = [&](int n) {
+    for (int i = 0; i < n; ++i) ASSERT_TRUE(producer.append_to(i % kPartitions, {}, as_bytes(value)));
+  };
+  auto a = args("t", {"--idle-exit-ms", "300"});
+  a[0] = path.str();
+  append_some(30);
+  ASSERT_EQ(run_bridge(a, work_).code, 0) << contents(work_ + ".err");
+  const ByPartition first = read_topic(cluster_.bootstrap(), "t");
+  append_some(3000);  // 1000 records of 200 bytes a partition: laps a ring of 128 KiB
+  const auto second = run_bridge(a, work_);
+  ASSERT_EQ(second.code, 0) << second.err;
+  EXPECT_NE(second.err.find("were overwritten before they reached Kafka"), std::string::npos) << second.err;
+  // Kafka: the first run's records, then those the ring still holds, once.
+  const ByPartition now = read_log(*small);
+  const ByPartition in_kafka = read_topic(cluster_.bootstrap(), "t");
+  for (std::uint32_t p = 0; p < kPartitions; ++p) {
+    ByPartition::value_type expected = first[p];
+    expected.insert(expected.end(), now[p].begin(), now[p].end());
+    for (auto& c : expected) c.timestamp_ms = 0;
+    ByPartition::value_type got = in_kafka[p];
+    for (auto& c : got) c.timestamp_ms = 0;
+    EXPECT_TRUE(got == expected) << "partition " << p << ": " << got.size() << " records, expected " << expected.size();
+  }
+}
+
 TEST_F(BridgeToKafka, ATopicFedByAnotherLogIsRefused) {
   cluster_.create_topic("t", kPartitions);
   append(30);

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +45,10 @@ struct ToKafkaOptions {
   std::chrono::milliseconds idle_exit{-1};
   // librdkafka properties (security, tuning), applied after ours.
   std::vector<std::pair<std::string, std::string>> properties;
+  // One line each: the bridge runs (connected and resumed), and records
+  // lost in the log before they reached Kafka (an overwrite ring that
+  // lapped the bridge, damage). Called on the bridge's thread.
+  std::function<void(const std::string&)> note = [](const std::string&) {};
 };
 
 struct ToKafkaReport {
