@@ -86,12 +86,13 @@ Result<Message> read_message(rd_kafka_topic_t* topic, std::int32_t partition, st
                              std::chrono::milliseconds timeout) {
   const std::string where = std::string(rd_kafka_topic_name(topic)) + "[" + std::to_string(partition) + "]";
   if (rd_kafka_consume_start(topic, partition, offset) != 0) {
-    return Status(Status::Code::kIoError, "reading Kafka partition " + where + ": " + error_text(rd_kafka_last_error()));
+    return Status(Status::Code::kIoError,
+                  "reading Kafka partition " + where + ": " + error_text(rd_kafka_last_error()));
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  Result<Message> found = Status(Status::Code::kTimeout, "no message at offset " + std::to_string(offset) +
-                                                             " of Kafka partition " + where + " within " +
-                                                             std::to_string(timeout.count()) + " ms");
+  Result<Message> found =
+      Status(Status::Code::kTimeout, "no message at offset " + std::to_string(offset) + " of Kafka partition " + where +
+                                         " within " + std::to_string(timeout.count()) + " ms");
   while (std::chrono::steady_clock::now() < deadline) {
     Message m{rd_kafka_consume(topic, partition, 100)};
     if (!m) continue;  // nothing yet

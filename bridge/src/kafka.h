@@ -43,8 +43,8 @@ using DeliveryCallback = void (*)(rd_kafka_t*, const rd_kafka_message_t*, void* 
 // A producer or consumer client from `properties`, applied in order (later
 // ones win); `opaque` is handed to `on_delivery`. The error names the
 // property librdkafka refused.
-Result<Client> make_client(rd_kafka_type_t type, const Properties& properties,
-                           DeliveryCallback on_delivery = nullptr, void* opaque = nullptr);
+Result<Client> make_client(rd_kafka_type_t type, const Properties& properties, DeliveryCallback on_delivery = nullptr,
+                           void* opaque = nullptr);
 Result<Topic> make_topic(rd_kafka_t* rk, const std::string& name);
 
 // The partition count of `topic`, or an error naming the topic (missing,

@@ -40,9 +40,9 @@ std::optional<std::uint64_t> parse_u64(std::string_view text) {
 
 // Kafka's legal topic names, which also makes the name safe in a file name.
 Status check_topic_name(const std::string& topic) {
-  const bool legal = !topic.empty() && topic.size() <= 249 && topic != "." && topic != ".." &&
-                     topic.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
-                         std::string::npos;
+  const bool legal =
+      !topic.empty() && topic.size() <= 249 && topic != "." && topic != ".." &&
+      topic.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == std::string::npos;
   if (legal) return {};
   return Status(Status::Code::kInvalidArgument,
                 "Kafka topic name " + quoted(topic) + " is not legal (1 to 249 of [a-zA-Z0-9._-])");
@@ -79,22 +79,24 @@ Result<TopicLock> lock_topic(const std::string& log, const std::string& topic) {
 // What exactly-once rests on is not the user's to change.
 Status check_properties(const kafka::Properties& properties) {
   static constexpr std::array<std::string_view, 7> kOurs{
-      "bootstrap.servers",    "metadata.broker.list", "enable.idempotence", "enable.gapless.guarantee",
-      "message.timeout.ms",   "delivery.timeout.ms",  "transactional.id"};
+      "bootstrap.servers",  "metadata.broker.list", "enable.idempotence", "enable.gapless.guarantee",
+      "message.timeout.ms", "delivery.timeout.ms",  "transactional.id"};
   for (const auto& [key, value] : properties) {
     if (std::find(kOurs.begin(), kOurs.end(), key) != kOurs.end()) {
-      return Status(Status::Code::kInvalidArgument,
-                    "--property " + key + ": set by the bridge (its exactly-once rests on it; the brokers: --bootstrap)");
+      return Status(
+          Status::Code::kInvalidArgument,
+          "--property " + key + ": set by the bridge (its exactly-once rests on it; the brokers: --bootstrap)");
     }
   }
   return {};
 }
 
 kafka::Properties client_properties(const ToKafkaOptions& o) {
-  kafka::Properties p{{"bootstrap.servers", o.bootstrap},
-                      {"log_level", "0"},  // errors reach the user as one line, from us
-                      // librdkafka's least is 1 s
-                      {"socket.connection.setup.timeout.ms", std::to_string(std::max<std::int64_t>(o.timeout.count(), 1000))}};
+  kafka::Properties p{
+      {"bootstrap.servers", o.bootstrap},
+      {"log_level", "0"},  // errors reach the user as one line, from us
+      // librdkafka's least is 1 s
+      {"socket.connection.setup.timeout.ms", std::to_string(std::max<std::int64_t>(o.timeout.count(), 1000))}};
   return p;
 }
 
@@ -123,7 +125,7 @@ kafka::Properties reader_properties(const ToKafkaOptions& o) {
 using ResumePoints = std::vector<std::optional<std::uint64_t>>;
 
 Result<std::uint64_t> next_offset_of(const rd_kafka_message_t* m, std::int32_t partition, const Log& log,
-                                      const std::string& where) {
+                                     const std::string& where) {
   const auto log_id = kafka::header(m, kLogHeader);
   const auto from = kafka::header(m, kPartitionHeader);
   const auto next = kafka::header(m, kNextOffsetHeader);
@@ -140,8 +142,8 @@ Result<std::uint64_t> next_offset_of(const rd_kafka_message_t* m, std::int32_t p
   const auto offset = parse_u64(*next);
   if (!p || *p != static_cast<std::uint64_t>(partition) || !offset) {
     return Status(Status::Code::kCorrupt, "the last record of Kafka partition " + where + " has bad shmlog headers (" +
-                                              kPartitionHeader + " " + quoted(*from) + ", " + kNextOffsetHeader +
-                                              " " + quoted(*next) + ")");
+                                              kPartitionHeader + " " + quoted(*from) + ", " + kNextOffsetHeader + " " +
+                                              quoted(*next) + ")");
   }
   return *offset;
 }
@@ -214,8 +216,9 @@ void Pump::on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   auto* self = static_cast<Pump*>(opaque);
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (self->failed_.ok()) {
-      self->failed_ = Status(Status::Code::kIoError, "Kafka refused a record for " + self->options_.topic + "[" +
-                                                         std::to_string(m->partition) + "]: " + kafka::error_text(m->err));
+      self->failed_ =
+          Status(Status::Code::kIoError, "Kafka refused a record for " + self->options_.topic + "[" +
+                                             std::to_string(m->partition) + "]: " + kafka::error_text(m->err));
     }
     return;
   }
@@ -302,10 +305,9 @@ Status Pump::flush() {
   const rd_kafka_resp_err_t err = rd_kafka_flush(producer_.get(), static_cast<int>(options_.timeout.count()));
   SHMLOG_RETURN_IF_ERROR(serve(std::chrono::milliseconds(0)));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Status(Status::Code::kTimeout, std::to_string(rd_kafka_outq_len(producer_.get())) +
-                                              " records not acknowledged by Kafka within " +
-                                              std::to_string(options_.timeout.count()) +
-                                              " ms (a restart sends them again)");
+    return Status(Status::Code::kTimeout,
+                  std::to_string(rd_kafka_outq_len(producer_.get())) + " records not acknowledged by Kafka within " +
+                      std::to_string(options_.timeout.count()) + " ms (a restart sends them again)");
   }
   return {};
 }
@@ -342,8 +344,8 @@ Status resume(const ToKafkaOptions& o, const Log& log, Consumer& consumer, const
              std::to_string(p) + " of " + o.log + " were overwritten before they reached Kafka");
       continue;
     }
-    return std::move(s).with_context("cannot resume partition " + std::to_string(p) + " of " + o.log +
-                                     " at offset " + std::to_string(*points[p]) + " (after Kafka's last record)");
+    return std::move(s).with_context("cannot resume partition " + std::to_string(p) + " of " + o.log + " at offset " +
+                                     std::to_string(*points[p]) + " (after Kafka's last record)");
   }
   return {};
 }

@@ -2,10 +2,10 @@
 // (hosted by this test process), the bridge run as the real command in
 // processes of its own: SIGKILLed at random moments and restarted, every
 // record reaches the topic exactly once, in order per partition.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -177,10 +177,9 @@ ByPartition read_topic(const std::string& bootstrap, const std::string& topic) {
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         const char* k = static_cast<const char*>(m->key);
         const char* v = static_cast<const char*>(m->payload);
-        all[static_cast<std::size_t>(p)].push_back({std::stoull(header(m, "shmlog.offset")),
-                                                    k == nullptr ? "" : std::string(k, m->key_len),
-                                                    v == nullptr ? "" : std::string(v, m->len),
-                                                    rd_kafka_message_timestamp(m, nullptr)});
+        all[static_cast<std::size_t>(p)].push_back(
+            {std::stoull(header(m, "shmlog.offset")), k == nullptr ? "" : std::string(k, m->key_len),
+             v == nullptr ? "" : std::string(v, m->len), rd_kafka_message_timestamp(m, nullptr)});
         EXPECT_EQ(header(m, "shmlog.partition"), std::to_string(p));
         next = m->offset + 1;
       }
@@ -212,7 +211,9 @@ class BridgeToKafka : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(cluster_.ok());
-    auto log = Log::create(path_.str(), {.partitions = kPartitions, .segment_size = 64u << 10, .ring_segments = 64, .max_record_size = 4096});
+    auto log = Log::create(
+        path_.str(),
+        {.partitions = kPartitions, .segment_size = 64u << 10, .ring_segments = 64, .max_record_size = 4096});
     ASSERT_TRUE(log.ok()) << log.status().message();
     log_.emplace(std::move(*log));
     work_ = path_.str() + "-bridge";
@@ -295,8 +296,9 @@ TEST_F(BridgeToKafka, BrokerErrorsLeaderMovesAndABrokerDownNeitherLoseNorRepeat)
   // The first Produce requests (api key 0) fail with retriable errors;
   // then, while records flow, leaders move and a broker is down a while.
   constexpr std::int16_t kProduce = 0;
-  cluster_.push_request_errors(kProduce, {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                          RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE});
+  cluster_.push_request_errors(kProduce,
+                               {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE});
   const auto pid = start_bridge(args("orders", {"--batch", "16", "--linger-ms", "0", "--property",
                                                 "batch.num.messages=20", "--idle-exit-ms", "2000"}),
                                 work_);
@@ -335,8 +337,11 @@ TEST_F(BridgeToKafka, KafkaIsTheTruthNotTheGroupsOffsets) {
 TEST_F(BridgeToKafka, RecordsAnOverwriteRingReusedAreReportedNotRepeated) {
   cluster_.create_topic("t", kPartitions);
   test::TempLogPath path;
-  auto small = Log::create(path.str(), {.partitions = kPartitions, .segment_size = 64u << 10, .ring_segments = 2,
-                                        .policy = Policy::kOverwrite, .max_record_size = 4096});
+  auto small = Log::create(path.str(), {.partitions = kPartitions,
+                                        .segment_size = 64u << 10,
+                                        .ring_segments = 2,
+                                        .policy = Policy::kOverwrite,
+                                        .max_record_size = 4096});
   ASSERT_TRUE(small.ok()) << small.status().message();
   auto producer = small->producer().value();
   const std::string value(200, 'v');
