@@ -91,6 +91,15 @@ expect_error "oversize record" "too large.*max 1024" -- bash -c "head -c 2000 /d
 expect_error "partition out of range" "out of range" -- "$SHMLOG" produce "$WORK/log-small" --partition 3
 expect_error "bad --from" "not earliest, latest" -- "$SHMLOG" consume "$WORK/log-small" --from soon
 expect_error "--from past 2^64" "not earliest, latest" -- "$SHMLOG" consume "$WORK/log-small" --from 99999999999999999999
+# The bridge's bad input, without a Kafka (where the command has `bridge`).
+if "$SHMLOG" bridge --help >/dev/null 2>&1; then
+  KAFKA=(--bootstrap 127.0.0.1:1 --timeout-ms 1000)
+  expect_error "bridge: bad topic name" "topic name 'a b' is not legal" -- "$SHMLOG" bridge to-kafka "$WORK/log-small" "${KAFKA[@]}" --topic 'a b'
+  expect_error "bridge: --batch 0" "--batch must be at least 1" -- "$SHMLOG" bridge to-kafka "$WORK/log-small" "${KAFKA[@]}" --topic t --batch 0
+  expect_error "bridge: bad --property" "expected key=value" -- "$SHMLOG" bridge to-kafka "$WORK/log-small" "${KAFKA[@]}" --topic t --property x
+  expect_error "bridge: missing log" "no log at|No such file" -- "$SHMLOG" bridge to-kafka "$WORK/nothing" "${KAFKA[@]}" --topic t
+  expect_error "bridge: no brokers" "Kafka at 127.0.0.1:1: no answer" -- "$SHMLOG" bridge to-kafka "$WORK/log-small" "${KAFKA[@]}" --topic t
+fi
 expect_error "offset not a boundary" "not a record boundary" -- bash -c "echo hello | '$SHMLOG' produce '$WORK/log-small' && '$SHMLOG' consume '$WORK/log-small' --from 32 --idle-timeout-ms 10"
 # A group that never consumes fills the ring; the producer gives up with a clear error.
 "$SHMLOG" consume "$WORK/log-small" --group stuck --max 1 >/dev/null || fail "join stuck group"
