@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -384,6 +385,10 @@ TEST_F(BridgeToKafka, ATopicFedByAnotherLogIsRefused) {
   EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << o.err;
 }
 
+// SIGTERM stops reading and flushes what was sent: Kafka then holds a
+// prefix of each partition (all of it if the bridge had read that far;
+// how far it got depends on the machine's load), and a restart carries on
+// from there without a repeat.
 TEST_F(BridgeToKafka, SigtermFlushesAndExitsZero) {
   cluster_.create_topic("t", kPartitions);
   append(300);
@@ -391,8 +396,16 @@ TEST_F(BridgeToKafka, SigtermFlushesAndExitsZero) {
   wait_started(work_);
   ASSERT_EQ(::kill(static_cast<pid_t>(pid), SIGTERM), 0);
   EXPECT_EQ(shm::wait_process_for(pid, 30s), 0) << contents(work_ + ".err");
+  const ByPartition in_log = read_log(*log_);
   const ByPartition in_kafka = read_topic(cluster_.bootstrap(), "t");
-  EXPECT_EQ(in_kafka, read_log(*log_));
+  ASSERT_EQ(in_kafka.size(), in_log.size());
+  for (std::size_t p = 0; p < in_log.size(); ++p) {
+    ASSERT_LE(in_kafka[p].size(), in_log[p].size()) << "partition " << p;
+    EXPECT_TRUE(std::equal(in_kafka[p].begin(), in_kafka[p].end(), in_log[p].begin())) << "partition " << p;
+  }
+  const auto rest = run_bridge(args("t", {"--idle-exit-ms", "300"}), work_);
+  ASSERT_EQ(rest.code, 0) << rest.err;
+  EXPECT_EQ(read_topic(cluster_.bootstrap(), "t"), in_log);
 }
 
 TEST_F(BridgeToKafka, SecondBridgeOnTheSameTopicIsRefused) {
