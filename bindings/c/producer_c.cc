@@ -242,6 +242,15 @@ shmlog_status shmlog_append_to(shmlog_producer* p, uint32_t partition, const voi
   return appended(p, p->producer.append_to(partition, bytes(key, key_size), bytes(value, value_size)), nullptr, offset);
 }
 
+shmlog_status shmlog_append_at(shmlog_producer* p, uint32_t partition, const void* key, size_t key_size,
+                               const void* value, size_t value_size, uint64_t timestamp_ns, uint64_t* offset) {
+  if (p == nullptr) return null_argument("producer");
+  if ((key == nullptr && key_size != 0) || (value == nullptr && value_size != 0)) return null_argument("key or value");
+  return appended(
+      p, p->producer.append_at(partition, bytes(key, key_size), bytes(value, value_size), timestamp_ns), nullptr,
+      offset);
+}
+
 shmlog_status shmlog_partition_for(const shmlog_producer* p, const void* key, size_t key_size, uint32_t* partition) {
   if (p == nullptr) return null_argument("producer");
   if (key == nullptr && key_size != 0) return null_argument("key");

@@ -89,7 +89,8 @@ void bind_producer(py::module_& m, py::class_<PyLog>& log) {
   py::class_<PyProducer>(m, "Producer", "Appends records. One thread at a time.")
       .def(
           "append",
-          [](PyProducer& self, py::buffer value, std::optional<py::buffer> key, std::optional<std::uint32_t> partition) {
+          [](PyProducer& self, py::buffer value, std::optional<py::buffer> key, std::optional<std::uint32_t> partition,
+             std::optional<std::uint64_t> timestamp_ns) {
             auto& p = self.get();
             py::buffer_info vi, ki;
             shmlog::Bytes v = as_span(value, vi);
@@ -97,7 +98,10 @@ void bind_producer(py::module_& m, py::class_<PyLog>& log) {
             shmlog::AppendResult r;
             {
               py::gil_scoped_release unlocked;  // may wait for ring space
-              if (partition) {
+              if (timestamp_ns) {
+                const std::uint32_t to = partition ? *partition : key ? p.partition_for(k) : self.default_partition;
+                r = p.append_at(to, k, v, *timestamp_ns);
+              } else if (partition) {
                 r = p.append_to(*partition, k, v);
               } else if (key) {
                 r = p.append(k, v);
@@ -110,7 +114,9 @@ void bind_producer(py::module_& m, py::class_<PyLog>& log) {
             return r.offset;
           },
           py::arg("value"), py::arg("key") = py::none(), py::arg("partition") = py::none(),
-          "Copies a bytes-like value (and key) into a new record; returns its offset.")
+          py::arg("timestamp_ns") = py::none(),
+          "Copies a bytes-like value (and key) into a new record; returns its offset. With timestamp_ns, the "
+          "record carries that time (ns since the Unix epoch) rather than the clock's.")
       .def(
           "append_batch",
           [](PyProducer& self, const std::vector<py::buffer>& values) {
@@ -252,7 +258,8 @@ void bind_producer(py::module_& m, py::class_<PyLog>& log) {
                 std::chrono::duration_cast<std::chrono::milliseconds>(to_duration(transaction_timeout, "transaction_timeout"));
             o.durable_timeout = to_duration(durable_timeout, "durable_timeout");
             auto& l = self.get();
-            return PyProducer{std::make_shared<shmlog::Producer>(unwrap(l.producer(o))), l.options().partitions};
+            return PyProducer{std::make_shared<shmlog::Producer>(unwrap(l.producer(o))), l.options().partitions,
+                              o.partition};
           },
           py::arg("partition") = 0, py::arg("exclusive") = false, py::arg("timeout") = 10.0, py::arg("name") = "python",
           py::arg("producer_id") = "", py::arg("transactional") = false, py::arg("acks") = "memory",

@@ -68,6 +68,7 @@ struct PyLog {
 struct PyProducer {
   std::shared_ptr<shmlog::Producer> producer;
   std::uint32_t partitions = 0;  // the log's, for messages
+  std::uint32_t default_partition = 0;
   shmlog::Producer& get() {
     if (!producer) raise(g_closed, "the producer is closed");
     return *producer;

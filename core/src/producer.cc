@@ -659,7 +659,21 @@ void Producer::abort(Claim& claim) noexcept {
 }
 
 AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value) noexcept {
+  return append_stamped(partition, key, value, kClockTime);
+}
+
+AppendResult Producer::append_at(std::uint32_t partition, Bytes key, Bytes value, std::uint64_t timestamp_ns) noexcept {
+  // kClockTime is a time no clock reaches (year 2554): one ns earlier.
+  return append_stamped(partition, key, value, std::min(timestamp_ns, kClockTime - 1));
+}
+
+AppendResult Producer::append_stamped(std::uint32_t partition, Bytes key, Bytes value,
+                                      std::uint64_t timestamp_ns) noexcept {
   ProducerState* st = state_.get();
+  const auto stamp = [&] {
+    if (timestamp_ns != kClockTime) return timestamp_ns;
+    return st->timestamps ? detail::now_realtime_ns() : 0;
+  };
   // Fast path of an exclusive producer (claim_exclusive_fast).
   if (st != nullptr && st->exclusive && !st->claim_open && partition < st->cursors.size() &&
       key.size() <= 0xffff && key.size() + value.size() <= st->max_record) {
@@ -670,7 +684,7 @@ AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value
       if (!key.empty()) std::memcpy(body, key.data(), key.size());
       if (!value.empty()) std::memcpy(body + key.size(), value.data(), value.size());
       st->hold_claim(partition, pos, frame, static_cast<std::uint16_t>(key.size()));
-      return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
+      return st->commit(stamp());
     }
   }
   if (st == nullptr) return {Errc::kBadState, partition, 0};
@@ -680,7 +694,7 @@ AppendResult Producer::append_to(std::uint32_t partition, Bytes key, Bytes value
   if (!key.empty()) std::memcpy(body, key.data(), key.size());
   if (!value.empty()) std::memcpy(body + key.size(), value.data(), value.size());
   // The claim is ours and open: commit without re-validating it.
-  return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
+  return st->commit(stamp());
 }
 
 AppendResult Producer::append_unique_to(std::uint32_t partition, Bytes token, Bytes key, Bytes value) noexcept {

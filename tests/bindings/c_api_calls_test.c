@@ -574,6 +574,14 @@ static void durable_reads(void) {
   CHECK(shmlog_seek_time(plain, 3, 0, &at) == SHMLOG_INVALID_ARGUMENT && error_says("partition 3 is not assigned"),
         "a partition not read");
   CHECK(shmlog_seek_time(NULL, 0, 0, &at) == SHMLOG_INVALID_ARGUMENT && error_says("consumer is NULL"), "NULL");
+
+  /* append_at: a record keeps the time it is given (the plain reader is at the end). */
+  CHECK(shmlog_append_at(p, 0, "k", 1, "old", 3, 1234567, &at) == SHMLOG_OK && at == end, "append_at at the end");
+  again = read_all(plain, 1, 1000);
+  CHECK(again.count == 1 && strcmp(again.text, "old") == 0 && again.stamps[0] == 1234567,
+        "the record carries the given time: %s at %llu", again.text, (unsigned long long)again.stamps[0]);
+  CHECK(shmlog_append_at(p, 5, NULL, 0, "x", 1, 1, NULL) == SHMLOG_BAD_PARTITION && error_says("partition 5"),
+        "append_at a partition the log lacks");
   shmlog_consumer_close(durable);
   shmlog_consumer_close(plain);
   shmlog_producer_close(p);

@@ -63,6 +63,33 @@ TEST(Log, AppendedRecordsArePolledInOrderWithTheirFields) {
   EXPECT_EQ(consumer.position(0), 64u + 64u);
 }
 
+// append_at: the record keeps the time it is given, with shared claims and
+// with an exclusive producer, also with the producer's own stamps off;
+// append_to beside it still takes the clock's.
+TEST(Log, AppendAtKeepsTheGivenTimestamp) {
+  for (const bool exclusive : {false, true}) {
+    for (const bool timestamps : {true, false}) {
+      auto log = Log::create_in_memory(small_options()).value();
+      auto producer = log.producer({.exclusive = exclusive, .timestamps = timestamps}).value();
+      constexpr std::uint64_t kThen = 1'500'000'000'123'456'789;  // 2017
+      ASSERT_TRUE(producer.append_at(0, as_bytes("k"), as_bytes("then"), kThen));
+      ASSERT_TRUE(producer.append_at(0, {}, as_bytes("epoch"), 0));
+      ASSERT_TRUE(producer.append_to(0, {}, as_bytes("now")));
+      auto consumer = log.consumer().value();
+      std::vector<std::uint64_t> times;
+      consumer.poll([&](const Record& r) { times.push_back(r.timestamp_ns); });
+      ASSERT_EQ(times.size(), 3u);
+      EXPECT_EQ(times[0], kThen);
+      EXPECT_EQ(times[1], 0u);
+      if (timestamps) {
+        EXPECT_GT(times[2], kThen);
+      } else {
+        EXPECT_EQ(times[2], 0u);
+      }
+    }
+  }
+}
+
 TEST(Log, EmptyAndMaximumSizeRecordsRoundTrip) {
   auto o = small_options();
   auto log = Log::create_in_memory(o).value();

@@ -184,6 +184,10 @@ def test_seek_time_finds_the_first_record_at_or_after_a_time(path):
     assert c.seek_time(0, 2**64 - 1) == log.end_offset(0)
     with pytest.raises(ValueError, match="partition 5 is not assigned"):
         c.seek_time(5, 0)
+    # append(timestamp_ns=...): the record keeps the time it is given.
+    p.append(b"old", key=b"k", timestamp_ns=1234567)
+    (old,) = c.poll(1)
+    assert (bytes(old.value), old.timestamp_ns) == (b"old", 1234567)
 
 
 # ------------------------------------------------------------- log options

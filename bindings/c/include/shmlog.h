@@ -222,6 +222,10 @@ shmlog_status shmlog_append_keyed(shmlog_producer* producer, const void* key, si
 /* Into `partition`, with a key (key may be NULL when key_size is 0). */
 shmlog_status shmlog_append_to(shmlog_producer* producer, uint32_t partition, const void* key, size_t key_size,
                                const void* value, size_t value_size, uint64_t* offset);
+/* As shmlog_append_to, but the record carries `timestamp_ns` (nanoseconds
+ * since the Unix epoch) rather than the clock's time. */
+shmlog_status shmlog_append_at(shmlog_producer* producer, uint32_t partition, const void* key, size_t key_size,
+                               const void* value, size_t value_size, uint64_t timestamp_ns, uint64_t* offset);
 /* The partition a keyed record goes to. */
 shmlog_status shmlog_partition_for(const shmlog_producer* producer, const void* key, size_t key_size,
                                    uint32_t* partition);

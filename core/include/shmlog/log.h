@@ -231,6 +231,11 @@ class Producer {
   // A keyed record goes to partition_for(key).
   [[nodiscard]] AppendResult append(Bytes key, Bytes value) noexcept;
   [[nodiscard]] AppendResult append_to(std::uint32_t partition, Bytes key, Bytes value) noexcept;
+  // As append_to, but the record carries `timestamp_ns` (nanoseconds since
+  // the Unix epoch) rather than the clock's time: a record copied from
+  // elsewhere keeps its own.
+  [[nodiscard]] AppendResult append_at(std::uint32_t partition, Bytes key, Bytes value,
+                                       std::uint64_t timestamp_ns) noexcept;
   // With a uniqueness token (a log with token_window > 0 and no open
   // transaction, else kBadState):
   // only the first record carrying `token` within the window is kept; a
@@ -291,6 +296,8 @@ class Producer {
   std::vector<std::pair<std::uint32_t, std::uint64_t>> committed_offsets(const std::string& group) const;
 
  private:
+  static constexpr std::uint64_t kClockTime = ~std::uint64_t{0};  // append_stamped: the clock's time (or none)
+  AppendResult append_stamped(std::uint32_t partition, Bytes key, Bytes value, std::uint64_t timestamp_ns) noexcept;
   Status decide_commit();  // commit_transaction's two halves (also used across logs)
   Status finish_commit();
   Status decide_abort();
