@@ -14,6 +14,7 @@ PACKAGES=(
   libcli11-dev                                # the command line
   nlohmann-json3-dev                          # the command's --json output
   librdkafka-dev                              # shmlog bridge to-kafka, and its mock-cluster tests
+  kcat                                        # the bridge tests: a Kafka client reads what it wrote
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3 procps                              # test scripts (json checks, pkill)
   python3-dev pybind11-dev python3-pytest python3-numpy  # the Python module and its tests

@@ -2,27 +2,22 @@
 // (hosted by this test process), the bridge run as the real command in
 // processes of its own: SIGKILLed at random moments and restarted, every
 // record reaches the topic exactly once, in order per partition.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
-#include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bridge/kafka_test_util.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 #include "test_util.h"
@@ -34,91 +29,19 @@ using namespace std::chrono_literals;
 
 constexpr std::uint32_t kPartitions = 3;
 
-// A mock Kafka cluster on localhost ports, alive as long as this object.
-class MockCluster {
- public:
-  explicit MockCluster(int brokers) {
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    char why[256];
-    rd_kafka_conf_set(conf, "log_level", "0", why, sizeof why);
-    host_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (host_ == nullptr) return;
-    cluster_ = rd_kafka_mock_cluster_new(host_, brokers);
-  }
-  ~MockCluster() {
-    if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
-    if (host_ != nullptr) rd_kafka_destroy(host_);
-  }
-  bool ok() const { return cluster_ != nullptr; }
-  std::string bootstrap() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
-  void create_topic(const std::string& topic, int partitions) {
-    ASSERT_EQ(rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 3), RD_KAFKA_RESP_ERR_NO_ERROR);
-  }
-  void set_rtt(int broker, int rtt_ms) {
-    ASSERT_EQ(rd_kafka_mock_broker_set_rtt(cluster_, broker, rtt_ms), RD_KAFKA_RESP_ERR_NO_ERROR);
-  }
-  // The next `errors.size()` requests of `api_key` (0: Produce) fail so.
-  void push_request_errors(std::int16_t api_key, const std::vector<rd_kafka_resp_err_t>& errors) {
-    rd_kafka_mock_push_request_errors_array(cluster_, api_key, errors.size(), errors.data());
-  }
-  void set_leader(const std::string& topic, int partition, int broker) {
-    ASSERT_EQ(rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition, broker),
-              RD_KAFKA_RESP_ERR_NO_ERROR);
-  }
-  void set_broker_up(int broker, bool up) {
-    ASSERT_EQ(up ? rd_kafka_mock_broker_set_up(cluster_, broker) : rd_kafka_mock_broker_set_down(cluster_, broker),
-              RD_KAFKA_RESP_ERR_NO_ERROR);
-  }
-  // The error the brokers' metadata gives for `topic`. (The 2.0.2 mock
-  // creates any topic a client asks about, allow.auto.create.topics=false
-  // or not: a missing topic is played this way.)
-  void set_topic_error(const std::string& topic, rd_kafka_resp_err_t err) {
-    rd_kafka_mock_topic_set_error(cluster_, topic.c_str(), err);
-  }
+using test::contents;
+using test::MockCluster;
+using test::Outcome;
+using test::wait_started;
 
- private:
-  rd_kafka_t* host_ = nullptr;
-  rd_kafka_mock_cluster_t* cluster_ = nullptr;
-};
-
-std::string contents(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
+std::uint32_t start_bridge(std::vector<std::string> args, const std::string& work) {
+  args.insert(args.begin(), {"bridge", "to-kafka"});
+  return test::start_command(args, work);
 }
 
-// The bridge command, stdout and stderr into `work`.out and .err.
-std::uint32_t start_bridge(const std::vector<std::string>& args, const std::string& work) {
-  std::vector<std::string> text{SHMLOG_CLI_PATH, "bridge", "to-kafka"};
-  text.insert(text.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : text) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string out = work + ".out", err = work + ".err";
-  return test::spawn([&] {
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) return 97;
-    ::execv(argv[0], argv.data());
-    return 98;
-  });
-}
-
-struct Outcome {
-  int code = 0;
-  std::string err;
-};
-
-Outcome run_bridge(const std::vector<std::string>& args, const std::string& work,
-                   std::chrono::milliseconds patience = 60s) {
-  const auto pid = start_bridge(args, work);
-  Outcome o;
-  o.code = shm::wait_process_for(pid, patience);
-  if (o.code == -1) {
-    shm::kill_process(pid);
-    (void)shm::wait_process(pid);
-  }
-  o.err = contents(work + ".err");
-  return o;
+Outcome run_bridge(std::vector<std::string> args, const std::string& work, std::chrono::milliseconds patience = 60s) {
+  args.insert(args.begin(), {"bridge", "to-kafka"});
+  return test::run_command(args, work, patience);
 }
 
 struct Copy {
@@ -210,14 +133,6 @@ std::size_t count_topic(const std::string& bootstrap, const std::string& topic) 
   std::size_t n = 0;
   for (const auto& p : read_topic(bootstrap, topic)) n += p.size();
   return n;
-}
-
-// Waits (boundedly) until the bridge says it runs: locked, connected, resumed.
-void wait_started(const std::string& work) {
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (contents(work + ".err").find("->") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
 }
 
 class BridgeToKafka : public ::testing::Test {
@@ -367,6 +282,36 @@ TEST_F(BridgeToKafka, BrokerErrorsLeaderMovesAndABrokerDownNeitherLoseNorRepeat)
     EXPECT_EQ(in_kafka[p].size(), in_log[p].size()) << "partition " << p;
     EXPECT_TRUE(in_kafka[p] == in_log[p]) << "partition " << p << " differs at " << first_difference(in_kafka[p], in_log[p]);
   }
+}
+
+// kcat (Debian: kcat; tools/setup.sh installs it), the usual Kafka
+// command-line client, reads what the bridge wrote: partition, key, value
+// and the shmlog headers.
+TEST_F(BridgeToKafka, KcatReadsWhatTheBridgeWrote) {
+  cluster_.create_topic("orders", kPartitions);
+  append(30);
+  ASSERT_EQ(run_bridge(args("orders", {"--idle-exit-ms", "300"}), work_).code, 0) << contents(work_ + ".err");
+  const std::string command = "kcat -C -b " + cluster_.bootstrap() + " -t orders -e -q -f '%p %k %s %h\\n' 2>&1";
+  FILE* kcat = ::popen(command.c_str(), "r");
+  ASSERT_NE(kcat, nullptr);
+  std::string out;
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, kcat)) > 0;) out.append(buffer, n);
+  ASSERT_EQ(::pclose(kcat), 0) << "kcat failed (is it installed? tools/setup.sh installs it): " << out;
+  const ByPartition in_log = read_log(*log_);
+  std::size_t lines = 0;
+  for (std::uint32_t p = 0; p < kPartitions; ++p) {
+    for (const Copy& c : in_log[p]) {
+      const std::string line = std::to_string(p) + " " + c.key + " " + c.value + " shmlog.log=";
+      EXPECT_NE(out.find(line), std::string::npos) << line << " not in:\n" << out;
+      EXPECT_NE(out.find("shmlog.partition=" + std::to_string(p) + ",shmlog.offset=" + std::to_string(c.offset) + ","),
+                std::string::npos)
+          << out;
+      ++lines;
+    }
+  }
+  EXPECT_EQ(lines, 30u);
+  EXPECT_EQ(static_cast<std::size_t>(std::count(out.begin(), out.end(), '\n')), 30u) << out;
 }
 
 TEST_F(BridgeToKafka, KafkaIsTheTruthNotTheGroupsOffsets) {
