@@ -1,5 +1,5 @@
-// Small RAII wrappers over librdkafka's C API: the only place besides
-// kafka.cc and to_kafka.cc that sees librdkafka. Every error becomes a
+// Small RAII wrappers over librdkafka's C API, for the bridge's sources
+// in this folder (nothing else sees librdkafka). Every error becomes a
 // Status whose message names what failed and librdkafka's reason.
 #pragma once
 

@@ -11,8 +11,8 @@
 #include <optional>
 #include <string_view>
 
+#include "common.h"
 #include "kafka.h"
-#include "shmlog/io/files.h"
 #include "shmlog/log.h"
 
 namespace shmlog::bridge {
@@ -38,70 +38,17 @@ std::optional<std::uint64_t> parse_u64(std::string_view text) {
   return v;
 }
 
-// Kafka's legal topic names, which also makes the name safe in a file name.
-Status check_topic_name(const std::string& topic) {
-  const bool legal =
-      !topic.empty() && topic.size() <= 249 && topic != "." && topic != ".." &&
-      topic.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == std::string::npos;
-  if (legal) return {};
-  return Status(Status::Code::kInvalidArgument,
-                "Kafka topic name " + quoted(topic) + " is not legal (1 to 249 of [a-zA-Z0-9._-])");
-}
-
-// Held while the bridge runs; the kernel drops the flock when it dies.
-class TopicLock {
- public:
-  explicit TopicLock(int fd) : fd_(fd) {}
-  TopicLock(TopicLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  TopicLock& operator=(TopicLock&&) = delete;
-  ~TopicLock() {
-    if (fd_ >= 0) io::close_file(fd_);
-  }
-
- private:
-  int fd_;
-};
-
-Result<TopicLock> lock_topic(const std::string& log, const std::string& topic) {
-  const std::string path = log + "/bridge-kafka-" + topic + ".lock";
-  auto fd = io::open_read_write(path, 0600);
-  if (!fd.ok()) return std::move(fd).status();
-  TopicLock lock(*fd);
-  auto locked = io::try_lock_file(*fd, path);
-  if (!locked.ok()) return std::move(locked).status();
-  if (!*locked) {
-    return Status(Status::Code::kBusy,
-                  "another bridge to Kafka topic '" + topic + "' runs on " + log + " (it holds " + path + ")");
-  }
-  return lock;
+Result<TopicLock> lock_topic(const ToKafkaOptions& o) {
+  return bridge::lock_topic(o.log, "bridge-kafka-" + o.topic + ".lock", "bridge to Kafka topic '" + o.topic + "'");
 }
 
 // What exactly-once rests on is not the user's to change.
-Status check_properties(const kafka::Properties& properties) {
-  static constexpr std::array<std::string_view, 7> kOurs{
-      "bootstrap.servers",  "metadata.broker.list", "enable.idempotence", "enable.gapless.guarantee",
-      "message.timeout.ms", "delivery.timeout.ms",  "transactional.id"};
-  for (const auto& [key, value] : properties) {
-    if (std::find(kOurs.begin(), kOurs.end(), key) != kOurs.end()) {
-      return Status(
-          Status::Code::kInvalidArgument,
-          "--property " + key + ": set by the bridge (its exactly-once rests on it; the brokers: --bootstrap)");
-    }
-  }
-  return {};
-}
-
-kafka::Properties client_properties(const ToKafkaOptions& o) {
-  kafka::Properties p{
-      {"bootstrap.servers", o.bootstrap},
-      {"log_level", "0"},  // errors reach the user as one line, from us
-      // librdkafka's least is 1 s
-      {"socket.connection.setup.timeout.ms", std::to_string(std::max<std::int64_t>(o.timeout.count(), 1000))}};
-  return p;
-}
+constexpr std::array<std::string_view, 7> kOurs{
+    "bootstrap.servers",  "metadata.broker.list", "enable.idempotence", "enable.gapless.guarantee",
+    "message.timeout.ms", "delivery.timeout.ms",  "transactional.id"};
 
 kafka::Properties producer_properties(const ToKafkaOptions& o) {
-  kafka::Properties p = client_properties(o);
+  kafka::Properties p = client_properties(o.bootstrap, o.timeout);
   p.insert(p.end(), {{"enable.idempotence", "true"},
                      // A failed batch stops the producer rather than leave a gap
                      // that a later batch would cover (a restart resumes after it).
@@ -114,7 +61,7 @@ kafka::Properties producer_properties(const ToKafkaOptions& o) {
 }
 
 kafka::Properties reader_properties(const ToKafkaOptions& o) {
-  kafka::Properties p = client_properties(o);
+  kafka::Properties p = client_properties(o.bootstrap, o.timeout);
   p.insert(p.end(), {{"enable.partition.eof", "false"}, {"enable.auto.commit", "false"}});
   p.insert(p.end(), o.properties.begin(), o.properties.end());
   return p;
@@ -395,23 +342,17 @@ std::string default_group(const std::string& topic) { return "kafka-" + topic; }
 Status run_to_kafka(const ToKafkaOptions& o, const volatile std::sig_atomic_t* stop, ToKafkaReport* report) {
   SHMLOG_RETURN_IF_ERROR(check_topic_name(o.topic));
   if (o.batch < 1) return Status(Status::Code::kInvalidArgument, "--batch must be at least 1");
-  SHMLOG_RETURN_IF_ERROR(check_properties(o.properties));
+  SHMLOG_RETURN_IF_ERROR(check_properties(o.properties, kOurs));
   auto log = Log::open(o.log);
   if (!log.ok()) return std::move(log).status();
-  auto lock = lock_topic(o.log, o.topic);
+  auto lock = lock_topic(o);
   if (!lock.ok()) return std::move(lock).status();
   const std::uint32_t partitions = log->options().partitions;
 
   Pump pump(o, *log, partitions);
   SHMLOG_RETURN_IF_ERROR(pump.connect());
-  auto count = kafka::partition_count(pump.client(), pump.topic(), o.timeout);
-  if (!count.ok()) return std::move(count).status().with_context("Kafka at " + o.bootstrap);
-  if (*count != static_cast<std::int32_t>(partitions)) {
-    return Status(Status::Code::kInvalidArgument, "Kafka topic '" + o.topic + "' has " + std::to_string(*count) +
-                                                      " partitions, log " + o.log + " has " +
-                                                      std::to_string(partitions) + ": they must map 1:1");
-  }
-  auto points = find_resume_points(o, *log, *count);
+  SHMLOG_RETURN_IF_ERROR(check_partition_count(pump.client(), pump.topic(), o.bootstrap, o.log, partitions, o.timeout));
+  auto points = find_resume_points(o, *log, static_cast<std::int32_t>(partitions));
   if (!points.ok()) return std::move(points).status().with_context("Kafka at " + o.bootstrap);
   auto consumer = join_group(o, *log);
   if (!consumer.ok()) return std::move(consumer).status();

@@ -99,6 +99,11 @@ if "$SHMLOG" bridge --help >/dev/null 2>&1; then
   expect_error "bridge: bad --property" "expected key=value" -- "$SHMLOG" bridge to-kafka "$WORK/log-small" "${KAFKA[@]}" --topic t --property x
   expect_error "bridge: missing log" "no log at|No such file" -- "$SHMLOG" bridge to-kafka "$WORK/nothing" "${KAFKA[@]}" --topic t
   expect_error "bridge: no brokers" "Kafka at 127.0.0.1:1: no answer" -- "$SHMLOG" bridge to-kafka "$WORK/log-small" "${KAFKA[@]}" --topic t
+  expect_error "from-kafka: no --group" "--group is required" -- "$SHMLOG" bridge from-kafka "${KAFKA[@]}" --topic t "$WORK/log-small"
+  expect_error "from-kafka: bad topic name" "topic name 'a b' is not legal" -- "$SHMLOG" bridge from-kafka "${KAFKA[@]}" --topic 'a b' --group g "$WORK/log-small"
+  expect_error "from-kafka: --commit-interval-ms 0" "--commit-interval-ms must be at least 1" -- "$SHMLOG" bridge from-kafka "${KAFKA[@]}" --topic t --group g --commit-interval-ms 0 "$WORK/log-small"
+  expect_error "from-kafka: missing log" "no log at|No such file" -- "$SHMLOG" bridge from-kafka "${KAFKA[@]}" --topic t --group g "$WORK/nothing"
+  expect_error "from-kafka: no brokers" "Kafka at 127.0.0.1:1: no answer" -- "$SHMLOG" bridge from-kafka "${KAFKA[@]}" --topic t --group g "$WORK/log-small"
 fi
 expect_error "offset not a boundary" "not a record boundary" -- bash -c "echo hello | '$SHMLOG' produce '$WORK/log-small' && '$SHMLOG' consume '$WORK/log-small' --from 32 --idle-timeout-ms 10"
 # A group that never consumes fills the ring; the producer gives up with a clear error.

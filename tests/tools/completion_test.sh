@@ -43,6 +43,7 @@ expect "dump takes a file" "$WORK/logs/orders/00000000000000000000.seg " -- dump
 # The bridge's subcommands and their options, where this build has the bridge.
 if "$SHMLOG" bridge --help >/dev/null 2>&1; then
   expect "bridge's subcommands" "to-kafka " -- bridge to
+  expect "from-kafka's options" "--commit-interval-ms " -- bridge from-kafka --c
   expect "to-kafka's options" "--timeout-ms --topic " -- bridge to-kafka ./x --t
 fi
 complete_words exec --core 0 -- ech | grep -qx echo && pass "exec: a command after --" || fail "exec: no command after --"

@@ -17,8 +17,11 @@ for name in $("$SHMLOG" --help | awk '/^Subcommands:/ { on = 1; next } on && NF 
 done
 # Subcommands of subcommands (bridge to-kafka): shmlog-bridge-to-kafka(1).
 if "$SHMLOG" bridge --help >/dev/null 2>&1; then
-  [ -s "$WORK/shmlog-bridge-to-kafka.1" ] && grep -q '^\.TH SHMLOG-BRIDGE-TO-KAFKA "1"' "$WORK/shmlog-bridge-to-kafka.1" \
-    || { echo "FAIL: no page shmlog-bridge-to-kafka.1"; FAILS=$((FAILS + 1)); }
+  for page in to-kafka from-kafka; do
+    upper=$(echo "$page" | tr a-z A-Z)
+    [ -s "$WORK/shmlog-bridge-$page.1" ] && grep -q "^\.TH SHMLOG-BRIDGE-$upper \"1\"" "$WORK/shmlog-bridge-$page.1" \
+      || { echo "FAIL: no page shmlog-bridge-$page.1"; FAILS=$((FAILS + 1)); }
+  done
 fi
 for page in "$WORK"/*.1; do
   warnings=$(groff -man -Tutf8 -ww "$page" 2>&1 >/dev/null)
