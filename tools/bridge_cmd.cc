@@ -6,9 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "bridge_stats.h"
 #include "command.h"
 #include "shmlog/bridge/from_kafka.h"
 #include "shmlog/bridge/to_kafka.h"
+#include "shmlog/io/files.h"
+#include "shmlog/shm/process.h"
 
 namespace shmlog::tools {
 namespace {
@@ -60,10 +63,50 @@ void add_common(CLI::App* command, CommonArgs& a) {
   command->add_option("--idle-exit-ms", a.idle_exit_ms, "Exit once all is done and nothing arrived for this long");
 }
 
+// Keeps LOG/bridge-DIRECTION-TOPIC.stats current while the bridge runs
+// (for `shmlog stat` and the exporter), and removes it at the end.
+class StatsFile {
+ public:
+  StatsFile(const std::string& log, const char* direction, const std::string& topic)
+      : path_(bridge_stats_path(log, direction, topic)) {
+    const shm::ProcessId me = shm::self();
+    file_.direction = direction;
+    file_.topic = topic;
+    file_.pid = me.pid;
+    file_.start_time = me.start_time;
+  }
+  ~StatsFile() {
+    if (written_) (void)io::remove_file(path_);
+  }
+  StatsFile(const StatsFile&) = delete;
+  StatsFile& operator=(const StatsFile&) = delete;
+  // The bridge's on_stats. A file that cannot be written costs the
+  // counters, not the bridge: said once.
+  void write(const bridge::BridgeStats& stats, const char* command) {
+    file_.stats = stats;
+    file_.updated_ns = realtime_ns();
+    const Status s = write_bridge_stats(path_, file_);
+    if (s.ok()) {
+      written_ = true;
+    } else if (!warned_) {
+      warned_ = true;
+      std::fprintf(stderr, "shmlog bridge %s: no counters for shmlog stat: %s\n", command, s.message().c_str());
+    }
+  }
+
+ private:
+  std::string path_;
+  BridgeStatsFile file_;
+  bool written_ = false;
+  bool warned_ = false;
+};
+
 int run_to_kafka(ToKafkaArgs& a) {
   auto& o = a.options;
   if (Status s = apply(a.common, o.properties, o.timeout, o.idle_exit); !s.ok()) return failed("to-kafka", s.message());
   o.note = [](const std::string& line) { std::fprintf(stderr, "shmlog bridge to-kafka: %s\n", line.c_str()); };
+  StatsFile stats(o.log, "to-kafka", o.topic);
+  o.on_stats = [&stats](const bridge::BridgeStats& s) { stats.write(s, "to-kafka"); };
   bridge::ToKafkaReport report;
   const Status s = bridge::run_to_kafka(o, &g_interrupted, &report);
   if (!s.ok()) return failed("to-kafka", s.message());
@@ -80,6 +123,8 @@ int run_from_kafka(FromKafkaArgs& a) {
   if (a.commit_interval_ms < 1) return failed("from-kafka", "--commit-interval-ms must be at least 1");
   o.commit_interval = std::chrono::milliseconds(a.commit_interval_ms);
   o.note = [](const std::string& line) { std::fprintf(stderr, "shmlog bridge from-kafka: %s\n", line.c_str()); };
+  StatsFile stats(o.log, "from-kafka", o.topic);
+  o.on_stats = [&stats](const bridge::BridgeStats& s) { stats.write(s, "from-kafka"); };
   bridge::FromKafkaReport report;
   const Status s = bridge::run_from_kafka(o, &g_interrupted, &report);
   if (!s.ok()) return failed("from-kafka", s.message());

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bridge_stats.h"
 #include "command.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
@@ -81,6 +82,32 @@ class LogCollector : public prometheus::Collectable {
                   static_cast<double>(p.backpressure_wait_ns) / 1e9);
         f.counter("shmlog_consumer_wakeups_total", "Futex wake-ups of sleeping consumers by the producer", labels,
                   static_cast<double>(p.wakeups));
+      }
+      for (const auto& b : find_bridges(log.path())) {
+        if (!b.stats.ok()) continue;  // `shmlog stat` names the file and what is wrong with it
+        const auto& bs = b.stats->stats;
+        const std::vector<ClientMetric::Label> labels = {l, {"direction", b.stats->direction},
+                                                         {"topic", b.stats->topic}};
+        f.gauge("shmlog_bridge_up", "1 while the bridge's process lives and updates its counters", labels,
+                b.up ? 1 : 0);
+        f.counter("shmlog_bridge_records_total",
+                  "Records bridged since the bridge started: acknowledged by Kafka, or appended to the log", labels,
+                  static_cast<double>(bs.records));
+        f.counter("shmlog_bridge_duplicates_total", "Records from Kafka already in the log", labels,
+                  static_cast<double>(bs.duplicates));
+        f.counter("shmlog_bridge_kafka_errors_total", "Errors librdkafka reported: connections, brokers, requests",
+                  labels, static_cast<double>(bs.kafka_errors));
+        f.counter("shmlog_bridge_kafka_retries_total", "Requests librdkafka sent again", labels,
+                  static_cast<double>(bs.kafka_retries));
+        if (bs.lag >= 0) {
+          f.gauge("shmlog_bridge_lag_records",
+                  "Records behind: sent to Kafka and not acknowledged, or Kafka's consumer lag", labels,
+                  static_cast<double>(bs.lag));
+        }
+        if (bs.age_ms >= 0) {
+          f.gauge("shmlog_bridge_age_seconds", "End to end, of the last record bridged: from its timestamp", labels,
+                  static_cast<double>(bs.age_ms) / 1e3);
+        }
       }
       for (const auto& g : info.groups) {
         for (const auto& gp : g.partitions) {

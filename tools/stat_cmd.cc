@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include "bridge_stats.h"
 #include "command.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
@@ -38,6 +39,63 @@ using ProducersById = std::map<std::uint16_t, LogInfo::ProducerInfo>;
 const LogInfo::ProducerInfo& earlier(const ProducersById& previous, const LogInfo::ProducerInfo& p) {
   const auto it = previous.find(p.id);
   return it != previous.end() ? it->second : p;
+}
+
+// Bridges' records at the last update, by stats file.
+using RecordsByFile = std::map<std::string, std::uint64_t>;
+
+double bridge_rate(const FoundBridge& b, const RecordsByFile& before, double seconds) {
+  const auto it = before.find(b.file);
+  return it == before.end() ? 0.0 : rate(b.stats->stats.records, it->second, seconds);
+}
+
+Json bridges_json(const std::vector<FoundBridge>& bridges, const RecordsByFile& before, double seconds) {
+  Json all = Json::array();
+  for (const auto& b : bridges) {
+    if (!b.stats.ok()) {
+      all.push_back(Json{{"file", b.file}, {"error", b.stats.status().message()}});
+      continue;
+    }
+    const auto& f = b.stats.value();
+    all.push_back(Json{{"file", b.file},
+                       {"direction", f.direction},
+                       {"topic", f.topic},
+                       {"up", b.up},
+                       {"pid", f.pid},
+                       {"updated_ns", f.updated_ns},
+                       {"records", f.stats.records},
+                       {"records_per_s", bridge_rate(b, before, seconds)},
+                       {"duplicates", f.stats.duplicates},
+                       {"kafka_errors", f.stats.kafka_errors},
+                       {"kafka_retries", f.stats.kafka_retries},
+                       {"lag", f.stats.lag},
+                       {"age_ms", f.stats.age_ms}});
+  }
+  return all;
+}
+
+void print_bridges(const std::vector<FoundBridge>& bridges, const RecordsByFile& before, double seconds) {
+  if (bridges.empty()) return;
+  std::printf("\n%-10s %-20s %-5s %12s %14s %10s %10s %8s %8s\n", "BRIDGE", "TOPIC", "STATE", "RECORDS/S", "RECORDS",
+              "LAG(REC)", "AGE(MS)", "ERRORS", "RETRIES");
+  for (const auto& b : bridges) {
+    if (!b.stats.ok()) {
+      std::printf("%s\n", b.stats.status().message().c_str());
+      continue;
+    }
+    const auto& f = b.stats.value();
+    std::printf("%-10s %-20s %-5s %12.0f %14" PRIu64 " %10" PRId64 " %10" PRId64 " %8" PRIu64 " %8" PRIu64 "\n",
+                f.direction.c_str(), f.topic.c_str(), b.up ? "up" : "down", bridge_rate(b, before, seconds),
+                f.stats.records, f.stats.lag, f.stats.age_ms, f.stats.kafka_errors, f.stats.kafka_retries);
+  }
+}
+
+RecordsByFile records_by_file(const std::vector<FoundBridge>& bridges) {
+  RecordsByFile records;
+  for (const auto& b : bridges) {
+    if (b.stats.ok()) records[b.file] = b.stats->stats.records;
+  }
+  return records;
 }
 
 // One --json line: counters now, rates since `before` (`previous`: its
@@ -102,6 +160,7 @@ int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
   }
   const bool tty = ::isatty(STDOUT_FILENO) != 0 && !a.json;
   LogInfo before = log->info();
+  RecordsByFile bridged_before = records_by_file(find_bridges(a.log));
   std::uint64_t t_before = realtime_ns();
   for (std::uint64_t n = 0; (a.count == 0 || n < a.count) && !*interrupted; ++n) {
     shm::sleep_for(std::chrono::milliseconds(a.interval_ms));
@@ -110,8 +169,11 @@ int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
     const double seconds = static_cast<double>(t - t_before) / 1e9;
     ProducersById previous;
     for (const auto& p : before.producers) previous[p.id] = p;
+    const std::vector<FoundBridge> bridges = find_bridges(a.log);
     if (a.json) {
-      print_json(stat_json(info, before, previous, t, seconds));
+      Json line = stat_json(info, before, previous, t, seconds);
+      line["bridges"] = bridges_json(bridges, bridged_before, seconds);
+      print_json(line);
     } else {
       if (tty) std::printf("\x1b[H\x1b[2J");  // redraw in place, like top
       std::printf("shmlog stat %s   every %u ms\n\n", info.path.c_str(), a.interval_ms);
@@ -137,9 +199,11 @@ int run_stat(const StatArgs& a, volatile std::sig_atomic_t* interrupted) {
                       static_cast<double>(gp.lag_ns) / 1e6, gp.lost_bytes);
         }
       }
+      print_bridges(bridges, bridged_before, seconds);
     }
     std::fflush(stdout);
     before = info;
+    bridged_before = records_by_file(bridges);
     t_before = t;
   }
   return 0;

@@ -52,6 +52,11 @@ Status check_partition_count(rd_kafka_t* rk, rd_kafka_topic_t* topic, const std:
                                                     std::to_string(partitions) + ": they must map 1:1");
 }
 
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 kafka::Properties client_properties(const std::string& bootstrap, std::chrono::milliseconds timeout) {
   return {{"bootstrap.servers", bootstrap},
           {"log_level", "0"},  // errors reach the user as one line, from us

@@ -41,6 +41,9 @@ Status check_properties(const kafka::Properties& properties, std::span<const std
 Status check_partition_count(rd_kafka_t* rk, rd_kafka_topic_t* topic, const std::string& bootstrap,
                              const std::string& log, std::uint32_t partitions, std::chrono::milliseconds timeout);
 
+// CLOCK_REALTIME in milliseconds, as Kafka's timestamps are.
+std::int64_t unix_ms();
+
 // bootstrap.servers, quiet logging and the connection timeout.
 kafka::Properties client_properties(const std::string& bootstrap, std::chrono::milliseconds timeout);
 

@@ -30,6 +30,7 @@ kafka::Properties consumer_properties(const FromKafkaOptions& o) {
                      {"isolation.level", "read_committed"},  // never an aborted transaction's records
                      {"enable.partition.eof", "false"},
                      {"auto.offset.reset", "earliest"},  // a new group reads the whole topic
+                     {"statistics.interval.ms", std::to_string(o.stats_interval.count())},
                      {"allow.auto.create.topics", "false"}});
   p.insert(p.end(), o.properties.begin(), o.properties.end());
   return p;
@@ -133,10 +134,11 @@ Status consumer_error(const FromKafkaOptions& o, const rd_kafka_message_t& m) {
   }
 }
 
-// Appends `m` to its partition, retrying while the ring is full. kAborted
-// when stopped first (the record is read again after a restart).
+// Appends `m` to its partition, retrying while the ring is full, and sets
+// `age_ms` to its age. kAborted when stopped first (the record is read
+// again after a restart).
 Status append(const FromKafkaOptions& o, const rd_kafka_message_t& m, Producer& producer, FromKafkaReport& report,
-              const volatile std::sig_atomic_t* stop) {
+              std::int64_t* age_ms, const volatile std::sig_atomic_t* stop) {
   const auto partition = static_cast<std::uint32_t>(m.partition);
   const Bytes key(static_cast<const std::byte*>(m.key), m.key_len);
   const Bytes value(static_cast<const std::byte*>(m.payload), m.len);
@@ -151,6 +153,7 @@ Status append(const FromKafkaOptions& o, const rd_kafka_message_t& m, Producer& 
     switch (r.error) {
       case Errc::kOk:
         ++report.appended;
+        if (ms > 0) *age_ms = unix_ms() - ms;
         return {};
       case Errc::kDuplicate:
         ++report.duplicates;
@@ -174,16 +177,36 @@ Status append(const FromKafkaOptions& o, const rd_kafka_message_t& m, Producer& 
   }
 }
 
+// The counters of a run, for FromKafkaOptions::on_stats.
+struct Counters {
+  kafka::ClientCounters client;
+  FromKafkaReport report;
+  std::int64_t age_ms = -1;
+  BridgeStats stats() const {
+    return {.records = report.appended,
+            .duplicates = report.duplicates,
+            .kafka_errors = client.errors(),
+            .kafka_retries = client.retries(),
+            .lag = client.consumer_lag(),
+            .age_ms = age_ms};
+  }
+};
+
 Status pump_records(const FromKafkaOptions& o, rd_kafka_t* rk, std::vector<Producer>& producers, Offsets& offsets,
-                    FromKafkaReport& report, const volatile std::sig_atomic_t* stop) {
+                    Counters& counters, const volatile std::sig_atomic_t* stop) {
   auto last_record = std::chrono::steady_clock::now();
   auto last_commit = last_record;
+  auto last_stats = last_record;
   while (*stop == 0) {
     kafka::Message m{rd_kafka_consumer_poll(rk, 20)};
     const auto now = std::chrono::steady_clock::now();
     if (now - last_commit >= o.commit_interval) {
       SHMLOG_RETURN_IF_ERROR(offsets.commit(rk, true));
       last_commit = now;
+    }
+    if (now - last_stats >= o.stats_interval) {
+      o.on_stats(counters.stats());
+      last_stats = now;
     }
     char why[512];
     if (const rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk, why, sizeof why);
@@ -195,6 +218,7 @@ Status pump_records(const FromKafkaOptions& o, rd_kafka_t* rk, std::vector<Produ
       continue;
     }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      counters.client.count_error();
       SHMLOG_RETURN_IF_ERROR(consumer_error(o, *m));
       continue;
     }
@@ -203,7 +227,8 @@ Status pump_records(const FromKafkaOptions& o, rd_kafka_t* rk, std::vector<Produ
       return Status(Status::Code::kCorrupt, "Kafka sent a record of partition " + std::to_string(m->partition) +
                                                 " of topic " + o.topic + ", which the bridge does not read");
     }
-    Status appended = append(o, *m, producers[static_cast<std::size_t>(m->partition)], report, stop);
+    Status appended =
+        append(o, *m, producers[static_cast<std::size_t>(m->partition)], counters.report, &counters.age_ms, stop);
     if (appended.code() == Status::Code::kAborted) break;
     SHMLOG_RETURN_IF_ERROR(std::move(appended));
     offsets.advance(m->partition, m->offset + 1);
@@ -233,7 +258,8 @@ Status run_from_kafka(const FromKafkaOptions& o, const volatile std::sig_atomic_
   if (!lock.ok()) return std::move(lock).status();
   const std::uint32_t partitions = log->options().partitions;
 
-  auto client = kafka::make_client(RD_KAFKA_CONSUMER, consumer_properties(o));
+  Counters counters;
+  auto client = kafka::make_client(RD_KAFKA_CONSUMER, consumer_properties(o), &counters.client);
   if (!client.ok()) return std::move(client).status();
   rd_kafka_t* rk = client->get();
   (void)rd_kafka_poll_set_consumer(rk);
@@ -247,12 +273,12 @@ Status run_from_kafka(const FromKafkaOptions& o, const volatile std::sig_atomic_
   SHMLOG_RETURN_IF_ERROR(resume(o, rk, *producers));
   o.note("Kafka topic " + o.topic + " at " + o.bootstrap + " -> " + o.log);
 
-  FromKafkaReport counts;
   Offsets offsets(o.topic, partitions);
-  Status pumped = pump_records(o, rk, *producers, offsets, counts, stop);
+  Status pumped = pump_records(o, rk, *producers, offsets, counters, stop);
   Status committed = offsets.commit(rk, false);
   (void)rd_kafka_consumer_close(rk);
-  if (report != nullptr) *report = counts;
+  o.on_stats(counters.stats());
+  if (report != nullptr) *report = counters.report;
   return pumped.ok() ? std::move(committed) : std::move(pumped);
 }
 

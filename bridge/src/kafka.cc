@@ -1,5 +1,8 @@
 #include "kafka.h"
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <array>
 
 namespace shmlog::bridge::kafka {
@@ -16,8 +19,34 @@ int millis(std::chrono::milliseconds t) { return static_cast<int>(t.count()); }
 
 std::string error_text(rd_kafka_resp_err_t err) { return rd_kafka_err2str(err); }
 
-Result<Client> make_client(rd_kafka_type_t type, const Properties& properties, DeliveryCallback on_delivery,
-                           void* opaque) {
+void ClientCounters::read_statistics(std::string_view json) {
+  const nlohmann::json stats = nlohmann::json::parse(json, nullptr, false);
+  if (!stats.is_object()) return;  // librdkafka's own output: not expected, and nothing to count
+  std::uint64_t retries = 0;
+  if (const auto brokers = stats.find("brokers"); brokers != stats.end() && brokers->is_object()) {
+    for (const auto& broker : brokers->items()) {
+      const auto r = broker.value().find("txretries");
+      if (r != broker.value().end() && r->is_number_unsigned()) retries += r->get<std::uint64_t>();
+    }
+  }
+  retries_ = retries;
+  std::int64_t lag = -1;
+  if (const auto topics = stats.find("topics"); topics != stats.end() && topics->is_object()) {
+    for (const auto& topic : topics->items()) {
+      const auto partitions = topic.value().find("partitions");
+      if (partitions == topic.value().end() || !partitions->is_object()) continue;
+      for (const auto& partition : partitions->items()) {
+        const auto l = partition.value().find("consumer_lag");
+        if (partition.key() == "-1" || l == partition.value().end() || !l->is_number_integer()) continue;
+        if (const auto v = l->get<std::int64_t>(); v >= 0) lag = std::max<std::int64_t>(lag, 0) + v;
+      }
+    }
+  }
+  consumer_lag_ = lag;
+}
+
+Result<Client> make_client(rd_kafka_type_t type, const Properties& properties, ClientCounters* counters,
+                           DeliveryCallback on_delivery) {
   Conf conf{rd_kafka_conf_new()};
   std::array<char, 512> why{};
   for (const auto& [key, value] : properties) {
@@ -25,8 +54,17 @@ Result<Client> make_client(rd_kafka_type_t type, const Properties& properties, D
       return Status(Status::Code::kInvalidArgument, "Kafka property " + key + "=" + value + ": " + why.data());
     }
   }
+  if (counters != nullptr) {
+    rd_kafka_conf_set_error_cb(conf.get(), [](rd_kafka_t*, int, const char*, void* opaque) {
+      static_cast<ClientCounters*>(opaque)->count_error();
+    });
+    rd_kafka_conf_set_stats_cb(conf.get(), [](rd_kafka_t*, char* json, std::size_t size, void* opaque) {
+      static_cast<ClientCounters*>(opaque)->read_statistics(std::string_view(json, size));
+      return 0;  // librdkafka frees json
+    });
+    rd_kafka_conf_set_opaque(conf.get(), counters);
+  }
   if (on_delivery != nullptr) rd_kafka_conf_set_dr_msg_cb(conf.get(), on_delivery);
-  rd_kafka_conf_set_opaque(conf.get(), opaque);
   rd_kafka_t* rk = rd_kafka_new(type, conf.get(), why.data(), why.size());
   if (rk == nullptr) return Status(Status::Code::kInvalidArgument, std::string("Kafka client: ") + why.data());
   (void)conf.release();  // rd_kafka_new took it

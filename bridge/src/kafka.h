@@ -37,14 +37,36 @@ using Topic = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
 using Headers = std::unique_ptr<rd_kafka_headers_t, HeadersDeleter>;
 using Message = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
 
-// Called by rd_kafka_poll (in the polling thread) for each produced message.
+// What librdkafka tells a client's owner besides messages: errors (its
+// error callback) and, every statistics.interval.ms, the requests it sent
+// again and a consumer's lag (its statistics). Both callbacks run in the
+// thread that polls the client.
+class ClientCounters {
+ public:
+  std::uint64_t errors() const { return errors_; }
+  std::uint64_t retries() const { return retries_; }
+  std::int64_t consumer_lag() const { return consumer_lag_; }  // -1: not known yet
+  void count_error() { ++errors_; }
+  // librdkafka's statistics JSON: txretries summed over the brokers, and
+  // the consumer_lag of the topics' partitions summed (where known).
+  void read_statistics(std::string_view json);
+
+ private:
+  std::uint64_t errors_ = 0;
+  std::uint64_t retries_ = 0;
+  std::int64_t consumer_lag_ = -1;
+};
+
+// Called by rd_kafka_poll (in the polling thread) for each produced
+// message; its opaque is the client's ClientCounters.
 using DeliveryCallback = void (*)(rd_kafka_t*, const rd_kafka_message_t*, void* opaque);
 
 // A producer or consumer client from `properties`, applied in order (later
-// ones win); `opaque` is handed to `on_delivery`. The error names the
-// property librdkafka refused.
-Result<Client> make_client(rd_kafka_type_t type, const Properties& properties, DeliveryCallback on_delivery = nullptr,
-                           void* opaque = nullptr);
+// ones win). With `counters`, librdkafka's errors and statistics go there
+// (and it is the opaque `on_delivery` gets). The error names the property
+// librdkafka refused.
+Result<Client> make_client(rd_kafka_type_t type, const Properties& properties, ClientCounters* counters = nullptr,
+                           DeliveryCallback on_delivery = nullptr);
 Result<Topic> make_topic(rd_kafka_t* rk, const std::string& name);
 
 // The partition count of `topic`, or an error naming the topic (missing,

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
+#include <deque>
 #include <optional>
 #include <string_view>
 
@@ -55,6 +56,7 @@ kafka::Properties producer_properties(const ToKafkaOptions& o) {
                      {"enable.gapless.guarantee", "true"},
                      {"message.timeout.ms", "0"},  // retry for as long as it takes
                      {"allow.auto.create.topics", "false"},
+                     {"statistics.interval.ms", std::to_string(o.stats_interval.count())},
                      {"linger.ms", std::to_string(o.linger_ms)}});
   p.insert(p.end(), o.properties.begin(), o.properties.end());
   return p;
@@ -117,13 +119,17 @@ Result<ResumePoints> find_resume_points(const ToKafkaOptions& o, const Log& log,
 
 // The pump: the shmlog consumer feeds an idempotent producer; delivery
 // reports (run inside rd_kafka_poll, on this thread) advance `acked_`.
-class Pump {
+class Pump : public kafka::ClientCounters {
  public:
   Pump(const ToKafkaOptions& o, const Log& log, std::uint32_t partitions)
-      : options_(o), log_id_(hex_id(log.id())), acked_(partitions, kNone), committed_(partitions, kNone) {}
+      : options_(o),
+        log_id_(hex_id(log.id())),
+        acked_(partitions, kNone),
+        committed_(partitions, kNone),
+        stamps_(partitions) {}
 
   Status connect() {
-    auto producer = kafka::make_client(RD_KAFKA_PRODUCER, producer_properties(options_), &Pump::on_delivery, this);
+    auto producer = kafka::make_client(RD_KAFKA_PRODUCER, producer_properties(options_), this, &Pump::on_delivery);
     if (!producer.ok()) return std::move(producer).status();
     producer_ = std::move(*producer);
     auto topic = kafka::make_topic(producer_.get(), options_.topic);
@@ -144,6 +150,13 @@ class Pump {
   Status flush();
   bool idle() const { return rd_kafka_outq_len(producer_.get()) == 0; }
   ToKafkaReport report() const { return {sent_, acknowledged_}; }
+  BridgeStats stats() const {
+    return {.records = acknowledged_,
+            .kafka_errors = errors(),
+            .kafka_retries = retries(),
+            .lag = static_cast<std::int64_t>(sent_ - acknowledged_),
+            .age_ms = age_ms_};
+  }
 
  private:
   static constexpr std::uint64_t kNone = ~std::uint64_t{0};
@@ -157,11 +170,20 @@ class Pump {
   std::vector<std::uint64_t> committed_;
   Status failed_;
   std::uint64_t sent_ = 0, acknowledged_ = 0;
+  // Per partition, the timestamps (ms) of the records sent and not yet
+  // reported on, oldest first: a delivery report carries the broker's
+  // time, not the record's.
+  std::vector<std::deque<std::int64_t>> stamps_;
+  std::int64_t age_ms_ = -1;  // of the last acknowledged record
 };
 
 void Pump::on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
-  auto* self = static_cast<Pump*>(opaque);
+  auto* self = static_cast<Pump*>(static_cast<kafka::ClientCounters*>(opaque));
+  std::deque<std::int64_t>& stamps = self->stamps_[static_cast<std::size_t>(m->partition)];
+  const std::int64_t stamped = stamps.empty() ? 0 : stamps.front();
+  if (!stamps.empty()) stamps.pop_front();
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    self->count_error();
     if (self->failed_.ok()) {
       self->failed_ =
           Status(Status::Code::kIoError, "Kafka refused a record for " + self->options_.topic + "[" +
@@ -172,6 +194,7 @@ void Pump::on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   // Per partition, reports arrive in the order sent (idempotent producer).
   self->acked_[static_cast<std::size_t>(m->partition)] = reinterpret_cast<std::uintptr_t>(m->_private);
   ++self->acknowledged_;
+  if (stamped > 0) self->age_ms_ = unix_ms() - stamped;
 }
 
 kafka::Headers make_headers(const std::string& log_id, const Record& r) {
@@ -217,6 +240,7 @@ Status Pump::send(const Record& r, const volatile std::sig_atomic_t* stop) {
     if (error == nullptr) {
       (void)headers.release();  // the message owns them now
       ++sent_;
+      stamps_[r.partition].push_back(static_cast<std::int64_t>(r.timestamp_ns / 1000000));
       return {};
     }
     const rd_kafka_resp_err_t code = rd_kafka_error_code(error);
@@ -313,6 +337,7 @@ void report_loss(const ToKafkaOptions& o, const PollResult& r, Consumer& consume
 
 Status pump_records(const ToKafkaOptions& o, Consumer& consumer, Pump& pump, const volatile std::sig_atomic_t* stop) {
   auto last_record = std::chrono::steady_clock::now();
+  auto last_stats = last_record;
   while (*stop == 0) {
     Status sent;
     const PollResult r = consumer.poll_wait(
@@ -326,6 +351,10 @@ Status pump_records(const ToKafkaOptions& o, Consumer& consumer, Pump& pump, con
     pump.commit_acknowledged(consumer);
     if (!sent.ok()) break;  // stopped while librdkafka's queue was full
     const auto now = std::chrono::steady_clock::now();
+    if (now - last_stats >= o.stats_interval) {
+      o.on_stats(pump.stats());
+      last_stats = now;
+    }
     if (r.records > 0 || !pump.idle()) {
       last_record = now;
     } else if (o.idle_exit.count() >= 0 && now - last_record >= o.idle_exit) {
@@ -362,6 +391,7 @@ Status run_to_kafka(const ToKafkaOptions& o, const volatile std::sig_atomic_t* s
   Status pumped = pump_records(o, *consumer, pump, stop);
   Status flushed = pumped.ok() ? pump.flush() : Status{};
   pump.commit_acknowledged(*consumer);
+  o.on_stats(pump.stats());
   if (report != nullptr) *report = pump.report();
   return pumped.ok() ? std::move(flushed) : std::move(pumped);
 }

@@ -8,6 +8,8 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <fstream>
@@ -55,6 +57,19 @@ class MockCluster {
   void set_broker_up(int broker, bool up) {
     ASSERT_EQ(up ? rd_kafka_mock_broker_set_up(cluster_, broker) : rd_kafka_mock_broker_set_down(cluster_, broker),
               RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  // While records flow: leaders of `topic`'s partitions 0 and 1 move,
+  // broker 1 is down for 300 ms, then partition 2's leader moves to it.
+  void move_leaders_and_take_a_broker_down(const std::string& topic) {
+    using namespace std::chrono_literals;
+    std::this_thread::sleep_for(50ms);
+    set_leader(topic, 0, 2);
+    set_leader(topic, 1, 3);
+    std::this_thread::sleep_for(50ms);
+    set_broker_up(1, false);
+    std::this_thread::sleep_for(300ms);
+    set_broker_up(1, true);
+    set_leader(topic, 2, 1);
   }
   // The error the brokers' metadata gives for `topic`. (The 2.0.2 mock
   // creates any topic a client asks about, allow.auto.create.topics=false
@@ -116,6 +131,27 @@ inline void wait_started(const std::string& work) {
   while (contents(work + ".err").find("->") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+}
+
+// The bridges of `log` as one `shmlog stat --json` update shows them.
+inline nlohmann::json stat_bridges(const std::string& log, const std::string& work) {
+  const Outcome o = run_command({"stat", log, "--json", "--count", "1", "--interval", "10"}, work + "-stat");
+  EXPECT_EQ(o.code, 0) << o.err;
+  const auto line = nlohmann::json::parse(contents(work + "-stat.out"), nullptr, false);
+  return line.is_object() && line.contains("bridges") ? line["bridges"] : nlohmann::json::array();
+}
+
+// Waits (boundedly) until `shmlog stat` shows one bridge and it passes
+// `ready`; returns it (or what stat showed last).
+template <class Ready>
+nlohmann::json wait_for_bridge(const std::string& log, const std::string& work, Ready ready) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  nlohmann::json b = stat_bridges(log, work);
+  while (!(b.size() == 1 && ready(b[0])) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    b = stat_bridges(log, work);
+  }
+  return b.size() == 1 ? b[0] : b;
 }
 
 }  // namespace shmlog::test

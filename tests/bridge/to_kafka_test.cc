@@ -265,14 +265,7 @@ TEST_F(BridgeToKafka, BrokerErrorsLeaderMovesAndABrokerDownNeitherLoseNorRepeat)
                                    "--property", "max.in.flight.requests.per.connection=1", "--idle-exit-ms", "2000"}),
                    work_);
   wait_started(work_);
-  std::this_thread::sleep_for(50ms);
-  cluster_.set_leader("orders", 0, 2);
-  cluster_.set_leader("orders", 1, 3);
-  std::this_thread::sleep_for(50ms);
-  cluster_.set_broker_up(1, false);
-  std::this_thread::sleep_for(300ms);
-  cluster_.set_broker_up(1, true);
-  cluster_.set_leader("orders", 2, 1);
+  cluster_.move_leaders_and_take_a_broker_down("orders");
   EXPECT_EQ(shm::wait_process_for(pid, 60s), 0) << contents(work_ + ".err");
   const ByPartition in_log = read_log(*log_);
   ByPartition in_kafka = read_topic(cluster_.bootstrap(), "orders");
@@ -312,6 +305,73 @@ TEST_F(BridgeToKafka, KcatReadsWhatTheBridgeWrote) {
   }
   EXPECT_EQ(lines, 30u);
   EXPECT_EQ(static_cast<std::size_t>(std::count(out.begin(), out.end(), '\n')), 30u) << out;
+}
+
+// `shmlog stat` and the exporter show a running bridge's counters: what
+// Kafka acknowledged, then errors while every broker is down, then the
+// rest acknowledged; the counters go with a clean exit.
+TEST_F(BridgeToKafka, StatAndTheExporterShowTheBridge) {
+  cluster_.create_topic("orders", kPartitions);
+  append(300);
+  const auto pid = start_bridge(args("orders"), work_);
+  wait_started(work_);
+  const auto all = test::wait_for_bridge(path_.str(), work_, [](const nlohmann::json& b) {
+    return b.value("records", 0) == 300;
+  });
+  EXPECT_EQ(all.value("records", 0), 300) << all.dump();
+  EXPECT_EQ(all.value("direction", ""), "to-kafka");
+  EXPECT_EQ(all.value("topic", ""), "orders");
+  EXPECT_EQ(all.value("up", false), true);
+  EXPECT_EQ(all.value("lag", -1), 0);
+  EXPECT_GE(all.value("age_ms", std::int64_t{-1}), 0);
+  EXPECT_LT(all.value("age_ms", std::int64_t{-1}), 600'000);  // from the records' own timestamps, not Kafka's
+
+  const int port = 20000 + static_cast<int>(std::random_device{}() % 20000);
+  const auto exporter = test::start_command({"exporter", path_.str(), "--listen", "127.0.0.1:" + std::to_string(port)},
+                                            work_ + "-exporter");
+  std::string metrics;
+  for (int i = 0; i < 100 && metrics.find("shmlog_bridge_up{") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(100ms);
+    const std::string command = "curl -sf http://127.0.0.1:" + std::to_string(port) + "/metrics";
+    FILE* curl = ::popen(command.c_str(), "r");
+    ASSERT_NE(curl, nullptr);
+    metrics.clear();
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, curl)) > 0;) metrics.append(buffer, n);
+    (void)::pclose(curl);
+  }
+  shm::kill_process(exporter);
+  (void)shm::wait_process(exporter);
+  // One line each, labelled with the log, the direction and the topic.
+  const auto line_of = [&](const std::string& name) {
+    const auto at = metrics.find("\n" + name + "{");
+    return at == std::string::npos ? std::string() : metrics.substr(at + 1, metrics.find('\n', at + 1) - at - 1);
+  };
+  for (const auto& [name, value] :
+       {std::pair{"shmlog_bridge_up", " 1"}, {"shmlog_bridge_records_total", " 300"}, {"shmlog_bridge_lag_records", " 0"}}) {
+    const std::string line = line_of(name);
+    EXPECT_NE(line.find("direction=\"to-kafka\""), std::string::npos) << name << ":\n" << metrics;
+    EXPECT_NE(line.find("topic=\"orders\""), std::string::npos) << line;
+    EXPECT_TRUE(line.ends_with(value)) << line;
+  }
+  EXPECT_NE(line_of("shmlog_bridge_age_seconds"), "") << metrics;
+
+  // Every broker down while records are to be sent: librdkafka reports it.
+  for (int broker = 1; broker <= 3; ++broker) cluster_.set_broker_up(broker, false);
+  append(30);
+  const auto down = test::wait_for_bridge(path_.str(), work_, [](const nlohmann::json& b) {
+    return b.value("kafka_errors", 0) > 0;
+  });
+  EXPECT_GT(down.value("kafka_errors", 0), 0) << down.dump();
+  EXPECT_EQ(down.value("up", false), true);
+  for (int broker = 1; broker <= 3; ++broker) cluster_.set_broker_up(broker, true);
+  const auto back = test::wait_for_bridge(path_.str(), work_, [](const nlohmann::json& b) {
+    return b.value("records", 0) == 330;
+  });
+  EXPECT_EQ(back.value("records", 0), 330) << back.dump();
+  ASSERT_EQ(::kill(static_cast<pid_t>(pid), SIGTERM), 0);
+  EXPECT_EQ(shm::wait_process_for(pid, 30s), 0) << contents(work_ + ".err");
+  EXPECT_EQ(test::stat_bridges(path_.str(), work_).size(), 0u);
 }
 
 TEST_F(BridgeToKafka, KafkaIsTheTruthNotTheGroupsOffsets) {

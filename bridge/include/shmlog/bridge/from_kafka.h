@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "shmlog/bridge/stats.h"
 #include "shmlog/status.h"
 
 namespace shmlog::bridge {
@@ -48,6 +49,10 @@ struct FromKafkaOptions {
   // One line each: the bridge runs (connected and resumed), and records
   // Kafka deleted before they reached the log. Called on the bridge's thread.
   std::function<void(const std::string&)> note = [](const std::string&) {};
+  // Every stats_interval, and once at the end: the bridge's counters.
+  // Called on the bridge's thread.
+  std::chrono::milliseconds stats_interval{1000};
+  std::function<void(const BridgeStats&)> on_stats = [](const BridgeStats&) {};
 };
 
 struct FromKafkaReport {

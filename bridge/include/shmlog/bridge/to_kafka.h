@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "shmlog/bridge/stats.h"
 #include "shmlog/status.h"
 
 namespace shmlog::bridge {
@@ -49,6 +50,10 @@ struct ToKafkaOptions {
   // lost in the log before they reached Kafka (an overwrite ring that
   // lapped the bridge, damage). Called on the bridge's thread.
   std::function<void(const std::string&)> note = [](const std::string&) {};
+  // Every stats_interval, and once at the end: the bridge's counters.
+  // Called on the bridge's thread.
+  std::chrono::milliseconds stats_interval{1000};
+  std::function<void(const BridgeStats&)> on_stats = [](const BridgeStats&) {};
 };
 
 struct ToKafkaReport {
