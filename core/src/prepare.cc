@@ -168,16 +168,7 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
       const std::uint64_t committed = s.reuse_floor(p);
       if (committed != UINT64_MAX && committed < old_end) {
         if (!may_wait) return Errc::kBackpressureTimeout;
-        // Counted when the wait begins (a stall in progress shows), timed when it ends.
-        auto& sl = slot();  // single writer: relaxed stores
-        atomic(sl.backpressure_waits_total).store(sl.backpressure_waits_total + 1, std::memory_order_relaxed);
-        const auto started = std::chrono::steady_clock::now();
-        const bool room = wait_for_space(p, old_end, deadline);
-        atomic(sl.backpressure_wait_ns_total)
-            .store(sl.backpressure_wait_ns_total +
-                       static_cast<std::uint64_t>((std::chrono::steady_clock::now() - started).count()),
-                   std::memory_order_relaxed);
-        if (!room) return full_error(p);
+        if (!wait_for_space_counted(p, old_end, deadline)) return full_error(p);
         continue;
       }
       // With no group holding it, the old segment may still have claims in
@@ -200,6 +191,40 @@ Errc ProducerState::prepare(std::uint32_t p, std::uint64_t segment, bool may_wai
     if (std::chrono::steady_clock::now() > deadline) return full_error(p);
     if (waiter.idle(0)) shm::sleep_for(std::chrono::microseconds(50));
   }
+}
+
+bool ProducerState::wait_for_space_counted(std::uint32_t p, std::uint64_t needed,
+                                           std::chrono::steady_clock::time_point deadline) noexcept {
+  // Counted when the wait begins (a stall in progress shows), timed when it ends.
+  auto& sl = slot();  // single writer: relaxed stores
+  atomic(sl.backpressure_waits_total).store(sl.backpressure_waits_total + 1, std::memory_order_relaxed);
+  const auto started = std::chrono::steady_clock::now();
+  const bool room = wait_for_space(p, needed, deadline);
+  atomic(sl.backpressure_wait_ns_total)
+      .store(sl.backpressure_wait_ns_total +
+                 static_cast<std::uint64_t>((std::chrono::steady_clock::now() - started).count()),
+             std::memory_order_relaxed);
+  return room;
+}
+
+// A shared claim's fetch_add takes its positions for good: one that then
+// times out waiting for room leaves a hole that every reader waits out
+// (the claim timeout) before stepping over it. A producer that retries
+// against a full ring would fill the ring with such holes, so the wait
+// for the policy comes first. (Another claim can still take the room
+// between this and the fetch_add; then prepare() waits as before.)
+Errc ProducerState::wait_for_room(std::uint32_t p, std::uint64_t end) noexcept {
+  const LogState& s = *log;
+  const std::uint64_t segment = (end - 1) >> s.segment_shift;
+  const std::uint64_t w = atomic(s.descriptor(p, segment).state_word).load(std::memory_order_acquire);
+  const std::uint64_t held = format::segment_index(w);
+  if (held >= segment) return Errc::kOk;  // ready or being prepared: prepare() sees to it
+  const std::uint64_t old_end = (held + 1) << s.segment_shift;
+  if (s.reuse_floor(p) >= old_end) return Errc::kOk;  // UINT64_MAX: no floor holds it
+  if (!wait_for_space_counted(p, old_end, std::chrono::steady_clock::now() + backpressure_timeout)) {
+    return full_error(p);
+  }
+  return Errc::kOk;
 }
 
 bool ProducerState::wait_for_space(std::uint32_t p, std::uint64_t needed,

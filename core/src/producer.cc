@@ -95,7 +95,14 @@ inline Errc ProducerState::claim_shared(std::uint32_t p, std::uint32_t frame, st
   const LogState& s = *log;
   const std::uint64_t aligned = format::align_record(frame);
   auto tail = atomic(s.partition(p).tail_position);
+  const Cursor& c = cursors[p];
   for (;;) {
+    // Room before positions (see wait_for_room), unless the claim ends in
+    // the segment this producer last found ready.
+    if (const std::uint64_t at = tail.load(std::memory_order_relaxed);
+        at < c.ready_begin || at + aligned > c.ready_end) [[unlikely]] {
+      if (const Errc room = wait_for_room(p, at + aligned); room != Errc::kOk) return room;
+    }
     const std::uint64_t pos = tail.fetch_add(aligned, std::memory_order_relaxed);
     if (!format::plausible_position(pos)) [[unlikely]] return Errc::kCorrupt;
     const std::uint64_t segment_end = (pos | s.segment_mask) + 1;

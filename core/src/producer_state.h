@@ -117,6 +117,12 @@ struct ProducerState : ProducerHot {
   Errc ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept;
   Errc prepare(std::uint32_t p, std::uint64_t segment, bool may_wait) noexcept;
   bool wait_for_space(std::uint32_t p, std::uint64_t needed, std::chrono::steady_clock::time_point deadline) noexcept;
+  // wait_for_space, counted in the producer's backpressure counters.
+  bool wait_for_space_counted(std::uint32_t p, std::uint64_t needed,
+                              std::chrono::steady_clock::time_point deadline) noexcept;
+  // Before a shared claim takes positions: waits until the ring's policy
+  // lets the claim ending at `end` have its segment (kOk), or the timeout.
+  [[gnu::noinline]] Errc wait_for_room(std::uint32_t p, std::uint64_t end) noexcept;
   void try_prepare_ahead(std::uint32_t p, std::uint64_t segment) noexcept {
     (void)prepare(p, segment, /*may_wait=*/false);
   }

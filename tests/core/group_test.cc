@@ -236,6 +236,36 @@ TEST(Group, ADeletedGroupNoLongerHoldsTheRing) {
   EXPECT_NE(again.message().find("no group 'abandoned'"), std::string::npos) << again.message();
 }
 
+// A shared claim that times out waiting for room takes no positions: a
+// producer retrying against a full ring leaves no holes for readers to
+// wait out (each one the claim timeout, counted as an abandoned claim),
+// and once the group reads on, the retried record is the next one.
+TEST(Group, RetriesAgainstAFullRingLeaveNoHoles) {
+  LogOptions o = options();
+  o.policy = Policy::kBackpressure;
+  o.ring_segments = 2;
+  o.claim_timeout = std::chrono::milliseconds(50);
+  auto log = Log::create_in_memory(o).value();
+  auto member = log.consumer({.group = "slow"}).value();
+  auto producer = log.producer({.backpressure_timeout = std::chrono::milliseconds(2)}).value();  // shared claims
+  const std::string value(1000, 'x');
+  AppendResult r;
+  int appended = 0;
+  for (; appended < 1000 && (r = producer.append(as_bytes(value))); ++appended) {
+  }
+  ASSERT_EQ(r.error, Errc::kBackpressureTimeout);
+  const std::uint64_t end = log.info().partitions[0].end_offset;
+  for (int retry = 0; retry < 100; ++retry) ASSERT_EQ(producer.append(as_bytes(value)).error, Errc::kBackpressureTimeout);
+  EXPECT_EQ(log.info().partitions[0].end_offset, end);  // each retry used to take a frame
+  EXPECT_EQ(poll_all(member).size(), static_cast<std::size_t>(appended));
+  const AppendResult next = producer.append(as_bytes("next"));
+  ASSERT_TRUE(next) << errc_name(next.error);
+  std::vector<std::string> rest;
+  for (int polls = 0; polls < 1000 && rest.empty(); ++polls) rest = poll_all(member);
+  EXPECT_EQ(rest, std::vector<std::string>{"next"});
+  EXPECT_EQ(log.info().partitions[0].abandoned_claims, 0u);
+}
+
 TEST(Group, DeletingAGroupWithLiveMembersIsRefusedUnlessForced) {
   auto log = Log::create_in_memory(options()).value();
   auto producer = log.producer().value();
