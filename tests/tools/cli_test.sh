@@ -394,8 +394,10 @@ grep -q "^shmlog: partition 0: offsets 65536..131072 skipped: opening $DLOG/part
 expect_stops_on_sigint lat -- "$SHMLOG" lat --duration 1 --baseline-seconds 3
 expect_json "lat" 'rows[0]["mode"] == "ping-pong" and rows[0]["rows"][0]["count"] == 2000' -- \
   "$SHMLOG" lat --count 2000 --no-baselines --json
-expect_json "bench" 'all(c["records_per_s"] > 0 for c in rows[0]["cells"])' -- \
-  "$SHMLOG" bench --seconds 0.05 --sizes 32 --producers 1 --consumers 1 --json
+# (Under oversubscription a cell can move nothing in its window: rates
+# are checked for shape, and that something moved.)
+expect_json "bench" 'all(c["records_per_s"] >= 0 for c in rows[0]["cells"]) and any(c["records_per_s"] > 0 for c in rows[0]["cells"])' -- \
+  "$SHMLOG" bench --seconds 0.2 --sizes 32 --producers 1 --consumers 1 --json
 expect_json "topo" 'rows[0]["cpus"] == len(rows[0]["cpu_list"])' -- "$SHMLOG" topo --json
 expect_json "topo --synthetic" 'rows[0]["packages"] == 2 and rows[0]["cpus"] == 16' -- \
   "$SHMLOG" topo --json --synthetic "pack:2 core:4 pu:2"
