@@ -4,11 +4,14 @@
 // then append records and commit Kafka offsets behind them as hints.
 #include "shmlog/bridge/from_kafka.h"
 
+#include <algorithm>
 #include <array>
 #include <cinttypes>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "common.h"
 #include "kafka.h"
@@ -28,7 +31,7 @@ kafka::Properties consumer_properties(const FromKafkaOptions& o) {
                      {"enable.auto.commit", "false"},  // offsets follow the appends
                      {"enable.auto.offset.store", "false"},
                      {"isolation.level", "read_committed"},  // never an aborted transaction's records
-                     {"enable.partition.eof", "false"},
+                     {"enable.partition.eof", "true"},  // idle_exit waits for every partition's end
                      {"auto.offset.reset", "earliest"},  // a new group reads the whole topic
                      {"statistics.interval.ms", std::to_string(o.stats_interval.count())},
                      {"allow.auto.create.topics", "false"}});
@@ -74,7 +77,9 @@ Result<std::vector<Producer>> open_producers(const FromKafkaOptions& o, const Lo
   std::vector<Producer> producers;
   for (std::uint32_t p = 0; p < log.options().partitions; ++p) {
     const std::string id = producer_name(o.topic, static_cast<std::int32_t>(p));
-    auto producer = log.producer({.partition = p, .name = id, .producer_id = id});
+    // A full ring is waited out 200 ms at a time, so that a stop is seen.
+    auto producer = log.producer(
+        {.partition = p, .backpressure_timeout = std::chrono::milliseconds(200), .name = id, .producer_id = id});
     if (!producer.ok()) return std::move(producer).status().with_context("producer " + quoted(id));
     producers.push_back(std::move(*producer));
   }
@@ -134,46 +139,42 @@ Status consumer_error(const FromKafkaOptions& o, const rd_kafka_message_t& m) {
   }
 }
 
-// Appends `m` to its partition, retrying while the ring is full, and sets
-// `age_ms` to its age. kAborted when stopped first (the record is read
-// again after a restart).
-Status append(const FromKafkaOptions& o, const rd_kafka_message_t& m, Producer& producer, FromKafkaReport& report,
-              std::int64_t* age_ms, const volatile std::sig_atomic_t* stop) {
+// Appends `m` to its partition and sets `age_ms` to its age: true, or
+// false when the ring stayed full for the producer's backpressure timeout
+// (nothing was written: append it again).
+Result<bool> append(const FromKafkaOptions& o, const rd_kafka_message_t& m, Producer& producer,
+                    FromKafkaReport& report, std::int64_t* age_ms) {
   const auto partition = static_cast<std::uint32_t>(m.partition);
   const Bytes key(static_cast<const std::byte*>(m.key), m.key_len);
   const Bytes value(static_cast<const std::byte*>(m.payload), m.len);
   const std::int64_t ms = rd_kafka_message_timestamp(&m, nullptr);
-  for (;;) {
-    producer.set_next_sequence(static_cast<std::uint64_t>(m.offset));
-    const AppendResult r = ms >= 0 ? producer.append_at(partition, key, value, static_cast<std::uint64_t>(ms) * 1000000)
-                                   : producer.append_to(partition, key, value);
-    const std::string where =
-        "the record at offset " + std::to_string(m.offset) + " of Kafka partition " + o.topic + "[" +
-        std::to_string(m.partition) + "]";
-    switch (r.error) {
-      case Errc::kOk:
-        ++report.appended;
-        if (ms > 0) *age_ms = unix_ms() - ms;
-        return {};
-      case Errc::kDuplicate:
-        ++report.duplicates;
-        return {};
-      case Errc::kBackpressureTimeout:  // readers behind: wait on
-      case Errc::kRevoked:              // this thread stalled past the claim timeout: again
-        if (*stop != 0) return Status(Status::Code::kAborted, "stopped");
-        continue;
-      case Errc::kFenced:
-        return Status(Status::Code::kBusy, "another bridge appends Kafka partition " + o.topic + "[" +
-                                               std::to_string(m.partition) + "] to " + o.log +
-                                               " (producer " + quoted(producer_name(o.topic, m.partition)) +
-                                               " was opened again): this one stops");
-      case Errc::kTooLarge:
-        return Status(Status::Code::kInvalidArgument,
-                      where + " has " + std::to_string(m.key_len + m.len) + " bytes of key and value, more than " +
-                          o.log + "'s max_record_size");
-      default:
-        return Status(Status::Code::kIoError, "appending " + where + " to " + o.log + ": " + errc_name(r.error));
-    }
+  producer.set_next_sequence(static_cast<std::uint64_t>(m.offset));
+  const AppendResult r = ms >= 0 ? producer.append_at(partition, key, value, static_cast<std::uint64_t>(ms) * 1000000)
+                                 : producer.append_to(partition, key, value);
+  const std::string where = "the record at offset " + std::to_string(m.offset) + " of Kafka partition " + o.topic +
+                            "[" + std::to_string(m.partition) + "]";
+  switch (r.error) {
+    case Errc::kOk:
+      ++report.appended;
+      if (ms > 0) *age_ms = unix_ms() - ms;
+      return true;
+    case Errc::kDuplicate:
+      ++report.duplicates;
+      return true;
+    case Errc::kBackpressureTimeout:  // readers behind: wait on
+    case Errc::kRevoked:              // this thread stalled past the claim timeout: again
+      return false;
+    case Errc::kFenced:
+      return Status(Status::Code::kBusy, "another bridge appends Kafka partition " + o.topic + "[" +
+                                             std::to_string(m.partition) + "] to " + o.log + " (producer " +
+                                             quoted(producer_name(o.topic, m.partition)) +
+                                             " was opened again): this one stops");
+    case Errc::kTooLarge:
+      return Status(Status::Code::kInvalidArgument, where + " has " + std::to_string(m.key_len + m.len) +
+                                                        " bytes of key and value, more than " + o.log +
+                                                        "'s max_record_size");
+    default:
+      return Status(Status::Code::kIoError, "appending " + where + " to " + o.log + ": " + errc_name(r.error));
   }
 }
 
@@ -197,9 +198,8 @@ Status pump_records(const FromKafkaOptions& o, rd_kafka_t* rk, std::vector<Produ
   auto last_record = std::chrono::steady_clock::now();
   auto last_commit = last_record;
   auto last_stats = last_record;
-  while (*stop == 0) {
-    kafka::Message m{rd_kafka_consumer_poll(rk, 20)};
-    const auto now = std::chrono::steady_clock::now();
+  // Commits and counters on their intervals, also while a full ring waits.
+  const auto on_time = [&](std::chrono::steady_clock::time_point now) -> Status {
     if (now - last_commit >= o.commit_interval) {
       SHMLOG_RETURN_IF_ERROR(offsets.commit(rk, true));
       last_commit = now;
@@ -208,13 +208,26 @@ Status pump_records(const FromKafkaOptions& o, rd_kafka_t* rk, std::vector<Produ
       o.on_stats(counters.stats());
       last_stats = now;
     }
+    return {};
+  };
+  std::vector<bool> at_end(producers.size(), false);  // read to its end since its last record
+  while (*stop == 0) {
+    kafka::Message m{rd_kafka_consumer_poll(rk, 20)};
+    const auto now = std::chrono::steady_clock::now();
+    SHMLOG_RETURN_IF_ERROR(on_time(now));
     char why[512];
     if (const rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk, why, sizeof why);
         fatal != RD_KAFKA_RESP_ERR_NO_ERROR) {
       return Status(Status::Code::kIoError, "Kafka consumer of topic " + o.topic + " failed: " + why);
     }
     if (!m) {
-      if (o.idle_exit.count() >= 0 && now - last_record >= o.idle_exit) break;
+      const bool caught_up = std::find(at_end.begin(), at_end.end(), false) == at_end.end();
+      if (o.idle_exit.count() >= 0 && caught_up && now - last_record >= o.idle_exit) break;
+      continue;
+    }
+    const bool known = m->partition >= 0 && static_cast<std::size_t>(m->partition) < producers.size();
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (known) at_end[static_cast<std::size_t>(m->partition)] = true;
       continue;
     }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -223,15 +236,21 @@ Status pump_records(const FromKafkaOptions& o, rd_kafka_t* rk, std::vector<Produ
       continue;
     }
     last_record = now;
-    if (m->partition < 0 || static_cast<std::size_t>(m->partition) >= producers.size()) {
+    if (!known) {
       return Status(Status::Code::kCorrupt, "Kafka sent a record of partition " + std::to_string(m->partition) +
                                                 " of topic " + o.topic + ", which the bridge does not read");
     }
-    Status appended =
-        append(o, *m, producers[static_cast<std::size_t>(m->partition)], counters.report, &counters.age_ms, stop);
-    if (appended.code() == Status::Code::kAborted) break;
-    SHMLOG_RETURN_IF_ERROR(std::move(appended));
+    Producer& producer = producers[static_cast<std::size_t>(m->partition)];
+    for (;;) {
+      auto appended = append(o, *m, producer, counters.report, &counters.age_ms);
+      if (!appended.ok()) return std::move(appended).status();
+      if (*appended) break;
+      // The ring is full: a stop leaves the record for the next run.
+      if (*stop != 0) return {};
+      SHMLOG_RETURN_IF_ERROR(on_time(std::chrono::steady_clock::now()));
+    }
     offsets.advance(m->partition, m->offset + 1);
+    at_end[static_cast<std::size_t>(m->partition)] = false;
   }
   return {};
 }
@@ -244,7 +263,7 @@ std::string producer_name(const std::string& topic, std::int32_t partition) {
   if (name.size() <= 63) return name;
   char hash[18];
   std::snprintf(hash, sizeof hash, "~%016" PRIx64, fnv1a(topic));
-  return "kafka:" + topic.substr(0, 32) + hash + tail;
+  return "kafka:" + topic.substr(0, 28) + hash + tail;  // at most 6 + 28 + 17 + 11 bytes
 }
 
 Status run_from_kafka(const FromKafkaOptions& o, const volatile std::sig_atomic_t* stop, FromKafkaReport* report) {

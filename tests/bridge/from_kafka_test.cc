@@ -344,6 +344,61 @@ TEST_F(BridgeFromKafka, StatShowsTheBridge) {
   EXPECT_EQ(test::stat_bridges(path_.str(), work_).size(), 0u);
 }
 
+// A full ring (backpressure, a group behind) makes the bridge wait, not
+// drop: once the group reads, every record arrives, once, in order.
+TEST_F(BridgeFromKafka, AFullRingIsWaitedOutNotDropped) {
+  cluster_.create_topic("t", kPartitions);
+  test::TempLogPath path;
+  auto small = Log::create(path.str(), {.partitions = kPartitions,
+                                        .segment_size = 64u << 10,
+                                        .ring_segments = 2,
+                                        .max_record_size = 4096})
+                   .value();
+  auto reader = small.consumer({.group = "slow"}).value();  // holds the ring back until it reads
+  // 600 records of 1000 bytes: more than the three rings of 128 KiB hold.
+  ByPartition sent(kPartitions);
+  {
+    KafkaProducer producer(cluster_.bootstrap());
+    for (std::uint32_t i = 0; i < 600; ++i) {
+      const std::uint32_t p = i % kPartitions;
+      Copy c{"", std::string(996, static_cast<char>('a' + i % 26)) + std::to_string(1000 + i), 1'600'000'000'000,
+             sent[p].size()};
+      producer.produce("t", static_cast<std::int32_t>(p), c);
+      sent[p].push_back(c);
+    }
+    producer.flush();
+  }
+  auto a = args("t");
+  a[8] = path.str();
+  const auto pid = test::start_command(a, work_);
+  wait_started(work_);
+  // The bridge fills the rings and waits.
+  const auto full = test::wait_for_bridge(path.str(), work_, [](const nlohmann::json& b) {
+    return b.value("records", 0) >= 300;
+  });
+  EXPECT_LT(full.value("records", 0), 600) << full.dump();
+  // The group reads: everything arrives.
+  ByPartition got(kPartitions);
+  std::size_t n = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (n < 600 && std::chrono::steady_clock::now() < deadline) {
+    n += reader
+             .poll_wait(
+                 [&](const Record& r) {
+                   got[r.partition].push_back({test::bytes_to_string(r.key), test::bytes_to_string(r.value),
+                                               static_cast<std::int64_t>(r.timestamp_ns / 1000000), r.sequence});
+                 },
+                 64, 100ms)
+             .records;
+  }
+  EXPECT_EQ(n, 600u) << test::stat_bridges(path.str(), work_).dump();
+  ASSERT_EQ(::kill(static_cast<pid_t>(pid), SIGTERM), 0);
+  EXPECT_EQ(shm::wait_process_for(pid, 30s), 0) << contents(work_ + ".err");
+  for (std::uint32_t p = 0; p < kPartitions; ++p) {
+    EXPECT_TRUE(got[p] == sent[p]) << "partition " << p << ": " << got[p].size() << " records";
+  }
+}
+
 TEST_F(BridgeFromKafka, ARecordTheLogCannotHoldStopsTheBridge) {
   cluster_.create_topic("t", kPartitions);
   produce(6, "t");
@@ -450,6 +505,7 @@ TEST(BridgeFromKafkaNames, ProducerNamesFitAndStayDistinct) {
   EXPECT_NE(na, nb);
   EXPECT_EQ(na, bridge::producer_name(a, 123));
   EXPECT_EQ(na.substr(na.size() - 4), ":123");
+  EXPECT_LE(bridge::producer_name(a, 2147483647).size(), 63u);  // the largest partition
 }
 
 }  // namespace

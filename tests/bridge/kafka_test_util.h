@@ -142,7 +142,7 @@ inline nlohmann::json stat_bridges(const std::string& log, const std::string& wo
 }
 
 // Waits (boundedly) until `shmlog stat` shows one bridge and it passes
-// `ready`; returns it (or what stat showed last).
+// `ready`; returns it (or, when stat showed none or several, an empty object).
 template <class Ready>
 nlohmann::json wait_for_bridge(const std::string& log, const std::string& work, Ready ready) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -151,7 +151,7 @@ nlohmann::json wait_for_bridge(const std::string& log, const std::string& work, 
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     b = stat_bridges(log, work);
   }
-  return b.size() == 1 ? b[0] : b;
+  return b.size() == 1 ? b[0] : nlohmann::json::object();
 }
 
 }  // namespace shmlog::test

@@ -42,7 +42,8 @@ struct FromKafkaOptions {
   std::chrono::milliseconds timeout{10000};
   // How often the Kafka group's offsets are committed (a hint).
   std::chrono::milliseconds commit_interval{1000};
-  // >= 0: stop once no record arrived for this long (tests, one-shot imports).
+  // >= 0: stop once every partition was read to its end and no record
+  // arrived for this long (tests, one-shot imports).
   std::chrono::milliseconds idle_exit{-1};
   // librdkafka properties (security, tuning), applied after ours.
   std::vector<std::pair<std::string, std::string>> properties;
@@ -68,7 +69,7 @@ Status run_from_kafka(const FromKafkaOptions& options, const volatile std::sig_a
                       FromKafkaReport* report);
 
 // The producer id that appends Kafka partition `partition` of `topic`:
-// "kafka:TOPIC:P", or, where that exceeds 63 bytes, the topic's first 32
+// "kafka:TOPIC:P", or, where that exceeds 63 bytes, the topic's first 28
 // bytes and a hash of the whole name in its place.
 std::string producer_name(const std::string& topic, std::int32_t partition);
 
