@@ -172,20 +172,15 @@ class Reader {
 };
 
 // A plain librdkafka producer: the baseline, and the source of from-kafka.
-// With `headers`, each record also carries six headers shaped like the
-// bridge's (names, and values of the same lengths): what the bridge's
-// record format costs, apart from its pump.
 class KafkaWriter : public Writer {
  public:
-  KafkaWriter(const std::string& bootstrap, const std::string& topic, std::uint32_t linger_ms, bool headers)
+  KafkaWriter(const std::string& bootstrap, const std::string& topic, std::uint32_t linger_ms)
       : producer_(make_client(RD_KAFKA_PRODUCER, producer_properties(bootstrap, linger_ms))),
-        topic_(rd_kafka_topic_new(producer_.get(), topic.c_str(), nullptr)),
-        headers_(headers) {}
+        topic_(rd_kafka_topic_new(producer_.get(), topic.c_str(), nullptr)) {}
   ~KafkaWriter() override { rd_kafka_topic_destroy(topic_); }
 
   void send(std::uint32_t partition, std::span<const std::byte> value) override {
-    rd_kafka_headers_t* headers = headers_ ? make_headers(partition) : nullptr;
-    std::array<rd_kafka_vu_t, 5> vu{};
+    std::array<rd_kafka_vu_t, 4> vu{};
     vu[0].vtype = RD_KAFKA_VTYPE_RKT;
     vu[0].u.rkt = topic_;
     vu[1].vtype = RD_KAFKA_VTYPE_PARTITION;
@@ -195,11 +190,9 @@ class KafkaWriter : public Writer {
     vu[3].vtype = RD_KAFKA_VTYPE_VALUE;
     vu[3].u.mem.ptr = const_cast<std::byte*>(value.data());
     vu[3].u.mem.size = value.size();
-    vu[4].vtype = RD_KAFKA_VTYPE_HEADERS;
-    vu[4].u.headers = headers;
     for (;;) {
-      rd_kafka_error_t* error = rd_kafka_produceva(producer_.get(), vu.data(), headers_ ? 5 : 4);
-      if (error == nullptr) break;  // the message owns the headers now
+      rd_kafka_error_t* error = rd_kafka_produceva(producer_.get(), vu.data(), vu.size());
+      if (error == nullptr) break;
       const rd_kafka_resp_err_t code = rd_kafka_error_code(error);
       const std::string what = rd_kafka_error_string(error);
       rd_kafka_error_destroy(error);
@@ -219,25 +212,8 @@ class KafkaWriter : public Writer {
   }
 
  private:
-  rd_kafka_headers_t* make_headers(std::uint32_t partition) {
-    rd_kafka_headers_t* h = rd_kafka_headers_new(6);
-    auto add = [&](const char* name, const std::string& value) {
-      rd_kafka_header_add(h, name, -1, value.data(), static_cast<ssize_t>(value.size()));
-    };
-    const std::string offset = std::to_string(sent_ / 3 * 64);
-    add("shmlog.log", "0123456789abcdef");
-    add("shmlog.partition", std::to_string(partition));
-    add("shmlog.offset", offset);
-    add("shmlog.next_offset", offset);
-    add("shmlog.producer", "1.0");
-    add("shmlog.sequence", std::to_string(sent_++));
-    return h;
-  }
-
   Client producer_;
   rd_kafka_topic_t* topic_;
-  bool headers_;
-  std::uint64_t sent_ = 0;
   int unpolled_ = 0;
 };
 
@@ -453,9 +429,9 @@ class ShmlogReader : public Reader {
 
 // ---- the paths and the two measurements ----
 
-enum class Path { kProducer, kProducerHeaders, kToKafka, kFromKafka };
-constexpr std::array<const char*, 4> kPathNames{"Kafka producer -> consumer", "  the same + 6 shmlog headers",
-                                                "shmlog -> to-kafka -> consumer", "producer -> from-kafka -> shmlog"};
+enum class Path { kProducer, kToKafka, kFromKafka };
+constexpr std::array<const char*, 3> kPathNames{"Kafka producer -> consumer", "shmlog -> to-kafka -> consumer",
+                                                "producer -> from-kafka -> shmlog"};
 
 // A fresh cluster, topic, log and both ends of `path`.
 struct Rig {
@@ -500,7 +476,7 @@ std::unique_ptr<Rig> make_rig(const Config& c, Path path, std::uint32_t linger_m
   if (path == Path::kToKafka) {
     rig->writer = std::make_unique<ShmlogWriter>(c, log, bootstrap, topic, linger_ms);
   } else {
-    rig->writer = std::make_unique<KafkaWriter>(bootstrap, topic, linger_ms, path == Path::kProducerHeaders);
+    rig->writer = std::make_unique<KafkaWriter>(bootstrap, topic, linger_ms);
   }
   prime(c, *rig);
   return rig;
@@ -667,7 +643,7 @@ struct Latency {
 };
 
 std::vector<Path> paths(const Config& c) {
-  std::vector<Path> p{Path::kProducer, Path::kProducerHeaders, Path::kToKafka};
+  std::vector<Path> p{Path::kProducer, Path::kToKafka};
   if (c.from_kafka) p.push_back(Path::kFromKafka);
   return p;
 }
@@ -680,7 +656,11 @@ void run(const Config& c) {
   for (int round = 0; round < c.rounds; ++round) {
     for (std::size_t size : c.sizes) {
       std::map<Path, double> r;
-      for (Path p : paths(c)) rates[{p, size}].push_back(r[p] = throughput(c, p, size, serial++));
+      for (Path p : paths(c)) {
+        rates[{p, size}].push_back(r[p] = throughput(c, p, size, serial++));
+        std::fprintf(stderr, "round %d, %zu B, %s: %.0f records/s\n", round + 1, size,
+                     kPathNames[static_cast<std::size_t>(p)], r[p]);
+      }
       for (Path p : paths(c)) ratios[{p, size}].push_back(r[p] / r[Path::kProducer]);
     }
     for (std::uint32_t linger : c.lingers) {
