@@ -249,6 +249,15 @@ inline Log make_log(std::uint32_t partitions, const std::string& path) {
   return std::move(log).value();
 }
 
+// Deletes a bench log and the lock file its bridge leaves in it (kept
+// between a bridge's runs; Log::remove leaves a directory holding a file
+// it does not know).
+inline void remove_log(const std::string& path, const std::string& bridge_lock) {
+  (void)std::remove((path + "/" + bridge_lock).c_str());
+  const Status s = Log::remove(path);
+  if (!s.ok()) std::fprintf(stderr, "shmlog_bridge_bench: %s\n", s.message().c_str());
+}
+
 // Runs `body(stop)` on a thread of its own until destroyed; the bridge's
 // note containing " -> " (it runs: connected and resumed) makes it ready.
 class BridgeThread {
@@ -288,7 +297,7 @@ class ShmlogWriter : public Writer {
  public:
   ShmlogWriter(std::uint32_t partitions, const std::string& path, const std::string& bootstrap,
                const std::string& topic, std::uint32_t linger_ms)
-      : path_(path), log_(make_log(partitions, path)) {
+      : path_(path), lock_("bridge-kafka-" + topic + ".lock"), log_(make_log(partitions, path)) {
     bridge::ToKafkaOptions o;
     o.log = path;
     o.bootstrap = bootstrap;
@@ -308,7 +317,7 @@ class ShmlogWriter : public Writer {
   ~ShmlogWriter() override {
     producer_.reset();
     bridge_.reset();  // the bridge flushes and stops
-    (void)Log::remove(path_);
+    remove_log(path_, lock_);
   }
   void send(std::uint32_t partition, std::span<const std::byte> value) override {
     const AppendResult r = producer_->append_to(partition, {}, value);
@@ -327,6 +336,7 @@ class ShmlogWriter : public Writer {
 
  private:
   std::string path_;
+  std::string lock_;  // the bridge's, in the log's directory
   Log log_;
   std::optional<BridgeThread> bridge_;
   std::optional<Producer> producer_;
@@ -337,7 +347,7 @@ class ShmlogReader : public Reader {
  public:
   ShmlogReader(std::uint32_t partitions, const std::string& path, const std::string& bootstrap,
                const std::string& topic, int fetch_wait_ms)
-      : path_(path), log_(make_log(partitions, path)) {
+      : path_(path), lock_("bridge-from-kafka-" + topic + ".lock"), log_(make_log(partitions, path)) {
     ConsumerOptions co;
     co.group = "bench";  // a group holds the ring: the bridge waits rather than lap it
     co.commit_every = 256;
@@ -359,7 +369,7 @@ class ShmlogReader : public Reader {
   ~ShmlogReader() override {
     bridge_.reset();
     consumer_.reset();
-    (void)Log::remove(path_);
+    remove_log(path_, lock_);
   }
   std::uint64_t read(std::uint64_t n, const OnValue& on_value, std::chrono::seconds patience) override {
     const auto deadline = std::chrono::steady_clock::now() + patience;
@@ -377,6 +387,7 @@ class ShmlogReader : public Reader {
 
  private:
   std::string path_;
+  std::string lock_;  // the bridge's, in the log's directory
   Log log_;
   std::optional<Consumer> consumer_;
   std::optional<BridgeThread> bridge_;
