@@ -1,7 +1,9 @@
 #!/bin/sh
 # Instructions per call of Producer::append and per record of
-# Consumer::poll (inclusive), counted by callgrind on fixed-count
-# benchmarks: exact and repeatable where the VM has no hardware counters.
+# Consumer::poll (inclusive; the benchmarks call the inline poll through
+# counted_poll, never inlined, so that it is one call), counted by
+# callgrind on fixed-count benchmarks: exact and repeatable where the VM
+# has no hardware counters.
 #   BM_AppendPollFixed: append one 32-byte record, poll it (100 000 times)
 #   BM_AppendPollBatch: append 256, poll them in one call (2 000 times)
 # or, with `c-api`, shmlog_append + shmlog_poll of the C API against
@@ -22,7 +24,7 @@ trap 'rm -f "$out"' EXIT
 per_call() {
   callgrind_annotate --inclusive=yes --tree=calling "$out" 2>/dev/null |
     awk -v fn="$1" -v per_poll="$2" -v append_fn="${3:-shmlog::Producer::append(std::span}" \
-        -v poll_fn="${4:-shmlog::Consumer::poll(}" '
+        -v poll_fn="${4:-counted_poll<}" '
       $0 ~ (" \\* .*append_poll_bench.cc:.*" fn "\\(") { inside = 1; next }
       inside && /^$/ { inside = 0 }
       inside && index($0, append_fn) { a = $0 }

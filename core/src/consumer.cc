@@ -349,6 +349,7 @@ bool ConsumerState::commit_position(Part& part, std::uint64_t position) noexcept
   while (!cas_pair(&sl.committed_offset, offset, ownership, position, part.ownership)) {
     if (ownership != part.ownership) {
       part.owned = false;
+      fast = nullptr;
       return false;
     }
     // The offset was not what this member last wrote (its acquisition moved
@@ -358,6 +359,24 @@ bool ConsumerState::commit_position(Part& part, std::uint64_t position) noexcept
   atomic(sl.commit_time_ns).store(now_realtime_ns(), std::memory_order_relaxed);
   if (atomic(log->header->space_waiters).load(std::memory_order_seq_cst) != 0) log->wake_producers();
   return true;
+}
+
+bool commit_fast(ConsumerHot& h) noexcept {
+  auto& part = static_cast<ConsumerState::Part&>(*h.fast);
+  return static_cast<ConsumerState&>(h).commit_position(part, part.position);
+}
+
+// The inline poll (Consumer::poll in shmlog/log.h) reads a plain data
+// record of the slot last validated and leaves all else to the library's
+// poll, as read_at's inline part does; it reads one partition, and only
+// where no rule of this reader applies to such a record: no checksums, no
+// duplicates dropped, not durable (segment files, holds, read_durable),
+// and no commit before handing out (at-most-once).
+void ConsumerState::refresh_fast() noexcept {
+  fast = nullptr;
+  if (!log || released || parts.size() != 1 || !parts.front().owned) return;
+  if (!fast_unchecked || read_durable || log->durable() || (grouped && mode == DeliveryMode::kAtMostOnce)) return;
+  fast = &parts.front();
 }
 
 namespace {
@@ -479,6 +498,7 @@ void ConsumerState::close() noexcept {
       release_member(*log, group, member);
     }
   }
+  fast = nullptr;
   parts.clear();
   log.reset();
 }
@@ -524,6 +544,9 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
   st->commit_every = options.commit_every;
   st->drop_duplicates = options.drop_duplicates;
   st->fast_unchecked = !options.drop_duplicates && !s.options.checksums;
+  st->segment_size = s.segment_size;
+  st->segment_shift = s.segment_shift;
+  st->max_frame = s.max_frame;
   st->read_committed = options.isolation == Isolation::kReadCommitted;
   st->read_durable = options.read_durable;
   if (options.read_durable && !s.durable()) {
@@ -611,6 +634,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
     format::atomic(member.state).store(active, std::memory_order_release);
     format::atomic(s.group(g).membership_epoch).fetch_add(1, std::memory_order_acq_rel);
     st->grouped = true;
+    st->membership_epoch = &s.group(g).membership_epoch;
     st->commits_as_it_reads = st->mode == DeliveryMode::kAtLeastOnce;
     // Durable: the ring moves on without the group (it then reads files).
     st->may_be_lapped = s.options.policy == Policy::kOverwrite || s.durable();
@@ -623,9 +647,14 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
   return Consumer(std::move(st));
 }
 
-Consumer::Consumer(std::unique_ptr<ConsumerState> state) : state_(std::move(state)) {}
-Consumer::Consumer(Consumer&&) noexcept = default;
-Consumer& Consumer::operator=(Consumer&&) noexcept = default;
+Consumer::Consumer(std::unique_ptr<ConsumerState> state) : state_(std::move(state)), hot_(state_.get()) {}
+Consumer::Consumer(Consumer&& other) noexcept
+    : state_(std::move(other.state_)), hot_(std::exchange(other.hot_, nullptr)) {}
+Consumer& Consumer::operator=(Consumer&& other) noexcept {
+  state_ = std::move(other.state_);
+  hot_ = std::exchange(other.hot_, nullptr);
+  return *this;
+}
 Consumer::~Consumer() = default;
 
 PollResult Consumer::poll(RecordHandler handler, std::size_t max) {
@@ -645,6 +674,7 @@ PollResult Consumer::poll(RecordHandler handler, std::size_t max) {
   }
   ++st->next;
   st->result = nullptr;
+  st->refresh_fast();
   return result;
 }
 

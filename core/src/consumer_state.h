@@ -26,7 +26,8 @@ namespace shmlog::detail {
 
 using Clock = std::chrono::steady_clock;
 
-struct ConsumerState {
+// ConsumerHot (shmlog/detail/consumer_hot.h): what the inline poll reads.
+struct ConsumerState : ConsumerHot {
   std::shared_ptr<LogState> log;
   bool grouped = false;
   std::uint32_t group = 0;
@@ -34,15 +35,8 @@ struct ConsumerState {
   std::uint64_t joined_ns = 0;  // the member slot's join stamp when this member took it
   bool released = false;        // the others released this member (judged dead): it reads no more
   DeliveryMode mode = DeliveryMode::kAtLeastOnce;
-  std::uint32_t commit_every = 1;
-  bool commits_as_it_reads = false;  // an at-least-once group member: commits every commit_every records
-  // Whether the ring can reuse a slot under this consumer: always under
-  // overwrite, and for a reader without a group (no commit holds its slot).
-  bool may_be_lapped = true;
   WaitStrategy wait;
-  std::uint64_t epoch_seen = UINT64_MAX;
   Clock::time_point last_liveness_check{};
-  std::uint32_t polls_since_check = 0;
   std::uint64_t lost_bytes = 0;
   std::size_t next = 0;  // round-robin start among partitions
 
@@ -52,18 +46,12 @@ struct ConsumerState {
     std::uint32_t polls = 0;
     Clock::time_point since{};
   };
-  struct Part {
-    std::uint32_t partition = 0;
+  // ReadCursor: partition, position, uncommitted, and the slot last
+  // validated (segment, segment_base, descriptor).
+  struct Part : ReadCursor {
     bool owned = false;
     std::uint64_t ownership = 0;  // grouped: the slot's ownership word this member acquired it with
-    std::uint64_t position = 0;
     std::uint64_t committed = 0;
-    std::uint32_t uncommitted = 0;
-    std::uint64_t segment = UINT64_MAX;  // segment whose slot was last validated
-    std::byte* segment_base = nullptr;
-    // That slot's state word; nullptr while reading a segment file's copy
-    // (durable logs: the ring has moved on; the copy does not change).
-    const std::uint64_t* descriptor = nullptr;
     SegmentBuffer disk;  // the segment file being read
     SegmentBuffer look;  // read_committed look-ahead in segment files
     Stall stall;       // reading, at the read position
@@ -141,17 +129,17 @@ struct ConsumerState {
   bool still_valid(const Part& part, std::uint64_t position) const noexcept {
     const std::uint64_t segment = position >> log->segment_shift;
     if (segment == part.segment && part.descriptor == nullptr) return true;  // a file's copy
-    const std::uint64_t* word = segment == part.segment ? part.descriptor
-                                                        : &log->descriptor(part.partition, segment).state_word;
-    // Pairs with the release that publishes a prepared slot.
-    return format::segment_index(format::atomic(*const_cast<std::uint64_t*>(word)).load(std::memory_order_acquire)) ==
-           segment;
+    return slot_holds(segment == part.segment ? part.descriptor : &log->descriptor(part.partition, segment).state_word,
+                      segment);
   }
   // False when another member owns the partition now (this one was
   // released, judged dead): nothing is written, and the partition is no
   // longer this member's.
   bool commit_position(Part& part, std::uint64_t position) noexcept;
   std::size_t poll_partition(Part& part, RecordHandler& handler, std::size_t max);
+  // Sets `fast` (ConsumerHot) to the one partition the inline poll may
+  // read next, or nullptr.
+  void refresh_fast() noexcept;
   void rebalance();
   void check_liveness();
   bool try_acquire(Part& part);

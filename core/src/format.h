@@ -41,6 +41,7 @@
 #include <type_traits>
 
 #include "shmlog/detail/record_header.h"
+#include "shmlog/detail/segment_word.h"
 #include "shmlog/log.h"
 
 namespace shmlog::format {
@@ -132,64 +133,23 @@ inline constexpr std::uint8_t kRecordFlagToken = 1u << 2;
 inline constexpr std::uint32_t kTokenTrailer = 8;
 
 // The record header (32 bytes) and its commit word are drawn in
-// shmlog/detail/record_header.h: the public inline append writes them.
+// shmlog/detail/record_header.h, with the commit word's accessors
+// (word_length, ...): the public inline append writes them, the inline
+// poll reads them.
 
 inline constexpr std::int32_t kPoison = INT32_MIN;
 
-constexpr std::int32_t word_length(std::uint64_t w) noexcept {
-  return static_cast<std::int32_t>(static_cast<std::uint32_t>(w));
-}
-constexpr RecordType word_type(std::uint64_t w) noexcept {
-  return static_cast<RecordType>(static_cast<std::uint8_t>(w >> 32));
-}
-constexpr std::uint8_t word_flags(std::uint64_t w) noexcept {
-  return static_cast<std::uint8_t>(w >> 40);
-}
-constexpr std::uint16_t word_key_length(std::uint64_t w) noexcept {
-  return static_cast<std::uint16_t>(w >> 48);
-}
 
 // ---------------------------------------------------------------------------
-// Segment descriptor, 64 bytes, one per ring slot. `state_word` says which
-// segment (by index = position / segment_size) the slot holds and whether it
-// is ready (zeroed, writable) or being prepared:
-//
-//   63                                      24 23 22 21             0
-//  +------------------------------------------+-----+----------------+
-//  |          segment_index (40 bits)         |state| preparer pid   |
-//  +------------------------------------------+-----+----------------+
-//
-// A slot moves from (s - ring_segments, READY) to (s, PREPARING) by a 16-byte
-// CAS that writes the preparer's stamp with the word (so the pid and the
-// stamp are never seen apart; core/src/owner.h), is zeroed by the preparer, and is
-// published as (s, READY) with release. A preparation whose process died is
-// taken over (the same CAS) by the next producer that needs the slot.
+// Segment descriptor, 64 bytes, one per ring slot. Its `state_word` is
+// drawn in shmlog/detail/segment_word.h: the public inline poll checks it.
 // ---------------------------------------------------------------------------
-enum class SegmentState : std::uint64_t { kReady = 0, kPreparing = 1 };
-
 struct SegmentDescriptor {
   std::uint64_t state_word;
   std::uint64_t preparer_stamp;  // with the pid: who prepares (liveness; owner.h)
   std::uint64_t prepared_ns;          // when the slot was last made ready
   std::uint8_t reserved[40];
 };
-
-inline constexpr unsigned kSegmentPidBits = 22;
-inline constexpr unsigned kSegmentStateShift = 22;
-inline constexpr unsigned kSegmentIndexShift = 24;
-
-constexpr std::uint64_t make_segment_word(std::uint64_t index, SegmentState state,
-                                          std::uint32_t pid) noexcept {
-  return index << kSegmentIndexShift | static_cast<std::uint64_t>(state) << kSegmentStateShift |
-         (pid & ((1u << kSegmentPidBits) - 1));
-}
-constexpr std::uint64_t segment_index(std::uint64_t w) noexcept { return w >> kSegmentIndexShift; }
-constexpr SegmentState segment_state(std::uint64_t w) noexcept {
-  return static_cast<SegmentState>((w >> kSegmentStateShift) & 3u);
-}
-constexpr std::uint32_t segment_pid(std::uint64_t w) noexcept {
-  return static_cast<std::uint32_t>(w & ((1u << kSegmentPidBits) - 1));
-}
 
 // ---------------------------------------------------------------------------
 // Partition header: the tail on a hot line of its own, the writer mode, the

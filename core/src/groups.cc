@@ -89,7 +89,7 @@ void ConsumerState::rebalance() {
   if (!grouped || released) return;
   const LogState& s = *log;
   // The clock is read every 1024 polls (or before parking), not every poll.
-  if (++polls_since_check >= 1024 || force_stall_check) {
+  if (++polls_since_check >= kPollsPerLivenessCheck || force_stall_check) {
     polls_since_check = 0;
     const auto now = Clock::now();
     if (now - last_liveness_check >= kLivenessInterval) {
@@ -100,6 +100,7 @@ void ConsumerState::rebalance() {
   const std::uint64_t epoch = atomic(s.group(group).membership_epoch).load(std::memory_order_acquire);
   if (epoch != epoch_seen) {
     epoch_seen = epoch;
+    fast = nullptr;  // the partitions change: refresh_fast sets it again after the poll
     // Released by the others (judged dead while it ran; its slot may be
     // another member's now): it owns nothing and must not act as a member.
     const auto& me = s.member(group, member);

@@ -15,17 +15,10 @@
 
 #include "format.h"
 #include "record.h"
+#include "shmlog/detail/consumer_hot.h"
 #include "shmlog/log.h"
 #include "shmlog/shm/process.h"
 #include "shmlog/shm/shared_memory.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define SHMLOG_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SHMLOG_TSAN 1
-#endif
-#endif
 
 namespace shmlog::detail {
 
@@ -45,29 +38,8 @@ inline void zero_shared(std::byte* at, std::size_t n) noexcept {
 #endif
 }
 
-#ifdef SHMLOG_TSAN
-extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
-extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
-#endif
-
-// The other side of zero_shared: a reader's plain loads of a record's
-// header and bytes, which a producer that took the slot may be zeroing or
-// rewriting under it. The reader checks the slot's word afterwards and
-// drops what it read if the slot moved on (a seqlock reader's retry);
-// ThreadSanitizer, which cannot see that check, is told to ignore the
-// loads of this thread while a SpeculativeReads lives. Nothing in other
-// builds.
-class SpeculativeReads {
- public:
-#ifdef SHMLOG_TSAN
-  SpeculativeReads() noexcept { AnnotateIgnoreReadsBegin(__FILE__, __LINE__); }
-  ~SpeculativeReads() { AnnotateIgnoreReadsEnd(__FILE__, __LINE__); }
-#else
-  SpeculativeReads() noexcept {}  // (user-provided: a scope guard, not an unused variable)
-#endif
-  SpeculativeReads(const SpeculativeReads&) = delete;
-  SpeculativeReads& operator=(const SpeculativeReads&) = delete;
-};
+// SHMLOG_TSAN and SpeculativeReads, the other side of zero_shared: in
+// shmlog/detail/consumer_hot.h (the inline poll reads speculatively too).
 
 // A uniqueness token's hash: its home in the token table. Never 0 (empty).
 inline std::uint64_t token_hash(Bytes token) noexcept { return format::key_hash(token) | 1; }

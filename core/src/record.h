@@ -40,20 +40,14 @@ struct Decoded {
   if (word == 0) return d;
   const std::int32_t length = format::word_length(word);
   // Fast path: a committed data record that fits (the common case).
-  if (length >= static_cast<std::int32_t>(format::kRecordHeaderSize) &&
-      format::word_type(word) == format::RecordType::kData && static_cast<std::uint32_t>(length) <= max_frame &&
-      (offset & (format::kRecordAlignment - 1)) == 0) {
-    const std::uint64_t aligned = format::align_record(static_cast<std::uint64_t>(length));
+  if (const std::uint32_t aligned = format::data_record_extent(word, offset, segment_size, max_frame); aligned != 0) {
+    d.kind = Kind::kData;
+    d.type = format::RecordType::kData;
+    d.flags = format::word_flags(word);
     d.key_length = format::word_key_length(word);
-    if (offset + aligned <= segment_size && d.key_length <= length - format::kRecordHeaderSize) {
-      d.kind = Kind::kData;
-      d.type = format::RecordType::kData;
-      d.flags = format::word_flags(word);
-      d.frame_length = static_cast<std::uint32_t>(length);
-      d.aligned_length = static_cast<std::uint32_t>(aligned);
-      return d;
-    }
-    d.key_length = 0;
+    d.frame_length = static_cast<std::uint32_t>(length);
+    d.aligned_length = aligned;
+    return d;
   }
   if (length == format::kPoison) {
     d.kind = Kind::kUnblocking;

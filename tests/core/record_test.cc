@@ -107,6 +107,37 @@ TEST(RecordDecode, RandomWordsNeverPointOutsideTheSegment) {
   }
 }
 
+// What the inline poll takes (shmlog/detail/record_header.h) is exactly
+// what decode calls a data record, and never reaches past the segment:
+// random words at random offsets, aligned or not, inside the segment or
+// past it.
+TEST(RecordDecode, InlinePollTakesOnlyWholeDataRecordsInsideTheSegment) {
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 2'000'000; ++i) {
+    std::uint64_t word = rng();
+    if (i % 2 == 0) {  // a plausible data record
+      word = make_commit_word(static_cast<std::int32_t>(rng() % 5000), RecordType::kData,
+                              static_cast<std::uint8_t>(rng() % 3 == 0 ? rng() : 0),
+                              static_cast<std::uint16_t>(rng() % 3 == 0 ? rng() : rng() % 64));
+    }
+    const std::uint64_t offset = i % 3 == 0 ? rng() % (2 * kSegment) : (rng() % (kSegment / 32)) * 32;
+    const std::uint32_t extent = format::data_record_extent(word, offset, kSegment, kMaxFrame);
+    if (offset < kSegment) {
+      const auto d = decode(word, offset, kSegment, kMaxFrame);
+      ASSERT_EQ(extent != 0, d.kind == Kind::kData) << std::hex << word << " at " << std::dec << offset;
+      if (extent != 0) {
+        ASSERT_EQ(extent, d.aligned_length);
+      }
+    }
+    if (extent != 0) {
+      ASSERT_LE(offset + extent, kSegment);
+      ASSERT_LE(format::word_key_length(word) + format::kRecordHeaderSize,
+                static_cast<std::uint32_t>(format::word_length(word)));
+      ASSERT_LE(static_cast<std::uint32_t>(format::word_length(word)), kMaxFrame);
+    }
+  }
+}
+
 TEST(Crc32c, MatchesTheStandardCheckValue) {
   // The CRC32C of "123456789" is 0xE3069283 (RFC 3720).
   EXPECT_EQ(crc32c::value("123456789", 9), 0xE3069283u);

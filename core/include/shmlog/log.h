@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "shmlog/detail/consumer_hot.h"
 #include "shmlog/detail/producer_hot.h"
 #include "shmlog/shm/shared_memory.h"
 #include "shmlog/status.h"
@@ -162,6 +163,13 @@ Errc append_control(Producer& producer, std::uint32_t partition, std::uint8_t ty
                     std::uint16_t epoch, Bytes value) noexcept;
 // Lets a reader see control records (shmlog's own recovery reads).
 void deliver_control_records(Consumer& consumer) noexcept;
+// Why the inline poll stopped.
+enum class InlineStop : std::uint8_t {
+  kMax,      // it handed out as many records as asked for
+  kSkip,     // at padding or past its segment: the library's poll steps over, then inline again
+  kLibrary,  // at anything else: the library's poll goes on from there
+  kRefused,  // a commit was refused (the partition is another member's now): the poll ends
+};
 }  // namespace detail
 
 // An open claim: write key and value in place, then commit or abort it.
@@ -434,6 +442,11 @@ class Consumer {
   // Hands up to `max` committed records to `handler`, in offset order per
   // partition, and returns at once (records == 0 when there are none).
   PollResult poll(RecordHandler handler, std::size_t max = 64);
+  // The same for a handler called directly (no RecordHandler), and inline
+  // (no call into the library) while a consumer of one partition finds
+  // plain data records: see shmlog/detail/consumer_hot.h.
+  template <class Handler>
+  PollResult poll(Handler&& handler, std::size_t max = 64);
   // As poll, but waits up to `timeout` (with the consumer's wait strategy)
   // for at least one record.
   PollResult poll_wait(RecordHandler handler, std::size_t max, std::chrono::nanoseconds timeout);
@@ -465,8 +478,112 @@ class Consumer {
   friend class Log;
   friend void detail::deliver_control_records(Consumer&) noexcept;
   explicit Consumer(std::unique_ptr<detail::ConsumerState> state);
+  // Where the inline poll stopped before `max`: the library's poll goes on
+  // (and after padding or a segment's end, the inline poll again).
+  template <class Handler>
+  [[gnu::noinline]] PollResult poll_on(Handler& handler, std::size_t max, std::size_t delivered,
+                                       detail::InlineStop stop);
   std::unique_ptr<detail::ConsumerState> state_;
+  detail::ConsumerHot* hot_ = nullptr;  // *state_, as its base: what the inline poll reads
 };
+
+namespace detail {
+
+
+// The inline poll's loop (shmlog/detail/consumer_hot.h): hands the plain
+// data records of the slot last validated to `handler`, up to `max`, and
+// adds them to `delivered`.
+template <class Handler>
+[[gnu::always_inline]] inline InlineStop poll_inline(ConsumerHot& h, Handler& handler, std::size_t max,
+                                                  std::size_t& delivered) {
+  ReadCursor& c = *h.fast;
+  Record r;
+  r.partition = c.partition;
+  std::size_t n = 0;
+  InlineStop stop = InlineStop::kMax;
+  while (n < max) {
+    const std::uint64_t position = c.position;
+    const std::uint64_t segment = c.segment;
+    if ((position >> h.segment_shift) != segment) {
+      stop = InlineStop::kSkip;
+      break;
+    }
+    {
+      const SpeculativeReads speculative;  // checked against the slot's word before use
+      const std::uint64_t offset = position & (h.segment_size - 1);
+      const auto* header = reinterpret_cast<const format::RecordHeader*>(c.segment_base + offset);
+      // Pairs with the producer's release (or seq_cst) store of the commit word.
+      const std::uint64_t word = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(header->commit_word))
+                                     .load(std::memory_order_acquire);
+      const std::uint32_t extent = format::data_record_extent(word, offset, h.segment_size, h.max_frame);
+      if (extent == 0 || format::word_flags(word) != 0) {
+        stop = format::word_type(word) == format::RecordType::kPadding ? InlineStop::kSkip : InlineStop::kLibrary;
+        break;
+      }
+      const auto* body = reinterpret_cast<const std::byte*>(header + 1);
+      const std::uint32_t key_size = format::word_key_length(word);
+      const std::uint32_t body_size = static_cast<std::uint32_t>(format::word_length(word)) -
+                                      static_cast<std::uint32_t>(format::kRecordHeaderSize);
+      r.offset = position;
+      r.next_offset = position + extent;
+      r.timestamp_ns = header->timestamp_ns;
+      r.producer_id = header->producer_id;
+      r.producer_epoch = header->producer_epoch;
+      r.sequence = header->sequence;
+      r.key = Bytes(body, key_size);
+      r.value = Bytes(body + key_size, body_size - key_size);
+      if (h.may_be_lapped && !slot_holds(c.descriptor, segment)) {
+        stop = InlineStop::kLibrary;
+        break;
+      }
+    }
+    const Record& record = r;
+    handler(record);
+    ++n;
+    c.position = r.next_offset;
+    // (A slot reused while the handler ran is found by the check before
+    // the next record, of this poll or the next, before anything of it is
+    // handed out; the library's poll then counts the lap.)
+    if (h.commits_as_it_reads && ++c.uncommitted >= h.commit_every && !commit_fast(h)) {
+      stop = InlineStop::kRefused;  // not ours now: its new owner resumes at the last commit
+      break;
+    }
+  }
+  delivered += n;
+  return stop;
+}
+
+}  // namespace detail
+
+template <class Handler>
+PollResult Consumer::poll(Handler&& handler, std::size_t max) {
+  detail::ConsumerHot* const h = hot_;
+  if (h == nullptr || max == 0 || !detail::may_poll_inline(*h)) return poll(RecordHandler(handler), max);
+  std::size_t delivered = 0;
+  const detail::InlineStop stop = detail::poll_inline(*h, handler, max, delivered);
+  if (stop == detail::InlineStop::kMax || stop == detail::InlineStop::kRefused) [[likely]] {
+    return PollResult{delivered};
+  }
+  return poll_on(handler, max, delivered, stop);
+}
+
+template <class Handler>
+PollResult Consumer::poll_on(Handler& handler, std::size_t max, std::size_t delivered, detail::InlineStop stop) {
+  PollResult result{delivered};
+  for (;;) {
+    // Padding or a segment's end: the library's poll steps over it and
+    // hands out the record after it, then the inline poll goes on.
+    const bool again = stop == detail::InlineStop::kSkip;
+    const PollResult more = poll(RecordHandler(handler), again ? 1 : max - result.records);
+    result.records += more.records;
+    result.lost_bytes += more.lost_bytes;
+    result.corrupt += more.corrupt;
+    result.duplicates += more.duplicates;
+    if (!again || more.records == 0 || result.records == max || hot_->fast == nullptr) return result;
+    stop = detail::poll_inline(*hot_, handler, max - result.records, result.records);
+    if (stop == detail::InlineStop::kMax || stop == detail::InlineStop::kRefused) return result;
+  }
+}
 
 // What tools show about a log (a snapshot, read without locks).
 struct LogInfo {

@@ -1,6 +1,6 @@
 // The record header's layout and commit word, public because the inline
 // append of an exclusive producer (Producer::append in shmlog/log.h)
-// writes them; core/src/format.h has the rest of the shared-memory
+// writes them and the inline poll (Consumer::poll) reads them; core/src/format.h has the rest of the shared-memory
 // format and pins these with static_asserts. Not an API: what is here may
 // change with the format.
 #pragma once
@@ -74,8 +74,40 @@ constexpr std::uint64_t make_commit_word(std::int32_t frame_length, RecordType t
          static_cast<std::uint64_t>(static_cast<std::uint8_t>(type)) << 32 |
          static_cast<std::uint64_t>(flags) << 40 | static_cast<std::uint64_t>(key_length) << 48;
 }
+constexpr std::int32_t word_length(std::uint64_t w) noexcept {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(w));
+}
+constexpr RecordType word_type(std::uint64_t w) noexcept {
+  return static_cast<RecordType>(static_cast<std::uint8_t>(w >> 32));
+}
+// 0: no checksum, token or transaction (core/src/format.h names the flags).
+constexpr std::uint8_t word_flags(std::uint64_t w) noexcept {
+  return static_cast<std::uint8_t>(w >> 40);
+}
+constexpr std::uint16_t word_key_length(std::uint64_t w) noexcept {
+  return static_cast<std::uint16_t>(w >> 48);
+}
 constexpr std::uint64_t align_record(std::uint64_t n) noexcept {
   return (n + kRecordAlignment - 1) & ~static_cast<std::uint64_t>(kRecordAlignment - 1);
+}
+
+// The distance to the next record (the aligned frame) when `word`, read at
+// byte `offset` of a segment of `segment_size` bytes, commits a data record
+// of at most `max_frame` bytes whose key fits in its frame and which ends
+// inside the segment; else 0 (nothing yet, in progress, another type, or
+// damage: record::decode in core/src/record.h tells which). A pure
+// function of what another process wrote: record::decode starts with it
+// (and is fuzzed), and the inline poll reads nothing it has not bounded.
+constexpr std::uint32_t data_record_extent(std::uint64_t word, std::uint64_t offset, std::uint64_t segment_size,
+                                           std::uint32_t max_frame) noexcept {
+  const std::int32_t length = word_length(word);
+  if (length < static_cast<std::int32_t>(kRecordHeaderSize) || static_cast<std::uint32_t>(length) > max_frame ||
+      word_type(word) != RecordType::kData || word_key_length(word) > static_cast<std::uint32_t>(length) - kRecordHeaderSize ||
+      (offset & (kRecordAlignment - 1)) != 0 || offset > segment_size) {
+    return 0;
+  }
+  const std::uint64_t aligned = align_record(static_cast<std::uint64_t>(length));
+  return aligned <= segment_size - offset ? static_cast<std::uint32_t>(aligned) : 0;
 }
 
 }  // namespace shmlog::format
