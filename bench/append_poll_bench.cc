@@ -77,6 +77,29 @@ BENCHMARK(BM_AppendPoll)
     ->ArgsProduct({{32}, {0, 1}, {1}})
     ->Iterations(100000);
 
+// A poll that finds nothing, as a spinning consumer makes between records
+// (a fixed count, for bench/callgrind.sh): inline, or through a
+// RecordHandler (the library's poll).
+void BM_PollEmpty(benchmark::State& state) {
+  auto log = shmlog::Log::create_in_memory(bench_options(/*small_ring=*/true)).value();
+  auto producer = log.producer({.exclusive = true, .timestamps = false}).value();
+  auto consumer = log.consumer().value();
+  std::byte value[32] = {};
+  if (!producer.append(Bytes(value, sizeof value))) state.SkipWithError("append failed");
+  std::uint64_t sink = 0;
+  auto handler = [&](const shmlog::Record& r) { sink += r.value.size(); };
+  consumer.poll(handler, 64);  // the first poll of a consumer is the library's
+  for (auto _ : state) {
+    if (state.range(0) != 0) {
+      counted_poll(consumer, handler, 64);
+    } else {
+      counted_poll(consumer, shmlog::RecordHandler(handler), 64);
+    }
+  }
+  benchmark::DoNotOptimize(sink);
+}
+BENCHMARK(BM_PollEmpty)->ArgName("inline")->Arg(0)->Arg(1)->Iterations(100000);
+
 // Append alone (no reader: with no group the ring is reused once each
 // segment's claims are resolved, so the cost of reuse is included).
 void BM_Append(benchmark::State& state) {

@@ -6,6 +6,8 @@
 # has no hardware counters.
 #   BM_AppendPollFixed: append one 32-byte record, poll it (100 000 times)
 #   BM_AppendPollBatch: append 256, poll them in one call (2 000 times)
+#   BM_PollEmpty: a poll that finds nothing (100 000 times), inline and
+#   through a RecordHandler (the library's poll)
 # or, with `c-api`, shmlog_append + shmlog_poll of the C API against
 # Producer::append + Consumer::poll (exclusive, 32 B): one record per poll
 # on the default shared-memory log (100 000 times each), and the batches
@@ -66,6 +68,22 @@ if [ "$claims" = c-api ]; then
   exit 0
 fi
 
+# empty_poll INLINE: instructions per poll that finds nothing (BM_PollEmpty).
+empty_poll() {
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$build/bench/shmlog_bench" \
+    --benchmark_filter="BM_PollEmpty/inline:$1" >/dev/null 2>&1
+  callgrind_annotate --inclusive=yes --tree=calling "$out" 2>/dev/null |
+    awk '
+      / \* .*append_poll_bench.cc:.*BM_PollEmpty\(/ { inside = 1; next }
+      inside && /^$/ { inside = 0 }
+      inside && index($0, "counted_poll<") { ir = $0; sub(/^ */, "", ir); sub(/ .*/, "", ir); gsub(/,/, "", ir)
+                                              calls = $0; sub(/.*\(/, "", calls); sub(/x\).*/, "", calls); gsub(/,/, "", calls)
+                                              total += ir; n += calls }
+      END { if (n == 0) { print "callgrind.sh: no poll calls found" > "/dev/stderr"; exit 1 }
+            printf "%.1f", total / n }'
+}
+
 single=$(measure "BM_AppendPollFixed/size:32/$claims/small_ring:1" BM_AppendPoll 1)
 batch=$(measure "BM_AppendPollBatch/$claims" BM_AppendPollBatch 256)
 echo "32 B, $claims: one at a time: $single; in batches of 256: $batch"
+echo "a poll that finds nothing: $(empty_poll 1) inline, $(empty_poll 0) through a RecordHandler (the library's poll)"

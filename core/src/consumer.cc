@@ -685,7 +685,7 @@ PollResult Consumer::poll_wait(RecordHandler handler, std::size_t max, std::chro
   const auto deadline = detail::Clock::now() + timeout;
   Waiter waiter(st->wait);
   for (std::uint32_t round = 0;; ++round) {
-    PollResult r = poll(handler, max);
+    PollResult r = poll<RecordHandler&>(handler, max);  // inline while it may
     st->force_stall_check = false;
     if (r.records > 0 || r.lost_bytes > 0 || r.corrupt > 0) return r;
     if ((round & 15) == 0 && detail::Clock::now() >= deadline) return r;
@@ -714,7 +714,7 @@ PollResult Consumer::poll_wait(RecordHandler handler, std::size_t max, std::chro
     st->force_stall_check = true;
     waiter.reset();
     if (detail::Clock::now() >= deadline) {
-      PollResult last = poll(handler, max);
+      PollResult last = poll<RecordHandler&>(handler, max);
       st->force_stall_check = false;
       return last;
     }

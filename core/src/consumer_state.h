@@ -83,7 +83,6 @@ struct ConsumerState : ConsumerHot {
     Clock::time_point txn_checked{};
   };
   std::vector<Part> parts;
-  bool force_stall_check = false;
   bool drop_duplicates = false;
   // Records without a checksum flag are delivered as they are: the log has
   // no checksums (a checksummed log's record without one is torn) and no

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "log_access.h"
 #include "test_util.h"
@@ -237,6 +238,27 @@ TEST(InlinePoll, GroupReadCommittedSeesEachCommittedRecordOnceAndCommitsEveryThi
   std::size_t wanted = 0;
   for (const auto& [offset, e] : writer.records) wanted += e.aborted ? 0 : 1;
   EXPECT_EQ(seen.count, wanted);
+}
+
+TEST(InlinePoll, UnregisteredClaimIsUnblockedThoughPollsFindingNothingStayInline) {
+  auto log = Log::create_in_memory(mixed_options(Policy::kBackpressure)).value();
+  auto& s = test::state(log);
+  auto producer = log.producer().value();
+  ASSERT_TRUE(producer.append(as_bytes("first")));
+  auto consumer = log.consumer().value();
+  std::vector<Record> got;
+  auto handler = [&](const Record& r) { got.push_back(r); };
+  ASSERT_EQ(consumer.poll(handler, 10).records, 1u);  // the library's poll: inline from now on
+  // A producer that died right after its fetch-add: 96 bytes claimed, no word.
+  format::atomic(s.partition(0).tail_position).fetch_add(96);
+  ASSERT_TRUE(producer.append(as_bytes("next")));
+  // Spinning polls, never poll_wait: the library's poll must still look
+  // now and then, time the stall and unblock the claim.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (got.size() < 2 && std::chrono::steady_clock::now() < give_up) consumer.poll(handler, 10);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].offset, got[0].next_offset + 96);
+  EXPECT_EQ(bytes_to_string(got[1].value), "next");
 }
 
 TEST(InlinePoll, MovedFromConsumerPollsNothing) {

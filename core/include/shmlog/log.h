@@ -167,6 +167,7 @@ void deliver_control_records(Consumer& consumer) noexcept;
 enum class InlineStop : std::uint8_t {
   kMax,      // it handed out as many records as asked for
   kSkip,     // at padding or past its segment: the library's poll steps over, then inline again
+  kEmpty,    // nothing committed at the position yet (in a slot that still holds its segment)
   kLibrary,  // at anything else: the library's poll goes on from there
   kRefused,  // a commit was refused (the partition is another member's now): the poll ends
 };
@@ -517,7 +518,11 @@ template <class Handler>
                                      .load(std::memory_order_acquire);
       const std::uint32_t extent = format::data_record_extent(word, offset, h.segment_size, h.max_frame);
       if (extent == 0 || format::word_flags(word) != 0) {
-        stop = format::word_type(word) == format::RecordType::kPadding ? InlineStop::kSkip : InlineStop::kLibrary;
+        if (word == 0) {  // (a lapping producer may be zeroing the slot)
+          stop = !h.may_be_lapped || slot_holds(c.descriptor, segment) ? InlineStop::kEmpty : InlineStop::kLibrary;
+        } else {
+          stop = format::word_type(word) == format::RecordType::kPadding ? InlineStop::kSkip : InlineStop::kLibrary;
+        }
         break;
       }
       const auto* body = reinterpret_cast<const std::byte*>(header + 1);
@@ -561,7 +566,8 @@ PollResult Consumer::poll(Handler&& handler, std::size_t max) {
   if (h == nullptr || max == 0 || !detail::may_poll_inline(*h)) return poll(RecordHandler(handler), max);
   std::size_t delivered = 0;
   const detail::InlineStop stop = detail::poll_inline(*h, handler, max, delivered);
-  if (stop == detail::InlineStop::kMax || stop == detail::InlineStop::kRefused) [[likely]] {
+  if (stop == detail::InlineStop::kMax || stop == detail::InlineStop::kRefused ||
+      (stop == detail::InlineStop::kEmpty && detail::may_skip_library(*h))) [[likely]] {
     return PollResult{delivered};
   }
   return poll_on(handler, max, delivered, stop);
@@ -581,7 +587,7 @@ PollResult Consumer::poll_on(Handler& handler, std::size_t max, std::size_t deli
     result.duplicates += more.duplicates;
     if (!again || more.records == 0 || result.records == max || hot_->fast == nullptr) return result;
     stop = detail::poll_inline(*hot_, handler, max - result.records, result.records);
-    if (stop == detail::InlineStop::kMax || stop == detail::InlineStop::kRefused) return result;
+    if (stop != detail::InlineStop::kSkip && stop != detail::InlineStop::kLibrary) return result;
   }
 }
 

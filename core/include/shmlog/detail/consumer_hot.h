@@ -78,6 +78,10 @@ struct ConsumerHot {
   const std::uint64_t* membership_epoch = nullptr;
   std::uint64_t epoch_seen = UINT64_MAX;
   std::uint32_t polls_since_check = 0;
+  // Inline polls that found nothing committed at the position, and whether
+  // the next poll must look at a stall (poll_wait sets it after parking).
+  std::uint32_t empty_polls = 0;
+  bool force_stall_check = false;
   // The log's geometry (LogState's, copied).
   std::uint64_t segment_size = 0;
   unsigned segment_shift = 0;
@@ -98,11 +102,11 @@ inline bool slot_holds(const std::uint64_t* descriptor, std::uint64_t segment) n
                                    .load(std::memory_order_acquire)) == segment;
 }
 
-// Whether this poll may start inline: the library has set `fast` and, for
-// a group member, no membership change or liveness check is due (those
-// are the library poll's first step).
+// Whether this poll may start inline: the library has set `fast`, no
+// stall is to be timed and, for a group member, no membership change or
+// liveness check is due (those are the library poll's first step).
 inline bool may_poll_inline(ConsumerHot& h) noexcept {
-  if (h.fast == nullptr) return false;
+  if (h.fast == nullptr || h.force_stall_check) return false;
   if (h.membership_epoch != nullptr) {
     if (h.polls_since_check + 1 >= kPollsPerLivenessCheck) return false;
     // Pairs with the acq_rel increment of a member joining or leaving.
@@ -114,6 +118,11 @@ inline bool may_poll_inline(ConsumerHot& h) noexcept {
   }
   return true;
 }
+
+// Whether an inline poll that found nothing committed may return without
+// the library's poll: every 64th time it looks too, since a claim whose
+// producer died is found (timed) and unblocked there.
+inline bool may_skip_library(ConsumerHot& h) noexcept { return (++h.empty_polls & 63) != 0; }
 
 // Commits the inline poll's partition at its position (an at-least-once
 // member's commit_every reached). False when the partition is another
