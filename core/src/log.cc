@@ -534,7 +534,9 @@ Result<Log> Log::create_in_memory(const LogOptions& options) {
   s->options = options;
   // Without a directory: no durability, no memory name.
   s->init_geometry(format::kFeaturesOfThisBinary);
-  auto* memory = static_cast<std::byte*>(std::aligned_alloc(format::kPage, s->geometry.total_size));
+  // aligned_alloc wants a whole number of alignments.
+  const std::size_t pages = (s->geometry.total_size + format::kPage - 1) / format::kPage * format::kPage;
+  auto* memory = static_cast<std::byte*>(std::aligned_alloc(format::kPage, pages));
   if (memory == nullptr) {
     return Status(Status::Code::kNoSpace, "creating in-memory log: cannot allocate " +
                                               std::to_string(s->geometry.total_size) + " bytes");
