@@ -264,7 +264,7 @@ TEST_F(BridgeToKafka, BrokerErrorsLeaderMovesAndABrokerDownNeitherLoseNorRepeat)
                                 RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE});
   const auto pid =
       start_bridge(args("orders", {"--batch", "16", "--linger-ms", "0", "--property", "batch.num.messages=20",
-                                   "--property", "max.in.flight.requests.per.connection=1", "--idle-exit-ms", "2000"}),
+                                   "--property", "max.in.flight.requests.per.connection=1"}),
                    work_);
   wait_started(work_);
   std::this_thread::sleep_for(50ms);
@@ -282,6 +282,11 @@ TEST_F(BridgeToKafka, BrokerErrorsLeaderMovesAndABrokerDownNeitherLoseNorRepeat)
   cluster_.set_leader("orders", 1, 3);
   cluster_.set_leader("orders", 2, 1);
   append(300);
+  const auto more = test::wait_for_bridge(path_.str(), work_, [](const nlohmann::json& b) {
+    return b.value("records", 0) == 3300;
+  });
+  EXPECT_EQ(more.value("records", 0), 3300) << more.dump();
+  ASSERT_EQ(::kill(static_cast<pid_t>(pid), SIGTERM), 0);
   EXPECT_EQ(shm::wait_process_for(pid, 60s), 0) << contents(work_ + ".err");
   const ByPartition in_log = read_log(*log_);
   ByPartition in_kafka = read_topic(cluster_.bootstrap(), "orders");
