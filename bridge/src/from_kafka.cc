@@ -52,8 +52,7 @@ class Offsets {
   void advance(std::int32_t partition, std::int64_t next) { next_[static_cast<std::size_t>(partition)] = next; }
   // Commits what advanced since the last commit; async or waiting for the answer.
   Status commit(rd_kafka_t* rk, bool async) {
-    using List = std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)>;
-    List list(rd_kafka_topic_partition_list_new(static_cast<int>(next_.size())), rd_kafka_topic_partition_list_destroy);
+    kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(next_.size())));
     for (std::size_t p = 0; p < next_.size(); ++p) {
       if (next_[p] < 0) continue;
       rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), static_cast<std::int32_t>(p))->offset = next_[p];
@@ -90,9 +89,7 @@ Result<std::vector<Producer>> open_producers(const FromKafkaOptions& o, const Lo
 // a partition the log holds none of starts at the group's offset (or the
 // earliest). Says so when Kafka deleted records the log has not got.
 Status resume(const FromKafkaOptions& o, rd_kafka_t* rk, std::vector<Producer>& producers) {
-  using List = std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)>;
-  List list(rd_kafka_topic_partition_list_new(static_cast<int>(producers.size())),
-            rd_kafka_topic_partition_list_destroy);
+  kafka::PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(producers.size())));
   for (std::size_t p = 0; p < producers.size(); ++p) {
     const auto partition = static_cast<std::int32_t>(p);
     const std::optional<std::uint64_t> last = producers[p].last_sequence();

@@ -32,10 +32,14 @@ struct HeadersDeleter {
 struct MessageDeleter {
   void operator()(rd_kafka_message_t* m) const noexcept { rd_kafka_message_destroy(m); }
 };
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const noexcept { rd_kafka_topic_partition_list_destroy(l); }
+};
 using Client = std::unique_ptr<rd_kafka_t, ClientDeleter>;
 using Topic = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
 using Headers = std::unique_ptr<rd_kafka_headers_t, HeadersDeleter>;
 using Message = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
+using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
 
 // What librdkafka tells a client's owner besides messages: errors (its
 // error callback) and, every statistics.interval.ms, the requests it sent
