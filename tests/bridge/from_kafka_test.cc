@@ -87,24 +87,47 @@ class KafkaProducer {
   rd_kafka_t* rk_ = nullptr;
 };
 
-// The group's committed offsets of `topic`, partition by partition (-1: none).
-std::vector<std::int64_t> committed(const std::string& bootstrap, const std::string& group, const std::string& topic) {
+// A client of Kafka consumer group `group` (assigned nothing: for its offsets).
+rd_kafka_t* group_client(const std::string& bootstrap, const std::string& group) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char why[256];
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), why, sizeof why);
   rd_kafka_conf_set(conf, "group.id", group.c_str(), why, sizeof why);
   rd_kafka_conf_set(conf, "log_level", "0", why, sizeof why);
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
-  std::vector<std::int64_t> offsets(kPartitions, -1);
+  EXPECT_NE(rk, nullptr) << why;
+  return rk;
+}
+
+// Every partition of `topic` in a list, each at `offset`.
+rd_kafka_topic_partition_list_t* all_partitions(const std::string& topic, std::int64_t offset) {
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(kPartitions);
   for (std::uint32_t p = 0; p < kPartitions; ++p) {
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<std::int32_t>(p));
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<std::int32_t>(p))->offset = offset;
   }
+  return list;
+}
+
+// The group's committed offsets of `topic`, partition by partition (-1: none).
+std::vector<std::int64_t> committed(const std::string& bootstrap, const std::string& group, const std::string& topic) {
+  rd_kafka_t* rk = group_client(bootstrap, group);
+  std::vector<std::int64_t> offsets(kPartitions, -1);
+  rd_kafka_topic_partition_list_t* list = all_partitions(topic, RD_KAFKA_OFFSET_INVALID);
   EXPECT_EQ(rd_kafka_committed(rk, list, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
   for (int i = 0; i < list->cnt; ++i) offsets[static_cast<std::size_t>(list->elems[i].partition)] = list->elems[i].offset;
   rd_kafka_topic_partition_list_destroy(list);
   rd_kafka_destroy(rk);
   return offsets;
+}
+
+// Commits `offset` for every partition of `topic` in the group.
+void commit_all(const std::string& bootstrap, const std::string& group, const std::string& topic,
+                std::int64_t offset) {
+  rd_kafka_t* rk = group_client(bootstrap, group);
+  rd_kafka_topic_partition_list_t* list = all_partitions(topic, offset);
+  EXPECT_EQ(rd_kafka_commit(rk, list, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_destroy(rk);
 }
 
 ByPartition read_log(const Log& log) {
@@ -263,21 +286,7 @@ TEST_F(BridgeFromKafka, TheLogIsTheTruthNotTheGroupsOffsets) {
   const auto once = args("orders", {"--idle-exit-ms", "300"});
   ASSERT_EQ(test::run_command(once, work_).code, 0) << contents(work_ + ".err");
   // Move the group back to offset 0 of every partition.
-  {
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    char why[256];
-    rd_kafka_conf_set(conf, "bootstrap.servers", cluster_.bootstrap().c_str(), why, sizeof why);
-    rd_kafka_conf_set(conf, "group.id", "g", why, sizeof why);
-    rd_kafka_conf_set(conf, "log_level", "0", why, sizeof why);
-    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(kPartitions);
-    for (std::int32_t p = 0; p < static_cast<std::int32_t>(kPartitions); ++p) {
-      rd_kafka_topic_partition_list_add(list, "orders", p)->offset = 0;
-    }
-    EXPECT_EQ(rd_kafka_commit(rk, list, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_topic_partition_list_destroy(list);
-    rd_kafka_destroy(rk);
-  }
+  commit_all(cluster_.bootstrap(), "g", "orders", 0);
   EXPECT_EQ(committed(cluster_.bootstrap(), "g", "orders"), std::vector<std::int64_t>(kPartitions, 0));
   produce(300);
   const Outcome again = test::run_command(once, work_);
