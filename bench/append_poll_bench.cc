@@ -323,6 +323,18 @@ void BM_CppAppendPollSharedMemory(benchmark::State& state) {
 BENCHMARK(BM_CppAppendPollSharedMemory);
 BENCHMARK(BM_CppAppendPollSharedMemory)->Name("BM_CppAppendPollFixed")->Iterations(100000);
 
+// A record's timestamp: clock_gettime(CLOCK_REALTIME) (tsc:0) against
+// the producers' clock (tsc:1), which extrapolates from the TSC between
+// anchors (shmlog/detail/producer_hot.h).
+void BM_Timestamp(benchmark::State& state) {
+  shmlog::detail::RecordClock clock;
+  const bool tsc = state.range(0) != 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(tsc ? shmlog::detail::record_time_ns(clock) : shmlog::detail::now_realtime_ns());
+  }
+}
+BENCHMARK(BM_Timestamp)->ArgName("tsc")->Arg(0)->Arg(1);
+
 // Baseline: copying the same bytes.
 void BM_Memcpy(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));

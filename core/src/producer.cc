@@ -654,7 +654,7 @@ AppendResult Producer::commit(Claim& claim) noexcept {
   }
   claim.data_ = nullptr;
   claim.error_ = Errc::kBadState;
-  return st->commit(st->timestamps ? detail::now_realtime_ns() : 0);
+  return st->commit(detail::record_timestamp(*st));
 }
 
 void Producer::abort(Claim& claim) noexcept {
@@ -679,7 +679,7 @@ AppendResult Producer::append_stamped(std::uint32_t partition, Bytes key, Bytes 
   ProducerState* st = state_.get();
   const auto stamp = [&] {
     if (timestamp_ns != kClockTime) return timestamp_ns;
-    return st->timestamps ? detail::now_realtime_ns() : 0;
+    return detail::record_timestamp(*st);
   };
   // Fast path of an exclusive producer (claim_exclusive_fast).
   if (st != nullptr && st->exclusive && !st->claim_open && partition < st->cursors.size() &&
@@ -728,7 +728,7 @@ AppendResult Producer::append_unique_to(std::uint32_t partition, Bytes token, By
     abort(c);
     return {Errc::kDuplicate, partition, offset};
   }
-  return st->commit(st->timestamps ? detail::now_realtime_ns() : 0, trailer ? format::kRecordFlagToken : 0);
+  return st->commit(detail::record_timestamp(*st), trailer ? format::kRecordFlagToken : 0);
 }
 
 AppendResult Producer::append_unique(Bytes token, Bytes key, Bytes value) noexcept {
@@ -752,7 +752,7 @@ std::size_t Producer::append_batch(std::span<const Bytes> values, AppendResult* 
     // of a small append.
     const bool stamp = st->timestamps;
     st->timestamps = false;
-    const std::uint64_t now = stamp ? detail::now_realtime_ns() : 0;
+    const std::uint64_t now = stamp ? detail::record_time_ns(st->clock) : 0;
     for (Bytes v : values) {
       Claim c = claim_in(st->default_partition, v.size(), 0);
       if (c.error() == Errc::kDuplicate) {  // already in the log: counts as appended

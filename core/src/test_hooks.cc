@@ -13,6 +13,7 @@ int die_in_multi_log_commit = 0;
 int die_in_commit = 0;
 std::atomic<std::int64_t> pause_in_recovery_ms{0};
 void (*after_taking_slot)(std::uint32_t partition, std::uint64_t segment) = nullptr;
+std::atomic<bool> timestamps_from_system_clock{false};
 }  // namespace detail::hooks
 
 namespace testing {
@@ -25,6 +26,7 @@ void die_in_multi_log_commit(int stage) noexcept { detail::hooks::die_in_multi_l
 void die_in_commit(int stage) noexcept { detail::hooks::die_in_commit = stage; }
 void pause_in_recovery(std::chrono::milliseconds pause) noexcept { detail::hooks::pause_in_recovery_ms = pause.count(); }
 void after_taking_slot(void (*call)(std::uint32_t, std::uint64_t)) noexcept { detail::hooks::after_taking_slot = call; }
+void timestamps_from_system_clock(bool enable) noexcept { detail::hooks::timestamps_from_system_clock = enable; }
 }  // namespace testing
 
 }  // namespace shmlog

@@ -38,6 +38,9 @@ void die_in_commit(int stage) noexcept;
 void pause_in_recovery(std::chrono::milliseconds pause) noexcept;
 // Called right after this process took a ring slot for preparing; nullptr: never.
 void after_taking_slot(void (*call)(std::uint32_t partition, std::uint64_t segment)) noexcept;
+// Records' timestamps read CLOCK_REALTIME for every record, as where the
+// TSC is not usable.
+void timestamps_from_system_clock(bool enable) noexcept;
 }  // namespace testing
 
 // What the hook sites read; defined in test_hooks.cc, which only
@@ -51,6 +54,7 @@ extern int die_in_multi_log_commit;
 extern int die_in_commit;
 extern std::atomic<std::int64_t> pause_in_recovery_ms;
 extern void (*after_taking_slot)(std::uint32_t partition, std::uint64_t segment);
+extern std::atomic<bool> timestamps_from_system_clock;
 }  // namespace detail::hooks
 
 }  // namespace shmlog

@@ -139,7 +139,7 @@ Errc ProducerState::append_control(std::uint32_t p, format::RecordType type, std
   if (e != Errc::kOk) return e;
   if (!value.empty()) std::memcpy(claim_header + 1, value.data(), value.size());
   control = {true, type, txn_id, txn_epoch};
-  AppendResult r = commit(timestamps ? now_realtime_ns() : 0);
+  AppendResult r = commit(record_timestamp(*this));
   control = {};
   return r.error;
 }

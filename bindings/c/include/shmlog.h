@@ -198,7 +198,7 @@ typedef struct shmlog_producer_options {
   uint32_t partition;              /* for records without a key */
   int exclusive;                   /* the only writer of the log */
   uint32_t backpressure_timeout_ms;
-  int timestamps;                  /* stamp records with CLOCK_REALTIME */
+  int timestamps;                  /* stamp records with CLOCK_REALTIME (read through the TSC) */
   const char* name;                /* may be NULL */
   const char* producer_id;         /* NULL or "": anonymous; else idempotent, fences older instances */
   int transactional;               /* with a producer_id: begin/commit/abort_transaction */

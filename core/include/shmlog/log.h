@@ -202,7 +202,7 @@ struct ProducerOptions {
   // How long append waits for space under backpressure.
   std::chrono::nanoseconds backpressure_timeout = std::chrono::seconds(10);
   WaitStrategy wait = WaitStrategy::backoff();
-  bool timestamps = true;  // stamp each record with CLOCK_REALTIME
+  bool timestamps = true;  // stamp each record with CLOCK_REALTIME (read through the TSC: core/README.md)
   std::string name{};      // shown by tools
   int core = -1;           // >= 0: pin the calling thread to this CPU first
   // Non-empty: an idempotent producer with this identity (up to 63 bytes).
@@ -334,7 +334,7 @@ inline AppendResult Producer::append(Bytes value) noexcept {
     if (end <= c->fast_limit) [[likely]] {
       auto* header = reinterpret_cast<format::RecordHeader*>(c->ready_base + (position - c->ready_begin));
       if (!value.empty()) std::memcpy(header + 1, value.data(), value.size());
-      detail::stamp_data_header(*header, *h, h->timestamps ? detail::now_realtime_ns() : 0);
+      detail::stamp_data_header(*header, *h, detail::record_timestamp(*h));
       const bool sleepers = detail::consumers_may_sleep(*h);
       detail::publish_exclusive(
           header->commit_word,
