@@ -28,6 +28,7 @@ struct BenchArgs {
   std::uint32_t consumers = 0;
   double seconds = 1;
   std::uint32_t rounds = 1;
+  std::uint64_t consumer_backoff_ns = 0;
   bool json = false;
   std::string dir = "/tmp";
   MemoryFlags memory;
@@ -59,7 +60,7 @@ std::size_t ring_of(const std::vector<bench::ThroughputCell>& cells, const bench
 // --json: each cell's median rates; fraction_of_ring only where there is
 // a baseline ring to compare with (versus_ring > 0).
 Json bench_json(const std::vector<bench::ThroughputCell>& cells, const std::vector<double>& versus_ring,
-                const bench::MemcpyBandwidth& mem) {
+                const bench::MemcpyBandwidth& mem, std::uint64_t consumer_backoff_ns) {
   Json rows = Json::array();
   for (std::size_t i = 0; i < cells.size(); ++i) {
     const auto& c = cells[i];
@@ -76,6 +77,7 @@ Json bench_json(const std::vector<bench::ThroughputCell>& cells, const std::vect
   return {{"host", bench::host_summary()},
           {"memcpy_streaming_bytes_per_s", mem.streaming_bytes_per_s},
           {"memcpy_cached_bytes_per_s", mem.cached_bytes_per_s},
+          {"consumer_backoff_ns", consumer_backoff_ns},
           {"cells", std::move(rows)}};
 }
 
@@ -84,6 +86,7 @@ int run_bench(const BenchArgs& a) {
   o.producers = a.producers;
   o.consumers = a.consumers;
   o.seconds = a.seconds;
+  o.consumer_backoff_ns = a.consumer_backoff_ns;
   o.dir = a.dir;
   o.pages = a.memory.pages();
   o.memory_dir = a.memory.dir;
@@ -155,7 +158,7 @@ int run_bench(const BenchArgs& a) {
     cells[i].bytes_per_s = cells[i].records_per_s * static_cast<double>(cells[i].size);
   }
   if (a.json) {
-    print_json(bench_json(cells, versus_ring, mem));
+    print_json(bench_json(cells, versus_ring, mem, a.consumer_backoff_ns));
     return 0;
   }
   std::printf("\n%-34s %14s %10s %14s %10s\n", "producers -> consumers, claims, size", "records/s", "GB/s", "% of memcpy",
@@ -172,6 +175,10 @@ int run_bench(const BenchArgs& a) {
   std::printf("x ring: records/s as a fraction of the baseline ring's (64-byte slots published by a sequence store,\n"
               "the consumer's position cached by the producer) of the same size, same run%s\n",
               a.rounds > 1 ? "; medians over the rounds (of each round's ratio for x ring)" : "");
+  if (a.consumer_backoff_ns > 0) {
+    std::printf("consumers (the log's and the ring's) waited %llu ns after each poll that found less than a batch\n",
+                static_cast<unsigned long long>(a.consumer_backoff_ns));
+  }
   return 0;
 }
 
@@ -186,6 +193,11 @@ void add_bench_command(CLI::App& app) {
   bench->add_option("--seconds", a->seconds, "Duration of each run")->capture_default_str();
   bench->add_option("--rounds", a->rounds, "Rounds over the matrix, alternating; each cell shows its median")
       ->capture_default_str();
+  bench->add_option("--consumer-backoff", a->consumer_backoff_ns,
+                    "After a poll that found less than a batch, each consumer (the log's and the baseline ring's) "
+                    "waits this many ns before polling again (0: at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1'000'000}));
   bench->add_flag("--json", a->json, "Print JSON instead of the table");
   bench->add_option("--dir", a->dir, "Where the temporary logs go")->capture_default_str();
   a->memory.add_to(bench);

@@ -42,6 +42,7 @@ struct Job {
   std::uint32_t index = 0;
   int core = -1;
   double seconds = 1;
+  std::uint64_t backoff_ns = 0;
 };
 
 int producer_main(void* arg) {
@@ -87,7 +88,9 @@ int consumer_main(void* arg) {
     ++n;
   };
   const std::uint64_t deadline = at(b.start_ns).load() + static_cast<std::uint64_t>(j.seconds * 1e9);
-  while (monotonic_ns() < deadline && !at(b.failed).load()) consumer->poll(handler, 256);
+  while (monotonic_ns() < deadline && !at(b.failed).load()) {
+    if (consumer->poll(handler, 256).records < 256) back_off(j.backoff_ns);
+  }
   b.end_ns[j.index] = monotonic_ns();
   b.consumed[j.index] = n;
   g_sink = sink;
@@ -132,6 +135,7 @@ struct RingJob {
   std::uint64_t slots = 0;  // a power of two
   int core = -1;
   double seconds = 1;
+  std::uint64_t backoff_ns = 0;
 };
 
 std::byte* slot_at(Ring* ring, std::uint64_t slots, std::uint64_t n) {
@@ -170,7 +174,8 @@ int ring_consumer_main(void* arg) {
   const std::uint64_t deadline = at(b.start_ns).load() + static_cast<std::uint64_t>(j.seconds * 1e9);
   const std::size_t size = j.cell->size;
   while (monotonic_ns() < deadline) {
-    for (int k = 0; k < 256; ++k) {
+    int k = 0;
+    for (; k < 256; ++k) {
       std::byte* slot = slot_at(j.ring, j.slots, n);
       if (at(*reinterpret_cast<std::uint64_t*>(slot)).load(std::memory_order_acquire) != n + 1) break;
       // As the log's consumer does: one load per cache line of the value.
@@ -179,6 +184,7 @@ int ring_consumer_main(void* arg) {
       ++n;
       at(j.ring->head).store(n, std::memory_order_release);  // the slot is free again
     }
+    if (k < 256) back_off(j.backoff_ns);
   }
   b.end_ns[0] = monotonic_ns();
   b.consumed[0] = n;
@@ -200,7 +206,7 @@ Status run_ring_cell(ThroughputCell& cell, const ThroughputOptions& o, Board& b)
   (void)shm::SharedMemory::unlink(name);
   auto* ring = reinterpret_cast<Ring*>(mem->data());
   const bool pin = shm::online_cpus() >= 2;
-  RingJob consumer{&cell, &b, ring, slots, pin ? 1 : -1, o.seconds};
+  RingJob consumer{&cell, &b, ring, slots, pin ? 1 : -1, o.seconds, o.consumer_backoff_ns};
   RingJob producer{&cell, &b, ring, slots, pin ? 0 : -1, o.seconds};
   std::vector<std::uint32_t> pids;
   Status status;
@@ -221,6 +227,12 @@ Status run_ring_cell(ThroughputCell& cell, const ThroughputOptions& o, Board& b)
 }
 
 }  // namespace
+
+void back_off(std::uint64_t ns) noexcept {
+  if (ns == 0) return;
+  const std::uint64_t until = monotonic_ns() + ns;
+  while (monotonic_ns() < until) shm::cpu_relax();
+}
 
 MemcpyBandwidth measure_memcpy(double seconds) {
   MemcpyBandwidth m;
@@ -271,7 +283,7 @@ Status run_cell(ThroughputCell& cell, const ThroughputOptions& o) {
   std::vector<std::uint32_t> pids;
   Status status;
   for (std::uint32_t i = 0; i < cell.consumers && status.ok(); ++i) {
-    jobs[i] = Job{&cell, &b, path, i, pin ? static_cast<int>(cell.producers + i) : -1, o.seconds};
+    jobs[i] = Job{&cell, &b, path, i, pin ? static_cast<int>(cell.producers + i) : -1, o.seconds, o.consumer_backoff_ns};
     auto pid = shm::fork_process(consumer_main, &jobs[i]);
     if (pid.ok()) pids.push_back(*pid); else status = std::move(pid).status();
   }

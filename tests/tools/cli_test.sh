@@ -396,8 +396,10 @@ expect_json "lat" 'rows[0]["mode"] == "ping-pong" and rows[0]["rows"][0]["count"
   "$SHMLOG" lat --count 2000 --no-baselines --json
 # (Under oversubscription a cell can move nothing in its window: rates
 # are checked for shape, and that something moved.)
-expect_json "bench" 'all(c["records_per_s"] >= 0 for c in rows[0]["cells"]) and any(c["records_per_s"] > 0 for c in rows[0]["cells"])' -- \
+expect_json "bench" 'all(c["records_per_s"] >= 0 for c in rows[0]["cells"]) and any(c["records_per_s"] > 0 for c in rows[0]["cells"]) and rows[0]["consumer_backoff_ns"] == 0' -- \
   "$SHMLOG" bench --seconds 0.2 --sizes 32 --producers 1 --consumers 1 --json
+expect_json "bench --consumer-backoff" 'rows[0]["consumer_backoff_ns"] == 20000 and any(c["records_per_s"] > 0 for c in rows[0]["cells"])' -- \
+  "$SHMLOG" bench --seconds 0.2 --sizes 32 --producers 1 --consumers 1 --consumer-backoff 20000 --json
 expect_json "topo" 'rows[0]["cpus"] == len(rows[0]["cpu_list"])' -- "$SHMLOG" topo --json
 expect_json "topo --synthetic" 'rows[0]["packages"] == 2 and rows[0]["cpus"] == 16' -- \
   "$SHMLOG" topo --json --synthetic "pack:2 core:4 pu:2"
@@ -408,6 +410,7 @@ expect_error "topo: bad synthetic topology" "bad synthetic topology" -- "$SHMLOG
 expect_stops_on_sigint bench -- "$SHMLOG" bench --seconds 0.5 --rounds 50 --sizes 32
 expect_error "bench: bad size" "is not a size" -- "$SHMLOG" bench --sizes 12Q
 expect_error "bench: bad rounds" "--rounds must be 1..100" -- "$SHMLOG" bench --rounds 0
+expect_error "bench: back-off out of range" "--consumer-backoff" -- "$SHMLOG" bench --consumer-backoff 2000000
 expect_error "lat: bad mode" "must be ping-pong or one-way" -- "$SHMLOG" lat --mode sideways
 expect_error "lat: core that does not exist" "core 999 does not exist" -- "$SHMLOG" lat --consumer-core 999 --count 10
 
