@@ -335,6 +335,31 @@ void BM_Timestamp(benchmark::State& state) {
 }
 BENCHMARK(BM_Timestamp)->ArgName("tsc")->Arg(0)->Arg(1);
 
+// How far the producers' clock is from clock_gettime(CLOCK_REALTIME): its
+// reading minus the midpoint of the clock_gettime calls around it, as
+// percentiles (ns). A preempted pair shows as the extremes.
+void BM_TimestampError(benchmark::State& state) {
+  shmlog::detail::RecordClock clock;
+  std::vector<std::int64_t> error;
+  error.reserve(1u << 22);
+  for (auto _ : state) {
+    const std::uint64_t before = shmlog::detail::now_realtime_ns();
+    const std::uint64_t stamp = shmlog::detail::record_time_ns(clock);
+    const std::uint64_t after = shmlog::detail::now_realtime_ns();
+    if (error.size() < error.capacity()) {
+      error.push_back(static_cast<std::int64_t>(stamp - before) - static_cast<std::int64_t>((after - before) / 2));
+    }
+  }
+  std::sort(error.begin(), error.end());
+  const auto at = [&](double q) {
+    return error.empty() ? 0.0 : static_cast<double>(error[static_cast<std::size_t>(q * static_cast<double>(error.size() - 1))]);
+  };
+  state.counters["err_p1_ns"] = at(0.01);
+  state.counters["err_p50_ns"] = at(0.5);
+  state.counters["err_p99_ns"] = at(0.99);
+}
+BENCHMARK(BM_TimestampError);
+
 // Baseline: copying the same bytes.
 void BM_Memcpy(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));

@@ -502,21 +502,27 @@ template <class Handler>
   r.partition = c.partition;
   std::size_t n = 0;
   InlineStop stop = InlineStop::kMax;
+  // The slot last validated, once a poll: a position outside its segment
+  // (before it, after a seek back, wraps to a large offset) is the
+  // library's.
+  const std::uint64_t segment = c.segment;
+  const std::uint64_t segment_begin = segment << h.segment_shift;
+  const std::uint64_t segment_size = h.segment_size;
+  const std::byte* const base = c.segment_base;
+  std::uint64_t position = c.position;
   while (n < max) {
-    const std::uint64_t position = c.position;
-    const std::uint64_t segment = c.segment;
-    if ((position >> h.segment_shift) != segment) {
+    const std::uint64_t offset = position - segment_begin;
+    if (offset >= segment_size) {
       stop = InlineStop::kSkip;
       break;
     }
     {
       const SpeculativeReads speculative;  // checked against the slot's word before use
-      const std::uint64_t offset = position & (h.segment_size - 1);
-      const auto* header = reinterpret_cast<const format::RecordHeader*>(c.segment_base + offset);
+      const auto* header = reinterpret_cast<const format::RecordHeader*>(base + offset);
       // Pairs with the producer's release (or seq_cst) store of the commit word.
       const std::uint64_t word = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(header->commit_word))
                                      .load(std::memory_order_acquire);
-      const std::uint32_t extent = format::data_record_extent(word, offset, h.segment_size, h.max_frame);
+      const std::uint32_t extent = format::data_record_extent(word, offset, segment_size, h.max_frame);
       if (extent == 0 || format::word_flags(word) != 0) {
         if (word == 0) {  // (a lapping producer may be zeroing the slot)
           stop = !h.may_be_lapped || slot_holds(c.descriptor, segment) ? InlineStop::kEmpty : InlineStop::kLibrary;
@@ -545,7 +551,7 @@ template <class Handler>
     const Record& record = r;
     handler(record);
     ++n;
-    c.position = r.next_offset;
+    c.position = position = r.next_offset;
     // (A slot reused while the handler ran is found by the check before
     // the next record, of this poll or the next, before anything of it is
     // handed out; the library's poll then counts the lap.)
