@@ -1,11 +1,8 @@
 #include "clock.h"
 
-#include <cpuid.h>
 #include <time.h>
 
-#include <fstream>
-#include <sstream>
-#include <string>
+#include <utility>
 
 namespace shmlog::bench {
 
@@ -15,39 +12,9 @@ std::uint64_t monotonic_ns() noexcept {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-namespace {
-
-bool cpuinfo_has(const std::string& flag) {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
-    std::istringstream words(line);
-    for (std::string w; words >> w;) {
-      if (w == flag) return true;
-    }
-    return false;
-  }
-  return false;
-}
-
-bool invariant_tsc() {
-#if defined(__x86_64__)
-  unsigned a, b, c, d;
-  // CPUID 0x80000007 EDX bit 8: invariant TSC. Hypervisors often hide the
-  // leaf but report the equivalent constant_tsc + nonstop_tsc flags.
-  if (__get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8))) return true;
-  return cpuinfo_has("constant_tsc") && cpuinfo_has("nonstop_tsc");
-#else
-  return false;
-#endif
-}
-
-}  // namespace
-
 Tsc calibrate_tsc() {
   Tsc t;
-  if (!invariant_tsc()) {
+  if (!detail::invariant_tsc()) {
     t.ns_per_tick = 1.0;
     return t;
   }

@@ -5,15 +5,11 @@
 
 #include <cstdint>
 
+#include "shmlog/detail/producer_hot.h"
+
 namespace shmlog::bench {
 
-inline std::uint64_t rdtsc() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  return __builtin_ia32_rdtsc();
-#else
-  return 0;
-#endif
-}
+inline std::uint64_t rdtsc() noexcept { return detail::read_ticks(); }
 
 struct Tsc {
   bool usable = false;     // invariant (constant and nonstop) TSC on x86

@@ -43,22 +43,13 @@ bool cpu_flag(const std::string& flag) {
   return false;
 }
 
-// The TSC is used where it ticks at one rate in every power state (CPUID
-// 0x80000007 EDX bit 8, or the constant_tsc and nonstop_tsc flags that
-// hypervisors report instead) and the kernel keeps time with it: a kernel
-// that found it unstable has switched to another clocksource.
+// The TSC is used where it is invariant and the kernel keeps time with it:
+// a kernel that found it unstable has switched to another clocksource.
 bool tsc_usable() {
-#if defined(__x86_64__) || defined(__i386__)
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  const bool invariant = (__get_cpuid(0x80000007, &a, &b, &c, &d) != 0 && (d & (1u << 8)) != 0) ||
-                         (cpu_flag("constant_tsc") && cpu_flag("nonstop_tsc"));
-  if (!invariant) return false;
+  if (!invariant_tsc()) return false;
   std::ifstream source("/sys/devices/system/clocksource/clocksource0/current_clocksource");
   std::string name;
   return !(source >> name) || name == "tsc";
-#else
-  return false;
-#endif
 }
 
 // The last rate any producer of this process measured: a new producer's
@@ -91,6 +82,18 @@ bool take_anchor(std::uint64_t* ticks, std::uint64_t* ns) {
 }
 
 }  // namespace
+
+bool invariant_tsc() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  // CPUID 0x80000007 EDX bit 8; hypervisors often hide the leaf but report
+  // the equivalent constant_tsc and nonstop_tsc flags.
+  if (__get_cpuid(0x80000007, &a, &b, &c, &d) != 0 && (d & (1u << 8)) != 0) return true;
+  return cpu_flag("constant_tsc") && cpu_flag("nonstop_tsc");
+#else
+  return false;
+#endif
+}
 
 bool tsc_timestamps() noexcept {
   static const bool usable = tsc_usable();

@@ -53,8 +53,11 @@ struct RecordClock {
 // Out of line, in the library: takes a new anchor and returns its
 // CLOCK_REALTIME (also when the TSC is not used).
 std::uint64_t reanchor_clock(RecordClock& clock) noexcept;
+// Whether the CPU's TSC ticks at one rate in every power state (x86's
+// invariant TSC); the benchmarks' clock asks too.
+bool invariant_tsc() noexcept;
 // Whether this process reads records' timestamps through the TSC: an
-// invariant TSC that the kernel keeps time with, on x86.
+// invariant TSC that the kernel keeps time with.
 bool tsc_timestamps() noexcept;
 
 inline std::uint64_t record_time_ns(RecordClock& clock) noexcept {
