@@ -76,7 +76,10 @@ int consumer_main(void* arg) {
   if (j.core >= 0) (void)shm::pin_current_thread(static_cast<unsigned>(j.core));
   auto log = Log::open(j.log);
   if (!log.ok()) return at(b.failed).store(1), 1;
-  auto consumer = log->consumer({.group = "bench", .commit_every = 256, .wait = WaitStrategy::spin()});
+  auto consumer = log->consumer({.group = "bench",
+                                 .commit_every = 256,
+                                 .wait = WaitStrategy::spin(),
+                                 .short_poll_backoff = std::chrono::nanoseconds(j.backoff_ns)});
   if (!consumer.ok()) return at(b.failed).store(1), 1;
   at(b.ready).fetch_add(1);
   std::uint64_t n = 0, sink = 0;
@@ -88,8 +91,13 @@ int consumer_main(void* arg) {
     ++n;
   };
   const std::uint64_t deadline = at(b.start_ns).load() + static_cast<std::uint64_t>(j.seconds * 1e9);
+  // With a back-off, poll_wait applies it (ConsumerOptions::short_poll_backoff).
   while (monotonic_ns() < deadline && !at(b.failed).load()) {
-    if (consumer->poll(handler, 256).records < 256) back_off(j.backoff_ns);
+    if (j.backoff_ns == 0) {
+      consumer->poll(handler, 256);
+    } else {
+      consumer->poll_wait(handler, 256, 1ms);
+    }
   }
   b.end_ns[j.index] = monotonic_ns();
   b.consumed[j.index] = n;

@@ -42,9 +42,9 @@ struct ThroughputOptions {
   Pages pages = Pages::kNormal;  // the log's pages (normal, thp, huge)
   std::string memory_dir;        // empty: the default for `pages`
   // After a poll that found fewer records than it asked for (the producer
-  // is at most a batch ahead), each consumer, the log's and the baseline
-  // ring's alike, waits this long before it polls again; 0: it polls again
-  // at once. A consumer at the producer's heels reads each line as it is
+  // is at most a batch ahead), each consumer waits this long before it
+  // polls again: the log's through ConsumerOptions::short_poll_backoff,
+  // the baseline ring's in its loop; 0: it polls again at once. A consumer at the producer's heels reads each line as it is
   // written, and each of the producer's writes then waits for the line to
   // come back; waiting lets the producer write a batch of lines no one is
   // reading (bench/README.md, "A consumer at the producer's heels").

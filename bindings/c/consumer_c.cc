@@ -75,6 +75,7 @@ void shmlog_consumer_options_init(shmlog_consumer_options* o) {
   o->partitions = nullptr;
   o->partition_count = 0;
   o->core = -1;
+  o->short_poll_backoff_ns = 0;
 }
 
 shmlog_status shmlog_consumer_open(shmlog_log* log, const shmlog_consumer_options* options,
@@ -107,6 +108,10 @@ shmlog_status shmlog_consumer_open(shmlog_log* log, const shmlog_consumer_option
     if (c.partitions == nullptr && c.partition_count != 0) return null_argument("partitions");
     if (c.partition_count != 0) o.partitions.assign(c.partitions, c.partitions + c.partition_count);
     o.core = c.core;
+    if (c.short_poll_backoff_ns > static_cast<std::uint64_t>(std::chrono::nanoseconds::max().count())) {
+      return fail(SHMLOG_INVALID_ARGUMENT, "short_poll_backoff_ns is too large");
+    }
+    o.short_poll_backoff = std::chrono::nanoseconds(c.short_poll_backoff_ns);
     auto consumer = log->log.consumer(o);
     if (!consumer.ok()) return from_status(consumer.status());
     *out = new shmlog_consumer{std::move(consumer).value(), {}};

@@ -222,8 +222,11 @@ void bind_consumer(py::module_& m, py::class_<PyLog>& log) {
           "consumer",
           [](PyLog& self, const std::string& group, const std::string& mode, std::uint32_t commit_every, py::object start,
              std::optional<double> idle_timeout, const std::string& isolation, bool read_durable, bool drop_duplicates,
-             const std::vector<std::uint32_t>& partitions, const std::string& wait, std::optional<int> core) {
+             const std::vector<std::uint32_t>& partitions, const std::string& wait, std::optional<int> core,
+             double short_poll_backoff) {
             shmlog::ConsumerOptions o;
+            o.short_poll_backoff = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::duration<double>(short_poll_backoff));
             o.group = group;
             o.read_durable = read_durable;
             o.drop_duplicates = drop_duplicates;
@@ -261,7 +264,8 @@ void bind_consumer(py::module_& m, py::class_<PyLog>& log) {
           py::arg("group") = "", py::arg("mode") = "at-least-once", py::arg("commit_every") = 1,
           py::arg("start") = "earliest", py::arg("idle_timeout") = py::none(), py::arg("isolation") = "read_uncommitted",
           py::arg("read_durable") = false, py::arg("drop_duplicates") = false,
-          py::arg("partitions") = std::vector<std::uint32_t>{}, py::arg("wait") = "backoff", py::arg("core") = py::none());
+          py::arg("partitions") = std::vector<std::uint32_t>{}, py::arg("wait") = "backoff", py::arg("core") = py::none(),
+          py::arg("short_poll_backoff") = 0.0);
 }
 
 }  // namespace shmlog_py

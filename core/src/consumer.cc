@@ -534,6 +534,9 @@ Result<std::uint64_t> start_position(const detail::LogState& s, std::uint32_t p,
 Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
   const detail::LogState& s = *state_;
   if (s.read_only) return Status(Status::Code::kPermissionDenied, s.path + " is attached read-only");
+  if (options.short_poll_backoff.count() < 0) {
+    return Status(Status::Code::kInvalidArgument, "short_poll_backoff must not be negative");
+  }
   if (options.commit_every < 1) {
     return Status(Status::Code::kInvalidArgument, "commit_every must be at least 1");
   }
@@ -553,6 +556,7 @@ Result<Consumer> Log::consumer(const ConsumerOptions& options) const {
     return Status(Status::Code::kInvalidArgument, "read_durable needs a durable log; " + s.path + " has durability none");
   }
   st->wait = options.wait;
+  st->short_poll_backoff = options.short_poll_backoff;
   if (options.group.empty()) {
     std::vector<std::uint32_t> partitions = options.partitions;
     if (partitions.empty()) {
@@ -678,14 +682,16 @@ PollResult Consumer::poll(RecordHandler handler, std::size_t max) {
   return result;
 }
 
-PollResult Consumer::poll_wait(RecordHandler handler, std::size_t max, std::chrono::nanoseconds timeout) {
-  ConsumerState* st = state_.get();
-  if (st == nullptr || !st->log) return {};
+namespace {
+
+// poll_wait's loop: polls until a record comes or `deadline` passes, with
+// the consumer's wait strategy, parking where it says so.
+PollResult wait_and_poll(Consumer& consumer, ConsumerState* st, RecordHandler& handler, std::size_t max,
+                         detail::Clock::time_point deadline) {
   const detail::LogState& s = *st->log;
-  const auto deadline = detail::Clock::now() + timeout;
   Waiter waiter(st->wait);
   for (std::uint32_t round = 0;; ++round) {
-    PollResult r = poll<RecordHandler&>(handler, max);  // inline while it may
+    PollResult r = consumer.poll<RecordHandler&>(handler, max);  // inline while it may
     st->force_stall_check = false;
     if (r.records > 0 || r.lost_bytes > 0 || r.corrupt > 0) return r;
     if ((round & 15) == 0 && detail::Clock::now() >= deadline) return r;
@@ -714,11 +720,30 @@ PollResult Consumer::poll_wait(RecordHandler handler, std::size_t max, std::chro
     st->force_stall_check = true;
     waiter.reset();
     if (detail::Clock::now() >= deadline) {
-      PollResult last = poll<RecordHandler&>(handler, max);
+      PollResult last = consumer.poll<RecordHandler&>(handler, max);
       st->force_stall_check = false;
       return last;
     }
   }
+}
+
+}  // namespace
+
+PollResult Consumer::poll_wait(RecordHandler handler, std::size_t max, std::chrono::nanoseconds timeout) {
+  ConsumerState* st = state_.get();
+  if (st == nullptr || !st->log) return {};
+  const auto deadline = detail::Clock::now() + timeout;
+  if (st->back_off_until != detail::Clock::time_point{}) {
+    // The last call came back short: let the producers run ahead first.
+    const auto until = std::min(st->back_off_until, deadline);
+    st->back_off_until = {};
+    while (detail::Clock::now() < until) shm::cpu_relax();
+  }
+  PollResult r = wait_and_poll(*this, st, handler, max, deadline);
+  if (st->short_poll_backoff.count() > 0 && r.records > 0 && r.records < max) {
+    st->back_off_until = detail::Clock::now() + st->short_poll_backoff;
+  }
+  return r;
 }
 
 void Consumer::commit() noexcept {

@@ -36,6 +36,8 @@ struct ConsumerState : ConsumerHot {
   bool released = false;        // the others released this member (judged dead): it reads no more
   DeliveryMode mode = DeliveryMode::kAtLeastOnce;
   WaitStrategy wait;
+  std::chrono::nanoseconds short_poll_backoff{};  // ConsumerOptions'
+  Clock::time_point back_off_until{};  // the next poll_wait waits until then (its last call came back short)
   Clock::time_point last_liveness_check{};
   std::uint64_t lost_bytes = 0;
   std::size_t next = 0;  // round-robin start among partitions

@@ -243,6 +243,33 @@ static void log_options(void) {
   CHECK(shmlog_sweep(log) == SHMLOG_OK && shmlog_sweep(NULL) == SHMLOG_INVALID_ARGUMENT, "sweep");
   shmlog_consumer_close(c);
 
+  /* A short poll makes the next one wait the back-off first (a log of its own). */
+  shmlog_log* blog = NULL;
+  shmlog_producer* bp = NULL;
+  CHECK(shmlog_create_in_memory(&o, &blog) == SHMLOG_OK && shmlog_producer_open(blog, NULL, &bp) == SHMLOG_OK,
+        "a log for the back-off");
+  append_text(bp, "first");
+  shmlog_consumer_options bo;
+  shmlog_consumer_options_init(&bo);
+  CHECK(bo.short_poll_backoff_ns == 0, "no back-off by default");
+  bo.short_poll_backoff_ns = 50 * 1000 * 1000;
+  shmlog_consumer* bc = NULL;
+  CHECK(shmlog_consumer_open(blog, &bo, &bc) == SHMLOG_OK, "reader with a back-off");
+  size_t handed = 0;
+  struct got backed;
+  memset(&backed, 0, sizeof backed);
+  struct timespec t0, t1;  /* from before the short poll: the back-off runs from its end */
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  CHECK(shmlog_poll(bc, collect, &backed, 256, 1000, &handed) == SHMLOG_OK && handed == 1, "a short poll (%zu)", handed);
+  append_text(bp, "later");
+  CHECK(shmlog_poll(bc, collect, &backed, 256, 1000, &handed) == SHMLOG_OK && handed == 1, "the next poll (%zu)", handed);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  const long long waited = (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+  CHECK(waited >= 50 * 1000 * 1000, "it waited the back-off first (%lld ns)", waited);
+  shmlog_consumer_close(bc);
+  shmlog_producer_close(bp);
+  shmlog_close(blog);
+
   /* A group nobody reads now is reset: to the start, it reads again. */
   co.group = "r";
   CHECK(shmlog_consumer_open(log, &co, &c) == SHMLOG_OK && read_all(c, 1, 100).count == 1, "group r reads");

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -160,6 +161,57 @@ TEST(ConcurrentLog, BlockingConsumerIsWokenByCommits) {
   }
   reader.join();
   EXPECT_EQ(got.load(), 1000);
+}
+
+// short_poll_backoff: a poll_wait that handed out fewer records than it
+// asked for makes the next call wait first (at least the back-off, never
+// past its own timeout); a full call does not; records all arrive, in
+// order, with a producer streaming meanwhile.
+TEST(ConcurrentLog, ShortPollBackoffWaitsBeforeTheNextPoll) {
+  EXPECT_EQ(Log::create_in_memory().value().consumer({.short_poll_backoff = std::chrono::nanoseconds(-1)})
+                .status()
+                .message(),
+            "short_poll_backoff must not be negative");
+  auto log = Log::create_in_memory({.segment_size = 64 * 1024, .ring_segments = 4, .max_record_size = 64}).value();
+  auto producer = log.producer().value();
+  constexpr auto kBackoff = std::chrono::milliseconds(50);
+  auto consumer = log.consumer({.wait = WaitStrategy::spin(), .short_poll_backoff = kBackoff}).value();
+  auto none = [](const Record&) {};
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(producer.append(as_bytes("early")));
+  const auto before = std::chrono::steady_clock::now();  // the back-off runs from the short call's end
+  ASSERT_EQ(consumer.poll_wait(none, 256, std::chrono::seconds(10)).records, 3u);  // short: 3 of 256
+  ASSERT_TRUE(producer.append(as_bytes("next")));
+  ASSERT_EQ(consumer.poll_wait(none, 256, std::chrono::seconds(10)).records, 1u);
+  EXPECT_GE(std::chrono::steady_clock::now() - before, kBackoff);
+  // The back-off never outlasts a call's timeout: a call with none polls.
+  ASSERT_TRUE(producer.append(as_bytes("now")));
+  ASSERT_EQ(consumer.poll_wait(none, 256, std::chrono::nanoseconds(0)).records, 1u);
+
+  // A producer streaming while the consumer backs off: every record, in order.
+  std::thread writer([&] {
+    for (int i = 0; i < 20'000; ++i) {
+      const std::string value = std::to_string(i);
+      ASSERT_TRUE(producer.append(as_bytes(value)));
+    }
+  });
+  auto quick = log.consumer({.group = "streaming", .wait = WaitStrategy::spin(), .short_poll_backoff = std::chrono::microseconds(20)})
+                   .value();
+  int next = 0;
+  bool in_order = true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (next < 20'000 && std::chrono::steady_clock::now() < deadline) {
+    (void)quick.poll_wait(
+        [&](const Record& r) {
+          const std::string v = test::bytes_to_string(r.value);
+          if (v == "early" || v == "next" || v == "now") return;
+          in_order = in_order && v == std::to_string(next);
+          ++next;
+        },
+        256, std::chrono::milliseconds(100));
+  }
+  writer.join();
+  EXPECT_EQ(next, 20'000);
+  EXPECT_TRUE(in_order);
 }
 
 }  // namespace

@@ -306,6 +306,22 @@ def test_transactions_commit_consumer_offsets(path):
 
 # ----------------------------------------------- consumers' other calls
 
+def test_short_poll_backoff(path):
+    log = small(path)
+    p = log.producer()
+    p.append(b"first")
+    with pytest.raises(Exception, match="short_poll_backoff must not be negative"):
+        log.consumer(short_poll_backoff=-1.0)
+    # A poll that came back short makes the next wait the back-off (seconds)
+    # first, counted from before the short poll.
+    backing = log.consumer(short_poll_backoff=0.05)
+    before = time.monotonic()
+    assert [bytes(r.value) for r in backing.poll(256, 1.0)] == [b"first"]
+    p.append(b"later")
+    assert [bytes(r.value) for r in backing.poll(256, 1.0)] == [b"later"]
+    assert time.monotonic() - before >= 0.05
+
+
 def test_consumers_partitions_duplicates_and_offsets(path):
     log = small(path, partitions=2)
     p = log.producer()

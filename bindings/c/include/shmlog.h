@@ -314,6 +314,10 @@ typedef struct shmlog_consumer_options {
   const uint32_t* partitions; /* private readers: only these partitions (NULL: all); copied at open */
   size_t partition_count;
   int core;            /* >= 0: pin the opening thread to this CPU first */
+  /* shmlog_poll: after a call that handed out fewer than `max` records, the
+   * next call first waits this long (capped by its timeout), so that a
+   * streaming producer runs ahead; trades latency for throughput. 0: none. */
+  uint64_t short_poll_backoff_ns;
 } shmlog_consumer_options;
 
 /* A record as C++ has it, field for field (the library checks this when

@@ -390,6 +390,13 @@ struct ConsumerOptions {
   StartFrom from = StartFrom::earliest();
   std::vector<std::uint32_t> partitions{};  // private readers only
   WaitStrategy wait = WaitStrategy::backoff();
+  // poll_wait: after a call that handed out fewer than `max` records (this
+  // consumer caught up with the producers), the next call first waits this
+  // long, so that a producer streaming records writes lines no one is
+  // reading; a consumer at its heels costs it ~3.5x (bench/README.md, "A
+  // consumer at the producer's heels"). Trades latency for throughput: a
+  // record that arrives meanwhile waits too. 0: poll again at once.
+  std::chrono::nanoseconds short_poll_backoff{0};
   int core = -1;  // >= 0: pin the calling thread to this CPU first
   // Exactly-once reading: skip a record whose (producer id, epoch,
   // sequence) is not above the last one seen from that producer instance
