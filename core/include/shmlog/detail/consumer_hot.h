@@ -1,6 +1,6 @@
 // What a consumer's poll touches on every record, public so that the poll
 // of a consumer reading one partition is inline (Consumer::poll in
-// shmlog/log.h) while the next record is a plain committed data record of
+// shmlog/detail/inline_paths.h) while the next record is a plain committed data record of
 // the ring slot it last validated: no call into the library. The library's
 // ConsumerState (core/src/consumer_state.h) derives from ConsumerHot, its
 // Part from ReadCursor, and it decides when the inline poll may run

@@ -1,10 +1,11 @@
 // What a producer's append touches on every record, public so that an
-// exclusive producer's append is inline (Producer::append in shmlog/log.h)
-// with no call into the library: the partition cursor and the fields of
-// the producer's state that the record header and the commit need. The
-// library's ProducerState (core/src/producer_state.h) derives from
-// ProducerHot and its commit uses the same steps below, so that they are
-// written once. Not an API: what is here may change with any release.
+// exclusive producer's append is inline (Producer::append in
+// shmlog/detail/inline_paths.h) with no call into the library: the
+// partition cursor and the fields of the producer's state that the record
+// header and the commit need. The library's ProducerState
+// (core/src/producer_state.h) derives from ProducerHot and its commit uses
+// the same steps below, so that they are written once. Not an API: what is
+// here may change with any release.
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,6 @@
 // The record header's layout and commit word, public because the inline
-// append of an exclusive producer (Producer::append in shmlog/log.h)
+// append of an exclusive producer (Producer::append in
+// shmlog/detail/inline_paths.h)
 // writes them and the inline poll (Consumer::poll) reads them; core/src/format.h has the rest of the shared-memory
 // format and pins these with static_asserts. Not an API: what is here may
 // change with the format.

@@ -1,5 +1,6 @@
 // A ring slot's state word (format::SegmentDescriptor::state_word), public
-// because the inline poll of a consumer (Consumer::poll in shmlog/log.h)
+// because the inline poll of a consumer (Consumer::poll in
+// shmlog/detail/inline_paths.h)
 // checks that the slot it reads still holds its segment; core/src/format.h
 // has the rest of the shared-memory format. Not an API: what is here may
 // change with the format.
