@@ -16,7 +16,7 @@ namespace shmlog::detail {
 
 namespace {
 
-// Re-anchor after this long (~10 ms at 2.5 GHz): NTP's slewing changes
+// Re-anchor after this long (~13 ms at 2.5 GHz): NTP's slewing changes
 // CLOCK_REALTIME's rate by at most 500 ppm, so a span's drift from a rate
 // measured over the previous one stays well under a microsecond.
 constexpr std::uint64_t kSpanTicks = std::uint64_t{1} << 25;
