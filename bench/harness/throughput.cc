@@ -172,6 +172,14 @@ int ring_producer_main(void* arg) {
   return 0;
 }
 
+// The ring's consumer waits `ns` after a short batch, as the log's does
+// through ConsumerOptions::short_poll_backoff; 0: not at all.
+void back_off(std::uint64_t ns) noexcept {
+  if (ns == 0) return;
+  const std::uint64_t until = monotonic_ns() + ns;
+  while (monotonic_ns() < until) shm::cpu_relax();
+}
+
 int ring_consumer_main(void* arg) {
   auto& j = *static_cast<RingJob*>(arg);
   Board& b = *j.board;
@@ -235,12 +243,6 @@ Status run_ring_cell(ThroughputCell& cell, const ThroughputOptions& o, Board& b)
 }
 
 }  // namespace
-
-void back_off(std::uint64_t ns) noexcept {
-  if (ns == 0) return;
-  const std::uint64_t until = monotonic_ns() + ns;
-  while (monotonic_ns() < until) shm::cpu_relax();
-}
 
 MemcpyBandwidth measure_memcpy(double seconds) {
   MemcpyBandwidth m;

@@ -44,15 +44,13 @@ struct ThroughputOptions {
   // After a poll that found fewer records than it asked for (the producer
   // is at most a batch ahead), each consumer waits this long before it
   // polls again: the log's through ConsumerOptions::short_poll_backoff,
-  // the baseline ring's in its loop; 0: it polls again at once. A consumer at the producer's heels reads each line as it is
-  // written, and each of the producer's writes then waits for the line to
-  // come back; waiting lets the producer write a batch of lines no one is
-  // reading (bench/README.md, "A consumer at the producer's heels").
+  // the baseline ring's in its loop; 0: it polls again at once. A
+  // consumer at the producer's heels reads each line as it is written, and
+  // each of the producer's writes then waits for the line to come back;
+  // waiting lets the producer write a batch of lines no one is reading
+  // (bench/README.md, "A consumer at the producer's heels").
   std::uint64_t consumer_backoff_ns = 0;
 };
-
-// Waits `ns` (a consumer's back-off); returns at once for 0.
-void back_off(std::uint64_t ns) noexcept;
 
 // The baseline ring's slot: an 8-byte sequence the producer publishes
 // with a release store, then the payload. The consumer publishes its

@@ -39,11 +39,33 @@ class Input {
   }
   std::span<const std::byte> rest_bytes() const { return {reinterpret_cast<const std::byte*>(data_), size_}; }
   std::string_view rest_text() const { return {reinterpret_cast<const char*>(data_), size_}; }
+  void skip(std::size_t n) {
+    n = n < size_ ? n : size_;
+    data_ += n;
+    size_ -= n;
+  }
 
  private:
   const std::uint8_t* data_;
   std::size_t size_;
 };
+
+// One patch of a damage script, as the shared-memory targets read them: a
+// 32-bit word the target maps to a position, then a length byte (below 64)
+// and that many bytes (fewer at the input's end). False, and nothing
+// taken, once fewer than 5 bytes are left.
+struct Patch {
+  std::uint32_t where = 0;
+  std::span<const std::byte> bytes;
+};
+inline bool take_patch(Input& in, Patch* patch) {
+  if (in.rest_bytes().size() < 5) return false;
+  patch->where = in.take<std::uint32_t>();
+  const std::size_t length = in.take<std::uint8_t>() % 64;
+  patch->bytes = in.rest_bytes().first(length < in.rest_bytes().size() ? length : in.rest_bytes().size());
+  in.skip(patch->bytes.size());
+  return true;
+}
 
 // An error is one line of printable ASCII: bytes from the input are quoted.
 template <class S>

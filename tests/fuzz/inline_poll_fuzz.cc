@@ -83,15 +83,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint64_t ring_bytes = s.geometry.total_size - ring;
   const std::uint64_t partition = s.geometry.partitions_offset;
   const std::uint64_t partition_bytes = ring - partition;
-  for (auto rest = in.rest_bytes(); rest.size() >= 5; rest = in.rest_bytes()) {
-    const auto where = in.take<std::uint32_t>();
-    const std::size_t length = in.take<std::uint8_t>() % 64;
+  for (fuzz::Patch patch; fuzz::take_patch(in, &patch);) {
+    const std::uint32_t where = patch.where;
     const std::uint64_t at = (where & 0x80000000u) != 0 ? partition + (where & 0x7fffffffu) % partition_bytes
                                                         : ring + where % ring_bytes;
-    const auto bytes = in.rest_bytes().first(std::min(length, in.rest_bytes().size()));
-    const std::size_t n = std::min<std::uint64_t>(bytes.size(), s.geometry.total_size - at);
-    std::memcpy(s.base + at, bytes.data(), n);
-    for (std::size_t i = 0; i < bytes.size(); ++i) (void)in.take<std::uint8_t>();
+    const std::size_t n = std::min<std::uint64_t>(patch.bytes.size(), s.geometry.total_size - at);
+    std::memcpy(s.base + at, patch.bytes.data(), n);
   }
   auto inline_reader = f->log.consumer();
   auto library_reader = f->log.consumer();

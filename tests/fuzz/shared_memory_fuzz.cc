@@ -185,18 +185,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto ops = in.take<std::uint8_t>();
   const std::uint64_t total = s.geometry.total_size;
   const std::uint64_t control = s.geometry.data_offset;
-  for (auto rest = in.rest_bytes(); rest.size() >= 5; rest = in.rest_bytes()) {
-    const auto where = in.take<std::uint32_t>();
-    const std::size_t length = in.take<std::uint8_t>() % 64;
+  for (fuzz::Patch patch; fuzz::take_patch(in, &patch);) {
+    const std::uint32_t where = patch.where;
     std::uint64_t at = (where & 0x80000000u) != 0 ? (where & 0x7fffffffu) % control : where % total;
     // The magic is left alone: a zero one is a creator still at work, which
     // an opener waits for (2 s) rather than reads.
     if (at < 8) at = 8;
-    const auto bytes = in.rest_bytes().first(std::min(length, in.rest_bytes().size()));
-    const std::size_t n = std::min<std::uint64_t>(bytes.size(), total - at);
-    std::memcpy(s.base + at, bytes.data(), n);
+    const std::size_t n = std::min<std::uint64_t>(patch.bytes.size(), total - at);
+    std::memcpy(s.base + at, patch.bytes.data(), n);
     if (std::getenv("SHMLOG_FUZZ_VERBOSE") != nullptr) describe_patch(s, at, n);
-    for (std::size_t i = 0; i < bytes.size(); ++i) (void)in.take<std::uint8_t>();
   }
   if ((ops & 128) != 0) {  // damage under a process that has the log open
     run_reads(f->log, ops);
