@@ -7,6 +7,11 @@
 // the next segment ahead, a chunk per record.
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "durability.h"
 #include "owner.h"
@@ -20,6 +25,33 @@
 namespace shmlog::detail {
 
 using format::atomic;
+
+namespace {
+
+#if defined(__x86_64__)
+[[gnu::target("avx2")]] void zero_avx2(std::byte* at, std::size_t n) noexcept {
+  const __m256i zero = _mm256_setzero_si256();
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(at + i), zero);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(at + i + 32), zero);
+    asm volatile("" ::: "memory");  // a loop of stores, not a call to memset
+  }
+  std::memset(at + i, 0, n - i);
+}
+#endif
+
+}  // namespace
+
+void zero_wide(std::byte* at, std::size_t n) noexcept {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) {
+    zero_avx2(at, n);
+    return;
+  }
+#endif
+  std::memset(at, 0, n);
+}
 
 Errc ProducerState::ensure_ready(std::uint32_t p, std::uint64_t begin, std::uint64_t end) noexcept {
   Cursor& c = cursors[p];
