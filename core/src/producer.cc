@@ -574,7 +574,23 @@ Producer& Producer::operator=(Producer&& other) noexcept {
 }
 Producer::~Producer() = default;
 
-void Producer::wake_consumers() noexcept { state_->wake_consumers(); }
+AppendResult Producer::append_long(Bytes value) noexcept {
+  AppendResult result;
+  switch (detail::append_plain<false>(*hot_, value, result)) {
+    case detail::PlainAppend::kDone:
+      return result;
+    case detail::PlainAppend::kWake:
+      return woken(result);
+    case detail::PlainAppend::kLibrary:
+      break;
+  }
+  return append_to(hot_->default_partition, {}, value);
+}
+
+AppendResult Producer::woken(AppendResult appended) noexcept {
+  state_->wake_consumers();
+  return appended;
+}
 
 std::uint16_t Producer::id() const noexcept { return state_->id; }
 std::uint16_t Producer::epoch() const noexcept { return state_->epoch; }

@@ -262,6 +262,37 @@ TEST(Log, InlineAndLibraryAppendsOfAnExclusiveProducerInterleave) {
   EXPECT_EQ(checked, static_cast<std::size_t>(n));
 }
 
+// The inline append copies a value of up to detail::kShortValue bytes
+// with two overlapping moves of a fixed width, and a longer one with
+// memcpy out of line (Producer::append_long): every size from 0 to past
+// that limit reads back byte for byte, each byte distinct from its
+// neighbours so that a move off by one shows.
+TEST(Log, InlineAppendCopiesValuesOfEverySizeWhole) {
+  auto log = Log::create_in_memory(small_options()).value();
+  auto producer = log.producer({.exclusive = true}).value();
+  auto consumer = log.consumer({.group = "g"}).value();
+  const auto value_of = [](std::size_t size) {
+    std::string v(size, '\0');
+    for (std::size_t j = 0; j < size; ++j) v[j] = static_cast<char>(size * 31 + j * 7 + 1);
+    return v;
+  };
+  constexpr std::size_t kLongest = 2 * detail::kShortValue + 3;
+  for (int round = 0; round < 3; ++round) {  // at different offsets in the segments
+    for (std::size_t size = 0; size <= kLongest; ++size) {
+      ASSERT_TRUE(producer.append(as_bytes(value_of(size)))) << size;
+    }
+  }
+  std::size_t next = 0;
+  while (consumer.poll([&](const Record& r) {
+                   ASSERT_EQ(bytes_to_string(r.value), value_of(next % (kLongest + 1))) << next;
+                   ++next;
+                 },
+                 64)
+             .records > 0) {
+  }
+  EXPECT_EQ(next, 3 * (kLongest + 1));
+}
+
 TEST(Log, ExclusiveProducerClosingMidSegmentLeavesTheNextSlotReady) {
   auto o = small_options();
   auto log = Log::create_in_memory(o).value();

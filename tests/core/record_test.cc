@@ -138,6 +138,31 @@ TEST(RecordDecode, InlinePollTakesOnlyWholeDataRecordsInsideTheSegment) {
   }
 }
 
+// The inline poll's own check (format::plain_data_extent) takes exactly
+// the records data_record_extent takes that have no flags, at the aligned
+// offsets inside the segment it is given: random words, plausible data
+// records, words with the type's or the flags' byte off by one, lengths
+// around the header's size, the frame's limit and a claim's negatives.
+TEST(RecordDecode, InlinePollsCheckIsTheFullCheckWithoutFlags) {
+  std::mt19937_64 rng(11);
+  const std::int32_t lengths[] = {0, 1, 31, 32, 33, 63, 64, static_cast<std::int32_t>(kMaxFrame) - 1,
+                                  static_cast<std::int32_t>(kMaxFrame), static_cast<std::int32_t>(kMaxFrame) + 1,
+                                  -32, -64, INT32_MIN};
+  for (int i = 0; i < 2'000'000; ++i) {
+    std::uint64_t word = rng();
+    if (i % 4 != 0) {
+      const std::int32_t length = i % 4 == 1 ? lengths[rng() % std::size(lengths)] : static_cast<std::int32_t>(rng() % 5000);
+      const auto type = static_cast<RecordType>(rng() % 4 == 0 ? rng() % 10 : 1);
+      const auto flags = static_cast<std::uint8_t>(rng() % 4 == 0 ? rng() % 3 : 0);
+      word = make_commit_word(length, type, flags, static_cast<std::uint16_t>(rng() % 3 == 0 ? rng() : rng() % 64));
+    }
+    const std::uint64_t offset = (rng() % (kSegment / 32)) * 32;
+    const std::uint32_t full = format::word_flags(word) == 0 ? format::data_record_extent(word, offset, kSegment, kMaxFrame) : 0;
+    ASSERT_EQ(format::plain_data_extent(word, kSegment - offset, kMaxFrame), full)
+        << std::hex << word << " at " << std::dec << offset;
+  }
+}
+
 TEST(Crc32c, MatchesTheStandardCheckValue) {
   // The CRC32C of "123456789" is 0xE3069283 (RFC 3720).
   EXPECT_EQ(crc32c::value("123456789", 9), 0xE3069283u);

@@ -317,8 +317,11 @@ class Producer {
   friend Errc detail::append_control(Producer&, std::uint32_t, std::uint8_t, std::uint16_t, std::uint16_t,
                                      Bytes) noexcept;
   explicit Producer(std::unique_ptr<detail::ProducerState> state);
-  // After an inline append's seq_cst publish: wakes sleeping consumers.
-  void wake_consumers() noexcept;
+  // The inline append of a value longer than detail::kShortValue.
+  AppendResult append_long(Bytes value) noexcept;
+  // After an inline append's seq_cst publish: wakes sleeping consumers,
+  // returns `appended`.
+  AppendResult woken(AppendResult appended) noexcept;
   std::unique_ptr<detail::ProducerState> state_;
   detail::ProducerHot* hot_ = nullptr;  // *state_, as its base: what the inline append reads
 };

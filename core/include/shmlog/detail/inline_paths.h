@@ -8,28 +8,55 @@
 
 namespace shmlog {
 
+namespace detail {
+
+// What the inline append did: the record is in, and a consumer may be
+// asleep (the caller wakes it), or it is the library's append to do.
+enum class PlainAppend : std::uint8_t { kDone, kWake, kLibrary };
+
+// An exclusive producer's append when nothing but the record is due: it
+// ends at or below fast_limit (no padding, preparation or zeroing), and
+// the clock needs no re-anchor. Makes no call, so that the inline append
+// saves no registers; kShort: the value is at most kShortValue bytes
+// (copy_value), else memcpy copies it (Producer::append_long).
+template <bool kShort>
+[[gnu::always_inline]] inline PlainAppend append_plain(ProducerHot& h, Bytes value, AppendResult& result) noexcept {
+  ProducerCursor* const c = h.fast;
+  if (c == nullptr || h.claim_open || value.size() > h.max_record) return PlainAppend::kLibrary;
+  const std::uint64_t position = c->tail;
+  const std::uint64_t frame = format::kRecordHeaderSize + value.size();
+  const std::uint64_t end = position + format::align_record(frame);
+  std::uint64_t timestamp = 0;
+  if (end > c->fast_limit || (h.timestamps && !extrapolate_time(h.clock, timestamp))) [[unlikely]] {
+    return PlainAppend::kLibrary;
+  }
+  auto* header = reinterpret_cast<format::RecordHeader*>(c->ready_base + (position - c->ready_begin));
+  if constexpr (kShort) {
+    copy_value(reinterpret_cast<std::byte*>(header + 1), value.data(), value.size());
+  } else {
+    std::memcpy(header + 1, value.data(), value.size());
+  }
+  stamp_data_header(*header, h, timestamp);
+  const bool sleepers = consumers_may_sleep(h);
+  publish_exclusive(header->commit_word,
+                    format::make_commit_word(static_cast<std::int32_t>(frame), format::RecordType::kData, 0, 0), *c,
+                    end, sleepers);
+  count_append(*c, value.size());
+  result = {Errc::kOk, h.default_partition, position};
+  return sleepers ? PlainAppend::kWake : PlainAppend::kDone;
+}
+
+}  // namespace detail
+
 inline AppendResult Producer::append(Bytes value) noexcept {
   detail::ProducerHot* const h = hot_;
   if (h == nullptr) return {Errc::kBadState, 0, 0};
-  detail::ProducerCursor* const c = h->fast;
-  if (c != nullptr && !h->claim_open && value.size() <= h->max_record) {
-    const std::uint64_t position = c->tail;
-    const std::uint64_t frame = format::kRecordHeaderSize + value.size();
-    const std::uint64_t end = position + format::align_record(frame);
-    if (end <= c->fast_limit) [[likely]] {
-      auto* header = reinterpret_cast<format::RecordHeader*>(c->ready_base + (position - c->ready_begin));
-      if (!value.empty()) std::memcpy(header + 1, value.data(), value.size());
-      detail::stamp_data_header(*header, *h, detail::record_timestamp(*h));
-      const bool sleepers = detail::consumers_may_sleep(*h);
-      detail::publish_exclusive(
-          header->commit_word,
-          format::make_commit_word(static_cast<std::int32_t>(frame), format::RecordType::kData, 0, 0), *c, end,
-          sleepers);
-      if (sleepers) [[unlikely]] wake_consumers();
-      detail::count_append(*c, value.size());
-      return {Errc::kOk, h->default_partition, position};
-    }
-  }
+  // Each way out of the inline path is one call in tail position.
+  if (value.size() > detail::kShortValue) return append_long(value);
+  AppendResult result;
+  const detail::PlainAppend done = detail::append_plain<true>(*h, value, result);
+  if (done == detail::PlainAppend::kDone) [[likely]] return result;
+  if (done == detail::PlainAppend::kWake) return woken(result);
   return append_to(h->default_partition, {}, value);
 }
 
@@ -53,7 +80,7 @@ template <class Handler>
   const std::uint64_t segment_begin = segment << h.segment_shift;
   const std::uint64_t segment_size = h.segment_size;
   const std::byte* const base = c.segment_base;
-  std::uint64_t position = c.position;
+  std::uint64_t position = c.position;  // record-aligned, as the library's positions are (plain_data_extent)
   while (n < max) {
     const std::uint64_t offset = position - segment_begin;
     if (offset >= segment_size) {
@@ -66,8 +93,8 @@ template <class Handler>
       // Pairs with the producer's release (or seq_cst) store of the commit word.
       const std::uint64_t word = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(header->commit_word))
                                      .load(std::memory_order_acquire);
-      const std::uint32_t extent = format::data_record_extent(word, offset, segment_size, h.max_frame);
-      if (extent == 0 || format::word_flags(word) != 0) {
+      const std::uint32_t extent = format::plain_data_extent(word, segment_size - offset, h.max_frame);
+      if (extent == 0) {
         if (word == 0) {  // (a lapping producer may be zeroing the slot)
           stop = !h.may_be_lapped || slot_holds(c.descriptor, segment) ? InlineStop::kEmpty : InlineStop::kLibrary;
         } else {

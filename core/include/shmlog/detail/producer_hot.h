@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 
 #include "shmlog/detail/record_header.h"
 
@@ -61,13 +62,50 @@ bool invariant_tsc() noexcept;
 // invariant TSC that the kernel keeps time with.
 bool tsc_timestamps() noexcept;
 
-inline std::uint64_t record_time_ns(RecordClock& clock) noexcept {
+// The time extrapolated from the anchor into `ns`; false when a re-anchor
+// is due instead.
+inline bool extrapolate_time(const RecordClock& clock, std::uint64_t& ns) noexcept {
   // Unsigned: a TSC read behind the anchor (another core's) re-anchors too.
   const std::uint64_t elapsed = read_ticks() - clock.anchor_ticks;
-  if (elapsed < clock.span_ticks) [[likely]] {
-    return clock.anchor_ns + ((elapsed * clock.ns_per_tick_q32) >> 32);  // reanchor_clock bounds the product
-  }
+  if (elapsed >= clock.span_ticks) return false;
+  ns = clock.anchor_ns + ((elapsed * clock.ns_per_tick_q32) >> 32);  // reanchor_clock bounds the product
+  return true;
+}
+
+inline std::uint64_t record_time_ns(RecordClock& clock) noexcept {
+  std::uint64_t ns;
+  if (extrapolate_time(clock, ns)) [[likely]] return ns;
   return reanchor_clock(clock);
+}
+
+// The longest value the inline append copies without a call.
+inline constexpr std::size_t kShortValue = 64;
+
+// Copies a record's bytes: up to 64 with two overlapping copies of a
+// fixed size (a few moves, no call; a 32-byte value is two 32-byte
+// copies of the same bytes), more through memcpy.
+template <std::size_t kWidth>
+[[gnu::always_inline]] inline void copy_ends(std::byte* to, const std::byte* from, std::size_t n) noexcept {
+  std::memcpy(to, from, kWidth);
+  std::memcpy(to + n - kWidth, from + n - kWidth, kWidth);
+}
+
+[[gnu::always_inline]] inline void copy_value(std::byte* to, const std::byte* from, std::size_t n) noexcept {
+  if (n > kShortValue) {
+    std::memcpy(to, from, n);
+  } else if (n >= 32) {
+    copy_ends<32>(to, from, n);
+  } else if (n >= 16) {
+    copy_ends<16>(to, from, n);
+  } else if (n >= 8) {
+    copy_ends<8>(to, from, n);
+  } else if (n >= 4) {
+    copy_ends<4>(to, from, n);
+  } else if (n != 0) {
+    to[0] = from[0];
+    to[n / 2] = from[n / 2];
+    to[n - 1] = from[n - 1];
+  }
 }
 
 // Per partition: the ready segment this producer last wrote into, and for

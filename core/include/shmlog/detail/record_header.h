@@ -111,4 +111,23 @@ constexpr std::uint32_t data_record_extent(std::uint64_t word, std::uint64_t off
   return aligned <= segment_size - offset ? static_cast<std::uint32_t>(aligned) : 0;
 }
 
+// data_record_extent for the inline poll, with its flags checked too: the
+// aligned frame of a committed data record with no flags whose key fits in
+// its frame, of at most `max_frame` bytes, at a record-aligned offset with
+// `room` bytes of the segment from it; else 0. The caller vouches for the
+// offset (inside the segment, aligned: a reader's positions always are),
+// so the word alone is checked: type and flags in one compare, the length
+// in one unsigned compare (one below the header, or a claim's negative,
+// wraps high).
+constexpr std::uint32_t plain_data_extent(std::uint64_t word, std::uint64_t room, std::uint32_t max_frame) noexcept {
+  const std::uint32_t length = static_cast<std::uint32_t>(word);
+  const std::uint32_t body = length - static_cast<std::uint32_t>(kRecordHeaderSize);
+  if (static_cast<std::uint16_t>(word >> 32) != static_cast<std::uint16_t>(RecordType::kData) ||
+      body > max_frame - static_cast<std::uint32_t>(kRecordHeaderSize) || word_key_length(word) > body) {
+    return 0;
+  }
+  const std::uint64_t aligned = align_record(length);
+  return aligned <= room ? static_cast<std::uint32_t>(aligned) : 0;
+}
+
 }  // namespace shmlog::format
