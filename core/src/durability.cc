@@ -788,14 +788,24 @@ Status keep(const LogState& s, const std::atomic<bool>& stop) {
   }
   if (!take_lease(s, stop)) return {};
   Flusher flusher(s, *files);
+  {
+    // From here this process's durable waiters may run a round themselves.
+    std::lock_guard lock(s.keeper_mu);
+    s.keeper_round = [&flusher] { return flusher.round(); };
+    s.keeper_round_pid = ::getpid();
+  }
   auto keeper_seq = atomic(s.header->keeper_seq);
   auto keeper_waiters = atomic(s.header->keeper_waiters);
   while (!stop.load(std::memory_order_acquire)) {
     // A request made after this load is never slept through: it changes
     // keeper_seq, and the futex below does not wait on a changed word.
     const std::uint32_t seen = keeper_seq.load(std::memory_order_seq_cst);
-    const bool moved = flusher.round();
-    flusher.housekeeping(false);
+    bool moved = false;
+    {
+      std::lock_guard lock(s.keeper_mu);
+      moved = flusher.round();
+      flusher.housekeeping(false);
+    }
     if (moved) continue;
     // Idle: park until a producer asks (a durable wait, or ring space), or
     // a millisecond passes (new records are found by polling: producers
@@ -808,11 +818,16 @@ Status keep(const LogState& s, const std::atomic<bool>& stop) {
     shm::futex_wait(&s.header->keeper_seq, seen, std::chrono::milliseconds(1));
     keeper_waiters.fetch_sub(1, std::memory_order_seq_cst);
   }
-  // Leave nothing committed behind: write and sync it all, checkpoint.
-  for (int i = 0; i < 64 && flusher.has_work(); ++i) {
-    if (!flusher.round()) break;
+  {
+    // Leave nothing committed behind: write and sync it all, checkpoint.
+    // Waiters wake the keeper of whichever process takes the lease next.
+    std::lock_guard lock(s.keeper_mu);
+    s.keeper_round = nullptr;
+    for (int i = 0; i < 64 && flusher.has_work(); ++i) {
+      if (!flusher.round()) break;
+    }
+    flusher.housekeeping(true);
   }
-  flusher.housekeeping(true);
   OwnerLock::keeper_lease(s).release();
   return {};
 }
@@ -849,11 +864,21 @@ Keeper::~Keeper() {
   thread_.join();
 }
 
-void request_sync(const LogState& s, std::uint32_t p, std::uint64_t end) noexcept {
+void raise_sync_request(const LogState& s, std::uint32_t p, std::uint64_t end) noexcept {
   auto request = atomic(s.partition(p).sync_request);
   std::uint64_t current = request.load(std::memory_order_relaxed);
   while (current < end && !request.compare_exchange_weak(current, end, std::memory_order_seq_cst)) {
   }
+}
+
+bool run_keeper_round(const LogState& s) noexcept {
+  std::unique_lock lock(s.keeper_mu, std::try_to_lock);
+  if (!lock.owns_lock() || !s.keeper_round || s.keeper_round_pid != ::getpid()) return false;
+  return s.keeper_round();
+}
+
+void request_sync(const LogState& s, std::uint32_t p, std::uint64_t end) noexcept {
+  raise_sync_request(s, p, end);
   atomic(s.header->keeper_seq).fetch_add(1, std::memory_order_seq_cst);
   if (atomic(s.header->keeper_waiters).load(std::memory_order_seq_cst) != 0) shm::futex_wake_all(&s.header->keeper_seq);
 }

@@ -77,5 +77,14 @@ std::string segment_path(const LogState& log, std::uint32_t p, std::uint64_t seg
 // Durable producers: raises the partition's sync request to `end` and
 // wakes the keeper.
 void request_sync(const LogState& log, std::uint32_t p, std::uint64_t end) noexcept;
+// Raises the sync request only, for a waiter that runs the round itself.
+void raise_sync_request(const LogState& log, std::uint32_t p, std::uint64_t end) noexcept;
+
+// A durable waiter's own flush round, run in its thread while this
+// process's keeper holds the lease and is not in a round or its
+// housekeeping: writes and syncs what is committed (and asked for) as the
+// keeper would. False when it ran none (another process keeps the log, or
+// the keeper is busy) or the round moved nothing.
+bool run_keeper_round(const LogState& log) noexcept;
 
 }  // namespace shmlog::detail

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "format.h"
@@ -78,6 +80,13 @@ struct LogState {
   // shared memory is made anew only under the exclusive lock, so never
   // while any process still runs on an object that was removed under it.
   shm::FileLock in_use;
+  // While this process's keeper holds the lease: one flush round of its
+  // (durability.cc), run under keeper_mu as the keeper runs its own, so
+  // that a durable waiter of this process writes and syncs its record
+  // itself instead of waking the keeper and waiting to be woken.
+  mutable std::mutex keeper_mu;
+  mutable std::function<bool()> keeper_round;  // empty: no keeper here holds the lease
+  mutable int keeper_round_pid = 0;            // whose it is (a forked child's copy is not its own)
   // Declared last: stopped and joined first, while the mapping still exists.
   std::unique_ptr<Keeper> keeper;
 

@@ -8,9 +8,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -18,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "crash_util.h"
 #include "format.h"
 #include "record.h"
 #include "shmlog/io/crc32c.h"
@@ -628,6 +631,99 @@ TEST(Durability, ReadDurableSeesOnlyDurableRecords) {
   EXPECT_EQ(got, (std::vector<std::string>{"first", "second"}));
   const auto info = log.info();
   EXPECT_EQ(info.partitions[0].durable_offset, info.partitions[0].end_offset);
+}
+
+// The disk, noting which process and thread ran each batch with a sync,
+// in memory shared with forked children.
+class SyncWitness : public io::FileLayer {
+ public:
+  struct Sync {
+    std::int32_t pid, tid;
+  };
+  SyncWitness() : disk_(io::make_disk_layer(8).value()) {
+    void* at = ::mmap(nullptr, sizeof(Book), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (at == MAP_FAILED) std::abort();
+    book_ = new (at) Book();
+  }
+  ~SyncWitness() override { ::munmap(book_, sizeof(Book)); }
+  Status run(std::span<io::IoOp> ops, bool inline_run) override {
+    for (const io::IoOp& op : ops) {
+      if (op.kind != io::IoOp::Kind::kDataSync) continue;
+      const std::uint32_t i = book_->count.fetch_add(1);
+      if (i < std::size(book_->syncs)) book_->syncs[i] = {static_cast<std::int32_t>(::getpid()), static_cast<std::int32_t>(::gettid())};
+      break;
+    }
+    return disk_->run(ops, inline_run);
+  }
+  Status sync_directory(const std::string& dir) override { return disk_->sync_directory(dir); }
+  Status replace_file(const std::string& path, const std::string& header, const io::KeyValues& values,
+                      std::uint32_t mode) override {
+    return disk_->replace_file(path, header, values, mode);
+  }
+  Result<io::SegmentFile> create_segment_file(const std::string& dir, const io::SegmentFileHeader& header,
+                                              std::uint32_t mode) override {
+    return disk_->create_segment_file(dir, header, mode);
+  }
+  Status remove_file(const std::string& path) override { return disk_->remove_file(path); }
+  std::vector<Sync> syncs() const {
+    const std::size_t n = std::min<std::size_t>(book_->count.load(), std::size(book_->syncs));
+    return {book_->syncs, book_->syncs + n};
+  }
+
+ private:
+  struct Book {
+    std::atomic<std::uint32_t> count{0};
+    Sync syncs[4096];
+  };
+  std::unique_ptr<io::FileLayer> disk_;
+  Book* book_ = nullptr;
+};
+
+// A durable producer in the process whose keeper holds the lease writes
+// and syncs its record in its own thread (a round of the keeper's, under
+// its lock), without waking the keeper and waiting to be woken.
+TEST(Durability, DurableWaiterSyncsInItsOwnThreadWhereItsProcessKeeps) {
+  test::TempLogPath path;
+  auto layer = std::make_shared<SyncWitness>();
+  test::FileLayerScope scope(layer);
+  auto log = Log::create(path.str(), synced_on_request()).value();
+  while (!log.info().keeper_alive) std::this_thread::sleep_for(1ms);
+  ProducerOptions po;
+  po.acks = ProducerOptions::Acks::kDurable;
+  po.durable_timeout = 10s;
+  auto p = log.producer(po).value();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i)))) << i;
+  std::size_t own = 0;
+  for (const auto& sync : layer->syncs()) own += sync.tid == ::gettid();
+  EXPECT_GE(own, 1u) << "every sync ran on the keeper's thread";
+  const auto info = log.info();
+  EXPECT_EQ(info.partitions[0].durable_offset, info.partitions[0].end_offset);
+}
+
+// A forked child inherits the handle but not the keeper's thread: its
+// durable appends are synced by the parent's keeper, never by a copy of
+// the keeper's state in the child.
+TEST(Durability, ForkedChildsDurableAppendsAreSyncedByTheKeeper) {
+  test::TempLogPath path;
+  auto layer = std::make_shared<SyncWitness>();
+  test::FileLayerScope scope(layer);
+  auto log = Log::create(path.str(), synced_on_request()).value();
+  while (!log.info().keeper_alive) std::this_thread::sleep_for(1ms);
+  const auto child = test::spawn([&] {
+    ProducerOptions po;
+    po.acks = ProducerOptions::Acks::kDurable;
+    po.durable_timeout = 10s;
+    auto p = log.producer(po);
+    if (!p.ok()) return 2;
+    for (int i = 0; i < 20; ++i) {
+      if (!p->append(as_bytes(value_of(i)))) return 3;
+    }
+    return 0;
+  });
+  EXPECT_EQ(test::join(child), 0);
+  const auto syncs = layer->syncs();
+  EXPECT_FALSE(syncs.empty());
+  for (const auto& sync : syncs) EXPECT_EQ(sync.pid, ::getpid()) << "a sync ran in the child";
 }
 
 // Many producers waiting for durability share fsyncs (group commit).
