@@ -37,6 +37,7 @@ struct LatArgs {
   std::string plot;
   bool no_baselines = false;
   double baseline_seconds = 1;
+  unsigned rounds = 1;
   std::string dir = "/tmp";
   MemoryFlags memory;
 };
@@ -60,6 +61,7 @@ int run_lat(const LatArgs& a) {
   o.wait = a.wait;
   o.baselines = !a.no_baselines;
   o.baseline_seconds = a.baseline_seconds;
+  o.rounds = a.rounds;
   o.dir = a.dir;
   o.interrupted = [] { return g_interrupted != 0; };  // SIGINT: stop after the step in progress
   o.pages = a.memory.pages();
@@ -82,25 +84,29 @@ int run_lat(const LatArgs& a) {
   auto progress = [&](const std::string& line) {
     if (!a.json) std::fprintf(stderr, "  ... %s\n", line.c_str());
   };
-  auto rows = bench::run_latency(o, clock, progress);
-  if (!rows.ok() && g_interrupted) {
+  auto run = bench::run_latency(o, clock, progress);
+  if (!run.ok() && g_interrupted) {
     std::fprintf(stderr, "shmlog lat: interrupted\n");
     return 130;
   }
-  if (!rows.ok()) {
-    std::fprintf(stderr, "shmlog lat: %s\n", rows.status().message().c_str());
+  if (!run.ok()) {
+    std::fprintf(stderr, "shmlog lat: %s\n", run.status().message().c_str());
     return 1;
   }
+  const std::vector<bench::LatencyRow>* rows = &run->rows;
   if (a.json) {
     print_json(bench::latency_json(*rows, {{"mode", a.mode},
                                            {"size", a.size},
                                            {"producer_core", a.producer_core},
                                            {"consumer_core", a.consumer_core},
                                            {"wait", a.wait_name},
+                                           {"rounds", a.rounds},
+                                           {"floor_rounds", bench::floor_rounds_json(run->floor_rounds)},
                                            {"tsc_ghz", std::round(clock.tsc().ghz() * 1e4) / 1e4},
                                            {"host", bench::host_summary()}}));
   } else {
     std::printf("\n%s", bench::latency_table(*rows).c_str());
+    if (run->floor_rounds.size() > 1) std::printf("\n%s", bench::floor_rounds_table(run->floor_rounds, a.mode).c_str());
   }
   const auto& primary = rows->front().histogram;  // shmlog's one-way figure
   if (!a.hdr_out.empty()) {
@@ -142,6 +148,11 @@ void add_lat_command(CLI::App& app) {
   lat->add_option("--plot", a->plot, "Write a PNG percentile plot of every row (needs gnuplot)");
   lat->add_flag("--no-baselines", a->no_baselines, "Measure shmlog only");
   lat->add_option("--baseline-seconds", a->baseline_seconds, "Time budget of each baseline")->capture_default_str();
+  lat->add_option("--rounds", a->rounds,
+                  "Alternate shmlog and the cache-line floor this many times, each with its share of the messages; "
+                  "prints each round's ratio to the floor and their median")
+      ->check(CLI::Range(1u, 100u))
+      ->capture_default_str();
   lat->add_option("--dir", a->dir, "Where the temporary logs go")->capture_default_str();
   a->memory.add_to(lat);
   set_action(lat, [a] {

@@ -272,6 +272,52 @@ int cacheline_ping(void* arg) {
   return 0;
 }
 
+// The one-way floor at shmlog's pace: one cache line carries each
+// message's number, and the reader times it from its intended send time
+// (the writer's start, in the other line, plus the period), as shmlog's
+// one-way consumer does: a stall of either side shows the same way.
+int cacheline_oneway_reader(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (!pin_or_fail(j, j.options->consumer_core)) return 1;
+  at(b.ready).store(1);
+  const Clock& clock = *j.clock;
+  const double period_ticks = 1e9 / static_cast<double>(j.options->rate) / clock.tsc().ns_per_tick;
+  std::uint64_t seen = 0;
+  while (seen < j.total && !at(b.failed).load(std::memory_order_relaxed)) {
+    const std::uint64_t sent = at(b.ping).load(std::memory_order_acquire);
+    if (sent == seen) {
+      if (at(b.stop).load(std::memory_order_relaxed)) break;
+      shm::cpu_relax();
+      continue;
+    }
+    const std::uint64_t now = clock.now_ticks();
+    const std::uint64_t start = at(b.pong).load(std::memory_order_relaxed);  // stored before the first message
+    for (; seen < sent; ++seen) {
+      const std::uint64_t intended = start + static_cast<std::uint64_t>(static_cast<double>(seen) * period_ticks);
+      if (seen >= j.warmup) b.histogram.record(now > intended ? clock.to_ns(now - intended) : 0);
+    }
+  }
+  b.measured = seen > j.warmup ? seen - j.warmup : 0;
+  return 0;
+}
+
+int cacheline_oneway_writer(void* arg) {
+  Job& j = *static_cast<Job*>(arg);
+  Board& b = *j.board;
+  if (!pin_or_fail(j, j.options->producer_core) || !wait_ready(b)) return 1;
+  const Clock& clock = *j.clock;
+  const double period_ticks = 1e9 / static_cast<double>(j.options->rate) / clock.tsc().ns_per_tick;
+  const std::uint64_t start = clock.now_ticks() + clock.from_ns(1e6);
+  at(b.pong).store(start, std::memory_order_relaxed);
+  for (std::uint64_t i = 0; i < j.total; ++i) {
+    const std::uint64_t intended = start + static_cast<std::uint64_t>(static_cast<double>(i) * period_ticks);
+    while (clock.now_ticks() < intended) shm::cpu_relax();
+    at(b.ping).store(i + 1, std::memory_order_release);
+  }
+  return 0;
+}
+
 bool read_full(int fd, std::byte* p, std::size_t n) {
   while (n > 0) {
     ssize_t r = ::read(fd, p, n);
@@ -442,7 +488,7 @@ std::string unique(const char* what) {
 
 }  // namespace
 
-Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock& clock,
+Result<LatencyRun> run_latency(const LatencyOptions& o, const Clock& clock,
                                             const std::function<void(const std::string&)>& progress) {
   if (o.size < 8) return Status(Status::Code::kInvalidArgument, "--size must be at least 8 bytes (a timestamp travels in the record)");
   if (o.size > (1u << 20)) return Status(Status::Code::kInvalidArgument, "--size must be at most 1M");
@@ -467,65 +513,96 @@ Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock
                    ? static_cast<std::uint64_t>(o.duration_s * static_cast<double>(o.rate))
                    : static_cast<std::uint64_t>(o.duration_s * 5e5);
   }
-  job.warmup = o.warmup != 0 ? o.warmup : std::min<std::uint64_t>(measured / 10, 100000);
-  job.total = measured + job.warmup;
 
-  std::vector<LatencyRow> rows;
+  LatencyRun run;
+  std::vector<LatencyRow>& rows = run.rows;
   // Before each step: stop there when asked to (SIGINT), else say what runs.
   auto step = [&](const std::string& line) -> Status {
     if (o.interrupted && o.interrupted()) return Status(Status::Code::kAborted, "interrupted");
     progress(line);
     return {};
   };
-  // shmlog first.
-  job.ping_log = o.dir + "/" + unique("ping");
-  job.pong_log = o.dir + "/" + unique("pong");
   LogOptions lo;
   lo.max_record_size = static_cast<std::uint32_t>(std::max<std::size_t>(o.size, 1024));
   lo.pages = o.pages;
   lo.memory_dir = o.memory_dir;
   // The memory goes where the consumer reads it.
   if (auto node = shm::numa_node_of_cpu(static_cast<unsigned>(o.consumer_core)); node.ok()) lo.numa_node = *node;
-  const std::string what = o.mode == LatencyOptions::Mode::kPingPong
-                               ? "shmlog ping-pong: " + std::to_string(job.total) + " round trips"
-                               : "shmlog one-way: " + std::to_string(job.total) + " records at " +
-                                     std::to_string(o.rate) + "/s";
-  SHMLOG_RETURN_IF_ERROR(step(what));
-  for (const auto& path : {job.ping_log, job.pong_log}) {
-    auto created = Log::create(path, lo);
-    if (!created.ok()) return std::move(created).status();
-  }
-  Status s;
-  if (o.mode == LatencyOptions::Mode::kPingPong) {
-    s = run_pair(job, shmlog_ping, shmlog_echo);
-    if (s.ok()) {
-      LatencyRow rt{"shmlog", "round trip", true, board.histogram};
-      LatencyRow one{"shmlog", "one-way (half round trip)", true, Histogram()};
-      for (unsigned i = 0; i < Histogram::kBuckets; ++i) {
-        const std::uint64_t n = board.histogram.count_at_index(i);
-        if (n != 0) one.histogram.record_n(Histogram::lowest_equivalent(i) / 2, n);
-      }
-      rows.push_back(one);
-      rows.push_back(rt);
+  // shmlog, then the cache-line floor, `rounds` times: each round a share
+  // of the messages (and of the floor's time), so that a change of the
+  // VM's mode between the two shows in that round's ratio, not in all.
+  const unsigned rounds = std::max(1u, o.rounds);
+  const bool ping_pong = o.mode == LatencyOptions::Mode::kPingPong;
+  // One-way records at a rate are compared with a cache line at that rate.
+  const bool paced_floor = !ping_pong && o.rate > 0;
+  const std::uint64_t per_round = std::max<std::uint64_t>(measured / rounds, 1);
+  const std::uint64_t warmup = o.warmup != 0 ? o.warmup : std::min<std::uint64_t>(per_round / 10, 100000);
+  Histogram shmlog_all, floor_all;
+  for (unsigned round = 1; round <= rounds; ++round) {
+    const std::string of = rounds > 1 ? " (round " + std::to_string(round) + " of " + std::to_string(rounds) + ")" : "";
+    job.warmup = warmup;
+    job.total = per_round + warmup;
+    job.budget_s = 0;
+    job.ping_log = o.dir + "/" + unique("ping");
+    job.pong_log = o.dir + "/" + unique("pong");
+    SHMLOG_RETURN_IF_ERROR(step(ping_pong ? "shmlog ping-pong: " + std::to_string(job.total) + " round trips" + of
+                                          : "shmlog one-way: " + std::to_string(job.total) + " records at " +
+                                                std::to_string(o.rate) + "/s" + of));
+    Status s;
+    for (const auto& path : {job.ping_log, job.pong_log}) {
+      auto created = Log::create(path, lo);
+      if (!created.ok()) s = std::move(created).status();
     }
-  } else {
-    s = run_pair(job, shmlog_oneway_producer, shmlog_oneway_consumer);
-    if (s.ok()) rows.push_back({"shmlog", "one-way (from intended send time)", true, board.histogram});
+    if (s.ok()) s = run_pair(job, ping_pong ? shmlog_ping : shmlog_oneway_producer,
+                             ping_pong ? shmlog_echo : shmlog_oneway_consumer);
+    (void)Log::remove(job.ping_log);
+    (void)Log::remove(job.pong_log);
+    if (!s.ok()) return s;
+    const Histogram mine = board.histogram;
+    shmlog_all.merge(mine);
+    if (!o.baselines) continue;
+    if (paced_floor) {
+      // The same messages at the same pace, timed the same way.
+      SHMLOG_RETURN_IF_ERROR(step("baseline: cache-line one-way at " + std::to_string(o.rate) + "/s" + of));
+      SHMLOG_RETURN_IF_ERROR(run_pair(job, cacheline_oneway_writer, cacheline_oneway_reader));
+    } else {
+      // Ping-pong round trips within a time budget, with a warm-up of
+      // their own (a pipe fits ~70 000 round trips in a second).
+      job.budget_s = o.baseline_seconds / rounds;
+      job.warmup = std::min<std::uint64_t>(warmup, 1000);
+      SHMLOG_RETURN_IF_ERROR(step("baseline: cache-line ping-pong" + of));
+      SHMLOG_RETURN_IF_ERROR(run_pair(job, cacheline_ping, cacheline_pong));
+    }
+    floor_all.merge(board.histogram);
+    // Against the floor's round trip, or half of it for one-way records
+    // without a pace.
+    const auto ratio = [&](double p) {
+      const double floor = static_cast<double>(board.histogram.percentile(p)) / (ping_pong || paced_floor ? 1 : 2);
+      return floor > 0 ? static_cast<double>(mine.percentile(p)) / floor : 0.0;
+    };
+    run.floor_rounds.push_back({ratio(50), ratio(99.99)});
   }
-  (void)Log::remove(job.ping_log);
-  (void)Log::remove(job.pong_log);
-  if (!s.ok()) return s;
-  if (!o.baselines) return rows;
+  if (ping_pong) {
+    LatencyRow one{"shmlog", "one-way (half round trip)", true, Histogram()};
+    for (unsigned i = 0; i < Histogram::kBuckets; ++i) {
+      const std::uint64_t n = shmlog_all.count_at_index(i);
+      if (n != 0) one.histogram.record_n(Histogram::lowest_equivalent(i) / 2, n);
+    }
+    rows.push_back(one);
+    rows.push_back({"shmlog", "round trip", true, shmlog_all});
+  } else {
+    rows.push_back({"shmlog", "one-way (from intended send time)", true, shmlog_all});
+  }
+  if (!o.baselines) return run;
+  rows.push_back({"cache line (floor)",
+                  paced_floor ? "one-way at " + std::to_string(o.rate) + "/s (from intended)" : "round trip", true,
+                  floor_all});
 
-  // Baselines: ping-pong round trips within a time budget each, with a
-  // warm-up of their own (a pipe fits ~70 000 round trips in a second).
+  // The other baselines once, within the whole time budget each.
   job.budget_s = o.baseline_seconds;
-  job.warmup = std::min<std::uint64_t>(job.warmup, 1000);
+  job.warmup = std::min<std::uint64_t>(warmup, 1000);
+  job.total = measured + warmup;
   job.ping_log.clear();
-  SHMLOG_RETURN_IF_ERROR(step("baseline: cache-line ping-pong"));
-  SHMLOG_RETURN_IF_ERROR(run_pair(job, cacheline_ping, cacheline_pong));
-  rows.push_back({"cache line (floor)", "round trip", true, board.histogram});
-
   auto fd_baseline = [&](const char* name, bool socket) -> Status {
     SHMLOG_RETURN_IF_ERROR(step(std::string("baseline: ") + name));
     int a[2], c[2];
@@ -577,7 +654,7 @@ Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& o, const Clock
   SHMLOG_RETURN_IF_ERROR(step("baseline: moodycamel ReaderWriterQueue (threads)"));
   SHMLOG_RETURN_IF_ERROR(run_child(job, queue_child<moodycamel::ReaderWriterQueue<std::uint64_t>>));
   rows.push_back({"ReaderWriterQueue", "round trip", false, board.histogram});
-  return rows;
+  return run;
 }
 
 }  // namespace shmlog::bench

@@ -30,6 +30,9 @@ struct LatencyOptions {
   WaitStrategy wait = WaitStrategy::spin();
   bool baselines = true;
   double baseline_seconds = 1;  // time budget of each baseline
+  // shmlog and the cache-line floor alternate this many times, each round
+  // with its share of the messages and of the floor's time budget.
+  unsigned rounds = 1;
   std::string dir = "/tmp";     // where the temporary logs go
   Pages pages = Pages::kNormal;  // the logs' pages (normal, thp, huge)
   std::string memory_dir;        // empty: the default for `pages`
@@ -45,8 +48,22 @@ struct LatencyRow {
   Histogram histogram;
 };
 
+// A round's shmlog figure over the floor's in the same round: round trips
+// over the cache line's; one-way records at a rate over the cache line's
+// one-way at that rate (timed from the intended send time alike), without
+// a rate over half its round trip.
+struct FloorRatio {
+  double p50 = 0;
+  double p9999 = 0;
+};
+
+struct LatencyRun {
+  std::vector<LatencyRow> rows;           // shmlog's and the floor's over all rounds, then the other baselines
+  std::vector<FloorRatio> floor_rounds;  // one per round, with baselines
+};
+
 // Runs the measurement; `progress` receives one line per step.
-Result<std::vector<LatencyRow>> run_latency(const LatencyOptions& options, const Clock& clock,
+Result<LatencyRun> run_latency(const LatencyOptions& options, const Clock& clock,
                                             const std::function<void(const std::string&)>& progress);
 
 }  // namespace shmlog::bench

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -87,6 +88,49 @@ nlohmann::ordered_json latency_json(const std::vector<LatencyRow>& rows, nlohman
                                          {"mean", std::round(r.histogram.mean() * 10) / 10}});
   }
   return header;
+}
+
+namespace {
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::pair<double, double> medians(const std::vector<FloorRatio>& rounds) {
+  std::vector<double> p50, p9999;
+  for (const auto& r : rounds) {
+    p50.push_back(r.p50);
+    p9999.push_back(r.p9999);
+  }
+  return {median_of(p50), median_of(p9999)};
+}
+
+}  // namespace
+
+std::string floor_rounds_table(const std::vector<FloorRatio>& rounds, const std::string& mode) {
+  std::ostringstream out;
+  out << (mode == "one-way" ? "shmlog one-way over the cache-line floor's (latency.h), per round:\n"
+                            : "shmlog round trip over the cache-line floor's, per round:\n");
+  char line[128];
+  for (std::size_t i = 0; i < rounds.size(); ++i) {
+    std::snprintf(line, sizeof line, "  round %zu: p50 %.2fx, p99.99 %.2fx\n", i + 1, rounds[i].p50, rounds[i].p9999);
+    out << line;
+  }
+  const auto [p50, p9999] = medians(rounds);
+  std::snprintf(line, sizeof line, "  median of the rounds: p50 %.2fx, p99.99 %.2fx\n", p50, p9999);
+  out << line;
+  return out.str();
+}
+
+nlohmann::ordered_json floor_rounds_json(const std::vector<FloorRatio>& rounds) {
+  nlohmann::ordered_json out{{"rounds", nlohmann::ordered_json::array()}};
+  for (const auto& r : rounds) out["rounds"].push_back({{"p50", r.p50}, {"p99.99", r.p9999}});
+  const auto [p50, p9999] = medians(rounds);
+  out["median"] = {{"p50", p50}, {"p99.99", p9999}};
+  return out;
 }
 
 std::string hdr_percentile_distribution(const Histogram& h) {

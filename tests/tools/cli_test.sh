@@ -394,6 +394,10 @@ grep -q "^shmlog: partition 0: offsets 65536..131072 skipped: opening $DLOG/part
 expect_stops_on_sigint lat -- "$SHMLOG" lat --duration 1 --baseline-seconds 3
 expect_json "lat" 'rows[0]["mode"] == "ping-pong" and rows[0]["rows"][0]["count"] == 2000' -- \
   "$SHMLOG" lat --count 2000 --no-baselines --json
+# Rounds alternate shmlog and the floor: every round has its ratios, and
+# shmlog's row holds the messages of all of them.
+expect_json "lat --rounds" 'len(rows[0]["floor_rounds"]["rounds"]) == 2 and rows[0]["floor_rounds"]["median"]["p50"] > 0 and rows[0]["rows"][0]["count"] == 2000 and rows[0]["rows"][2]["name"] == "cache line (floor)"' -- \
+  "$SHMLOG" lat --count 2000 --rounds 2 --baseline-seconds 0.2 --json
 # (Under oversubscription a cell can move nothing in its window: rates
 # are checked for shape, and that something moved.)
 expect_json "bench" 'all(c["records_per_s"] >= 0 for c in rows[0]["cells"]) and any(c["records_per_s"] > 0 for c in rows[0]["cells"]) and rows[0]["consumer_backoff_ns"] == 0' -- \
@@ -412,6 +416,7 @@ expect_error "bench: bad size" "is not a size" -- "$SHMLOG" bench --sizes 12Q
 expect_error "bench: bad rounds" "--rounds must be 1..100" -- "$SHMLOG" bench --rounds 0
 expect_error "bench: back-off out of range" "--consumer-backoff" -- "$SHMLOG" bench --consumer-backoff 2000000
 expect_error "lat: bad mode" "must be ping-pong or one-way" -- "$SHMLOG" lat --mode sideways
+expect_error "lat: bad rounds" "--rounds" -- "$SHMLOG" lat --rounds 0
 expect_error "lat: core that does not exist" "core 999 does not exist" -- "$SHMLOG" lat --consumer-core 999 --count 10
 
 # --- the Prometheus exporter answers a real HTTP request, and values move -----
