@@ -50,6 +50,14 @@ LogOptions synced_on_request() {
   return o;
 }
 
+// A producer whose appends return once durable (or fail after 10 s).
+ProducerOptions acks_durable() {
+  ProducerOptions po;
+  po.acks = ProducerOptions::Acks::kDurable;
+  po.durable_timeout = 10s;
+  return po;
+}
+
 std::string value_of(int i) {
   return "record-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 97), 'x');
 }
@@ -554,10 +562,7 @@ TEST(Durability, KeeperKilledAnotherProcessTakesOver) {
   auto log = Log::open(path.str()).value();  // stands by: the child holds the lease
   ::kill(static_cast<pid_t>(keeper), SIGKILL);
   EXPECT_EQ(test::join(keeper), 128 + SIGKILL);
-  ProducerOptions po;
-  po.acks = ProducerOptions::Acks::kDurable;
-  po.durable_timeout = 10s;
-  auto p = log.producer(po).value();
+  auto p = log.producer(acks_durable()).value();
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(p.append(as_bytes("after"))) << i;
   const auto info = log.info();
   EXPECT_EQ(info.keeper_pid, static_cast<std::uint32_t>(::getpid()));
@@ -598,10 +603,7 @@ TEST(Durability, ClosingOneOfTwoHandlesLeavesTheLogKept) {
   auto second = Log::open(path.str()).value();
   while (!first.info().keeper_alive) std::this_thread::sleep_for(1ms);
   first = Log::create_in_memory({}).value();  // closes the first handle
-  ProducerOptions po;
-  po.acks = ProducerOptions::Acks::kDurable;
-  po.durable_timeout = 10s;
-  auto p = second.producer(po).value();
+  auto p = second.producer(acks_durable()).value();
   // Four rings' worth: the ring is reused only after the keeper wrote it.
   const std::string value(1000, 'v');
   for (int i = 0; i < 4 * 2 * 64; ++i) ASSERT_TRUE(p.append(as_bytes(value))) << i;
@@ -679,22 +681,28 @@ class SyncWitness : public io::FileLayer {
   Book* book_ = nullptr;
 };
 
+// A log synced on request whose keeper (this process's, running) writes
+// through a SyncWitness.
+struct WitnessedLog {
+  test::TempLogPath path;
+  std::shared_ptr<SyncWitness> layer = std::make_shared<SyncWitness>();
+  test::FileLayerScope scope{layer};
+  Log log = Log::create(path.str(), synced_on_request()).value();
+  WitnessedLog() {
+    while (!log.info().keeper_alive) std::this_thread::sleep_for(1ms);
+  }
+};
+
 // A durable producer in the process whose keeper holds the lease writes
 // and syncs its record in its own thread (a round of the keeper's, under
 // its lock), without waking the keeper and waiting to be woken.
 TEST(Durability, DurableWaiterSyncsInItsOwnThreadWhereItsProcessKeeps) {
-  test::TempLogPath path;
-  auto layer = std::make_shared<SyncWitness>();
-  test::FileLayerScope scope(layer);
-  auto log = Log::create(path.str(), synced_on_request()).value();
-  while (!log.info().keeper_alive) std::this_thread::sleep_for(1ms);
-  ProducerOptions po;
-  po.acks = ProducerOptions::Acks::kDurable;
-  po.durable_timeout = 10s;
-  auto p = log.producer(po).value();
+  WitnessedLog w;
+  Log& log = w.log;
+  auto p = log.producer(acks_durable()).value();
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(p.append(as_bytes(value_of(i)))) << i;
   std::size_t own = 0;
-  for (const auto& sync : layer->syncs()) own += sync.tid == ::gettid();
+  for (const auto& sync : w.layer->syncs()) own += sync.tid == ::gettid();
   EXPECT_GE(own, 1u) << "every sync ran on the keeper's thread";
   const auto info = log.info();
   EXPECT_EQ(info.partitions[0].durable_offset, info.partitions[0].end_offset);
@@ -704,16 +712,10 @@ TEST(Durability, DurableWaiterSyncsInItsOwnThreadWhereItsProcessKeeps) {
 // durable appends are synced by the parent's keeper, never by a copy of
 // the keeper's state in the child.
 TEST(Durability, ForkedChildsDurableAppendsAreSyncedByTheKeeper) {
-  test::TempLogPath path;
-  auto layer = std::make_shared<SyncWitness>();
-  test::FileLayerScope scope(layer);
-  auto log = Log::create(path.str(), synced_on_request()).value();
-  while (!log.info().keeper_alive) std::this_thread::sleep_for(1ms);
+  WitnessedLog w;
+  Log& log = w.log;
   const auto child = test::spawn([&] {
-    ProducerOptions po;
-    po.acks = ProducerOptions::Acks::kDurable;
-    po.durable_timeout = 10s;
-    auto p = log.producer(po);
+    auto p = log.producer(acks_durable());
     if (!p.ok()) return 2;
     for (int i = 0; i < 20; ++i) {
       if (!p->append(as_bytes(value_of(i)))) return 3;
@@ -721,7 +723,7 @@ TEST(Durability, ForkedChildsDurableAppendsAreSyncedByTheKeeper) {
     return 0;
   });
   EXPECT_EQ(test::join(child), 0);
-  const auto syncs = layer->syncs();
+  const auto syncs = w.layer->syncs();
   EXPECT_FALSE(syncs.empty());
   for (const auto& sync : syncs) EXPECT_EQ(sync.pid, ::getpid()) << "a sync ran in the child";
 }
