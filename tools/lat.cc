@@ -101,12 +101,12 @@ int run_lat(const LatArgs& a) {
                                            {"consumer_core", a.consumer_core},
                                            {"wait", a.wait_name},
                                            {"rounds", a.rounds},
-                                           {"floor_rounds", bench::floor_rounds_json(run->floor_rounds)},
+                                           {"floor_rounds", bench::floor_rounds_json(run->floor_rounds, run->floor_compared)},
                                            {"tsc_ghz", std::round(clock.tsc().ghz() * 1e4) / 1e4},
                                            {"host", bench::host_summary()}}));
   } else {
     std::printf("\n%s", bench::latency_table(*rows).c_str());
-    if (run->floor_rounds.size() > 1) std::printf("\n%s", bench::floor_rounds_table(run->floor_rounds, a.mode).c_str());
+    if (run->floor_rounds.size() > 1) std::printf("\n%s", bench::floor_rounds_table(run->floor_rounds, run->floor_compared).c_str());
   }
   const auto& primary = rows->front().histogram;  // shmlog's one-way figure
   if (!a.hdr_out.empty()) {

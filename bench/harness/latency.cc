@@ -489,7 +489,7 @@ std::string unique(const char* what) {
 }  // namespace
 
 Result<LatencyRun> run_latency(const LatencyOptions& o, const Clock& clock,
-                                            const std::function<void(const std::string&)>& progress) {
+                               const std::function<void(const std::string&)>& progress) {
   if (o.size < 8) return Status(Status::Code::kInvalidArgument, "--size must be at least 8 bytes (a timestamp travels in the record)");
   if (o.size > (1u << 20)) return Status(Status::Code::kInvalidArgument, "--size must be at most 1M");
   if (o.mode == LatencyOptions::Mode::kOneWay && o.rate == 0 && o.count == 0) {
@@ -535,6 +535,9 @@ Result<LatencyRun> run_latency(const LatencyOptions& o, const Clock& clock,
   const bool ping_pong = o.mode == LatencyOptions::Mode::kPingPong;
   // One-way records at a rate are compared with a cache line at that rate.
   const bool paced_floor = !ping_pong && o.rate > 0;
+  run.floor_compared = ping_pong     ? "shmlog's round trip over the cache line's"
+                       : paced_floor ? "shmlog's one-way over a cache line's at the same pace, both from the intended send time"
+                                     : "shmlog's one-way over half the cache line's round trip";
   const std::uint64_t per_round = std::max<std::uint64_t>(measured / rounds, 1);
   const std::uint64_t warmup = o.warmup != 0 ? o.warmup : std::min<std::uint64_t>(per_round / 10, 100000);
   Histogram shmlog_all, floor_all;

@@ -60,10 +60,11 @@ struct FloorRatio {
 struct LatencyRun {
   std::vector<LatencyRow> rows;           // shmlog's and the floor's over all rounds, then the other baselines
   std::vector<FloorRatio> floor_rounds;  // one per round, with baselines
+  std::string floor_compared;            // what the ratios compare, in words
 };
 
 // Runs the measurement; `progress` receives one line per step.
 Result<LatencyRun> run_latency(const LatencyOptions& options, const Clock& clock,
-                                            const std::function<void(const std::string&)>& progress);
+                               const std::function<void(const std::string&)>& progress);
 
 }  // namespace shmlog::bench

@@ -110,10 +110,9 @@ std::pair<double, double> medians(const std::vector<FloorRatio>& rounds) {
 
 }  // namespace
 
-std::string floor_rounds_table(const std::vector<FloorRatio>& rounds, const std::string& mode) {
+std::string floor_rounds_table(const std::vector<FloorRatio>& rounds, const std::string& compared) {
   std::ostringstream out;
-  out << (mode == "one-way" ? "shmlog one-way over the cache-line floor's (latency.h), per round:\n"
-                            : "shmlog round trip over the cache-line floor's, per round:\n");
+  out << compared << ", per round:\n";
   char line[128];
   for (std::size_t i = 0; i < rounds.size(); ++i) {
     std::snprintf(line, sizeof line, "  round %zu: p50 %.2fx, p99.99 %.2fx\n", i + 1, rounds[i].p50, rounds[i].p9999);
@@ -125,8 +124,8 @@ std::string floor_rounds_table(const std::vector<FloorRatio>& rounds, const std:
   return out.str();
 }
 
-nlohmann::ordered_json floor_rounds_json(const std::vector<FloorRatio>& rounds) {
-  nlohmann::ordered_json out{{"rounds", nlohmann::ordered_json::array()}};
+nlohmann::ordered_json floor_rounds_json(const std::vector<FloorRatio>& rounds, const std::string& compared) {
+  nlohmann::ordered_json out{{"compared", compared}, {"rounds", nlohmann::ordered_json::array()}};
   for (const auto& r : rounds) out["rounds"].push_back({{"p50", r.p50}, {"p99.99", r.p9999}});
   const auto [p50, p9999] = medians(rounds);
   out["median"] = {{"p50", p50}, {"p99.99", p9999}};

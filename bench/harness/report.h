@@ -22,9 +22,9 @@ std::string latency_table(const std::vector<LatencyRow>& rows);
 // the mean rounded to 0.1 ns).
 nlohmann::ordered_json latency_json(const std::vector<LatencyRow>& rows, nlohmann::ordered_json header);
 // Each round's shmlog p50 and p99.99 over the floor's (FloorRatio), and
-// their medians; `mode` names what shmlog measured (ping-pong, one-way).
-std::string floor_rounds_table(const std::vector<FloorRatio>& rounds, const std::string& mode);
-nlohmann::ordered_json floor_rounds_json(const std::vector<FloorRatio>& rounds);
+// their medians, under `compared` (LatencyRun::floor_compared).
+std::string floor_rounds_table(const std::vector<FloorRatio>& rounds, const std::string& compared);
+nlohmann::ordered_json floor_rounds_json(const std::vector<FloorRatio>& rounds, const std::string& compared);
 // HdrHistogram's percentile distribution (as outputPercentileDistribution
 // writes it, 5 ticks per half distance), values in microseconds.
 std::string hdr_percentile_distribution(const Histogram& h);
